@@ -1,0 +1,214 @@
+//! Resources: a schema-driven attribute map plus the server-managed `id` and `meta`.
+//!
+//! Attributes are kept in their wire form with canonical names: core attributes at the top level,
+//! extension attributes under their schema URN (RFC 7643 §3.3). Attributes no schema declares are
+//! kept as sent, so an unknown custom extension attribute never blocks the rest of a request.
+//!
+//! ```
+//! use scim_core::resource::{Meta, Resource};
+//! use serde_json::json;
+//!
+//! let mut attrs = serde_json::Map::new();
+//! attrs.insert("userName".into(), json!("bjensen"));
+//! let user = Resource::new("User", "2819c223", attrs, Meta::new(time::OffsetDateTime::UNIX_EPOCH));
+//! let json = user.to_json(&scim_core::schema::SchemaRegistry::builtin(), Some("https://example.com/scim/v2"));
+//! assert_eq!(json["id"], "2819c223");
+//! assert_eq!(json["meta"]["location"], "https://example.com/scim/v2/Users/2819c223");
+//! assert_eq!(json["meta"]["version"], "W/\"1\"");
+//! assert_eq!(json["schemas"][0], "urn:ietf:params:scim:schemas:core:2.0:User");
+//! ```
+
+mod typed;
+
+use crate::etag::ETag;
+use crate::schema::{Returned, SchemaRegistry};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub use typed::{EnterpriseUser, Group, Member, Name, User};
+
+/// A resource's attributes in wire form (canonical names, extensions under their URN).
+pub type Attributes = Map<String, Value>;
+
+/// Server-managed metadata (RFC 7643 §3.1 `meta`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// When the resource was created.
+    pub created: OffsetDateTime,
+    /// When the resource was last modified.
+    pub last_modified: OffsetDateTime,
+    /// A counter bumped on every change that alters the resource; the ETag is derived from it.
+    pub version: u64,
+}
+
+impl Meta {
+    /// Metadata for a resource created at `now`, version 1.
+    pub fn new(now: OffsetDateTime) -> Self {
+        Self {
+            created: now,
+            last_modified: now,
+            version: 1,
+        }
+    }
+}
+
+/// A stored resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The resource type name, e.g. `User`.
+    pub resource_type: String,
+    /// The server-assigned id.
+    pub id: String,
+    /// The attributes (without `id`, `meta` or `schemas`).
+    pub attributes: Attributes,
+    /// Server-managed metadata.
+    pub meta: Meta,
+}
+
+/// Formats a timestamp as RFC 3339 (xsd:dateTime), the form `meta.created` takes on the wire.
+pub fn format_datetime(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// Parses an xsd:dateTime (RFC 3339, as RFC 7643 §2.3.5 requires). A value without an offset is
+/// taken as UTC, which is what clients that send one mean.
+pub fn parse_datetime(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .or_else(|| OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339).ok())
+}
+
+impl Resource {
+    /// A resource from its parts.
+    pub fn new(
+        resource_type: impl Into<String>,
+        id: impl Into<String>,
+        attributes: Attributes,
+        meta: Meta,
+    ) -> Self {
+        Self {
+            resource_type: resource_type.into(),
+            id: id.into(),
+            attributes,
+            meta,
+        }
+    }
+
+    /// The weak ETag of the current version.
+    pub fn etag(&self) -> ETag {
+        ETag::new(self.meta.version)
+    }
+
+    /// The full representation: `schemas` (the core schema plus every extension present), `id`,
+    /// the attributes and `meta`. `returned: never` attributes are dropped here, so no path
+    /// outputs a password (RFC 7643 §7: "never … SHALL NOT be returned"). `base_url` (the SCIM
+    /// base, e.g. `https://host/scim/v2`) fills `meta.location`.
+    ///
+    /// This is also the form filters are evaluated against, since `id` and `meta.*` are
+    /// filterable (RFC 7644 §3.4.2.2).
+    pub fn to_json(&self, registry: &SchemaRegistry, base_url: Option<&str>) -> Value {
+        let rt = registry.resource_type(&self.resource_type);
+        let mut schemas = vec![Value::String(
+            rt.map(|r| r.schema.clone())
+                .unwrap_or_else(|| self.resource_type.clone()),
+        )];
+        let mut out = Map::new();
+        out.insert("schemas".into(), Value::Null);
+        out.insert("id".into(), Value::String(self.id.clone()));
+        for (key, value) in &self.attributes {
+            if value.is_null() {
+                continue;
+            }
+            if let Some(urn) = rt.and_then(|rt| registry.extension_urn(rt, key)) {
+                if value.as_object().is_some_and(|o| !o.is_empty()) {
+                    schemas.push(Value::String(urn.to_string()));
+                }
+                let mut ext = value.clone();
+                if let (Some(schema), Some(obj)) = (registry.schema(urn), ext.as_object_mut()) {
+                    obj.retain(|k, _| {
+                        schema
+                            .attribute(k)
+                            .is_none_or(|a| a.returned != Returned::Never)
+                    });
+                }
+                out.insert(key.clone(), ext);
+                continue;
+            }
+            let never = rt
+                .and_then(|rt| registry.schema(&rt.schema))
+                .and_then(|s| s.attribute(key))
+                .is_some_and(|a| a.returned == Returned::Never);
+            if !never {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+        out.insert("schemas".into(), Value::Array(schemas));
+        let mut meta = Map::new();
+        meta.insert(
+            "resourceType".into(),
+            Value::String(self.resource_type.clone()),
+        );
+        meta.insert(
+            "created".into(),
+            Value::String(format_datetime(self.meta.created)),
+        );
+        meta.insert(
+            "lastModified".into(),
+            Value::String(format_datetime(self.meta.last_modified)),
+        );
+        if let Some(base) = base_url {
+            let endpoint = rt.map(|r| r.endpoint.trim_start_matches('/').to_string());
+            let endpoint = endpoint.unwrap_or_else(|| format!("{}s", self.resource_type));
+            meta.insert(
+                "location".into(),
+                Value::String(format!(
+                    "{}/{}/{}",
+                    base.trim_end_matches('/'),
+                    endpoint,
+                    self.id
+                )),
+            );
+        }
+        meta.insert("version".into(), Value::String(self.etag().to_string()));
+        out.insert("meta".into(), Value::Object(meta));
+        Value::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ENTERPRISE_USER_URN;
+    use serde_json::json;
+
+    #[test]
+    fn to_json_lists_present_extensions_and_never_returns_password() {
+        let registry = SchemaRegistry::builtin();
+        let attrs = json!({
+            "userName": "a",
+            "password": "hunter2",
+            ENTERPRISE_USER_URN: {"department": "Eng"}
+        });
+        let r = Resource::new(
+            "User",
+            "1",
+            attrs.as_object().unwrap().clone(),
+            Meta::new(OffsetDateTime::UNIX_EPOCH),
+        );
+        let out = r.to_json(&registry, None);
+        assert_eq!(
+            out["schemas"],
+            json!([
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                ENTERPRISE_USER_URN
+            ])
+        );
+        assert!(out.get("password").is_none());
+        assert_eq!(out["meta"]["created"], "1970-01-01T00:00:00Z");
+        assert!(out["meta"].get("location").is_none());
+    }
+}
