@@ -1,0 +1,207 @@
+//! Running the server: open and migrate the store, make sure the default tenant and a credential
+//! exist, bind, serve HTTP or HTTPS, and drain in-flight requests on SIGTERM or Ctrl-C.
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, LogFormat};
+use crate::state::AppState;
+use crate::store::{Store, Tenant};
+use crate::tokens;
+use anyhow::Context;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Installs the global `tracing` subscriber: logs go to standard error (standard output carries
+/// only the bound address and a first-start token), as text or JSON.
+pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter).with_context(|| {
+        format!(
+            "`log.filter` (SCIM_LOG) {:?} is not a valid filter",
+            config.log.filter
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // Already installed (tests, embedding): keep the existing subscriber.
+    let _ = result;
+    Ok(())
+}
+
+/// Opens the store named by the database URL.
+pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    // TODO(lead): `crate::store::open_store` lands with the storage helper; wire it here:
+    // `crate::store::open_store(database_url).await.context("opening the database")`
+    let _ = database_url;
+    anyhow::bail!("no storage backend is compiled into this build yet")
+}
+
+/// Creates the default tenant if it does not exist.
+pub async fn ensure_tenant(store: &dyn Store, id: &str, clock: &dyn Clock) -> anyhow::Result<()> {
+    if store.tenant(id).await?.is_none() {
+        let tenant = Tenant {
+            id: id.to_string(),
+            name: id.to_string(),
+            bulk_upsert_by_external_id: false,
+            created: clock.now(),
+        };
+        match store.create_tenant(&tenant).await {
+            Ok(()) | Err(crate::store::StoreError::Uniqueness { .. }) => {}
+            Err(e) => return Err(e).context("creating the default tenant"),
+        }
+    }
+    Ok(())
+}
+
+/// On first start with no credential at all, creates a token for the default tenant and prints it
+/// once on standard output.
+async fn first_start_token(
+    config: &Config,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    if config.token.is_some() || config.auth.is_some() {
+        return Ok(());
+    }
+    if !store.list_tokens(None).await?.is_empty() {
+        return Ok(());
+    }
+    let (record, secret) = tokens::issue(
+        store,
+        &config.default_tenant,
+        "first start",
+        false,
+        clock.now(),
+    )
+    .await
+    .context("creating the first-start token")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "No credential was configured, so a bearer token was created for tenant {:?} (id {}).\n\
+         It is shown only this once; paste it as the Secret Token in Entra ID or Okta:\n\n    {secret}\n",
+        record.tenant, record.id
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+/// `scim-server serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(&config.database_url).await?;
+    store.migrate().await.context("applying migrations")?;
+    ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref()).await?;
+    first_start_token(&config, store.as_ref(), clock.as_ref()).await?;
+    // TODO(lead): use the auth helper's combined authenticator (static tokens, Entra JWT, OAuth
+    // access tokens from `config.auth`) and merge its `oauth_router` into the app.
+    let authenticator = Arc::new(tokens::StaticTokenAuthenticator::new(
+        store.clone(),
+        clock.clone(),
+        config
+            .token
+            .as_ref()
+            .map(|t| (config.default_tenant.as_str(), t.0.as_str())),
+    ));
+    let state = AppState::with_clock(&config, store, authenticator, clock);
+    run(config, state).await
+}
+
+/// Serves `state` on the configured address until shutdown (used by `serve` and by embedding
+/// applications that built their own state).
+pub async fn run(config: Config, state: AppState) -> anyhow::Result<()> {
+    let app = crate::http::router(state);
+    let addr: SocketAddr = config.listen.parse().context("`listen`")?;
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("binding {addr} (`listen` / SCIM_LISTEN)"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let tls = config.tls.cert.is_some();
+    let scheme = if tls { "https" } else { "http" };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "scim-server listening on {scheme}://{bound}{}",
+            config.base_path
+        )?;
+        out.flush()?;
+    }
+    tracing::info!(%bound, tls, "listening");
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        // TODO(lead): rustls needs a process-wide crypto provider when both `ring` and
+        // `aws-lc-rs` are compiled in (reqwest brings `ring`, axum-server `aws-lc-rs`): add
+        // `rustls` as a dependency and call `rustls::crypto::aws_lc_rs::default_provider()
+        // .install_default()` before this point.
+        let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading `tls.cert` {} and `tls.key` {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let shutdown = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown.graceful_shutdown(Some(grace));
+        });
+        axum_server::from_tcp_rustls(listener, tls_config)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await?;
+    } else {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let (drained_tx, mut drained_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = drained_tx.send(true);
+        });
+        tokio::select! {
+            result = server => result?,
+            _ = async {
+                let _ = drained_rx.wait_for(|v| *v).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(seconds = grace.as_secs(), "grace period over; closing remaining connections");
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
