@@ -89,9 +89,10 @@ pub fn if_none_match_hit(header: Option<&str>, current: u64) -> bool {
 }
 
 fn matches_any(header: &str, current: u64) -> bool {
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || ETag::parse(tag).is_some_and(|t| t.version() == current)
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || ETag::parse(tag).is_some_and(|t| t.version() == current))
 }
 
 #[cfg(test)]

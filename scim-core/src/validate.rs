@@ -146,7 +146,8 @@ fn carry_over(
                 }
             }
             Mutability::ReadWrite => {
-                let keep = prefix.is_empty() && name == "active" && def.kind == AttributeType::Boolean;
+                let keep =
+                    prefix.is_empty() && name == "active" && def.kind == AttributeType::Boolean;
                 if let (true, Some(old), false) = (keep, old, out.contains_key(name)) {
                     out.insert(name.clone(), old.clone());
                 }
@@ -176,7 +177,9 @@ fn check_schema(schema: &Schema, attrs: &Map<String, Value>, prefix: &str) -> Re
         };
         let mut primaries = 0;
         for (i, item) in items.iter().enumerate() {
-            let Some(obj) = item.as_object() else { continue };
+            let Some(obj) = item.as_object() else {
+                continue;
+            };
             if obj.get("primary") == Some(&Value::Bool(true)) {
                 primaries += 1;
             }
@@ -260,10 +263,25 @@ mod tests {
         let r = registry();
         let cases: Vec<(&str, &str, Value, Option<(ScimType, &str)>)> = vec![
             ("minimal user", "User", json!({"userName": "a"}), None),
-            ("missing userName", "User", json!({"active": true}), Some((ScimType::InvalidValue, "userName"))),
-            ("empty userName", "User", json!({"userName": ""}), Some((ScimType::InvalidValue, "userName"))),
+            (
+                "missing userName",
+                "User",
+                json!({"active": true}),
+                Some((ScimType::InvalidValue, "userName")),
+            ),
+            (
+                "empty userName",
+                "User",
+                json!({"userName": ""}),
+                Some((ScimType::InvalidValue, "userName")),
+            ),
             ("minimal group", "Group", json!({"displayName": "G"}), None),
-            ("missing displayName", "Group", json!({"members": [{"value": "1"}]}), Some((ScimType::InvalidValue, "displayName"))),
+            (
+                "missing displayName",
+                "Group",
+                json!({"members": [{"value": "1"}]}),
+                Some((ScimType::InvalidValue, "displayName")),
+            ),
             (
                 "one primary",
                 "User",
@@ -311,7 +329,10 @@ mod tests {
             &attrs(json!({"userName": "a", "urn:example:acme:2.0:User": {"badge": "b"}})),
         )
         .unwrap_err();
-        assert!(err.detail().contains("urn:example:acme:2.0:User:level"), "{err}");
+        assert!(
+            err.detail().contains("urn:example:acme:2.0:User:level"),
+            "{err}"
+        );
         create(
             &r,
             rt,
@@ -321,7 +342,12 @@ mod tests {
     }
 
     fn stored(v: Value) -> Resource {
-        Resource::new("User", "1", attrs(v), Meta::new(time::OffsetDateTime::UNIX_EPOCH))
+        Resource::new(
+            "User",
+            "1",
+            attrs(v),
+            Meta::new(time::OffsetDateTime::UNIX_EPOCH),
+        )
     }
 
     /// (case, stored attributes, PUT body, expected result or (scimType, detail fragment))
@@ -331,7 +357,12 @@ mod tests {
         r.extend_resource_type("User", "urn:example:acme:2.0:User", false)
             .unwrap();
         let acme = "urn:example:acme:2.0:User";
-        let cases: Vec<(&str, Value, Value, std::result::Result<Value, (ScimType, &str)>)> = vec![
+        let cases: Vec<(
+            &str,
+            Value,
+            Value,
+            std::result::Result<Value, (ScimType, &str)>,
+        )> = vec![
             (
                 "omitted active keeps the stored value (project decision)",
                 json!({"userName": "a", "active": true}),

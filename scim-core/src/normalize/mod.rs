@@ -406,9 +406,24 @@ mod tests {
     #[test]
     fn errors() {
         let cases: Vec<(&str, Value, ScimType, &str)> = vec![
-            ("array body", json!([]), ScimType::InvalidSyntax, "JSON object"),
-            ("string body", json!("x"), ScimType::InvalidSyntax, "a string"),
-            ("non-boolean string", json!({"userName": "a", "active": "yes"}), ScimType::InvalidValue, "active"),
+            (
+                "array body",
+                json!([]),
+                ScimType::InvalidSyntax,
+                "JSON object",
+            ),
+            (
+                "string body",
+                json!("x"),
+                ScimType::InvalidSyntax,
+                "a string",
+            ),
+            (
+                "non-boolean string",
+                json!({"userName": "a", "active": "yes"}),
+                ScimType::InvalidValue,
+                "active",
+            ),
             (
                 "nested non-boolean primary",
                 json!({"userName": "a", "emails": [{"value": "a@b", "primary": "maybe"}]}),
