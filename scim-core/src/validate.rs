@@ -257,11 +257,14 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    /// The expected failure: its scimType and a fragment of its detail.
+    type Failure = (ScimType, &'static str);
+
     /// (case, resource type, attributes, Ok or (scimType, detail fragment))
     #[test]
     fn create_table() {
         let r = registry();
-        let cases: Vec<(&str, &str, Value, Option<(ScimType, &str)>)> = vec![
+        let cases: Vec<(&str, &str, Value, Option<Failure>)> = vec![
             ("minimal user", "User", json!({"userName": "a"}), None),
             (
                 "missing userName",
@@ -357,12 +360,7 @@ mod tests {
         r.extend_resource_type("User", "urn:example:acme:2.0:User", false)
             .unwrap();
         let acme = "urn:example:acme:2.0:User";
-        let cases: Vec<(
-            &str,
-            Value,
-            Value,
-            std::result::Result<Value, (ScimType, &str)>,
-        )> = vec![
+        let cases: Vec<(&str, Value, Value, std::result::Result<Value, Failure>)> = vec![
             (
                 "omitted active keeps the stored value (project decision)",
                 json!({"userName": "a", "active": true}),

@@ -77,13 +77,13 @@ impl Projection {
                 out.insert(key, v);
             }
         }
-        if !emptied.is_empty() {
-            if let Some(Value::Array(schemas)) = out.get_mut("schemas") {
-                schemas.retain(|s| {
-                    !s.as_str()
-                        .is_some_and(|s| emptied.iter().any(|e| e.eq_ignore_ascii_case(s)))
-                });
-            }
+        if !emptied.is_empty()
+            && let Some(Value::Array(schemas)) = out.get_mut("schemas")
+        {
+            schemas.retain(|s| {
+                !s.as_str()
+                    .is_some_and(|s| emptied.iter().any(|e| e.eq_ignore_ascii_case(s)))
+            });
         }
         Value::Object(out)
     }
@@ -104,10 +104,12 @@ impl Projection {
             }
             _ => {}
         }
-        if let Some(sub) = &path.sub {
-            if sub.returned == Returned::Never {
-                return false;
-            }
+        if path
+            .sub
+            .as_ref()
+            .is_some_and(|s| s.returned == Returned::Never)
+        {
+            return false;
         }
         let naming = |p: &&ResolvedPath| names(p, ext, &attr.name);
         if !self.attributes.is_empty() {

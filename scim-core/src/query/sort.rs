@@ -74,10 +74,10 @@ fn compare(def: &AttributeDef, a: &Value, b: &Value) -> Ordering {
                 .unwrap_or(Ordering::Equal),
         },
         (Value::String(x), Value::String(y)) => {
-            if def.kind == AttributeType::DateTime {
-                if let (Some(x), Some(y)) = (parse_datetime(x), parse_datetime(y)) {
-                    return x.cmp(&y);
-                }
+            if def.kind == AttributeType::DateTime
+                && let (Some(x), Some(y)) = (parse_datetime(x), parse_datetime(y))
+            {
+                return x.cmp(&y);
             }
             if def.case_exact {
                 x.cmp(y)

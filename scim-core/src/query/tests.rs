@@ -3,6 +3,9 @@ use crate::error::ScimType;
 use crate::schema::{ENTERPRISE_USER_URN, GROUP_URN, Schema, USER_URN};
 use serde_json::json;
 
+/// Query parameters as (name, value) pairs.
+type Pairs = &'static [(&'static str, &'static str)];
+
 const ACME: &str = "urn:example:acme:2.0:User";
 
 /// The builtin registry plus an extension with an integer and a `returned: request` attribute.
@@ -45,7 +48,7 @@ fn params(pairs: &[(&str, &str)]) -> QueryParams {
 /// (parameters, expected startIndex, expected count)
 #[test]
 fn paging_parameters() {
-    let cases: Vec<(&[(&str, &str)], u64, u64)> = vec![
+    let cases: Vec<(Pairs, u64, u64)> = vec![
         (&[], 1, 100),
         (&[("startIndex", "0")], 1, 100),
         (&[("startIndex", "-5")], 1, 100),
@@ -109,7 +112,7 @@ fn sort_and_projection_parameters() {
 /// (parameters, scimType, text the detail must contain)
 #[test]
 fn parameter_errors() {
-    let cases: Vec<(&[(&str, &str)], ScimType, &str)> = vec![
+    let cases: Vec<(Pairs, ScimType, &str)> = vec![
         (
             &[("startIndex", "one")],
             ScimType::InvalidValue,
@@ -244,7 +247,7 @@ fn projected(pairs: &[(&str, &str)]) -> Value {
 /// (attributes / excludedAttributes, expected representation)
 #[test]
 fn projection_table() {
-    let cases: Vec<(&[(&str, &str)], Value)> = vec![
+    let cases: Vec<(Pairs, Value)> = vec![
         (
             &[],
             json!({
@@ -335,7 +338,7 @@ fn group_excluded_members() {
 /// (resource type, parameters, includes_members)
 #[test]
 fn includes_members_table() {
-    let cases: Vec<(&[(&str, &str)], bool)> = vec![
+    let cases: Vec<(Pairs, bool)> = vec![
         (&[], true),
         (&[("excludedAttributes", "members")], false),
         (&[("excludedAttributes", "MEMBERS")], false),
@@ -357,7 +360,7 @@ fn includes_members_table() {
 /// (parameters, path, included)
 #[test]
 fn includes_table() {
-    let cases: Vec<(&[(&str, &str)], &str, bool)> = vec![
+    let cases: Vec<(Pairs, &str, bool)> = vec![
         (&[], "userName", true),
         (&[], "password", false),
         (&[], "secretQuestion", false),
