@@ -167,7 +167,7 @@ fn place(out: &mut Attributes, path: &ResolvedPath, value: Value) -> Result<()> 
             Value::Object(obj)
         }
         Some(_) => {
-            return Err(Error::invalid_path(format!(
+            return Err(Error::invalid_value(format!(
                 "{path} names a sub-attribute of a multi-valued attribute; send {} as an array",
                 path.attr.name
             )));
@@ -441,6 +441,12 @@ mod tests {
                 json!({"userName": "a", "manager": 3}),
                 ScimType::InvalidValue,
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+            ),
+            (
+                "dotted key into a multi-valued attribute",
+                json!({"userName": "a", "emails.value": "a@b"}),
+                ScimType::InvalidValue,
+                "emails.value",
             ),
             (
                 "single-valued given several values",

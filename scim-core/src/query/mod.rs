@@ -171,7 +171,8 @@ impl ListQuery {
     ///   integer: `invalidValue`.
     /// - a parameter given empty (`count=`) counts as absent;
     /// - `attributes` / `excludedAttributes`: comma-separated, trimmed, resolved; unknown names
-    ///   are ignored.
+    ///   are ignored (an `attributes` list of only unknown names returns only `id` and
+    ///   `schemas`); a whole extension URN names every attribute of the extension.
     pub fn from_params(
         registry: &SchemaRegistry,
         rt: &ResourceType,
@@ -212,8 +213,8 @@ impl ListQuery {
             start_index,
             count,
             projection: Projection {
-                attributes: resolve_list(registry, rt, params.attributes.as_deref()),
-                excluded: resolve_list(registry, rt, params.excluded_attributes.as_deref()),
+                attributes: resolve_list(registry, rt, params.attributes.as_deref(), true),
+                excluded: resolve_list(registry, rt, params.excluded_attributes.as_deref(), false),
             },
             cursor: params.cursor.clone(),
         })
@@ -295,11 +296,8 @@ fn parse_integer(name: &str, s: &str) -> Result<i64> {
     let t = s.trim();
     t.parse::<i64>().or_else(|_| {
         // Out of i64 range but still an integer: saturate.
-        if !t.is_empty()
-            && t.trim_start_matches(['-', '+'])
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        {
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(if t.starts_with('-') {
                 i64::MIN
             } else {
@@ -313,20 +311,41 @@ fn parse_integer(name: &str, s: &str) -> Result<i64> {
     })
 }
 
+/// Resolves a comma-separated attribute list. A name that is a whole extension URN stands for
+/// every attribute of the extension. Unknown names are dropped; when `attributes` names nothing
+/// known, the result is `[id]`, so that only `returned: always` attributes come back rather
+/// than the default set (RFC 7644 §3.4.2.5: the list overrides the default set).
 fn resolve_list(
     registry: &SchemaRegistry,
     rt: &ResourceType,
     list: Option<&str>,
+    is_attributes: bool,
 ) -> Vec<ResolvedPath> {
-    list.unwrap_or_default()
+    let names: Vec<&str> = list
+        .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .filter_map(|s| {
-            let (uri, name, sub) = split_path(s);
-            registry.resolve(rt, uri, name, sub)
-        })
-        .collect()
+        .collect();
+    let mut out = Vec::new();
+    for name in &names {
+        if let Some(urn) = registry.extension_urn(rt, name) {
+            let attrs = registry.schema(urn).map(|s| s.attributes.as_slice());
+            out.extend(
+                attrs
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|a| registry.resolve(rt, Some(urn), &a.name, None)),
+            );
+            continue;
+        }
+        let (uri, attr, sub) = split_path(name);
+        out.extend(registry.resolve(rt, uri, attr, sub));
+    }
+    if is_attributes && out.is_empty() && !names.is_empty() {
+        out.extend(registry.resolve(rt, None, "id", None));
+    }
+    out
 }
 
 fn search_member(key: &str, value: Value) -> Result<Option<String>> {

@@ -123,6 +123,8 @@ fn parameter_errors() {
             ScimType::InvalidValue,
             "startIndex",
         ),
+        (&[("startIndex", "-")], ScimType::InvalidValue, "startIndex"),
+        (&[("count", "+")], ScimType::InvalidValue, "count"),
         (&[("count", "ten")], ScimType::InvalidValue, "count"),
         (&[("sortOrder", "up")], ScimType::InvalidValue, "sortOrder"),
         (
@@ -287,6 +289,25 @@ fn projection_table() {
         (
             &[("attributes", "secretQuestion,password")],
             json!({"schemas": [USER_URN, ACME], "id": "1", ACME: {"secretQuestion": "pet"}}),
+        ),
+        (
+            &[("attributes", "nope,alsoNope")],
+            json!({"schemas": [USER_URN], "id": "1"}),
+        ),
+        (
+            &[(
+                "attributes",
+                "userName,urn:ietf:params:scim:schemas:extension:enterprise:2.0:user",
+            )],
+            json!({"schemas": [USER_URN, ENTERPRISE_USER_URN], "id": "1", "userName": "bjensen",
+                   ENTERPRISE_USER_URN: {"department": "Tour", "manager": {"value": "2"}}}),
+        ),
+        (
+            &[(
+                "excludedAttributes",
+                "urn:example:acme:2.0:User,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,name,emails,meta,externalId",
+            )],
+            json!({"schemas": [USER_URN], "id": "1", "userName": "bjensen", "favouriteColour": "teal"}),
         ),
         (
             &[("attributes", "meta.lastModified")],
