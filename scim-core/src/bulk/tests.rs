@@ -356,3 +356,61 @@ fn response_wire_form_and_fail_on_errors() {
     assert!(two.record(&failed));
     assert!(two.should_stop());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Operations that only reference bulkIds of other operations without cycles (here:
+        /// of operations later in the request) always get an order in which every operation
+        /// runs after the ones it references, and independent ones keep request order.
+        #[test]
+        fn acyclic_references_are_ordered(refs in proptest::collection::vec(
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..3), 1..10)) {
+            let n = refs.len();
+            let deps: Vec<Vec<usize>> = refs.iter().enumerate().map(|(i, picks)| {
+                let later = n - i - 1;
+                let mut d: Vec<usize> = if later == 0 { vec![] } else {
+                    picks.iter().map(|p| i + 1 + p.index(later)).collect()
+                };
+                d.sort_unstable();
+                d.dedup();
+                d
+            }).collect();
+            let ops: Vec<BulkOperation> = deps.iter().enumerate().map(|(i, d)| {
+                let members: Vec<Value> = d.iter().map(|j| json!({"value": format!("bulkId:b{j}")})).collect();
+                op(BulkMethod::Post, Some(&format!("b{i}")), "/Groups", json!({"members": members}))
+            }).collect();
+            let order = execution_order(&ops).unwrap();
+            let mut position = vec![usize::MAX; n];
+            for (pos, &i) in order.iter().enumerate() {
+                position[i] = pos;
+            }
+            prop_assert!(position.iter().all(|&p| p < n), "a permutation");
+            for (i, d) in deps.iter().enumerate() {
+                for &j in d {
+                    prop_assert!(position[j] < position[i], "{j} must run before {i}");
+                }
+            }
+            if deps.iter().all(Vec::is_empty) {
+                prop_assert_eq!(order, (0..n).collect::<Vec<_>>());
+            }
+        }
+
+        /// Resolution replaces every reference it knows and leaves no `bulkId:` behind.
+        #[test]
+        fn resolution_leaves_no_reference(ids in proptest::collection::vec("[a-z0-9]{1,6}", 1..6)) {
+            let map: HashMap<String, String> =
+                ids.iter().map(|i| (i.clone(), format!("id-{i}"))).collect();
+            let mut data = json!({
+                "members": ids.iter().map(|i| json!({"value": format!("bulkId:{i}")})).collect::<Vec<_>>(),
+                "path": format!("/Groups/bulkId:{}", ids[0]),
+            });
+            prop_assert_eq!(references(&data).len(), map.len());
+            resolve_references(&mut data, &map).unwrap();
+            prop_assert!(references(&data).is_empty());
+            prop_assert_eq!(&data["path"], &json!(format!("/Groups/id-{}", ids[0])));
+        }
+    }
+}

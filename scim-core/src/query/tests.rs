@@ -552,3 +552,79 @@ fn run_pages_and_projects() {
     let q = user_query(params(&[("startIndex", "99")])).unwrap();
     assert_eq!(q.run(&r, rt, all()).to_json()["Resources"], json!([]));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sort_by_user_name(order: SortOrder, names: &[Option<String>]) -> Vec<Value> {
+        let mut resources: Vec<Value> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match n {
+                Some(n) => json!({"id": format!("{i:03}"), "userName": n}),
+                None => json!({"id": format!("{i:03}")}),
+            })
+            .collect();
+        let r = registry();
+        let rt = r.resource_type("User").unwrap();
+        let sort = Sort {
+            path: r.resolve_str(rt, "userName").unwrap(),
+            order,
+        };
+        sort_resources(&mut resources, &sort);
+        resources
+    }
+
+    proptest! {
+        /// Sorting is a permutation; present values are ordered case-insensitively with ties
+        /// by id; missing values come last, by id, in both directions.
+        #[test]
+        fn sort_orders_present_values_and_puts_missing_last(
+            names in proptest::collection::vec(proptest::option::of("[a-cA-C]{0,2}"), 0..12),
+            descending in any::<bool>(),
+        ) {
+            let order = if descending { SortOrder::Descending } else { SortOrder::Ascending };
+            let sorted = sort_by_user_name(order, &names);
+            prop_assert_eq!(sorted.len(), names.len());
+            let key = |v: &Value| v.get("userName").and_then(Value::as_str)
+                .filter(|s| !s.is_empty()).map(str::to_lowercase);
+            let first_missing = sorted.iter().position(|v| key(v).is_none()).unwrap_or(sorted.len());
+            prop_assert!(sorted[first_missing..].iter().all(|v| key(v).is_none()));
+            for pair in sorted.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                match (key(a), key(b)) {
+                    (Some(x), Some(y)) if x == y => prop_assert!(a["id"].as_str() < b["id"].as_str()),
+                    (Some(x), Some(y)) if descending => prop_assert!(x > y),
+                    (Some(x), Some(y)) => prop_assert!(x < y),
+                    (None, None) => prop_assert!(a["id"].as_str() < b["id"].as_str()),
+                    _ => {}
+                }
+            }
+        }
+
+        /// Projecting twice is projecting once.
+        #[test]
+        fn projection_is_idempotent(
+            attrs in proptest::sample::subsequence(
+                vec!["userName", "name.givenName", "emails.value", "department", "meta", "secretQuestion", "nope"], 0..4),
+            excluded in proptest::sample::subsequence(
+                vec!["emails", "name.familyName", "manager", "id", "level"], 0..3),
+        ) {
+            let r = registry();
+            let rt = r.resource_type("User").unwrap();
+            let p = params(&[]);
+            let p = QueryParams {
+                attributes: Some(attrs.join(",")).filter(|s| !s.is_empty()),
+                excluded_attributes: Some(excluded.join(",")).filter(|s| !s.is_empty()),
+                ..p
+            };
+            let q = ListQuery::from_params(&r, rt, &p, QueryLimits::default()).unwrap();
+            let once = q.projection.apply(&r, rt, full_user());
+            let twice = q.projection.apply(&r, rt, once.clone());
+            prop_assert_eq!(&once, &twice);
+            prop_assert_eq!(&once["id"], "1");
+            prop_assert!(once.get("password").is_none());
+        }
+    }
+}
