@@ -103,6 +103,9 @@ impl Change {
 
     /// A PATCH. The changed paths are the outcome's; when the outcome names none they are
     /// computed from the snapshots. A membership delta adds `members` to the paths.
+    ///
+    /// A PATCH whose outcome is not `changed` is no write: it bumps no version and records no
+    /// change, so a server does not call this for it.
     pub fn patched(before: &Resource, after: &Resource, outcome: &PatchOutcome) -> Self {
         let mut changed_paths = if outcome.changed_paths.is_empty() {
             diff_paths(&before.attributes, &after.attributes)

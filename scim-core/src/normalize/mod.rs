@@ -134,19 +134,30 @@ fn extension_object(
         return Ok(());
     };
     for (key, value) in obj {
-        match schema.attribute(&key) {
-            Some(attr) => {
+        // `{"manager.value": "42"}` inside the extension object names a sub-attribute.
+        let (name, sub) = match key.split_once('.') {
+            Some((name, sub)) => (name, Some(sub)),
+            None => (key.as_str(), None),
+        };
+        let attr = schema.attribute(name);
+        let sub = match (attr, sub) {
+            (Some(attr), Some(sub)) => attr.sub_attribute(sub).map(|s| Some(s.clone())),
+            (_, None) => Some(None),
+            (None, Some(_)) => None,
+        };
+        match (attr, sub) {
+            (Some(attr), Some(sub)) => {
                 let path = ResolvedPath {
                     schema: schema.id.clone(),
                     location: Location::Extension,
                     attr: attr.clone(),
-                    sub: None,
+                    sub,
                     declared: true,
                 };
                 place(out, &path, value)?;
             }
-            None if value.is_null() => {}
-            None => {
+            _ if value.is_null() => {}
+            _ => {
                 ext_map(out, urn).insert(key, value);
             }
         }
@@ -382,6 +393,12 @@ mod tests {
                 "User",
                 json!({"userName": "a", "name": {"givenName": "B"}, "name.familyName": "J"}),
                 json!({"userName": "a", "name": {"givenName": "B", "familyName": "J"}}),
+            ),
+            (
+                "dotted key inside an extension object",
+                "User",
+                json!({"userName": "a", ENTERPRISE_USER_URN: {"manager.value": "42", "department": "Ops"}}),
+                json!({"userName": "a", ENTERPRISE_USER_URN: {"manager": {"value": "42"}, "department": "Ops"}}),
             ),
             (
                 "core attributes nested under the core URN",
