@@ -139,6 +139,30 @@ pub struct Projection {
     pub excluded: Vec<ResolvedPath>,
 }
 
+impl Projection {
+    /// Resolves `attributes` and `excludedAttributes` as given in a query string (comma-separated)
+    /// for any request that returns a resource: a list, a GET by id, and the responses of POST,
+    /// PUT and PATCH (RFC 7644 §3.9). Names are trimmed and resolved case-insensitively; unknown
+    /// names are ignored (an `attributes` list of only unknown names returns only `id` and
+    /// `schemas`); a whole extension URN names every attribute of the extension.
+    pub fn parse(
+        registry: &SchemaRegistry,
+        rt: &ResourceType,
+        attributes: Option<&str>,
+        excluded_attributes: Option<&str>,
+    ) -> Self {
+        Self {
+            attributes: resolve_list(registry, rt, attributes, true),
+            excluded: resolve_list(registry, rt, excluded_attributes, false),
+        }
+    }
+
+    /// True when the projection asks for nothing special (the default set).
+    pub fn is_default(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
+    }
+}
+
 /// A validated list query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
@@ -212,10 +236,12 @@ impl ListQuery {
             sort,
             start_index,
             count,
-            projection: Projection {
-                attributes: resolve_list(registry, rt, params.attributes.as_deref(), true),
-                excluded: resolve_list(registry, rt, params.excluded_attributes.as_deref(), false),
-            },
+            projection: Projection::parse(
+                registry,
+                rt,
+                params.attributes.as_deref(),
+                params.excluded_attributes.as_deref(),
+            ),
             cursor: params.cursor.clone(),
         })
     }

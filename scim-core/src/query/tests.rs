@@ -339,6 +339,15 @@ fn projection_table() {
 }
 
 #[test]
+fn projection_for_a_single_resource() {
+    let r = registry();
+    let rt = r.resource_type("Group").unwrap();
+    let p = Projection::parse(&r, rt, None, Some(" Members "));
+    assert!(!p.includes_members() && !p.is_default());
+    assert!(Projection::parse(&r, rt, Some(""), None).is_default());
+}
+
+#[test]
 fn group_excluded_members() {
     let r = registry();
     let rt = r.resource_type("Group").unwrap();
