@@ -6,10 +6,7 @@
 
 pub mod bulk;
 pub mod discovery;
-mod projection;
 pub mod resources;
-
-pub use projection::{includes, project};
 
 use crate::auth::Principal;
 use crate::state::AppState;

@@ -9,17 +9,17 @@
 //! - a write without `If-Match` that loses a compare-and-swap race is re-read and re-applied, a
 //!   bounded number of times, so concurrent member adds all land; with `If-Match` it is 412.
 
-use super::{GetReply, PatchReply, RequestCtx, ResourceReply, location, project, resource_type};
+use super::{GetReply, PatchReply, RequestCtx, ResourceReply, location, resource_type};
 use crate::state::AppState;
 use crate::store::{Load, StoreError};
-use scim_core::change::{Change, Operation};
-use scim_core::etag::ETag;
+use scim_core::change::Change;
+use scim_core::etag::{ETag, check_if_match, if_none_match_hit};
 use scim_core::patch::{self, Members, MembershipDelta, PatchRequest};
-use scim_core::query::{LIST_RESPONSE_URN, ListQuery, Projection, QueryParams};
+use scim_core::query::{ListQuery, ListResponse, Projection, QueryParams};
 use scim_core::resource::{Attributes, Meta, Resource};
 use scim_core::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 use scim_core::{Error, Result, normalize, validate};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashSet;
 
 /// How many times a write that lost a compare-and-swap race (without `If-Match`) is retried.
@@ -40,60 +40,25 @@ fn drop_unstored(attrs: &mut Attributes) {
     attrs.retain(|k, _| !DROPPED_ATTRIBUTES.iter().any(|d| d.eq_ignore_ascii_case(k)));
 }
 
-/// Checks `If-Match` against the current version (RFC 7644 §3.14): no header passes, `*` passes,
-/// a list passes when one tag names `current`; anything else is 412.
-// TODO(lead): switch to `scim_core::etag::check_if_match` once it is on main.
-pub fn check_if_match(header: Option<&str>, current: u64) -> Result<()> {
-    let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
-        return Ok(());
-    };
-    if tags_match(header, current) {
-        Ok(())
-    } else {
-        Err(Error::precondition_failed(format!(
-            "If-Match {header} does not match the current version {}",
-            ETag::new(current)
-        )))
-    }
-}
-
-/// Whether `If-None-Match` names the current version (a GET answers 304).
-// TODO(lead): switch to `scim_core::etag::if_none_match_hit` once it is on main.
-pub fn if_none_match_hit(header: Option<&str>, current: u64) -> bool {
-    header
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .is_some_and(|h| tags_match(h, current))
-}
-
-fn tags_match(header: &str, current: u64) -> bool {
-    header
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || ETag::parse(t).is_some_and(|t| t.version() == current))
-}
-
 /// The projection of `attributes`/`excludedAttributes` parameters alone.
-fn projection_of(state: &AppState, rt: &ResourceType, params: &QueryParams) -> Result<Projection> {
-    if params.attributes.is_none() && params.excluded_attributes.is_none() {
-        return Ok(Projection::default());
-    }
-    let only = QueryParams {
-        attributes: params.attributes.clone(),
-        excluded_attributes: params.excluded_attributes.clone(),
-        ..QueryParams::default()
-    };
-    Ok(
-        ListQuery::from_params(&state.registry, rt, &only, state.settings.query_limits())?
-            .projection,
+fn projection_of(state: &AppState, rt: &ResourceType, params: &QueryParams) -> Projection {
+    Projection::parse(
+        &state.registry,
+        rt,
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
     )
 }
 
-/// What to load for a projection.
-fn load_for(rt: &ResourceType, projection: &Projection) -> Load {
+/// What to load for a projection: a Group's members and a User's groups only when returned.
+fn load_for(state: &AppState, rt: &ResourceType, projection: &Projection) -> Load {
     Load {
-        members: is_group(rt) && super::includes(projection, "members"),
-        groups: is_user(rt) && super::includes(projection, "groups"),
+        members: is_group(rt) && projection.includes_members(),
+        groups: is_user(rt)
+            && state
+                .registry
+                .resolve(rt, None, "groups", None)
+                .is_some_and(|p| projection.includes(&p)),
     }
 }
 
@@ -104,11 +69,10 @@ fn render(
     r: &Resource,
     p: &Projection,
 ) -> Value {
-    project(
+    p.apply(
         &state.registry,
         rt,
         r.to_json(&state.registry, Some(&ctx.base_url)),
-        p,
     )
 }
 
@@ -150,8 +114,8 @@ pub async fn get(
     if_none_match: Option<&str>,
 ) -> Result<GetReply> {
     let rt = resource_type(state, rt_name)?;
-    let projection = projection_of(state, rt, params)?;
-    let resource = fetch(state, ctx, rt, id, load_for(rt, &projection)).await?;
+    let projection = projection_of(state, rt, params);
+    let resource = fetch(state, ctx, rt, id, load_for(state, rt, &projection)).await?;
     if if_none_match_hit(if_none_match, resource.meta.version) {
         return Ok(GetReply::NotModified(resource.etag()));
     }
@@ -164,25 +128,20 @@ pub async fn get(
     )))
 }
 
-fn check_filter_length(state: &AppState, params: &QueryParams) -> Result<()> {
+fn check_filter_length(state: &AppState, filter: &str) -> Result<()> {
     let max = state.settings.limits.max_filter_length;
-    match &params.filter {
-        Some(f) if f.len() > max => Err(Error::invalid_filter(format!(
+    if filter.len() > max {
+        Err(Error::invalid_filter(format!(
             "the filter is {} bytes long; at most {max} are accepted",
-            f.len()
-        ))),
-        _ => Ok(()),
+            filter.len()
+        )))
+    } else {
+        Ok(())
     }
 }
 
 fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [LIST_RESPONSE_URN],
-        "totalResults": total,
-        "itemsPerPage": resources.len(),
-        "startIndex": start_index,
-        "Resources": resources,
-    })
+    ListResponse::new(total, start_index, resources).to_json()
 }
 
 /// GET a list (RFC 7644 §3.4.2): filter, sort, paging, projection. No match is 200 with
@@ -194,11 +153,27 @@ pub async fn list(
     params: &QueryParams,
 ) -> Result<Value> {
     let rt = resource_type(state, rt_name)?;
-    check_filter_length(state, params)?;
+    if let Some(filter) = &params.filter {
+        check_filter_length(state, filter)?;
+    }
     let query = ListQuery::from_params(&state.registry, rt, params, state.settings.query_limits())?;
+    run_list(state, ctx, rt, &query).await
+}
+
+async fn run_list(
+    state: &AppState,
+    ctx: &RequestCtx,
+    rt: &ResourceType,
+    query: &ListQuery,
+) -> Result<Value> {
     let page = state
         .store
-        .list(ctx.tenant(), rt, &query, load_for(rt, &query.projection))
+        .list(
+            ctx.tenant(),
+            rt,
+            query,
+            load_for(state, rt, &query.projection),
+        )
         .await?;
     let resources = page
         .resources
@@ -206,54 +181,6 @@ pub async fn list(
         .map(|r| render(state, ctx, rt, r, &query.projection))
         .collect();
     Ok(list_response(page.total, query.start_index, resources))
-}
-
-/// The query parameters a SearchRequest body (RFC 7644 §3.4.3) stands for.
-pub fn search_params(body: Value) -> Result<QueryParams> {
-    let Value::Object(body) = body else {
-        return Err(Error::invalid_syntax(
-            "a SearchRequest body must be a JSON object",
-        ));
-    };
-    let mut params = QueryParams::default();
-    for (key, value) in body {
-        let text = |v: Value, key: &str| -> Result<Option<String>> {
-            match v {
-                Value::Null => Ok(None),
-                Value::String(s) => Ok(Some(s)),
-                Value::Number(n) => Ok(Some(n.to_string())),
-                Value::Array(items) => {
-                    let mut parts = Vec::new();
-                    for item in items {
-                        match item {
-                            Value::String(s) => parts.push(s),
-                            _ => {
-                                return Err(Error::invalid_syntax(format!(
-                                    "SearchRequest {key} must list strings"
-                                )));
-                            }
-                        }
-                    }
-                    Ok(Some(parts.join(",")))
-                }
-                _ => Err(Error::invalid_syntax(format!(
-                    "SearchRequest {key} has the wrong type"
-                ))),
-            }
-        };
-        match key.to_ascii_lowercase().as_str() {
-            "filter" => params.filter = text(value, "filter")?,
-            "sortby" => params.sort_by = text(value, "sortBy")?,
-            "sortorder" => params.sort_order = text(value, "sortOrder")?,
-            "startindex" => params.start_index = text(value, "startIndex")?,
-            "count" => params.count = text(value, "count")?,
-            "attributes" => params.attributes = text(value, "attributes")?,
-            "excludedattributes" => params.excluded_attributes = text(value, "excludedAttributes")?,
-            "cursor" => params.cursor = text(value, "cursor")?,
-            _ => {}
-        }
-    }
-    Ok(params)
 }
 
 /// POST `/.search` (RFC 7644 §3.4.3), per resource type (`rt_name`) or across all of them (the
@@ -264,16 +191,23 @@ pub async fn search(
     rt_name: Option<&str>,
     body: Value,
 ) -> Result<Value> {
-    let params = search_params(body)?;
-    if let Some(name) = rt_name {
-        return list(state, ctx, name, &params).await;
+    if let Some(filter) = body
+        .as_object()
+        .and_then(|b| b.iter().find(|(k, _)| k.eq_ignore_ascii_case("filter")))
+        .and_then(|(_, v)| v.as_str())
+    {
+        check_filter_length(state, filter)?;
     }
-    check_filter_length(state, &params)?;
     let limits = state.settings.query_limits();
+    if let Some(name) = rt_name {
+        let rt = resource_type(state, name)?;
+        let query = ListQuery::from_search(&state.registry, rt, body, limits)?;
+        return run_list(state, ctx, rt, &query).await;
+    }
     let mut queries = Vec::new();
     let mut first_error = None;
     for rt in state.registry.resource_types() {
-        match ListQuery::from_params(&state.registry, rt, &params, limits) {
+        match ListQuery::from_search(&state.registry, rt, body.clone(), limits) {
             Ok(q) => queries.push((rt, q)),
             // A filter naming attributes of one type only matches nothing in the others.
             Err(e) => {
@@ -317,7 +251,7 @@ pub async fn search(
                 ctx.tenant(),
                 rt,
                 &page_query,
-                load_for(rt, &page_query.projection),
+                load_for(state, rt, &page_query.projection),
             )
             .await?;
         remaining = remaining.saturating_sub(page.resources.len() as u64);
@@ -404,23 +338,6 @@ async fn retain_known_members(
     Ok(ids.into_iter().filter(|id| known.contains(id)).collect())
 }
 
-fn without_dropped(attrs: &Attributes) -> Value {
-    let mut a = attrs.clone();
-    drop_unstored(&mut a);
-    a.remove("members");
-    Value::Object(a)
-}
-
-fn changed_paths(before: &Attributes, after: &Attributes) -> Vec<String> {
-    let mut paths: Vec<String> = after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .collect();
-    paths.extend(before.keys().filter(|k| !after.contains_key(*k)).cloned());
-    paths
-}
-
 /// POST a resource (RFC 7644 §3.3): 201 with the resource; a uniqueness conflict is 409.
 pub async fn create(
     state: &AppState,
@@ -434,28 +351,12 @@ pub async fn create(
     drop_unstored(&mut attrs);
     validate::create(&state.registry, rt, &attrs)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let members = if is_group(rt) {
-        let added = retain_known_members(state, ctx.tenant(), &id, &mut attrs).await?;
-        Some(MembershipDelta {
-            clear: false,
-            added,
-            removed: Vec::new(),
-        })
-    } else {
-        None
-    };
+    if is_group(rt) {
+        retain_known_members(state, ctx.tenant(), &id, &mut attrs).await?;
+    }
     let wctx = ctx.write_context(state);
     let resource = Resource::new(rt.name.clone(), id.clone(), attrs, Meta::new(wctx.now));
-    let change = Change {
-        resource_type: rt.name.clone(),
-        id: id.clone(),
-        version: 1,
-        operation: Operation::Create,
-        changed_paths: resource.attributes.keys().cloned().collect(),
-        before: None,
-        after: Some(without_dropped(&resource.attributes)),
-        members,
-    };
+    let change = Change::created(&resource);
     state.store.create(&wctx, rt, &resource, &change).await?;
     let full = Load {
         members: is_group(rt),
@@ -518,16 +419,11 @@ pub async fn replace(
                 version,
             },
         );
-        let change = Change {
-            resource_type: rt.name.clone(),
-            id: id.to_string(),
-            version,
-            operation: Operation::Replace,
-            changed_paths: changed_paths(&existing.attributes, &resource.attributes),
-            before: Some(without_dropped(&existing.attributes)),
-            after: Some(without_dropped(&resource.attributes)),
-            members: members.clone(),
-        };
+        let mut change = Change::replaced(&existing, &resource);
+        if members.is_some() {
+            change.changed_paths.push("members".into());
+            change.members = members.clone();
+        }
         match state
             .store
             .update(
@@ -571,7 +467,7 @@ pub async fn patch(
     ctx.require_write()?;
     let rt = resource_type(state, rt_name)?;
     let request = PatchRequest::parse(body, state.settings.limits.max_patch_operations)?;
-    let projection = projection_of(state, rt, params)?;
+    let projection = projection_of(state, rt, params);
     let mode = if is_group(rt) {
         Members::Delta
     } else {
@@ -604,7 +500,7 @@ pub async fn patch(
         validate::patch_result(&state.registry, rt, &outcome.attributes)?;
         let wctx = ctx.write_context(state);
         let version = existing.meta.version + 1;
-        let mut attrs = outcome.attributes;
+        let mut attrs = outcome.attributes.clone();
         if is_group(rt) {
             attrs.remove("members");
         }
@@ -618,17 +514,8 @@ pub async fn patch(
                 version,
             },
         );
+        let change = Change::patched(&existing, &resource, &outcome);
         let members = outcome.members.filter(|_| members_changed);
-        let change = Change {
-            resource_type: rt.name.clone(),
-            id: id.to_string(),
-            version,
-            operation: Operation::Patch,
-            changed_paths: outcome.changed_paths,
-            before: Some(without_dropped(&existing.attributes)),
-            after: Some(without_dropped(&resource.attributes)),
-            members: members.clone(),
-        };
         match state
             .store
             .update(
@@ -655,7 +542,7 @@ pub async fn patch(
     if !wants_body {
         return Ok(PatchReply::NoContent(ETag::new(version)));
     }
-    let stored = fetch(state, ctx, rt, id, load_for(rt, &projection)).await?;
+    let stored = fetch(state, ctx, rt, id, load_for(state, rt, &projection)).await?;
     Ok(PatchReply::Resource(reply(
         state,
         ctx,
@@ -680,16 +567,7 @@ pub async fn delete(
     let expected = if_match
         .filter(|h| !h.trim().is_empty())
         .map(|_| existing.meta.version);
-    let change = Change {
-        resource_type: rt.name.clone(),
-        id: id.to_string(),
-        version: existing.meta.version + 1,
-        operation: Operation::Delete,
-        changed_paths: Vec::new(),
-        before: Some(without_dropped(&existing.attributes)),
-        after: None,
-        members: None,
-    };
+    let change = Change::deleted(&existing);
     let wctx = ctx.write_context(state);
     state.store.delete(&wctx, rt, id, expected, &change).await?;
     Ok(())
@@ -708,47 +586,4 @@ pub(crate) async fn find_by_external_id(
         .find_by_external_id(ctx.tenant(), rt, external_id)
         .await?
         .map(|r| r.id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_preconditions() {
-        let cases = [
-            (None, 3, true),
-            (Some("*"), 3, true),
-            (Some("W/\"3\""), 3, true),
-            (Some("\"3\""), 3, true),
-            (Some("W/\"2\", W/\"3\""), 3, true),
-            (Some("W/\"2\""), 3, false),
-            (Some("junk"), 3, false),
-        ];
-        for (header, version, ok) in cases {
-            assert_eq!(check_if_match(header, version).is_ok(), ok, "{header:?}");
-        }
-        assert!(if_none_match_hit(Some("W/\"4\""), 4));
-        assert!(!if_none_match_hit(Some("W/\"3\""), 4));
-        assert!(!if_none_match_hit(None, 4));
-    }
-
-    #[test]
-    fn search_bodies_become_query_parameters() {
-        let p = search_params(serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
-            "attributes": ["userName", "emails"],
-            "Filter": "userName sw \"a\"",
-            "startIndex": 2,
-            "count": 10,
-            "sortOrder": "descending"
-        }))
-        .unwrap();
-        assert_eq!(p.attributes.as_deref(), Some("userName,emails"));
-        assert_eq!(p.filter.as_deref(), Some("userName sw \"a\""));
-        assert_eq!(p.start_index.as_deref(), Some("2"));
-        assert_eq!(p.count.as_deref(), Some("10"));
-        assert!(search_params(serde_json::json!([1])).is_err());
-        assert!(search_params(serde_json::json!({"attributes": [1]})).is_err());
-    }
 }

@@ -1009,21 +1009,24 @@ async fn bulk_resolves_bulk_ids_and_honours_fail_on_errors() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let ops = r.body["Operations"].as_array().unwrap();
     assert_eq!(ops.len(), 3);
-    assert_eq!(ops[0]["status"], "201", "{}", r.body);
-    assert_eq!(ops[1]["status"], "201");
-    assert_eq!(ops[2]["status"], "409");
-    assert_eq!(ops[2]["response"]["scimType"], "uniqueness");
-    let group_location = ops[0]["location"].as_str().unwrap();
+    let by_bulk_id = |b: &str| {
+        ops.iter()
+            .find(|o| o["bulkId"] == b)
+            .unwrap_or_else(|| panic!("no result for {b}: {}", r.body))
+    };
+    // Results come in execution order: the user the group refers to runs first.
+    assert_eq!(ops[0]["bulkId"], "u");
+    assert_eq!(by_bulk_id("g")["status"], "201", "{}", r.body);
+    assert_eq!(by_bulk_id("u")["status"], "201");
+    assert_eq!(by_bulk_id("dup")["status"], "409");
+    assert_eq!(by_bulk_id("dup")["response"]["scimType"], "uniqueness");
+    let group_location = by_bulk_id("g")["location"].as_str().unwrap();
     let group_id = group_location.rsplit('/').next().unwrap();
     let g = app
         .call(Method::GET, &format!("/Groups/{group_id}"), None)
         .await;
-    let user_id = ops[1]["location"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap();
+    let user_location = by_bulk_id("u")["location"].as_str().unwrap();
+    let user_id = user_location.rsplit('/').next().unwrap();
     assert_eq!(g.body["members"][0]["value"], user_id);
 
     let stop = json!({
