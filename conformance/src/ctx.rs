@@ -262,6 +262,12 @@ impl Ctx {
     pub fn track(&mut self, path: String) {
         self.check_created.push(path);
     }
+    /// Moves everything the current check created to the run-wide cleanup list
+    /// (used for fixtures shared by several checks).
+    pub fn keep_for_run(&mut self) {
+        let list = std::mem::take(&mut self.check_created);
+        self.run_created.extend(list);
+    }
     /// Registers `path` for deletion at the end of the run.
     pub fn track_run(&mut self, path: String) {
         self.run_created.push(path);

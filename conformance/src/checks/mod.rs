@@ -10,6 +10,7 @@ mod discovery;
 mod entra;
 mod errors;
 mod etag;
+mod fixtures;
 mod filter;
 mod groups;
 mod okta;
