@@ -98,7 +98,6 @@ impl Ctx {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent("scim-conformance/0.1")
             .build()
             .map_err(|e| crate::Error::BaseUrl { url: config.base_url.clone(), reason: e.to_string() })?;
         let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -168,7 +167,11 @@ impl Ctx {
             }
             rb = rb.body(b.to_string());
         }
-        for (k, v) in headers {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("user-agent")) {
+            rb = rb.header("user-agent", "scim-conformance/0.1");
+        }
+        // A header given with an empty value is omitted (e.g. to send no User-Agent).
+        for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
             rb = rb.header(*k, *v);
         }
         let result = self.rt.block_on(async {
