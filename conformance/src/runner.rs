@@ -77,9 +77,11 @@ pub fn run_with(config: &RunConfig, checks: Vec<Check>) -> Report {
 }
 
 fn run_one(ctx: &mut Ctx, check: &Check) -> Outcome {
-    if let (Some(f), Profile::Rfc) = (check.requires, check.profile) {
-        if ctx.declared(f.key()) == Some(false) {
-            return Outcome::Skip(format!("ServiceProviderConfig {}.supported=false", f.key()));
+    if check.profile == Profile::Rfc {
+        for f in &check.requires {
+            if ctx.declared(f.key()) == Some(false) {
+                return Outcome::Skip(format!("ServiceProviderConfig {}.supported=false", f.key()));
+            }
         }
     }
     match std::panic::catch_unwind(AssertUnwindSafe(|| (check.run)(ctx))) {

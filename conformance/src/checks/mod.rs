@@ -150,8 +150,8 @@ pub struct Check {
     pub reference: &'static str,
     /// Profile the check belongs to.
     pub profile: Profile,
-    /// Feature the check needs; when the server declares it unsupported, RFC checks are skipped.
-    pub requires: Option<Feature>,
+    /// Features the check needs; when the server declares one unsupported, RFC checks are skipped.
+    pub requires: Vec<Feature>,
     /// The check itself.
     pub run: CheckFn,
 }
@@ -171,12 +171,12 @@ impl Check {
         run: impl Fn(&mut Ctx) -> Res + Send + Sync + 'static,
     ) -> Self {
         let area = Area::of_id(id).unwrap_or_else(|| panic!("check id {id} has no known area"));
-        Check { id, area, title, reference, profile: area.profile(), requires: None, run: Box::new(run) }
+        Check { id, area, title, reference, profile: area.profile(), requires: Vec::new(), run: Box::new(run) }
     }
 
-    /// Declares the feature the check needs.
+    /// Declares a feature the check needs.
     pub fn needs(mut self, f: Feature) -> Self {
-        self.requires = Some(f);
+        self.requires.push(f);
         self
     }
 }
