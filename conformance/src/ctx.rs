@@ -53,7 +53,10 @@ impl Resp {
     /// First value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
     /// JSON body or `Null`.
     pub fn j(&self) -> &Value {
@@ -89,17 +92,26 @@ impl Ctx {
             reason: e.to_string(),
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(crate::Error::BaseUrl { url: config.base_url.clone(), reason: "scheme must be http or https".into() });
+            return Err(crate::Error::BaseUrl {
+                url: config.base_url.clone(),
+                reason: "scheme must be http or https".into(),
+            });
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| crate::Error::BaseUrl {
-            url: config.base_url.clone(),
-            reason: format!("cannot start an I/O runtime: {e}"),
-        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::Error::BaseUrl {
+                url: config.base_url.clone(),
+                reason: format!("cannot start an I/O runtime: {e}"),
+            })?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| crate::Error::BaseUrl { url: config.base_url.clone(), reason: e.to_string() })?;
+            .map_err(|e| crate::Error::BaseUrl {
+                url: config.base_url.clone(),
+                reason: e.to_string(),
+            })?;
         let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         Ok(Self {
             rt,
@@ -149,25 +161,39 @@ impl Ctx {
         auth: Option<&str>,
     ) -> Result<Resp, Stop> {
         let url = self.url(path);
-        self.last_req = Some(RequestRecord { method: method.to_string(), url: url.clone(), body: body.map(str::to_string) });
+        self.last_req = Some(RequestRecord {
+            method: method.to_string(),
+            url: url.clone(),
+            body: body.map(str::to_string),
+        });
         self.last_resp = None;
-        let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| self.fail(format!("valid method: {e}")))?;
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| self.fail(format!("valid method: {e}")))?;
         let mut rb = self.http.request(m, &url);
         match auth {
             None => rb = rb.header("authorization", format!("Bearer {}", self.token)),
             Some("") => {}
             Some(v) => rb = rb.header("authorization", v),
         }
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
             rb = rb.header("accept", SCIM_JSON);
         }
         if let Some(b) = body {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 rb = rb.header("content-type", SCIM_JSON);
             }
             rb = rb.body(b.to_string());
         }
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("user-agent")) {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+        {
             rb = rb.header("user-agent", "scim-conformance/0.1");
         }
         // A header given with an empty value is omitted (e.g. to send no User-Agent).
@@ -180,7 +206,12 @@ impl Ctx {
             let headers: Vec<(String, String)> = resp
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let text = resp.text().await?;
             Ok::<_, reqwest::Error>((status, headers, text))
@@ -189,7 +220,12 @@ impl Ctx {
             Ok((status, headers, text)) => {
                 let json = serde_json::from_str(&text).ok();
                 self.last_resp = Some(format!("{status} {}", excerpt(&text, 400)));
-                Ok(Resp { status, headers, text, json })
+                Ok(Resp {
+                    status,
+                    headers,
+                    text,
+                    json,
+                })
             }
             Err(e) => {
                 self.last_resp = Some(format!("no response: {e}"));
@@ -217,7 +253,11 @@ impl Ctx {
     }
     /// `PATCH path` with a PatchOp message of `ops`.
     pub fn patch(&mut self, path: &str, ops: Value) -> Result<Resp, Stop> {
-        self.send("PATCH", path, Some(&json!({"schemas": [PATCH_OP], "Operations": ops})))
+        self.send(
+            "PATCH",
+            path,
+            Some(&json!({"schemas": [PATCH_OP], "Operations": ops})),
+        )
     }
     /// `DELETE path`.
     pub fn delete(&mut self, path: &str) -> Result<Resp, Stop> {
@@ -229,7 +269,10 @@ impl Ctx {
         Stop::Fail(Failure {
             request: self.last_req.clone(),
             expected: expected.into(),
-            actual: self.last_resp.clone().unwrap_or_else(|| "no request sent".into()),
+            actual: self
+                .last_resp
+                .clone()
+                .unwrap_or_else(|| "no request sent".into()),
         })
     }
     /// A failure with the last request and an explicit observation.
@@ -238,11 +281,19 @@ impl Ctx {
         if let Some(r) = &self.last_resp {
             actual = format!("{actual}; last response: {r}");
         }
-        Stop::Fail(Failure { request: self.last_req.clone(), expected: expected.into(), actual })
+        Stop::Fail(Failure {
+            request: self.last_req.clone(),
+            expected: expected.into(),
+            actual,
+        })
     }
     /// Fails with `expected` unless `cond`.
     pub fn ensure(&self, cond: bool, expected: impl Into<String>) -> Res {
-        if cond { Ok(()) } else { Err(self.fail(expected)) }
+        if cond {
+            Ok(())
+        } else {
+            Err(self.fail(expected))
+        }
     }
     /// Fails unless the status is one of `allowed`.
     pub fn status(&self, r: &Resp, allowed: &[u16], what: &str) -> Res {
@@ -250,7 +301,12 @@ impl Ctx {
             Ok(())
         } else {
             let codes: Vec<String> = allowed.iter().map(u16::to_string).collect();
-            Err(self.fail(format!("status {}{}{}", codes.join(" or "), if what.is_empty() { "" } else { ": " }, what)))
+            Err(self.fail(format!(
+                "status {}{}{}",
+                codes.join(" or "),
+                if what.is_empty() { "" } else { ": " },
+                what
+            )))
         }
     }
     /// The JSON object body of `r`, or a failure.
@@ -292,19 +348,29 @@ impl Ctx {
     /// The ServiceProviderConfig, fetched once (None when unavailable).
     pub fn spc(&mut self) -> Option<Value> {
         if self.spc.is_none() {
-            let v = self.get("/ServiceProviderConfig").ok().filter(|r| r.status == 200).and_then(|r| r.json);
+            let v = self
+                .get("/ServiceProviderConfig")
+                .ok()
+                .filter(|r| r.status == 200)
+                .and_then(|r| r.json);
             self.spc = Some(v);
         }
         self.spc.clone().flatten()
     }
     /// `Some(false)` when the ServiceProviderConfig declares `feature.supported` false.
     pub fn declared(&mut self, feature: &str) -> Option<bool> {
-        self.spc().and_then(|s| s.get(feature).and_then(|f| f.get("supported")).and_then(Value::as_bool))
+        self.spc().and_then(|s| {
+            s.get(feature)
+                .and_then(|f| f.get("supported"))
+                .and_then(Value::as_bool)
+        })
     }
     /// Skips when the server declares `feature` unsupported.
     pub fn require(&mut self, feature: &str) -> Res {
         if self.declared(feature) == Some(false) {
-            Err(Stop::Skip(format!("ServiceProviderConfig {feature}.supported=false")))
+            Err(Stop::Skip(format!(
+                "ServiceProviderConfig {feature}.supported=false"
+            )))
         } else {
             Ok(())
         }
@@ -333,14 +399,17 @@ impl Ctx {
     /// Creates `body` at `/Users` (201 or 200 with an `id`), tracks it, returns the resource.
     pub fn create_raw(&mut self, endpoint: &str, body: &Value) -> Result<Value, Stop> {
         let r = self.post(endpoint, body)?;
-        if let Some(id) = r.j().get("id").and_then(Value::as_str) {
-            if (200..300).contains(&r.status) {
-                self.track(format!("{endpoint}/{id}"));
-            }
+        if let Some(id) = r.j().get("id").and_then(Value::as_str)
+            && (200..300).contains(&r.status)
+        {
+            self.track(format!("{endpoint}/{id}"));
         }
         self.status(&r, &[201, 200], &format!("create at {endpoint}"))?;
         let v = self.obj(&r)?;
-        self.ensure(v.get("id").and_then(Value::as_str).is_some(), "the created resource with an \"id\"")?;
+        self.ensure(
+            v.get("id").and_then(Value::as_str).is_some(),
+            "the created resource with an \"id\"",
+        )?;
         Ok(v)
     }
     /// Creates a user from [`Ctx::user_body`].
@@ -364,7 +433,10 @@ impl Ctx {
     /// GETs a list (`/Users?filter=...`), expects 200 and a ListResponse; returns it.
     pub fn list(&mut self, path: &str) -> Result<Value, Stop> {
         let v = self.fetch(path)?;
-        self.ensure(v.get("totalResults").map(Value::is_u64) == Some(true), "a ListResponse with integer totalResults")?;
+        self.ensure(
+            v.get("totalResults").map(Value::is_u64) == Some(true),
+            "a ListResponse with integer totalResults",
+        )?;
         let total = v["totalResults"].as_u64().unwrap_or(0);
         let res_ok = match v.get("Resources") {
             Some(Value::Array(_)) => true,
@@ -383,21 +455,34 @@ impl Ctx {
 
 /// Resources of a ListResponse (empty when absent).
 pub fn resources(list: &Value) -> Vec<Value> {
-    list.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default()
+    list.get("Resources")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 /// Ids of the resources of a ListResponse.
 pub fn ids(list: &Value) -> Vec<String> {
-    resources(list).iter().filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string)).collect()
+    resources(list)
+        .iter()
+        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect()
 }
 /// The `id` of a resource ("" if absent).
 pub fn id_of(v: &Value) -> String {
-    v.get("id").and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 /// Looks up an attribute case-insensitively (RFC 7643 §2.1), returning `Null` if absent.
 pub fn attr<'a>(v: &'a Value, name: &str) -> &'a Value {
     static NULL: Value = Value::Null;
     match v {
-        Value::Object(m) => m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v).unwrap_or(&NULL),
+        Value::Object(m) => m
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .unwrap_or(&NULL),
         _ => &NULL,
     }
 }
@@ -409,12 +494,20 @@ pub fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
 pub fn values_of(v: &Value, name: &str) -> Vec<String> {
     attr(v, name)
         .as_array()
-        .map(|a| a.iter().filter_map(|m| attr(m, "value").as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| attr(m, "value").as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 /// The `value` of the element of `emails` (or another multi-valued attribute) with `type`.
 pub fn typed_value(v: &Value, name: &str, ty: &str) -> Option<String> {
-    attr(v, name).as_array()?.iter().find(|e| attr(e, "type").as_str() == Some(ty)).and_then(|e| attr(e, "value").as_str().map(str::to_string))
+    attr(v, name)
+        .as_array()?
+        .iter()
+        .find(|e| attr(e, "type").as_str() == Some(ty))
+        .and_then(|e| attr(e, "value").as_str().map(str::to_string))
 }
 /// Whether `v` is "absent" in a SCIM sense: missing, null, empty string or empty array.
 pub fn absent(v: &Value) -> bool {

@@ -11,10 +11,19 @@ use scim_conformance::{Profile, RunConfig, registry, run};
 #[command(name = "scim-conformance", version)]
 struct Args {
     /// SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2
-    #[arg(long, env = "SCIM_CONFORMANCE_BASE_URL", required_unless_present = "list")]
+    #[arg(
+        long,
+        env = "SCIM_CONFORMANCE_BASE_URL",
+        required_unless_present = "list"
+    )]
     base_url: Option<String>,
     /// Bearer token sent with every request.
-    #[arg(long, env = "SCIM_CONFORMANCE_TOKEN", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SCIM_CONFORMANCE_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
     token: String,
     /// Which checks to run: rfc, entra, okta or all.
     #[arg(long, default_value = "all", value_parser = parse_profile)]
@@ -44,7 +53,13 @@ fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     if args.list {
         for c in registry() {
-            println!("{:<48} {:<6} {:<28} {}", c.id, c.profile.name(), c.reference, c.title);
+            println!(
+                "{:<48} {:<6} {:<28} {}",
+                c.id,
+                c.profile.name(),
+                c.reference,
+                c.title
+            );
         }
         println!("{} checks", registry().len());
         return Ok(ExitCode::SUCCESS);
@@ -61,7 +76,12 @@ fn main() -> anyhow::Result<ExitCode> {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report.to_junit()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report.to_junit())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if report.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

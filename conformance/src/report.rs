@@ -104,7 +104,10 @@ impl Report {
         self.count("skip")
     }
     fn count(&self, label: &str) -> usize {
-        self.results.iter().filter(|r| r.outcome.label() == label).count()
+        self.results
+            .iter()
+            .filter(|r| r.outcome.label() == label)
+            .count()
     }
 
     /// Whether the run had no failure.
@@ -155,7 +158,8 @@ impl Report {
                         v["expected"] = json!(f.expected);
                         v["actual"] = json!(f.actual);
                         if let Some(req) = &f.request {
-                            v["request"] = json!({"method": req.method, "url": req.url, "body": req.body});
+                            v["request"] =
+                                json!({"method": req.method, "url": req.url, "body": req.body});
                         }
                     }
                 }
@@ -243,7 +247,10 @@ fn failure_details(f: &Failure) -> String {
         }
         s.push('\n');
     }
-    s.push_str(&format!("expected: {}\nactual:   {}\n", f.expected, f.actual));
+    s.push_str(&format!(
+        "expected: {}\nactual:   {}\n",
+        f.expected, f.actual
+    ));
     s
 }
 
@@ -303,7 +310,10 @@ mod tests {
 
     #[test]
     fn summary_line_without_skips() {
-        let r = Report { results: vec![result("a", Outcome::Pass), result("b", failure())], ..Default::default() };
+        let r = Report {
+            results: vec![result("a", Outcome::Pass), result("b", failure())],
+            ..Default::default()
+        };
         assert_eq!(r.summary_line(), "1 passed, 1 failed");
         assert!(!r.success());
         assert!(r.to_text().ends_with("1 passed, 1 failed\n"));
@@ -312,7 +322,10 @@ mod tests {
     #[test]
     fn summary_line_with_skips() {
         let r = Report {
-            results: vec![result("a", Outcome::Pass), result("b", Outcome::Skip("no bulk".into()))],
+            results: vec![
+                result("a", Outcome::Pass),
+                result("b", Outcome::Skip("no bulk".into())),
+            ],
             ..Default::default()
         };
         assert_eq!(r.summary_line(), "1 passed, 0 failed, 1 skipped");
@@ -331,7 +344,13 @@ mod tests {
 
     #[test]
     fn junit_escapes_markup() {
-        let r = Report { results: vec![result("a", failure()), result("b", Outcome::Skip("x\"y".into()))], ..Default::default() };
+        let r = Report {
+            results: vec![
+                result("a", failure()),
+                result("b", Outcome::Skip("x\"y".into())),
+            ],
+            ..Default::default()
+        };
         let xml = r.to_junit();
         assert!(xml.contains("t &lt;1&gt;"));
         assert!(xml.contains("{&quot;a&quot;:&quot;&lt;&amp;&gt;&quot;}"));
@@ -343,7 +362,10 @@ mod tests {
 
     #[test]
     fn json_has_outcomes_and_summary() {
-        let r = Report { results: vec![result("a", Outcome::Pass), result("b", failure())], ..Default::default() };
+        let r = Report {
+            results: vec![result("a", Outcome::Pass), result("b", failure())],
+            ..Default::default()
+        };
         let j = r.to_json();
         assert_eq!(j["summary"]["failed"], 1);
         assert_eq!(j["results"][1]["outcome"], "fail");

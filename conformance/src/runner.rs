@@ -21,11 +21,13 @@ pub fn run(config: &RunConfig) -> Report {
 /// [`run`] from async code: runs on a blocking thread of the current Tokio runtime.
 pub async fn run_async(config: RunConfig) -> Report {
     let base = config.base_url.clone();
-    tokio::task::spawn_blocking(move || run(&config)).await.unwrap_or_else(|e| Report {
-        base_url: base,
-        run_id: String::new(),
-        results: vec![internal_failure(format!("the run panicked: {e}"))],
-    })
+    tokio::task::spawn_blocking(move || run(&config))
+        .await
+        .unwrap_or_else(|e| Report {
+            base_url: base,
+            run_id: String::new(),
+            results: vec![internal_failure(format!("the run panicked: {e}"))],
+        })
 }
 
 fn internal_failure(msg: String) -> CheckResult {
@@ -35,7 +37,11 @@ fn internal_failure(msg: String) -> CheckResult {
         title: "Runner set-up".into(),
         reference: "scim-conformance".into(),
         profile: Profile::All,
-        outcome: Outcome::Fail(Failure { request: None, expected: "a usable configuration".into(), actual: msg }),
+        outcome: Outcome::Fail(Failure {
+            request: None,
+            expected: "a usable configuration".into(),
+            actual: msg,
+        }),
         duration_ms: 0,
     }
 }
@@ -45,15 +51,26 @@ pub fn run_with(config: &RunConfig, checks: Vec<Check>) -> Report {
     let mut ctx = match Ctx::new(config) {
         Ok(c) => c,
         Err(e) => {
-            let report = Report { base_url: config.base_url.clone(), run_id: String::new(), results: vec![internal_failure(e.to_string())] };
+            let report = Report {
+                base_url: config.base_url.clone(),
+                run_id: String::new(),
+                results: vec![internal_failure(e.to_string())],
+            };
             if config.verbose {
                 print!("{}", report.to_text());
             }
             return report;
         }
     };
-    let mut report = Report { base_url: ctx.base().to_string(), run_id: ctx.run_id.clone(), results: Vec::new() };
-    for check in checks.iter().filter(|c| config.profile.includes(c.profile) && config.selects(c.id)) {
+    let mut report = Report {
+        base_url: ctx.base().to_string(),
+        run_id: ctx.run_id.clone(),
+        results: Vec::new(),
+    };
+    for check in checks
+        .iter()
+        .filter(|c| config.profile.includes(c.profile) && config.selects(c.id))
+    {
         let started = Instant::now();
         let outcome = run_one(&mut ctx, check);
         ctx.cleanup_check();
@@ -94,7 +111,11 @@ fn run_one(ctx: &mut Ctx, check: &Check) -> Outcome {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Outcome::Fail(Failure { request: None, expected: "the check to complete".into(), actual: format!("runner bug: panic: {msg}") })
+            Outcome::Fail(Failure {
+                request: None,
+                expected: "the check to complete".into(),
+                actual: format!("runner bug: panic: {msg}"),
+            })
         }
     }
 }

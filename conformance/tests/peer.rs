@@ -39,29 +39,53 @@ fn python() -> String {
 /// Creates (once) the virtual environment with scim2-server; `Ok(None)` when python3
 /// or venv creation is impossible on this machine.
 fn venv() -> anyhow::Result<Option<PathBuf>> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scim2-server-venv-{SCIM2_SERVER_VERSION}"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("scim2-server-venv-{SCIM2_SERVER_VERSION}"));
     let bin = dir.join("bin").join("scim2-server");
     let marker = dir.join(".installed");
     if bin.exists() && marker.exists() {
         return Ok(Some(bin));
     }
-    if Command::new(python()).arg("--version").output().map(|o| !o.status.success()).unwrap_or(true) {
-        eprintln!("note: {} not found; skipping the scim2-server peer test", python());
+    if Command::new(python())
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!(
+            "note: {} not found; skipping the scim2-server peer test",
+            python()
+        );
         return Ok(None);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let st = Command::new(python()).args(["-m", "venv"]).arg(&dir).status().context("running python3 -m venv")?;
+    let st = Command::new(python())
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .context("running python3 -m venv")?;
     if !st.success() {
-        eprintln!("note: `{} -m venv` failed (is the venv module installed?); skipping the scim2-server peer test", python());
+        eprintln!(
+            "note: `{} -m venv` failed (is the venv module installed?); skipping the scim2-server peer test",
+            python()
+        );
         return Ok(None);
     }
     let pip = dir.join("bin").join("pip");
     let out = Command::new(&pip)
-        .args(["install", "--disable-pip-version-check", "--quiet", &format!("scim2-server=={SCIM2_SERVER_VERSION}")])
+        .args([
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            &format!("scim2-server=={SCIM2_SERVER_VERSION}"),
+        ])
         .output()
         .context("running pip install")?;
     if !out.status.success() {
-        bail!("pip install scim2-server=={SCIM2_SERVER_VERSION} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "pip install scim2-server=={SCIM2_SERVER_VERSION} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     std::fs::write(&marker, SCIM2_SERVER_VERSION)?;
     Ok(Some(bin))
@@ -73,7 +97,14 @@ fn free_port() -> anyhow::Result<u16> {
 
 fn start(bin: &Path, port: u16, log: &Path) -> anyhow::Result<Server> {
     let child = Command::new(bin)
-        .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", TOKEN])
+        .args([
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--bearer-token",
+            TOKEN,
+        ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
         .spawn()
@@ -85,7 +116,10 @@ fn start(bin: &Path, port: u16, log: &Path) -> anyhow::Result<Server> {
             return Ok(server);
         }
         if let Some(st) = server.0.try_wait()? {
-            bail!("scim2-server exited early ({st}); log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            bail!(
+                "scim2-server exited early ({st}); log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -95,7 +129,15 @@ fn start(bin: &Path, port: u16, log: &Path) -> anyhow::Result<Server> {
 /// Runs the binary with a time bound; returns (exit code, stdout).
 fn run_runner(base: &str, json: &Path, junit: &Path) -> anyhow::Result<(i32, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_scim-conformance"))
-        .args(["--base-url", base, "--token", TOKEN, "--timeout", "10", "--json"])
+        .args([
+            "--base-url",
+            base,
+            "--token",
+            TOKEN,
+            "--timeout",
+            "10",
+            "--json",
+        ])
         .arg(json)
         .arg("--junit")
         .arg(junit)
@@ -124,7 +166,9 @@ fn run_runner(base: &str, json: &Path, junit: &Path) -> anyhow::Result<(i32, Str
 }
 
 fn expectations_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("expectations").join("scim2-server.json")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("expectations")
+        .join("scim2-server.json")
 }
 
 #[test]
@@ -137,25 +181,55 @@ fn peer_scim2_server_matches_expectations() -> anyhow::Result<()> {
     let json_path = tmp.path().join("report.json");
     let junit_path = tmp.path().join("report.xml");
     // A trailing slash on the base URL must be accepted.
-    let (code, stdout) = run_runner(&format!("http://127.0.0.1:{port}/v2/"), &json_path, &junit_path)?;
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).context("reading the JSON report")?)?;
-    let results = report["results"].as_array().context("results array")?.clone();
+    let (code, stdout) = run_runner(
+        &format!("http://127.0.0.1:{port}/v2/"),
+        &json_path,
+        &junit_path,
+    )?;
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&json_path).context("reading the JSON report")?,
+    )?;
+    let results = report["results"]
+        .as_array()
+        .context("results array")?
+        .clone();
 
     // The printed summary is the last line and agrees with the JSON report.
-    let (p, f, s) = (&report["summary"]["passed"], &report["summary"]["failed"], &report["summary"]["skipped"]);
+    let (p, f, s) = (
+        &report["summary"]["passed"],
+        &report["summary"]["failed"],
+        &report["summary"]["skipped"],
+    );
     let mut want_last = format!("{p} passed, {f} failed");
     if s.as_u64().unwrap_or(0) > 0 {
         want_last.push_str(&format!(", {s} skipped"));
     }
-    assert_eq!(stdout.lines().last().unwrap_or_default(), want_last, "last line of the output");
-    assert_eq!(code, if f.as_u64() == Some(0) { 0 } else { 1 }, "exit status");
+    assert_eq!(
+        stdout.lines().last().unwrap_or_default(),
+        want_last,
+        "last line of the output"
+    );
+    assert_eq!(
+        code,
+        if f.as_u64() == Some(0) { 0 } else { 1 },
+        "exit status"
+    );
     let junit = std::fs::read_to_string(&junit_path)?;
-    assert_eq!(junit.matches("<testcase ").count(), results.len(), "one JUnit testcase per check");
-    assert!(results.len() >= 150, "at least 150 checks ran, got {}", results.len());
+    assert_eq!(
+        junit.matches("<testcase ").count(),
+        results.len(),
+        "one JUnit testcase per check"
+    );
+    assert!(
+        results.len() >= 150,
+        "at least 150 checks ran, got {}",
+        results.len()
+    );
 
     // Compare each outcome with the committed expectation.
     let exp_text = std::fs::read_to_string(expectations_path()).unwrap_or_else(|_| "{}".into());
-    let exp: Value = serde_json::from_str(&exp_text).context("parsing expectations/scim2-server.json")?;
+    let exp: Value =
+        serde_json::from_str(&exp_text).context("parsing expectations/scim2-server.json")?;
     let expected = exp["checks"].as_object().cloned().unwrap_or_default();
     let mut problems = Vec::new();
     let mut actual: BTreeMap<String, (String, Value)> = BTreeMap::new();
@@ -174,7 +248,11 @@ fn peer_scim2_server_matches_expectations() -> anyhow::Result<()> {
                         r["actual"].as_str().or(r["reason"].as_str()).unwrap_or("-")
                     ));
                 }
-                if want == "fail" && e["reason"].as_str().is_none_or(|s| s.trim().is_empty() || s.starts_with("TODO")) {
+                if want == "fail"
+                    && e["reason"]
+                        .as_str()
+                        .is_none_or(|s| s.trim().is_empty() || s.starts_with("TODO"))
+                {
                     problems.push(format!("{id}: an expected failure needs a reason"));
                 }
             }
@@ -191,19 +269,37 @@ fn peer_scim2_server_matches_expectations() -> anyhow::Result<()> {
         for (id, (outcome, r)) in &actual {
             let mut e = json!({"outcome": outcome});
             if outcome != "pass" {
-                let reason = expected.get(id).and_then(|e| e["reason"].as_str()).map(str::to_string).unwrap_or_else(|| {
-                    format!("TODO: {}", r["actual"].as_str().or(r["reason"].as_str()).unwrap_or_default())
-                });
+                let reason = expected
+                    .get(id)
+                    .and_then(|e| e["reason"].as_str())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        format!(
+                            "TODO: {}",
+                            r["actual"]
+                                .as_str()
+                                .or(r["reason"].as_str())
+                                .unwrap_or_default()
+                        )
+                    });
                 e["reason"] = json!(reason);
             }
             checks.insert(id.clone(), e);
         }
-        let doc = json!({"server": "scim2-server", "version": SCIM2_SERVER_VERSION, "checks": checks});
-        std::fs::write(expectations_path(), serde_json::to_string_pretty(&doc)? + "\n")?;
+        let doc =
+            json!({"server": "scim2-server", "version": SCIM2_SERVER_VERSION, "checks": checks});
+        std::fs::write(
+            expectations_path(),
+            serde_json::to_string_pretty(&doc)? + "\n",
+        )?;
         eprintln!("wrote {}", expectations_path().display());
     }
     if !problems.is_empty() {
-        bail!("{} outcome(s) differ from expectations/scim2-server.json:\n{}\n\nrunner output:\n{stdout}", problems.len(), problems.join("\n"));
+        bail!(
+            "{} outcome(s) differ from expectations/scim2-server.json:\n{}\n\nrunner output:\n{stdout}",
+            problems.len(),
+            problems.join("\n")
+        );
     }
     Ok(())
 }

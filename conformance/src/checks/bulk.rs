@@ -10,20 +10,28 @@ const BULK_REQ: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_RESP: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
 
 /// Posts a BulkRequest; tracks every created location; returns the response operations.
-fn bulk(ctx: &mut Ctx, ops: Value, fail_on_errors: Option<u64>) -> Result<(Value, Vec<Value>), Stop> {
+fn bulk(
+    ctx: &mut Ctx,
+    ops: Value,
+    fail_on_errors: Option<u64>,
+) -> Result<(Value, Vec<Value>), Stop> {
     let mut req = json!({"schemas": [BULK_REQ], "Operations": ops});
     if let Some(n) = fail_on_errors {
         req["failOnErrors"] = json!(n);
     }
     let r = ctx.post("/Bulk", &req)?;
-    let resp_ops = attr(r.j(), "Operations").as_array().cloned().unwrap_or_default();
+    let resp_ops = attr(r.j(), "Operations")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for op in &resp_ops {
         let method = attr(op, "method").as_str().unwrap_or_default();
         let status = status_of(op);
-        if method.eq_ignore_ascii_case("POST") && (200..300).contains(&status) {
-            if let Some(loc) = attr(op, "location").as_str() {
-                ctx.track(loc.to_string());
-            }
+        if method.eq_ignore_ascii_case("POST")
+            && (200..300).contains(&status)
+            && let Some(loc) = attr(op, "location").as_str()
+        {
+            ctx.track(loc.to_string());
         }
     }
     ctx.status(&r, &[200], "BulkResponse")?;
@@ -34,11 +42,18 @@ fn bulk(ctx: &mut Ctx, ops: Value, fail_on_errors: Option<u64>) -> Result<(Value
 /// The status of a bulk response operation (a string per RFC 7644 §3.7.3; an integer is tolerated).
 fn status_of(op: &Value) -> u16 {
     let s = attr(op, "status");
-    s.as_str().and_then(|x| x.trim().parse().ok()).or_else(|| s.as_u64().map(|n| n as u16)).unwrap_or(0)
+    s.as_str()
+        .and_then(|x| x.trim().parse().ok())
+        .or_else(|| s.as_u64().map(|n| n as u16))
+        .unwrap_or(0)
 }
 
 fn loc_id(op: &Value) -> String {
-    attr(op, "location").as_str().and_then(|l| l.rsplit('/').next()).unwrap_or_default().to_string()
+    attr(op, "location")
+        .as_str()
+        .and_then(|l| l.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn user_data(ctx: &mut Ctx, label: &str) -> Value {

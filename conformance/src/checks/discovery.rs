@@ -8,7 +8,10 @@ use crate::ctx::{Ctx, ENTERPRISE, GROUP, LIST, USER, attr, id_of, resources};
 const SPC: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 
 fn has_schema(v: &Value, urn: &str) -> bool {
-    attr(v, "schemas").as_array().is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn))))
+    attr(v, "schemas").as_array().is_some_and(|a| {
+        a.iter()
+            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+    })
 }
 
 fn spc(ctx: &mut Ctx) -> Result<Value, crate::ctx::Stop> {
@@ -23,7 +26,13 @@ fn schema_ids(ctx: &mut Ctx) -> Result<Vec<String>, crate::ctx::Stop> {
 fn schema_attr(schema: &Value, name: &str) -> Value {
     attr(schema, "attributes")
         .as_array()
-        .and_then(|a| a.iter().find(|x| attr(x, "name").as_str().is_some_and(|n| n.eq_ignore_ascii_case(name))))
+        .and_then(|a| {
+            a.iter().find(|x| {
+                attr(x, "name")
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        })
         .cloned()
         .unwrap_or(Value::Null)
 }

@@ -5,7 +5,10 @@
 use serde_json::{Value, json};
 
 use super::{Check, c};
-use crate::ctx::{Ctx, ENTERPRISE, ERROR, GROUP, LIST, Res, Stop, USER, absent, at, attr, id_of, ids, typed_value, values_of};
+use crate::ctx::{
+    Ctx, ENTERPRISE, ERROR, GROUP, LIST, Res, Stop, USER, absent, at, attr, id_of, ids,
+    typed_value, values_of,
+};
 
 const ADSCIM: &str = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 
@@ -57,7 +60,11 @@ fn patch_then_get(ctx: &mut Ctx, p: &str, ops: Value) -> Result<Value, Stop> {
 fn user_patch(ctx: &mut Ctx, ops: Value, what: &str, ok: impl Fn(&Value) -> bool) -> Res {
     let (_, p) = user(ctx, "epatch")?;
     let v = patch_then_get(ctx, &p, ops)?;
-    if ok(&v) { Ok(()) } else { Err(ctx.fail(format!("after the PATCH, GET shows {what}"))) }
+    if ok(&v) {
+        Ok(())
+    } else {
+        Err(ctx.fail(format!("after the PATCH, GET shows {what}")))
+    }
 }
 
 fn members(ctx: &mut Ctx, p: &str) -> Result<Vec<String>, Stop> {
@@ -79,38 +86,81 @@ fn manager_value(v: &Value) -> Value {
 /// One Entra provisioning cycle (entra-okta.md §1.7) in the legacy or the flag dialect.
 fn cycle(ctx: &mut Ctx, flag: bool) -> Res {
     let q = if flag { "aadOptscim062020&" } else { "" };
-    let (op_add, op_replace, op_remove) = if flag { ("add", "replace", "remove") } else { ("Add", "Replace", "Remove") };
+    let (op_add, op_replace, op_remove) = if flag {
+        ("add", "replace", "remove")
+    } else {
+        ("Add", "Replace", "Remove")
+    };
     // Test connection: random GUID, expect an empty 200 ListResponse.
     let guid = uuid::Uuid::new_v4().to_string();
-    let l = ctx.list(&format!("/Users?{q}filter={}", Ctx::enc(&format!("userName eq \"{guid}\""))))?;
-    ctx.ensure(l["totalResults"] == 0, "Test Connection: totalResults 0 for a random GUID")?;
+    let l = ctx.list(&format!(
+        "/Users?{q}filter={}",
+        Ctx::enc(&format!("userName eq \"{guid}\""))
+    ))?;
+    ctx.ensure(
+        l["totalResults"] == 0,
+        "Test Connection: totalResults 0 for a random GUID",
+    )?;
     let r = ctx.get("/Schemas")?;
     ctx.status(&r, &[200], "schema discovery on save")?;
     // Manager (bob) first, then alice.
     let (bob, _) = user(ctx, "cyc-bob")?;
     let alice_body = entra_user(ctx, "cyc-alice");
     let an = uname(&alice_body);
-    let l = ctx.list(&format!("/Users?{q}filter={}", Ctx::enc(&format!("userName eq \"{an}\""))))?;
-    ctx.ensure(l["totalResults"] == 0, "match before create: totalResults 0")?;
+    let l = ctx.list(&format!(
+        "/Users?{q}filter={}",
+        Ctx::enc(&format!("userName eq \"{an}\""))
+    ))?;
+    ctx.ensure(
+        l["totalResults"] == 0,
+        "match before create: totalResults 0",
+    )?;
     let alice = ctx.create_raw("/Users", &alice_body)?;
     let ap = format!("/Users/{}", id_of(&alice));
-    let mgr = if flag { json!({"value": id_of(&bob)}) } else { json!(id_of(&bob)) };
-    let v = patch_then_get(ctx, &ap, json!([{"op": op_add, "path": format!("{ENTERPRISE}:manager"), "value": mgr}]))?;
-    ctx.ensure(attr(&manager_value(&v), "value") == id_of(&bob).as_str(), format!("manager {{\"value\": \"{}\"}}", id_of(&bob)))?;
+    let mgr = if flag {
+        json!({"value": id_of(&bob)})
+    } else {
+        json!(id_of(&bob))
+    };
+    let v = patch_then_get(
+        ctx,
+        &ap,
+        json!([{"op": op_add, "path": format!("{ENTERPRISE}:manager"), "value": mgr}]),
+    )?;
+    ctx.ensure(
+        attr(&manager_value(&v), "value") == id_of(&bob).as_str(),
+        format!("manager {{\"value\": \"{}\"}}", id_of(&bob)),
+    )?;
     // Group: match, create without members, add alice and bob.
     let gname = ctx.unique("cyc-sales");
-    let l = ctx.list(&format!("/Groups?{q}excludedAttributes=members&filter={}", Ctx::enc(&format!("displayName eq \"{gname}\""))))?;
-    ctx.ensure(l["totalResults"] == 0, "group match before create: totalResults 0")?;
+    let l = ctx.list(&format!(
+        "/Groups?{q}excludedAttributes=members&filter={}",
+        Ctx::enc(&format!("displayName eq \"{gname}\""))
+    ))?;
+    ctx.ensure(
+        l["totalResults"] == 0,
+        "group match before create: totalResults 0",
+    )?;
     let g = ctx.create_raw("/Groups", &json!({"schemas": [GROUP, ADSCIM], "externalId": format!("{gname}-ext"), "displayName": gname, "meta": {"resourceType": "Group"}}))?;
     let gp = format!("/Groups/{}", id_of(&g));
     let r = ctx.patch(&gp, json!([{"op": op_add, "path": "members", "value": [{"$ref": null, "value": id_of(&alice)}, {"$ref": null, "value": id_of(&bob)}]}]))?;
     ctx.status(&r, &[200, 204], "membership add")?;
     let m = members(ctx, &gp)?;
-    ctx.ensure(m == sorted(vec![id_of(&alice), id_of(&bob)]), "group members alice and bob")?;
+    ctx.ensure(
+        m == sorted(vec![id_of(&alice), id_of(&bob)]),
+        "group members alice and bob",
+    )?;
     // Incremental: title change.
-    let l = ctx.list(&format!("/Users?{q}filter={}", Ctx::enc(&format!("userName eq \"{an}\""))))?;
+    let l = ctx.list(&format!(
+        "/Users?{q}filter={}",
+        Ctx::enc(&format!("userName eq \"{an}\""))
+    ))?;
     ctx.ensure(ids(&l) == vec![id_of(&alice)], "match finds alice")?;
-    let v = patch_then_get(ctx, &ap, json!([{"op": op_replace, "path": "title", "value": "VP"}]))?;
+    let v = patch_then_get(
+        ctx,
+        &ap,
+        json!([{"op": op_replace, "path": "title", "value": "VP"}]),
+    )?;
     ctx.ensure(attr(&v, "title") == "VP", "title \"VP\"")?;
     // Alice removed from the group: only alice goes.
     let rm = if flag {
@@ -122,14 +172,35 @@ fn cycle(ctx: &mut Ctx, flag: bool) -> Res {
     ctx.status(&r, &[200, 204], "member removal")?;
     let m = members(ctx, &gp)?;
     if m != vec![id_of(&bob)] {
-        return Err(ctx.fail_with(format!("group keeps only bob ({})", id_of(&bob)), format!("members {m:?}")));
+        return Err(ctx.fail_with(
+            format!("group keeps only bob ({})", id_of(&bob)),
+            format!("members {m:?}"),
+        ));
     }
     // Disable, re-enable.
-    let (f, t) = if flag { (json!(false), json!(true)) } else { (json!("False"), json!("True")) };
-    let v = patch_then_get(ctx, &ap, json!([{"op": op_replace, "path": "active", "value": f}]))?;
-    ctx.ensure(attr(&v, "active") == &json!(false), "active false (JSON boolean) after disable")?;
-    let v = patch_then_get(ctx, &ap, json!([{"op": op_replace, "path": "active", "value": t}]))?;
-    ctx.ensure(attr(&v, "active") == &json!(true), "active true (JSON boolean) after re-enable")?;
+    let (f, t) = if flag {
+        (json!(false), json!(true))
+    } else {
+        (json!("False"), json!("True"))
+    };
+    let v = patch_then_get(
+        ctx,
+        &ap,
+        json!([{"op": op_replace, "path": "active", "value": f}]),
+    )?;
+    ctx.ensure(
+        attr(&v, "active") == &json!(false),
+        "active false (JSON boolean) after disable",
+    )?;
+    let v = patch_then_get(
+        ctx,
+        &ap,
+        json!([{"op": op_replace, "path": "active", "value": t}]),
+    )?;
+    ctx.ensure(
+        attr(&v, "active") == &json!(true),
+        "active true (JSON boolean) after re-enable",
+    )?;
     // Hard delete of alice and the group.
     let r = ctx.delete(&ap)?;
     ctx.status(&r, &[204], "user delete")?;
@@ -139,304 +210,826 @@ fn cycle(ctx: &mut Ctx, flag: bool) -> Res {
 
 pub(super) fn checks() -> Vec<Check> {
     vec![
-        c("entra.connection.user-probe", "Test Connection: filter on a random GUID is 200 with an empty ListResponse", "Entra S1 Test Connection, Q11", |ctx| {
-            let guid = uuid::Uuid::new_v4().to_string();
-            let l = ctx.filter("/Users", &format!("userName eq \"{guid}\""), "")?;
-            ctx.ensure(l["totalResults"] == 0 && attr(&l, "schemas").as_array().is_some_and(|a| a.iter().any(|s| s == LIST)), "200 ListResponse with totalResults 0")
-        }),
-        c("entra.connection.group-probe", "Test Connection: group probe with excludedAttributes=members is 200", "Entra S1, I8 (404 on /Groups fails Test Connection)", |ctx| {
-            let guid = uuid::Uuid::new_v4().to_string();
-            let l = ctx.list(&format!("/Groups?excludedAttributes=members&filter={}", Ctx::enc(&format!("displayName eq \"{guid}\""))))?;
-            ctx.ensure(l["totalResults"] == 0, "totalResults 0")
-        }),
-        c("entra.connection.no-user-agent", "A request without User-Agent is served", "Entra I7 (probe without User-Agent)", |ctx| {
-            let r = ctx.send_full("GET", "/Users?count=1", None, &[("user-agent", "")], None)?;
-            ctx.status(&r, &[200], "")
-        }),
-        c("entra.discovery.schemas-list", "GET /Schemas is a ListResponse (schema discovery on save)", "Entra S1 §1.4 I", |ctx| {
-            let l = ctx.list("/Schemas")?;
-            ctx.ensure(l["totalResults"].as_u64().unwrap_or(0) >= 2, "at least the User and Group schemas")
-        }),
-        c("entra.query.unknown-param-ignored", "The aadOptscim062020 query flag is ignored", "Entra Q20", |ctx| {
-            let (u, _) = user(ctx, "eflag")?;
-            let l = ctx.list(&format!("/Users?aadOptscim062020&filter={}", Ctx::enc(&format!("userName eq \"{}\"", uname(&u)))))?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "the user found despite the extra parameter")
-        }),
-        c("entra.user.create", "Create with Entra's payload is 201 with id and meta timestamps", "Entra S1 §1.4 A", |ctx| {
-            let (u, _) = user(ctx, "ecreate")?;
-            let m = attr(&u, "meta");
-            ctx.ensure(attr(m, "created").is_string() && attr(m, "lastModified").is_string(), "meta.created and meta.lastModified")
-        }),
-        c("entra.user.create-legacy-nulls", "Legacy create with nulls and the malformed enterprise URN is accepted", "Entra S1 Example 2, Q14", |ctx| {
-            let name = ctx.unique("elegacy");
-            let body = json!({"schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],
+        c(
+            "entra.connection.user-probe",
+            "Test Connection: filter on a random GUID is 200 with an empty ListResponse",
+            "Entra S1 Test Connection, Q11",
+            |ctx| {
+                let guid = uuid::Uuid::new_v4().to_string();
+                let l = ctx.filter("/Users", &format!("userName eq \"{guid}\""), "")?;
+                ctx.ensure(
+                    l["totalResults"] == 0
+                        && attr(&l, "schemas")
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|s| s == LIST)),
+                    "200 ListResponse with totalResults 0",
+                )
+            },
+        ),
+        c(
+            "entra.connection.group-probe",
+            "Test Connection: group probe with excludedAttributes=members is 200",
+            "Entra S1, I8 (404 on /Groups fails Test Connection)",
+            |ctx| {
+                let guid = uuid::Uuid::new_v4().to_string();
+                let l = ctx.list(&format!(
+                    "/Groups?excludedAttributes=members&filter={}",
+                    Ctx::enc(&format!("displayName eq \"{guid}\""))
+                ))?;
+                ctx.ensure(l["totalResults"] == 0, "totalResults 0")
+            },
+        ),
+        c(
+            "entra.connection.no-user-agent",
+            "A request without User-Agent is served",
+            "Entra I7 (probe without User-Agent)",
+            |ctx| {
+                let r =
+                    ctx.send_full("GET", "/Users?count=1", None, &[("user-agent", "")], None)?;
+                ctx.status(&r, &[200], "")
+            },
+        ),
+        c(
+            "entra.discovery.schemas-list",
+            "GET /Schemas is a ListResponse (schema discovery on save)",
+            "Entra S1 §1.4 I",
+            |ctx| {
+                let l = ctx.list("/Schemas")?;
+                ctx.ensure(
+                    l["totalResults"].as_u64().unwrap_or(0) >= 2,
+                    "at least the User and Group schemas",
+                )
+            },
+        ),
+        c(
+            "entra.query.unknown-param-ignored",
+            "The aadOptscim062020 query flag is ignored",
+            "Entra Q20",
+            |ctx| {
+                let (u, _) = user(ctx, "eflag")?;
+                let l = ctx.list(&format!(
+                    "/Users?aadOptscim062020&filter={}",
+                    Ctx::enc(&format!("userName eq \"{}\"", uname(&u)))
+                ))?;
+                ctx.ensure(
+                    ids(&l) == vec![id_of(&u)],
+                    "the user found despite the extra parameter",
+                )
+            },
+        ),
+        c(
+            "entra.user.create",
+            "Create with Entra's payload is 201 with id and meta timestamps",
+            "Entra S1 §1.4 A",
+            |ctx| {
+                let (u, _) = user(ctx, "ecreate")?;
+                let m = attr(&u, "meta");
+                ctx.ensure(
+                    attr(m, "created").is_string() && attr(m, "lastModified").is_string(),
+                    "meta.created and meta.lastModified",
+                )
+            },
+        ),
+        c(
+            "entra.user.create-legacy-nulls",
+            "Legacy create with nulls and the malformed enterprise URN is accepted",
+            "Entra S1 Example 2, Q14",
+            |ctx| {
+                let name = ctx.unique("elegacy");
+                let body = json!({"schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],
                 "externalId": format!("{name}-ext"), "userName": format!("{name}@contoso.example"), "active": true, "addresses": null, "displayName": "Joy Young",
                 "emails": [{"type": "work", "value": format!("{name}@Contoso.example"), "primary": true}], "meta": {"resourceType": "User"},
                 "name": {"familyName": "Young", "givenName": "Joy"}, "phoneNumbers": null, "preferredLanguage": null, "title": null, "department": null, "manager": null});
-            let u = ctx.create_raw("/Users", &body)?;
-            ctx.ensure(at(&u, "name.givenName") == "Joy", "name.givenName \"Joy\"")
-        }),
-        c("entra.user.create-string-active", "\"active\":\"True\" in a POST is stored as boolean true", "Entra Q2, S9 (Post emp1 with string True)", |ctx| {
-            let mut body = entra_user(ctx, "estrbool");
-            body["active"] = json!("True");
-            let u = ctx.create_raw("/Users", &body)?;
-            let v = ctx.fetch(&format!("/Users/{}", id_of(&u)))?;
-            ctx.ensure(attr(&v, "active") == &json!(true), "active true as a JSON boolean")
-        }),
-        c("entra.user.create-capitalised-names", "Attribute names in any case (UserName, Active) are accepted and emitted in camelCase", "Entra Q15, S9", |ctx| {
-            let name = ctx.unique("ecaps");
-            let body = json!({"schemas": [USER], "UserName": format!("{name}@contoso.example"), "Active": true, "DisplayName": "Caps Test"});
-            let u = ctx.create_raw("/Users", &body)?;
-            let v = ctx.fetch(&format!("/Users/{}", id_of(&u)))?;
-            ctx.ensure(v.get("userName").is_some_and(|n| n.as_str().is_some_and(|s| s.eq_ignore_ascii_case(&format!("{name}@contoso.example")))), "\"userName\" (canonical case) with the sent value")
-        }),
-        c("entra.user.create-duplicate-409", "A duplicate userName is 409 with scimType uniqueness and detail", "Entra Q12, S9", |ctx| {
-            let (u, _) = user(ctx, "edup")?;
-            let mut body = entra_user(ctx, "edup2");
-            body["userName"] = json!(uname(&u));
-            let r = ctx.post("/Users", &body)?;
-            if r.status < 300 {
-                let p = format!("/Users/{}", id_of(r.j()));
-                ctx.track(p);
-            }
-            ctx.status(&r, &[409], "")?;
-            ctx.ensure(attr(r.j(), "scimType") == "uniqueness" && attr(r.j(), "detail").is_string(), "scimType \"uniqueness\" and a detail")
-        }),
-        c("entra.user.match-username", "Matching by userName eq finds the user", "Entra S1 §1.2, Q10", |ctx| {
-            let (u, _) = user(ctx, "ematch")?;
-            let l = ctx.filter("/Users", &format!("userName eq \"{}\"", uname(&u)), "")?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
-        }),
-        c("entra.user.match-externalid", "Matching by externalId eq finds the user", "Entra S1 §1.2", |ctx| {
-            let (u, _) = user(ctx, "ematchext")?;
-            let ext = attr(&u, "externalId").as_str().unwrap_or_default().to_string();
-            let l = ctx.filter("/Users", &format!("externalId eq \"{ext}\""), "")?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
-        }),
-        c("entra.user.match-work-email", "Matching by emails[type eq \"work\"].value eq finds the user", "Entra S1 §1.2 (work email matching)", |ctx| {
-            let (u, _) = user(ctx, "ematchmail")?;
-            let mail = typed_value(&u, "emails", "work").unwrap_or_default();
-            let l = ctx.filter("/Users", &format!("emails[type eq \"work\"].value eq \"{mail}\""), "")?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
-        }),
-        c("entra.user.match-plus-encoding", "A filter encoded with '+' for spaces is understood", "Entra Q10", |ctx| {
-            let (u, _) = user(ctx, "eplus")?;
-            let l = ctx.list(&format!("/Users?filter=userName+eq+%22{}%22", Ctx::enc(&uname(&u))))?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
-        }),
-        c("entra.user.match-id-and-manager", "id eq ... and manager eq ... with attributes=id", "Entra S1 Example 4 (legacy manager check)", |ctx| {
-            let (mgr, _) = user(ctx, "emgrm")?;
-            let (u, p) = user(ctx, "emgru")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": id_of(&mgr)}}]))?;
-            let f = format!("id eq \"{}\" and manager eq \"{}\"", id_of(&u), id_of(&mgr));
-            let l = ctx.filter("/Users", &f, "&attributes=id")?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
-        }),
-        c("entra.patch.op-capitalised", "PATCH op \"Replace\" (capitalised) is accepted", "Entra Q1", |ctx| {
-            user_patch(ctx, json!([{"op": "Replace", "path": "title", "value": "Capital"}]), "title \"Capital\"", |v| attr(v, "title") == "Capital")
-        }),
-        c("entra.patch.multi-attribute", "Replace emails[type eq \"work\"].value and name.familyName in one request", "Entra S1 §1.4 D", |ctx| {
-            user_patch(ctx, json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@contoso.example"}, {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"}]),
-                "work email updatedEmail@contoso.example and familyName updatedFamilyName",
-                |v| typed_value(v, "emails", "work").as_deref() == Some("updatedEmail@contoso.example") && at(v, "name.familyName") == "updatedFamilyName")
-        }),
-        c("entra.patch.replace-username", "Replace userName", "Entra S1 §1.4 D", |ctx| {
-            let new = format!("{}@contoso.example", ctx.unique("erenamed"));
-            let want = new.clone();
-            user_patch(ctx, json!([{"op": "Replace", "path": "userName", "value": new}]), &format!("userName {want}"), move |v| attr(v, "userName") == want.as_str())
-        }),
-        c("entra.patch.active-string-false", "Legacy disable {\"op\":\"Replace\",\"path\":\"active\",\"value\":\"False\"}", "Entra Q2, S2", |ctx| {
-            user_patch(ctx, json!([{"op": "Replace", "path": "active", "value": "False"}]), "active false (JSON boolean)", |v| attr(v, "active") == &json!(false))
-        }),
-        c("entra.patch.active-string-true", "Legacy enable with \"True\"", "Entra Q2, S2", |ctx| {
-            user_patch(ctx, json!([{"op": "Replace", "path": "active", "value": "False"}, {"op": "Replace", "path": "active", "value": "True"}]), "active true (JSON boolean)", |v| attr(v, "active") == &json!(true))
-        }),
-        c("entra.patch.active-lowercase-string", "Disable with lowercase \"false\"", "Entra Q2, I2", |ctx| {
-            user_patch(ctx, json!([{"op": "replace", "path": "active", "value": "false"}]), "active false (JSON boolean)", |v| attr(v, "active") == &json!(false))
-        }),
-        c("entra.patch.active-boolean", "Disable with a JSON boolean (flag dialect)", "Entra S1 §1.4 E", |ctx| {
-            user_patch(ctx, json!([{"op": "replace", "path": "active", "value": false}]), "active false", |v| attr(v, "active") == &json!(false))
-        }),
-        c("entra.patch.add-active", "\"Add\" on active (deprovision) replaces it", "Entra Q3, I1", |ctx| {
-            user_patch(ctx, json!([{"op": "Add", "path": "active", "value": "False"}]), "active false", |v| attr(v, "active") == &json!(false))
-        }),
-        c("entra.patch.add-existing-single-valued", "\"Add\" on a set single-valued attribute replaces it", "Entra Q3, S2", |ctx| {
-            user_patch(ctx, json!([{"op": "Add", "path": "nickName", "value": "Babs"}, {"op": "Add", "path": "nickName", "value": "Babs2"}]), "nickName \"Babs2\"", |v| attr(v, "nickName") == "Babs2")
-        }),
-        c("entra.patch.no-path-dotted-keys", "No-path replace with dotted and URN keys updates those attributes", "Entra Q4, S2", |ctx| {
-            user_patch(ctx, json!([{"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua", format!("{ENTERPRISE}:employeeNumber"): "Aklq"}}]),
-                "displayName Bjfe, name.givenName Kkom, name.familyName Unua, enterprise employeeNumber Aklq (and no literal \"name.givenName\" key)",
-                |v| attr(v, "displayName") == "Bjfe" && at(v, "name.givenName") == "Kkom" && at(v, "name.familyName") == "Unua"
-                    && attr(attr(v, ENTERPRISE), "employeeNumber") == "Aklq" && v.get("name.givenName").is_none())
-        }),
-        c("entra.patch.legacy-multi-op", "Legacy multi-op update incl. externalId and enterprise employeeNumber", "Entra Q4 (no flag), S2", |ctx| {
-            user_patch(ctx, json!([{"op": "Replace", "path": "externalId", "value": "ext-replaced"}, {"op": "Replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": "E-9"}, {"op": "Replace", "path": "displayName", "value": "Multi"}]),
-                "externalId ext-replaced, employeeNumber E-9, displayName Multi",
-                |v| attr(v, "externalId") == "ext-replaced" && attr(attr(v, ENTERPRISE), "employeeNumber") == "E-9" && attr(v, "displayName") == "Multi")
-        }),
-        c("entra.patch.value-path-creates-address", "Add addresses[type eq \"work\"].streetAddress creates the work address", "Entra Q5, I3", |ctx| {
-            user_patch(ctx, json!([{"op": "Add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"}]), "an address with type work and streetAddress \"1 Main St\"",
-                |v| attr(v, "addresses").as_array().is_some_and(|a| a.iter().any(|x| attr(x, "type") == "work" && attr(x, "streetAddress") == "1 Main St")))
-        }),
-        c("entra.patch.value-path-creates-phone", "Replace phoneNumbers[type eq \"mobile\"].value creates the mobile number", "Entra Q5", |ctx| {
-            user_patch(ctx, json!([{"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0101"}]), "a mobile phone number \"+1 555 0101\"",
-                |v| typed_value(v, "phoneNumbers", "mobile").as_deref() == Some("+1 555 0101"))
-        }),
-        c("entra.patch.manager-string", "Add manager as a string on the enterprise URN path; emitted as {\"value\":...}", "Entra Q8, I3 SCIM-SDK#686, I5", |ctx| {
-            let (mgr, _) = user(ctx, "emgr")?;
-            let mid = id_of(&mgr);
-            let (_, p) = user(ctx, "emgrd")?;
-            let v = patch_then_get(ctx, &p, json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": mid}]))?;
-            ctx.ensure(attr(&manager_value(&v), "value") == mid.as_str(), format!("manager as an object {{\"value\": \"{mid}\"}}"))
-        }),
-        c("entra.patch.manager-legacy-array", "Add on unqualified manager with a legacy [{\"$ref\",\"value\"}] array", "Entra Q8, S1 Example 5", |ctx| {
-            let (mgr, _) = user(ctx, "emgrl")?;
-            let mid = id_of(&mgr);
-            let (_, p) = user(ctx, "emgrld")?;
-            let v = patch_then_get(ctx, &p, json!([{"op": "Add", "path": "manager", "value": [{"$ref": format!("{}/Users/{mid}", ctx.base()), "value": mid}]}]))?;
-            ctx.ensure(attr(&manager_value(&v), "value") == mid.as_str(), format!("enterprise manager.value \"{mid}\""))
-        }),
-        c("entra.patch.manager-remove", "Remove the manager by its URN path", "Entra Q8, S10", |ctx| {
-            let (mgr, _) = user(ctx, "emgrr")?;
-            let (_, p) = user(ctx, "emgrrd")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": id_of(&mgr)}}]))?;
-            let v = patch_then_get(ctx, &p, json!([{"op": "Remove", "path": format!("{ENTERPRISE}:manager")}]))?;
-            ctx.ensure(absent(&manager_value(&v)), "no manager")
-        }),
-        c("entra.patch.manager-replace-empty", "Replace the manager with \"\" removes it", "Entra Q8, S10 (remove = replace with empty)", |ctx| {
-            let (mgr, _) = user(ctx, "emgre")?;
-            let (_, p) = user(ctx, "emgred")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": id_of(&mgr)}}]))?;
-            let v = patch_then_get(ctx, &p, json!([{"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": ""}]))?;
-            ctx.ensure(absent(&manager_value(&v)) || absent(attr(&manager_value(&v), "value")), "no manager")
-        }),
-        c("entra.patch.replace-empty-clears", "Replace with \"\" clears an optional attribute", "Entra Q19, S10", |ctx| {
-            user_patch(ctx, json!([{"op": "Add", "path": "title", "value": "T"}, {"op": "Replace", "path": "title", "value": ""}]), "no title", |v| absent(attr(v, "title")))
-        }),
-        c("entra.patch.replace-null-clears", "Replace with null clears an optional attribute", "Entra Q19, Q14", |ctx| {
-            user_patch(ctx, json!([{"op": "Add", "path": "title", "value": "T"}, {"op": "Replace", "path": "title", "value": null}]), "no title", |v| absent(attr(v, "title")))
-        }),
-        c("entra.patch.custom-extension", "A custom extension attribute path is accepted", "Entra Q13, S1", |ctx| {
-            let (_, p) = user(ctx, "ecustom")?;
-            let r = ctx.patch(&p, json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:tag", "value": "701984"}]))?;
-            ctx.status(&r, &[200, 204], "custom extension attributes are stored or ignored, never a 400")
-        }),
-        c("entra.patch.roles-json-string", "Add roles whose value is a JSON-encoded string", "Entra Q16, I3", |ctx| {
-            let (_, p) = user(ctx, "eroles")?;
-            let r = ctx.patch(&p, json!([{"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"827f0d2e-be15-4d8f-a8e3-f8697239c112\",\"value\":\"DocumentMgmt-Admin\",\"displayName\":\"DocumentMgmt Admin\"}"}]}]))?;
-            ctx.status(&r, &[200, 204], "")
-        }),
-        c("entra.user.soft-delete-readable", "A disabled user stays readable by id and by filter", "Entra Q18, S1, S3", |ctx| {
-            let (u, p) = user(ctx, "esoft")?;
-            patch_then_get(ctx, &p, json!([{"op": "Replace", "path": "active", "value": "False"}]))?;
-            let l = ctx.filter("/Users", &format!("userName eq \"{}\" and active eq false", uname(&u)), "")?;
-            ctx.ensure(ids(&l) == vec![id_of(&u)], "the disabled user found with active eq false")
-        }),
-        c("entra.user.delete-204", "Hard delete is 204", "Entra S1 §1.4 G", |ctx| {
-            let (_, p) = user(ctx, "edel")?;
-            let r = ctx.delete(&p)?;
-            ctx.status(&r, &[204], "")
-        }),
-        c("entra.user.unknown-404-body", "Unknown user is 404 with an Error body", "Entra S1 §1.4 B", |ctx| {
-            let r = ctx.get("/Users/5d48a0a8e9f04aa38008-cf-unknown")?;
-            ctx.status(&r, &[404], "")?;
-            ctx.ensure(attr(r.j(), "schemas").as_array().is_some_and(|a| a.iter().any(|s| s == ERROR)) && attr(r.j(), "status") == "404", "Error schema and \"status\": \"404\"")
-        }),
-        c("entra.group.create", "Group create with the ADSCIM schema is 201 with no or empty members", "Entra S1 §1.4 H, Q14", |ctx| {
-            let name = ctx.unique("egrp");
-            let body = json!({"schemas": [GROUP, ADSCIM], "externalId": format!("{name}-ext"), "displayName": name, "meta": {"resourceType": "Group"}});
-            let g = ctx.create_raw("/Groups", &body)?;
-            ctx.ensure(absent(attr(&g, "members")), "members absent or []")
-        }),
-        c("entra.group.get-excluded-members", "GET /Groups/<id>?excludedAttributes=members omits members", "Entra Q9", |ctx| {
-            let (u, _) = user(ctx, "egex")?;
-            let (_, p) = group(ctx, "egex")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&u)}]}]))?;
-            let v = ctx.fetch(&format!("{p}?excludedAttributes=members"))?;
-            ctx.ensure(absent(attr(&v, "members")) && attr(&v, "displayName").is_string(), "displayName without members")
-        }),
-        c("entra.group.match-excluded-members", "Group match filter with excludedAttributes=members", "Entra S1 §1.2, Q9", |ctx| {
-            let (u, _) = user(ctx, "egm")?;
-            let (g, p) = group(ctx, "egm")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&u)}]}]))?;
-            let dn = attr(&g, "displayName").as_str().unwrap_or_default().to_string();
-            let l = ctx.list(&format!("/Groups?excludedAttributes=members&filter={}", Ctx::enc(&format!("displayName eq \"{dn}\""))))?;
-            let r0 = l["Resources"][0].clone();
-            ctx.ensure(ids(&l) == vec![id_of(&g)] && absent(attr(&r0, "members")), "exactly the group, without members")
-        }),
-        c("entra.group.match-attribute-case", "Group filter with a capitalised attribute name (DisplayName eq)", "Entra Q10, S9", |ctx| {
-            let (g, _) = group(ctx, "egcase")?;
-            let dn = attr(&g, "displayName").as_str().unwrap_or_default().to_string();
-            let l = ctx.filter("/Groups", &format!("DisplayName eq \"{dn}\""), "")?;
-            ctx.ensure(ids(&l) == vec![id_of(&g)], "exactly the group")
-        }),
-        c("entra.group.rename", "Replace displayName (capitalised op) renames the group", "Entra S1 §1.4 H", |ctx| {
-            let (_, p) = group(ctx, "egren")?;
-            let name = ctx.unique("egren-updated");
-            let v = patch_then_get(ctx, &p, json!([{"op": "Replace", "path": "displayName", "value": name}]))?;
-            ctx.ensure(attr(&v, "displayName") == name.as_str(), format!("displayName {name}"))
-        }),
-        c("entra.group.add-members-null-ref", "Add several members with \"$ref\": null in one operation", "Entra Q7, S1 §1.4 H", |ctx| {
-            let (a, _) = user(ctx, "egma")?;
-            let (b, _) = user(ctx, "egmb")?;
-            let (_, p) = group(ctx, "egm2")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&a)}, {"$ref": null, "value": id_of(&b)}]}]))?;
-            let m = members(ctx, &p)?;
-            ctx.ensure(m == sorted(vec![id_of(&a), id_of(&b)]), "both members")
-        }),
-        c("entra.group.readd-member", "Re-adding an existing member succeeds without a duplicate", "Entra Q7, I10", |ctx| {
-            let (a, _) = user(ctx, "egra")?;
-            let (_, p) = group(ctx, "egr")?;
-            let ops = json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&a)}]}]);
-            patch_then_get(ctx, &p, ops.clone())?;
-            patch_then_get(ctx, &p, ops)?;
-            let m = members(ctx, &p)?;
-            if m == vec![id_of(&a)] { Ok(()) } else { Err(ctx.fail_with("exactly one member", format!("members {m:?}"))) }
-        }),
-        c("entra.group.legacy-member-remove", "Legacy Remove members with a value array removes only the listed members", "Entra Q6, S2", |ctx| {
-            let (a, _) = user(ctx, "eglra")?;
-            let (b, _) = user(ctx, "eglrb")?;
-            let (_, p) = group(ctx, "eglr")?;
-            patch_then_get(ctx, &p, json!([{"op": "Add", "path": "members", "value": [{"value": id_of(&a)}, {"value": id_of(&b)}]}]))?;
-            let r = ctx.patch(&p, json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": id_of(&a)}]}]))?;
-            ctx.status(&r, &[200, 204], "the group keeps its other member")?;
-            let m = members(ctx, &p)?;
-            if m == vec![id_of(&b)] { Ok(()) } else { Err(ctx.fail_with(format!("members [{}] (only the listed member removed)", id_of(&b)), format!("members {m:?}"))) }
-        }),
-        c("entra.group.flag-member-remove", "Flag-dialect remove members[value eq \"id\"]", "Entra Q6 (aadOptscim062020)", |ctx| {
-            let (a, _) = user(ctx, "egfra")?;
-            let (b, _) = user(ctx, "egfrb")?;
-            let (_, p) = group(ctx, "egfr")?;
-            patch_then_get(ctx, &p, json!([{"op": "add", "path": "members", "value": [{"value": id_of(&a)}, {"value": id_of(&b)}]}]))?;
-            patch_then_get(ctx, &p, json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", id_of(&a))}]))?;
-            let m = members(ctx, &p)?;
-            if m == vec![id_of(&b)] { Ok(()) } else { Err(ctx.fail_with(format!("members [{}]", id_of(&b)), format!("members {m:?}"))) }
-        }),
-        c("entra.group.unknown-member-skipped", "Unknown member ids in a group PATCH are skipped, known ones applied", "Entra decision (I10 #52600), Q7", |ctx| {
-            let (a, _) = user(ctx, "egua")?;
-            let (_, p) = group(ctx, "egu")?;
-            let r = ctx.patch(&p, json!([{"op": "Add", "path": "members", "value": [{"value": id_of(&a)}, {"value": "cf-unknown-member-0000"}]}]))?;
-            ctx.status(&r, &[200, 204], "unknown ids skipped, not rejected")?;
-            let m = members(ctx, &p)?;
-            if m == vec![id_of(&a)] { Ok(()) } else { Err(ctx.fail_with(format!("members [{}]", id_of(&a)), format!("members {m:?}"))) }
-        }),
-        c("entra.group.duplicate-displayname-409", "A second group with the same displayName is 409 uniqueness", "Entra Q12, S1 (group displayName uniqueness)", |ctx| {
-            let (g, _) = group(ctx, "egdup")?;
-            let body = json!({"schemas": [GROUP], "displayName": attr(&g, "displayName")});
-            let r = ctx.post("/Groups", &body)?;
-            if r.status < 300 {
-                let p = format!("/Groups/{}", id_of(r.j()));
-                ctx.track(p);
-            }
-            ctx.status(&r, &[409], "duplicate displayName")?;
-            ctx.ensure(attr(r.j(), "scimType") == "uniqueness", "scimType \"uniqueness\"")
-        }),
-        c("entra.group.delete-204", "Group delete is 204", "Entra S1 §1.4 H", |ctx| {
-            let (_, p) = group(ctx, "egdel")?;
-            let r = ctx.delete(&p)?;
-            ctx.status(&r, &[204], "")
-        }),
-        c("entra.cycle.legacy", "A whole provisioning cycle in the legacy dialect", "Entra §1.7 trace, Q1 Q2 Q6", |ctx| cycle(ctx, false)),
-        c("entra.cycle.aadoptscim062020", "A whole provisioning cycle in the aadOptscim062020 dialect", "Entra §1.7 trace, S2 flag", |ctx| cycle(ctx, true)),
+                let u = ctx.create_raw("/Users", &body)?;
+                ctx.ensure(at(&u, "name.givenName") == "Joy", "name.givenName \"Joy\"")
+            },
+        ),
+        c(
+            "entra.user.create-string-active",
+            "\"active\":\"True\" in a POST is stored as boolean true",
+            "Entra Q2, S9 (Post emp1 with string True)",
+            |ctx| {
+                let mut body = entra_user(ctx, "estrbool");
+                body["active"] = json!("True");
+                let u = ctx.create_raw("/Users", &body)?;
+                let v = ctx.fetch(&format!("/Users/{}", id_of(&u)))?;
+                ctx.ensure(
+                    attr(&v, "active") == &json!(true),
+                    "active true as a JSON boolean",
+                )
+            },
+        ),
+        c(
+            "entra.user.create-capitalised-names",
+            "Attribute names in any case (UserName, Active) are accepted and emitted in camelCase",
+            "Entra Q15, S9",
+            |ctx| {
+                let name = ctx.unique("ecaps");
+                let body = json!({"schemas": [USER], "UserName": format!("{name}@contoso.example"), "Active": true, "DisplayName": "Caps Test"});
+                let u = ctx.create_raw("/Users", &body)?;
+                let v = ctx.fetch(&format!("/Users/{}", id_of(&u)))?;
+                ctx.ensure(
+                    v.get("userName").is_some_and(|n| {
+                        n.as_str().is_some_and(|s| {
+                            s.eq_ignore_ascii_case(&format!("{name}@contoso.example"))
+                        })
+                    }),
+                    "\"userName\" (canonical case) with the sent value",
+                )
+            },
+        ),
+        c(
+            "entra.user.create-duplicate-409",
+            "A duplicate userName is 409 with scimType uniqueness and detail",
+            "Entra Q12, S9",
+            |ctx| {
+                let (u, _) = user(ctx, "edup")?;
+                let mut body = entra_user(ctx, "edup2");
+                body["userName"] = json!(uname(&u));
+                let r = ctx.post("/Users", &body)?;
+                if r.status < 300 {
+                    let p = format!("/Users/{}", id_of(r.j()));
+                    ctx.track(p);
+                }
+                ctx.status(&r, &[409], "")?;
+                ctx.ensure(
+                    attr(r.j(), "scimType") == "uniqueness" && attr(r.j(), "detail").is_string(),
+                    "scimType \"uniqueness\" and a detail",
+                )
+            },
+        ),
+        c(
+            "entra.user.match-username",
+            "Matching by userName eq finds the user",
+            "Entra S1 §1.2, Q10",
+            |ctx| {
+                let (u, _) = user(ctx, "ematch")?;
+                let l = ctx.filter("/Users", &format!("userName eq \"{}\"", uname(&u)), "")?;
+                ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
+            },
+        ),
+        c(
+            "entra.user.match-externalid",
+            "Matching by externalId eq finds the user",
+            "Entra S1 §1.2",
+            |ctx| {
+                let (u, _) = user(ctx, "ematchext")?;
+                let ext = attr(&u, "externalId")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let l = ctx.filter("/Users", &format!("externalId eq \"{ext}\""), "")?;
+                ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
+            },
+        ),
+        c(
+            "entra.user.match-work-email",
+            "Matching by emails[type eq \"work\"].value eq finds the user",
+            "Entra S1 §1.2 (work email matching)",
+            |ctx| {
+                let (u, _) = user(ctx, "ematchmail")?;
+                let mail = typed_value(&u, "emails", "work").unwrap_or_default();
+                let l = ctx.filter(
+                    "/Users",
+                    &format!("emails[type eq \"work\"].value eq \"{mail}\""),
+                    "",
+                )?;
+                ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
+            },
+        ),
+        c(
+            "entra.user.match-plus-encoding",
+            "A filter encoded with '+' for spaces is understood",
+            "Entra Q10",
+            |ctx| {
+                let (u, _) = user(ctx, "eplus")?;
+                let l = ctx.list(&format!(
+                    "/Users?filter=userName+eq+%22{}%22",
+                    Ctx::enc(&uname(&u))
+                ))?;
+                ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
+            },
+        ),
+        c(
+            "entra.user.match-id-and-manager",
+            "id eq ... and manager eq ... with attributes=id",
+            "Entra S1 Example 4 (legacy manager check)",
+            |ctx| {
+                let (mgr, _) = user(ctx, "emgrm")?;
+                let (u, p) = user(ctx, "emgru")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": id_of(&mgr)}}]),
+                )?;
+                let f = format!("id eq \"{}\" and manager eq \"{}\"", id_of(&u), id_of(&mgr));
+                let l = ctx.filter("/Users", &f, "&attributes=id")?;
+                ctx.ensure(ids(&l) == vec![id_of(&u)], "exactly the user")
+            },
+        ),
+        c(
+            "entra.patch.op-capitalised",
+            "PATCH op \"Replace\" (capitalised) is accepted",
+            "Entra Q1",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "title", "value": "Capital"}]),
+                    "title \"Capital\"",
+                    |v| attr(v, "title") == "Capital",
+                )
+            },
+        ),
+        c(
+            "entra.patch.multi-attribute",
+            "Replace emails[type eq \"work\"].value and name.familyName in one request",
+            "Entra S1 §1.4 D",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@contoso.example"}, {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"}]),
+                    "work email updatedEmail@contoso.example and familyName updatedFamilyName",
+                    |v| {
+                        typed_value(v, "emails", "work").as_deref()
+                            == Some("updatedEmail@contoso.example")
+                            && at(v, "name.familyName") == "updatedFamilyName"
+                    },
+                )
+            },
+        ),
+        c(
+            "entra.patch.replace-username",
+            "Replace userName",
+            "Entra S1 §1.4 D",
+            |ctx| {
+                let new = format!("{}@contoso.example", ctx.unique("erenamed"));
+                let want = new.clone();
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "userName", "value": new}]),
+                    &format!("userName {want}"),
+                    move |v| attr(v, "userName") == want.as_str(),
+                )
+            },
+        ),
+        c(
+            "entra.patch.active-string-false",
+            "Legacy disable {\"op\":\"Replace\",\"path\":\"active\",\"value\":\"False\"}",
+            "Entra Q2, S2",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "active", "value": "False"}]),
+                    "active false (JSON boolean)",
+                    |v| attr(v, "active") == &json!(false),
+                )
+            },
+        ),
+        c(
+            "entra.patch.active-string-true",
+            "Legacy enable with \"True\"",
+            "Entra Q2, S2",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "active", "value": "False"}, {"op": "Replace", "path": "active", "value": "True"}]),
+                    "active true (JSON boolean)",
+                    |v| attr(v, "active") == &json!(true),
+                )
+            },
+        ),
+        c(
+            "entra.patch.active-lowercase-string",
+            "Disable with lowercase \"false\"",
+            "Entra Q2, I2",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "replace", "path": "active", "value": "false"}]),
+                    "active false (JSON boolean)",
+                    |v| attr(v, "active") == &json!(false),
+                )
+            },
+        ),
+        c(
+            "entra.patch.active-boolean",
+            "Disable with a JSON boolean (flag dialect)",
+            "Entra S1 §1.4 E",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "replace", "path": "active", "value": false}]),
+                    "active false",
+                    |v| attr(v, "active") == &json!(false),
+                )
+            },
+        ),
+        c(
+            "entra.patch.add-active",
+            "\"Add\" on active (deprovision) replaces it",
+            "Entra Q3, I1",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Add", "path": "active", "value": "False"}]),
+                    "active false",
+                    |v| attr(v, "active") == &json!(false),
+                )
+            },
+        ),
+        c(
+            "entra.patch.add-existing-single-valued",
+            "\"Add\" on a set single-valued attribute replaces it",
+            "Entra Q3, S2",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Add", "path": "nickName", "value": "Babs"}, {"op": "Add", "path": "nickName", "value": "Babs2"}]),
+                    "nickName \"Babs2\"",
+                    |v| attr(v, "nickName") == "Babs2",
+                )
+            },
+        ),
+        c(
+            "entra.patch.no-path-dotted-keys",
+            "No-path replace with dotted and URN keys updates those attributes",
+            "Entra Q4, S2",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua", format!("{ENTERPRISE}:employeeNumber"): "Aklq"}}]),
+                    "displayName Bjfe, name.givenName Kkom, name.familyName Unua, enterprise employeeNumber Aklq (and no literal \"name.givenName\" key)",
+                    |v| {
+                        attr(v, "displayName") == "Bjfe"
+                            && at(v, "name.givenName") == "Kkom"
+                            && at(v, "name.familyName") == "Unua"
+                            && attr(attr(v, ENTERPRISE), "employeeNumber") == "Aklq"
+                            && v.get("name.givenName").is_none()
+                    },
+                )
+            },
+        ),
+        c(
+            "entra.patch.legacy-multi-op",
+            "Legacy multi-op update incl. externalId and enterprise employeeNumber",
+            "Entra Q4 (no flag), S2",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "externalId", "value": "ext-replaced"}, {"op": "Replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": "E-9"}, {"op": "Replace", "path": "displayName", "value": "Multi"}]),
+                    "externalId ext-replaced, employeeNumber E-9, displayName Multi",
+                    |v| {
+                        attr(v, "externalId") == "ext-replaced"
+                            && attr(attr(v, ENTERPRISE), "employeeNumber") == "E-9"
+                            && attr(v, "displayName") == "Multi"
+                    },
+                )
+            },
+        ),
+        c(
+            "entra.patch.value-path-creates-address",
+            "Add addresses[type eq \"work\"].streetAddress creates the work address",
+            "Entra Q5, I3",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"}]),
+                    "an address with type work and streetAddress \"1 Main St\"",
+                    |v| {
+                        attr(v, "addresses").as_array().is_some_and(|a| {
+                            a.iter().any(|x| {
+                                attr(x, "type") == "work" && attr(x, "streetAddress") == "1 Main St"
+                            })
+                        })
+                    },
+                )
+            },
+        ),
+        c(
+            "entra.patch.value-path-creates-phone",
+            "Replace phoneNumbers[type eq \"mobile\"].value creates the mobile number",
+            "Entra Q5",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555 0101"}]),
+                    "a mobile phone number \"+1 555 0101\"",
+                    |v| typed_value(v, "phoneNumbers", "mobile").as_deref() == Some("+1 555 0101"),
+                )
+            },
+        ),
+        c(
+            "entra.patch.manager-string",
+            "Add manager as a string on the enterprise URN path; emitted as {\"value\":...}",
+            "Entra Q8, I3 SCIM-SDK#686, I5",
+            |ctx| {
+                let (mgr, _) = user(ctx, "emgr")?;
+                let mid = id_of(&mgr);
+                let (_, p) = user(ctx, "emgrd")?;
+                let v = patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": mid}]),
+                )?;
+                ctx.ensure(
+                    attr(&manager_value(&v), "value") == mid.as_str(),
+                    format!("manager as an object {{\"value\": \"{mid}\"}}"),
+                )
+            },
+        ),
+        c(
+            "entra.patch.manager-legacy-array",
+            "Add on unqualified manager with a legacy [{\"$ref\",\"value\"}] array",
+            "Entra Q8, S1 Example 5",
+            |ctx| {
+                let (mgr, _) = user(ctx, "emgrl")?;
+                let mid = id_of(&mgr);
+                let (_, p) = user(ctx, "emgrld")?;
+                let v = patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": "manager", "value": [{"$ref": format!("{}/Users/{mid}", ctx.base()), "value": mid}]}]),
+                )?;
+                ctx.ensure(
+                    attr(&manager_value(&v), "value") == mid.as_str(),
+                    format!("enterprise manager.value \"{mid}\""),
+                )
+            },
+        ),
+        c(
+            "entra.patch.manager-remove",
+            "Remove the manager by its URN path",
+            "Entra Q8, S10",
+            |ctx| {
+                let (mgr, _) = user(ctx, "emgrr")?;
+                let (_, p) = user(ctx, "emgrrd")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": id_of(&mgr)}}]),
+                )?;
+                let v = patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Remove", "path": format!("{ENTERPRISE}:manager")}]),
+                )?;
+                ctx.ensure(absent(&manager_value(&v)), "no manager")
+            },
+        ),
+        c(
+            "entra.patch.manager-replace-empty",
+            "Replace the manager with \"\" removes it",
+            "Entra Q8, S10 (remove = replace with empty)",
+            |ctx| {
+                let (mgr, _) = user(ctx, "emgre")?;
+                let (_, p) = user(ctx, "emgred")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": id_of(&mgr)}}]),
+                )?;
+                let v = patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Replace", "path": format!("{ENTERPRISE}:manager"), "value": ""}]),
+                )?;
+                ctx.ensure(
+                    absent(&manager_value(&v)) || absent(attr(&manager_value(&v), "value")),
+                    "no manager",
+                )
+            },
+        ),
+        c(
+            "entra.patch.replace-empty-clears",
+            "Replace with \"\" clears an optional attribute",
+            "Entra Q19, S10",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Add", "path": "title", "value": "T"}, {"op": "Replace", "path": "title", "value": ""}]),
+                    "no title",
+                    |v| absent(attr(v, "title")),
+                )
+            },
+        ),
+        c(
+            "entra.patch.replace-null-clears",
+            "Replace with null clears an optional attribute",
+            "Entra Q19, Q14",
+            |ctx| {
+                user_patch(
+                    ctx,
+                    json!([{"op": "Add", "path": "title", "value": "T"}, {"op": "Replace", "path": "title", "value": null}]),
+                    "no title",
+                    |v| absent(attr(v, "title")),
+                )
+            },
+        ),
+        c(
+            "entra.patch.custom-extension",
+            "A custom extension attribute path is accepted",
+            "Entra Q13, S1",
+            |ctx| {
+                let (_, p) = user(ctx, "ecustom")?;
+                let r = ctx.patch(&p, json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:tag", "value": "701984"}]))?;
+                ctx.status(
+                    &r,
+                    &[200, 204],
+                    "custom extension attributes are stored or ignored, never a 400",
+                )
+            },
+        ),
+        c(
+            "entra.patch.roles-json-string",
+            "Add roles whose value is a JSON-encoded string",
+            "Entra Q16, I3",
+            |ctx| {
+                let (_, p) = user(ctx, "eroles")?;
+                let r = ctx.patch(&p, json!([{"op": "Add", "path": "roles", "value": [{"value": "{\"id\":\"827f0d2e-be15-4d8f-a8e3-f8697239c112\",\"value\":\"DocumentMgmt-Admin\",\"displayName\":\"DocumentMgmt Admin\"}"}]}]))?;
+                ctx.status(&r, &[200, 204], "")
+            },
+        ),
+        c(
+            "entra.user.soft-delete-readable",
+            "A disabled user stays readable by id and by filter",
+            "Entra Q18, S1, S3",
+            |ctx| {
+                let (u, p) = user(ctx, "esoft")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Replace", "path": "active", "value": "False"}]),
+                )?;
+                let l = ctx.filter(
+                    "/Users",
+                    &format!("userName eq \"{}\" and active eq false", uname(&u)),
+                    "",
+                )?;
+                ctx.ensure(
+                    ids(&l) == vec![id_of(&u)],
+                    "the disabled user found with active eq false",
+                )
+            },
+        ),
+        c(
+            "entra.user.delete-204",
+            "Hard delete is 204",
+            "Entra S1 §1.4 G",
+            |ctx| {
+                let (_, p) = user(ctx, "edel")?;
+                let r = ctx.delete(&p)?;
+                ctx.status(&r, &[204], "")
+            },
+        ),
+        c(
+            "entra.user.unknown-404-body",
+            "Unknown user is 404 with an Error body",
+            "Entra S1 §1.4 B",
+            |ctx| {
+                let r = ctx.get("/Users/5d48a0a8e9f04aa38008-cf-unknown")?;
+                ctx.status(&r, &[404], "")?;
+                ctx.ensure(
+                    attr(r.j(), "schemas")
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|s| s == ERROR))
+                        && attr(r.j(), "status") == "404",
+                    "Error schema and \"status\": \"404\"",
+                )
+            },
+        ),
+        c(
+            "entra.group.create",
+            "Group create with the ADSCIM schema is 201 with no or empty members",
+            "Entra S1 §1.4 H, Q14",
+            |ctx| {
+                let name = ctx.unique("egrp");
+                let body = json!({"schemas": [GROUP, ADSCIM], "externalId": format!("{name}-ext"), "displayName": name, "meta": {"resourceType": "Group"}});
+                let g = ctx.create_raw("/Groups", &body)?;
+                ctx.ensure(absent(attr(&g, "members")), "members absent or []")
+            },
+        ),
+        c(
+            "entra.group.get-excluded-members",
+            "GET /Groups/<id>?excludedAttributes=members omits members",
+            "Entra Q9",
+            |ctx| {
+                let (u, _) = user(ctx, "egex")?;
+                let (_, p) = group(ctx, "egex")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&u)}]}]),
+                )?;
+                let v = ctx.fetch(&format!("{p}?excludedAttributes=members"))?;
+                ctx.ensure(
+                    absent(attr(&v, "members")) && attr(&v, "displayName").is_string(),
+                    "displayName without members",
+                )
+            },
+        ),
+        c(
+            "entra.group.match-excluded-members",
+            "Group match filter with excludedAttributes=members",
+            "Entra S1 §1.2, Q9",
+            |ctx| {
+                let (u, _) = user(ctx, "egm")?;
+                let (g, p) = group(ctx, "egm")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&u)}]}]),
+                )?;
+                let dn = attr(&g, "displayName")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let l = ctx.list(&format!(
+                    "/Groups?excludedAttributes=members&filter={}",
+                    Ctx::enc(&format!("displayName eq \"{dn}\""))
+                ))?;
+                let r0 = l["Resources"][0].clone();
+                ctx.ensure(
+                    ids(&l) == vec![id_of(&g)] && absent(attr(&r0, "members")),
+                    "exactly the group, without members",
+                )
+            },
+        ),
+        c(
+            "entra.group.match-attribute-case",
+            "Group filter with a capitalised attribute name (DisplayName eq)",
+            "Entra Q10, S9",
+            |ctx| {
+                let (g, _) = group(ctx, "egcase")?;
+                let dn = attr(&g, "displayName")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let l = ctx.filter("/Groups", &format!("DisplayName eq \"{dn}\""), "")?;
+                ctx.ensure(ids(&l) == vec![id_of(&g)], "exactly the group")
+            },
+        ),
+        c(
+            "entra.group.rename",
+            "Replace displayName (capitalised op) renames the group",
+            "Entra S1 §1.4 H",
+            |ctx| {
+                let (_, p) = group(ctx, "egren")?;
+                let name = ctx.unique("egren-updated");
+                let v = patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Replace", "path": "displayName", "value": name}]),
+                )?;
+                ctx.ensure(
+                    attr(&v, "displayName") == name.as_str(),
+                    format!("displayName {name}"),
+                )
+            },
+        ),
+        c(
+            "entra.group.add-members-null-ref",
+            "Add several members with \"$ref\": null in one operation",
+            "Entra Q7, S1 §1.4 H",
+            |ctx| {
+                let (a, _) = user(ctx, "egma")?;
+                let (b, _) = user(ctx, "egmb")?;
+                let (_, p) = group(ctx, "egm2")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&a)}, {"$ref": null, "value": id_of(&b)}]}]),
+                )?;
+                let m = members(ctx, &p)?;
+                ctx.ensure(m == sorted(vec![id_of(&a), id_of(&b)]), "both members")
+            },
+        ),
+        c(
+            "entra.group.readd-member",
+            "Re-adding an existing member succeeds without a duplicate",
+            "Entra Q7, I10",
+            |ctx| {
+                let (a, _) = user(ctx, "egra")?;
+                let (_, p) = group(ctx, "egr")?;
+                let ops = json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id_of(&a)}]}]);
+                patch_then_get(ctx, &p, ops.clone())?;
+                patch_then_get(ctx, &p, ops)?;
+                let m = members(ctx, &p)?;
+                if m == vec![id_of(&a)] {
+                    Ok(())
+                } else {
+                    Err(ctx.fail_with("exactly one member", format!("members {m:?}")))
+                }
+            },
+        ),
+        c(
+            "entra.group.legacy-member-remove",
+            "Legacy Remove members with a value array removes only the listed members",
+            "Entra Q6, S2",
+            |ctx| {
+                let (a, _) = user(ctx, "eglra")?;
+                let (b, _) = user(ctx, "eglrb")?;
+                let (_, p) = group(ctx, "eglr")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "Add", "path": "members", "value": [{"value": id_of(&a)}, {"value": id_of(&b)}]}]),
+                )?;
+                let r = ctx.patch(&p, json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": id_of(&a)}]}]))?;
+                ctx.status(&r, &[200, 204], "the group keeps its other member")?;
+                let m = members(ctx, &p)?;
+                if m == vec![id_of(&b)] {
+                    Ok(())
+                } else {
+                    Err(ctx.fail_with(
+                        format!("members [{}] (only the listed member removed)", id_of(&b)),
+                        format!("members {m:?}"),
+                    ))
+                }
+            },
+        ),
+        c(
+            "entra.group.flag-member-remove",
+            "Flag-dialect remove members[value eq \"id\"]",
+            "Entra Q6 (aadOptscim062020)",
+            |ctx| {
+                let (a, _) = user(ctx, "egfra")?;
+                let (b, _) = user(ctx, "egfrb")?;
+                let (_, p) = group(ctx, "egfr")?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "add", "path": "members", "value": [{"value": id_of(&a)}, {"value": id_of(&b)}]}]),
+                )?;
+                patch_then_get(
+                    ctx,
+                    &p,
+                    json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", id_of(&a))}]),
+                )?;
+                let m = members(ctx, &p)?;
+                if m == vec![id_of(&b)] {
+                    Ok(())
+                } else {
+                    Err(ctx.fail_with(format!("members [{}]", id_of(&b)), format!("members {m:?}")))
+                }
+            },
+        ),
+        c(
+            "entra.group.unknown-member-skipped",
+            "Unknown member ids in a group PATCH are skipped, known ones applied",
+            "Entra decision (I10 #52600), Q7",
+            |ctx| {
+                let (a, _) = user(ctx, "egua")?;
+                let (_, p) = group(ctx, "egu")?;
+                let r = ctx.patch(&p, json!([{"op": "Add", "path": "members", "value": [{"value": id_of(&a)}, {"value": "cf-unknown-member-0000"}]}]))?;
+                ctx.status(&r, &[200, 204], "unknown ids skipped, not rejected")?;
+                let m = members(ctx, &p)?;
+                if m == vec![id_of(&a)] {
+                    Ok(())
+                } else {
+                    Err(ctx.fail_with(format!("members [{}]", id_of(&a)), format!("members {m:?}")))
+                }
+            },
+        ),
+        c(
+            "entra.group.duplicate-displayname-409",
+            "A second group with the same displayName is 409 uniqueness",
+            "Entra Q12, S1 (group displayName uniqueness)",
+            |ctx| {
+                let (g, _) = group(ctx, "egdup")?;
+                let body = json!({"schemas": [GROUP], "displayName": attr(&g, "displayName")});
+                let r = ctx.post("/Groups", &body)?;
+                if r.status < 300 {
+                    let p = format!("/Groups/{}", id_of(r.j()));
+                    ctx.track(p);
+                }
+                ctx.status(&r, &[409], "duplicate displayName")?;
+                ctx.ensure(
+                    attr(r.j(), "scimType") == "uniqueness",
+                    "scimType \"uniqueness\"",
+                )
+            },
+        ),
+        c(
+            "entra.group.delete-204",
+            "Group delete is 204",
+            "Entra S1 §1.4 H",
+            |ctx| {
+                let (_, p) = group(ctx, "egdel")?;
+                let r = ctx.delete(&p)?;
+                ctx.status(&r, &[204], "")
+            },
+        ),
+        c(
+            "entra.cycle.legacy",
+            "A whole provisioning cycle in the legacy dialect",
+            "Entra §1.7 trace, Q1 Q2 Q6",
+            |ctx| cycle(ctx, false),
+        ),
+        c(
+            "entra.cycle.aadoptscim062020",
+            "A whole provisioning cycle in the aadOptscim062020 dialect",
+            "Entra §1.7 trace, S2 flag",
+            |ctx| cycle(ctx, true),
+        ),
     ]
 }

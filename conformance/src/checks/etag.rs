@@ -14,9 +14,20 @@ fn versioned(ctx: &mut Ctx) -> Result<(String, String, String), Stop> {
     let p = format!("/Users/{}", id_of(&u));
     let r = ctx.get(&p)?;
     ctx.status(&r, &[200], "")?;
-    let tag = r.header("etag").map(str::to_string).or_else(|| attr(attr(r.j(), "meta"), "version").as_str().map(str::to_string));
+    let tag = r.header("etag").map(str::to_string).or_else(|| {
+        attr(attr(r.j(), "meta"), "version")
+            .as_str()
+            .map(str::to_string)
+    });
     let tag = tag.ok_or_else(|| ctx.fail("an ETag header or meta.version on GET"))?;
-    Ok((p, attr(&u, "userName").as_str().unwrap_or_default().to_string(), tag))
+    Ok((
+        p,
+        attr(&u, "userName")
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        tag,
+    ))
 }
 
 fn put_body(name: &str) -> Value {

@@ -24,50 +24,332 @@ struct Case {
 const R: &str = "RFC 7644 §3.4.2.2";
 
 const CASES: &[Case] = &[
-    Case { id: "filter.eq.username", title: "eq on userName", reference: R, filter: "userName eq \"{P}-alice\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.eq.username-case-insensitive", title: "eq on userName ignores case (caseExact false)", reference: "RFC 7643 §4.1.1, RFC 7644 §3.4.2.2", filter: "userName eq \"{PU}-ALICE\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.eq.externalid", title: "eq on externalId", reference: R, filter: "externalId eq \"{P}-ExtA\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.eq.externalid-case-exact", title: "eq on externalId respects case (caseExact true)", reference: "RFC 7643 §3.1", filter: "externalId eq \"{P}-exta\"", scoped: false, expect: &[] },
-    Case { id: "filter.eq.id", title: "eq on id", reference: R, filter: "id eq \"{ID_carol}\"", scoped: false, expect: &["carol"] },
-    Case { id: "filter.eq.boolean", title: "eq on a boolean (active eq false)", reference: R, filter: "active eq false", scoped: true, expect: &["bob"] },
-    Case { id: "filter.eq.sub-attribute", title: "eq on a complex sub-attribute (name.familyName)", reference: R, filter: "name.familyName eq \"Baker\"", scoped: true, expect: &["bob"] },
-    Case { id: "filter.eq.multi-valued", title: "eq on a multi-valued sub-attribute matches any value (emails.value)", reference: R, filter: "emails.value eq \"bob@{P}.example.com\"", scoped: false, expect: &["bob"] },
-    Case { id: "filter.eq.case-insensitive-value", title: "eq on title ignores case (caseExact false)", reference: "RFC 7643 §4.1.1, RFC 7644 §3.4.2.2", filter: "title eq \"ENGINEER\"", scoped: true, expect: &["alice", "carol"] },
-    Case { id: "filter.eq.no-match", title: "A filter matching nothing is 200 with totalResults 0", reference: "RFC 7644 §3.4.2", filter: "userName eq \"{P}-nobody\"", scoped: false, expect: &[] },
-    Case { id: "filter.ne", title: "ne", reference: R, filter: "userType ne \"Employee\"", scoped: true, expect: &["bob", "dave"] },
-    Case { id: "filter.co", title: "co", reference: R, filter: "title co \"gine\"", scoped: true, expect: &["alice", "carol"] },
-    Case { id: "filter.co.case-insensitive", title: "co ignores case on caseExact false attributes", reference: R, filter: "name.givenName co \"LIC\"", scoped: true, expect: &["alice"] },
-    Case { id: "filter.sw", title: "sw", reference: R, filter: "userName sw \"{P}-d\"", scoped: false, expect: &["dave"] },
-    Case { id: "filter.sw.case-insensitive", title: "sw ignores case on userName", reference: R, filter: "userName sw \"{PU}-AL\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.ew", title: "ew", reference: R, filter: "emails.value ew \".example.org\"", scoped: true, expect: &["alice", "carol"] },
-    Case { id: "filter.ew.username", title: "ew on userName", reference: R, filter: "userName ew \"-dave\"", scoped: true, expect: &["dave"] },
-    Case { id: "filter.pr", title: "pr (present)", reference: R, filter: "title pr", scoped: true, expect: &["alice", "bob", "carol"] },
-    Case { id: "filter.pr.single-holder", title: "pr on an attribute only one user has", reference: R, filter: "nickName pr", scoped: true, expect: &["alice"] },
-    Case { id: "filter.gt.string", title: "gt on strings (lexical order)", reference: R, filter: "name.familyName gt \"Baker\"", scoped: true, expect: &["carol", "dave"] },
-    Case { id: "filter.ge.string", title: "ge on strings", reference: R, filter: "name.familyName ge \"Baker\"", scoped: true, expect: &["bob", "carol", "dave"] },
-    Case { id: "filter.lt.string", title: "lt on strings", reference: R, filter: "name.familyName lt \"Cole\"", scoped: true, expect: &["alice", "bob"] },
-    Case { id: "filter.le.string", title: "le on strings", reference: R, filter: "name.familyName le \"Cole\"", scoped: true, expect: &["alice", "bob", "carol"] },
-    Case { id: "filter.gt.datetime", title: "gt on a dateTime (meta.created)", reference: R, filter: "meta.created gt \"2000-01-01T00:00:00Z\"", scoped: true, expect: &["alice", "bob", "carol", "dave"] },
-    Case { id: "filter.lt.datetime", title: "lt on a dateTime (meta.created)", reference: R, filter: "meta.created lt \"2000-01-01T00:00:00Z\"", scoped: true, expect: &[] },
-    Case { id: "filter.ge.datetime-lastmodified", title: "ge on meta.lastModified", reference: R, filter: "meta.lastModified ge \"2000-01-01T00:00:00Z\"", scoped: true, expect: &["alice", "bob", "carol", "dave"] },
-    Case { id: "filter.and", title: "and", reference: R, filter: "userType eq \"Employee\" and active eq true", scoped: true, expect: &["alice", "carol"] },
-    Case { id: "filter.or", title: "or", reference: R, filter: "userName eq \"{P}-alice\" or userName eq \"{P}-dave\"", scoped: false, expect: &["alice", "dave"] },
-    Case { id: "filter.not", title: "not (...)", reference: R, filter: "not (userType eq \"Employee\")", scoped: true, expect: &["bob", "dave"] },
-    Case { id: "filter.precedence.and-over-or", title: "and binds tighter than or", reference: R, filter: "userName eq \"{P}-Bob\" or userName eq \"{P}-alice\" and active eq true", scoped: false, expect: &["alice", "bob"] },
-    Case { id: "filter.grouping.parentheses", title: "Parentheses override precedence", reference: R, filter: "(userName eq \"{P}-Bob\" or userName eq \"{P}-alice\") and active eq true", scoped: false, expect: &["alice"] },
-    Case { id: "filter.grouping.nested", title: "Nested grouping with not", reference: R, filter: "(userType eq \"Intern\" or userType eq \"Contractor\") and not (active eq false)", scoped: true, expect: &["dave"] },
-    Case { id: "filter.valuepath.and", title: "Value filter with and inside brackets", reference: R, filter: "emails[type eq \"work\" and value co \"bob@\"]", scoped: true, expect: &["bob"] },
-    Case { id: "filter.valuepath.simple", title: "Value filter on type", reference: R, filter: "emails[type eq \"home\"]", scoped: true, expect: &["alice", "carol"] },
-    Case { id: "filter.valuepath.combined", title: "Value filter combined with another expression", reference: R, filter: "emails[type eq \"work\"] and userType eq \"Intern\"", scoped: true, expect: &["dave"] },
-    Case { id: "filter.case.attribute-name", title: "Attribute names in filters are case-insensitive", reference: R, filter: "USERNAME eq \"{P}-alice\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.case.operator", title: "Operators are case-insensitive", reference: R, filter: "userName EQ \"{P}-alice\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.case.logical-operator", title: "Logical operators are case-insensitive", reference: R, filter: "userName eq \"{P}-alice\" OR userName eq \"{P}-carol\"", scoped: false, expect: &["alice", "carol"] },
-    Case { id: "filter.urn.core-attribute", title: "Fully qualified core attribute in a filter", reference: "RFC 7644 §3.10", filter: "urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"{P}-alice\"", scoped: false, expect: &["alice"] },
-    Case { id: "filter.urn.extension-attribute", title: "Fully qualified enterprise extension attribute in a filter", reference: "RFC 7644 §3.10", filter: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"Sales\"", scoped: true, expect: &["bob"] },
+    Case {
+        id: "filter.eq.username",
+        title: "eq on userName",
+        reference: R,
+        filter: "userName eq \"{P}-alice\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.eq.username-case-insensitive",
+        title: "eq on userName ignores case (caseExact false)",
+        reference: "RFC 7643 §4.1.1, RFC 7644 §3.4.2.2",
+        filter: "userName eq \"{PU}-ALICE\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.eq.externalid",
+        title: "eq on externalId",
+        reference: R,
+        filter: "externalId eq \"{P}-ExtA\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.eq.externalid-case-exact",
+        title: "eq on externalId respects case (caseExact true)",
+        reference: "RFC 7643 §3.1",
+        filter: "externalId eq \"{P}-exta\"",
+        scoped: false,
+        expect: &[],
+    },
+    Case {
+        id: "filter.eq.id",
+        title: "eq on id",
+        reference: R,
+        filter: "id eq \"{ID_carol}\"",
+        scoped: false,
+        expect: &["carol"],
+    },
+    Case {
+        id: "filter.eq.boolean",
+        title: "eq on a boolean (active eq false)",
+        reference: R,
+        filter: "active eq false",
+        scoped: true,
+        expect: &["bob"],
+    },
+    Case {
+        id: "filter.eq.sub-attribute",
+        title: "eq on a complex sub-attribute (name.familyName)",
+        reference: R,
+        filter: "name.familyName eq \"Baker\"",
+        scoped: true,
+        expect: &["bob"],
+    },
+    Case {
+        id: "filter.eq.multi-valued",
+        title: "eq on a multi-valued sub-attribute matches any value (emails.value)",
+        reference: R,
+        filter: "emails.value eq \"bob@{P}.example.com\"",
+        scoped: false,
+        expect: &["bob"],
+    },
+    Case {
+        id: "filter.eq.case-insensitive-value",
+        title: "eq on title ignores case (caseExact false)",
+        reference: "RFC 7643 §4.1.1, RFC 7644 §3.4.2.2",
+        filter: "title eq \"ENGINEER\"",
+        scoped: true,
+        expect: &["alice", "carol"],
+    },
+    Case {
+        id: "filter.eq.no-match",
+        title: "A filter matching nothing is 200 with totalResults 0",
+        reference: "RFC 7644 §3.4.2",
+        filter: "userName eq \"{P}-nobody\"",
+        scoped: false,
+        expect: &[],
+    },
+    Case {
+        id: "filter.ne",
+        title: "ne",
+        reference: R,
+        filter: "userType ne \"Employee\"",
+        scoped: true,
+        expect: &["bob", "dave"],
+    },
+    Case {
+        id: "filter.co",
+        title: "co",
+        reference: R,
+        filter: "title co \"gine\"",
+        scoped: true,
+        expect: &["alice", "carol"],
+    },
+    Case {
+        id: "filter.co.case-insensitive",
+        title: "co ignores case on caseExact false attributes",
+        reference: R,
+        filter: "name.givenName co \"LIC\"",
+        scoped: true,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.sw",
+        title: "sw",
+        reference: R,
+        filter: "userName sw \"{P}-d\"",
+        scoped: false,
+        expect: &["dave"],
+    },
+    Case {
+        id: "filter.sw.case-insensitive",
+        title: "sw ignores case on userName",
+        reference: R,
+        filter: "userName sw \"{PU}-AL\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.ew",
+        title: "ew",
+        reference: R,
+        filter: "emails.value ew \".example.org\"",
+        scoped: true,
+        expect: &["alice", "carol"],
+    },
+    Case {
+        id: "filter.ew.username",
+        title: "ew on userName",
+        reference: R,
+        filter: "userName ew \"-dave\"",
+        scoped: true,
+        expect: &["dave"],
+    },
+    Case {
+        id: "filter.pr",
+        title: "pr (present)",
+        reference: R,
+        filter: "title pr",
+        scoped: true,
+        expect: &["alice", "bob", "carol"],
+    },
+    Case {
+        id: "filter.pr.single-holder",
+        title: "pr on an attribute only one user has",
+        reference: R,
+        filter: "nickName pr",
+        scoped: true,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.gt.string",
+        title: "gt on strings (lexical order)",
+        reference: R,
+        filter: "name.familyName gt \"Baker\"",
+        scoped: true,
+        expect: &["carol", "dave"],
+    },
+    Case {
+        id: "filter.ge.string",
+        title: "ge on strings",
+        reference: R,
+        filter: "name.familyName ge \"Baker\"",
+        scoped: true,
+        expect: &["bob", "carol", "dave"],
+    },
+    Case {
+        id: "filter.lt.string",
+        title: "lt on strings",
+        reference: R,
+        filter: "name.familyName lt \"Cole\"",
+        scoped: true,
+        expect: &["alice", "bob"],
+    },
+    Case {
+        id: "filter.le.string",
+        title: "le on strings",
+        reference: R,
+        filter: "name.familyName le \"Cole\"",
+        scoped: true,
+        expect: &["alice", "bob", "carol"],
+    },
+    Case {
+        id: "filter.gt.datetime",
+        title: "gt on a dateTime (meta.created)",
+        reference: R,
+        filter: "meta.created gt \"2000-01-01T00:00:00Z\"",
+        scoped: true,
+        expect: &["alice", "bob", "carol", "dave"],
+    },
+    Case {
+        id: "filter.lt.datetime",
+        title: "lt on a dateTime (meta.created)",
+        reference: R,
+        filter: "meta.created lt \"2000-01-01T00:00:00Z\"",
+        scoped: true,
+        expect: &[],
+    },
+    Case {
+        id: "filter.ge.datetime-lastmodified",
+        title: "ge on meta.lastModified",
+        reference: R,
+        filter: "meta.lastModified ge \"2000-01-01T00:00:00Z\"",
+        scoped: true,
+        expect: &["alice", "bob", "carol", "dave"],
+    },
+    Case {
+        id: "filter.and",
+        title: "and",
+        reference: R,
+        filter: "userType eq \"Employee\" and active eq true",
+        scoped: true,
+        expect: &["alice", "carol"],
+    },
+    Case {
+        id: "filter.or",
+        title: "or",
+        reference: R,
+        filter: "userName eq \"{P}-alice\" or userName eq \"{P}-dave\"",
+        scoped: false,
+        expect: &["alice", "dave"],
+    },
+    Case {
+        id: "filter.not",
+        title: "not (...)",
+        reference: R,
+        filter: "not (userType eq \"Employee\")",
+        scoped: true,
+        expect: &["bob", "dave"],
+    },
+    Case {
+        id: "filter.precedence.and-over-or",
+        title: "and binds tighter than or",
+        reference: R,
+        filter: "userName eq \"{P}-Bob\" or userName eq \"{P}-alice\" and active eq true",
+        scoped: false,
+        expect: &["alice", "bob"],
+    },
+    Case {
+        id: "filter.grouping.parentheses",
+        title: "Parentheses override precedence",
+        reference: R,
+        filter: "(userName eq \"{P}-Bob\" or userName eq \"{P}-alice\") and active eq true",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.grouping.nested",
+        title: "Nested grouping with not",
+        reference: R,
+        filter: "(userType eq \"Intern\" or userType eq \"Contractor\") and not (active eq false)",
+        scoped: true,
+        expect: &["dave"],
+    },
+    Case {
+        id: "filter.valuepath.and",
+        title: "Value filter with and inside brackets",
+        reference: R,
+        filter: "emails[type eq \"work\" and value co \"bob@\"]",
+        scoped: true,
+        expect: &["bob"],
+    },
+    Case {
+        id: "filter.valuepath.simple",
+        title: "Value filter on type",
+        reference: R,
+        filter: "emails[type eq \"home\"]",
+        scoped: true,
+        expect: &["alice", "carol"],
+    },
+    Case {
+        id: "filter.valuepath.combined",
+        title: "Value filter combined with another expression",
+        reference: R,
+        filter: "emails[type eq \"work\"] and userType eq \"Intern\"",
+        scoped: true,
+        expect: &["dave"],
+    },
+    Case {
+        id: "filter.case.attribute-name",
+        title: "Attribute names in filters are case-insensitive",
+        reference: R,
+        filter: "USERNAME eq \"{P}-alice\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.case.operator",
+        title: "Operators are case-insensitive",
+        reference: R,
+        filter: "userName EQ \"{P}-alice\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.case.logical-operator",
+        title: "Logical operators are case-insensitive",
+        reference: R,
+        filter: "userName eq \"{P}-alice\" OR userName eq \"{P}-carol\"",
+        scoped: false,
+        expect: &["alice", "carol"],
+    },
+    Case {
+        id: "filter.urn.core-attribute",
+        title: "Fully qualified core attribute in a filter",
+        reference: "RFC 7644 §3.10",
+        filter: "urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"{P}-alice\"",
+        scoped: false,
+        expect: &["alice"],
+    },
+    Case {
+        id: "filter.urn.extension-attribute",
+        title: "Fully qualified enterprise extension attribute in a filter",
+        reference: "RFC 7644 §3.10",
+        filter: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq \"Sales\"",
+        scoped: true,
+        expect: &["bob"],
+    },
 ];
 
 fn expand(template: &str, p: &str, ids: &std::collections::BTreeMap<String, String>) -> String {
-    let mut f = template.replace("{PU}", &p.to_uppercase()).replace("{P}", p);
+    let mut f = template
+        .replace("{PU}", &p.to_uppercase())
+        .replace("{P}", p);
     for (k, v) in ids {
         f = f.replace(&format!("{{ID_{k}}}"), v);
     }
@@ -81,10 +363,16 @@ fn run_case(ctx: &mut Ctx, case: &Case) -> Res {
         f = format!("userName sw \"{}\" and ({f})", fx.prefix);
     }
     let l = ctx.filter("/Users", &f, "&count=200")?;
-    let got: BTreeSet<String> = ids(&l).iter().filter_map(|i| fx.name_of(i).map(str::to_string)).collect();
+    let got: BTreeSet<String> = ids(&l)
+        .iter()
+        .filter_map(|i| fx.name_of(i).map(str::to_string))
+        .collect();
     let want: BTreeSet<String> = case.expect.iter().map(|s| s.to_string()).collect();
     if got != want {
-        return Err(ctx.fail_with(format!("filter {f:?} to match exactly {want:?} among the fixture users"), format!("matched {got:?}")));
+        return Err(ctx.fail_with(
+            format!("filter {f:?} to match exactly {want:?} among the fixture users"),
+            format!("matched {got:?}"),
+        ));
     }
     if case.expect.is_empty() {
         ctx.ensure(l["totalResults"] == 0, "totalResults 0")?;
@@ -95,11 +383,22 @@ fn run_case(ctx: &mut Ctx, case: &Case) -> Res {
 fn invalid(ctx: &mut Ctx, filter: &str) -> Res {
     let r = ctx.get(&format!("/Users?filter={}", Ctx::enc(filter)))?;
     ctx.status(&r, &[400], "an invalid filter")?;
-    ctx.ensure(attr(r.j(), "scimType") == "invalidFilter", "scimType \"invalidFilter\"")
+    ctx.ensure(
+        attr(r.j(), "scimType") == "invalidFilter",
+        "scimType \"invalidFilter\"",
+    )
 }
 
 pub(super) fn checks() -> Vec<Check> {
-    let mut v: Vec<Check> = CASES.iter().map(|case| c(case.id, case.title, case.reference, move |ctx| run_case(ctx, case)).needs(Feature::Filter)).collect();
+    let mut v: Vec<Check> = CASES
+        .iter()
+        .map(|case| {
+            c(case.id, case.title, case.reference, move |ctx| {
+                run_case(ctx, case)
+            })
+            .needs(Feature::Filter)
+        })
+        .collect();
     v.extend([
         c("filter.gt.boolean-400", "gt on a boolean is 400 invalidFilter", R, |ctx| {
             people(ctx)?;

@@ -10,8 +10,8 @@ mod discovery;
 mod entra;
 mod errors;
 mod etag;
-mod fixtures;
 mod filter;
+mod fixtures;
 mod groups;
 mod okta;
 mod paging;
@@ -158,7 +158,10 @@ pub struct Check {
 
 impl std::fmt::Debug for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Check").field("id", &self.id).field("reference", &self.reference).finish_non_exhaustive()
+        f.debug_struct("Check")
+            .field("id", &self.id)
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
     }
 }
 
@@ -171,7 +174,15 @@ impl Check {
         run: impl Fn(&mut Ctx) -> Res + Send + Sync + 'static,
     ) -> Self {
         let area = Area::of_id(id).unwrap_or_else(|| panic!("check id {id} has no known area"));
-        Check { id, area, title, reference, profile: area.profile(), requires: Vec::new(), run: Box::new(run) }
+        Check {
+            id,
+            area,
+            title,
+            reference,
+            profile: area.profile(),
+            requires: Vec::new(),
+            run: Box::new(run),
+        }
     }
 
     /// Declares a feature the check needs.
@@ -222,11 +233,18 @@ mod tests {
         for c in &reg {
             assert!(seen.insert(c.id), "duplicate id {}", c.id);
             assert!(
-                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '.' || ch == '-'),
+                c.id.chars().all(|ch| ch.is_ascii_lowercase()
+                    || ch.is_ascii_digit()
+                    || ch == '.'
+                    || ch == '-'),
                 "id {} must be lowercase ascii, digits, '.', '-'",
                 c.id
             );
-            assert!(c.id.split('.').count() >= 2, "id {} needs an area and a subject", c.id);
+            assert!(
+                c.id.split('.').count() >= 2,
+                "id {} needs an area and a subject",
+                c.id
+            );
             assert_eq!(Area::of_id(c.id), Some(c.area));
         }
     }
@@ -253,7 +271,11 @@ mod tests {
     fn every_area_has_checks() {
         let reg = registry();
         for a in Area::ALL {
-            assert!(reg.iter().any(|c| c.area == a), "area {} has no check", a.name());
+            assert!(
+                reg.iter().any(|c| c.area == a),
+                "area {} has no check",
+                a.name()
+            );
         }
     }
 }

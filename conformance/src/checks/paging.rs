@@ -20,7 +20,10 @@ fn page(ctx: &mut Ctx, query: &str) -> Result<(Value, Vec<String>), Stop> {
 }
 
 fn total_is_full(ctx: &mut Ctx, l: &Value) -> crate::ctx::Res {
-    ctx.ensure(l["totalResults"] == PAGE_USERS, format!("totalResults {PAGE_USERS} (the full count, not the page size)"))
+    ctx.ensure(
+        l["totalResults"] == PAGE_USERS,
+        format!("totalResults {PAGE_USERS} (the full count, not the page size)"),
+    )
 }
 
 pub(super) fn checks() -> Vec<Check> {

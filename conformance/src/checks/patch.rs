@@ -26,7 +26,11 @@ fn patched(ctx: &mut Ctx, ops: Value) -> Result<Value, Stop> {
 
 fn expect_patch(ctx: &mut Ctx, ops: Value, what: &str, ok: impl Fn(&Value) -> bool) -> Res {
     let v = patched(ctx, ops)?;
-    if ok(&v) { Ok(()) } else { Err(ctx.fail(format!("after the PATCH, GET shows {what}"))) }
+    if ok(&v) {
+        Ok(())
+    } else {
+        Err(ctx.fail(format!("after the PATCH, GET shows {what}")))
+    }
 }
 
 /// PATCHes a fresh user with `ops` and expects a 400 error, the user left unchanged.
@@ -39,7 +43,10 @@ fn expect_400(ctx: &mut Ctx, ops: Value, scim_type: Option<&str>) -> Res {
         ctx.ensure(attr(r.j(), "scimType") == t, format!("scimType {t:?}"))?;
     }
     let v = ctx.fetch(&p)?;
-    ctx.ensure(attr(&v, "title") == "Unchanged", "the user unchanged (title \"Unchanged\")")
+    ctx.ensure(
+        attr(&v, "title") == "Unchanged",
+        "the user unchanged (title \"Unchanged\")",
+    )
 }
 
 fn group_with(ctx: &mut Ctx, n: usize, members: usize) -> Result<(String, Vec<String>), Stop> {

@@ -10,14 +10,20 @@ const R: &str = "RFC 7644 §3.4.2.3";
 
 fn order(ctx: &mut Ctx, fx: &People, query: &str) -> Result<Vec<String>, crate::ctx::Stop> {
     let l = ctx.filter("/Users", &format!("userName sw \"{}\"", fx.prefix), query)?;
-    Ok(ids(&l).iter().filter_map(|i| fx.name_of(i).map(str::to_string)).collect())
+    Ok(ids(&l)
+        .iter()
+        .filter_map(|i| fx.name_of(i).map(str::to_string))
+        .collect())
 }
 
 fn expect_order(ctx: &mut Ctx, query: &str, want: &[&str]) -> Res {
     let fx = people(ctx)?;
     let got = order(ctx, &fx, query)?;
     if got != want {
-        return Err(ctx.fail_with(format!("{query} to order the fixture users as {want:?}"), format!("order {got:?}")));
+        return Err(ctx.fail_with(
+            format!("{query} to order the fixture users as {want:?}"),
+            format!("order {got:?}"),
+        ));
     }
     Ok(())
 }
