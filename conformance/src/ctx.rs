@@ -129,6 +129,11 @@ impl Ctx {
         })
     }
 
+    /// Whether a bearer token was configured.
+    pub fn has_token(&self) -> bool {
+        !self.token.is_empty()
+    }
+
     /// The base URL without trailing slash.
     pub fn base(&self) -> &str {
         &self.base
@@ -171,6 +176,7 @@ impl Ctx {
             .map_err(|e| self.fail(format!("valid method: {e}")))?;
         let mut rb = self.http.request(m, &url);
         match auth {
+            None if self.token.is_empty() => {}
             None => rb = rb.header("authorization", format!("Bearer {}", self.token)),
             Some("") => {}
             Some(v) => rb = rb.header("authorization", v),
