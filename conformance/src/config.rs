@@ -124,3 +124,33 @@ impl RunConfig {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_matches_ids_and_dotted_prefixes() {
+        let c = RunConfig::new("http://x", "t").only([
+            "filter",
+            "patch.add.single-valued",
+            "entra.group.l*",
+        ]);
+        assert!(c.selects("filter.eq.username"));
+        assert!(!c.selects("filterx.eq"));
+        assert!(c.selects("patch.add.single-valued"));
+        assert!(!c.selects("patch.add.single-valued-x"));
+        assert!(c.selects("entra.group.legacy-member-remove"));
+        assert!(!c.selects("entra.group.rename"));
+        assert!(RunConfig::new("http://x", "t").selects("anything"));
+    }
+
+    #[test]
+    fn profiles_parse_and_include() {
+        assert_eq!(Profile::parse("ENTRA"), Some(Profile::Entra));
+        assert_eq!(Profile::parse("nope"), None);
+        assert!(Profile::All.includes(Profile::Okta));
+        assert!(!Profile::Rfc.includes(Profile::Okta));
+        assert!(!format!("{:?}", RunConfig::new("http://x", "secret")).contains("secret"));
+    }
+}

@@ -313,21 +313,23 @@ pub(super) fn checks() -> Vec<Check> {
             },
         ),
         c(
-            "users.put.clears-omitted",
-            "PUT clears an omitted optional attribute",
+            "users.put.replaces-provided-values",
+            "PUT replaces the values of a provided multi-valued attribute (no merge)",
             "RFC 7644 §3.5.1",
             |ctx| {
-                let u = ctx.create_user("putclear", json!({"title": "Will Vanish"}))?;
-                let p = format!("/Users/{}", id_of(&u));
-                let r = ctx.put(
-                    &p,
-                    &json!({"schemas": [USER], "userName": uname(&u), "active": true}),
+                let u = ctx.create_user(
+                    "putmv",
+                    json!({"emails": [{"type": "work", "value": "old-work@example.com"}, {"type": "home", "value": "old-home@example.com"}]}),
                 )?;
+                let p = format!("/Users/{}", id_of(&u));
+                let body = json!({"schemas": [USER], "userName": uname(&u), "emails": [{"type": "work", "value": "new-work@example.com"}]});
+                let r = ctx.put(&p, &body)?;
                 ctx.status(&r, &[200], "")?;
                 let g = ctx.fetch(&p)?;
+                let emails = attr(&g, "emails").as_array().cloned().unwrap_or_default();
                 ctx.ensure(
-                    absent(attr(&g, "title")),
-                    "title removed after a PUT without it",
+                    emails.len() == 1 && attr(&emails[0], "value") == "new-work@example.com",
+                    "emails exactly [new-work@example.com] (provided values SHALL replace the existing ones)",
                 )
             },
         ),
