@@ -8,6 +8,7 @@ mod attributes;
 mod bulk;
 mod discovery;
 mod entra;
+mod entra_groups;
 mod errors;
 mod etag;
 mod filter;
@@ -217,6 +218,7 @@ pub fn registry() -> Vec<Check> {
     all.extend(bulk::checks());
     all.extend(errors::checks());
     all.extend(entra::checks());
+    all.extend(entra_groups::checks());
     all.extend(okta::checks());
     all
 }
