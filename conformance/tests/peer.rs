@@ -165,6 +165,29 @@ fn run_runner(base: &str, json: &Path, junit: &Path) -> anyhow::Result<(i32, Str
     Ok((status.code().unwrap_or(-1), out))
 }
 
+/// A small blocking HTTP helper for the safety checks around the run.
+fn http(method: &str, url: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let mut req = client
+            .request(reqwest::Method::from_bytes(method.as_bytes())?, url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    })
+}
+
 fn expectations_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("expectations")
@@ -178,6 +201,33 @@ fn peer_scim2_server_matches_expectations() -> anyhow::Result<()> {
     let port = free_port()?;
     let log = tmp.path().join("scim2-server.log");
     let _server = start(&bin, port, &log)?;
+    // Objects the runner did not create must survive the run untouched.
+    let base = format!("http://127.0.0.1:{port}/v2");
+    let (st, sentinel_user) = http(
+        "POST",
+        &format!("{base}/Users"),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "sentinel.user"}),
+        ),
+    )?;
+    assert_eq!(st, 201, "creating the sentinel user");
+    let su = sentinel_user["id"]
+        .as_str()
+        .context("sentinel user id")?
+        .to_string();
+    let (st, sentinel_group) = http(
+        "POST",
+        &format!("{base}/Groups"),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sentinel Group", "members": [{"value": su}]}),
+        ),
+    )?;
+    assert_eq!(st, 201, "creating the sentinel group");
+    let sg = sentinel_group["id"]
+        .as_str()
+        .context("sentinel group id")?
+        .to_string();
+
     let json_path = tmp.path().join("report.json");
     let junit_path = tmp.path().join("report.xml");
     // A trailing slash on the base URL must be accepted.
@@ -224,6 +274,30 @@ fn peer_scim2_server_matches_expectations() -> anyhow::Result<()> {
         results.len() >= 150,
         "at least 150 checks ran, got {}",
         results.len()
+    );
+
+    // Safety: the sentinels are intact and nothing the runner created is left behind.
+    let (st, u) = http("GET", &format!("{base}/Users/{su}"), None)?;
+    assert!(
+        st == 200 && u["userName"] == "sentinel.user",
+        "the sentinel user survived the run: {st} {u}"
+    );
+    let (st, g) = http("GET", &format!("{base}/Groups/{sg}"), None)?;
+    assert!(
+        st == 200
+            && g["displayName"] == "Sentinel Group"
+            && g["members"][0]["value"] == su.as_str(),
+        "the sentinel group survived the run unchanged: {st} {g}"
+    );
+    let (_, users) = http("GET", &format!("{base}/Users?count=0"), None)?;
+    let (_, groups) = http("GET", &format!("{base}/Groups?count=0"), None)?;
+    assert_eq!(
+        users["totalResults"], 1,
+        "only the sentinel user is left after the run"
+    );
+    assert_eq!(
+        groups["totalResults"], 1,
+        "only the sentinel group is left after the run"
     );
 
     // Compare each outcome with the committed expectation.
