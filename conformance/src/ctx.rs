@@ -21,6 +21,10 @@ pub enum Stop {
 /// What a check body returns.
 pub type Res = std::result::Result<(), Stop>;
 
+/// After this many transport errors in a row (timeouts, refused connections) the run
+/// stops sending requests, so a dead server fails the run in seconds, not hours.
+const GIVE_UP_AFTER: u32 = 8;
+
 /// SCIM JSON media type (RFC 7644 §3.1).
 pub const SCIM_JSON: &str = "application/scim+json";
 /// Core User schema URN.
@@ -79,6 +83,7 @@ pub struct Ctx {
     last_resp: Option<String>,
     check_created: Vec<String>,
     run_created: Vec<String>,
+    transport_errors: u32,
     /// Lazily created fixtures shared by several checks (deleted at the end of the run).
     pub fixtures: HashMap<&'static str, Value>,
 }
@@ -125,6 +130,7 @@ impl Ctx {
             last_resp: None,
             check_created: Vec::new(),
             run_created: Vec::new(),
+            transport_errors: 0,
             fixtures: HashMap::new(),
         })
     }
@@ -172,6 +178,12 @@ impl Ctx {
             body: body.map(str::to_string),
         });
         self.last_resp = None;
+        if self.transport_errors >= GIVE_UP_AFTER {
+            self.last_resp = Some(format!(
+                "not sent: the server stopped answering ({GIVE_UP_AFTER} transport errors in a row)"
+            ));
+            return Err(self.fail("an HTTP response"));
+        }
         let m = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|e| self.fail(format!("valid method: {e}")))?;
         let mut rb = self.http.request(m, &url);
@@ -224,6 +236,7 @@ impl Ctx {
         });
         match result {
             Ok((status, headers, text)) => {
+                self.transport_errors = 0;
                 let json = serde_json::from_str(&text).ok();
                 self.last_resp = Some(format!("{status} {}", excerpt(&text, 400)));
                 Ok(Resp {
@@ -234,6 +247,7 @@ impl Ctx {
                 })
             }
             Err(e) => {
+                self.transport_errors += 1;
                 self.last_resp = Some(format!("no response: {e}"));
                 Err(self.fail("an HTTP response"))
             }

@@ -183,3 +183,26 @@ fn features_declared_unsupported_are_skipped_except_in_client_profiles() {
     }
     assert!(report.summary_line().contains("skipped"));
 }
+
+#[test]
+fn a_hanging_server_fails_the_run_quickly() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream); // accept, never answer
+        }
+    });
+    let mut config = RunConfig::new(format!("http://127.0.0.1:{port}"), "t");
+    config.timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let report = run(&config);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.failed() + report.skipped(), report.results.len());
+    assert!(report.to_text().contains("the server stopped answering"));
+}
