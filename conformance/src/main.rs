@@ -49,6 +49,7 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::parse(s).ok_or_else(|| format!("unknown profile {s:?} (rfc, entra, okta, all)"))
 }
 
+/// Exit status: 0 without failures, 1 when a check failed, 2 for a usage error.
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     if args.list {
@@ -69,6 +70,18 @@ fn main() -> anyhow::Result<ExitCode> {
         .only(args.only)
         .verbose(true);
     config.timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let selected = registry()
+        .iter()
+        .filter(|c| config.profile.includes(c.profile) && config.selects(c.id))
+        .count();
+    if selected == 0 {
+        eprintln!(
+            "error: no check matches --profile {} --only {} (see --list)",
+            config.profile,
+            config.only.join(",")
+        );
+        return Ok(ExitCode::from(2));
+    }
     let report = run(&config);
     println!("{}", report.summary_line());
     if let Some(path) = &args.json {
