@@ -175,3 +175,294 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Routing, layers and rejections, with a store that holds nothing (the full behaviour is
+    //! covered by `tests/it/http.rs` against SQLite).
+
+    use super::*;
+    use crate::config::{Config, Secret};
+    use crate::store::*;
+    use axum::body::Body;
+    use http::{Method, StatusCode};
+    use http_body_util::BodyExt;
+    use scim_core::change::Change;
+    use scim_core::patch::MembershipDelta;
+    use scim_core::query::ListQuery;
+    use scim_core::resource::Resource;
+    use scim_core::schema::ResourceType;
+    use serde_json::{Value, json};
+    use time::OffsetDateTime;
+    use tower::ServiceExt;
+
+    struct EmptyStore;
+
+    fn nothing<T>() -> Result<T> {
+        Err(StoreError::Corrupt("empty test store".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl Store for EmptyStore {
+        async fn migrate(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn ping(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn create_tenant(&self, _: &Tenant) -> Result<()> {
+            Ok(())
+        }
+        async fn tenant(&self, _: &str) -> Result<Option<Tenant>> {
+            Ok(None)
+        }
+        async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+            Ok(vec![])
+        }
+        async fn insert_token(&self, _: &TokenRecord) -> Result<()> {
+            Ok(())
+        }
+        async fn token_by_hash(&self, _: &str) -> Result<Option<TokenRecord>> {
+            Ok(None)
+        }
+        async fn list_tokens(&self, _: Option<&str>) -> Result<Vec<TokenRecord>> {
+            Ok(vec![])
+        }
+        async fn revoke_token(&self, _: &str, _: OffsetDateTime) -> Result<bool> {
+            Ok(false)
+        }
+        async fn create(
+            &self,
+            _: &WriteContext,
+            _: &ResourceType,
+            _: &Resource,
+            _: &Change,
+        ) -> Result<()> {
+            nothing()
+        }
+        async fn get(
+            &self,
+            _: &str,
+            _: &ResourceType,
+            _: &str,
+            _: Load,
+        ) -> Result<Option<Resource>> {
+            Ok(None)
+        }
+        async fn update(
+            &self,
+            _: &WriteContext,
+            _: &ResourceType,
+            _: &Resource,
+            _: u64,
+            _: Option<&MembershipDelta>,
+            _: &Change,
+        ) -> Result<()> {
+            nothing()
+        }
+        async fn delete(
+            &self,
+            _: &WriteContext,
+            _: &ResourceType,
+            _: &str,
+            _: Option<u64>,
+            _: &Change,
+        ) -> Result<()> {
+            nothing()
+        }
+        async fn list(&self, _: &str, _: &ResourceType, _: &ListQuery, _: Load) -> Result<Page> {
+            Ok(Page {
+                total: 0,
+                resources: vec![],
+            })
+        }
+        async fn find_by_external_id(
+            &self,
+            _: &str,
+            _: &ResourceType,
+            _: &str,
+        ) -> Result<Option<Resource>> {
+            Ok(None)
+        }
+        async fn existing_ids(
+            &self,
+            _: &str,
+            _: &ResourceType,
+            _: &[String],
+        ) -> Result<Vec<String>> {
+            Ok(vec![])
+        }
+        async fn changes_after(&self, _: &str, _: u64, _: u64) -> Result<Vec<ChangeRecord>> {
+            Ok(vec![])
+        }
+        async fn verify_chain(&self, tenant: &str) -> Result<ChainReport> {
+            Ok(ChainReport {
+                tenant: tenant.into(),
+                records: 0,
+                problems: vec![],
+            })
+        }
+    }
+
+    const TOKEN: &str = "unit-test-token-0123456789";
+
+    fn app(mut config: Config) -> Router {
+        config.token = Some(Secret(TOKEN.into()));
+        let store: Arc<dyn Store> = Arc::new(EmptyStore);
+        let clock: Arc<dyn crate::clock::Clock> =
+            Arc::new(crate::clock::FixedClock::new(OffsetDateTime::UNIX_EPOCH));
+        let auth = Arc::new(crate::tokens::StaticTokenAuthenticator::new(
+            store.clone(),
+            clock.clone(),
+            Some(("default", TOKEN)),
+        ));
+        router(AppState::with_clock(&config, store, auth, clock))
+    }
+
+    async fn send(
+        app: &Router,
+        method: Method,
+        uri: &str,
+        token: bool,
+        body: Option<&str>,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if token {
+            b = b.header("authorization", format!("Bearer {TOKEN}"));
+        }
+        let req = match body {
+            Some(text) => b
+                .header("content-type", "application/scim+json")
+                .body(Body::from(text.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, headers, body)
+    }
+
+    fn assert_scim_error(status: StatusCode, headers: &http::HeaderMap, body: &Value, want: u16) {
+        assert_eq!(status.as_u16(), want, "{body}");
+        assert_eq!(headers["content-type"], "application/scim+json", "{body}");
+        assert_eq!(body["schemas"], json!([scim_core::error::ERROR_URN]));
+        assert_eq!(body["status"], json!(want.to_string()));
+    }
+
+    #[tokio::test]
+    async fn every_failure_is_a_scim_error() {
+        let mut config = Config::default();
+        config.limits.max_body_bytes = 64;
+        let app = app(config);
+        // (method, uri, with token, body, status)
+        let cases: &[(Method, &str, bool, Option<&str>, u16)] = &[
+            (Method::GET, "/scim/v2/Users", false, None, 401),
+            (Method::GET, "/scim/v2/Nope", true, None, 404),
+            (Method::GET, "/scim/v2/Users/x", true, None, 404),
+            (Method::DELETE, "/scim/v2/Users", true, None, 405),
+            (Method::POST, "/scim/v2/Users", true, Some("{"), 400),
+            (
+                Method::POST,
+                "/scim/v2/Users",
+                true,
+                Some(&"x".repeat(100)),
+                413,
+            ),
+            (Method::GET, "/scim/v2/Me", true, None, 501),
+            (Method::GET, "/scim/v2/Schemas/urn:nope", true, None, 404),
+        ];
+        for (method, uri, token, body, want) in cases {
+            let (status, headers, json) = send(&app, method.clone(), uri, *token, *body).await;
+            assert_scim_error(status, &headers, &json, *want);
+            if *want == 401 {
+                assert!(
+                    headers["www-authenticate"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("Bearer")
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limit_is_per_tenant_with_retry_after() {
+        let mut config = Config::default();
+        config.rate_limit.requests_per_second = 1.0;
+        config.rate_limit.burst = 1;
+        let app = app(config);
+        let (status, _, _) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, headers, body) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            true,
+            None,
+        )
+        .await;
+        assert_scim_error(status, &headers, &body, 429);
+        assert_eq!(headers["retry-after"], "1");
+    }
+
+    #[tokio::test]
+    async fn discovery_and_operational_endpoints() {
+        let app = app(Config::default());
+        let (status, headers, spc) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "application/scim+json");
+        assert_eq!(spc["bulk"]["maxOperations"], 1000);
+        assert_eq!(
+            spc["meta"]["location"],
+            "http://localhost/scim/v2/ServiceProviderConfig"
+        );
+        let (_, _, schemas) = send(&app, Method::GET, "/scim/v2/Schemas", true, None).await;
+        assert_eq!(schemas["totalResults"], 3);
+        let (_, _, rts) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ResourceTypes/Group",
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(rts["endpoint"], "/Groups");
+        for path in ["/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"] {
+            let (status, headers, _) = send(&app, Method::GET, path, false, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(headers.contains_key("x-request-id"), "{path}");
+        }
+        let (_, _, api) = send(&app, Method::GET, "/openapi.json", false, None).await;
+        assert!(api["paths"]["/scim/v2/Users/{id}"]["patch"].is_object());
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_echoed() {
+        let app = app(Config::default());
+        let req = Request::builder()
+            .uri("/healthz")
+            .header("x-request-id", "abc-123")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "abc-123");
+    }
+}
