@@ -38,6 +38,7 @@ impl Server {
             .env("SCIM_DATABASE_URL", database_url)
             .env("SCIM_TOKEN", TOKEN)
             .env("SCIM_LOG", "warn")
+            .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
