@@ -1,0 +1,514 @@
+//! The emulated directory and Graph routes of the fake.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::http::HeaderMap;
+use rand::seq::SliceRandom;
+use serde_json::{Map, Value, json};
+
+use super::{FakeResponse, FakeState, FaultHit, Shared};
+
+const DUP_MEMBER: &str = "One or more added object references already exist for the following modified properties: 'members'.";
+const MISSING_MEMBER: &str = "One or more removed object references do not exist for the following modified properties: 'members'.";
+const DUP_ROLE: &str = "A conflicting object with one or more of the specified property values is present in the directory.";
+const BAD_USAGE_LOCATION: &str = "License assignment cannot be done for user with invalid usage location.";
+
+#[derive(Clone, Debug, Default)]
+struct FUser {
+    props: Map<String, Value>,
+    licenses: BTreeMap<String, Vec<String>>,
+    manager: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct FGroup {
+    name: String,
+    members: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+struct FRole {
+    definition: String,
+    principal: String,
+    scope: String,
+}
+
+/// The fake tenant's directory.
+#[derive(Debug, Default)]
+pub struct Directory {
+    users: BTreeMap<String, FUser>,
+    deleted: BTreeMap<String, FUser>,
+    groups: BTreeMap<String, FGroup>,
+    skus: BTreeMap<String, (String, u32)>,
+    roles: BTreeMap<String, FRole>,
+    hidden: HashMap<String, u32>,
+    /// Requests referencing a newly created user answered 404 before it "replicates".
+    pub replication_delay: u32,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Directory {
+    /// Adds a user with the given properties; returns its id.
+    pub fn add_user(&mut self, props: Value) -> String {
+        let id = new_id();
+        let mut p = props.as_object().cloned().unwrap_or_default();
+        p.insert("id".into(), Value::String(id.clone()));
+        p.entry("accountEnabled").or_insert(Value::Bool(true));
+        self.users.insert(id.clone(), FUser { props: p, ..FUser::default() });
+        id
+    }
+    /// Adds a group; returns its id.
+    pub fn add_group(&mut self, name: &str) -> String {
+        let id = new_id();
+        self.groups.insert(id.clone(), FGroup { name: name.into(), members: BTreeSet::new() });
+        id
+    }
+    /// Adds a subscribed SKU with `units` seats; returns its id.
+    pub fn add_sku(&mut self, part: &str, units: u32) -> String {
+        let id = new_id();
+        self.skus.insert(id.clone(), (part.into(), units));
+        id
+    }
+    /// Adds a user to a group directly (seeding).
+    pub fn add_member(&mut self, group: &str, user: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.insert(user.into());
+        }
+    }
+    /// Assigns a role directly (seeding); returns the assignment id.
+    pub fn assign_role(&mut self, user: &str, definition: &str, scope: &str) -> String {
+        let id = format!("{}-1", uuid::Uuid::new_v4().simple());
+        self.roles.insert(id.clone(), FRole { definition: definition.into(), principal: user.into(), scope: scope.into() });
+        id
+    }
+    /// Assigns a license directly (seeding).
+    pub fn assign_license(&mut self, user: &str, sku: &str) {
+        if let Some(u) = self.users.get_mut(user) {
+            u.licenses.insert(sku.into(), Vec::new());
+        }
+    }
+    /// The user's properties (with `assignedLicenses`), if it exists and is not deleted.
+    pub fn user(&self, id: &str) -> Option<Value> {
+        self.users.get(id).map(user_json)
+    }
+    /// Id of the user with this UPN.
+    pub fn user_by_upn(&self, upn: &str) -> Option<String> {
+        self.find_user(upn)
+    }
+    /// Whether the user was (soft) deleted.
+    pub fn is_deleted(&self, id: &str) -> bool {
+        self.deleted.contains_key(id)
+    }
+    /// Direct members of a group.
+    pub fn members(&self, group: &str) -> BTreeSet<String> {
+        self.groups.get(group).map(|g| g.members.clone()).unwrap_or_default()
+    }
+    /// Groups the user is a direct member of.
+    pub fn groups_of(&self, user: &str) -> BTreeSet<String> {
+        self.groups.iter().filter(|(_, g)| g.members.contains(user)).map(|(id, _)| id.clone()).collect()
+    }
+    /// `(roleDefinitionId, directoryScopeId)` of the user's role assignments.
+    pub fn roles_of(&self, user: &str) -> BTreeSet<(String, String)> {
+        self.roles.values().filter(|r| r.principal == user).map(|r| (r.definition.clone(), r.scope.clone())).collect()
+    }
+    /// SKU ids assigned directly to the user.
+    pub fn licenses_of(&self, user: &str) -> BTreeSet<String> {
+        self.users.get(user).map(|u| u.licenses.keys().cloned().collect()).unwrap_or_default()
+    }
+    /// The user's manager id.
+    pub fn manager_of(&self, user: &str) -> Option<String> {
+        self.users.get(user).and_then(|u| u.manager.clone())
+    }
+    /// A JSON snapshot of the whole directory.
+    pub fn snapshot(&self) -> Value {
+        json!({
+            "users": self.users.values().map(user_json).collect::<Vec<_>>(),
+            "deletedUsers": self.deleted.keys().collect::<Vec<_>>(),
+            "groups": self.groups.iter().map(|(id, g)| json!({"id": id, "displayName": g.name, "members": g.members})).collect::<Vec<_>>(),
+            "roleAssignments": self.roles.iter().map(|(id, r)| role_json(id, r)).collect::<Vec<_>>(),
+            "subscribedSkus": self.skus_json(),
+        })
+    }
+
+    fn find_user(&self, key: &str) -> Option<String> {
+        if self.users.contains_key(key) {
+            return Some(key.into());
+        }
+        self.users
+            .iter()
+            .find(|(_, u)| u.props.get("userPrincipalName").and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(key)))
+            .map(|(id, _)| id.clone())
+    }
+
+    fn skus_json(&self) -> Vec<Value> {
+        self.skus
+            .iter()
+            .map(|(id, (part, units))| {
+                let used = self.users.values().filter(|u| u.licenses.contains_key(id)).count();
+                json!({"skuId": id, "skuPartNumber": part, "prepaidUnits": {"enabled": units}, "consumedUnits": used})
+            })
+            .collect()
+    }
+}
+
+fn user_json(u: &FUser) -> Value {
+    let mut p = u.props.clone();
+    p.remove("passwordProfile");
+    let lic: Vec<Value> = u.licenses.iter().map(|(s, d)| json!({"skuId": s, "disabledPlans": d})).collect();
+    let states: Vec<Value> = u
+        .licenses
+        .iter()
+        .map(|(s, d)| json!({"skuId": s, "disabledPlans": d, "assignedByGroup": null, "state": "Active", "error": "None"}))
+        .collect();
+    p.insert("assignedLicenses".into(), Value::Array(lic));
+    p.insert("licenseAssignmentStates".into(), Value::Array(states));
+    Value::Object(p)
+}
+
+fn role_json(id: &str, r: &FRole) -> Value {
+    json!({"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "id": id,
+           "roleDefinitionId": r.definition, "principalId": r.principal, "directoryScopeId": r.scope})
+}
+
+fn ref_id(body: &Option<Value>) -> Option<String> {
+    let s = body.as_ref()?.get("@odata.id")?.as_str()?;
+    s.rsplit('/').next().map(str::to_owned)
+}
+
+fn select(v: Value, query: &HashMap<String, String>) -> Value {
+    let Some(sel) = query.get("$select") else { return v };
+    let keys: Vec<&str> = sel.split(',').map(str::trim).collect();
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(k, _)| k == "id" || keys.contains(&k.as_str())).collect()),
+        other => other,
+    }
+}
+
+fn not_found(id: &str) -> FakeResponse {
+    FakeResponse::err(404, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."))
+}
+
+fn page(items: Vec<Value>, query: &HashMap<String, String>, base: &str, path: &str) -> FakeResponse {
+    let top: usize = query.get("$top").and_then(|t| t.parse().ok()).unwrap_or(100).clamp(1, 999);
+    let skip: usize = query.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let mut body = json!({"value": items.iter().skip(skip).take(top).cloned().collect::<Vec<_>>()});
+    if skip + top < items.len() {
+        let mut q: Vec<String> = query.iter().filter(|(k, _)| *k != "$skiptoken").map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+        q.sort();
+        q.push(format!("$skiptoken={}", skip + top));
+        body["@odata.nextLink"] = Value::String(format!("{base}/v1.0{path}?{}", q.join("&")));
+    }
+    FakeResponse::new(200, Some(body))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Parses `prop eq 'v'` (and `startsWith(prop,'v')`) filters on users.
+fn user_filter(f: &str) -> Option<(String, String, bool)> {
+    if let Some(inner) = f.strip_prefix("startsWith(").and_then(|s| s.strip_suffix(')')) {
+        let (p, v) = inner.split_once(',')?;
+        return Some((p.trim().into(), v.trim().trim_matches('\'').into(), true));
+    }
+    let mut parts = f.splitn(3, ' ');
+    let (p, op, v) = (parts.next()?, parts.next()?, parts.next()?);
+    (op == "eq").then(|| (p.into(), v.trim_matches('\'').replace("''", "'"), false))
+}
+
+/// Runs one request through faults, replication delay and the routes, logging it.
+/// `Err(())` means the request hangs.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dispatch_logged(
+    shared: &Shared,
+    st: &mut FakeState,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Option<Value>,
+    in_batch: bool,
+) -> Result<FakeResponse, ()> {
+    let resp = match st.check_fault(method, path) {
+        FaultHit::Hang => {
+            st.log(shared.started, method, path, query, body, 0, in_batch);
+            return Err(());
+        }
+        FaultHit::Fail(f) => FakeResponse::fault(&f),
+        FaultHit::ApplyThenFail(f) => {
+            let _ = route(shared, st, method, path, query, headers, body.clone());
+            FakeResponse::fault(&f)
+        }
+        FaultHit::None => route(shared, st, method, path, query, headers, body.clone()),
+    };
+    st.log(shared.started, method, path, query, body, resp.status, in_batch);
+    Ok(resp)
+}
+
+fn route(shared: &Shared, st: &mut FakeState, method: &str, path: &str, query: &str, headers: &HeaderMap, body: Option<Value>) -> FakeResponse {
+    if path == "/$batch" && method == "POST" {
+        return batch(shared, st, headers, body);
+    }
+    let dir = &mut st.dir;
+    // replication delay: a new user is invisible to the next N requests that name it
+    let body_text = body.as_ref().map(Value::to_string).unwrap_or_default();
+    let hidden = dir.hidden.iter().find(|(id, _)| path.contains(id.as_str()) || body_text.contains(id.as_str())).map(|(id, _)| id.clone());
+    if let Some(id) = hidden {
+        let left = dir.hidden.get_mut(&id).expect("present");
+        *left -= 1;
+        if *left == 0 {
+            dir.hidden.remove(&id);
+        }
+        return not_found(&id);
+    }
+    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let base = shared.base_url.as_str();
+    match (method, seg.as_slice()) {
+        ("POST", ["users"]) => dir.create_user(body),
+        ("GET", ["users"]) => {
+            let advanced = headers.get("consistencylevel").is_some_and(|v| v == "eventual") && q.get("$count").is_some_and(|c| c == "true");
+            let mut users: Vec<Value> = dir.users.values().map(user_json).collect();
+            if let Some(f) = q.get("$filter") {
+                let Some((prop, val, prefix)) = user_filter(f) else {
+                    let code = if advanced { 501 } else { 400 };
+                    return FakeResponse::err(code, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.");
+                };
+                users.retain(|u| {
+                    let have = match u.get(&prop) {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Bool(b)) => b.to_string(),
+                        _ => return false,
+                    };
+                    if prefix { have.to_lowercase().starts_with(&val.to_lowercase()) } else { have.eq_ignore_ascii_case(&val) }
+                });
+            }
+            let users = users.into_iter().map(|u| select(u, &q)).collect();
+            page(users, &q, base, path)
+        }
+        (m, ["users", key, rest @ ..]) => {
+            let Some(id) = dir.find_user(key) else { return not_found(key) };
+            dir.user_route(m, &id, rest, &q, body, base, path)
+        }
+        ("POST", ["groups", gid, "members", "$ref"]) => {
+            let Some(g) = dir.groups.get(*gid) else { return not_found(gid) };
+            let _ = g;
+            let Some(uid) = ref_id(&body) else { return FakeResponse::err(400, "Request_BadRequest", "Missing @odata.id.") };
+            if !dir.users.contains_key(&uid) {
+                return not_found(&uid);
+            }
+            let g = dir.groups.get_mut(*gid).expect("checked");
+            if !g.members.insert(uid) {
+                return FakeResponse::err(400, "Request_BadRequest", DUP_MEMBER);
+            }
+            FakeResponse::new(204, None)
+        }
+        ("DELETE", ["groups", gid, "members", uid, "$ref"]) => {
+            let Some(g) = dir.groups.get_mut(*gid) else { return not_found(gid) };
+            if g.members.remove(*uid) {
+                FakeResponse::new(204, None)
+            } else {
+                FakeResponse::err(404, "Request_ResourceNotFound", MISSING_MEMBER)
+            }
+        }
+        ("DELETE", ["groups", _, "members", _]) => {
+            FakeResponse::err(400, "Request_BadRequest", "fake: DELETE of a member without /$ref would delete the object")
+        }
+        ("GET", ["groups", gid]) => match dir.groups.get(*gid) {
+            Some(g) => FakeResponse::new(200, Some(json!({"id": gid, "displayName": g.name}))),
+            None => not_found(gid),
+        },
+        ("GET", ["subscribedSkus"]) => FakeResponse::new(200, Some(json!({"value": dir.skus_json()}))),
+        ("GET", ["roleManagement", "directory", "roleAssignments"]) => {
+            let principal = q.get("$filter").and_then(|f| f.strip_prefix("principalId eq ")).map(|v| v.trim_matches('\'').to_owned());
+            let items = dir
+                .roles
+                .iter()
+                .filter(|(_, r)| principal.as_ref().is_none_or(|p| &r.principal == p))
+                .map(|(id, r)| role_json(id, r))
+                .collect();
+            page(items, &q, base, path)
+        }
+        ("POST", ["roleManagement", "directory", "roleAssignments"]) => {
+            let b = body.unwrap_or_default();
+            let (Some(def), Some(principal)) = (b["roleDefinitionId"].as_str(), b["principalId"].as_str()) else {
+                return FakeResponse::err(400, "Request_BadRequest", "roleDefinitionId and principalId are required.");
+            };
+            let scope = b["directoryScopeId"].as_str().unwrap_or("/");
+            if !dir.users.contains_key(principal) {
+                return not_found(principal);
+            }
+            if dir.roles.values().any(|r| r.definition == def && r.principal == principal && r.scope == scope) {
+                return FakeResponse::err(400, "Request_BadRequest", DUP_ROLE);
+            }
+            let id = dir.assign_role(principal, def, scope);
+            let mut v = role_json(&id, &dir.roles[&id]);
+            v["@odata.context"] = json!(format!("{base}/v1.0/$metadata#roleManagement/directory/roleAssignments/$entity"));
+            FakeResponse::new(201, Some(v))
+        }
+        ("DELETE", ["roleManagement", "directory", "roleAssignments", id]) => match dir.roles.remove(*id) {
+            Some(_) => FakeResponse::new(204, None),
+            None => not_found(id),
+        },
+        _ => FakeResponse::err(400, "Request_BadRequest", &format!("fake: unsupported {method} {path}")),
+    }
+}
+
+impl Directory {
+    fn create_user(&mut self, body: Option<Value>) -> FakeResponse {
+        let b = body.unwrap_or_default();
+        for req in ["accountEnabled", "displayName", "mailNickname", "userPrincipalName"] {
+            if b.get(req).is_none_or(Value::is_null) {
+                return FakeResponse::err(400, "Request_BadRequest", &format!("Invalid value specified for property '{req}' of resource 'User'."));
+            }
+        }
+        if b["passwordProfile"]["password"].as_str().is_none_or(|p| p.len() < 8) {
+            return FakeResponse::err(400, "Request_BadRequest", "The specified password does not comply with password complexity requirements.");
+        }
+        let upn = b["userPrincipalName"].as_str().unwrap_or_default();
+        if self.find_user(upn).is_some() {
+            let mut e = super::graph_error("Request_BadRequest", "Another object with the same value for property userPrincipalName already exists.");
+            e["error"]["details"] = json!([{"code": "ObjectConflict", "target": "userPrincipalName", "message": "Another object with the same value for property userPrincipalName already exists."}]);
+            return FakeResponse::new(400, Some(e));
+        }
+        let id = self.add_user(b);
+        if self.replication_delay > 0 {
+            self.hidden.insert(id.clone(), self.replication_delay);
+        }
+        FakeResponse::new(201, self.user(&id))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn user_route(&mut self, method: &str, id: &str, rest: &[&str], q: &HashMap<String, String>, body: Option<Value>, base: &str, path: &str) -> FakeResponse {
+        match (method, rest) {
+            ("GET", []) => FakeResponse::new(200, self.user(id).map(|u| select(u, q))),
+            ("PATCH", []) => {
+                let Some(Value::Object(b)) = body else { return FakeResponse::err(400, "Request_BadRequest", "Body required.") };
+                let u = self.users.get_mut(id).expect("exists");
+                for (k, v) in b {
+                    if k == "id" {
+                        continue;
+                    }
+                    if v.is_null() { u.props.remove(&k) } else { u.props.insert(k, v) };
+                }
+                FakeResponse::new(204, None)
+            }
+            ("DELETE", []) => {
+                let u = self.users.remove(id).expect("exists");
+                for g in self.groups.values_mut() {
+                    g.members.remove(id);
+                }
+                self.deleted.insert(id.into(), u);
+                FakeResponse::new(204, None)
+            }
+            ("PUT", ["manager", "$ref"]) => {
+                let Some(m) = ref_id(&body) else { return FakeResponse::err(400, "Request_BadRequest", "Missing @odata.id.") };
+                if !self.users.contains_key(&m) {
+                    return not_found(&m);
+                }
+                self.users.get_mut(id).expect("exists").manager = Some(m);
+                FakeResponse::new(204, None)
+            }
+            ("GET", ["manager"]) => match self.manager_of(id).and_then(|m| self.user(&m)) {
+                Some(m) => FakeResponse::new(200, Some(select(m, q))),
+                None => not_found("manager"),
+            },
+            ("POST", ["revokeSignInSessions"]) => {
+                let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                self.users.get_mut(id).expect("exists").props.insert("signInSessionsValidFromDateTime".into(), Value::String(now));
+                FakeResponse::new(200, Some(json!({"@odata.context": format!("{base}/v1.0/$metadata#Edm.Boolean"), "value": true})))
+            }
+            ("POST", ["assignLicense"]) => self.assign_license_call(id, body),
+            ("GET", ["memberOf"]) | ("GET", ["memberOf", "microsoft.graph.group"]) => {
+                let items = self
+                    .groups
+                    .iter()
+                    .filter(|(_, g)| g.members.contains(id))
+                    .map(|(gid, g)| json!({"@odata.type": "#microsoft.graph.group", "id": gid, "displayName": g.name}))
+                    .collect();
+                page(items, q, base, path)
+            }
+            _ => FakeResponse::err(400, "Request_BadRequest", &format!("fake: unsupported {method} {path}")),
+        }
+    }
+
+    fn assign_license_call(&mut self, id: &str, body: Option<Value>) -> FakeResponse {
+        let b = body.unwrap_or_default();
+        let (Some(adds), Some(removes)) = (b["addLicenses"].as_array(), b["removeLicenses"].as_array()) else {
+            return FakeResponse::err(400, "Request_BadRequest", "Invalid value specified for property 'addLicenses' or 'removeLicenses'.");
+        };
+        let u = &self.users[id];
+        let has_location = u.props.get("usageLocation").and_then(Value::as_str).is_some_and(|s| s.len() == 2);
+        if !adds.is_empty() && !has_location {
+            return FakeResponse::err(400, "Request_BadRequest", BAD_USAGE_LOCATION);
+        }
+        let mut new = u.licenses.clone();
+        for r in removes {
+            let sku = r.as_str().unwrap_or_default();
+            if new.remove(sku).is_none() {
+                return FakeResponse::err(400, "Request_BadRequest", "User does not have a corresponding license.");
+            }
+        }
+        for a in adds {
+            let sku = a["skuId"].as_str().unwrap_or_default().to_owned();
+            let Some((_, units)) = self.skus.get(&sku) else {
+                return FakeResponse::err(400, "Request_BadRequest", &format!("License {sku} does not correspond to a valid company License."));
+            };
+            let used = self.users.iter().filter(|(uid, x)| *uid != id && x.licenses.contains_key(&sku)).count();
+            if used as u32 >= *units {
+                return FakeResponse::err(400, "Request_BadRequest", &format!("Subscription with SKU {sku} does not have any available licenses."));
+            }
+            let disabled = a["disabledPlans"].as_array().map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            new.insert(sku, disabled);
+        }
+        self.users.get_mut(id).expect("exists").licenses = new;
+        FakeResponse::new(200, self.user(id))
+    }
+}
+
+fn batch(shared: &Shared, st: &mut FakeState, headers: &HeaderMap, body: Option<Value>) -> FakeResponse {
+    let Some(reqs) = body.as_ref().and_then(|b| b["requests"].as_array()).cloned() else {
+        return FakeResponse::err(400, "BadRequest", "Invalid batch payload format.");
+    };
+    if reqs.len() > 20 {
+        return FakeResponse::err(400, "BadRequest", "The number of batch requests exceeds 20.");
+    }
+    let ids: BTreeSet<&str> = reqs.iter().filter_map(|r| r["id"].as_str()).collect();
+    if ids.len() != reqs.len() {
+        return FakeResponse::err(400, "BadRequest", "Batch request ids must be unique.");
+    }
+    let mut statuses: HashMap<String, u16> = HashMap::new();
+    let mut out = Vec::new();
+    for r in &reqs {
+        let id = r["id"].as_str().unwrap_or_default().to_owned();
+        let method = r["method"].as_str().unwrap_or("GET").to_ascii_uppercase();
+        let url = r["url"].as_str().unwrap_or_default();
+        let has_ct = r["headers"].as_object().is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
+        let item_body = r.get("body").filter(|b| !b.is_null()).cloned();
+        let failed_dep = r["dependsOn"].as_array().is_some_and(|d| {
+            d.iter().any(|x| x.as_str().is_none_or(|x| statuses.get(x).is_none_or(|s| !(200..300).contains(s))))
+        });
+        let resp = if !url.starts_with('/') {
+            FakeResponse::err(400, "BadRequest", "Batch request urls must be relative.")
+        } else if item_body.is_some() && !has_ct {
+            FakeResponse::err(400, "BadRequest", "Content-Type header is required for a request with a body.")
+        } else if failed_dep {
+            FakeResponse::err(424, "FailedDependency", "A dependency failed.")
+        } else {
+            let (p, q) = url.split_once('?').unwrap_or((url, ""));
+            dispatch_logged(shared, st, &method, p, q, headers, item_body, true)
+                .unwrap_or_else(|()| FakeResponse::err(504, "gatewayTimeout", "Gateway timeout."))
+        };
+        statuses.insert(id.clone(), resp.status);
+        let mut item = json!({"id": id, "status": resp.status, "headers": resp.headers});
+        if let Some(b) = resp.body {
+            item["body"] = b;
+        }
+        out.push(item);
+    }
+    out.shuffle(&mut rand::thread_rng());
+    FakeResponse::new(200, Some(json!({"responses": out})))
+}

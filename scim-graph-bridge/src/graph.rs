@@ -1,5 +1,0 @@
-//! stub
-/// stub
-#[derive(Debug, thiserror::Error)]
-#[error("graph")]
-pub struct GraphError;
