@@ -73,6 +73,8 @@ pub struct Fault {
     pub apply_then_fail: bool,
     /// Never answer (the request hangs until the client gives up).
     pub hang: bool,
+    /// Error message (with code `Request_BadRequest` for 400s) instead of the default.
+    pub message: Option<String>,
 }
 
 /// One logged request.
@@ -194,7 +196,11 @@ impl FakeResponse {
             504 => ("gatewayTimeout", "Gateway timeout."),
             _ => ("generalException", "An error occurred."),
         };
-        let mut r = Self::err(f.status, code, msg);
+        let mut r = match (&f.message, f.status) {
+            (Some(m), 400) => Self::err(400, "Request_BadRequest", m),
+            (Some(m), _) => Self::err(f.status, code, m),
+            (None, _) => Self::err(f.status, code, msg),
+        };
         if let Some(ra) = &f.retry_after {
             r.headers.insert("Retry-After".into(), ra.clone());
         }

@@ -430,6 +430,7 @@ impl GraphClient {
                         retry.push(i);
                         if lag {
                             lag_retries += 1;
+                            self.stats.lock().expect("stats").replication_retries += 1;
                         } else {
                             self.stats.lock().expect("stats").throttled_retries += 1;
                         }
