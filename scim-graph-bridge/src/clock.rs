@@ -37,7 +37,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock starting at `start`.
     pub fn new(start: OffsetDateTime) -> Self {
-        Self { inner: Mutex::new((start, Duration::ZERO)) }
+        Self {
+            inner: Mutex::new((start, Duration::ZERO)),
+        }
     }
     /// A clock starting at 2026-01-01T00:00:00Z.
     pub fn fixed() -> Self {

@@ -157,7 +157,9 @@ impl GraphConfig {
         V: Into<String>,
     {
         for (k, v) in vars {
-            let Some(key) = k.as_ref().strip_prefix("SCIM_GRAPH_") else { continue };
+            let Some(key) = k.as_ref().strip_prefix("SCIM_GRAPH_") else {
+                continue;
+            };
             let v: String = v.into();
             let num = |name: &str| -> Result<f64> {
                 v.parse::<f64>()
@@ -187,7 +189,9 @@ impl GraphConfig {
                 "WRITE_BURST" => self.write_burst = num(key)? as u32,
                 "MAX_ATTEMPTS" => self.max_attempts = num(key)? as u32,
                 other => {
-                    return Err(Error::Config(format!("unknown environment key SCIM_GRAPH_{other}")));
+                    return Err(Error::Config(format!(
+                        "unknown environment key SCIM_GRAPH_{other}"
+                    )));
                 }
             }
         }
@@ -204,7 +208,11 @@ impl GraphConfig {
 
     /// The effective mode: explicit, else `apply` with credentials and `plan` without.
     pub fn effective_mode(&self) -> Mode {
-        self.mode.unwrap_or(if self.has_credentials() { Mode::Apply } else { Mode::Plan })
+        self.mode.unwrap_or(if self.has_credentials() {
+            Mode::Apply
+        } else {
+            Mode::Plan
+        })
     }
 
     /// Checks the section; errors name the offending key.
@@ -221,14 +229,21 @@ impl GraphConfig {
                 "graph.client_certificate and graph.client_key must be given together".into(),
             ));
         }
-        for (key, value) in [("graph.authority_url", &self.authority_url), ("graph.graph_url", &self.graph_url)] {
+        for (key, value) in [
+            ("graph.authority_url", &self.authority_url),
+            ("graph.graph_url", &self.graph_url),
+        ] {
             url::Url::parse(value).map_err(|e| Error::Config(format!("{key}: {e}")))?;
         }
-        if !(self.writes_per_second > 0.0) {
-            return Err(Error::Config("graph.writes_per_second must be positive".into()));
+        if self.writes_per_second.is_nan() || self.writes_per_second <= 0.0 {
+            return Err(Error::Config(
+                "graph.writes_per_second must be positive".into(),
+            ));
         }
         if self.write_burst == 0 || self.max_attempts == 0 {
-            return Err(Error::Config("graph.write_burst and graph.max_attempts must be positive".into()));
+            return Err(Error::Config(
+                "graph.write_burst and graph.max_attempts must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -274,7 +289,12 @@ rules = "rules.toml""#,
         GraphConfig::default().validate().unwrap();
         assert!(toml::from_str::<GraphConfig>("bogus = 1").is_err());
         let c: GraphConfig = toml::from_str("mode = \"apply\"").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("graph.tenant_id"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("graph.tenant_id")
+        );
     }
 
     #[test]

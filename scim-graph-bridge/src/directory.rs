@@ -14,7 +14,12 @@ pub trait UserDirectory: Send + Sync {
     /// or `None` when it does not exist (deleted). Errors use [`crate::Error::Directory`].
     async fn get_user(&self, tenant: &str, id: &str) -> Result<Option<Value>>;
     /// Up to `limit` user ids in ascending order, strictly after `after`.
-    async fn list_user_ids(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    async fn list_user_ids(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>>;
 }
 
 /// An in-memory directory, for tests and demos.
@@ -30,20 +35,36 @@ impl MemoryDirectory {
     }
     /// Inserts or replaces a user.
     pub fn put(&self, tenant: &str, id: &str, user: Value) {
-        self.users.lock().expect("directory").insert((tenant.into(), id.into()), user);
+        self.users
+            .lock()
+            .expect("directory")
+            .insert((tenant.into(), id.into()), user);
     }
     /// Deletes a user.
     pub fn remove(&self, tenant: &str, id: &str) {
-        self.users.lock().expect("directory").remove(&(tenant.into(), id.into()));
+        self.users
+            .lock()
+            .expect("directory")
+            .remove(&(tenant.into(), id.into()));
     }
 }
 
 #[async_trait::async_trait]
 impl UserDirectory for MemoryDirectory {
     async fn get_user(&self, tenant: &str, id: &str) -> Result<Option<Value>> {
-        Ok(self.users.lock().expect("directory").get(&(tenant.into(), id.into())).cloned())
+        Ok(self
+            .users
+            .lock()
+            .expect("directory")
+            .get(&(tenant.into(), id.into()))
+            .cloned())
     }
-    async fn list_user_ids(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+    async fn list_user_ids(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let g = self.users.lock().expect("directory");
         Ok(g.keys()
             .filter(|(t, id)| t == tenant && after.is_none_or(|a| id.as_str() > a))

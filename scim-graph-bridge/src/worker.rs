@@ -70,7 +70,10 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("owner", &self.cfg.owner).field("bridge", &self.bridge).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("owner", &self.cfg.owner)
+            .field("bridge", &self.bridge)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +82,15 @@ fn failure_summary(report: &crate::reconcile::ApplyReport) -> String {
         .steps
         .iter()
         .filter_map(|s| match &s.outcome {
-            Outcome::Failed { http_status, code, message, .. } => Some(format!("{} {}: {http_status} {code}: {message}", s.step, s.target)),
+            Outcome::Failed {
+                http_status,
+                code,
+                message,
+                ..
+            } => Some(format!(
+                "{} {}: {http_status} {code}: {message}",
+                s.step, s.target
+            )),
             _ => None,
         })
         .collect::<Vec<_>>()
@@ -88,15 +99,34 @@ fn failure_summary(report: &crate::reconcile::ApplyReport) -> String {
 
 impl Worker {
     /// A worker over `store`, reading users from `dir`.
-    pub fn new(store: BridgeStore, bridge: Bridge, dir: Arc<dyn UserDirectory>, cfg: WorkerConfig) -> Self {
-        Self { store, bridge, dir, cfg }
+    pub fn new(
+        store: BridgeStore,
+        bridge: Bridge,
+        dir: Arc<dyn UserDirectory>,
+        cfg: WorkerConfig,
+    ) -> Self {
+        Self {
+            store,
+            bridge,
+            dir,
+            cfg,
+        }
     }
 
     /// One round: ingest the outbox, claim due users, reconcile each.
     pub async fn run_once(&self) -> Result<RoundStats> {
         let clock = self.bridge.clock().clone();
-        let mut stats = RoundStats { ingested: self.store.ingest(clock.now(), self.cfg.ingest_limit).await?, ..RoundStats::default() };
-        let items = self.store.claim(&self.cfg.owner, clock.now(), self.cfg.lease, self.cfg.batch).await?;
+        let mut stats = RoundStats {
+            ingested: self
+                .store
+                .ingest(clock.now(), self.cfg.ingest_limit)
+                .await?,
+            ..RoundStats::default()
+        };
+        let items = self
+            .store
+            .claim(&self.cfg.owner, clock.now(), self.cfg.lease, self.cfg.batch)
+            .await?;
         stats.claimed = items.len();
         for item in items {
             match self.process(&item).await? {
@@ -133,31 +163,70 @@ impl Worker {
         let clock = self.bridge.clock().clone();
         let (owner, tenant, user) = (&self.cfg.owner, &item.tenant_id, &item.user_id);
         let link = self.store.get_link(tenant, user).await?;
-        let rec = match self.bridge.reconcile_user(self.dir.as_ref(), tenant, user, &link).await {
+        let rec = match self
+            .bridge
+            .reconcile_user(self.dir.as_ref(), tenant, user, &link)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(tenant, user, error = %e, "bridge reconcile failed");
-                let out = self.store.fail(item, owner, clock.now(), &e.to_string(), self.cfg.max_attempts, self.cfg.base_backoff).await?;
+                let out = self
+                    .store
+                    .fail(
+                        item,
+                        owner,
+                        clock.now(),
+                        &e.to_string(),
+                        self.cfg.max_attempts,
+                        self.cfg.base_backoff,
+                    )
+                    .await?;
                 return Ok(Some(out));
             }
         };
         let now = clock.now();
         self.store.put_link(tenant, user, &rec.link, now).await?;
-        let mode = if rec.report.is_some() { "apply" } else { "plan" };
-        self.store.record_plan(tenant, user, mode, &rec.plan, rec.report.as_ref(), now).await?;
+        let mode = if rec.report.is_some() {
+            "apply"
+        } else {
+            "plan"
+        };
+        self.store
+            .record_plan(tenant, user, mode, &rec.plan, rec.report.as_ref(), now)
+            .await?;
         if let Some(report) = &rec.report {
             if let Some(t) = &report.transient_failure {
-                let out = self.store.fail(item, owner, now, t, self.cfg.max_attempts, self.cfg.base_backoff).await?;
+                let out = self
+                    .store
+                    .fail(
+                        item,
+                        owner,
+                        now,
+                        t,
+                        self.cfg.max_attempts,
+                        self.cfg.base_backoff,
+                    )
+                    .await?;
                 return Ok(Some(out));
             }
             if report.permanent_failures > 0 {
                 let reason = format!("permanent: {}", failure_summary(report));
-                return Ok(Some(self.store.dead_letter(item, owner, now, &reason).await?));
+                return Ok(Some(
+                    self.store.dead_letter(item, owner, now, &reason).await?,
+                ));
             }
         }
         // a leaver whose Graph user still exists comes back when the hard delete is due
-        let next = match (rec.report.is_some(), rec.plan.desired.is_leaver(), &rec.link.graph_id, rec.link.left_at) {
-            (true, true, Some(_), Some(left)) => delete_due_at(self.bridge.rules(), left).filter(|d| *d > now),
+        let next = match (
+            rec.report.is_some(),
+            rec.plan.desired.is_leaver(),
+            &rec.link.graph_id,
+            rec.link.left_at,
+        ) {
+            (true, true, Some(_), Some(left)) => {
+                delete_due_at(self.bridge.rules(), left).filter(|d| *d > now)
+            }
             _ => None,
         };
         self.store.complete(item, owner, now, next).await?;
@@ -166,10 +235,18 @@ impl Worker {
 }
 
 /// `bridge plan --user ID`: the plan for one user, recorded, nothing applied.
-pub async fn plan_for_user(store: &BridgeStore, bridge: &Bridge, dir: &dyn UserDirectory, tenant: &str, user_id: &str) -> Result<Plan> {
+pub async fn plan_for_user(
+    store: &BridgeStore,
+    bridge: &Bridge,
+    dir: &dyn UserDirectory,
+    tenant: &str,
+    user_id: &str,
+) -> Result<Plan> {
     let link = store.get_link(tenant, user_id).await?;
     let plan = bridge.plan_user(dir, tenant, user_id, &link).await?;
-    store.record_plan(tenant, user_id, "plan", &plan, None, bridge.clock().now()).await?;
+    store
+        .record_plan(tenant, user_id, "plan", &plan, None, bridge.clock().now())
+        .await?;
     Ok(plan)
 }
 
@@ -179,7 +256,12 @@ pub async fn status(store: &BridgeStore) -> Result<Status> {
 }
 
 /// `bridge reconcile --all`: queues every user of the tenant; returns how many.
-pub async fn reconcile_all(store: &BridgeStore, dir: &dyn UserDirectory, tenant: &str, now: time::OffsetDateTime) -> Result<usize> {
+pub async fn reconcile_all(
+    store: &BridgeStore,
+    dir: &dyn UserDirectory,
+    tenant: &str,
+    now: time::OffsetDateTime,
+) -> Result<usize> {
     let mut after: Option<String> = None;
     let mut n = 0;
     // bounded: each page advances `after`; stops on an empty or short page
@@ -203,6 +285,10 @@ pub async fn dead_letters(store: &BridgeStore, tenant: Option<&str>) -> Result<V
 }
 
 /// `bridge dead-letters retry ID`: `false` if no such dead letter.
-pub async fn retry_dead_letter(store: &BridgeStore, id: &str, now: time::OffsetDateTime) -> Result<bool> {
+pub async fn retry_dead_letter(
+    store: &BridgeStore,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<bool> {
     store.retry_dead_letter(id, now).await
 }

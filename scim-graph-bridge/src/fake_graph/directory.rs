@@ -11,7 +11,8 @@ use super::{FakeResponse, FakeState, FaultHit, Shared};
 const DUP_MEMBER: &str = "One or more added object references already exist for the following modified properties: 'members'.";
 const MISSING_MEMBER: &str = "One or more removed object references do not exist for the following modified properties: 'members'.";
 const DUP_ROLE: &str = "A conflicting object with one or more of the specified property values is present in the directory.";
-const BAD_USAGE_LOCATION: &str = "License assignment cannot be done for user with invalid usage location.";
+const BAD_USAGE_LOCATION: &str =
+    "License assignment cannot be done for user with invalid usage location.";
 
 #[derive(Clone, Debug, Default)]
 struct FUser {
@@ -57,13 +58,25 @@ impl Directory {
         let mut p = props.as_object().cloned().unwrap_or_default();
         p.insert("id".into(), Value::String(id.clone()));
         p.entry("accountEnabled").or_insert(Value::Bool(true));
-        self.users.insert(id.clone(), FUser { props: p, ..FUser::default() });
+        self.users.insert(
+            id.clone(),
+            FUser {
+                props: p,
+                ..FUser::default()
+            },
+        );
         id
     }
     /// Adds a group; returns its id.
     pub fn add_group(&mut self, name: &str) -> String {
         let id = new_id();
-        self.groups.insert(id.clone(), FGroup { name: name.into(), members: BTreeSet::new() });
+        self.groups.insert(
+            id.clone(),
+            FGroup {
+                name: name.into(),
+                members: BTreeSet::new(),
+            },
+        );
         id
     }
     /// Adds a subscribed SKU with `units` seats; returns its id.
@@ -81,7 +94,14 @@ impl Directory {
     /// Assigns a role directly (seeding); returns the assignment id.
     pub fn assign_role(&mut self, user: &str, definition: &str, scope: &str) -> String {
         let id = format!("{}-1", uuid::Uuid::new_v4().simple());
-        self.roles.insert(id.clone(), FRole { definition: definition.into(), principal: user.into(), scope: scope.into() });
+        self.roles.insert(
+            id.clone(),
+            FRole {
+                definition: definition.into(),
+                principal: user.into(),
+                scope: scope.into(),
+            },
+        );
         id
     }
     /// Assigns a license directly (seeding).
@@ -104,19 +124,33 @@ impl Directory {
     }
     /// Direct members of a group.
     pub fn members(&self, group: &str) -> BTreeSet<String> {
-        self.groups.get(group).map(|g| g.members.clone()).unwrap_or_default()
+        self.groups
+            .get(group)
+            .map(|g| g.members.clone())
+            .unwrap_or_default()
     }
     /// Groups the user is a direct member of.
     pub fn groups_of(&self, user: &str) -> BTreeSet<String> {
-        self.groups.iter().filter(|(_, g)| g.members.contains(user)).map(|(id, _)| id.clone()).collect()
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(user))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
     /// `(roleDefinitionId, directoryScopeId)` of the user's role assignments.
     pub fn roles_of(&self, user: &str) -> BTreeSet<(String, String)> {
-        self.roles.values().filter(|r| r.principal == user).map(|r| (r.definition.clone(), r.scope.clone())).collect()
+        self.roles
+            .values()
+            .filter(|r| r.principal == user)
+            .map(|r| (r.definition.clone(), r.scope.clone()))
+            .collect()
     }
     /// SKU ids assigned directly to the user.
     pub fn licenses_of(&self, user: &str) -> BTreeSet<String> {
-        self.users.get(user).map(|u| u.licenses.keys().cloned().collect()).unwrap_or_default()
+        self.users
+            .get(user)
+            .map(|u| u.licenses.keys().cloned().collect())
+            .unwrap_or_default()
     }
     /// The user's manager id.
     pub fn manager_of(&self, user: &str) -> Option<String> {
@@ -139,7 +173,12 @@ impl Directory {
         }
         self.users
             .iter()
-            .find(|(_, u)| u.props.get("userPrincipalName").and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(key)))
+            .find(|(_, u)| {
+                u.props
+                    .get("userPrincipalName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(key))
+            })
             .map(|(id, _)| id.clone())
     }
 
@@ -157,7 +196,11 @@ impl Directory {
 fn user_json(u: &FUser) -> Value {
     let mut p = u.props.clone();
     p.remove("passwordProfile");
-    let lic: Vec<Value> = u.licenses.iter().map(|(s, d)| json!({"skuId": s, "disabledPlans": d})).collect();
+    let lic: Vec<Value> = u
+        .licenses
+        .iter()
+        .map(|(s, d)| json!({"skuId": s, "disabledPlans": d}))
+        .collect();
     let states: Vec<Value> = u
         .licenses
         .iter()
@@ -179,24 +222,52 @@ fn ref_id(body: &Option<Value>) -> Option<String> {
 }
 
 fn select(v: Value, query: &HashMap<String, String>) -> Value {
-    let Some(sel) = query.get("$select") else { return v };
+    let Some(sel) = query.get("$select") else {
+        return v;
+    };
     let keys: Vec<&str> = sel.split(',').map(str::trim).collect();
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(k, _)| k == "id" || keys.contains(&k.as_str())).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| k == "id" || keys.contains(&k.as_str()))
+                .collect(),
+        ),
         other => other,
     }
 }
 
 fn not_found(id: &str) -> FakeResponse {
-    FakeResponse::err(404, "Request_ResourceNotFound", &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."))
+    FakeResponse::err(
+        404,
+        "Request_ResourceNotFound",
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
 }
 
-fn page(items: Vec<Value>, query: &HashMap<String, String>, base: &str, path: &str) -> FakeResponse {
-    let top: usize = query.get("$top").and_then(|t| t.parse().ok()).unwrap_or(100).clamp(1, 999);
-    let skip: usize = query.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+fn page(
+    items: Vec<Value>,
+    query: &HashMap<String, String>,
+    base: &str,
+    path: &str,
+) -> FakeResponse {
+    let top: usize = query
+        .get("$top")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 999);
+    let skip: usize = query
+        .get("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let mut body = json!({"value": items.iter().skip(skip).take(top).cloned().collect::<Vec<_>>()});
     if skip + top < items.len() {
-        let mut q: Vec<String> = query.iter().filter(|(k, _)| *k != "$skiptoken").map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+        let mut q: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| *k != "$skiptoken")
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect();
         q.sort();
         q.push(format!("$skiptoken={}", skip + top));
         body["@odata.nextLink"] = Value::String(format!("{base}/v1.0{path}?{}", q.join("&")));
@@ -210,7 +281,10 @@ fn urlencode(s: &str) -> String {
 
 /// Parses `prop eq 'v'` (and `startsWith(prop,'v')`) filters on users.
 fn user_filter(f: &str) -> Option<(String, String, bool)> {
-    if let Some(inner) = f.strip_prefix("startsWith(").and_then(|s| s.strip_suffix(')')) {
+    if let Some(inner) = f
+        .strip_prefix("startsWith(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
         let (p, v) = inner.split_once(',')?;
         return Some((p.trim().into(), v.trim().trim_matches('\'').into(), true));
     }
@@ -244,18 +318,38 @@ pub(super) fn dispatch_logged(
         }
         FaultHit::None => route(shared, st, method, path, query, headers, body.clone()),
     };
-    st.log(shared.started, method, path, query, body, resp.status, in_batch);
+    st.log(
+        shared.started,
+        method,
+        path,
+        query,
+        body,
+        resp.status,
+        in_batch,
+    );
     Ok(resp)
 }
 
-fn route(shared: &Shared, st: &mut FakeState, method: &str, path: &str, query: &str, headers: &HeaderMap, body: Option<Value>) -> FakeResponse {
+fn route(
+    shared: &Shared,
+    st: &mut FakeState,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Option<Value>,
+) -> FakeResponse {
     if path == "/$batch" && method == "POST" {
         return batch(shared, st, headers, body);
     }
     let dir = &mut st.dir;
     // replication delay: a new user is invisible to the next N requests that name it
     let body_text = body.as_ref().map(Value::to_string).unwrap_or_default();
-    let hidden = dir.hidden.iter().find(|(id, _)| path.contains(id.as_str()) || body_text.contains(id.as_str())).map(|(id, _)| id.clone());
+    let hidden = dir
+        .hidden
+        .iter()
+        .find(|(id, _)| path.contains(id.as_str()) || body_text.contains(id.as_str()))
+        .map(|(id, _)| id.clone());
     if let Some(id) = hidden {
         let left = dir.hidden.get_mut(&id).expect("present");
         *left -= 1;
@@ -264,18 +358,27 @@ fn route(shared: &Shared, st: &mut FakeState, method: &str, path: &str, query: &
         }
         return not_found(&id);
     }
-    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let q: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let base = shared.base_url.as_str();
     match (method, seg.as_slice()) {
         ("POST", ["users"]) => dir.create_user(body),
         ("GET", ["users"]) => {
-            let advanced = headers.get("consistencylevel").is_some_and(|v| v == "eventual") && q.get("$count").is_some_and(|c| c == "true");
+            let advanced = headers
+                .get("consistencylevel")
+                .is_some_and(|v| v == "eventual")
+                && q.get("$count").is_some_and(|c| c == "true");
             let mut users: Vec<Value> = dir.users.values().map(user_json).collect();
             if let Some(f) = q.get("$filter") {
                 let Some((prop, val, prefix)) = user_filter(f) else {
                     let code = if advanced { 501 } else { 400 };
-                    return FakeResponse::err(code, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.");
+                    return FakeResponse::err(
+                        code,
+                        "Request_UnsupportedQuery",
+                        "Unsupported or invalid query filter clause specified.",
+                    );
                 };
                 users.retain(|u| {
                     let have = match u.get(&prop) {
@@ -283,20 +386,30 @@ fn route(shared: &Shared, st: &mut FakeState, method: &str, path: &str, query: &
                         Some(Value::Bool(b)) => b.to_string(),
                         _ => return false,
                     };
-                    if prefix { have.to_lowercase().starts_with(&val.to_lowercase()) } else { have.eq_ignore_ascii_case(&val) }
+                    if prefix {
+                        have.to_lowercase().starts_with(&val.to_lowercase())
+                    } else {
+                        have.eq_ignore_ascii_case(&val)
+                    }
                 });
             }
             let users = users.into_iter().map(|u| select(u, &q)).collect();
             page(users, &q, base, path)
         }
         (m, ["users", key, rest @ ..]) => {
-            let Some(id) = dir.find_user(key) else { return not_found(key) };
+            let Some(id) = dir.find_user(key) else {
+                return not_found(key);
+            };
             dir.user_route(m, &id, rest, &q, body, base, path)
         }
         ("POST", ["groups", gid, "members", "$ref"]) => {
-            let Some(g) = dir.groups.get(*gid) else { return not_found(gid) };
+            let Some(g) = dir.groups.get(*gid) else {
+                return not_found(gid);
+            };
             let _ = g;
-            let Some(uid) = ref_id(&body) else { return FakeResponse::err(400, "Request_BadRequest", "Missing @odata.id.") };
+            let Some(uid) = ref_id(&body) else {
+                return FakeResponse::err(400, "Request_BadRequest", "Missing @odata.id.");
+            };
             if !dir.users.contains_key(&uid) {
                 return not_found(&uid);
             }
@@ -307,23 +420,32 @@ fn route(shared: &Shared, st: &mut FakeState, method: &str, path: &str, query: &
             FakeResponse::new(204, None)
         }
         ("DELETE", ["groups", gid, "members", uid, "$ref"]) => {
-            let Some(g) = dir.groups.get_mut(*gid) else { return not_found(gid) };
+            let Some(g) = dir.groups.get_mut(*gid) else {
+                return not_found(gid);
+            };
             if g.members.remove(*uid) {
                 FakeResponse::new(204, None)
             } else {
                 FakeResponse::err(404, "Request_ResourceNotFound", MISSING_MEMBER)
             }
         }
-        ("DELETE", ["groups", _, "members", _]) => {
-            FakeResponse::err(400, "Request_BadRequest", "fake: DELETE of a member without /$ref would delete the object")
-        }
+        ("DELETE", ["groups", _, "members", _]) => FakeResponse::err(
+            400,
+            "Request_BadRequest",
+            "fake: DELETE of a member without /$ref would delete the object",
+        ),
         ("GET", ["groups", gid]) => match dir.groups.get(*gid) {
             Some(g) => FakeResponse::new(200, Some(json!({"id": gid, "displayName": g.name}))),
             None => not_found(gid),
         },
-        ("GET", ["subscribedSkus"]) => FakeResponse::new(200, Some(json!({"value": dir.skus_json()}))),
+        ("GET", ["subscribedSkus"]) => {
+            FakeResponse::new(200, Some(json!({"value": dir.skus_json()})))
+        }
         ("GET", ["roleManagement", "directory", "roleAssignments"]) => {
-            let principal = q.get("$filter").and_then(|f| f.strip_prefix("principalId eq ")).map(|v| v.trim_matches('\'').to_owned());
+            let principal = q
+                .get("$filter")
+                .and_then(|f| f.strip_prefix("principalId eq "))
+                .map(|v| v.trim_matches('\'').to_owned());
             let items = dir
                 .roles
                 .iter()
@@ -334,43 +456,80 @@ fn route(shared: &Shared, st: &mut FakeState, method: &str, path: &str, query: &
         }
         ("POST", ["roleManagement", "directory", "roleAssignments"]) => {
             let b = body.unwrap_or_default();
-            let (Some(def), Some(principal)) = (b["roleDefinitionId"].as_str(), b["principalId"].as_str()) else {
-                return FakeResponse::err(400, "Request_BadRequest", "roleDefinitionId and principalId are required.");
+            let (Some(def), Some(principal)) =
+                (b["roleDefinitionId"].as_str(), b["principalId"].as_str())
+            else {
+                return FakeResponse::err(
+                    400,
+                    "Request_BadRequest",
+                    "roleDefinitionId and principalId are required.",
+                );
             };
             let scope = b["directoryScopeId"].as_str().unwrap_or("/");
             if !dir.users.contains_key(principal) {
                 return not_found(principal);
             }
-            if dir.roles.values().any(|r| r.definition == def && r.principal == principal && r.scope == scope) {
+            if dir
+                .roles
+                .values()
+                .any(|r| r.definition == def && r.principal == principal && r.scope == scope)
+            {
                 return FakeResponse::err(400, "Request_BadRequest", DUP_ROLE);
             }
             let id = dir.assign_role(principal, def, scope);
             let mut v = role_json(&id, &dir.roles[&id]);
-            v["@odata.context"] = json!(format!("{base}/v1.0/$metadata#roleManagement/directory/roleAssignments/$entity"));
+            v["@odata.context"] = json!(format!(
+                "{base}/v1.0/$metadata#roleManagement/directory/roleAssignments/$entity"
+            ));
             FakeResponse::new(201, Some(v))
         }
-        ("DELETE", ["roleManagement", "directory", "roleAssignments", id]) => match dir.roles.remove(*id) {
-            Some(_) => FakeResponse::new(204, None),
-            None => not_found(id),
-        },
-        _ => FakeResponse::err(400, "Request_BadRequest", &format!("fake: unsupported {method} {path}")),
+        ("DELETE", ["roleManagement", "directory", "roleAssignments", id]) => {
+            match dir.roles.remove(*id) {
+                Some(_) => FakeResponse::new(204, None),
+                None => not_found(id),
+            }
+        }
+        _ => FakeResponse::err(
+            400,
+            "Request_BadRequest",
+            &format!("fake: unsupported {method} {path}"),
+        ),
     }
 }
 
 impl Directory {
     fn create_user(&mut self, body: Option<Value>) -> FakeResponse {
         let b = body.unwrap_or_default();
-        for req in ["accountEnabled", "displayName", "mailNickname", "userPrincipalName"] {
+        for req in [
+            "accountEnabled",
+            "displayName",
+            "mailNickname",
+            "userPrincipalName",
+        ] {
             if b.get(req).is_none_or(Value::is_null) {
-                return FakeResponse::err(400, "Request_BadRequest", &format!("Invalid value specified for property '{req}' of resource 'User'."));
+                return FakeResponse::err(
+                    400,
+                    "Request_BadRequest",
+                    &format!("Invalid value specified for property '{req}' of resource 'User'."),
+                );
             }
         }
-        if b["passwordProfile"]["password"].as_str().is_none_or(|p| p.len() < 8) {
-            return FakeResponse::err(400, "Request_BadRequest", "The specified password does not comply with password complexity requirements.");
+        if b["passwordProfile"]["password"]
+            .as_str()
+            .is_none_or(|p| p.len() < 8)
+        {
+            return FakeResponse::err(
+                400,
+                "Request_BadRequest",
+                "The specified password does not comply with password complexity requirements.",
+            );
         }
         let upn = b["userPrincipalName"].as_str().unwrap_or_default();
         if self.find_user(upn).is_some() {
-            let mut e = super::graph_error("Request_BadRequest", "Another object with the same value for property userPrincipalName already exists.");
+            let mut e = super::graph_error(
+                "Request_BadRequest",
+                "Another object with the same value for property userPrincipalName already exists.",
+            );
             e["error"]["details"] = json!([{"code": "ObjectConflict", "target": "userPrincipalName", "message": "Another object with the same value for property userPrincipalName already exists."}]);
             return FakeResponse::new(400, Some(e));
         }
@@ -382,17 +541,32 @@ impl Directory {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn user_route(&mut self, method: &str, id: &str, rest: &[&str], q: &HashMap<String, String>, body: Option<Value>, base: &str, path: &str) -> FakeResponse {
+    fn user_route(
+        &mut self,
+        method: &str,
+        id: &str,
+        rest: &[&str],
+        q: &HashMap<String, String>,
+        body: Option<Value>,
+        base: &str,
+        path: &str,
+    ) -> FakeResponse {
         match (method, rest) {
             ("GET", []) => FakeResponse::new(200, self.user(id).map(|u| select(u, q))),
             ("PATCH", []) => {
-                let Some(Value::Object(b)) = body else { return FakeResponse::err(400, "Request_BadRequest", "Body required.") };
+                let Some(Value::Object(b)) = body else {
+                    return FakeResponse::err(400, "Request_BadRequest", "Body required.");
+                };
                 let u = self.users.get_mut(id).expect("exists");
                 for (k, v) in b {
                     if k == "id" {
                         continue;
                     }
-                    if v.is_null() { u.props.remove(&k) } else { u.props.insert(k, v) };
+                    if v.is_null() {
+                        u.props.remove(&k)
+                    } else {
+                        u.props.insert(k, v)
+                    };
                 }
                 FakeResponse::new(204, None)
             }
@@ -405,7 +579,9 @@ impl Directory {
                 FakeResponse::new(204, None)
             }
             ("PUT", ["manager", "$ref"]) => {
-                let Some(m) = ref_id(&body) else { return FakeResponse::err(400, "Request_BadRequest", "Missing @odata.id.") };
+                let Some(m) = ref_id(&body) else {
+                    return FakeResponse::err(400, "Request_BadRequest", "Missing @odata.id.");
+                };
                 if !self.users.contains_key(&m) {
                     return not_found(&m);
                 }
@@ -417,9 +593,20 @@ impl Directory {
                 None => not_found("manager"),
             },
             ("POST", ["revokeSignInSessions"]) => {
-                let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                self.users.get_mut(id).expect("exists").props.insert("signInSessionsValidFromDateTime".into(), Value::String(now));
-                FakeResponse::new(200, Some(json!({"@odata.context": format!("{base}/v1.0/$metadata#Edm.Boolean"), "value": true})))
+                let now = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                self.users
+                    .get_mut(id)
+                    .expect("exists")
+                    .props
+                    .insert("signInSessionsValidFromDateTime".into(), Value::String(now));
+                FakeResponse::new(
+                    200,
+                    Some(
+                        json!({"@odata.context": format!("{base}/v1.0/$metadata#Edm.Boolean"), "value": true}),
+                    ),
+                )
             }
             ("POST", ["assignLicense"]) => self.assign_license_call(id, body),
             ("GET", ["memberOf"]) | ("GET", ["memberOf", "microsoft.graph.group"]) => {
@@ -431,17 +618,31 @@ impl Directory {
                     .collect();
                 page(items, q, base, path)
             }
-            _ => FakeResponse::err(400, "Request_BadRequest", &format!("fake: unsupported {method} {path}")),
+            _ => FakeResponse::err(
+                400,
+                "Request_BadRequest",
+                &format!("fake: unsupported {method} {path}"),
+            ),
         }
     }
 
     fn assign_license_call(&mut self, id: &str, body: Option<Value>) -> FakeResponse {
         let b = body.unwrap_or_default();
-        let (Some(adds), Some(removes)) = (b["addLicenses"].as_array(), b["removeLicenses"].as_array()) else {
-            return FakeResponse::err(400, "Request_BadRequest", "Invalid value specified for property 'addLicenses' or 'removeLicenses'.");
+        let (Some(adds), Some(removes)) =
+            (b["addLicenses"].as_array(), b["removeLicenses"].as_array())
+        else {
+            return FakeResponse::err(
+                400,
+                "Request_BadRequest",
+                "Invalid value specified for property 'addLicenses' or 'removeLicenses'.",
+            );
         };
         let u = &self.users[id];
-        let has_location = u.props.get("usageLocation").and_then(Value::as_str).is_some_and(|s| s.len() == 2);
+        let has_location = u
+            .props
+            .get("usageLocation")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.len() == 2);
         if !adds.is_empty() && !has_location {
             return FakeResponse::err(400, "Request_BadRequest", BAD_USAGE_LOCATION);
         }
@@ -449,19 +650,42 @@ impl Directory {
         for r in removes {
             let sku = r.as_str().unwrap_or_default();
             if new.remove(sku).is_none() {
-                return FakeResponse::err(400, "Request_BadRequest", "User does not have a corresponding license.");
+                return FakeResponse::err(
+                    400,
+                    "Request_BadRequest",
+                    "User does not have a corresponding license.",
+                );
             }
         }
         for a in adds {
             let sku = a["skuId"].as_str().unwrap_or_default().to_owned();
             let Some((_, units)) = self.skus.get(&sku) else {
-                return FakeResponse::err(400, "Request_BadRequest", &format!("License {sku} does not correspond to a valid company License."));
+                return FakeResponse::err(
+                    400,
+                    "Request_BadRequest",
+                    &format!("License {sku} does not correspond to a valid company License."),
+                );
             };
-            let used = self.users.iter().filter(|(uid, x)| *uid != id && x.licenses.contains_key(&sku)).count();
+            let used = self
+                .users
+                .iter()
+                .filter(|(uid, x)| *uid != id && x.licenses.contains_key(&sku))
+                .count();
             if used as u32 >= *units {
-                return FakeResponse::err(400, "Request_BadRequest", &format!("Subscription with SKU {sku} does not have any available licenses."));
+                return FakeResponse::err(
+                    400,
+                    "Request_BadRequest",
+                    &format!("Subscription with SKU {sku} does not have any available licenses."),
+                );
             }
-            let disabled = a["disabledPlans"].as_array().map(|d| d.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+            let disabled = a["disabledPlans"]
+                .as_array()
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
             new.insert(sku, disabled);
         }
         self.users.get_mut(id).expect("exists").licenses = new;
@@ -469,12 +693,25 @@ impl Directory {
     }
 }
 
-fn batch(shared: &Shared, st: &mut FakeState, headers: &HeaderMap, body: Option<Value>) -> FakeResponse {
-    let Some(reqs) = body.as_ref().and_then(|b| b["requests"].as_array()).cloned() else {
+fn batch(
+    shared: &Shared,
+    st: &mut FakeState,
+    headers: &HeaderMap,
+    body: Option<Value>,
+) -> FakeResponse {
+    let Some(reqs) = body
+        .as_ref()
+        .and_then(|b| b["requests"].as_array())
+        .cloned()
+    else {
         return FakeResponse::err(400, "BadRequest", "Invalid batch payload format.");
     };
     if reqs.len() > 20 {
-        return FakeResponse::err(400, "BadRequest", "The number of batch requests exceeds 20.");
+        return FakeResponse::err(
+            400,
+            "BadRequest",
+            "The number of batch requests exceeds 20.",
+        );
     }
     let ids: BTreeSet<&str> = reqs.iter().filter_map(|r| r["id"].as_str()).collect();
     if ids.len() != reqs.len() {
@@ -486,15 +723,24 @@ fn batch(shared: &Shared, st: &mut FakeState, headers: &HeaderMap, body: Option<
         let id = r["id"].as_str().unwrap_or_default().to_owned();
         let method = r["method"].as_str().unwrap_or("GET").to_ascii_uppercase();
         let url = r["url"].as_str().unwrap_or_default();
-        let has_ct = r["headers"].as_object().is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
+        let has_ct = r["headers"]
+            .as_object()
+            .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
         let item_body = r.get("body").filter(|b| !b.is_null()).cloned();
         let failed_dep = r["dependsOn"].as_array().is_some_and(|d| {
-            d.iter().any(|x| x.as_str().is_none_or(|x| statuses.get(x).is_none_or(|s| !(200..300).contains(s))))
+            d.iter().any(|x| {
+                x.as_str()
+                    .is_none_or(|x| statuses.get(x).is_none_or(|s| !(200..300).contains(s)))
+            })
         });
         let resp = if !url.starts_with('/') {
             FakeResponse::err(400, "BadRequest", "Batch request urls must be relative.")
         } else if item_body.is_some() && !has_ct {
-            FakeResponse::err(400, "BadRequest", "Content-Type header is required for a request with a body.")
+            FakeResponse::err(
+                400,
+                "BadRequest",
+                "Content-Type header is required for a request with a body.",
+            )
         } else if failed_dep {
             FakeResponse::err(424, "FailedDependency", "A dependency failed.")
         } else {

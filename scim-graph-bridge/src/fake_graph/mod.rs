@@ -133,7 +133,10 @@ pub(crate) enum FaultHit {
 impl FakeState {
     pub(crate) fn check_fault(&mut self, method: &str, path: &str) -> FaultHit {
         for (f, seen) in &mut self.faults {
-            let method_ok = f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+            let method_ok = f
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method));
             if !method_ok || !path.contains(&f.path_contains) {
                 continue;
             }
@@ -152,7 +155,17 @@ impl FakeState {
         FaultHit::None
     }
 
-    pub(crate) fn log(&mut self, started: Instant, method: &str, path: &str, query: &str, body: Option<Value>, status: u16, in_batch: bool) {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn log(
+        &mut self,
+        started: Instant,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Option<Value>,
+        status: u16,
+        in_batch: bool,
+    ) {
         let seq = self.log.len() as u64 + 1;
         self.log.push(LoggedRequest {
             seq,
@@ -184,7 +197,11 @@ pub(crate) struct FakeResponse {
 
 impl FakeResponse {
     pub(crate) fn new(status: u16, body: Option<Value>) -> Self {
-        Self { status, headers: BTreeMap::new(), body }
+        Self {
+            status,
+            headers: BTreeMap::new(),
+            body,
+        }
     }
     pub(crate) fn err(status: u16, code: &str, message: &str) -> Self {
         Self::new(status, Some(graph_error(code, message)))
@@ -217,7 +234,9 @@ pub struct FakeGraph {
 
 impl std::fmt::Debug for FakeGraph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeGraph").field("addr", &self.addr).finish()
+        f.debug_struct("FakeGraph")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -238,7 +257,9 @@ impl FakeGraph {
             started: Instant::now(),
             state: Mutex::new(FakeState::default()),
         });
-        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -272,7 +293,12 @@ impl FakeGraph {
 
     /// Adds a scripted fault.
     pub fn inject(&self, fault: Fault) {
-        self.shared.state.lock().expect("fake state").faults.push((fault, 0));
+        self.shared
+            .state
+            .lock()
+            .expect("fake state")
+            .faults
+            .push((fault, 0));
     }
 
     /// Removes all faults.
@@ -287,12 +313,18 @@ impl FakeGraph {
 
     /// Graph writes in the log (batch items included, envelopes excluded).
     pub fn writes(&self) -> Vec<LoggedRequest> {
-        self.requests().into_iter().filter(LoggedRequest::is_write).collect()
+        self.requests()
+            .into_iter()
+            .filter(LoggedRequest::is_write)
+            .collect()
     }
 
     /// Number of Graph requests (token requests excluded).
     pub fn graph_request_count(&self) -> usize {
-        self.requests().iter().filter(|r| !r.path.contains("/oauth2/")).count()
+        self.requests()
+            .iter()
+            .filter(|r| !r.path.contains("/oauth2/"))
+            .count()
     }
 
     /// Clears the request log.
@@ -313,7 +345,9 @@ impl FakeGraph {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let body: Bytes = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .unwrap_or_default();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
     let method = parts.method.clone();
@@ -324,19 +358,44 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return token(&shared, &path, &body);
     }
     let Some(graph_path) = path.strip_prefix("/v1.0") else {
-        return (StatusCode::NOT_FOUND, axum::Json(graph_error("Request_BadRequest", "unknown path"))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(graph_error("Request_BadRequest", "unknown path")),
+        )
+            .into_response();
     };
     let graph_path = graph_path.to_owned();
-    let json_body: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
+    let json_body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&body).ok()
+    };
     let fake = {
         let mut st = shared.state.lock().expect("fake state");
         if let Err(resp) = check_auth(&mut st, &parts.headers) {
-            st.log(shared.started, method.as_str(), &graph_path, &query, json_body.clone(), resp.status, false);
+            st.log(
+                shared.started,
+                method.as_str(),
+                &graph_path,
+                &query,
+                json_body.clone(),
+                resp.status,
+                false,
+            );
             Ok(resp)
         } else if !body.is_empty() && json_body.is_none() {
             Ok(FakeResponse::err(400, "BadRequest", "Invalid JSON body"))
         } else {
-            directory::dispatch_logged(&shared, &mut st, method.as_str(), &graph_path, &query, &parts.headers, json_body, false)
+            directory::dispatch_logged(
+                &shared,
+                &mut st,
+                method.as_str(),
+                &graph_path,
+                &query,
+                &parts.headers,
+                json_body,
+                false,
+            )
         }
     };
     match fake {
@@ -353,14 +412,24 @@ fn check_auth(st: &mut FakeState, headers: &HeaderMap) -> Result<(), FakeRespons
         .unwrap_or("");
     match st.tokens.get(token) {
         Some(exp) if *exp > Instant::now() => Ok(()),
-        _ => Err(FakeResponse::err(401, "InvalidAuthenticationToken", "Access token is empty or has expired.")),
+        _ => Err(FakeResponse::err(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token is empty or has expired.",
+        )),
     }
 }
 
 fn encode(r: FakeResponse) -> Response {
     let mut resp = match r.body {
-        Some(b) => (StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK), axum::Json(b)).into_response(),
-        None => StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK).into_response(),
+        Some(b) => (
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            axum::Json(b),
+        )
+            .into_response(),
+        None => StatusCode::from_u16(r.status)
+            .unwrap_or(StatusCode::OK)
+            .into_response(),
     };
     for (k, v) in r.headers {
         if let (Ok(k), Ok(v)) = (k.parse::<axum::http::HeaderName>(), v.parse()) {
@@ -394,42 +463,87 @@ fn token(shared: &Shared, path: &str, body: &[u8]) -> Response {
     st.log(shared.started, "POST", path, "", None, 200, false);
     let tenant = path.trim_start_matches('/').split('/').next().unwrap_or("");
     if tenant != cfg.tenant_id {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, "Tenant not found.");
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            "Tenant not found.",
+        );
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
     }
-    if !form.get("scope").is_some_and(|s| s.ends_with("/.default") && !s.contains(' ')) {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid.");
+    if !form
+        .get("scope")
+        .is_some_and(|s| s.ends_with("/.default") && !s.contains(' '))
+    {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            "The provided value for the input parameter 'scope' is not valid.",
+        );
     }
     if form.get("client_id") != Some(&cfg.client_id) {
-        return aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, "Application not found in the directory.");
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            "Application not found in the directory.",
+        );
     }
     if let Some(secret) = form.get("client_secret") {
         if cfg.client_secret.as_ref() != Some(secret) {
-            return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided.");
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided.",
+            );
         }
     } else if let Some(assertion) = form.get("client_assertion") {
         if form.get("client_assertion_type").map(String::as_str)
             != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
         {
-            return aad_error(StatusCode::BAD_REQUEST, "invalid_request", 50027, "Invalid client_assertion_type.");
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "Invalid client_assertion_type.",
+            );
         }
         let token_url = format!("{}{}", shared.base_url, path);
         if let Err(e) = check_assertion(cfg, &mut st.jtis, assertion, &token_url) {
             return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", 700027, &e);
         }
     } else {
-        return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain 'client_assertion' or 'client_secret'.");
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain 'client_assertion' or 'client_secret'.",
+        );
     }
     let access = uuid::Uuid::new_v4().simple().to_string();
-    st.tokens.insert(access.clone(), Instant::now() + cfg.token_lifetime);
+    st.tokens
+        .insert(access.clone(), Instant::now() + cfg.token_lifetime);
     axum::Json(json!({"token_type": "Bearer", "expires_in": cfg.token_lifetime.as_secs(), "ext_expires_in": cfg.token_lifetime.as_secs(), "access_token": access})).into_response()
 }
 
-fn check_assertion(cfg: &FakeConfig, jtis: &mut HashSet<String>, assertion: &str, token_url: &str) -> Result<(), String> {
+fn check_assertion(
+    cfg: &FakeConfig,
+    jtis: &mut HashSet<String>,
+    assertion: &str,
+    token_url: &str,
+) -> Result<(), String> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-    let header = decode_header(assertion).map_err(|e| format!("Client assertion is not a JWT: {e}"))?;
+    let header =
+        decode_header(assertion).map_err(|e| format!("Client assertion is not a JWT: {e}"))?;
     if !matches!(header.alg, Algorithm::PS256 | Algorithm::RS256) {
         return Err("Client assertion must be signed with PS256 or RS256.".into());
     }
@@ -446,7 +560,8 @@ fn check_assertion(cfg: &FakeConfig, jtis: &mut HashSet<String>, assertion: &str
             DecodingKey::from_secret(b"")
         }
     };
-    let data = decode::<AssertionClaims>(assertion, &key, &v).map_err(|e| format!("Client assertion failed validation: {e}"))?;
+    let data = decode::<AssertionClaims>(assertion, &key, &v)
+        .map_err(|e| format!("Client assertion failed validation: {e}"))?;
     let c = data.claims;
     if c.iss != cfg.client_id || c.sub != cfg.client_id {
         return Err("Client assertion iss/sub must be the client id.".into());
@@ -463,7 +578,9 @@ fn check_assertion(cfg: &FakeConfig, jtis: &mut HashSet<String>, assertion: &str
 fn inspect(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Response {
     let mut st = shared.state.lock().expect("fake state");
     match (method.as_str(), rest) {
-        ("GET", "requests") => axum::Json(serde_json::to_value(&st.log).unwrap_or_default()).into_response(),
+        ("GET", "requests") => {
+            axum::Json(serde_json::to_value(&st.log).unwrap_or_default()).into_response()
+        }
         ("GET", "state") => axum::Json(st.dir.snapshot()).into_response(),
         ("POST", "faults") => match serde_json::from_slice::<Fault>(body) {
             Ok(f) => {

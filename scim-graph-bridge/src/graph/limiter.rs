@@ -19,7 +19,10 @@ pub struct RateLimiter {
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter").field("rate", &self.rate).field("burst", &self.burst).finish()
+        f.debug_struct("RateLimiter")
+            .field("rate", &self.rate)
+            .field("burst", &self.burst)
+            .finish()
     }
 }
 
@@ -29,7 +32,13 @@ impl RateLimiter {
     /// `rate` writes per second with bursts of `burst`.
     pub fn new(rate: f64, burst: u32, clock: Arc<dyn Clock>) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { rate: rate.max(0.001), burst, clock, state: tokio::sync::Mutex::new((burst, None)), grants: Mutex::new(VecDeque::new()) }
+        Self {
+            rate: rate.max(0.001),
+            burst,
+            clock,
+            state: tokio::sync::Mutex::new((burst, None)),
+            grants: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Configured rate (writes per second).
@@ -71,7 +80,12 @@ impl RateLimiter {
 
     /// Times at which writes were granted (the most recent 10 000).
     pub fn grant_log(&self) -> Vec<OffsetDateTime> {
-        self.grants.lock().expect("grant log").iter().copied().collect()
+        self.grants
+            .lock()
+            .expect("grant log")
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// The most writes granted in any window of `window` (from the grant log).

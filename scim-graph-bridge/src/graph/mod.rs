@@ -54,7 +54,9 @@ impl GraphError {
         match self {
             GraphError::Transport(_) => true,
             GraphError::Auth(_) => false,
-            GraphError::Api { status, .. } => matches!(status, 404 | 408 | 429 | 500 | 502 | 503 | 504),
+            GraphError::Api { status, .. } => {
+                matches!(status, 404 | 408 | 429 | 500 | 502 | 503 | 504)
+            }
         }
     }
 }
@@ -73,21 +75,39 @@ pub struct GraphRequest {
 impl GraphRequest {
     /// A GET.
     pub fn get(path: impl Into<String>) -> Self {
-        Self { method: reqwest::Method::GET, path: path.into(), body: None }
+        Self {
+            method: reqwest::Method::GET,
+            path: path.into(),
+            body: None,
+        }
     }
     /// A request with a JSON body.
     pub fn with_body(method: reqwest::Method, path: impl Into<String>, body: Value) -> Self {
-        Self { method, path: path.into(), body: Some(body) }
+        Self {
+            method,
+            path: path.into(),
+            body: Some(body),
+        }
     }
     /// A request without body.
     pub fn new(method: reqwest::Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), body: None }
+        Self {
+            method,
+            path: path.into(),
+            body: None,
+        }
     }
     fn is_write(&self) -> bool {
         self.method != reqwest::Method::GET
     }
     fn idempotent(&self) -> bool {
-        matches!(self.method, reqwest::Method::GET | reqwest::Method::PUT | reqwest::Method::PATCH | reqwest::Method::DELETE)
+        matches!(
+            self.method,
+            reqwest::Method::GET
+                | reqwest::Method::PUT
+                | reqwest::Method::PATCH
+                | reqwest::Method::DELETE
+        )
     }
 }
 
@@ -110,7 +130,11 @@ impl GraphResponse {
     /// The error as a [`GraphError`].
     pub fn to_error(&self) -> GraphError {
         let (code, message) = classify::error_parts(&self.body);
-        GraphError::Api { status: self.status, code, message }
+        GraphError::Api {
+            status: self.status,
+            code,
+            message,
+        }
     }
 }
 
@@ -169,7 +193,10 @@ pub struct GraphClient {
 
 impl std::fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphClient").field("base", &self.base).field("limiter", &self.limiter).finish_non_exhaustive()
+        f.debug_struct("GraphClient")
+            .field("base", &self.base)
+            .field("limiter", &self.limiter)
+            .finish_non_exhaustive()
     }
 }
 
@@ -179,11 +206,25 @@ pub const BATCH_LIMIT: usize = 20;
 impl GraphClient {
     /// A client for the `[graph]` section (which must carry credentials).
     pub fn from_config(cfg: &GraphConfig, clock: Arc<dyn Clock>) -> crate::Result<Self> {
-        let cred = cfg.credential()?.ok_or_else(|| crate::Error::Config("graph credentials are not configured".into()))?;
+        let cred = cfg
+            .credential()?
+            .ok_or_else(|| crate::Error::Config("graph credentials are not configured".into()))?;
         let (Some(tenant), Some(client)) = (&cfg.tenant_id, &cfg.client_id) else {
-            return Err(crate::Error::Config("graph.tenant_id and graph.client_id are required".into()));
+            return Err(crate::Error::Config(
+                "graph.tenant_id and graph.client_id are required".into(),
+            ));
         };
-        Ok(Self::new(&cfg.authority_url, &cfg.graph_url, tenant, client, cred, cfg.writes_per_second, cfg.write_burst, RetryPolicy::default(), clock))
+        Ok(Self::new(
+            &cfg.authority_url,
+            &cfg.graph_url,
+            tenant,
+            client,
+            cred,
+            cfg.writes_per_second,
+            cfg.write_burst,
+            RetryPolicy::default(),
+            clock,
+        ))
     }
 
     /// A client with explicit settings.
@@ -205,7 +246,14 @@ impl GraphClient {
             .build()
             .unwrap_or_default();
         Self {
-            auth: TokenSource::new(http.clone(), authority_url, tenant, client_id, credential, clock.clone()),
+            auth: TokenSource::new(
+                http.clone(),
+                authority_url,
+                tenant,
+                client_id,
+                credential,
+                clock.clone(),
+            ),
             limiter: RateLimiter::new(writes_per_second, write_burst, clock.clone()),
             http,
             base: graph_url.trim_end_matches('/').to_owned(),
@@ -234,23 +282,38 @@ impl GraphClient {
 
     /// Remembers that the client created `id` now (its 404s are replication delay for a while).
     pub fn note_created(&self, id: &str) {
-        self.created.lock().expect("created").insert(id.to_owned(), self.clock.now());
+        self.created
+            .lock()
+            .expect("created")
+            .insert(id.to_owned(), self.clock.now());
     }
 
-    fn recent(map: &Mutex<HashMap<String, OffsetDateTime>>, now: OffsetDateTime, window: Duration, text: &str) -> bool {
+    fn recent(
+        map: &Mutex<HashMap<String, OffsetDateTime>>,
+        now: OffsetDateTime,
+        window: Duration,
+        text: &str,
+    ) -> bool {
         let mut m = map.lock().expect("recent");
         m.retain(|_, t| now - *t < window);
         m.keys().any(|id| text.contains(id.as_str()))
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self.policy.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.policy.max_delay);
+        let cap = self
+            .policy
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.policy.max_delay);
         let ms = cap.as_millis().max(1) as u64;
         Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms))
     }
 
     fn retry_delay(&self, headers: &BTreeMap<String, String>, attempt: u32) -> Duration {
-        match headers.get("retry-after").and_then(|v| parse_retry_after(v, self.clock.now())) {
+        match headers
+            .get("retry-after")
+            .and_then(|v| parse_retry_after(v, self.clock.now()))
+        {
             Some(d) => d + Duration::from_millis(rand::thread_rng().gen_range(0..=100)),
             None => self.backoff(attempt),
         }
@@ -259,24 +322,38 @@ impl GraphClient {
     /// Whether a failed answer is a known replication-delay signature for this request.
     fn replication_lag(&self, req: &GraphRequest, status: u16, body: &Value) -> bool {
         let now = self.clock.now();
-        let text = format!("{} {}", req.path, req.body.as_ref().map(Value::to_string).unwrap_or_default());
+        let text = format!(
+            "{} {}",
+            req.path,
+            req.body.as_ref().map(Value::to_string).unwrap_or_default()
+        );
         let w = self.policy.replication_window;
         match status {
             404 => {
                 // a missing manager is a plain 404, not replication delay
-                req.method != reqwest::Method::DELETE && !req.path.contains("/manager?") && Self::recent(&self.created, now, w, &text)
+                req.method != reqwest::Method::DELETE
+                    && !req.path.contains("/manager?")
+                    && Self::recent(&self.created, now, w, &text)
             }
             400 => {
                 req.path.ends_with("/assignLicense")
-                    && classify::error_parts(body).1.to_lowercase().contains("invalid usage location")
-                    && (Self::recent(&self.usage_location_set, now, w, &req.path) || Self::recent(&self.created, now, w, &req.path))
+                    && classify::error_parts(body)
+                        .1
+                        .to_lowercase()
+                        .contains("invalid usage location")
+                    && (Self::recent(&self.usage_location_set, now, w, &req.path)
+                        || Self::recent(&self.created, now, w, &req.path))
             }
             _ => false,
         }
     }
 
     fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") { path.to_owned() } else { format!("{}{}", self.base, path) }
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base, path)
+        }
     }
 
     /// Sends one request with retries; returns the final response (which may be an error status).
@@ -284,7 +361,11 @@ impl GraphClient {
         self.send_inner(req, req.is_write()).await
     }
 
-    async fn send_inner(&self, req: &GraphRequest, limited: bool) -> Result<GraphResponse, GraphError> {
+    async fn send_inner(
+        &self,
+        req: &GraphRequest,
+        limited: bool,
+    ) -> Result<GraphResponse, GraphError> {
         let mut refreshed = false;
         let mut attempt = 0u32;
         let mut lag = 0u32;
@@ -319,12 +400,28 @@ impl GraphClient {
             let headers: BTreeMap<String, String> = resp
                 .headers()
                 .iter()
-                .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned())))
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
+                })
                 .collect();
-            let bytes = resp.bytes().await.map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
-            let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-            let r = GraphResponse { status, headers, body };
-            let retryable = matches!(status, 429 | 503 | 504) || (matches!(status, 500 | 502) && req.idempotent());
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| GraphError::Transport(e.without_url().to_string()))?;
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            };
+            let r = GraphResponse {
+                status,
+                headers,
+                body,
+            };
+            let retryable = matches!(status, 429 | 503 | 504)
+                || (matches!(status, 500 | 502) && req.idempotent());
             if status == 401 && !refreshed {
                 refreshed = true;
                 self.stats.lock().expect("stats").auth_refreshes += 1;
@@ -339,7 +436,8 @@ impl GraphClient {
                 last = Some(r);
                 continue;
             }
-            if lag < self.policy.replication_attempts && self.replication_lag(req, status, &r.body) {
+            if lag < self.policy.replication_attempts && self.replication_lag(req, status, &r.body)
+            {
                 lag += 1;
                 self.stats.lock().expect("stats").replication_retries += 1;
                 self.clock.sleep(self.backoff(lag)).await;
@@ -357,14 +455,26 @@ impl GraphClient {
             return;
         }
         let now = self.clock.now();
-        if req.method == reqwest::Method::POST && req.path == "/users" {
-            if let Some(id) = r.body["id"].as_str() {
-                self.created.lock().expect("created").insert(id.to_owned(), now);
-            }
+        if req.method == reqwest::Method::POST
+            && req.path == "/users"
+            && let Some(id) = r.body["id"].as_str()
+        {
+            self.created
+                .lock()
+                .expect("created")
+                .insert(id.to_owned(), now);
         }
-        if req.method == reqwest::Method::PATCH && req.body.as_ref().is_some_and(|b| b.get("usageLocation").is_some()) {
+        if req.method == reqwest::Method::PATCH
+            && req
+                .body
+                .as_ref()
+                .is_some_and(|b| b.get("usageLocation").is_some())
+        {
             let id = req.path.trim_start_matches("/users/").to_owned();
-            self.usage_location_set.lock().expect("usage").insert(id, now);
+            self.usage_location_set
+                .lock()
+                .expect("usage")
+                .insert(id, now);
         }
     }
 
@@ -389,7 +499,8 @@ impl GraphClient {
     pub async fn batch(&self, reqs: &[GraphRequest]) -> Result<Vec<GraphResponse>, GraphError> {
         let mut results: Vec<Option<GraphResponse>> = vec![None; reqs.len()];
         for chunk_start in (0..reqs.len()).step_by(BATCH_LIMIT) {
-            let mut pending: Vec<usize> = (chunk_start..(chunk_start + BATCH_LIMIT).min(reqs.len())).collect();
+            let mut pending: Vec<usize> =
+                (chunk_start..(chunk_start + BATCH_LIMIT).min(reqs.len())).collect();
             let mut lag_retries = 0u32;
             for attempt in 0..self.policy.max_attempts {
                 let mut items = Vec::with_capacity(pending.len());
@@ -398,7 +509,8 @@ impl GraphClient {
                     if r.is_write() {
                         self.limiter.acquire().await;
                     }
-                    let mut item = json!({"id": i.to_string(), "method": r.method.as_str(), "url": r.path});
+                    let mut item =
+                        json!({"id": i.to_string(), "method": r.method.as_str(), "url": r.path});
                     if let Some(b) = &r.body {
                         item["headers"] = json!({"Content-Type": "application/json"});
                         item["body"] = b.clone();
@@ -406,27 +518,58 @@ impl GraphClient {
                     items.push(item);
                 }
                 let outer = self
-                    .send_inner(&GraphRequest::with_body(reqs_method_post(), "/$batch", json!({"requests": items})), false)
+                    .send_inner(
+                        &GraphRequest::with_body(
+                            reqs_method_post(),
+                            "/$batch",
+                            json!({"requests": items}),
+                        ),
+                        false,
+                    )
                     .await?;
                 if outer.status != 200 {
                     return Err(outer.to_error());
                 }
                 let mut retry = Vec::new();
                 let mut wait = Duration::ZERO;
-                for item in outer.body["responses"].as_array().cloned().unwrap_or_default() {
-                    let Some(i) = item["id"].as_str().and_then(|s| s.parse::<usize>().ok()).filter(|i| pending.contains(i)) else {
+                for item in outer.body["responses"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    let Some(i) = item["id"]
+                        .as_str()
+                        .and_then(|s| s.parse::<usize>().ok())
+                        .filter(|i| pending.contains(i))
+                    else {
                         continue;
                     };
                     let headers: BTreeMap<String, String> = item["headers"]
                         .as_object()
-                        .map(|h| h.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_owned()))).collect())
+                        .map(|h| {
+                            h.iter()
+                                .filter_map(|(k, v)| {
+                                    v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_owned()))
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default();
                     let status = item["status"].as_u64().unwrap_or(0) as u16;
-                    let resp = GraphResponse { status, headers, body: item.get("body").cloned().unwrap_or(Value::Null) };
+                    let resp = GraphResponse {
+                        status,
+                        headers,
+                        body: item.get("body").cloned().unwrap_or(Value::Null),
+                    };
                     let throttled = matches!(status, 429 | 503 | 504);
-                    let lag = !throttled && lag_retries < self.policy.replication_attempts && self.replication_lag(&reqs[i], status, &resp.body);
+                    let lag = !throttled
+                        && lag_retries < self.policy.replication_attempts
+                        && self.replication_lag(&reqs[i], status, &resp.body);
                     if throttled || lag {
-                        wait = wait.max(if throttled { self.retry_delay(&resp.headers, attempt + 1) } else { self.backoff(lag_retries + 1) });
+                        wait = wait.max(if throttled {
+                            self.retry_delay(&resp.headers, attempt + 1)
+                        } else {
+                            self.backoff(lag_retries + 1)
+                        });
                         retry.push(i);
                         if lag {
                             lag_retries += 1;
@@ -452,7 +595,13 @@ impl GraphClient {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or(GraphResponse { status: 504, headers: BTreeMap::new(), body: Value::Null }))
+            .map(|r| {
+                r.unwrap_or(GraphResponse {
+                    status: 504,
+                    headers: BTreeMap::new(),
+                    body: Value::Null,
+                })
+            })
             .collect())
     }
 }
@@ -465,11 +614,16 @@ fn reqs_method_post() -> reqwest::Method {
 pub fn parse_retry_after(v: &str, now: OffsetDateTime) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)));
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
     }
     let t = OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let d = t - now;
-    Some(if d.is_negative() { Duration::ZERO } else { Duration::from_secs_f64(d.as_seconds_f64().min(3600.0)) })
+    Some(if d.is_negative() {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(d.as_seconds_f64().min(3600.0))
+    })
 }
 
 #[cfg(test)]
@@ -480,8 +634,14 @@ mod tests {
     fn retry_after_forms() {
         let now = time::macros::datetime!(2015-10-21 07:28:00 UTC);
         assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("2.128", now), Some(Duration::from_secs_f64(2.128)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_retry_after("2.128", now),
+            Some(Duration::from_secs_f64(2.128))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
     }

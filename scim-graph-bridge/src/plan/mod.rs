@@ -211,18 +211,33 @@ pub struct PlanContext {
 /// Hash of a desired state.
 pub fn desired_hash(d: &DesiredState) -> String {
     let bytes = serde_json::to_vec(d).unwrap_or_default();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Computes the plan turning `actual` into `desired`.
-pub fn plan(rules: &Rules, desired: &DesiredState, actual: &ActualState, ctx: &PlanContext) -> Plan {
+pub fn plan(
+    rules: &Rules,
+    desired: &DesiredState,
+    actual: &ActualState,
+    ctx: &PlanContext,
+) -> Plan {
     let mut notes = Vec::new();
     let assumed;
     let user = if actual.known {
         actual.user.as_ref()
     } else {
-        notes.push("Graph was not read (plan mode): the user is assumed to exist with no catalog grants".into());
-        assumed = GraphUser { id: String::new(), account_enabled: true, ..GraphUser::default() };
+        notes.push(
+            "Graph was not read (plan mode): the user is assumed to exist with no catalog grants"
+                .into(),
+        );
+        assumed = GraphUser {
+            id: String::new(),
+            account_enabled: true,
+            ..GraphUser::default()
+        };
         Some(&assumed)
     };
     let mut out = Plan {
@@ -237,7 +252,9 @@ pub fn plan(rules: &Rules, desired: &DesiredState, actual: &ActualState, ctx: &P
     if desired.is_leaver() {
         out.kind = PlanKind::Leaver;
         match user {
-            None => out.notes.push("no Graph user matches; nothing to revoke".into()),
+            None => out
+                .notes
+                .push("no Graph user matches; nothing to revoke".into()),
             Some(u) => out.steps = leaver_steps(rules, u, ctx),
         }
         return out;
@@ -274,12 +291,16 @@ pub fn plan(rules: &Rules, desired: &DesiredState, actual: &ActualState, ctx: &P
                 }
                 (true, None) => {
                     out.kind = PlanKind::Unmatched;
-                    out.notes.push("no Graph user matches and the SCIM user has no userName to create one".into());
+                    out.notes.push(
+                        "no Graph user matches and the SCIM user has no userName to create one"
+                            .into(),
+                    );
                     return out;
                 }
                 (false, _) => {
                     out.kind = PlanKind::Unmatched;
-                    out.notes.push("no Graph user matches and [create] is disabled".into());
+                    out.notes
+                        .push("no Graph user matches and [create] is disabled".into());
                     return out;
                 }
             }
@@ -296,33 +317,48 @@ pub fn plan(rules: &Rules, desired: &DesiredState, actual: &ActualState, ctx: &P
             changed.insert("accountEnabled".into(), Value::Bool(true));
         }
         if !changed.is_empty() {
-            out.steps.push(Step::UpdateUser { attributes: changed });
+            out.steps.push(Step::UpdateUser {
+                attributes: changed,
+            });
         }
     }
     match (&ctx.manager_graph_id, &desired.manager) {
         (Some(m), _) if current.manager_id.as_ref() != Some(m) => {
-            out.steps.push(Step::SetManager { manager_id: m.clone() });
+            out.steps.push(Step::SetManager {
+                manager_id: m.clone(),
+            });
         }
         (None, Some(scim_mgr)) => {
-            out.notes.push(format!("manager {scim_mgr} has no Graph user yet; manager not set"));
+            out.notes.push(format!(
+                "manager {scim_mgr} has no Graph user yet; manager not set"
+            ));
         }
         _ => {}
     }
     let cat = &rules.catalog;
     for (role, assignment_id) in &current.roles {
         if !desired.roles.contains(role) {
-            out.steps.push(Step::RemoveRole { role: role.clone(), assignment_id: assignment_id.clone() });
+            out.steps.push(Step::RemoveRole {
+                role: role.clone(),
+                assignment_id: assignment_id.clone(),
+            });
         }
     }
     for g in desired.groups.difference(&current.groups) {
-        out.steps.push(Step::AddGroup { group: g.clone(), group_id: cat.groups[g].clone() });
+        out.steps.push(Step::AddGroup {
+            group: g.clone(),
+            group_id: cat.groups[g].clone(),
+        });
     }
     let add: Vec<LicenseAdd> = desired
         .licenses
         .iter()
         .filter(|n| {
             let want = &cat.licenses[*n].disabled_plans;
-            current.licenses.get(*n).is_none_or(|have| !same_set(have, want))
+            current
+                .licenses
+                .get(*n)
+                .is_none_or(|have| !same_set(have, want))
         })
         .map(|n| LicenseAdd {
             name: n.clone(),
@@ -334,14 +370,22 @@ pub fn plan(rules: &Rules, desired: &DesiredState, actual: &ActualState, ctx: &P
         .licenses
         .keys()
         .filter(|n| !desired.licenses.contains(*n))
-        .filter_map(|n| cat.licenses.get(n).map(|l| LicenseRemove { name: n.clone(), sku_id: l.sku_id.clone() }))
+        .filter_map(|n| {
+            cat.licenses.get(n).map(|l| LicenseRemove {
+                name: n.clone(),
+                sku_id: l.sku_id.clone(),
+            })
+        })
         .collect();
     if !add.is_empty() || !remove.is_empty() {
         out.steps.push(Step::AssignLicenses { add, remove });
     }
     for g in current.groups.difference(&desired.groups) {
         if let Some(id) = cat.groups.get(g) {
-            out.steps.push(Step::RemoveGroup { group: g.clone(), group_id: id.clone() });
+            out.steps.push(Step::RemoveGroup {
+                group: g.clone(),
+                group_id: id.clone(),
+            });
         }
     }
     for r in &desired.roles {
@@ -367,32 +411,51 @@ fn leaver_steps(rules: &Rules, u: &GraphUser, ctx: &PlanContext) -> Vec<Step> {
         steps.push(Step::RevokeSessions);
     }
     for (role, id) in &u.roles {
-        steps.push(Step::RemoveRole { role: role.clone(), assignment_id: id.clone() });
+        steps.push(Step::RemoveRole {
+            role: role.clone(),
+            assignment_id: id.clone(),
+        });
     }
     for g in &u.groups {
         if let Some(id) = rules.catalog.groups.get(g) {
-            steps.push(Step::RemoveGroup { group: g.clone(), group_id: id.clone() });
+            steps.push(Step::RemoveGroup {
+                group: g.clone(),
+                group_id: id.clone(),
+            });
         }
     }
     let remove: Vec<LicenseRemove> = u
         .licenses
         .keys()
-        .filter_map(|n| rules.catalog.licenses.get(n).map(|l| LicenseRemove { name: n.clone(), sku_id: l.sku_id.clone() }))
+        .filter_map(|n| {
+            rules.catalog.licenses.get(n).map(|l| LicenseRemove {
+                name: n.clone(),
+                sku_id: l.sku_id.clone(),
+            })
+        })
         .collect();
     if !remove.is_empty() {
-        steps.push(Step::AssignLicenses { add: Vec::new(), remove });
+        steps.push(Step::AssignLicenses {
+            add: Vec::new(),
+            remove,
+        });
     }
-    if let (Some(days), Some(left), Some(now)) = (rules.leaver.delete_after_days, ctx.left_at, ctx.now) {
-        if !u.id.is_empty() && now >= left + time::Duration::days(i64::from(days)) {
-            steps.push(Step::DeleteUser);
-        }
+    if let (Some(days), Some(left), Some(now)) =
+        (rules.leaver.delete_after_days, ctx.left_at, ctx.now)
+        && !u.id.is_empty()
+        && now >= left + time::Duration::days(i64::from(days))
+    {
+        steps.push(Step::DeleteUser);
     }
     steps
 }
 
 /// When a leaver becomes due for hard deletion, if the policy deletes at all.
 pub fn delete_due_at(rules: &Rules, left_at: OffsetDateTime) -> Option<OffsetDateTime> {
-    rules.leaver.delete_after_days.map(|d| left_at + time::Duration::days(i64::from(d)))
+    rules
+        .leaver
+        .delete_after_days
+        .map(|d| left_at + time::Duration::days(i64::from(d)))
 }
 
 fn same_set(a: &[String], b: &[String]) -> bool {
@@ -404,7 +467,10 @@ fn same_set(a: &[String], b: &[String]) -> bool {
 /// A mail nickname derived from a UPN: its local part, restricted to safe characters.
 pub fn mail_nickname(upn: &str) -> String {
     let local = upn.split('@').next().unwrap_or(upn);
-    let s: String = local.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+    let s: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
     if s.is_empty() { "user".into() } else { s }
 }
 

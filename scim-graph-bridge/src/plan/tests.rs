@@ -52,30 +52,52 @@ fn labels(p: &Plan) -> Vec<String> {
             Step::RemoveRole { role, .. } => format!("remove_role:{role}"),
             Step::AssignLicenses { add, remove } => format!(
                 "licenses:+{}-{}",
-                add.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(","),
-                remove.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",")
+                add.iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                remove
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ),
             Step::UpdateUser { attributes } => {
-                format!("update:{}", attributes.keys().cloned().collect::<Vec<_>>().join(","))
+                format!(
+                    "update:{}",
+                    attributes.keys().cloned().collect::<Vec<_>>().join(",")
+                )
             }
             other => other.label().to_owned(),
         })
         .collect()
 }
 
-fn existing(dept: &str, enabled: bool, groups: &[&str], lic: &[&str], roles: &[&str]) -> ActualState {
+fn existing(
+    dept: &str,
+    enabled: bool,
+    groups: &[&str],
+    lic: &[&str],
+    roles: &[&str],
+) -> ActualState {
     let r = rules();
     let mut u = GraphUser {
         id: "u-1".into(),
         account_enabled: enabled,
         groups: groups.iter().map(|s| s.to_string()).collect(),
         licenses: lic.iter().map(|s| (s.to_string(), vec![])).collect(),
-        roles: roles.iter().map(|s| (s.to_string(), format!("ra-{s}"))).collect(),
+        roles: roles
+            .iter()
+            .map(|s| (s.to_string(), format!("ra-{s}")))
+            .collect(),
         ..GraphUser::default()
     };
     // attributes as the rules would set them for `dept`
     u.attributes = r.evaluate(Some(&scim(dept, true))).attributes;
-    ActualState { known: true, user: Some(u) }
+    ActualState {
+        known: true,
+        user: Some(u),
+    }
 }
 
 fn run(user: Option<&Value>, actual: &ActualState) -> Plan {
@@ -84,29 +106,124 @@ fn run(user: Option<&Value>, actual: &ActualState) -> Plan {
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn plans() {
-    let none = ActualState { known: true, user: None };
+    let none = ActualState {
+        known: true,
+        user: None,
+    };
     let cases: Vec<(&str, Option<Value>, ActualState, PlanKind, Vec<&str>)> = vec![
-        ("joiner creates", Some(scim("Engineering", true)), none.clone(), PlanKind::Create,
-         vec!["create_user", "add_group:all-staff", "add_group:eng", "licenses:+e5-"]),
-        ("joiner existing user", Some(scim("Engineering", true)), existing("Engineering", true, &[], &[], &[]), PlanKind::Update,
-         vec!["add_group:all-staff", "add_group:eng", "licenses:+e5-"]),
-        ("mover eng -> support: attrs, role removes, adds, license swap, removes, role adds",
-         Some(scim("IT", true)), existing("Engineering", true, &["all-staff", "eng"], &["e5"], &[]), PlanKind::Update,
-         vec!["update:department", "add_group:support", "licenses:+e3-e5", "remove_group:eng", "add_role:helpdesk"]),
-        ("mover support -> eng removes the role before anything else",
-         Some(scim("Engineering", true)), existing("IT", true, &["all-staff", "support"], &["e3"], &["helpdesk"]), PlanKind::Update,
-         vec!["update:department", "remove_role:helpdesk", "add_group:eng", "licenses:+e5-e3", "remove_group:support"]),
-        ("no-op", Some(scim("Engineering", true)), existing("Engineering", true, &["all-staff", "eng"], &["e5"], &[]), PlanKind::Update,
-         vec![]),
-        ("leaver (inactive)", Some(scim("IT", false)), existing("IT", true, &["all-staff", "support"], &["e3"], &["helpdesk"]), PlanKind::Leaver,
-         vec!["disable_account", "revoke_sessions", "remove_role:helpdesk", "remove_group:all-staff", "remove_group:support", "licenses:+-e3"]),
-        ("leaver (deleted)", None, existing("IT", true, &["eng"], &[], &[]), PlanKind::Leaver,
-         vec!["disable_account", "revoke_sessions", "remove_group:eng"]),
-        ("leaver already done", Some(scim("IT", false)), existing("IT", false, &[], &[], &[]), PlanKind::Leaver, vec![]),
-        ("leaver without Graph user", None, none.clone(), PlanKind::Leaver, vec![]),
-        ("re-hire restores", Some(scim("Engineering", true)), existing("Engineering", false, &[], &[], &[]), PlanKind::Rehire,
-         vec!["update:accountEnabled", "add_group:all-staff", "add_group:eng", "licenses:+e5-"]),
+        (
+            "joiner creates",
+            Some(scim("Engineering", true)),
+            none.clone(),
+            PlanKind::Create,
+            vec![
+                "create_user",
+                "add_group:all-staff",
+                "add_group:eng",
+                "licenses:+e5-",
+            ],
+        ),
+        (
+            "joiner existing user",
+            Some(scim("Engineering", true)),
+            existing("Engineering", true, &[], &[], &[]),
+            PlanKind::Update,
+            vec!["add_group:all-staff", "add_group:eng", "licenses:+e5-"],
+        ),
+        (
+            "mover eng -> support: attrs, role removes, adds, license swap, removes, role adds",
+            Some(scim("IT", true)),
+            existing("Engineering", true, &["all-staff", "eng"], &["e5"], &[]),
+            PlanKind::Update,
+            vec![
+                "update:department",
+                "add_group:support",
+                "licenses:+e3-e5",
+                "remove_group:eng",
+                "add_role:helpdesk",
+            ],
+        ),
+        (
+            "mover support -> eng removes the role before anything else",
+            Some(scim("Engineering", true)),
+            existing(
+                "IT",
+                true,
+                &["all-staff", "support"],
+                &["e3"],
+                &["helpdesk"],
+            ),
+            PlanKind::Update,
+            vec![
+                "update:department",
+                "remove_role:helpdesk",
+                "add_group:eng",
+                "licenses:+e5-e3",
+                "remove_group:support",
+            ],
+        ),
+        (
+            "no-op",
+            Some(scim("Engineering", true)),
+            existing("Engineering", true, &["all-staff", "eng"], &["e5"], &[]),
+            PlanKind::Update,
+            vec![],
+        ),
+        (
+            "leaver (inactive)",
+            Some(scim("IT", false)),
+            existing(
+                "IT",
+                true,
+                &["all-staff", "support"],
+                &["e3"],
+                &["helpdesk"],
+            ),
+            PlanKind::Leaver,
+            vec![
+                "disable_account",
+                "revoke_sessions",
+                "remove_role:helpdesk",
+                "remove_group:all-staff",
+                "remove_group:support",
+                "licenses:+-e3",
+            ],
+        ),
+        (
+            "leaver (deleted)",
+            None,
+            existing("IT", true, &["eng"], &[], &[]),
+            PlanKind::Leaver,
+            vec!["disable_account", "revoke_sessions", "remove_group:eng"],
+        ),
+        (
+            "leaver already done",
+            Some(scim("IT", false)),
+            existing("IT", false, &[], &[], &[]),
+            PlanKind::Leaver,
+            vec![],
+        ),
+        (
+            "leaver without Graph user",
+            None,
+            none.clone(),
+            PlanKind::Leaver,
+            vec![],
+        ),
+        (
+            "re-hire restores",
+            Some(scim("Engineering", true)),
+            existing("Engineering", false, &[], &[], &[]),
+            PlanKind::Rehire,
+            vec![
+                "update:accountEnabled",
+                "add_group:all-staff",
+                "add_group:eng",
+                "licenses:+e5-",
+            ],
+        ),
     ];
     for (name, user, actual, kind, want) in cases {
         let p = run(user.as_ref(), &actual);
@@ -118,8 +235,20 @@ fn plans() {
 
 #[test]
 fn create_step_carries_attributes_and_is_serialisable() {
-    let p = run(Some(&scim("Engineering", true)), &ActualState { known: true, user: None });
-    let Step::CreateUser { user_principal_name, mail_nickname, display_name, attributes } = &p.steps[0] else {
+    let p = run(
+        Some(&scim("Engineering", true)),
+        &ActualState {
+            known: true,
+            user: None,
+        },
+    );
+    let Step::CreateUser {
+        user_principal_name,
+        mail_nickname,
+        display_name,
+        attributes,
+    } = &p.steps[0]
+    else {
         panic!("{p:?}")
     };
     assert_eq!(user_principal_name, "ada@x.com");
@@ -136,9 +265,18 @@ fn create_step_carries_attributes_and_is_serialisable() {
 
 #[test]
 fn unmatched_when_creation_disabled() {
-    let r = Rules::from_toml("[catalog.groups]\ng = \"x\"\n[defaults]\ngroups = [\"g\"]\n").unwrap();
+    let r =
+        Rules::from_toml("[catalog.groups]\ng = \"x\"\n[defaults]\ngroups = [\"g\"]\n").unwrap();
     let d = r.evaluate(Some(&scim("x", true)));
-    let p = plan(&r, &d, &ActualState { known: true, user: None }, &PlanContext::default());
+    let p = plan(
+        &r,
+        &d,
+        &ActualState {
+            known: true,
+            user: None,
+        },
+        &PlanContext::default(),
+    );
     assert_eq!(p.kind, PlanKind::Unmatched);
     assert!(p.steps.is_empty());
 }
@@ -147,7 +285,10 @@ fn unmatched_when_creation_disabled() {
 fn plan_mode_assumes_empty_user() {
     let p = run(Some(&scim("Engineering", true)), &ActualState::default());
     assert!(!p.actual_known);
-    assert_eq!(labels(&p)[1..], ["add_group:all-staff", "add_group:eng", "licenses:+e5-"]);
+    assert_eq!(
+        labels(&p)[1..],
+        ["add_group:all-staff", "add_group:eng", "licenses:+e5-"]
+    );
 }
 
 #[test]
@@ -160,8 +301,14 @@ fn changed_disabled_plans_reassign_license() {
     let mut a = existing("x", true, &[], &["e5"], &[]);
     a.user.as_mut().unwrap().attributes = d.attributes.clone();
     let p = plan(&r, &d, &a, &PlanContext::default());
-    assert!(matches!(&p.steps[..], [Step::AssignLicenses { add, remove }] if add[0].disabled_plans == ["p1"] && remove.is_empty()));
-    a.user.as_mut().unwrap().licenses.insert("e5".into(), vec!["P1".into()]);
+    assert!(
+        matches!(&p.steps[..], [Step::AssignLicenses { add, remove }] if add[0].disabled_plans == ["p1"] && remove.is_empty())
+    );
+    a.user
+        .as_mut()
+        .unwrap()
+        .licenses
+        .insert("e5".into(), vec!["P1".into()]);
     assert!(plan(&r, &d, &a, &PlanContext::default()).is_noop());
 }
 
@@ -171,10 +318,17 @@ fn hard_delete_after_retention() {
     let d = r.evaluate(None);
     let a = existing("IT", false, &[], &[], &[]);
     let left = time::macros::datetime!(2026-01-01 00:00 UTC);
-    let ctx = |days: i64| PlanContext { left_at: Some(left), now: Some(left + time::Duration::days(days)), ..PlanContext::default() };
+    let ctx = |days: i64| PlanContext {
+        left_at: Some(left),
+        now: Some(left + time::Duration::days(days)),
+        ..PlanContext::default()
+    };
     assert!(plan(&r, &d, &a, &ctx(29)).is_noop());
     assert_eq!(labels(&plan(&r, &d, &a, &ctx(30))), ["delete_user"]);
-    assert_eq!(delete_due_at(&r, left), Some(left + time::Duration::days(30)));
+    assert_eq!(
+        delete_due_at(&r, left),
+        Some(left + time::Duration::days(30))
+    );
 }
 
 #[test]
@@ -186,6 +340,14 @@ fn manager_is_set_by_graph_id() {
     let a = existing("Engineering", true, &["all-staff", "eng"], &["e5"], &[]);
     let p = plan(&r, &d, &a, &PlanContext::default());
     assert!(p.is_noop() && p.notes.iter().any(|n| n.contains("scim-mgr")));
-    let ctx = PlanContext { manager_graph_id: Some("g-mgr".into()), ..PlanContext::default() };
-    assert_eq!(plan(&r, &d, &a, &ctx).steps, [Step::SetManager { manager_id: "g-mgr".into() }]);
+    let ctx = PlanContext {
+        manager_graph_id: Some("g-mgr".into()),
+        ..PlanContext::default()
+    };
+    assert_eq!(
+        plan(&r, &d, &a, &ctx).steps,
+        [Step::SetManager {
+            manager_id: "g-mgr".into()
+        }]
+    );
 }

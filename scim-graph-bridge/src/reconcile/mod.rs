@@ -80,19 +80,29 @@ pub struct Bridge {
 
 impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bridge").field("mode", &self.mode()).finish_non_exhaustive()
+        f.debug_struct("Bridge")
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
     }
 }
 
 impl Bridge {
     /// A bridge; without a client it runs in plan mode and calls nothing.
     pub fn new(rules: Arc<Rules>, client: Option<Arc<GraphClient>>, clock: Arc<dyn Clock>) -> Self {
-        Self { rules, client, clock }
+        Self {
+            rules,
+            client,
+            clock,
+        }
     }
 
     /// Plan or apply.
     pub fn mode(&self) -> Mode {
-        if self.client.is_some() { Mode::Apply } else { Mode::Plan }
+        if self.client.is_some() {
+            Mode::Apply
+        } else {
+            Mode::Plan
+        }
     }
 
     /// The rules.
@@ -111,12 +121,26 @@ impl Bridge {
     }
 
     /// Computes the plan for a user without writing anything (Graph is read in apply mode only).
-    pub async fn plan_user(&self, dir: &dyn UserDirectory, tenant: &str, user_id: &str, link: &UserLink) -> Result<Plan> {
+    pub async fn plan_user(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Plan> {
         let scim = dir.get_user(tenant, user_id).await?;
         let desired = self.rules.evaluate(scim.as_ref());
         let now = self.clock.now();
-        let left_at = if desired.is_leaver() { Some(link.left_at.unwrap_or(now)) } else { None };
-        let mut ctx = PlanContext { left_at, now: Some(now), manager_graph_id: None };
+        let left_at = if desired.is_leaver() {
+            Some(link.left_at.unwrap_or(now))
+        } else {
+            None
+        };
+        let mut ctx = PlanContext {
+            left_at,
+            now: Some(now),
+            manager_graph_id: None,
+        };
         let actual = match &self.client {
             None => ActualState::default(),
             Some(client) => {
@@ -129,19 +153,41 @@ impl Bridge {
         Ok(plan(&self.rules, &desired, &actual, &ctx))
     }
 
-    async fn resolve_manager(&self, client: &GraphClient, dir: &dyn UserDirectory, tenant: &str, mgr: &str) -> Result<Option<String>> {
-        let Some(m) = dir.get_user(tenant, mgr).await? else { return Ok(None) };
-        let Some(v) = self.rules.match_value(&m) else { return Ok(None) };
-        read::find_user(client, &self.rules, &v).await.map(|u| u.and_then(|u| u["id"].as_str().map(str::to_owned)))
+    async fn resolve_manager(
+        &self,
+        client: &GraphClient,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        mgr: &str,
+    ) -> Result<Option<String>> {
+        let Some(m) = dir.get_user(tenant, mgr).await? else {
+            return Ok(None);
+        };
+        let Some(v) = self.rules.match_value(&m) else {
+            return Ok(None);
+        };
+        read::find_user(client, &self.rules, &v)
+            .await
+            .map(|u| u.and_then(|u| u["id"].as_str().map(str::to_owned)))
     }
 
     /// Plans and (in apply mode) applies the plan for one user.
-    pub async fn reconcile_user(&self, dir: &dyn UserDirectory, tenant: &str, user_id: &str, link: &UserLink) -> Result<Reconciled> {
+    pub async fn reconcile_user(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Reconciled> {
         let plan = self.plan_user(dir, tenant, user_id, link).await?;
         let now = self.clock.now();
         let mut new_link = UserLink {
             graph_id: plan.graph_user_id.clone().or_else(|| link.graph_id.clone()),
-            left_at: if plan.desired.is_leaver() { Some(link.left_at.unwrap_or(now)) } else { None },
+            left_at: if plan.desired.is_leaver() {
+                Some(link.left_at.unwrap_or(now))
+            } else {
+                None
+            },
         };
         let report = match &self.client {
             None => None,
@@ -150,14 +196,23 @@ impl Bridge {
                 if r.graph_user_id.is_some() {
                     new_link.graph_id = r.graph_user_id.clone();
                 }
-                if plan.steps.iter().any(|s| matches!(s, crate::plan::Step::DeleteUser))
-                    && r.steps.iter().any(|s| s.step == "delete_user" && s.outcome.is_success())
+                if plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, crate::plan::Step::DeleteUser))
+                    && r.steps
+                        .iter()
+                        .any(|s| s.step == "delete_user" && s.outcome.is_success())
                 {
                     new_link.graph_id = None;
                 }
                 Some(r)
             }
         };
-        Ok(Reconciled { plan, report, link: new_link })
+        Ok(Reconciled {
+            plan,
+            report,
+            link: new_link,
+        })
     }
 }

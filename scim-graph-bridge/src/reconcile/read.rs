@@ -17,13 +17,22 @@ fn enc(s: &str) -> String {
 }
 
 /// Finds the Graph user whose `match.graph` property equals `value`.
-pub(crate) async fn find_user(client: &GraphClient, rules: &Rules, value: &str) -> Result<Option<Value>> {
+pub(crate) async fn find_user(
+    client: &GraphClient,
+    rules: &Rules,
+    value: &str,
+) -> Result<Option<Value>> {
     let prop = rules.match_spec.graph.as_str();
     if prop == "id" {
         return get_by_id(client, value).await;
     }
     let filter = format!("{prop} eq '{}'", value.replace('\'', "''"));
-    let r = client.send(&GraphRequest::get(format!("/users?$filter={}&$select={USER_SELECT}", enc(&filter)))).await?;
+    let r = client
+        .send(&GraphRequest::get(format!(
+            "/users?$filter={}&$select={USER_SELECT}",
+            enc(&filter)
+        )))
+        .await?;
     if !r.is_success() {
         return Err(r.to_error().into());
     }
@@ -31,7 +40,12 @@ pub(crate) async fn find_user(client: &GraphClient, rules: &Rules, value: &str) 
 }
 
 async fn get_by_id(client: &GraphClient, id: &str) -> Result<Option<Value>> {
-    let r = client.send(&GraphRequest::get(format!("/users/{}?$select={USER_SELECT}", enc(id)))).await?;
+    let r = client
+        .send(&GraphRequest::get(format!(
+            "/users/{}?$select={USER_SELECT}",
+            enc(id)
+        )))
+        .await?;
     match r.status {
         404 => Ok(None),
         _ if r.is_success() => Ok(Some(r.body)),
@@ -41,21 +55,36 @@ async fn get_by_id(client: &GraphClient, id: &str) -> Result<Option<Value>> {
 
 /// Reads the actual state: the user (by known id, else by match), its direct
 /// memberships, direct licenses, role assignments and manager.
-pub(crate) async fn actual_state(client: &GraphClient, rules: &Rules, desired: &DesiredState, known_id: Option<&str>) -> Result<ActualState> {
+pub(crate) async fn actual_state(
+    client: &GraphClient,
+    rules: &Rules,
+    desired: &DesiredState,
+    known_id: Option<&str>,
+) -> Result<ActualState> {
     let mut user = match known_id {
         Some(id) => get_by_id(client, id).await?,
         None => None,
     };
-    if user.is_none() {
-        if let Some(v) = &desired.match_value {
-            user = find_user(client, rules, v).await?;
-        }
+    if user.is_none()
+        && let Some(v) = &desired.match_value
+    {
+        user = find_user(client, rules, v).await?;
     }
-    let Some(u) = user else { return Ok(ActualState { known: true, user: None }) };
+    let Some(u) = user else {
+        return Ok(ActualState {
+            known: true,
+            user: None,
+        });
+    };
     let id = u["id"].as_str().unwrap_or_default().to_owned();
     let reads = [
-        GraphRequest::get(format!("/users/{id}/memberOf/microsoft.graph.group?$select=id&$top=999")),
-        GraphRequest::get(format!("/roleManagement/directory/roleAssignments?$filter={}", enc(&format!("principalId eq '{id}'")))),
+        GraphRequest::get(format!(
+            "/users/{id}/memberOf/microsoft.graph.group?$select=id&$top=999"
+        )),
+        GraphRequest::get(format!(
+            "/roleManagement/directory/roleAssignments?$filter={}",
+            enc(&format!("principalId eq '{id}'"))
+        )),
         GraphRequest::get(format!("/users/{id}/manager?$select=id")),
     ];
     let res = client.batch(&reads).await?;
@@ -73,12 +102,19 @@ pub(crate) async fn actual_state(client: &GraphClient, rules: &Rules, desired: &
     if let Some(next) = res[1].body["@odata.nextLink"].as_str() {
         roles_json.extend(client.get_all(next, 100).await?);
     }
-    let manager_id = if res[2].is_success() { res[2].body["id"].as_str().map(str::to_owned) } else { None };
+    let manager_id = if res[2].is_success() {
+        res[2].body["id"].as_str().map(str::to_owned)
+    } else {
+        None
+    };
     if !res[2].is_success() && res[2].status != 404 {
         return Err(res[2].to_error().into());
     }
     let cat = &rules.catalog;
-    let member_ids: Vec<String> = groups_json.iter().filter_map(|g| g["id"].as_str().map(str::to_ascii_lowercase)).collect();
+    let member_ids: Vec<String> = groups_json
+        .iter()
+        .filter_map(|g| g["id"].as_str().map(str::to_ascii_lowercase))
+        .collect();
     let groups = cat
         .groups
         .iter()
@@ -89,31 +125,59 @@ pub(crate) async fn actual_state(client: &GraphClient, rules: &Rules, desired: &
         Some(states) => states
             .iter()
             .filter(|s| s["assignedByGroup"].is_null())
-            .map(|s| (s["skuId"].as_str().unwrap_or_default().to_owned(), strings(&s["disabledPlans"])))
+            .map(|s| {
+                (
+                    s["skuId"].as_str().unwrap_or_default().to_owned(),
+                    strings(&s["disabledPlans"]),
+                )
+            })
             .collect(),
         None => u["assignedLicenses"]
             .as_array()
-            .map(|a| a.iter().map(|l| (l["skuId"].as_str().unwrap_or_default().to_owned(), strings(&l["disabledPlans"]))).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|l| {
+                        (
+                            l["skuId"].as_str().unwrap_or_default().to_owned(),
+                            strings(&l["disabledPlans"]),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     let licenses = cat
         .licenses
         .iter()
-        .filter_map(|(n, l)| direct.iter().find(|(s, _)| s.eq_ignore_ascii_case(&l.sku_id)).map(|(_, d)| (n.clone(), d.clone())))
+        .filter_map(|(n, l)| {
+            direct
+                .iter()
+                .find(|(s, _)| s.eq_ignore_ascii_case(&l.sku_id))
+                .map(|(_, d)| (n.clone(), d.clone()))
+        })
         .collect();
     let mut roles = BTreeMap::new();
     for (name, spec) in &cat.roles {
         if let Some(a) = roles_json.iter().find(|a| {
-            a["roleDefinitionId"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(&spec.role_definition_id))
+            a["roleDefinitionId"]
+                .as_str()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&spec.role_definition_id))
                 && a["directoryScopeId"].as_str().unwrap_or("/") == spec.directory_scope_id
         }) {
-            roles.insert(name.clone(), a["id"].as_str().unwrap_or_default().to_owned());
+            roles.insert(
+                name.clone(),
+                a["id"].as_str().unwrap_or_default().to_owned(),
+            );
         }
     }
     let attributes = desired
         .attributes
         .keys()
-        .filter_map(|k| u.get(k).filter(|v| !v.is_null()).map(|v| (k.clone(), v.clone())))
+        .filter_map(|k| {
+            u.get(k)
+                .filter(|v| !v.is_null())
+                .map(|v| (k.clone(), v.clone()))
+        })
         .collect();
     Ok(ActualState {
         known: true,
@@ -130,5 +194,11 @@ pub(crate) async fn actual_state(client: &GraphClient, rules: &Rules, desired: &
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }

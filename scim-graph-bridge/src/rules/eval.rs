@@ -35,8 +35,16 @@ fn scalar(v: toml::Value) -> Option<Value> {
     }
 }
 
-pub(super) fn parse_conditions(rule: &str, key: &str, v: toml::Value) -> Result<Vec<Condition>, RulesError> {
-    let bad = |reason: String| RulesError::BadValue { rule: rule.into(), key: key.into(), reason };
+pub(super) fn parse_conditions(
+    rule: &str,
+    key: &str,
+    v: toml::Value,
+) -> Result<Vec<Condition>, RulesError> {
+    let bad = |reason: String| RulesError::BadValue {
+        rule: rule.into(),
+        key: key.into(),
+        reason,
+    };
     let table = match v {
         toml::Value::Table(t) => t,
         toml::Value::Array(_) => {
@@ -52,7 +60,9 @@ pub(super) fn parse_conditions(rule: &str, key: &str, v: toml::Value) -> Result<
     }
     let mut out = Vec::new();
     for (op, val) in table {
-        let one = |val: toml::Value| scalar(val).ok_or_else(|| bad(format!("{op}: expected a string, number or boolean")));
+        let one = |val: toml::Value| {
+            scalar(val).ok_or_else(|| bad(format!("{op}: expected a string, number or boolean")))
+        };
         let list = |val: toml::Value| match val {
             toml::Value::Array(a) if !a.is_empty() => a
                 .into_iter()
@@ -73,7 +83,13 @@ pub(super) fn parse_conditions(rule: &str, key: &str, v: toml::Value) -> Result<
                 toml::Value::Boolean(b) => Condition::Exists(b),
                 _ => return Err(bad("exists: expected true or false".into())),
             },
-            _ => return Err(RulesError::BadOperator { rule: rule.into(), key: key.into(), op }),
+            _ => {
+                return Err(RulesError::BadOperator {
+                    rule: rule.into(),
+                    key: key.into(),
+                    op,
+                });
+            }
         });
     }
     Ok(out)
@@ -82,8 +98,10 @@ pub(super) fn parse_conditions(rule: &str, key: &str, v: toml::Value) -> Result<
 impl Condition {
     /// Whether the condition holds for the values found at the path.
     pub fn holds(&self, values: &[Value]) -> bool {
-        let present: Vec<&Value> =
-            values.iter().filter(|v| !matches!(v, Value::String(s) if s.is_empty())).collect();
+        let present: Vec<&Value> = values
+            .iter()
+            .filter(|v| !matches!(v, Value::String(s) if s.is_empty()))
+            .collect();
         let any_eq = |x: &Value| present.iter().any(|v| scalar_eq(v, x));
         match self {
             Condition::Eq(x) => any_eq(x),
@@ -92,7 +110,9 @@ impl Condition {
             Condition::NotIn(xs) => !xs.iter().any(any_eq),
             Condition::StartsWith(p) => {
                 let p = p.to_lowercase();
-                present.iter().any(|v| v.as_str().is_some_and(|s| s.to_lowercase().starts_with(&p)))
+                present
+                    .iter()
+                    .any(|v| v.as_str().is_some_and(|s| s.to_lowercase().starts_with(&p)))
             }
             Condition::Exists(want) => present.is_empty() != *want,
         }
@@ -179,11 +199,15 @@ impl Rules {
         }
         d.matched_rules = matched;
         let ent = |a: &str| format!("{ENTERPRISE}:{a}");
-        let display = first_string(user, "displayName").or_else(|| first_string(user, "name.formatted")).or_else(|| {
-            let parts: Vec<String> =
-                ["name.givenName", "name.familyName"].iter().filter_map(|p| first_string(user, p)).collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
-        });
+        let display = first_string(user, "displayName")
+            .or_else(|| first_string(user, "name.formatted"))
+            .or_else(|| {
+                let parts: Vec<String> = ["name.givenName", "name.familyName"]
+                    .iter()
+                    .filter_map(|p| first_string(user, p))
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(" "))
+            });
         let mapping: [(&str, Option<String>); 7] = [
             ("displayName", display),
             ("givenName", first_string(user, "name.givenName")),
@@ -202,7 +226,8 @@ impl Rules {
             .filter(|c| c.len() == 2 && c.chars().all(|x| x.is_ascii_alphabetic()))
             .map(|c| c.to_ascii_uppercase());
         if let Some(ul) = country.or_else(|| self.create.usage_location.clone()) {
-            d.attributes.insert("usageLocation".into(), Value::String(ul));
+            d.attributes
+                .insert("usageLocation".into(), Value::String(ul));
         }
         d.manager = first_string(user, &ent("manager.value"));
         d

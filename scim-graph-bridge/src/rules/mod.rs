@@ -33,7 +33,9 @@ pub enum RulesError {
         name: String,
     },
     /// A `when` key uses an unknown operator.
-    #[error("rule {rule:?}: when.{key}: unknown operator {op:?} (expected eq, ne, in, not_in, starts_with, exists)")]
+    #[error(
+        "rule {rule:?}: when.{key}: unknown operator {op:?} (expected eq, ne, in, not_in, starts_with, exists)"
+    )]
     BadOperator {
         /// Rule name.
         rule: String,
@@ -90,7 +92,10 @@ pub struct MatchSpec {
 
 impl Default for MatchSpec {
     fn default() -> Self {
-        Self { scim: "userName".into(), graph: "userPrincipalName".into() }
+        Self {
+            scim: "userName".into(),
+            graph: "userPrincipalName".into(),
+        }
     }
 }
 
@@ -248,38 +253,53 @@ impl Rules {
     pub fn from_toml(text: &str) -> Result<Self, RulesError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| RulesError::Syntax(e.to_string()))?;
         if let Some(v) = raw.version.filter(|v| *v != 1) {
-            return Err(RulesError::Invalid { key: "version".into(), reason: format!("unsupported version {v}") });
+            return Err(RulesError::Invalid {
+                key: "version".into(),
+                reason: format!("unsupported version {v}"),
+            });
         }
-        let match_path = AttrPath::parse(&raw.match_.scim).map_err(|reason| RulesError::BadPath {
-            rule: "match".into(),
-            key: "scim".into(),
-            reason,
-        })?;
+        let match_path =
+            AttrPath::parse(&raw.match_.scim).map_err(|reason| RulesError::BadPath {
+                rule: "match".into(),
+                key: "scim".into(),
+                reason,
+            })?;
         if !MATCH_PROPERTIES.contains(&raw.match_.graph.as_str()) {
             return Err(RulesError::Invalid {
                 key: "match.graph".into(),
-                reason: format!("{:?} is not one of {}", raw.match_.graph, MATCH_PROPERTIES.join(", ")),
+                reason: format!(
+                    "{:?} is not one of {}",
+                    raw.match_.graph,
+                    MATCH_PROPERTIES.join(", ")
+                ),
             });
         }
-        if let Some(ul) = &raw.create.usage_location {
-            if ul.len() != 2 || !ul.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(RulesError::Invalid {
-                    key: "create.usage_location".into(),
-                    reason: format!("{ul:?} is not an ISO 3166 alpha-2 code"),
-                });
-            }
+        if let Some(ul) = &raw.create.usage_location
+            && (ul.len() != 2 || !ul.chars().all(|c| c.is_ascii_alphabetic()))
+        {
+            return Err(RulesError::Invalid {
+                key: "create.usage_location".into(),
+                reason: format!("{ul:?} is not an ISO 3166 alpha-2 code"),
+            });
         }
         validate_catalog(&raw.catalog)?;
         check_refs("defaults", &raw.defaults, &raw.catalog)?;
         let mut rules: Vec<Rule> = Vec::with_capacity(raw.rule.len());
         for r in raw.rule {
             if r.name.trim().is_empty() {
-                return Err(RulesError::Invalid { key: "rule.name".into(), reason: "empty rule name".into() });
+                return Err(RulesError::Invalid {
+                    key: "rule.name".into(),
+                    reason: "empty rule name".into(),
+                });
             }
             if rules.iter().any(|x| x.name == r.name) {
                 return Err(RulesError::DuplicateRule { rule: r.name });
             }
-            let grants = Grants { groups: r.groups, licenses: r.licenses, roles: r.roles };
+            let grants = Grants {
+                groups: r.groups,
+                licenses: r.licenses,
+                roles: r.roles,
+            };
             check_refs(&r.name, &grants, &raw.catalog)?;
             let mut when = Vec::new();
             for (key, value) in r.when {
@@ -291,7 +311,11 @@ impl Rules {
                 let conds = eval::parse_conditions(&r.name, &key, value)?;
                 when.push((key, path, conds));
             }
-            rules.push(Rule { name: r.name, when, grants });
+            rules.push(Rule {
+                name: r.name,
+                when,
+                grants,
+            });
         }
         Ok(Self {
             match_spec: raw.match_,
@@ -306,38 +330,59 @@ impl Rules {
 
     /// The value of the match attribute of a SCIM user.
     pub fn match_value(&self, user: &serde_json::Value) -> Option<String> {
-        self.match_path.resolve(user).into_iter().find_map(|v| match v {
-            serde_json::Value::String(s) if !s.is_empty() => Some(s),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+        self.match_path
+            .resolve(user)
+            .into_iter()
+            .find_map(|v| match v {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
     }
 }
 
 fn validate_catalog(c: &Catalog) -> Result<(), RulesError> {
-    let bad = |key: String, reason: &str| RulesError::Invalid { key, reason: reason.into() };
+    let bad = |key: String, reason: &str| RulesError::Invalid {
+        key,
+        reason: reason.into(),
+    };
     for (name, id) in &c.groups {
         if id.trim().is_empty() {
-            return Err(bad(format!("catalog.groups.{name}"), "empty group object id"));
+            return Err(bad(
+                format!("catalog.groups.{name}"),
+                "empty group object id",
+            ));
         }
     }
     for (name, l) in &c.licenses {
         if l.sku_id.trim().is_empty() {
-            return Err(bad(format!("catalog.licenses.{name}.sku_id"), "empty sku id"));
+            return Err(bad(
+                format!("catalog.licenses.{name}.sku_id"),
+                "empty sku id",
+            ));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
     for (name, l) in &c.licenses {
         if !seen.insert(l.sku_id.to_ascii_lowercase()) {
-            return Err(bad(format!("catalog.licenses.{name}.sku_id"), "sku id listed twice"));
+            return Err(bad(
+                format!("catalog.licenses.{name}.sku_id"),
+                "sku id listed twice",
+            ));
         }
     }
     for (name, r) in &c.roles {
         if r.role_definition_id.trim().is_empty() {
-            return Err(bad(format!("catalog.roles.{name}.role_definition_id"), "empty role definition id"));
+            return Err(bad(
+                format!("catalog.roles.{name}.role_definition_id"),
+                "empty role definition id",
+            ));
         }
         if !r.directory_scope_id.starts_with('/') {
-            return Err(bad(format!("catalog.roles.{name}.directory_scope_id"), "must start with '/'"));
+            return Err(bad(
+                format!("catalog.roles.{name}.directory_scope_id"),
+                "must start with '/'",
+            ));
         }
     }
     Ok(())

@@ -13,8 +13,14 @@ pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:
 pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
 /// Short names resolved in the enterprise extension.
-const ENTERPRISE_SHORT: [&str; 6] =
-    ["department", "employeeNumber", "costCenter", "organization", "division", "manager"];
+const ENTERPRISE_SHORT: [&str; 6] = [
+    "department",
+    "employeeNumber",
+    "costCenter",
+    "organization",
+    "division",
+    "manager",
+];
 
 /// A parsed attribute path.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,12 +99,20 @@ impl AttrPath {
             return Err(format!("bad attribute name {attr:?}"));
         }
         let schema = match schema {
-            None if ENTERPRISE_SHORT.iter().any(|n| n.eq_ignore_ascii_case(attr)) => {
+            None if ENTERPRISE_SHORT
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(attr)) =>
+            {
                 Some(ENTERPRISE.to_owned())
             }
             other => other,
         };
-        Ok(Self { schema, attr: attr.to_owned(), filter, sub })
+        Ok(Self {
+            schema,
+            attr: attr.to_owned(),
+            filter,
+            sub,
+        })
     }
 
     /// The scalar values at this path in a SCIM resource (multi-valued attributes flatten).
@@ -108,7 +122,9 @@ impl AttrPath {
             None => Some(resource),
             Some(urn) => get_ci(resource, urn),
         };
-        let Some(v) = base.and_then(|b| get_ci(b, &self.attr)) else { return Vec::new() };
+        let Some(v) = base.and_then(|b| get_ci(b, &self.attr)) else {
+            return Vec::new();
+        };
         let items: Vec<&Value> = match v {
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
@@ -162,14 +178,20 @@ pub fn scalar_eq(a: &Value, b: &Value) -> bool {
 /// Case-insensitive object member lookup.
 pub fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     let obj = v.as_object()?;
-    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 fn parse_filter(s: &str) -> Result<Vec<FilterCmp>, String> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     loop {
-        let (name, after) = rest.split_once(char::is_whitespace).ok_or("incomplete filter")?;
+        let (name, after) = rest
+            .split_once(char::is_whitespace)
+            .ok_or("incomplete filter")?;
         if !is_name(name) {
             return Err(format!("bad filter attribute {name:?}"));
         }
@@ -181,11 +203,17 @@ fn parse_filter(s: &str) -> Result<Vec<FilterCmp>, String> {
             "eq" | "ne" | "sw" => parse_literal(after.trim_start())?,
             other => return Err(format!("unsupported filter operator {other:?}")),
         };
-        out.push(FilterCmp { attr: name.to_owned(), op, value });
+        out.push(FilterCmp {
+            attr: name.to_owned(),
+            op,
+            value,
+        });
         if after.is_empty() {
             return Ok(out);
         }
-        let (and, more) = after.split_once(char::is_whitespace).ok_or("trailing input in filter")?;
+        let (and, more) = after
+            .split_once(char::is_whitespace)
+            .ok_or("trailing input in filter")?;
         if !and.eq_ignore_ascii_case("and") {
             return Err(format!("expected 'and' in filter, found {and:?}"));
         }
@@ -210,7 +238,8 @@ fn parse_literal(s: &str) -> Result<(Value, &str), String> {
         return Err("unterminated string in filter".into());
     }
     let end = s.find(char::is_whitespace).unwrap_or(s.len());
-    let v: Value = serde_json::from_str(&s[..end]).map_err(|_| format!("bad literal {:?}", &s[..end]))?;
+    let v: Value =
+        serde_json::from_str(&s[..end]).map_err(|_| format!("bad literal {:?}", &s[..end]))?;
     Ok((v, s[end..].trim_start()))
 }
 
@@ -239,7 +268,10 @@ mod tests {
             ("emails.value", json!(["a@x", "b@y"])),
             ("emails[type eq \"work\"].value", json!(["a@x"])),
             ("addresses[type eq \"work\"].country", json!(["GB"])),
-            ("addresses[type eq \"WORK\" and country pr].country", json!(["GB"])),
+            (
+                "addresses[type eq \"WORK\" and country pr].country",
+                json!(["GB"]),
+            ),
             ("department", json!(["IT"])),
             ("manager.value", json!(["m-1"])),
             (&format!("{ENTERPRISE}:department"), json!(["IT"])),
@@ -255,7 +287,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths() {
-        for bad in ["", "1abc", "emails[type eq]", "emails[type eq \"x\"", "emails[type co \"x\"].value", "a b", "emails[type eq \"w\"]value"] {
+        for bad in [
+            "",
+            "1abc",
+            "emails[type eq]",
+            "emails[type eq \"x\"",
+            "emails[type co \"x\"].value",
+            "a b",
+            "emails[type eq \"w\"]value",
+        ] {
             assert!(AttrPath::parse(bad).is_err(), "{bad:?} should fail");
         }
     }

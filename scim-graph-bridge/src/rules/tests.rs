@@ -44,14 +44,43 @@ fn names(s: &std::collections::BTreeSet<String>) -> Vec<&str> {
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn example_file_evaluates() {
     let rules = Rules::from_toml(EXAMPLE).unwrap();
     // (department, title) -> (groups, licenses, roles, matched rules)
     let cases: &[(&str, &str, &[&str], &[&str], &[&str], &[&str])] = &[
-        ("Engineering", "Dev", &["all-staff", "eng"], &["e5"], &[], &["engineering"]),
-        ("engineering", "Dev", &["all-staff", "eng"], &["e5"], &[], &["engineering"]),
-        ("IT", "Support Engineer", &["all-staff"], &[], &["helpdesk"], &["support"]),
-        ("service desk", "support lead", &["all-staff"], &[], &["helpdesk"], &["support"]),
+        (
+            "Engineering",
+            "Dev",
+            &["all-staff", "eng"],
+            &["e5"],
+            &[],
+            &["engineering"],
+        ),
+        (
+            "engineering",
+            "Dev",
+            &["all-staff", "eng"],
+            &["e5"],
+            &[],
+            &["engineering"],
+        ),
+        (
+            "IT",
+            "Support Engineer",
+            &["all-staff"],
+            &[],
+            &["helpdesk"],
+            &["support"],
+        ),
+        (
+            "service desk",
+            "support lead",
+            &["all-staff"],
+            &[],
+            &["helpdesk"],
+            &["support"],
+        ),
         ("IT", "Manager", &["all-staff"], &[], &[], &[]),
         ("Sales", "Support", &["all-staff"], &[], &[], &[]),
     ];
@@ -106,10 +135,19 @@ fn operators() {
         (r#"'manager.value' = "M""#, true),
         (r#"division = { exists = true }"#, false),
         (r#"'addresses[type eq "work"].country' = "de""#, true),
-        (r#"'addresses[type eq "home"].country' = { exists = true }"#, false),
-        (r#"'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department' = "IT""#, true),
+        (
+            r#"'addresses[type eq "home"].country' = { exists = true }"#,
+            false,
+        ),
+        (
+            r#"'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department' = "IT""#,
+            true,
+        ),
         (r#"'emails.value' = "u@x""#, true),
-        (r#"title = { starts_with = "Support", ne = "Support Engineer" }"#, false),
+        (
+            r#"title = { starts_with = "Support", ne = "Support Engineer" }"#,
+            false,
+        ),
     ];
     for (when, want) in cases {
         let text = format!(
@@ -123,33 +161,82 @@ fn operators() {
 
 #[test]
 fn validation_errors_name_rule_and_key() {
-    let base = "[catalog.groups]\ng = \"id\"\n[catalog.roles]\nr = { role_definition_id = \"x\" }\n";
+    let base =
+        "[catalog.groups]\ng = \"id\"\n[catalog.roles]\nr = { role_definition_id = \"x\" }\n";
     let cases: &[(&str, &str)] = &[
-        ("[[rule]]\nname = \"a\"\ngroups = [\"nope\"]\n", "rule \"a\": unknown group \"nope\""),
-        ("[[rule]]\nname = \"a\"\nroles = [\"admin\"]\n", "rule \"a\": unknown role \"admin\""),
-        ("[[rule]]\nname = \"a\"\nlicenses = [\"e3\"]\n", "rule \"a\": unknown license \"e3\""),
-        ("[defaults]\ngroups = [\"x\"]\n", "rule \"defaults\": unknown group \"x\""),
-        ("[[rule]]\nname = \"a\"\nwhen = { title = { like = \"x\" } }\n", "rule \"a\": when.title: unknown operator \"like\""),
-        ("[[rule]]\nname = \"a\"\nwhen = { 'emails[type co \"w\"].value' = \"x\" }\n", "rule \"a\": when.emails[type co \"w\"].value: bad attribute path"),
-        ("[[rule]]\nname = \"a\"\nwhen = { '9x' = \"x\" }\n", "when.9x: bad attribute path"),
-        ("[[rule]]\nname = \"a\"\nwhen = { title = [\"x\"] }\n", "rule \"a\": when.title: a list needs an operator"),
-        ("[[rule]]\nname = \"a\"\nwhen = { title = { in = \"x\" } }\n", "when.title: in: expected a non-empty list"),
-        ("[[rule]]\nname = \"a\"\nwhen = { title = { exists = \"yes\" } }\n", "when.title: exists: expected true or false"),
-        ("[[rule]]\nname = \"a\"\n[[rule]]\nname = \"a\"\n", "rule \"a\": duplicate rule name"),
-        ("[match]\nscim = \"userName\"\ngraph = \"displayName\"\n", "match.graph"),
-        ("[create]\nusage_location = \"USA\"\n", "create.usage_location"),
-        ("[[rule]]\nname = \"a\"\nbogus = 1\n", "unknown field `bogus`"),
-        ("[catalog.licenses]\ne5 = { sku = \"x\" }\n", "unknown field `sku`"),
+        (
+            "[[rule]]\nname = \"a\"\ngroups = [\"nope\"]\n",
+            "rule \"a\": unknown group \"nope\"",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nroles = [\"admin\"]\n",
+            "rule \"a\": unknown role \"admin\"",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nlicenses = [\"e3\"]\n",
+            "rule \"a\": unknown license \"e3\"",
+        ),
+        (
+            "[defaults]\ngroups = [\"x\"]\n",
+            "rule \"defaults\": unknown group \"x\"",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { title = { like = \"x\" } }\n",
+            "rule \"a\": when.title: unknown operator \"like\"",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { 'emails[type co \"w\"].value' = \"x\" }\n",
+            "rule \"a\": when.emails[type co \"w\"].value: bad attribute path",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { '9x' = \"x\" }\n",
+            "when.9x: bad attribute path",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { title = [\"x\"] }\n",
+            "rule \"a\": when.title: a list needs an operator",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { title = { in = \"x\" } }\n",
+            "when.title: in: expected a non-empty list",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { title = { exists = \"yes\" } }\n",
+            "when.title: exists: expected true or false",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\n[[rule]]\nname = \"a\"\n",
+            "rule \"a\": duplicate rule name",
+        ),
+        (
+            "[match]\nscim = \"userName\"\ngraph = \"displayName\"\n",
+            "match.graph",
+        ),
+        (
+            "[create]\nusage_location = \"USA\"\n",
+            "create.usage_location",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\nbogus = 1\n",
+            "unknown field `bogus`",
+        ),
+        (
+            "[catalog.licenses]\ne5 = { sku = \"x\" }\n",
+            "unknown field `sku`",
+        ),
     ];
     for (extra, want) in cases {
-        let err = Rules::from_toml(&format!("{base}{extra}")).unwrap_err().to_string();
+        let err = Rules::from_toml(&format!("{base}{extra}"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(want), "{extra:?}: got {err:?}, want {want:?}");
     }
 }
 
 #[test]
 fn match_on_other_attributes() {
-    let rules = Rules::from_toml("[match]\nscim = \"employeeNumber\"\ngraph = \"employeeId\"\n").unwrap();
+    let rules =
+        Rules::from_toml("[match]\nscim = \"employeeNumber\"\ngraph = \"employeeId\"\n").unwrap();
     assert_eq!(rules.match_value(&user("x", "y")).as_deref(), Some("42"));
     let rules = Rules::from_toml("[match]\nscim = \"externalId\"\ngraph = \"id\"\n").unwrap();
     assert_eq!(rules.match_value(&user("x", "y")), None);

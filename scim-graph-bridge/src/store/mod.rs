@@ -48,13 +48,23 @@ pub(crate) use on_pool;
 
 /// SQL written with `$n` placeholders, converted to `?n` for SQLite.
 pub(crate) fn sql(pg: bool, s: &str) -> String {
-    if pg { s.to_owned() } else { s.replace('$', "?") }
+    if pg {
+        s.to_owned()
+    } else {
+        s.replace('$', "?")
+    }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "bridge_state", include_str!("../../migrations/sqlite/0001_bridge_state.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "bridge_state", include_str!("../../migrations/postgres/0001_bridge_state.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "bridge_state",
+    include_str!("../../migrations/sqlite/0001_bridge_state.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "bridge_state",
+    include_str!("../../migrations/postgres/0001_bridge_state.sql"),
+)];
 
 /// Applies the SQLite migrations.
 pub async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
@@ -138,10 +148,16 @@ impl BridgeStore {
     /// Creates or upgrades the bridge tables (idempotent).
     pub async fn migrate(&self) -> Result<()> {
         on_pool!(self, |pool, pg| {
-            let migrations = if pg { POSTGRES_MIGRATIONS } else { SQLITE_MIGRATIONS };
+            let migrations = if pg {
+                POSTGRES_MIGRATIONS
+            } else {
+                SQLITE_MIGRATIONS
+            };
             let mut tx = pool.begin().await?;
             if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock(7318044129)").execute(&mut *tx).await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7318044129)")
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::raw_sql(
                 "CREATE TABLE IF NOT EXISTS bridge_schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
@@ -149,10 +165,13 @@ impl BridgeStore {
             .execute(&mut *tx)
             .await?;
             for (version, name, text) in migrations {
-                let done = sqlx::query(&sql(pg, "SELECT 1 FROM bridge_schema_migrations WHERE version = $1"))
-                    .bind(*version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let done = sqlx::query(&sql(
+                    pg,
+                    "SELECT 1 FROM bridge_schema_migrations WHERE version = $1",
+                ))
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
                 if done.is_some() {
                     continue;
                 }
@@ -188,7 +207,13 @@ impl BridgeStore {
     }
 
     /// Stores the link of a user.
-    pub async fn put_link(&self, tenant: &str, user: &str, link: &UserLink, now: OffsetDateTime) -> Result<()> {
+    pub async fn put_link(
+        &self,
+        tenant: &str,
+        user: &str,
+        link: &UserLink,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         on_pool!(self, |pool, pg| {
             sqlx::query(&sql(
                 pg,
@@ -207,7 +232,15 @@ impl BridgeStore {
     }
 
     /// Records a plan and its outcome; returns the record id.
-    pub async fn record_plan(&self, tenant: &str, user: &str, mode: &str, plan: &Plan, report: Option<&ApplyReport>, now: OffsetDateTime) -> Result<String> {
+    pub async fn record_plan(
+        &self,
+        tenant: &str,
+        user: &str,
+        mode: &str,
+        plan: &Plan,
+        report: Option<&ApplyReport>,
+        now: OffsetDateTime,
+    ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let status = match report {
             _ if plan.is_noop() => "noop",
@@ -216,7 +249,10 @@ impl BridgeStore {
             Some(r) if r.steps.iter().any(|s| s.outcome.is_success()) => "partial",
             Some(_) => "failed",
         };
-        let kind = serde_json::to_value(plan.kind)?.as_str().unwrap_or_default().to_owned();
+        let kind = serde_json::to_value(plan.kind)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let plan_json = serde_json::to_string(plan)?;
         let report_json = report.map(serde_json::to_string).transpose()?;
         on_pool!(self, |pool, pg| {
@@ -242,7 +278,12 @@ impl BridgeStore {
     }
 
     /// Recorded plans of a user, newest first.
-    pub async fn plans_for_user(&self, tenant: &str, user: &str, limit: i64) -> Result<Vec<PlanRecord>> {
+    pub async fn plans_for_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        limit: i64,
+    ) -> Result<Vec<PlanRecord>> {
         on_pool!(self, |pool, pg| {
             let rows = sqlx::query(&sql(
                 pg,
@@ -302,12 +343,16 @@ impl BridgeStore {
     pub async fn retry_dead_letter(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query(&sql(pg, "DELETE FROM bridge_dead_letters WHERE id = $1 RETURNING tenant_id, user_id"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(&sql(
+                pg,
+                "DELETE FROM bridge_dead_letters WHERE id = $1 RETURNING tenant_id, user_id",
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(row) = row else { return Ok(false) };
-            let (tenant, user): (String, String) = (row.try_get("tenant_id")?, row.try_get("user_id")?);
+            let (tenant, user): (String, String) =
+                (row.try_get("tenant_id")?, row.try_get("user_id")?);
             queue::upsert_work!(&mut *tx, pg, &tenant, &user, to_millis(now));
             tx.commit().await?;
             Ok(true)
@@ -336,9 +381,22 @@ impl BridgeStore {
             .await?;
             let cursors = rows
                 .iter()
-                .map(|r| Ok(CursorStatus { tenant_id: r.try_get("tenant_id")?, last_seq: r.try_get("last_seq")?, head_seq: r.try_get("head_seq")? }))
+                .map(|r| {
+                    Ok(CursorStatus {
+                        tenant_id: r.try_get("tenant_id")?,
+                        last_seq: r.try_get("last_seq")?,
+                        head_seq: r.try_get("head_seq")?,
+                    })
+                })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(Status { pending: n[0], leased: n[1], retrying: n[2], dead_letters: n[3], plans: n[4], cursors })
+            Ok(Status {
+                pending: n[0],
+                leased: n[1],
+                retrying: n[2],
+                dead_letters: n[3],
+                plans: n[4],
+                cursors,
+            })
         })
     }
 }

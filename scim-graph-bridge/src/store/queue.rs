@@ -97,11 +97,14 @@ impl BridgeStore {
                     .execute(&mut *tx)
                     .await?;
                 let lock = if pg { " FOR UPDATE" } else { "" };
-                let last: i64 = sqlx::query(&sql(pg, &format!("SELECT last_seq FROM bridge_cursor WHERE tenant_id = $1{lock}")))
-                    .bind(&tenant)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("last_seq")?;
+                let last: i64 = sqlx::query(&sql(
+                    pg,
+                    &format!("SELECT last_seq FROM bridge_cursor WHERE tenant_id = $1{lock}"),
+                ))
+                .bind(&tenant)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("last_seq")?;
                 let rows = sqlx::query(&sql(
                     pg,
                     "SELECT tenant_seq, resource_type, resource_id FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2
@@ -125,11 +128,14 @@ impl BridgeStore {
                         upsert_work!(&mut *tx, pg, &tenant, &user, now_ms);
                     }
                 }
-                sqlx::query(&sql(pg, "UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1"))
-                    .bind(&tenant)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(&sql(
+                    pg,
+                    "UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1",
+                ))
+                .bind(&tenant)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 consumed += usize::try_from(seq - last).unwrap_or(0);
             }
@@ -146,7 +152,13 @@ impl BridgeStore {
     }
 
     /// Leases up to `limit` due items to `owner` until `now + lease`.
-    pub async fn claim(&self, owner: &str, now: OffsetDateTime, lease: Duration, limit: i64) -> Result<Vec<WorkItem>> {
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<WorkItem>> {
         let now_ms = to_millis(now);
         let until = to_millis(now + lease);
         on_pool!(self, |pool, pg| {
@@ -164,7 +176,13 @@ impl BridgeStore {
                        ORDER BY due_at_ms LIMIT ?4)
                  RETURNING tenant_id, user_id, generation, attempts"
             };
-            let rows = sqlx::query(q).bind(owner).bind(until).bind(now_ms).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(q)
+                .bind(owner)
+                .bind(until)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(WorkItem {
@@ -181,7 +199,13 @@ impl BridgeStore {
     /// Finishes an item. If changes arrived meanwhile the row stays, due now;
     /// `next_due` keeps it scheduled for later (a pending hard delete).
     /// Returns `false` if the lease was lost.
-    pub async fn complete(&self, item: &WorkItem, owner: &str, now: OffsetDateTime, next_due: Option<OffsetDateTime>) -> Result<bool> {
+    pub async fn complete(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        now: OffsetDateTime,
+        next_due: Option<OffsetDateTime>,
+    ) -> Result<bool> {
         let now_ms = to_millis(now);
         on_pool!(self, |pool, pg| {
             if next_due.is_none() {
@@ -216,7 +240,15 @@ impl BridgeStore {
     }
 
     /// Records a failure: retry with backoff, or dead-letter after `max_attempts`.
-    pub async fn fail(&self, item: &WorkItem, owner: &str, now: OffsetDateTime, reason: &str, max_attempts: i64, base: Duration) -> Result<FailOutcome> {
+    pub async fn fail(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        now: OffsetDateTime,
+        reason: &str,
+        max_attempts: i64,
+        base: Duration,
+    ) -> Result<FailOutcome> {
         if item.attempts >= max_attempts {
             return self.dead_letter(item, owner, now, reason).await;
         }
@@ -234,12 +266,24 @@ impl BridgeStore {
             .bind(to_millis(due))
             .execute(pool)
             .await?;
-            Ok(if r.rows_affected() == 1 { FailOutcome::Retrying { due_at: from_millis(to_millis(due)) } } else { FailOutcome::LeaseLost })
+            Ok(if r.rows_affected() == 1 {
+                FailOutcome::Retrying {
+                    due_at: from_millis(to_millis(due)),
+                }
+            } else {
+                FailOutcome::LeaseLost
+            })
         })
     }
 
     /// Moves an item to the dead-letter list now.
-    pub async fn dead_letter(&self, item: &WorkItem, owner: &str, now: OffsetDateTime, reason: &str) -> Result<FailOutcome> {
+    pub async fn dead_letter(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<FailOutcome> {
         on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
             let gone = sqlx::query(&sql(pg, "DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3"))

@@ -36,17 +36,30 @@ pub async fn sqlite() -> TestDb {
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(10));
-    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.unwrap();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .unwrap();
     sqlx::query(SCIM_CHANGES).execute(&pool).await.unwrap();
     let store = BridgeStore::Sqlite(pool);
     store.migrate().await.unwrap();
     store.migrate().await.unwrap(); // idempotent
-    TestDb { store, _dir: Some(dir), pg_name: None, seqs: Default::default() }
+    TestDb {
+        store,
+        _dir: Some(dir),
+        pg_name: None,
+        seqs: Default::default(),
+    }
 }
 
 /// `None` when no PostgreSQL is reachable.
 pub async fn postgres() -> Option<TestDb> {
-    let admin = match sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(PG_ADMIN).await {
+    let admin = match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(PG_ADMIN)
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("PostgreSQL not reachable ({e}); skipping");
@@ -54,15 +67,33 @@ pub async fn postgres() -> Option<TestDb> {
         }
     };
     let name = format!("bridge_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     admin.close().await;
-    let opts: sqlx::postgres::PgConnectOptions = format!("postgres://postgres@127.0.0.1:5432/{name}").parse().unwrap();
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(6).connect_with(opts.disable_statement_logging()).await.unwrap();
-    sqlx::query(&SCIM_CHANGES.replace("INTEGER", "BIGINT")).execute(&pool).await.unwrap();
+    let opts: sqlx::postgres::PgConnectOptions =
+        format!("postgres://postgres@127.0.0.1:5432/{name}")
+            .parse()
+            .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(6)
+        .connect_with(opts.disable_statement_logging())
+        .await
+        .unwrap();
+    sqlx::query(&SCIM_CHANGES.replace("INTEGER", "BIGINT"))
+        .execute(&pool)
+        .await
+        .unwrap();
     let store = BridgeStore::Postgres(pool);
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
-    Some(TestDb { store, _dir: None, pg_name: Some(name), seqs: Default::default() })
+    Some(TestDb {
+        store,
+        _dir: None,
+        pg_name: Some(name),
+        seqs: Default::default(),
+    })
 }
 
 impl TestDb {
@@ -78,10 +109,26 @@ impl TestDb {
                  VALUES ($1, $2, $3, $4, 1, $5, '{}', 'test', NULL, '2026-01-01T00:00:00Z', 'p', 'h')";
         match &self.store {
             BridgeStore::Sqlite(p) => {
-                sqlx::query(&q.replace('$', "?")).bind(tenant).bind(seq).bind(rtype).bind(id).bind(op).execute(p).await.unwrap();
+                sqlx::query(&q.replace('$', "?"))
+                    .bind(tenant)
+                    .bind(seq)
+                    .bind(rtype)
+                    .bind(id)
+                    .bind(op)
+                    .execute(p)
+                    .await
+                    .unwrap();
             }
             BridgeStore::Postgres(p) => {
-                sqlx::query(q).bind(tenant).bind(seq).bind(rtype).bind(id).bind(op).execute(p).await.unwrap();
+                sqlx::query(q)
+                    .bind(tenant)
+                    .bind(seq)
+                    .bind(rtype)
+                    .bind(id)
+                    .bind(op)
+                    .execute(p)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -89,8 +136,15 @@ impl TestDb {
     pub async fn cleanup(self) {
         if let (BridgeStore::Postgres(pool), Some(name)) = (&self.store, &self.pg_name) {
             pool.close().await;
-            let admin = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(PG_ADMIN).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+            let admin = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(PG_ADMIN)
+                .await
+                .unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await
+                .unwrap();
         }
     }
 }

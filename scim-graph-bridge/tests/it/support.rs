@@ -45,9 +45,18 @@ pub fn client(fake: &FakeGraph, clock: Arc<ManualClock>, rate: f64, burst: u32) 
 }
 
 pub async fn env_with(create: bool, extra_rules: &str) -> Env {
-    let fake = FakeGraph::start(FakeConfig::default()).await.expect("fake graph");
+    let fake = FakeGraph::start(FakeConfig::default())
+        .await
+        .expect("fake graph");
     let (g_all, g_eng, g_sup, g_manual, sku_e5, sku_e3) = fake.with_directory(|d| {
-        (d.add_group("all-staff"), d.add_group("eng"), d.add_group("support"), d.add_group("manual"), d.add_sku("SPE_E5", 10), d.add_sku("ENTERPRISEPACK", 10))
+        (
+            d.add_group("all-staff"),
+            d.add_group("eng"),
+            d.add_group("support"),
+            d.add_group("manual"),
+            d.add_sku("SPE_E5", 10),
+            d.add_sku("ENTERPRISEPACK", 10),
+        )
     });
     let text = format!(
         r#"
@@ -85,7 +94,19 @@ roles = ["helpdesk"]
     let rules = Arc::new(Rules::from_toml(&text).expect("rules"));
     let clock = Arc::new(ManualClock::fixed());
     let client = Arc::new(client(&fake, clock.clone(), 15.0, 15));
-    Env { fake, clock, client, rules, dir: Arc::new(MemoryDirectory::new()), g_all, g_eng, g_sup, g_manual, sku_e5, sku_e3 }
+    Env {
+        fake,
+        clock,
+        client,
+        rules,
+        dir: Arc::new(MemoryDirectory::new()),
+        g_all,
+        g_eng,
+        g_sup,
+        g_manual,
+        sku_e5,
+        sku_e3,
+    }
 }
 
 pub async fn env() -> Env {
@@ -94,7 +115,11 @@ pub async fn env() -> Env {
 
 impl Env {
     pub fn bridge(&self) -> Bridge {
-        Bridge::new(self.rules.clone(), Some(self.client.clone()), self.clock.clone())
+        Bridge::new(
+            self.rules.clone(),
+            Some(self.client.clone()),
+            self.clock.clone(),
+        )
     }
     pub fn plan_bridge(&self) -> Bridge {
         Bridge::new(self.rules.clone(), None, self.clock.clone())

@@ -14,8 +14,18 @@ use crate::support::{Env, TENANT, env, scim_user};
 
 fn worker(e: &Env, db: &TestDb, owner: &str, apply: bool) -> Worker {
     let bridge = if apply { e.bridge() } else { e.plan_bridge() };
-    let cfg = WorkerConfig { owner: owner.into(), max_attempts: 3, base_backoff: Duration::from_secs(10), ..WorkerConfig::default() };
-    Worker::new(db.store.clone(), bridge, e.dir.clone() as Arc<dyn UserDirectory>, cfg)
+    let cfg = WorkerConfig {
+        owner: owner.into(),
+        max_attempts: 3,
+        base_backoff: Duration::from_secs(10),
+        ..WorkerConfig::default()
+    };
+    Worker::new(
+        db.store.clone(),
+        bridge,
+        e.dir.clone() as Arc<dyn UserDirectory>,
+        cfg,
+    )
 }
 
 /// Runs rounds until nothing is claimed (bounded).
@@ -38,8 +48,16 @@ async fn drain(w: &Worker) -> RoundStats {
 async fn outbox_changes_reach_graph(db: TestDb) {
     let e = env().await;
     let u1 = e.graph_user("w1@x.com");
-    e.dir.put(TENANT, "s1", scim_user("w1@x.com", "Engineering", "Dev", true));
-    e.dir.put(TENANT, "s2", scim_user("w2@x.com", "IT", "Support Agent", true));
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("w1@x.com", "Engineering", "Dev", true),
+    );
+    e.dir.put(
+        TENANT,
+        "s2",
+        scim_user("w2@x.com", "IT", "Support Agent", true),
+    );
     db.change(TENANT, "User", "s1", "create").await;
     db.change(TENANT, "User", "s2", "create").await;
     db.change(TENANT, "Group", "g1", "patch").await;
@@ -48,11 +66,22 @@ async fn outbox_changes_reach_graph(db: TestDb) {
     let w = worker(&e, &db, "w-a", true);
     let s = drain(&w).await;
     assert_eq!(s.ingested, 5);
-    assert_eq!(s.completed, 2, "three s1 changes coalesce into one reconcile: {s:?}");
+    assert_eq!(
+        s.completed, 2,
+        "three s1 changes coalesce into one reconcile: {s:?}"
+    );
     let plans = db.store.plans_for_user(TENANT, "s1", 10).await.unwrap();
     assert_eq!(plans.len(), 1);
     assert_eq!(plans[0].status, "applied");
-    assert!(plans[0].report.as_ref().unwrap().steps.iter().all(|s| s.outcome.is_success()));
+    assert!(
+        plans[0]
+            .report
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .all(|s| s.outcome.is_success())
+    );
     e.fake.with_directory(|d| {
         assert_eq!(d.groups_of(&u1).len(), 2);
         let u2 = d.user_by_upn("w2@x.com").expect("created");
@@ -81,14 +110,27 @@ async fn outbox_changes_reach_graph(db: TestDb) {
 
 async fn plan_mode_records_plans_only(db: TestDb) {
     let e = env().await;
-    e.dir.put(TENANT, "s1", scim_user("p@x.com", "Engineering", "Dev", true));
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("p@x.com", "Engineering", "Dev", true),
+    );
     db.change(TENANT, "User", "s1", "create").await;
     let w = worker(&e, &db, "w-p", false);
     drain(&w).await;
     let plans = db.store.plans_for_user(TENANT, "s1", 10).await.unwrap();
-    assert_eq!((plans.len(), plans[0].mode.as_str(), plans[0].status.as_str()), (1, "plan", "planned"));
+    assert_eq!(
+        (
+            plans.len(),
+            plans[0].mode.as_str(),
+            plans[0].status.as_str()
+        ),
+        (1, "plan", "planned")
+    );
     assert!(e.fake.requests().is_empty());
-    let p = worker::plan_for_user(&db.store, &e.plan_bridge(), e.dir.as_ref(), TENANT, "s1").await.unwrap();
+    let p = worker::plan_for_user(&db.store, &e.plan_bridge(), e.dir.as_ref(), TENANT, "s1")
+        .await
+        .unwrap();
     assert!(!p.steps.is_empty());
     db.cleanup().await;
 }
@@ -96,9 +138,19 @@ async fn plan_mode_records_plans_only(db: TestDb) {
 async fn failures_back_off_then_dead_letter_and_retry(db: TestDb) {
     let e = env().await;
     let uid = e.graph_user("f@x.com");
-    e.dir.put(TENANT, "s1", scim_user("f@x.com", "Engineering", "Dev", true));
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("f@x.com", "Engineering", "Dev", true),
+    );
     db.change(TENANT, "User", "s1", "create").await;
-    e.fake.inject(Fault { path_contains: "/members/$ref".into(), times: 10_000, status: 503, retry_after: Some("1".into()), ..Fault::default() });
+    e.fake.inject(Fault {
+        path_contains: "/members/$ref".into(),
+        times: 10_000,
+        status: 503,
+        retry_after: Some("1".into()),
+        ..Fault::default()
+    });
     let w = worker(&e, &db, "w-f", true);
     let s = w.run_once().await.unwrap();
     assert_eq!((s.claimed, s.retried), (1, 1));
@@ -119,38 +171,83 @@ async fn failures_back_off_then_dead_letter_and_retry(db: TestDb) {
     assert!(letters[0].reason.contains("503"), "{}", letters[0].reason);
     // the operator fixes the cause and replays
     e.fake.clear_faults();
-    assert!(worker::retry_dead_letter(&db.store, &letters[0].id, e.clock.now()).await.unwrap());
-    assert!(!worker::retry_dead_letter(&db.store, &letters[0].id, e.clock.now()).await.unwrap());
+    assert!(
+        worker::retry_dead_letter(&db.store, &letters[0].id, e.clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !worker::retry_dead_letter(&db.store, &letters[0].id, e.clock.now())
+            .await
+            .unwrap()
+    );
     let s = drain(&w).await;
     assert_eq!(s.completed, 1);
-    assert!(worker::dead_letters(&db.store, None).await.unwrap().is_empty());
-    e.fake.with_directory(|d| assert_eq!(d.groups_of(&uid).len(), 2));
+    assert!(
+        worker::dead_letters(&db.store, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    e.fake
+        .with_directory(|d| assert_eq!(d.groups_of(&uid).len(), 2));
     db.cleanup().await;
 }
 
 async fn permanent_failure_is_dead_lettered_at_once(db: TestDb) {
     let e = env().await;
     e.graph_user("nolic@x.com");
-    e.dir.put(TENANT, "s1", scim_user("nolic@x.com", "Engineering", "Dev", true));
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("nolic@x.com", "Engineering", "Dev", true),
+    );
     db.change(TENANT, "User", "s1", "create").await;
-    e.fake.inject(Fault { path_contains: "/assignLicense".into(), times: 10_000, status: 400,
-        message: Some("Subscription with SKU x does not have any available licenses.".into()), ..Fault::default() });
+    e.fake.inject(Fault {
+        path_contains: "/assignLicense".into(),
+        times: 10_000,
+        status: 400,
+        message: Some("Subscription with SKU x does not have any available licenses.".into()),
+        ..Fault::default()
+    });
     let w = worker(&e, &db, "w-perm", true);
     let s = drain(&w).await;
     assert_eq!(s.dead_lettered, 1);
     let letters = worker::dead_letters(&db.store, None).await.unwrap();
-    assert!(letters[0].reason.starts_with("permanent:") && letters[0].reason.contains("available licenses"), "{}", letters[0].reason);
-    assert_eq!(e.fake.writes().iter().filter(|w| w.path.ends_with("/assignLicense")).count(), 1, "never hot-looped");
+    assert!(
+        letters[0].reason.starts_with("permanent:")
+            && letters[0].reason.contains("available licenses"),
+        "{}",
+        letters[0].reason
+    );
+    assert_eq!(
+        e.fake
+            .writes()
+            .iter()
+            .filter(|w| w.path.ends_with("/assignLicense"))
+            .count(),
+        1,
+        "never hot-looped"
+    );
     db.cleanup().await;
 }
 
 async fn killed_worker_is_taken_over_after_its_lease(db: TestDb) {
     let e = env().await;
     let uid = e.graph_user("k@x.com");
-    e.dir.put(TENANT, "s1", scim_user("k@x.com", "IT", "Support Agent", true));
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("k@x.com", "IT", "Support Agent", true),
+    );
     db.change(TENANT, "User", "s1", "create").await;
     // worker A hangs on the license call, after attributes and group adds were applied
-    e.fake.inject(Fault { path_contains: "/assignLicense".into(), times: 1, hang: true, ..Fault::default() });
+    e.fake.inject(Fault {
+        path_contains: "/assignLicense".into(),
+        times: 1,
+        hang: true,
+        ..Fault::default()
+    });
     let a = Arc::new(worker(&e, &db, "w-a", true));
     let task = tokio::spawn({
         let a = a.clone();
@@ -167,9 +264,14 @@ async fn killed_worker_is_taken_over_after_its_lease(db: TestDb) {
     assert!(hung, "worker A never reached the license call");
     task.abort(); // the crash
     let _ = task.await;
-    e.fake.with_directory(|d| assert!(d.licenses_of(&uid).is_empty()));
+    e.fake
+        .with_directory(|d| assert!(d.licenses_of(&uid).is_empty()));
     let b = worker(&e, &db, "w-b", true);
-    assert_eq!(b.run_once().await.unwrap().claimed, 0, "A's lease still holds");
+    assert_eq!(
+        b.run_once().await.unwrap().claimed,
+        0,
+        "A's lease still holds"
+    );
     e.clock.advance(Duration::from_secs(301));
     let s = drain(&b).await;
     assert_eq!(s.completed, 1);
@@ -179,7 +281,12 @@ async fn killed_worker_is_taken_over_after_its_lease(db: TestDb) {
         assert_eq!(d.roles_of(&uid).len(), 1);
     });
     // the re-run recomputed the plan: group adds already done were not repeated
-    let adds: Vec<_> = e.fake.writes().into_iter().filter(|w| w.path.contains("/members/$ref") && w.status == 204).collect();
+    let adds: Vec<_> = e
+        .fake
+        .writes()
+        .into_iter()
+        .filter(|w| w.path.contains("/members/$ref") && w.status == 204)
+        .collect();
     assert_eq!(adds.len(), 2);
     db.cleanup().await;
 }
@@ -187,13 +294,23 @@ async fn killed_worker_is_taken_over_after_its_lease(db: TestDb) {
 async fn reconcile_all_queues_everyone(db: TestDb) {
     let e = env().await;
     for i in 0..7 {
-        e.dir.put(TENANT, &format!("u{i}"), scim_user(&format!("a{i}@x.com"), "Sales", "Rep", true));
+        e.dir.put(
+            TENANT,
+            &format!("u{i}"),
+            scim_user(&format!("a{i}@x.com"), "Sales", "Rep", true),
+        );
     }
-    assert_eq!(worker::reconcile_all(&db.store, e.dir.as_ref(), TENANT, e.clock.now()).await.unwrap(), 7);
+    assert_eq!(
+        worker::reconcile_all(&db.store, e.dir.as_ref(), TENANT, e.clock.now())
+            .await
+            .unwrap(),
+        7
+    );
     assert_eq!(worker::status(&db.store).await.unwrap().pending, 7);
     let s = drain(&worker(&e, &db, "w", true)).await;
     assert_eq!(s.completed, 7);
-    e.fake.with_directory(|d| assert_eq!(d.members(&e.g_all).len(), 7));
+    e.fake
+        .with_directory(|d| assert_eq!(d.members(&e.g_all).len(), 7));
     db.cleanup().await;
 }
 
@@ -223,17 +340,43 @@ both!(reconcile_all_queues_everyone);
 
 #[tokio::test]
 async fn two_postgres_workers_never_apply_the_same_step_twice() {
-    let Some(db) = db::postgres().await else { return };
+    let Some(db) = db::postgres().await else {
+        return;
+    };
     let e = env().await;
     for i in 0..24 {
-        e.dir.put(TENANT, &format!("u{i:02}"), scim_user(&format!("c{i}@x.com"), if i % 2 == 0 { "Engineering" } else { "Sales" }, "Dev", true));
+        e.dir.put(
+            TENANT,
+            &format!("u{i:02}"),
+            scim_user(
+                &format!("c{i}@x.com"),
+                if i % 2 == 0 { "Engineering" } else { "Sales" },
+                "Dev",
+                true,
+            ),
+        );
         e.graph_user(&format!("c{i}@x.com"));
-        db.change(TENANT, "User", &format!("u{i:02}"), "create").await;
+        db.change(TENANT, "User", &format!("u{i:02}"), "create")
+            .await;
     }
-    let mut a_cfg = WorkerConfig { owner: "A".into(), batch: 3, ..WorkerConfig::default() };
-    let a = Worker::new(db.store.clone(), e.bridge(), e.dir.clone() as Arc<dyn UserDirectory>, a_cfg.clone());
+    let mut a_cfg = WorkerConfig {
+        owner: "A".into(),
+        batch: 3,
+        ..WorkerConfig::default()
+    };
+    let a = Worker::new(
+        db.store.clone(),
+        e.bridge(),
+        e.dir.clone() as Arc<dyn UserDirectory>,
+        a_cfg.clone(),
+    );
     a_cfg.owner = "B".into();
-    let b = Worker::new(db.store.clone(), e.bridge(), e.dir.clone() as Arc<dyn UserDirectory>, a_cfg);
+    let b = Worker::new(
+        db.store.clone(),
+        e.bridge(),
+        e.dir.clone() as Arc<dyn UserDirectory>,
+        a_cfg,
+    );
     let mut claimed = (0, 0);
     for _ in 0..40 {
         let (sa, sb) = tokio::join!(a.run_once(), b.run_once());
@@ -244,18 +387,41 @@ async fn two_postgres_workers_never_apply_the_same_step_twice() {
             break;
         }
     }
-    assert_eq!(claimed.0 + claimed.1, 24, "each user claimed exactly once: {claimed:?}");
-    assert!(claimed.0 > 0 && claimed.1 > 0, "both workers took part: {claimed:?}");
+    assert_eq!(
+        claimed.0 + claimed.1,
+        24,
+        "each user claimed exactly once: {claimed:?}"
+    );
+    assert!(
+        claimed.0 > 0 && claimed.1 > 0,
+        "both workers took part: {claimed:?}"
+    );
     let mut counts: HashMap<String, usize> = HashMap::new();
     for w in e.fake.writes() {
-        let key = format!("{} {} {}", w.method, w.path, w.body.map(|b| b.to_string()).unwrap_or_default());
+        let key = format!(
+            "{} {} {}",
+            w.method,
+            w.path,
+            w.body.map(|b| b.to_string()).unwrap_or_default()
+        );
         *counts.entry(key).or_default() += 1;
     }
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "{dups:?}");
-    assert_eq!(counts.len(), 24 + 24 + 12 * 2, "24 attribute PATCHes, 24 all-staff adds, 12 eng adds + 12 license calls");
+    assert_eq!(
+        counts.len(),
+        24 + 24 + 12 * 2,
+        "24 attribute PATCHes, 24 all-staff adds, 12 eng adds + 12 license calls"
+    );
     for i in 0..24 {
-        assert_eq!(db.store.plans_for_user(TENANT, &format!("u{i:02}"), 10).await.unwrap().len(), 1);
+        assert_eq!(
+            db.store
+                .plans_for_user(TENANT, &format!("u{i:02}"), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
     db.cleanup().await;
 }
