@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::Result;
 use crate::clock::Clock;
-use crate::config::Mode;
+use crate::config::{GraphConfig, Mode};
 use crate::directory::UserDirectory;
 use crate::graph::{GraphClient, Outcome};
 use crate::plan::{ActualState, Plan, PlanContext, plan};
@@ -87,6 +87,21 @@ impl std::fmt::Debug for Bridge {
 }
 
 impl Bridge {
+    /// Builds the bridge from the `[graph]` section: loads and validates the
+    /// rules file, and creates a Graph client only in apply mode.
+    pub fn from_config(cfg: &GraphConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        cfg.validate()?;
+        let path = cfg.rules.as_ref().ok_or_else(|| {
+            crate::Error::Config("graph.rules: path of the rules file is required".into())
+        })?;
+        let rules = Arc::new(Rules::load(path)?);
+        let client = match cfg.effective_mode() {
+            Mode::Plan => None,
+            Mode::Apply => Some(Arc::new(GraphClient::from_config(cfg, clock.clone())?)),
+        };
+        Ok(Self::new(rules, client, clock))
+    }
+
     /// A bridge; without a client it runs in plan mode and calls nothing.
     pub fn new(rules: Arc<Rules>, client: Option<Arc<GraphClient>>, clock: Arc<dyn Clock>) -> Self {
         Self {

@@ -463,3 +463,78 @@ async fn storm_of_429s_converges_within_the_write_rate() {
     assert!(limiter.max_in_window(Duration::from_secs(10)) <= 4 + 40);
     assert!(e.client.stats().throttled_retries >= 25);
 }
+
+#[tokio::test]
+async fn bridge_from_config_section() {
+    use scim_graph_bridge::clock::ManualClock;
+    use scim_graph_bridge::config::{GraphConfig, Mode};
+    use scim_graph_bridge::reconcile::Bridge;
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[catalog.groups]\nall = \"x\"\n[defaults]\ngroups = [\"all\"]\n",
+    )
+    .unwrap();
+    let clock = std::sync::Arc::new(ManualClock::fixed());
+    let text = format!("rules = {:?}\n", rules.display().to_string());
+    let mut cfg: GraphConfig = toml::from_str(&text).unwrap();
+    let b = Bridge::from_config(&cfg, clock.clone()).unwrap();
+    assert_eq!(b.mode(), Mode::Plan);
+    cfg.apply_env([
+        ("SCIM_GRAPH_TENANT_ID", "fake-tenant".to_owned()),
+        ("SCIM_GRAPH_CLIENT_ID", "fake-client".to_owned()),
+        ("SCIM_GRAPH_CLIENT_SECRET", "fake-secret".to_owned()),
+        ("SCIM_GRAPH_AUTHORITY_URL", e.fake.authority_url()),
+        ("SCIM_GRAPH_GRAPH_URL", e.fake.graph_url()),
+    ])
+    .unwrap();
+    let b = Bridge::from_config(&cfg, clock).unwrap();
+    assert_eq!(b.mode(), Mode::Apply);
+    let r = b
+        .client()
+        .unwrap()
+        .send(&scim_graph_bridge::graph::GraphRequest::get(
+            "/subscribedSkus",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    std::fs::write(&rules, "[[rule]]\nname = \"x\"\ngroups = [\"nope\"]\n").unwrap();
+    let err = Bridge::from_config(&cfg, std::sync::Arc::new(ManualClock::fixed()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rule \"x\": unknown group \"nope\""), "{err}");
+}
+
+#[tokio::test]
+async fn match_by_employee_id() {
+    let e = env_with(true, "").await;
+    let rules = std::sync::Arc::new(
+        scim_graph_bridge::rules::Rules::from_toml(&format!(
+            "[match]\nscim = \"employeeNumber\"\ngraph = \"employeeId\"\n[catalog.groups]\nall = \"{}\"\n[defaults]\ngroups = [\"all\"]\n",
+            e.g_all
+        ))
+        .unwrap(),
+    );
+    let uid = e.fake.with_directory(|d| {
+        d.add_user(
+            json!({"userPrincipalName": "other@x.com", "employeeId": "E-1", "displayName": "x"}),
+        )
+    });
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("not-the-upn@x.com", "Sales", "Rep", true),
+    );
+    let b =
+        scim_graph_bridge::reconcile::Bridge::new(rules, Some(e.client.clone()), e.clock.clone());
+    let r = b
+        .reconcile_user(e.dir.as_ref(), TENANT, "s1", &UserLink::default())
+        .await
+        .unwrap();
+    assert_eq!(r.link.graph_id.as_deref(), Some(uid.as_str()));
+    e.fake
+        .with_directory(|d| assert!(d.groups_of(&uid).contains(&e.g_all)));
+}

@@ -331,7 +331,39 @@ macro_rules! both {
     };
 }
 
+async fn leaver_is_hard_deleted_when_retention_passes(db: TestDb) {
+    let e = crate::support::env_with(true, "[leaver]\ndelete_after_days = 30\n").await;
+    let uid = e.graph_user("h@x.com");
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("h@x.com", "Engineering", "Dev", true),
+    );
+    db.change(TENANT, "User", "s1", "create").await;
+    let w = worker(&e, &db, "w-h", true);
+    drain(&w).await;
+    e.dir.remove(TENANT, "s1");
+    db.change(TENANT, "User", "s1", "delete").await;
+    drain(&w).await;
+    e.fake.with_directory(|d| assert!(!d.is_deleted(&uid)));
+    // the leaver stays queued for its hard delete
+    assert_eq!(worker::status(&db.store).await.unwrap().pending, 1);
+    e.clock.advance(Duration::from_secs(29 * 86_400));
+    assert_eq!(w.run_once().await.unwrap().claimed, 0);
+    e.clock.advance(Duration::from_secs(2 * 86_400));
+    let s = drain(&w).await;
+    assert_eq!(s.completed, 1);
+    e.fake.with_directory(|d| assert!(d.is_deleted(&uid)));
+    assert_eq!(worker::status(&db.store).await.unwrap().pending, 0);
+    assert_eq!(
+        db.store.get_link(TENANT, "s1").await.unwrap().graph_id,
+        None
+    );
+    db.cleanup().await;
+}
+
 both!(outbox_changes_reach_graph);
+both!(leaver_is_hard_deleted_when_retention_passes);
 both!(plan_mode_records_plans_only);
 both!(failures_back_off_then_dead_letter_and_retry);
 both!(permanent_failure_is_dead_lettered_at_once);
