@@ -31,6 +31,16 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
 }
 
+impl WorkerConfig {
+    /// Defaults with `max_attempts` from the `[graph]` section.
+    pub fn from_graph_config(cfg: &crate::config::GraphConfig) -> Self {
+        Self {
+            max_attempts: i64::from(cfg.max_attempts),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {

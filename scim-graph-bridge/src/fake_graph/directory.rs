@@ -47,6 +47,9 @@ pub struct Directory {
     hidden: HashMap<String, u32>,
     /// Requests referencing a newly created user answered 404 before it "replicates".
     pub replication_delay: u32,
+    /// `assignLicense` calls answered "invalid usage location" right after a PATCH of `usageLocation`.
+    pub usage_location_delay: u32,
+    stale_location: HashMap<String, u32>,
 }
 
 fn new_id() -> String {
@@ -278,6 +281,10 @@ impl Directory {
                 let Some(Value::Object(b)) = body else {
                     return FakeResponse::err(400, "Request_BadRequest", "Body required.");
                 };
+                if b.contains_key("usageLocation") && self.usage_location_delay > 0 {
+                    self.stale_location
+                        .insert(id.to_owned(), self.usage_location_delay);
+                }
                 let u = self.users.get_mut(id).expect("exists");
                 for (k, v) in b {
                     if k == "id" {
@@ -364,7 +371,14 @@ impl Directory {
             .get("usageLocation")
             .and_then(Value::as_str)
             .is_some_and(|s| s.len() == 2);
-        if !adds.is_empty() && !has_location {
+        let stale = match self.stale_location.get_mut(id) {
+            Some(n) if *n > 0 && !adds.is_empty() => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        if !adds.is_empty() && (!has_location || stale) {
             return FakeResponse::err(400, "Request_BadRequest", BAD_USAGE_LOCATION);
         }
         let mut new = u.licenses.clone();

@@ -405,3 +405,34 @@ async fn inspection_endpoint_serves_log_and_state() {
         .unwrap();
     assert_eq!(e.client.stats().throttled_retries, 1);
 }
+
+#[tokio::test]
+async fn usage_location_lag_after_patch_is_retried() {
+    let e = env().await;
+    e.fake.with_directory(|d| d.usage_location_delay = 2);
+    let uid = e
+        .fake
+        .with_directory(|d| d.add_user(json!({"userPrincipalName": "ul@x.com"})));
+    let r = e
+        .client
+        .send(&GraphRequest::with_body(
+            Method::PATCH,
+            format!("/users/{uid}"),
+            json!({"usageLocation": "GB"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let lic = GraphRequest::with_body(
+        Method::POST,
+        format!("/users/{uid}/assignLicense"),
+        json!({"addLicenses": [{"skuId": e.sku_e5, "disabledPlans": []}], "removeLicenses": []}),
+    );
+    let r = e.client.send(&lic).await.unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(e.client.stats().replication_retries, 2);
+    assert!(
+        e.fake
+            .with_directory(|d| d.licenses_of(&uid).contains(&e.sku_e5))
+    );
+}
