@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub base_backoff: Duration,
     /// Wait between idle rounds in [`Worker::run`].
     pub poll_interval: Duration,
+    /// Users reconciled in parallel.
+    pub concurrency: usize,
 }
 
 impl WorkerConfig {
@@ -51,6 +53,7 @@ impl Default for WorkerConfig {
             max_attempts: 8,
             base_backoff: Duration::from_secs(10),
             poll_interval: Duration::from_secs(2),
+            concurrency: 4,
         }
     }
 }
@@ -71,7 +74,12 @@ pub struct RoundStats {
 }
 
 /// A bridge worker.
+#[derive(Clone)]
 pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: BridgeStore,
     bridge: Bridge,
     dir: Arc<dyn UserDirectory>,
@@ -81,8 +89,8 @@ pub struct Worker {
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("owner", &self.cfg.owner)
-            .field("bridge", &self.bridge)
+            .field("owner", &self.inner.cfg.owner)
+            .field("bridge", &self.inner.bridge)
             .finish_non_exhaustive()
     }
 }
@@ -116,37 +124,65 @@ impl Worker {
         cfg: WorkerConfig,
     ) -> Self {
         Self {
-            store,
-            bridge,
-            dir,
-            cfg,
+            inner: Arc::new(Inner {
+                store,
+                bridge,
+                dir,
+                cfg,
+            }),
         }
     }
 
     /// One round: ingest the outbox, claim due users, reconcile each.
     pub async fn run_once(&self) -> Result<RoundStats> {
-        let clock = self.bridge.clock().clone();
+        let clock = self.inner.bridge.clock().clone();
         let mut stats = RoundStats {
             ingested: self
+                .inner
                 .store
-                .ingest(clock.now(), self.cfg.ingest_limit)
+                .ingest(clock.now(), self.inner.cfg.ingest_limit)
                 .await?,
             ..RoundStats::default()
         };
         let items = self
+            .inner
             .store
-            .claim(&self.cfg.owner, clock.now(), self.cfg.lease, self.cfg.batch)
+            .claim(
+                &self.inner.cfg.owner,
+                clock.now(),
+                self.inner.cfg.lease,
+                self.inner.cfg.batch,
+            )
             .await?;
         stats.claimed = items.len();
-        for item in items {
-            match self.process(&item).await? {
-                None => stats.completed += 1,
-                Some(FailOutcome::Retrying { .. }) => stats.retried += 1,
-                Some(FailOutcome::DeadLettered) => stats.dead_lettered += 1,
-                Some(FailOutcome::LeaseLost) => {}
+        // different users in parallel (each user is leased to this worker alone)
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut first_error = None;
+        let mut items = items.into_iter();
+        loop {
+            while tasks.len() < self.inner.cfg.concurrency.max(1) {
+                let Some(item) = items.next() else { break };
+                let inner = self.inner.clone();
+                tasks.spawn(async move { inner.process(&item).await });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            match joined.map_err(|e| crate::Error::Directory(format!("worker task: {e}")))? {
+                Ok(None) => stats.completed += 1,
+                Ok(Some(FailOutcome::Retrying { .. })) => stats.retried += 1,
+                Ok(Some(FailOutcome::DeadLettered)) => stats.dead_lettered += 1,
+                Ok(Some(FailOutcome::LeaseLost)) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "bridge work item failed");
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(stats)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
 
     /// Runs rounds until `shutdown` resolves, pausing when idle.
@@ -163,12 +199,14 @@ impl Worker {
             if idle {
                 tokio::select! {
                     _ = &mut shutdown => return Ok(()),
-                    _ = self.bridge.clock().sleep(self.cfg.poll_interval) => {}
+                    _ = self.inner.bridge.clock().sleep(self.inner.cfg.poll_interval) => {}
                 }
             }
         }
     }
+}
 
+impl Inner {
     async fn process(&self, item: &WorkItem) -> Result<Option<FailOutcome>> {
         let clock = self.bridge.clock().clone();
         let (owner, tenant, user) = (&self.cfg.owner, &item.tenant_id, &item.user_id);
