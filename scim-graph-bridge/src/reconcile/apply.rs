@@ -180,6 +180,35 @@ fn transport_failure(e: &GraphError) -> Outcome {
     }
 }
 
+/// After a failed create (e.g. it took effect but answered 429, and the retry
+/// hit the UPN conflict), finds the user by UPN; adopts it when its
+/// `employeeId` agrees with the one being created (or none is being set).
+async fn adoptable(
+    client: &GraphClient,
+    upn: &str,
+    attributes: &std::collections::BTreeMap<String, Value>,
+) -> Option<Value> {
+    let filter = format!("userPrincipalName eq '{}'", upn.replace('\'', "''"));
+    let enc: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+    let r = client
+        .send(&GraphRequest::get(format!(
+            "/users?$filter={enc}&$select=id,employeeId"
+        )))
+        .await
+        .ok()?;
+    let user = r.body["value"].as_array()?.first()?.clone();
+    match attributes.get("employeeId") {
+        Some(want)
+            if user
+                .get("employeeId")
+                .is_some_and(|have| !have.is_null() && have != want) =>
+        {
+            None
+        }
+        _ => Some(user),
+    }
+}
+
 /// Applies `plan`; never returns early on a permanent failure except for a failed create.
 pub(crate) async fn apply(client: &GraphClient, plan: &Plan) -> ApplyReport {
     let mut report = ApplyReport {
@@ -222,15 +251,28 @@ pub(crate) async fn apply(client: &GraphClient, plan: &Plan) -> ApplyReport {
             }
         } else {
             let (op, req) = &batch[0];
-            match client.send(req).await {
-                Ok(r) => vec![(classify(*op, r.status, &r.body), r.body)],
-                Err(e) => vec![(transport_failure(&e), Value::Null)],
+            let mut one = match client.send(req).await {
+                Ok(r) => (classify(*op, r.status, &r.body), r.body),
+                Err(e) => (transport_failure(&e), Value::Null),
+            };
+            if let Step::CreateUser {
+                user_principal_name,
+                attributes,
+                ..
+            } = &steps[i]
+                && one.0.is_transient()
+                && let Some(existing) = adoptable(client, user_principal_name, attributes).await
+            {
+                one = (Outcome::AlreadyDone { reason: "adopted the existing user with this userPrincipalName (an earlier create took effect)".into() }, existing);
             }
+            vec![one]
         };
         let mut stop = false;
         for (k, (outcome, body)) in outcomes.into_iter().enumerate() {
             let step = &steps[i + k];
-            if let (Step::CreateUser { .. }, Outcome::Done) = (step, &outcome) {
+            if let (Step::CreateUser { .. }, Outcome::Done | Outcome::AlreadyDone { .. }) =
+                (step, &outcome)
+            {
                 report.graph_user_id = body["id"].as_str().map(str::to_owned);
                 if let Some(id) = &report.graph_user_id {
                     client.note_created(id);

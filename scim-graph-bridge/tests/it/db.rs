@@ -133,18 +133,39 @@ impl TestDb {
         }
     }
 
-    pub async fn cleanup(self) {
-        if let (BridgeStore::Postgres(pool), Some(name)) = (&self.store, &self.pg_name) {
+    pub async fn cleanup(mut self) {
+        if let (BridgeStore::Postgres(pool), Some(name)) = (&self.store, self.pg_name.take()) {
             pool.close().await;
-            let admin = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect(PG_ADMIN)
-                .await
-                .unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .unwrap();
+            drop_database(name).await;
+        }
+    }
+}
+
+async fn drop_database(name: String) {
+    if let Ok(admin) = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(PG_ADMIN)
+        .await
+    {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await;
+    }
+}
+
+impl Drop for TestDb {
+    /// A test that panicked before `cleanup` still drops its database.
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_database(name));
+                }
+            })
+            .join();
         }
     }
 }

@@ -538,3 +538,42 @@ async fn match_by_employee_id() {
     e.fake
         .with_directory(|d| assert!(d.groups_of(&uid).contains(&e.g_all)));
 }
+
+#[tokio::test]
+async fn create_that_took_effect_but_answered_429_is_adopted() {
+    let e = env().await;
+    e.fake.inject(Fault {
+        method: Some("POST".into()),
+        path_contains: "/users".into(),
+        times: 1,
+        status: 429,
+        retry_after: Some("0.1".into()),
+        apply_then_fail: true,
+        ..Fault::default()
+    });
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("twice@x.com", "Engineering", "Developer", true),
+    );
+    let r = run(&e, "s1", &UserLink::default()).await;
+    let report = r.report.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert!(
+        matches!(report.steps[0].outcome, Outcome::AlreadyDone { .. }),
+        "{:?}",
+        report.steps[0]
+    );
+    let creates = e
+        .fake
+        .writes()
+        .iter()
+        .filter(|w| w.path == "/users")
+        .count();
+    assert_eq!(creates, 2);
+    let uid = r.link.graph_id.unwrap();
+    e.fake.with_directory(|d| {
+        assert_eq!(d.user_by_upn("twice@x.com").as_deref(), Some(uid.as_str()));
+        assert_eq!(d.groups_of(&uid).len(), 2);
+    });
+}
