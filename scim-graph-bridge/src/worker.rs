@@ -211,11 +211,24 @@ impl Inner {
         let clock = self.bridge.clock().clone();
         let (owner, tenant, user) = (&self.cfg.owner, &item.tenant_id, &item.user_id);
         let link = self.store.get_link(tenant, user).await?;
-        let rec = match self
+        let work = self
             .bridge
-            .reconcile_user(self.dir.as_ref(), tenant, user, &link)
-            .await
-        {
+            .reconcile_user(self.dir.as_ref(), tenant, user, &link);
+        tokio::pin!(work);
+        // heartbeat on the runtime's timer: a long plan keeps its lease
+        let mut beat = tokio::time::interval((self.cfg.lease / 3).max(Duration::from_millis(100)));
+        beat.tick().await;
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = beat.tick() => {
+                    if !self.store.extend_lease(item, owner, clock.now() + self.cfg.lease).await.unwrap_or(false) {
+                        tracing::warn!(tenant, user, "bridge lease lost while reconciling");
+                    }
+                }
+            }
+        };
+        let rec = match result {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(tenant, user, error = %e, "bridge reconcile failed");

@@ -196,6 +196,28 @@ impl BridgeStore {
         })
     }
 
+    /// Extends a lease still held by `owner`; `false` if it was lost.
+    pub async fn extend_lease(
+        &self,
+        item: &WorkItem,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool> {
+        on_pool!(self, |pool, pg| {
+            let r = sqlx::query(&sql(
+                pg,
+                "UPDATE bridge_work SET lease_until_ms = $4 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
+            ))
+            .bind(&item.tenant_id)
+            .bind(&item.user_id)
+            .bind(owner)
+            .bind(to_millis(until))
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
     /// Finishes an item. If changes arrived meanwhile the row stays, due now;
     /// `next_due` keeps it scheduled for later (a pending hard delete).
     /// Returns `false` if the lease was lost.

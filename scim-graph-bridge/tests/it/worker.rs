@@ -457,3 +457,70 @@ async fn two_postgres_workers_never_apply_the_same_step_twice() {
     }
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn run_loop_processes_until_shutdown_and_leases_extend() {
+    let db = db::sqlite().await;
+    let e = env().await;
+    e.dir.put(
+        TENANT,
+        "s1",
+        scim_user("loop@x.com", "Engineering", "Dev", true),
+    );
+    db.change(TENANT, "User", "s1", "create").await;
+    let w = worker(&e, &db, "w-loop", true);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let w = w.clone();
+        async move {
+            w.run(async {
+                let _ = rx.await;
+            })
+            .await
+        }
+    });
+    let mut planned = false;
+    for _ in 0..500 {
+        if !db
+            .store
+            .plans_for_user(TENANT, "s1", 1)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            planned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(planned);
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    // extend_lease only works for the holder
+    db.change(TENANT, "User", "s1", "patch").await;
+    db.store.ingest(e.clock.now(), 100).await.unwrap();
+    let items = db
+        .store
+        .claim("me", e.clock.now(), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    let later = e.clock.now() + Duration::from_secs(600);
+    assert!(db.store.extend_lease(&items[0], "me", later).await.unwrap());
+    assert!(
+        !db.store
+            .extend_lease(&items[0], "other", later)
+            .await
+            .unwrap()
+    );
+    e.clock.advance(Duration::from_secs(120));
+    assert!(
+        db.store
+            .claim("other", e.clock.now(), Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "extended lease holds"
+    );
+    db.cleanup().await;
+}
