@@ -27,6 +27,9 @@ pub enum Error {
     /// A local I/O error (reading a key or rules file).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A background task failed unexpectedly.
+    #[error("internal: {0}")]
+    Internal(String),
     /// Stored JSON could not be (de)serialised.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

@@ -168,7 +168,7 @@ impl Worker {
             let Some(joined) = tasks.join_next().await else {
                 break;
             };
-            match joined.map_err(|e| crate::Error::Directory(format!("worker task: {e}")))? {
+            match joined.map_err(|e| crate::Error::Internal(format!("worker task: {e}")))? {
                 Ok(None) => stats.completed += 1,
                 Ok(Some(FailOutcome::Retrying { .. })) => stats.retried += 1,
                 Ok(Some(FailOutcome::DeadLettered)) => stats.dead_lettered += 1,
