@@ -34,7 +34,8 @@ pub enum RulesError {
     },
     /// A `when` key uses an unknown operator.
     #[error(
-        "rule {rule:?}: when.{key}: unknown operator {op:?} (expected eq, ne, in, not_in, starts_with, exists)"
+        "rule {rule:?}: when.{key}: unknown operator {op:?} (expected eq, ne, in, not_in, \
+         starts_with, exists; quote paths containing '.', e.g. 'manager.value')"
     )]
     BadOperator {
         /// Rule name.
