@@ -81,7 +81,8 @@ pub struct Config {
     /// Authentication options beyond static tokens (Entra JWT, OAuth token endpoint); passed to
     /// the auth module.
     pub auth: Option<OpaqueTable>,
-    /// The Graph bridge (reserved; passed through to the bridge when it is wired).
+    /// The Graph bridge (`scim_graph_bridge::config::GraphConfig`, see [`Config::graph_config`]); its
+    /// keys are overridden by `SCIM_GRAPH_<KEY>` variables.
     pub graph: Option<OpaqueTable>,
 }
 
@@ -238,7 +239,38 @@ impl Config {
             ),
             None => None,
         };
-        Self::from_parts(text.as_deref(), &env)
+        let config = Self::from_parts(text.as_deref(), &env)?;
+        config.graph_config(&env)?;
+        Ok(config)
+    }
+
+    /// The Graph bridge configuration: the `[graph]` table with `SCIM_GRAPH_*` overrides from
+    /// `env`, validated. `None` when neither is present.
+    pub fn graph_config(
+        &self,
+        env: &[(String, String)],
+    ) -> Result<Option<scim_graph_bridge::config::GraphConfig>, ConfigError> {
+        let from_env: Vec<&(String, String)> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SCIM_GRAPH_"))
+            .collect();
+        if self.graph.is_none() && from_env.is_empty() {
+            return Ok(None);
+        }
+        let mut graph: scim_graph_bridge::config::GraphConfig = match &self.graph {
+            Some(table) => scim_graph_bridge::config::GraphConfig::deserialize(toml::Value::Table(
+                table.0.clone(),
+            ))
+            .map_err(|e| ConfigError(format!("[graph]: {}", e.to_string().trim_end())))?,
+            None => scim_graph_bridge::config::GraphConfig::default(),
+        };
+        graph
+            .apply_env(from_env.into_iter().map(|(k, v)| (k.as_str(), v.clone())))
+            .map_err(|e| ConfigError(format!("[graph]: {e}")))?;
+        graph
+            .validate()
+            .map_err(|e| ConfigError(format!("[graph]: {e}")))?;
+        Ok(Some(graph))
     }
 
     /// Builds the configuration from a TOML text and environment pairs (testable without
@@ -519,6 +551,22 @@ mod tests {
             let e = Config::from_parts(file, &env).unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn graph_section_is_checked_with_its_environment_overrides() {
+        let c = Config::from_parts(Some("[graph]\nmode = \"plan\"\n"), &[]).unwrap();
+        assert!(c.graph_config(&[]).unwrap().is_some());
+        let bad = Config::from_parts(Some("[graph]\nbogus = 1\n"), &[]).unwrap();
+        let e = bad.graph_config(&[]).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let none = Config::from_parts(None, &[]).unwrap();
+        assert!(none.graph_config(&[]).unwrap().is_none());
+        let e = none
+            .graph_config(&env(&[("SCIM_GRAPH_NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SCIM_GRAPH_NOPE"), "{e}");
     }
 
     #[test]
