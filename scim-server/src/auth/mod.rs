@@ -4,9 +4,42 @@
 //! Entra-issued JWTs (JWKS by `kid`), access tokens issued by our own OAuth 2.0 token endpoint
 //! (client credentials, and the RFC 7523 assertion grant for workload identity federation).
 //!
-//! (contract; the auth helper implements the submodules)
+//! Map of the module:
+//! - [`header`]: the `Authorization` header (`Bearer` in any case, or a bare token);
+//! - [`token`]: static tokens and issued access tokens in the store, the `SCIM_TOKEN`
+//!   environment token, and the `scim-server token` helpers;
+//! - [`jwt`] and [`jwks`]: RS256 verification with keys cached by `kid`; the Entra validator;
+//! - [`oauth`]: `POST /oauth/token`;
+//! - [`config`]: the `[auth]` section;
+//! - [`chain`]: [`AuthService`], all of the above behind one [`Authenticator`];
+//! - [`secret`] and [`clock`]: hashing and redaction of secrets; time as a parameter.
+//!
+//! Invariants: no secret is stored or logged (only SHA-256 hashes are stored); every hash
+//! comparison is constant-time; only RS256 JWTs are accepted; every [`Principal`] names the one
+//! tenant its credential belongs to.
 
+use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
+
+pub mod chain;
+pub mod clock;
+pub mod config;
+pub mod header;
+pub mod jwks;
+pub mod jwt;
+pub mod oauth;
+pub mod secret;
+pub mod token;
+
+pub use chain::AuthService;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    AuthConfig, ClientSecretConfig, ConfigError, EntraJwtConfig, FederatedClientConfig,
+    OAuthClientConfig,
+};
+pub use oauth::{OAuthServer, oauth_router};
+pub use secret::SecretString;
+pub use token::{StaticTokens, TokenStore, create_token, list_tokens, revoke_token, token_store};
 
 /// How a request authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +71,36 @@ pub struct Principal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct AuthError(pub String);
+
+impl AuthError {
+    /// An error with a detail that is safe to show the client.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+
+    /// The 401 response: `WWW-Authenticate: Bearer` (RFC 6750 §3) and a SCIM error body
+    /// (RFC 7644 §3.12) carrying the detail.
+    pub fn to_response(&self) -> Response {
+        unauthorized_response(&self.0)
+    }
+}
+
+/// A 401 with `WWW-Authenticate: Bearer` and a SCIM error body with `detail`.
+pub fn unauthorized_response(detail: &str) -> Response {
+    let body = scim_core::Error::unauthorized(detail).to_body();
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = (http::StatusCode::UNAUTHORIZED, json).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/scim+json"),
+    );
+    response
+}
 
 /// Authenticates requests.
 #[async_trait::async_trait]
