@@ -120,6 +120,19 @@ impl AuthService {
         self.oauth.clone()
     }
 
+    /// The `authenticationSchemes` of `/ServiceProviderConfig` (RFC 7643 §5): OAuth bearer
+    /// tokens, which covers static tokens, Entra JWTs and our issued access tokens.
+    pub fn authentication_schemes(&self) -> serde_json::Value {
+        serde_json::json!([{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a bearer token: a static token, an access token \
+                            from /oauth/token, or an Entra-issued JWT when enabled.",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+            "primary": true,
+        }])
+    }
+
     /// The principal for a bearer token taken out of its header.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
         match &self.entra {

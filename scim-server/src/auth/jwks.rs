@@ -42,6 +42,7 @@ pub enum JwksError {
 #[derive(Default)]
 struct FetchState {
     last_attempt: Option<OffsetDateTime>,
+    last_failed: bool,
 }
 
 /// A cached JWKS by URL.
@@ -67,7 +68,8 @@ impl fmt::Debug for JwksCache {
 
 impl JwksCache {
     /// A cache for the set at `url`, fetched with `http` (give it a timeout), refetched on an
-    /// unknown `kid` at most once per `cooldown`.
+    /// unknown `kid` at most once per `cooldown`. While the last fetch failed, an unknown `kid` is
+    /// [`JwksError::Unavailable`] (not the caller's fault) until the cooldown allows a retry.
     pub fn new(
         url: impl Into<String>,
         http: reqwest::Client,
@@ -112,10 +114,16 @@ impl JwksCache {
         if let Some(last) = state.last_attempt
             && now < last + self.cooldown
         {
-            return Err(JwksError::UnknownKid);
+            return Err(if state.last_failed {
+                JwksError::Unavailable("the last fetch failed".into())
+            } else {
+                JwksError::UnknownKid
+            });
         }
         state.last_attempt = Some(now);
-        let keys = self.fetch_keys().await.inspect_err(|err| {
+        let keys = self.fetch_keys().await;
+        state.last_failed = keys.is_err();
+        let keys = keys.inspect_err(|err| {
             tracing::warn!(url = %self.url, error = %err, "JWKS fetch failed");
         })?;
         tracing::info!(url = %self.url, keys = keys.len(), "JWKS refreshed");

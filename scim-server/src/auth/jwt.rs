@@ -45,7 +45,7 @@ pub async fn verify_rs256(token: &str, jwks: &JwksCache, what: &str) -> Result<C
         .ok_or_else(|| AuthError(format!("{what} has no key id")))?;
     let key = jwks.key(kid).await.map_err(|err| match err {
         JwksError::UnknownKid => AuthError(format!("{what} signing key not found")),
-        JwksError::Unavailable(_) => AuthError(format!("{what} signing keys unavailable")),
+        JwksError::Unavailable(_) => AuthError::unavailable("signing keys could not be fetched"),
     })?;
     let mut validation = Validation::new(Algorithm::RS256);
     // Claims are checked by the caller against our clock, not by jsonwebtoken's wall clock.

@@ -103,6 +103,23 @@ impl OAuthError {
             basic_challenge: false,
         }
     }
+    /// A refused assertion: `invalid_grant` for the RFC 7523 §2.1 grant, `invalid_client` when
+    /// it was client authentication (§2.2); 503 when its keys could not be fetched.
+    fn from_assertion(err: AuthError, as_grant: bool) -> Self {
+        if err.is_unavailable() {
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: "temporarily_unavailable",
+                description: err.0,
+                basic_challenge: false,
+            };
+        }
+        if as_grant {
+            Self::invalid_grant(err.0)
+        } else {
+            Self::invalid_client(err.0, false)
+        }
+    }
     fn server_error() -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -288,7 +305,7 @@ impl OAuthServer {
                     })?;
                     self.assertion_grant(get("client_id"), assertion)
                         .await
-                        .map_err(|e| OAuthError::invalid_client(e.0, false))?
+                        .map_err(|e| OAuthError::from_assertion(e, false))?
                         .issue(self)
                         .await
                 } else {
@@ -302,7 +319,7 @@ impl OAuthServer {
                     .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
                 self.assertion_grant(get("client_id"), assertion)
                     .await
-                    .map_err(|e| OAuthError::invalid_grant(e.0))?
+                    .map_err(|e| OAuthError::from_assertion(e, true))?
                     .issue(self)
                     .await
             }
@@ -491,6 +508,14 @@ impl Grant {
             record,
         })
     }
+}
+
+/// A new OAuth client secret and its hex SHA-256, for the operator tooling: the secret goes to
+/// the identity provider (shown once), the hash into `[[auth.oauth_clients]] secrets`.
+pub fn new_client_secret() -> (SecretString, String) {
+    let secret = generate_secret("scimcs_");
+    let hash = hash_secret(secret.expose());
+    (secret, hash)
 }
 
 /// The form parameters; a repeated parameter is an error (RFC 6749 §3.2).

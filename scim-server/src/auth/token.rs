@@ -235,7 +235,7 @@ impl StaticTokens {
             Ok(None) => return Err(AuthError::new("invalid bearer token")),
             Err(err) => {
                 tracing::error!(error = %err, "token lookup failed");
-                return Err(AuthError::new("credentials could not be checked"));
+                return Err(AuthError::unavailable("credentials could not be checked"));
             }
         };
         // The store found the record by this hash; compare again, in constant time, so that a
