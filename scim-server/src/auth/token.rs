@@ -214,21 +214,25 @@ impl StaticTokens {
         self
     }
 
-    /// The principal for a presented secret.
+    /// The principal of the `SCIM_TOKEN` environment token, if `secret` is it (constant-time).
+    pub fn verify_env_token(&self, secret: &str) -> Option<Principal> {
+        let env = self.env.as_ref()?;
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(&sha256(secret)[..], &env.digest[..]).into();
+        matches.then(|| Principal {
+            tenant: env.tenant.clone(),
+            id: ENV_TOKEN_PRINCIPAL.to_owned(),
+            read_only: false,
+            kind: CredentialKind::StaticToken,
+        })
+    }
+
+    /// The principal for a presented secret: the environment token, or a stored token.
     pub async fn verify(&self, secret: &str) -> Result<Principal, AuthError> {
-        let digest = sha256(secret);
-        if let Some(env) = &self.env {
-            let env_match: bool =
-                subtle::ConstantTimeEq::ct_eq(&digest[..], &env.digest[..]).into();
-            if env_match {
-                return Ok(Principal {
-                    tenant: env.tenant.clone(),
-                    id: ENV_TOKEN_PRINCIPAL.to_owned(),
-                    read_only: false,
-                    kind: CredentialKind::StaticToken,
-                });
-            }
+        if let Some(principal) = self.verify_env_token(secret) {
+            return Ok(principal);
         }
+        let digest = sha256(secret);
         let hash = hex::encode(digest);
         let record = match self.store.token_by_hash(&hash).await {
             Ok(Some(record)) => record,
