@@ -39,7 +39,10 @@ pub use config::{
 };
 pub use oauth::{OAuthServer, oauth_router};
 pub use secret::SecretString;
-pub use token::{StaticTokens, TokenStore, create_token, list_tokens, revoke_token, token_store};
+pub use token::{
+    StaticTokens, TokenStore, create_token, list_access_tokens, list_tokens, revoke_token,
+    token_kind, token_store,
+};
 
 /// How a request authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -124,13 +124,41 @@ pub async fn create_token<S: TokenStore + ?Sized>(
     Ok((record, secret))
 }
 
-/// Token records for `scim-server token list` (static tokens and issued access tokens; tell
-/// them apart with [`token_kind`]), oldest first. Records carry hashes, never secrets.
+/// Static token records for `scim-server token list`, oldest first (revoked ones included, so
+/// the list shows them as revoked). Records carry hashes, never secrets. Access tokens issued by
+/// `/oauth/token` are left out: see [`list_access_tokens`].
 pub async fn list_tokens<S: TokenStore + ?Sized>(
     store: &S,
     tenant: Option<&str>,
 ) -> store::Result<Vec<TokenRecord>> {
-    let mut tokens = store.list_tokens(tenant).await?;
+    let mut tokens: Vec<TokenRecord> = store
+        .list_tokens(tenant)
+        .await?
+        .into_iter()
+        .filter(|t| token_kind(t) == CredentialKind::StaticToken)
+        .collect();
+    tokens.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+    Ok(tokens)
+}
+
+/// Access tokens issued by `/oauth/token` that are still valid at `now` (neither expired nor
+/// revoked), oldest first; their `label` is the OAuth client id. Any of them can be revoked by id
+/// with [`revoke_token`].
+pub async fn list_access_tokens<S: TokenStore + ?Sized>(
+    store: &S,
+    tenant: Option<&str>,
+    now: OffsetDateTime,
+) -> store::Result<Vec<TokenRecord>> {
+    let mut tokens: Vec<TokenRecord> = store
+        .list_tokens(tenant)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            token_kind(t) == CredentialKind::OAuthAccessToken
+                && t.revoked.is_none()
+                && t.expires.is_none_or(|e| now < e)
+        })
+        .collect();
     tokens.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
     Ok(tokens)
 }

@@ -19,7 +19,7 @@ use scim_server::auth::secret::hash_secret;
 use scim_server::auth::{
     AuthConfig, AuthError, AuthService, Authenticator, ClientSecretConfig, Clock, CredentialKind,
     EntraJwtConfig, FederatedClientConfig, ManualClock, OAuthClientConfig, Principal, StaticTokens,
-    TokenStore, create_token, list_tokens, revoke_token,
+    TokenStore, create_token, list_access_tokens, list_tokens, revoke_token,
 };
 use scim_server::store::{Result as StoreResult, TokenRecord};
 use serde_json::{Value, json};

@@ -285,3 +285,46 @@ fn auth_config_from_toml_builds_a_service() {
         .unwrap();
     });
 }
+
+#[tokio::test]
+async fn issued_access_tokens_are_listed_apart_and_revocable() {
+    let s = oauth_setup(oauth_config()).await;
+    let (static_record, _) = create_token(&*s.store, "tenant-a", "static", false, T0)
+        .await
+        .unwrap();
+    let (token, _) = expect_token(
+        s.token(
+            &[("grant_type", "client_credentials")],
+            Some(("entra-prod", SECRET_1)),
+        )
+        .await,
+    )
+    .await;
+    let statics = list_tokens(&*s.store, Some("tenant-a")).await.unwrap();
+    assert_eq!(statics, vec![static_record]);
+    let issued = list_access_tokens(&*s.store, Some("tenant-a"), s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].label, "entra-prod");
+    assert_eq!(
+        scim_server::auth::token_kind(&issued[0]),
+        CredentialKind::OAuthAccessToken
+    );
+
+    // Revoked: refused at once, and no longer listed.
+    assert!(
+        revoke_token(&*s.store, &issued[0].id, s.clock.now())
+            .await
+            .unwrap()
+    );
+    let (status, body) = s.whoami(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "token is revoked");
+    assert!(
+        list_access_tokens(&*s.store, None, s.clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
