@@ -12,6 +12,7 @@
 //! - [`oauth`]: `POST /oauth/token`;
 //! - [`config`]: the `[auth]` section;
 //! - [`chain`]: [`AuthService`], all of the above behind one [`Authenticator`];
+//! - [`middleware`]: an axum middleware putting the [`Principal`] into request extensions;
 //! - [`secret`] and [`clock`]: hashing and redaction of secrets; time as a parameter.
 //!
 //! Invariants: no secret is stored or logged (only SHA-256 hashes are stored); every hash
@@ -27,6 +28,7 @@ pub mod config;
 pub mod header;
 pub mod jwks;
 pub mod jwt;
+pub mod middleware;
 pub mod oauth;
 pub mod secret;
 pub mod token;

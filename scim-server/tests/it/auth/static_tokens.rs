@@ -243,3 +243,38 @@ async fn a_jwt_shaped_scim_token_still_works_with_entra_mode_on() {
         Ok("default".to_owned())
     );
 }
+
+#[tokio::test]
+async fn the_middleware_puts_the_principal_into_extensions() {
+    use axum::Extension;
+    use axum::middleware::from_fn_with_state;
+    use scim_server::auth::middleware::require_principal;
+
+    let store = Arc::new(MemTokens::default());
+    let (_, secret) = create_token(&*store, "acme", "l", false, T0).await.unwrap();
+    let authenticator: Arc<dyn Authenticator> =
+        Arc::new(StaticTokens::new(store, Arc::new(ManualClock::new(T0))));
+    let app = Router::new()
+        .route(
+            "/scim/v2/Users",
+            get(|Extension(p): Extension<Principal>| async move { p.tenant }),
+        )
+        .route_layer(from_fn_with_state(authenticator, require_principal));
+    let base = format!("http://{}", serve(app).await);
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{base}/scim/v2/Users"))
+        .bearer_auth(secret.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "acme");
+    let resp = http
+        .get(format!("{base}/scim/v2/Users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+}
