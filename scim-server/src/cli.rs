@@ -184,7 +184,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                             "tenant {tenant:?} does not exist (create it with `scim-server tenant create`)"
                         );
                     }
-                    let (record, secret) = crate::tokens::issue(
+                    let (record, secret) = crate::auth::create_token(
                         store.as_ref(),
                         &tenant,
                         &label,
@@ -192,6 +192,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                         clock.now(),
                     )
                     .await?;
+                    let secret = secret.expose();
                     println!(
                         "token {} for tenant {:?}{}:",
                         record.id,
@@ -206,7 +207,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                         "{:<18} {:<16} {:<9} {:<26} {:<9} label",
                         "id", "tenant", "access", "created", "state"
                     );
-                    for t in store.list_tokens(tenant.as_deref()).await? {
+                    for t in crate::auth::list_tokens(store.as_ref(), tenant.as_deref()).await? {
                         let state = if t.revoked.is_some() {
                             "revoked"
                         } else if t.expires.is_some_and(|e| e <= clock.now()) {
@@ -226,7 +227,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     }
                 }
                 TokenCommand::Revoke { id } => {
-                    if store.revoke_token(&id, clock.now()).await? {
+                    if crate::auth::revoke_token(store.as_ref(), &id, clock.now()).await? {
                         println!("token {id} revoked");
                     } else {
                         eprintln!("no token {id}");

@@ -240,7 +240,22 @@ impl Config {
             None => None,
         };
         let config = Self::from_parts(text.as_deref(), &env)?;
+        config.auth_config()?;
         config.graph_config(&env)?;
+        Ok(config)
+    }
+
+    /// The `[auth]` section as the auth module's [`crate::auth::AuthConfig`] (its defaults when
+    /// the section is absent), validated; errors name the key.
+    pub fn auth_config(&self) -> Result<crate::auth::AuthConfig, ConfigError> {
+        let config = match &self.auth {
+            Some(table) => {
+                crate::auth::AuthConfig::deserialize(toml::Value::Table(table.0.clone()))
+                    .map_err(|e| ConfigError(format!("[auth]: {}", e.to_string().trim_end())))?
+            }
+            None => crate::auth::AuthConfig::default(),
+        };
+        config.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(config)
     }
 

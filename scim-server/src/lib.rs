@@ -14,16 +14,15 @@
 //!
 //! ```no_run
 //! # async fn example(store: std::sync::Arc<dyn scim_server::store::Store>) {
-//! use scim_server::{config::Config, state::AppState, tokens::StaticTokenAuthenticator};
+//! use scim_server::auth::{AuthConfig, AuthService, SystemClock, token_store};
+//! use scim_server::{config::Config, state::AppState};
 //! use std::sync::Arc;
 //!
 //! let config = Config::default();
-//! let auth = Arc::new(StaticTokenAuthenticator::new(
-//!     store.clone(),
-//!     Arc::new(scim_server::clock::SystemClock),
-//!     Some(("default", "a-long-random-secret-token")),
-//! ));
-//! let app: axum::Router = scim_server::http::router(AppState::new(&config, store, auth));
+//! let auth = AuthService::from_config(&AuthConfig::default(), token_store(store.clone()), Arc::new(SystemClock))
+//!     .unwrap()
+//!     .with_env_token("default", "a-long-random-secret-token");
+//! let app: axum::Router = scim_server::http::router(AppState::new(&config, store, Arc::new(auth)));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
 //! # }
@@ -40,4 +39,3 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
-pub mod tokens;

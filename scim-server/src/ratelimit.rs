@@ -75,11 +75,11 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::FixedClock;
+    use crate::clock::ManualClock;
 
     #[test]
     fn bucket_refuses_past_burst_and_refills_with_time() {
-        let clock = Arc::new(FixedClock::new(OffsetDateTime::UNIX_EPOCH));
+        let clock = Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH));
         let limiter = RateLimiter::new(
             RateLimitConfig {
                 enabled: true,
@@ -107,7 +107,7 @@ mod tests {
                 requests_per_second: 1.0,
                 burst: 1,
             },
-            Arc::new(FixedClock::new(OffsetDateTime::UNIX_EPOCH)),
+            Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
         );
         for _ in 0..10 {
             assert!(limiter.check("a").is_ok());

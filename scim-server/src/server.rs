@@ -1,11 +1,11 @@
 //! Running the server: open and migrate the store, make sure the default tenant and a credential
 //! exist, bind, serve HTTP or HTTPS, and drain in-flight requests on SIGTERM or Ctrl-C.
 
+use crate::auth::AuthService;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat};
 use crate::state::AppState;
 use crate::store::{Store, Tenant};
-use crate::tokens;
 use anyhow::Context;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -75,7 +75,7 @@ async fn first_start_token(
     if !store.list_tokens(None).await?.is_empty() {
         return Ok(());
     }
-    let (record, secret) = tokens::issue(
+    let (record, secret) = crate::auth::create_token(
         store,
         &config.default_tenant,
         "first start",
@@ -84,6 +84,7 @@ async fn first_start_token(
     )
     .await
     .context("creating the first-start token")?;
+    let secret = secret.expose();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -127,24 +128,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     store.migrate().await.context("applying migrations")?;
     ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref()).await?;
     first_start_token(&config, store.as_ref(), clock.as_ref()).await?;
-    // TODO(lead): use the auth helper's combined authenticator (static tokens, Entra JWT, OAuth
-    // access tokens from `config.auth`) and merge its `oauth_router` into the app.
-    let authenticator = Arc::new(tokens::StaticTokenAuthenticator::new(
-        store.clone(),
+    let auth = AuthService::from_config(
+        &config.auth_config()?,
+        crate::auth::token_store(store.clone()),
         clock.clone(),
-        config
-            .token
-            .as_ref()
-            .map(|t| (config.default_tenant.as_str(), t.0.as_str())),
-    ));
-    let state = AppState::with_clock(&config, store, authenticator, clock);
-    run(config, state).await
+    )
+    .context("`[auth]`")?;
+    let auth = match &config.token {
+        Some(token) => auth.with_env_token(config.default_tenant.clone(), &token.0),
+        None => auth,
+    };
+    let oauth = auth.oauth_router();
+    let state = AppState::with_clock(&config, store, Arc::new(auth), clock);
+    run(&config, crate::http::router_with(state, oauth)).await
 }
 
-/// Serves `state` on the configured address until shutdown (used by `serve` and by embedding
-/// applications that built their own state).
-pub async fn run(config: Config, state: AppState) -> anyhow::Result<()> {
-    let app = crate::http::router(state);
+/// Serves `app` on the configured address (HTTP, or HTTPS with `[tls]`) until SIGTERM or
+/// Ctrl-C, then drains in-flight requests for up to `shutdown_grace_seconds`. Used by `serve` and
+/// by embedding applications that built their own router.
+pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
     let addr: SocketAddr = config.listen.parse().context("`listen`")?;
     let listener = std::net::TcpListener::bind(addr)
         .with_context(|| format!("binding {addr} (`listen` / SCIM_LISTEN)"))?;

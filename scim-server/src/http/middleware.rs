@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let principal = match state.authenticator.authenticate(req.headers()).await {
         Ok(p) => p,
-        Err(e) => return ApiError::from(scim_core::Error::unauthorized(e.0)).into_response(),
+        // 401 with `WWW-Authenticate: Bearer`, or 503 when the credential could not be checked.
+        Err(e) => return e.to_response(),
     };
     tracing::Span::current().record("tenant", principal.tenant.as_str());
     if let Err(retry_after) = state.rate_limiter.check(&principal.tenant) {

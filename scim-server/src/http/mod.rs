@@ -98,6 +98,12 @@ pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
 /// The complete application: SCIM endpoints under the configured base path (authenticated,
 /// rate limited per tenant), `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes that need no bearer token (such as the auth module's
+/// `POST /oauth/token`), served behind the same layers.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     let settings = state.settings.clone();
     let limits = settings.limits;
     let scim = scim_routes(&limits).route_layer(axum::middleware::from_fn_with_state(
@@ -123,7 +129,8 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(ops::docs_page))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .with_state(state);
+        .with_state(state)
+        .merge(extra);
     let timeout = Duration::from_secs(limits.request_timeout_seconds);
     router
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -310,13 +317,15 @@ mod tests {
         config.token = Some(Secret(TOKEN.into()));
         let store: Arc<dyn Store> = Arc::new(EmptyStore);
         let clock: Arc<dyn crate::clock::Clock> =
-            Arc::new(crate::clock::FixedClock::new(OffsetDateTime::UNIX_EPOCH));
-        let auth = Arc::new(crate::tokens::StaticTokenAuthenticator::new(
-            store.clone(),
+            Arc::new(crate::clock::ManualClock::new(OffsetDateTime::UNIX_EPOCH));
+        let auth = crate::auth::AuthService::from_config(
+            &crate::auth::AuthConfig::default(),
+            crate::auth::token_store(store.clone()),
             clock.clone(),
-            Some(("default", TOKEN)),
-        ));
-        router(AppState::with_clock(&config, store, auth, clock))
+        )
+        .unwrap()
+        .with_env_token("default", TOKEN);
+        router(AppState::with_clock(&config, store, Arc::new(auth), clock))
     }
 
     async fn send(

@@ -6,11 +6,11 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use scim_server::clock::{Clock, FixedClock, SystemClock};
+use scim_server::auth::{AuthConfig, AuthService, token_store};
+use scim_server::clock::{Clock, ManualClock, SystemClock};
 use scim_server::config::{Config, Secret};
 use scim_server::state::AppState;
 use scim_server::store::{Store, Tenant};
-use scim_server::tokens::StaticTokenAuthenticator;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -83,14 +83,17 @@ async fn app_with(config: Config, clock: Arc<dyn Clock>) -> TestApp {
     scim_server::server::ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref())
         .await
         .unwrap();
-    let auth = Arc::new(StaticTokenAuthenticator::new(
-        store.clone(),
+    let auth = AuthService::from_config(
+        &AuthConfig::default(),
+        token_store(store.clone()),
         clock.clone(),
-        config
-            .token
-            .as_ref()
-            .map(|t| (config.default_tenant.as_str(), t.0.as_str())),
-    ));
+    )
+    .unwrap()
+    .with_env_token(
+        config.default_tenant.clone(),
+        &config.token.as_ref().unwrap().0,
+    );
+    let auth = Arc::new(auth);
     let state = AppState::with_clock(&config, store.clone(), auth, clock.clone());
     TestApp {
         router: scim_server::http::router(state),
@@ -188,7 +191,7 @@ impl TestApp {
                 .await
                 .unwrap();
         }
-        let (_, secret) = scim_server::tokens::issue(
+        let (_, secret) = scim_server::auth::create_token(
             self.store.as_ref(),
             tenant,
             "test",
@@ -197,7 +200,7 @@ impl TestApp {
         )
         .await
         .unwrap();
-        secret
+        secret.expose().to_string()
     }
 }
 
@@ -658,7 +661,7 @@ async fn rate_limit_answers_429_with_retry_after() {
     let mut c = config();
     c.rate_limit.requests_per_second = 0.5;
     c.rate_limit.burst = 2;
-    let clock = Arc::new(FixedClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
     let app = app_with(c, clock.clone()).await;
     assert_eq!(
         app.call(Method::GET, "/Users", None).await.status,
