@@ -17,8 +17,10 @@
 //! assert!(filter.matches(user.as_object().unwrap()));
 //! ```
 
+mod display;
 mod eval;
 mod parse;
+mod rewrite;
 
 use crate::schema::ResolvedPath;
 pub use scim_v2::filter::CompareOp;
@@ -70,3 +72,6 @@ pub struct Comparison {
     /// The comparison value as JSON (`"str"`, a number, `true`/`false` or `null`).
     pub value: Value,
 }
+
+#[cfg(test)]
+mod tests;
