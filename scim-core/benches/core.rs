@@ -1,6 +1,9 @@
 //! Criterion benchmarks for the engine's hot paths. One group; each engine contributes a
 //! `*_benches` function.
 
+// `criterion_group!` generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use scim_core::filter::Filter;
 use scim_core::schema::SchemaRegistry;

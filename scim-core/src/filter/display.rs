@@ -1,4 +1,4 @@
-//! The canonical text of a [`Filter`](super::Filter): canonical attribute names, lowercase
+//! The canonical text of a [`Filter`]: canonical attribute names, lowercase
 //! operators, URN-qualified extension paths, parentheses only where precedence needs them.
 //! Parsing the text again gives the same filter.
 //!

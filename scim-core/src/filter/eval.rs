@@ -1,4 +1,4 @@
-//! Evaluation of a resolved [`Filter`](super::Filter) against a resource's JSON representation.
+//! Evaluation of a resolved [`Filter`] against a resource's JSON representation.
 //!
 //! The rules (RFC 7644 §3.4.2.2), and where this engine had to choose:
 //!

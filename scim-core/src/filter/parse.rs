@@ -1,4 +1,4 @@
-//! Parsing and resolution: filter text → `scim_v2` AST → [`Filter`](super::Filter).
+//! Parsing and resolution: filter text → `scim_v2` AST → [`Filter`].
 //!
 //! Three steps, each with its own failure mode and all of them `invalidFilter`:
 //!
@@ -425,7 +425,7 @@ fn comparison(
         CompValue::False => Value::Bool(false),
         CompValue::True => Value::Bool(true),
         CompValue::Null => Value::Null,
-        CompValue::Number(n) => Value::Number(n.clone()),
+        CompValue::Number(n) => Value::Number(stable_number(n.clone())),
         CompValue::Str(s) => Value::String(s.clone()),
     };
     let ordering = matches!(
@@ -493,7 +493,7 @@ fn comparison(
             value = match &value {
                 Value::Number(_) => value,
                 Value::String(s) => match serde_json::from_str::<serde_json::Number>(s.trim()) {
-                    Ok(n) => Value::Number(n),
+                    Ok(n) => Value::Number(stable_number(n)),
                     Err(_) => return fail(format!("{value} is not a number")),
                 },
                 _ => return fail("a numeric attribute compares with a number".into()),
@@ -525,4 +525,20 @@ fn comparison(
         op: op.clone(),
         value,
     })
+}
+
+/// A decimal that prints and parses back to itself. `serde_json` (without `float_roundtrip`)
+/// may read a long decimal to a neighbouring `f64`, so printing the value and parsing it again
+/// could drift; a few rounds reach the fixed point, which keeps [`Filter`]'s canonical text
+/// exact (found by the fuzz target).
+fn stable_number(mut n: serde_json::Number) -> serde_json::Number {
+    if n.is_f64() {
+        for _ in 0..8 {
+            match serde_json::from_str::<serde_json::Number>(&n.to_string()) {
+                Ok(next) if next != n => n = next,
+                _ => break,
+            }
+        }
+    }
+    n
 }

@@ -156,6 +156,12 @@ fn numbers_booleans_and_datetimes() {
         ("score lt 4.5", false),
         ("score le 4.5", true),
         ("score eq 4.5e0", true),
+        // Long decimals keep a value that survives printing (found by fuzzing).
+        ("score lt 5222222222222222222222222222222222222222", true),
+        (
+            "score gt 0.1000000000000000055511151231257827021181583404541015625",
+            true,
+        ),
         ("active eq true", true),
         ("active eq false", false),
         ("active ne false", true),
