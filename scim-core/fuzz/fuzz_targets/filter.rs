@@ -54,7 +54,15 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             let again = Filter::parse(&fixture.registry, users, &printed);
-            assert_eq!(again.as_ref(), Ok(&filter), "{printed}");
+            let Ok(again) = again else {
+                panic!("{printed}: {again:?}");
+            };
+            if again != filter {
+                // A huge decimal may alternate between two neighbouring f64 values when
+                // serde_json reads it back (see `stable_number`); anything else is a bug.
+                let twice = Filter::parse(&fixture.registry, users, &again.to_string());
+                assert_eq!(twice.as_ref(), Ok(&filter), "{printed}");
+            }
         }
         Err(err) => assert_eq!(err.scim_type(), Some(scim_core::ScimType::InvalidFilter)),
     }

@@ -438,6 +438,11 @@ fn undeclared_attributes_resolve_and_match_what_is_stored() {
         (r#"customNumber eq "5""#, true),
         ("customText gt 4", false),
         (r#"nosuch[value eq "x"]"#, false),
+        // `schemas` is no schema's attribute, but stored values still compare.
+        (
+            r#"schemas eq "URN:example:params:scim:schemas:extension:acme:2.0:User""#,
+            true,
+        ),
     ];
     for (f, want) in cases {
         check(f, &u, want);
