@@ -530,9 +530,8 @@ fn comparison(
 /// A decimal that prints and parses back to itself, where one exists. `serde_json` (without
 /// `float_roundtrip`) may read a long decimal to a neighbouring `f64`, so printing the value and
 /// parsing it again could drift (found by the fuzz target); a few rounds usually reach a fixed
-/// point. For a few huge values (around 1e200) no fixed point exists and the two neighbours
-/// alternate: the canonical text of such a filter is exact to the last bit only every second
-/// round trip, which no real filter notices.
+/// point. For some huge values (beyond about 1e22 with 16 or more significant digits) none
+/// exists and the value moves by a few ulps on each round trip, which no real filter notices.
 fn stable_number(mut n: serde_json::Number) -> serde_json::Number {
     if n.is_f64() {
         for _ in 0..8 {
