@@ -61,7 +61,7 @@ impl Filter {
         if text.trim().is_empty() {
             return Err(Error::invalid_filter("filter is empty"));
         }
-        let rewritten = rewrite::entra_value_paths(text);
+        let rewritten = rewrite::rewrite(text);
         let ast = rewritten
             .text
             .parse::<scim_v2::filter::Filter>()

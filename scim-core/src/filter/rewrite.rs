@@ -1,5 +1,9 @@
-//! Rewrites Entra's `attr[filter].sub op value` (outside the RFC 7644 §3.4.2.2 ABNF) into the
-//! equivalent RFC form `attr[(filter) and sub op value]` before the grammar sees it.
+//! Rewrites, before the grammar sees the text:
+//!
+//! - Entra's `attr[filter].sub op value` (outside the RFC 7644 §3.4.2.2 ABNF) into the
+//!   equivalent RFC form `attr[(filter) and sub op value]`;
+//! - `not(` into `not (`: the ABNF (`*1"not" "(" FILTER ")"`) needs no space there, but the
+//!   `scim_v2` lexer only takes `not` followed by whitespace.
 //!
 //! The scanner knows just enough of the lexical grammar to do this safely: JSON string literals
 //! (so a `]` or `.` inside `"…"` is never taken for syntax), brackets, attribute names, the ten
@@ -15,15 +19,77 @@ pub(super) struct Rewritten {
     /// `(offset in text, offset in the original)` at the start of each copied or inserted piece,
     /// in increasing order. Empty when nothing was rewritten.
     map: Vec<(usize, usize)>,
+    /// The pass that produced this pass's input, if any.
+    before: Option<Box<Rewritten>>,
 }
 
 impl Rewritten {
     /// The offset in the original text corresponding to `offset` in the rewritten text.
     pub fn original_offset(&self, offset: usize) -> usize {
-        match self.map.iter().rev().find(|(out, _)| *out <= offset) {
+        let offset = match self.map.iter().rev().find(|(out, _)| *out <= offset) {
             Some((out, orig)) => orig + (offset - out),
             None => offset,
+        };
+        match &self.before {
+            Some(before) => before.original_offset(offset),
+            None => offset,
         }
+    }
+}
+
+/// Both rewrites, with offsets mapped back through both.
+pub(super) fn rewrite(text: &str) -> Rewritten {
+    let first = not_paren(text);
+    let mut second = entra_value_paths(&first.text);
+    if !first.map.is_empty() {
+        second.before = Some(Box::new(first));
+    }
+    second
+}
+
+/// Inserts a space in every `not(` that starts a word outside string literals.
+fn not_paren(text: &str) -> Rewritten {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut map = Vec::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            i = skip_string(bytes, i);
+            continue;
+        }
+        let word_start =
+            i == 0 || matches!(bytes[i - 1], b'(' | b'[') || bytes[i - 1].is_ascii_whitespace();
+        if word_start
+            && bytes
+                .get(i..i + 3)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"not"))
+            && bytes.get(i + 3) == Some(&b'(')
+        {
+            map.push((out.len(), copied));
+            out.push_str(&text[copied..i + 3]);
+            map.push((out.len(), i + 3));
+            out.push(' ');
+            map.push((out.len(), i + 3));
+            copied = i + 3;
+            i += 4;
+            continue;
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return Rewritten {
+            text: text.to_string(),
+            map: Vec::new(),
+            before: None,
+        };
+    }
+    out.push_str(&text[copied..]);
+    Rewritten {
+        text: out,
+        map,
+        before: None,
     }
 }
 
@@ -88,11 +154,16 @@ pub(super) fn entra_value_paths(text: &str) -> Rewritten {
         return Rewritten {
             text: text.to_string(),
             map: Vec::new(),
+            before: None,
         };
     }
     map.push((out.len(), copied));
     out.push_str(&text[copied..]);
-    Rewritten { text: out, map }
+    Rewritten {
+        text: out,
+        map,
+        before: None,
+    }
 }
 
 /// The offset just past the string literal starting at `start` (a `"`), honouring `\` escapes.
@@ -258,6 +329,28 @@ mod tests {
             assert_eq!(out.text, input);
             assert_eq!(out.original_offset(3), 3);
         }
+    }
+
+    #[test]
+    fn spaces_not_before_a_parenthesis() {
+        let cases = [
+            ("not(a pr)", "not (a pr)"),
+            ("NOT(a pr) and not(b pr)", "NOT (a pr) and not (b pr)"),
+            ("(not(a pr))", "(not (a pr))"),
+            (r#"x[not(a eq "not(")]"#, r#"x[not (a eq "not(")]"#),
+            ("knot(a pr)", "knot(a pr)"),
+            ("not (a pr)", "not (a pr)"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(rewrite(input).text, want, "{input}");
+        }
+        let input = r#"not(emails[type eq "w"].value pr) & x"#;
+        let out = rewrite(input);
+        assert_eq!(out.text, r#"not (emails[type eq "w" and value pr]) & x"#);
+        let at = out.text.find('&').unwrap();
+        assert_eq!(out.original_offset(at), input.find('&').unwrap());
+        let at = out.text.find("value").unwrap();
+        assert_eq!(out.original_offset(at), input.find("value").unwrap());
     }
 
     #[test]

@@ -293,6 +293,8 @@ fn logic_precedence_and_grouping() {
         (format!("not ({t} or {f})"), false),
         (format!("not (not ({t}))"), true),
         (format!("(({t}))"), true),
+        // The ABNF needs no space between `not` and `(`.
+        (format!("not({f}) and NOT({f})"), true),
         (format!("{t} and {t} and {t} and {f}"), false),
         (format!("{f} or {f} or {f} or {t}"), true),
         (format!("{t} AND NOT ({f}) Or {f}"), true),
