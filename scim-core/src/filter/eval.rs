@@ -3,8 +3,8 @@
 //! The rules (RFC 7644 §3.4.2.2), and where this engine had to choose:
 //!
 //! - Strings compare per the attribute's `caseExact` (case-insensitively by lowercasing both
-//!   sides); `gt`/`ge`/`lt`/`le` on strings are lexicographic ("If the attribute is a string …
-//!   a lexicographical comparison is performed").
+//!   sides); `gt`/`ge`/`lt`/`le` on strings are lexicographic, on dateTime chronological, on
+//!   numbers numeric, as RFC 7644 §3.4.2.2 Table 3 defines them.
 //! - dateTime values compare as instants, numbers numerically (integers exactly, otherwise as
 //!   `f64`), booleans by equality. A stored value of the wrong type never matches.
 //! - Multi-valued attributes, and sub-attributes of multi-valued attributes (`emails.value`),

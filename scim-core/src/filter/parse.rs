@@ -49,8 +49,9 @@ impl Filter {
     /// given URN when qualified. Such an attribute is compared by the JSON type of the comparison
     /// value (strings case-insensitively), so a filter on a stored custom attribute works and a
     /// filter on an attribute nobody has simply matches nothing: the list answer is 200 with
-    /// `totalResults: 0`, which is what Entra and Okta need (RFC 7644 §3.4.2: "If the filter
-    /// … matches no resources, … totalResults … 0"), rather than a 400 that quarantines them.
+    /// `totalResults: 0`, which is what Entra and Okta need (RFC 7644 §3.4.2: a query without
+    /// matches "SHALL return success … with "totalResults" set to a value of 0"), rather than a
+    /// 400 that quarantines the provisioning job.
     pub fn parse(registry: &SchemaRegistry, rt: &ResourceType, text: &str) -> Result<Filter> {
         if text.len() > MAX_FILTER_LEN {
             return Err(Error::invalid_filter(format!(
