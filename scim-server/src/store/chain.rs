@@ -1,5 +1,5 @@
 //! The change log's hash chain: each record carries the hash of its predecessor in the tenant's
-//! chain, so an altered, removed or reordered record is detected by [`verify`].
+//! chain, so an altered, removed or reordered record is detected by [`Verifier`].
 //!
 //! A record's hash is the lower-case hex SHA-256 of its canonical encoding: the fields
 //! `tenant, seq, resource_type, resource_id, version, operation, change_json, principal,
@@ -186,7 +186,9 @@ mod tests {
     fn chain(n: u64) -> Vec<ChangeRecord> {
         let mut out: Vec<ChangeRecord> = Vec::new();
         for seq in 1..=n {
-            let prev = out.last().map_or(GENESIS_HASH.to_string(), |r| r.hash.clone());
+            let prev = out
+                .last()
+                .map_or(GENESIS_HASH.to_string(), |r| r.hash.clone());
             out.push(record(seq, &prev));
         }
         out
@@ -224,15 +226,30 @@ mod tests {
         let mut altered = c.clone();
         altered[1].change_json = "{\"x\":1}".into();
         let report = verify(&altered, head.clone());
-        assert!(report.problems.iter().any(|p| p.contains("record 2: altered")));
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("record 2: altered"))
+        );
 
         let mut missing = c.clone();
         missing.remove(1);
         let report = verify(&missing, head.clone());
         assert!(report.problems.iter().any(|p| p == "record 2 is missing"));
-        assert!(report.problems.iter().any(|p| p.contains("record 3: broken link")));
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("record 3: broken link"))
+        );
 
         let report = verify(&c[..3], head);
-        assert!(report.problems.iter().any(|p| p.contains("4..=4 are missing")));
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("4..=4 are missing"))
+        );
     }
 }

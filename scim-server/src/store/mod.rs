@@ -27,13 +27,13 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use std::sync::Arc;
 use scim_core::change::Change;
 use scim_core::patch::MembershipDelta;
 use scim_core::query::ListQuery;
 use scim_core::resource::Resource;
 use scim_core::schema::ResourceType;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Storage result.

@@ -84,14 +84,14 @@ fn str_attr<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
 pub fn row_data(rt: &ResourceType, resource: &Resource) -> RowData {
     let mut attributes = resource.attributes.clone();
     let mut members = Vec::new();
-    if is_group(rt) {
-        if let Some(Value::Array(list)) = attributes.remove("members") {
-            for m in list {
-                if let Some(id) = m.get("value").and_then(Value::as_str) {
-                    if !members.iter().any(|x| x == id) {
-                        members.push(id.to_string());
-                    }
-                }
+    if is_group(rt)
+        && let Some(Value::Array(list)) = attributes.remove("members")
+    {
+        for m in list {
+            if let Some(id) = m.get("value").and_then(Value::as_str)
+                && !members.iter().any(|x| x == id)
+            {
+                members.push(id.to_string());
             }
         }
     }

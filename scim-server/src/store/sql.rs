@@ -141,7 +141,12 @@ impl Dialect {
 }
 
 /// Compiles a list query for `tenant` and resource type `rt`.
-pub fn compile_list(dialect: Dialect, tenant: &str, rt: &ResourceType, query: &ListQuery) -> ListSql {
+pub fn compile_list(
+    dialect: Dialect,
+    tenant: &str,
+    rt: &ResourceType,
+    query: &ListQuery,
+) -> ListSql {
     let mut sql = Sql::new(dialect);
     let t = sql.text(tenant);
     let ty = sql.text(rt.name.clone());
@@ -416,10 +421,7 @@ fn compile(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, filter: &Filter) -> Stri
                     FALSE.into()
                 };
             }
-            let parts: Vec<String> = items
-                .iter()
-                .map(|f| compile(sql, ctx, scope, f))
-                .collect();
+            let parts: Vec<String> = items.iter().map(|f| compile(sql, ctx, scope, f)).collect();
             format!("({})", parts.join(sep))
         }
         Filter::Not(inner) => format!("(NOT {})", compile(sql, ctx, scope, inner)),
@@ -473,17 +475,21 @@ fn effective_sub(path: &ResolvedPath) -> (Option<String>, AttributeDef) {
     if let Some(sub) = &path.sub {
         return (Some(sub.name.clone()), sub.clone());
     }
-    if path.attr.kind == AttributeType::Complex {
-        if let Some(v) = path.attr.sub_attribute("value") {
-            return (Some(v.name.clone()), v.clone());
-        }
+    if path.attr.kind == AttributeType::Complex
+        && let Some(v) = path.attr.sub_attribute("value")
+    {
+        return (Some(v.name.clone()), v.clone());
     }
     (None, path.attr.clone())
 }
 
 /// Applies `cond` to every value the target denotes: each element's sub-attribute for a
 /// multi-valued attribute (true when one matches), else the single value.
-fn over_values(sql: &mut Sql, t: &Target, cond: impl FnOnce(&mut Sql, &JsonRef) -> String) -> String {
+fn over_values(
+    sql: &mut Sql,
+    t: &Target,
+    cond: impl FnOnce(&mut Sql, &JsonRef) -> String,
+) -> String {
     if t.multi {
         let (from, elem, _) = t.json.elements(sql);
         let value = match &t.sub {
@@ -506,7 +512,7 @@ fn present(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, path: &ResolvedPath) -> 
     if let Scope::Resource = scope {
         match column_for(ctx.rt, path) {
             Some(Column::Text { expr, .. }) => {
-                return format!("COALESCE({expr} <> '', FALSE)");
+                return format!("({expr} IS NOT NULL AND {expr} <> '')");
             }
             Some(Column::Time(_)) | Some(Column::Const(_)) => return TRUE.into(),
             Some(Column::Absent) => return FALSE.into(),
@@ -571,7 +577,9 @@ fn compare(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, c: &Comparison) -> Strin
     }
     let t = target(sql, scope, &c.path);
     let leaf = t.leaf.clone();
-    over_values(sql, &t, |sql, v| compare_json(sql, v, &leaf, c.op.clone(), &c.value))
+    over_values(sql, &t, |sql, v| {
+        compare_json(sql, v, &leaf, c.op.clone(), &c.value)
+    })
 }
 
 fn compare_column(sql: &mut Sql, col: Column, c: &Comparison) -> String {
@@ -599,7 +607,11 @@ fn compare_column(sql: &mut Sql, col: Column, c: &Comparison) -> String {
                 return FALSE.into();
             };
             let v = if folded { fold(v) } else { v.to_string() };
-            format!("COALESCE({}, FALSE)", text_op(sql, &expr, c.op.clone(), &v))
+            // Two-valued without COALESCE, so the planner can use the column's index.
+            format!(
+                "({expr} IS NOT NULL AND {})",
+                text_op(sql, &expr, c.op.clone(), &v)
+            )
         }
     }
 }
@@ -674,7 +686,13 @@ fn text_op(sql: &mut Sql, expr: &str, op: CompareOp, v: &str) -> String {
     }
 }
 
-fn compare_json(sql: &mut Sql, v: &JsonRef, leaf: &AttributeDef, op: CompareOp, lit: &Value) -> String {
+fn compare_json(
+    sql: &mut Sql,
+    v: &JsonRef,
+    leaf: &AttributeDef,
+    op: CompareOp,
+    lit: &Value,
+) -> String {
     match (leaf.kind, lit) {
         (AttributeType::Boolean, Value::Bool(b)) => match op {
             CompareOp::Eq => v.is(if *b { Kind::True } else { Kind::False }),
@@ -705,7 +723,11 @@ fn compare_json(sql: &mut Sql, v: &JsonRef, leaf: &AttributeDef, op: CompareOp, 
             } else {
                 (format!("lower({})", v.text()), fold(s))
             };
-            format!("({} AND {})", v.is(Kind::String), text_op(sql, &expr, op, &lit))
+            format!(
+                "({} AND {})",
+                v.is(Kind::String),
+                text_op(sql, &expr, op, &lit)
+            )
         }
         _ => FALSE.into(),
     }
@@ -737,10 +759,8 @@ fn value_path(
         Filter::And(items) => conj.len() == items.len(),
         _ => !conj.is_empty(),
     };
-    if all_compares {
-        if let Some(lookup) = value_lookup(sql, ctx, path, &conj) {
-            return lookup;
-        }
+    if all_compares && let Some(lookup) = value_lookup(sql, ctx, path, &conj) {
+        return lookup;
     }
     let keys = attr_keys(path);
     let json = JsonRef::root(sql, &keys);
