@@ -217,6 +217,7 @@ enum Kind {
     True,
     False,
     Array,
+    Object,
 }
 
 impl JsonRef {
@@ -274,6 +275,7 @@ impl JsonRef {
             (JsonRef::Pg(j), Kind::True) => format!("{j} = 'true'::jsonb"),
             (JsonRef::Pg(j), Kind::False) => format!("{j} = 'false'::jsonb"),
             (_, Kind::Array) => format!("{t} = 'array'"),
+            (_, Kind::Object) => format!("{t} = 'object'"),
         }
     }
 
@@ -296,6 +298,30 @@ impl JsonRef {
                 "CASE WHEN {} THEN ({j} #>> '{{}}')::numeric END",
                 self.is(Kind::Number)
             ),
+        }
+    }
+
+    /// The value as an instant (`NULL` unless it is an RFC 3339 string): SQLite's `julianday`,
+    /// PostgreSQL's `timestamptz` (guarded by a pattern, since a failed cast is an error).
+    fn instant(&self) -> String {
+        let t = self.text();
+        match self {
+            JsonRef::Sqlite { .. } => {
+                format!(
+                    "CASE WHEN {} THEN julianday({t}) END",
+                    self.is(Kind::String)
+                )
+            }
+            JsonRef::Pg(_) => {
+                // Without an offset, UTC (as the core's `parse_datetime` reads it).
+                let re = "'^\\d{4}-[01]\\d-[0-3]\\dT[0-2]\\d:[0-5]\\d:[0-6]\\d(\\.\\d+)?'";
+                format!(
+                    "CASE WHEN {} AND {t} ~ ({re} || '(Z|[+-]\\d\\d:\\d\\d)$') THEN ({t})::timestamptz \
+                     WHEN {} AND {t} ~ ({re} || '$') THEN ({t} || 'Z')::timestamptz END",
+                    self.is(Kind::String),
+                    self.is(Kind::String)
+                )
+            }
         }
     }
 
@@ -431,81 +457,50 @@ fn compile(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, filter: &Filter) -> Stri
     }
 }
 
-/// The JSON value a path reads in a scope, and the definition typing it. For a multi-valued
-/// attribute, `multi` says the value is an array whose elements are compared.
-struct Target {
-    json: JsonRef,
-    multi: bool,
-    /// The sub-attribute to read in each element (or in the complex value).
-    sub: Option<String>,
-    leaf: AttributeDef,
-}
-
-fn target(sql: &mut Sql, scope: &Scope, path: &ResolvedPath) -> Target {
-    match scope {
-        Scope::Resource => {
-            let keys = attr_keys(path);
-            let json = JsonRef::root(sql, &keys);
-            let (sub, leaf) = effective_sub(path);
-            Target {
-                json,
-                multi: path.attr.multi_valued,
-                sub,
-                leaf,
-            }
+/// The JSON value a path reads in a scope (the attribute, or the element inside `attr[...]`) and
+/// the sub-attribute to read in it.
+fn target(sql: &mut Sql, scope: &Scope, path: &ResolvedPath) -> (JsonRef, Option<String>) {
+    let json = match scope {
+        Scope::Resource => JsonRef::root(sql, &attr_keys(path)),
+        Scope::Element(elem) => elem.clone(),
+    };
+    let sub = match (&path.sub, scope) {
+        (Some(s), _) => Some(s.name.clone()),
+        // A complex attribute compared alone compares its `value` (the parser already rewrites
+        // `manager eq "x"` to `manager.value eq "x"`; hand-built trees may not).
+        (None, Scope::Resource) if path.attr.kind == AttributeType::Complex => {
+            path.attr.sub_attribute("value").map(|v| v.name.clone())
         }
-        Scope::Element(elem) => {
-            // Inside `attr[...]`, paths name sub-attributes of the element.
-            let (sub, leaf) = match &path.sub {
-                Some(s) => (Some(s.name.clone()), s.clone()),
-                None => effective_sub(path),
-            };
-            Target {
-                json: elem.clone(),
-                multi: false,
-                sub,
-                leaf,
-            }
-        }
-    }
+        (None, _) => None,
+    };
+    (json, sub)
 }
 
-/// The sub-attribute a path compares: its own, or `value` for a complex attribute named alone.
-fn effective_sub(path: &ResolvedPath) -> (Option<String>, AttributeDef) {
-    if let Some(sub) = &path.sub {
-        return (Some(sub.name.clone()), sub.clone());
-    }
-    if path.attr.kind == AttributeType::Complex
-        && let Some(v) = path.attr.sub_attribute("value")
-    {
-        return (Some(v.name.clone()), v.clone());
-    }
-    (None, path.attr.clone())
-}
-
-/// Applies `cond` to every value the target denotes: each element's sub-attribute for a
-/// multi-valued attribute (true when one matches), else the single value.
+/// Applies `cond` to every value `json` (and `sub`) denotes, true when one matches: the
+/// elements of an array (their `sub`), else the value itself (its `sub`). Driven by the stored
+/// JSON's shape, as the core evaluator is.
 fn over_values(
     sql: &mut Sql,
-    t: &Target,
-    cond: impl FnOnce(&mut Sql, &JsonRef) -> String,
+    json: &JsonRef,
+    sub: Option<&str>,
+    mut cond: impl FnMut(&mut Sql, &JsonRef) -> String,
 ) -> String {
-    if t.multi {
-        let (from, elem, _) = t.json.elements(sql);
-        let value = match &t.sub {
-            Some(s) => elem.child(sql, s),
-            None => elem,
-        };
-        let c = cond(sql, &value);
-        format!("EXISTS (SELECT 1 FROM {from} WHERE {c})")
-    } else {
-        let value = match &t.sub {
-            Some(s) => t.json.child(sql, s),
-            None => t.json.clone(),
-        };
-        let c = cond(sql, &value);
-        format!("COALESCE({c}, FALSE)")
-    }
+    let (from, elem, _) = json.elements(sql);
+    let elem_value = match sub {
+        Some(s) => elem.child(sql, s),
+        None => elem,
+    };
+    let in_array = cond(sql, &elem_value);
+    let single = match sub {
+        Some(s) => json.child(sql, s),
+        None => json.clone(),
+    };
+    let in_single = cond(sql, &single);
+    format!(
+        "(CASE WHEN {} THEN EXISTS (SELECT 1 FROM {from} WHERE {in_array}) \
+         ELSE COALESCE({in_single}, FALSE) END)",
+        json.is(Kind::Array)
+    )
 }
 
 fn present(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, path: &ResolvedPath) -> String {
@@ -522,33 +517,12 @@ fn present(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, path: &ResolvedPath) -> 
             return TRUE.into();
         }
     }
+    let json = match scope {
+        Scope::Resource => JsonRef::root(sql, &attr_keys(path)),
+        Scope::Element(elem) => elem.clone(),
+    };
     let sub = path.sub.as_ref().map(|s| s.name.clone());
-    match scope {
-        Scope::Element(elem) => {
-            let v = match &sub {
-                Some(s) => elem.child(sql, s),
-                None => elem.clone(),
-            };
-            format!("COALESCE({}, FALSE)", v.present())
-        }
-        Scope::Resource => {
-            let keys = attr_keys(path);
-            let json = JsonRef::root(sql, &keys);
-            match sub {
-                // `emails pr`, `name pr`: the attribute itself.
-                None => format!("COALESCE({}, FALSE)", json.present()),
-                Some(_) => {
-                    let t = Target {
-                        json,
-                        multi: path.attr.multi_valued,
-                        sub,
-                        leaf: path.leaf().clone(),
-                    };
-                    over_values(sql, &t, |_, v| v.present())
-                }
-            }
-        }
-    }
+    over_values(sql, &json, sub.as_deref(), |_, v| v.present())
 }
 
 fn compare(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, c: &Comparison) -> String {
@@ -575,10 +549,30 @@ fn compare(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, c: &Comparison) -> Strin
             return lookup;
         }
     }
-    let t = target(sql, scope, &c.path);
-    let leaf = t.leaf.clone();
-    over_values(sql, &t, |sql, v| {
-        compare_json(sql, v, &leaf, c.op.clone(), &c.value)
+    let (json, sub) = target(sql, scope, &c.path);
+    let leaf = match (&c.path.sub, &sub) {
+        (Some(s), _) => s.clone(),
+        (None, Some(name)) => c
+            .path
+            .attr
+            .sub_attribute(name)
+            .cloned()
+            .unwrap_or_else(|| c.path.attr.clone()),
+        (None, None) => c.path.attr.clone(),
+    };
+    // Undeclared attributes compare by the comparison value's type, strings case-insensitively.
+    let (kind, case_exact) = if c.path.declared {
+        (leaf.kind, leaf.case_exact)
+    } else {
+        let kind = match &c.value {
+            Value::Bool(_) => AttributeType::Boolean,
+            Value::Number(_) => AttributeType::Decimal,
+            _ => AttributeType::String,
+        };
+        (kind, false)
+    };
+    over_values(sql, &json, sub.as_deref(), |sql, v| {
+        compare_json(sql, v, kind, case_exact, c.op.clone(), &c.value)
     })
 }
 
@@ -689,11 +683,12 @@ fn text_op(sql: &mut Sql, expr: &str, op: CompareOp, v: &str) -> String {
 fn compare_json(
     sql: &mut Sql,
     v: &JsonRef,
-    leaf: &AttributeDef,
+    kind: AttributeType,
+    case_exact: bool,
     op: CompareOp,
     lit: &Value,
 ) -> String {
-    match (leaf.kind, lit) {
+    match (kind, lit) {
         (AttributeType::Boolean, Value::Bool(b)) => match op {
             CompareOp::Eq => v.is(if *b { Kind::True } else { Kind::False }),
             _ => FALSE.into(),
@@ -711,14 +706,24 @@ fn compare_json(
             };
             format!("({} {sym} {p})", v.number())
         }
+        (AttributeType::DateTime, Value::String(s)) => {
+            // Instants, not text: the literal is parsed here, the stored value in SQL.
+            let (Some(at), Some(sym)) = (parse_datetime(s), ordering_op(op)) else {
+                return FALSE.into();
+            };
+            let p = sql.text(scim_core::resource::format_datetime(at));
+            let stored = v.instant();
+            let lit = match sql.dialect {
+                Dialect::Sqlite => format!("julianday({p})"),
+                Dialect::Postgres => format!("{p}::timestamptz"),
+            };
+            format!("({stored} {sym} {lit})")
+        }
         (
-            AttributeType::String
-            | AttributeType::Reference
-            | AttributeType::Binary
-            | AttributeType::DateTime,
+            AttributeType::String | AttributeType::Reference | AttributeType::Binary,
             Value::String(s),
         ) => {
-            let (expr, lit) = if leaf.case_exact {
+            let (expr, lit) = if case_exact {
                 (v.text(), s.clone())
             } else {
                 (format!("lower({})", v.text()), fold(s))
@@ -762,15 +767,17 @@ fn value_path(
     if all_compares && let Some(lookup) = value_lookup(sql, ctx, path, &conj) {
         return lookup;
     }
-    let keys = attr_keys(path);
-    let json = JsonRef::root(sql, &keys);
-    if path.attr.multi_valued {
-        let (from, elem, _) = json.elements(sql);
-        let cond = compile(sql, ctx, &Scope::Element(elem), filter);
-        format!("EXISTS (SELECT 1 FROM {from} WHERE {cond})")
-    } else {
-        compile(sql, ctx, &Scope::Element(json), filter)
-    }
+    // Some element of an array, or a single complex value as its own element.
+    let json = JsonRef::root(sql, &attr_keys(path));
+    let (from, elem, _) = json.elements(sql);
+    let in_array = compile(sql, ctx, &Scope::Element(elem), filter);
+    let single = compile(sql, ctx, &Scope::Element(json.clone()), filter);
+    format!(
+        "(CASE WHEN {} THEN EXISTS (SELECT 1 FROM {from} WHERE {in_array}) \
+         WHEN {} THEN {single} ELSE FALSE END)",
+        json.is(Kind::Array),
+        json.is(Kind::Object)
+    )
 }
 
 /// The `resource_values` lookup for a conjunction of `eq` comparisons on an indexed attribute's
@@ -820,6 +827,19 @@ fn value_lookup(
     }
     cond.push(')');
     Some(cond)
+}
+
+/// The sub-attribute a path sorts by: its own, or `value` for a complex attribute named alone.
+fn effective_sub(path: &ResolvedPath) -> (Option<String>, AttributeDef) {
+    if let Some(sub) = &path.sub {
+        return (Some(sub.name.clone()), sub.clone());
+    }
+    if path.attr.kind == AttributeType::Complex
+        && let Some(v) = path.attr.sub_attribute("value")
+    {
+        return (Some(v.name.clone()), v.clone());
+    }
+    (None, path.attr.clone())
 }
 
 /// The SQL sort key of `sortBy` (NULL when the resource has no value to sort by).
