@@ -41,6 +41,9 @@ CREATE TABLE resources (
     -- what a member or group reference displays (displayName, else userName)
     display TEXT,
     attributes TEXT NOT NULL,
+    -- SQLite only: `attributes` with every string case-folded by the server (SQLite's lower()
+    -- folds ASCII only), read by case-insensitive filters and sorts
+    attributes_ci TEXT NOT NULL,
     CONSTRAINT resources_pkey PRIMARY KEY (tenant_id, id),
     CONSTRAINT resources_unique_key UNIQUE (tenant_id, resource_type, unique_key)
 );

@@ -383,13 +383,17 @@ macro_rules! impl_sql_store {
                 use $crate::store::row;
                 let data = row::row_data(rt, resource);
                 let attributes = serde_json::Value::Object(data.attributes.clone()).to_string();
+                let folded = self.dialect().has_folded_copy();
                 let mut w = self.begin_write().await?;
-                let res = sqlx::query(&format!(
+                let query_text = format!(
                     "INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
-                     last_modified_ns, unique_key, external_id, manager_id, display, attributes) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {})",
-                    self.dialect().json_param("$11")
-                ))
+                     last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}{})",
+                    if folded { ", attributes_ci" } else { "" },
+                    self.dialect().json_param("$11"),
+                    if folded { ", $12" } else { "" },
+                );
+                let query = sqlx::query(&query_text)
                 .bind(&ctx.tenant)
                 .bind(&resource.id)
                 .bind(&rt.name)
@@ -400,9 +404,13 @@ macro_rules! impl_sql_store {
                 .bind(&data.external_id)
                 .bind(&data.manager_id)
                 .bind(&data.display)
-                .bind(attributes)
-                .execute(&mut *w.tx)
-                .await;
+                .bind(attributes);
+                let query = if folded {
+                    query.bind(row::folded(&serde_json::Value::Object(data.attributes.clone())).to_string())
+                } else {
+                    query
+                };
+                let res = query.execute(&mut *w.tx).await;
                 if let Err(e) = res {
                     return Err(match $crate::store::unique_violation(&e) {
                         Some(v) => row::uniqueness_error(rt, resource, &v),
@@ -452,13 +460,16 @@ macro_rules! impl_sql_store {
                 use $crate::store::row;
                 let data = row::row_data(rt, resource);
                 let attributes = serde_json::Value::Object(data.attributes.clone()).to_string();
+                let folded = self.dialect().has_folded_copy();
                 let mut w = self.begin_write().await?;
-                let res = sqlx::query(&format!(
+                let query_text = format!(
                     "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
-                     external_id = $7, manager_id = $8, display = $9, attributes = {} \
+                     external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
                      WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
-                    self.dialect().json_param("$10")
-                ))
+                    self.dialect().json_param("$10"),
+                    if folded { ", attributes_ci = $12" } else { "" },
+                );
+                let query = sqlx::query(&query_text)
                 .bind(&ctx.tenant)
                 .bind(&rt.name)
                 .bind(&resource.id)
@@ -469,9 +480,13 @@ macro_rules! impl_sql_store {
                 .bind(&data.manager_id)
                 .bind(&data.display)
                 .bind(attributes)
-                .bind(row::version_to_db(expected_version)?)
-                .execute(&mut *w.tx)
-                .await;
+                .bind(row::version_to_db(expected_version)?);
+                let query = if folded {
+                    query.bind(row::folded(&serde_json::Value::Object(data.attributes.clone())).to_string())
+                } else {
+                    query
+                };
+                let res = query.execute(&mut *w.tx).await;
                 match res {
                     Ok(done) if done.rows_affected() == 0 => {
                         return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, &resource.id).await);

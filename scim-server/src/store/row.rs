@@ -143,6 +143,18 @@ pub fn row_data(rt: &ResourceType, resource: &Resource) -> RowData {
     }
 }
 
+/// `value` with every string case-folded by [`fold`] (keys kept): SQLite's `attributes_ci`.
+pub fn folded(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(fold(s)),
+        Value::Array(items) => Value::Array(items.iter().map(folded).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), folded(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// Nanoseconds since the Unix epoch, as stored in `created_ns` / `last_modified_ns`.
 pub fn to_ns(t: OffsetDateTime) -> i64 {
     // i64 nanoseconds cover the years 1677 to 2262.

@@ -114,6 +114,11 @@ impl Dialect {
         }
     }
 
+    /// Whether rows carry `attributes_ci` (SQLite: see `JsonRef::folded_text`).
+    pub fn has_folded_copy(self) -> bool {
+        self == Dialect::Sqlite
+    }
+
     /// A JSON text parameter as the attributes column's type.
     pub fn json_param(self, placeholder: &str) -> String {
         match self {
@@ -284,6 +289,19 @@ impl JsonRef {
         match self {
             JsonRef::Sqlite { doc, path } => format!("json_extract({doc}, {path})"),
             JsonRef::Pg(j) => format!("({j} #>> '{{}}')"),
+        }
+    }
+
+    /// The value as case-folded SQL text, folded as [`fold`] folds literals. SQLite's `lower()`
+    /// folds ASCII only, so SQLite reads the row's `attributes_ci` (the attributes with every
+    /// string folded in Rust, same shape); PostgreSQL's `lower()` folds per the database's
+    /// `LC_CTYPE` (a UTF-8 locale folds as Rust does).
+    fn folded_text(&self) -> String {
+        match self {
+            JsonRef::Sqlite { doc, path } if doc == "r.attributes" => {
+                format!("json_extract(r.attributes_ci, {path})")
+            }
+            _ => format!("lower({})", self.text()),
         }
     }
 
@@ -726,7 +744,7 @@ fn compare_json(
             let (expr, lit) = if case_exact {
                 (v.text(), s.clone())
             } else {
-                (format!("lower({})", v.text()), fold(s))
+                (v.folded_text(), fold(s))
             };
             format!(
                 "({} AND {})",
@@ -883,7 +901,7 @@ fn sort_key(sql: &mut Sql, rt: &ResourceType, path: &ResolvedPath) -> String {
                 let text = if leaf.case_exact {
                     v.text()
                 } else {
-                    format!("lower({})", v.text())
+                    v.folded_text()
                 };
                 format!("CASE WHEN {} THEN {text}{collate} END", v.is(Kind::String))
             }

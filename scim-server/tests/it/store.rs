@@ -1113,6 +1113,9 @@ async fn filters_by_hand(db: Arc<TestDb>) {
     );
     let given = cmp(u, "name.givenName", CompareOp::Co, json!("NGE"));
     assert_eq!(ids(s, "t1", u, given).await.len(), 7);
+    // Case folding is Unicode-aware on both databases.
+    let given = eq(u, "name.givenName", json!("ÂNGELA"));
+    assert_eq!(ids(s, "t1", u, given).await.len(), 7);
     let ew = cmp(u, "emails.value", CompareOp::Ew, json!("@HOME.ORG"));
     assert_eq!(ids(s, "t1", u, ew).await.len(), 10);
     let roles = Filter::Present(path(u, "roles"));
