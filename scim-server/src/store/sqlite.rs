@@ -44,6 +44,14 @@ impl SqliteStore {
         } else {
             SqliteConnectOptions::new().filename(url_or_path)
         };
+        if !memory {
+            // A first start creates the file, and the directory it lives in.
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.into()))?;
+            }
+        }
         let options = options
             .create_if_missing(true)
             .foreign_keys(true)

@@ -1416,6 +1416,69 @@ async fn explain(db: &TestDb, rt: &ResourceType, q: &ListQuery) -> String {
     }
 }
 
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
+    use scim_server::store::{SqliteStore, open_store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/scim.db");
+    let store = open_store(path.to_str().unwrap()).await.unwrap();
+    create(store.as_ref(), "t1", &user("u1", "persisted"))
+        .await
+        .unwrap();
+    drop(store);
+    assert!(path.exists());
+    // Reopening (by URL this time) keeps the data; migrations are idempotent.
+    let url = format!("sqlite://{}", path.display());
+    let again = SqliteStore::open(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let got = again
+        .get("t1", users(), "u1", Load::default())
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.id), Some("u1".to_string()));
+    again.migrate().await.unwrap();
+    // In memory, for tools and tests.
+    let mem = open_store("sqlite::memory:").await.unwrap();
+    create(mem.as_ref(), "t1", &user("u1", "m")).await.unwrap();
+    assert!(
+        mem.get("t1", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn open_store_picks_postgres_by_scheme() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(_, _, name) = &db.raw else {
+        unreachable!()
+    };
+    let url = format!("{}/{name}", crate::support::postgres_base());
+    let store = scim_server::store::open_store(&url).await.unwrap();
+    create(store.as_ref(), "t1", &user("u1", "pg"))
+        .await
+        .unwrap();
+    assert!(
+        db.store
+            .get("t1", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    drop(store);
+    db.cleanup().await;
+}
+
 /// Runs each named suite function against a fresh SQLite and a fresh PostgreSQL database.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
