@@ -1,4 +1,5 @@
-//! The scim-server integration tests: one binary, one module per area.
+//! The integration tests of scim-server (one binary, one module per area).
 
+mod auth;
 mod store;
 mod support;

@@ -1,0 +1,3 @@
+//! scim-core integration tests: one binary, one module per engine area.
+
+mod model;
