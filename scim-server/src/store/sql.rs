@@ -165,25 +165,37 @@ pub fn compile_list(
     let count = format!("SELECT COUNT(*) FROM resources r WHERE {where_}");
     let count_args = sql.args.len();
     let collate = if sql.pg() { " COLLATE \"C\"" } else { "" };
-    let order = match &query.sort {
+    let cols = dialect.resource_columns();
+    let page = match &query.sort {
         Some(sort) => {
             let key = sort_key(&mut sql, rt, &sort.path);
             let dir = match sort.order {
                 SortOrder::Ascending => "ASC",
                 SortOrder::Descending => "DESC",
             };
-            format!("({key}) IS NULL, ({key}) {dir}, r.id{collate} ASC")
+            let limit = sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
+            let offset = sql.bind(Arg::Int(
+                i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
+            ));
+            // The key is computed once per row in a derived table (SQLite does not resolve
+            // correlated table-valued functions inside ORDER BY).
+            format!(
+                "SELECT * FROM (SELECT {cols}, {key} AS sort_key FROM resources r WHERE {where_}) s \
+                 ORDER BY (s.sort_key IS NULL), s.sort_key {dir}, s.id{collate} ASC \
+                 LIMIT {limit} OFFSET {offset}"
+            )
         }
-        None => format!("r.id{collate} ASC"),
+        None => {
+            let limit = sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
+            let offset = sql.bind(Arg::Int(
+                i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
+            ));
+            format!(
+                "SELECT {cols} FROM resources r WHERE {where_} \
+                 ORDER BY r.id{collate} ASC LIMIT {limit} OFFSET {offset}"
+            )
+        }
     };
-    let limit = sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
-    let offset = sql.bind(Arg::Int(
-        i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
-    ));
-    let page = format!(
-        "SELECT {} FROM resources r WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-        dialect.resource_columns()
-    );
     ListSql {
         page,
         count,
@@ -867,10 +879,11 @@ fn sort_key(sql: &mut Sql, rt: &ResourceType, path: &ResolvedPath) -> String {
     match column_for(rt, path) {
         Some(Column::Text { expr, folded }) => {
             let ci = !folded && !path.leaf().case_exact;
+            // An empty string counts as no value.
             return if ci {
-                format!("lower({expr}){collate}")
+                format!("NULLIF(lower({expr}), ''){collate}")
             } else {
-                format!("{expr}{collate}")
+                format!("NULLIF({expr}, ''){collate}")
             };
         }
         Some(Column::Time(expr)) => return expr,
@@ -880,22 +893,17 @@ fn sort_key(sql: &mut Sql, rt: &ResourceType, path: &ResolvedPath) -> String {
     let keys = attr_keys(path);
     let json = JsonRef::root(sql, &keys);
     let (sub, leaf) = effective_sub(path);
-    let typed = |sql: &mut Sql, v: &JsonRef| -> String {
-        let _ = sql;
+    // Typed as `scim_core::query::sort_resources` compares: numbers numerically, booleans false
+    // first, dateTimes as instants, strings per caseExact (code-point order); "" is no value.
+    let typed = |v: &JsonRef| -> String {
         match leaf.kind {
             AttributeType::Integer | AttributeType::Decimal => v.number(),
-            AttributeType::Boolean => match v {
-                JsonRef::Sqlite { .. } => format!(
-                    "CASE WHEN {} THEN 1 WHEN {} THEN 0 END",
-                    v.is(Kind::True),
-                    v.is(Kind::False)
-                ),
-                JsonRef::Pg(_) => format!(
-                    "CASE WHEN {} THEN 1 WHEN {} THEN 0 END",
-                    v.is(Kind::True),
-                    v.is(Kind::False)
-                ),
-            },
+            AttributeType::Boolean => format!(
+                "CASE WHEN {} THEN 1 WHEN {} THEN 0 END",
+                v.is(Kind::True),
+                v.is(Kind::False)
+            ),
+            AttributeType::DateTime => v.instant(),
             AttributeType::Complex => "NULL".into(),
             _ => {
                 let text = if leaf.case_exact {
@@ -903,28 +911,35 @@ fn sort_key(sql: &mut Sql, rt: &ResourceType, path: &ResolvedPath) -> String {
                 } else {
                     v.folded_text()
                 };
-                format!("CASE WHEN {} THEN {text}{collate} END", v.is(Kind::String))
+                format!(
+                    "CASE WHEN {} AND {} <> '' THEN {text}{collate} END",
+                    v.is(Kind::String),
+                    v.text()
+                )
             }
         }
     };
-    if path.attr.multi_valued {
-        // The primary value if any, else the first (RFC 7644 §3.4.2.3).
-        let (from, elem, ord) = json.elements(sql);
-        let primary = elem.child(sql, "primary");
-        let value = match &sub {
-            Some(s) => elem.child(sql, s),
-            None => elem.clone(),
-        };
-        let key = typed(sql, &value);
-        format!(
-            "(SELECT {key} FROM {from} WHERE ({key}) IS NOT NULL ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, {ord} LIMIT 1)",
-            primary.is(Kind::True)
-        )
-    } else {
-        let value = match &sub {
-            Some(s) => json.child(sql, s),
-            None => json,
-        };
-        typed(sql, &value)
-    }
+    // An array sorts by its primary element, else its first (RFC 7644 §3.4.2.3), whatever that
+    // element holds.
+    let (from, elem, ord) = json.elements(sql);
+    let primary = elem.child(sql, "primary");
+    let elem_value = match &sub {
+        Some(s) => elem.child(sql, s),
+        None => elem.clone(),
+    };
+    let in_array = typed(&elem_value);
+    let single = match &sub {
+        Some(s) => json.child(sql, s),
+        None => json.clone(),
+    };
+    let single = typed(&single);
+    // (SQLite cannot resolve outer columns in the ORDER BY of a subquery over `json_each`, so
+    // the ordering terms are computed one level down.)
+    format!(
+        "CASE WHEN {} THEN (SELECT x.k FROM (SELECT {in_array} AS k, \
+         CASE WHEN {} THEN 0 ELSE 1 END AS p, {ord} AS n FROM {from}) x \
+         ORDER BY x.p, x.n LIMIT 1) ELSE {single} END",
+        json.is(Kind::Array),
+        primary.is(Kind::True)
+    )
 }

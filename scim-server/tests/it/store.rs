@@ -134,6 +134,7 @@ fn query(filter: Option<Filter>) -> ListQuery {
         start_index: 1,
         count: 1000,
         projection: Projection::default(),
+        cursor: None,
     }
 }
 
@@ -862,6 +863,7 @@ async fn list_paging_and_sorting(db: Arc<TestDb>) {
         start_index: 3,
         count: 2,
         projection: Projection::default(),
+        cursor: None,
     };
     let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
     assert_eq!(page.total, 10);
@@ -899,10 +901,10 @@ fn population() -> Vec<Resource> {
             }
             let mut emails = Vec::new();
             if i % 7 != 6 {
-                emails.push(json!({"type": if i % 2 == 0 { "work" } else { "Work" }, "value": format!("User{i:02}@Example.com"), "primary": true}));
+                emails.push(json!({"type": if i % 2 == 0 { "work" } else { "Work" }, "value": format!("User{i:02}@Example.com"), "primary": i % 5 != 0}));
             }
             if i % 3 == 0 {
-                emails.push(json!({"type": "home", "value": format!("u{i}@home.org")}));
+                emails.push(json!({"type": "home", "value": format!("u{i}@home.org"), "primary": i % 5 == 0}));
             }
             if !emails.is_empty() {
                 a["emails"] = Value::Array(emails);
@@ -1027,6 +1029,71 @@ async fn filter_oracle(db: Arc<TestDb>) {
     assert!(
         failures.is_empty(),
         "SQL and evaluator disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// `sortBy` attributes the SQL order is checked against `scim_core::query::sort_resources` with.
+const ORACLE_SORTS: &[&str] = &[
+    "userName",
+    "displayName",
+    "title",
+    "active",
+    "name.givenName",
+    "name.familyName",
+    "emails",
+    "emails.value",
+    "emails.type",
+    "phoneNumbers.value",
+    "roles.value",
+    "externalId",
+    "id",
+    "meta.created",
+    "meta.lastModified",
+    "badgeNumber",
+    "score",
+    "department",
+    "manager",
+    "manager.value",
+    "nickName",
+];
+
+async fn sort_oracle(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let mut people = population();
+    // Equal values, so ties are broken by id.
+    for p in people.iter_mut().step_by(4) {
+        p.attributes.insert("title".into(), json!("Same"));
+    }
+    for p in &people {
+        create(s, "t1", p).await.unwrap();
+    }
+    let mut failures = Vec::new();
+    for by in ORACLE_SORTS {
+        for order in [SortOrder::Ascending, SortOrder::Descending] {
+            let sort = Sort {
+                path: path(users(), by),
+                order,
+            };
+            let mut docs: Vec<Value> = people.iter().map(|p| p.to_json(registry(), None)).collect();
+            scim_core::query::sort_resources(&mut docs, &sort);
+            let want: Vec<&str> = docs.iter().map(|d| d["id"].as_str().unwrap()).collect();
+            let q = ListQuery {
+                sort: Some(sort),
+                ..query(None)
+            };
+            let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+            let got: Vec<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
+            if got != want {
+                failures.push(format!(
+                    "{by} {order:?}\n  reference: {want:?}\n  sql:       {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "SQL and reference sort disagree:\n{}",
         failures.join("\n")
     );
 }
@@ -1512,6 +1579,7 @@ both!(
     tenant_isolation,
     list_paging_and_sorting,
     filter_oracle,
+    sort_oracle,
     filters_by_hand,
     outbox,
     outbox_concurrent_seqs,
