@@ -90,7 +90,7 @@ impl JsonRef {
         }
     }
 
-    /// The value as case-folded SQL text, folded as [`fold`] folds literals. SQLite's `lower()`
+    /// The value as case-folded SQL text, folded as [`fold`](crate::store::row::fold) folds literals. SQLite's `lower()`
     /// folds ASCII only, so SQLite reads the row's `attributes_ci` (the attributes with every
     /// string folded in Rust, same shape); PostgreSQL's `lower()` folds per the database's
     /// `LC_CTYPE` (a UTF-8 locale folds as Rust does).

@@ -8,7 +8,7 @@
 //!   `displayName` and the enterprise `manager` read indexed columns (`userName` and a Group's
 //!   `displayName` through their lower-cased unique key);
 //! - `emails[type eq "work"].value eq "x"`, `emails.value eq "x"` and their kin over the
-//!   attributes in [`INDEXED_MULTI_VALUED`] are lookups in `resource_values`;
+//!   attributes in [`INDEXED_MULTI_VALUED`](crate::store::row::INDEXED_MULTI_VALUED) are lookups in `resource_values`;
 //! - anything else reads the JSON attributes (`json_extract`/`json_each` on SQLite, `jsonb`
 //!   operators and `jsonb_array_elements` on PostgreSQL). A multi-valued attribute matches when
 //!   one of its values does; a complex attribute compared without a sub-attribute compares its

@@ -55,7 +55,11 @@ fn request_values_and_paths_are_bound_never_inlined() {
             assert!(!text.contains("evil"), "{text}");
             assert!(!text.contains("tenant'1"), "{text}");
         }
-        assert!(sql.args.iter().any(|a| *a == Arg::Text(evil.to_lowercase())));
+        assert!(
+            sql.args
+                .iter()
+                .any(|a| *a == Arg::Text(evil.to_lowercase()))
+        );
         assert!(sql.count_args <= sql.args.len());
     }
 }
