@@ -985,26 +985,24 @@ const ORACLE_FILTERS: &[&str] = &[
     r#"nickName eq "x""#,
     r#"nickName ne "x""#,
     r#"id ne "id-01""#,
+    r#"userName eq "User07" or externalId eq "EXT-8""#,
+    r#"not (emails[type eq "work"])"#,
+    r#"name pr"#,
+    r#"name.givenName pr and name.familyName ne "jones""#,
+    r#"meta.lastModified gt "2026-01-01T00:00:10+01:00""#,
+    r#"meta.created lt "2026-01-01T00:00:05.5Z""#,
+    r#"title eq null"#,
+    r#"title ne null"#,
+    r#"emails[primary eq true and type eq "home"]"#,
+    r#"emails.primary eq false"#,
+    r#"phoneNumbers[type eq "mobile" and value co "0112"]"#,
+    r#"manager.value ne "id-01" and manager pr"#,
+    r#"score gt 1 and score lt 5"#,
+    r#"badgeNumber ge 29 or badgeNumber le 1"#,
+    r#"department sw "R" or department ew "PS""#,
 ];
 
-/// Whether the filter parser and evaluator are available (they `todo!()` until scim-core's filter
-/// module lands).
-fn core_filters_ready() -> bool {
-    let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let ok = std::panic::catch_unwind(|| {
-        let f = Filter::parse(registry(), users(), r#"userName eq "x""#).ok()?;
-        Some(f.matches(json!({"userName": "x"}).as_object().unwrap()))
-    });
-    std::panic::set_hook(quiet);
-    matches!(ok, Ok(Some(true)))
-}
-
 async fn filter_oracle(db: Arc<TestDb>) {
-    if !core_filters_ready() {
-        eprintln!("filter_oracle: Filter::parse/matches not available yet; skipped");
-        return;
-    }
     let s = db.store.as_ref();
     let people = population();
     for p in &people {
