@@ -1544,6 +1544,98 @@ async fn open_store_picks_postgres_by_scheme() {
     db.cleanup().await;
 }
 
+/// Two stores over one PostgreSQL database behave as one (stateless replicas): unique names,
+/// gap-free change sequences and compare-and-swap hold across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_share_one_database() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(_, _, name) = &db.raw else {
+        unreachable!()
+    };
+    let url = format!("{}/{name}", crate::support::postgres_base());
+    let replicas: Vec<Arc<dyn Store>> = vec![
+        db.store.clone(),
+        scim_server::store::open_store(&url).await.unwrap(),
+    ];
+    create(replicas[0].as_ref(), "t1", &group("g1", "Team", &[]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = replicas[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            // Pairs of creates race for one name; every winner then joins the group.
+            let name = format!("pair{}", i / 2);
+            let created = create(store.as_ref(), "t1", &user(&format!("u{i}"), &name)).await;
+            if created.is_err() {
+                return created;
+            }
+            let delta = MembershipDelta {
+                clear: false,
+                added: vec![format!("u{i}")],
+                removed: Vec::new(),
+            };
+            loop {
+                let g = store
+                    .get("t1", groups(), "g1", Load::default())
+                    .await?
+                    .unwrap();
+                let next = bumped(&g, json!({}));
+                match store
+                    .update(
+                        &ctx("t1"),
+                        groups(),
+                        &next,
+                        g.meta.version,
+                        Some(&delta),
+                        &change(&next, Operation::Patch),
+                    )
+                    .await
+                {
+                    Err(StoreError::VersionMismatch { .. }) => continue,
+                    other => return other,
+                }
+            }
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Uniqueness { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won, 6, "one winner per name");
+    let g = replicas[1]
+        .get(
+            "t1",
+            groups(),
+            "g1",
+            Load {
+                members: true,
+                groups: false,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.attributes["members"].as_array().unwrap().len(), 6);
+    assert_eq!(g.meta.version, 7);
+    let seqs: Vec<u64> = replicas[0]
+        .changes_after("t1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
+    let report = replicas[1].verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    drop(replicas);
+    db.cleanup().await;
+}
+
 /// Runs each named suite function against a fresh SQLite and a fresh PostgreSQL database.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
