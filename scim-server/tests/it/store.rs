@@ -1636,6 +1636,85 @@ async fn postgres_replicas_share_one_database() {
     db.cleanup().await;
 }
 
+/// Adding or removing a member costs the same in a group of 10 and of 100,000 (membership rows
+/// are keyed, and a write without members never reads them). Slow to set up: run with
+/// `--ignored` for the figures.
+async fn membership_cost_is_independent_of_group_size(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let (ci_col, ci_val, json) = match &db.raw {
+        Raw::Sqlite(..) => (", attributes_ci", ", '{}'", ""),
+        Raw::Postgres(..) => ("", "", "::jsonb"),
+    };
+    db.execute(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+         last_modified_ns, unique_key, external_id, manager_id, display, attributes{ci_col}) \
+         SELECT 't1', 'm' || i, 'User', 1, 0, 0, 'm' || i, NULL, NULL, NULL, '{{}}'{json}{ci_val} FROM n"
+    ))
+    .await;
+    create(s, "t1", &group("big", "Big", &[])).await.unwrap();
+    create(s, "t1", &group("small", "Small", &[]))
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         SELECT 't1', 'big', id, 'User' FROM resources WHERE tenant_id = 't1' AND id LIKE 'm%'",
+    )
+    .await;
+    db.execute(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         SELECT 't1', 'small', id, 'User' FROM resources WHERE tenant_id = 't1' AND id IN \
+         ('m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10')",
+    )
+    .await;
+    db.execute("ANALYZE").await;
+    create(s, "t1", &user("newcomer", "newcomer"))
+        .await
+        .unwrap();
+    let mut timings = Vec::new();
+    for gid in ["small", "big", "small", "big"] {
+        let started = std::time::Instant::now();
+        for round in 0..10 {
+            let g = s
+                .get("t1", groups(), gid, Load::default())
+                .await
+                .unwrap()
+                .unwrap();
+            let delta = if round % 2 == 0 {
+                MembershipDelta {
+                    clear: false,
+                    added: vec!["newcomer".into()],
+                    removed: vec!["m5".into()],
+                }
+            } else {
+                MembershipDelta {
+                    clear: false,
+                    added: vec!["m5".into()],
+                    removed: vec!["newcomer".into()],
+                }
+            };
+            let next = bumped(&g, json!({}));
+            s.update(
+                &ctx("t1"),
+                groups(),
+                &next,
+                g.meta.version,
+                Some(&delta),
+                &change(&next, Operation::Patch),
+            )
+            .await
+            .unwrap();
+        }
+        timings.push((gid, started.elapsed() / 10));
+    }
+    eprintln!("get + add/remove one member, mean of 10: {timings:?}");
+    let (small, big) = (timings[2].1, timings[3].1);
+    assert!(
+        big < small * 5 + std::time::Duration::from_millis(20),
+        "a 100,000-member group costs {big:?} per change against {small:?}"
+    );
+}
+
 /// Runs each named suite function against a fresh SQLite and a fresh PostgreSQL database.
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -1656,6 +1735,28 @@ macro_rules! both {
             )*
         }
     };
+}
+
+mod slow {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "sets up a 100,000-member group; run with --ignored"]
+    async fn sqlite_membership_cost_is_independent_of_group_size() {
+        crate::support::run(
+            crate::support::TestDb::sqlite().await,
+            super::membership_cost_is_independent_of_group_size,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "sets up a 100,000-member group; run with --ignored"]
+    async fn postgres_membership_cost_is_independent_of_group_size() {
+        crate::support::run(
+            crate::support::TestDb::postgres().await,
+            super::membership_cost_is_independent_of_group_size,
+        )
+        .await;
+    }
 }
 
 both!(
