@@ -1566,10 +1566,7 @@ async fn postgres_replicas_share_one_database() {
         tasks.push(tokio::spawn(async move {
             // Pairs of creates race for one name; every winner then joins the group.
             let name = format!("pair{}", i / 2);
-            let created = create(store.as_ref(), "t1", &user(&format!("u{i}"), &name)).await;
-            if created.is_err() {
-                return created;
-            }
+            create(store.as_ref(), "t1", &user(&format!("u{i}"), &name)).await?;
             let delta = MembershipDelta {
                 clear: false,
                 added: vec![format!("u{i}")],
