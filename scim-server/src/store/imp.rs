@@ -192,11 +192,12 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
                 if load.members && row::is_group(rt) {
-                    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+                    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
                         "SELECT m.member_id, m.member_type, r.display FROM memberships m \
                          JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
-                         WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id",
-                    )
+                         WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id{}",
+                        self.dialect().byte_order()
+                    ))
                     .bind(tenant)
                     .bind(&resource.id)
                     .fetch_all(&self.pool)
@@ -213,11 +214,12 @@ macro_rules! impl_sql_store {
                     }
                 }
                 if load.groups && row::is_user(rt) {
-                    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+                    let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
                         "SELECT m.group_id, r.display FROM memberships m \
                          JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.group_id \
-                         WHERE m.tenant_id = $1 AND m.member_id = $2 ORDER BY m.group_id",
-                    )
+                         WHERE m.tenant_id = $1 AND m.member_id = $2 ORDER BY m.group_id{}",
+                        self.dialect().byte_order()
+                    ))
                     .bind(tenant)
                     .bind(&resource.id)
                     .fetch_all(&self.pool)
@@ -301,9 +303,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_tenants(&self) -> $crate::store::Result<Vec<$crate::store::Tenant>> {
-                let rows: Vec<$crate::store::row::TenantRow> = sqlx::query_as(
-                    "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants ORDER BY id",
-                )
+                let rows: Vec<$crate::store::row::TenantRow> = sqlx::query_as(&format!(
+                    "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants ORDER BY id{}",
+                    self.dialect().byte_order()
+                ))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(TryInto::try_into).collect()

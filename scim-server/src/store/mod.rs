@@ -11,6 +11,19 @@
 //! - group membership lives in its own table: adding or removing a member costs the same whatever
 //!   the group's size, and reading a group without members never touches it.
 //!
+//! Tables (`migrations/sqlite` and `migrations/postgres`, numbered alike):
+//! - `resources`: one row per resource, its attributes as JSON (`TEXT` on SQLite, `jsonb` on
+//!   PostgreSQL) plus columns derived on every write: `unique_key` (lower-cased `userName` or
+//!   Group `displayName`, `UNIQUE (tenant_id, resource_type, unique_key)`), `external_id`,
+//!   `manager_id`, `display`, `created_ns`/`last_modified_ns`; SQLite also keeps
+//!   `attributes_ci`, the attributes with every string case-folded (its `lower()` is ASCII-only);
+//! - `resource_values`: lower-cased values of `emails`, `phoneNumbers`, … for index lookups;
+//! - `memberships`: `(tenant_id, group_id, member_id)`, deleted with either end (`ON DELETE
+//!   CASCADE`);
+//! - `scim_changes` (the outbox, read directly by the Graph bridge) and `tenant_chain` (each
+//!   tenant's chain head: last sequence number and hash; writers of a tenant serialise on it);
+//! - `tenants`, `tokens`.
+//!
 //! Modules: [`sqlite`] and [`postgres`] (the two stores, one implementation expanded for each
 //! driver from `imp`), [`sql`] (filter, sort and paging compilation), [`row`] (the columns a
 //! resource's row derives from it) and [`chain`] (the change log's hash chain). Open a store with

@@ -117,6 +117,14 @@ impl Dialect {
         self == Dialect::Sqlite
     }
 
+    /// The collation suffix that orders text by code point (SQLite's default already does).
+    pub fn byte_order(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+
     /// A JSON text parameter as the attributes column's type.
     pub fn json_param(self, placeholder: &str) -> String {
         match self {
