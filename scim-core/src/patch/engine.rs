@@ -313,6 +313,11 @@ impl Engine<'_> {
                 cur.insert(k, v);
             }
         }
+        // Clearing the `value` of a complex attribute (Entra's `"manager": {"value": ""}`) clears
+        // the attribute: what is left (a displayName) describes nothing.
+        if clears.iter().any(|k| k == "value") && path.attr.sub_attribute("value").is_some() {
+            cur.clear();
+        }
         for k in clears {
             cur.shift_remove(&k);
         }
@@ -345,7 +350,11 @@ impl Engine<'_> {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
+            let clears_value = new.is_none() && sub.name == "value";
             set_sub(&mut cur, sub, new, wire)?;
+            if clears_value && path.declared {
+                cur.clear();
+            }
             self.put(path, (!cur.is_empty()).then_some(Value::Object(cur)));
             return Ok(());
         }
@@ -751,7 +760,14 @@ fn merge_element(def: &AttributeDef, items: &mut Vec<Value>, el: Value) {
     let idx = match items.iter().position(|e| same_element(def, e, &el)) {
         Some(i) => {
             match (items[i].as_object_mut(), el) {
-                (Some(dst), Value::Object(src)) => dst.extend(src),
+                // The existing element keeps its identity (`value`, `type`) as first spelled.
+                (Some(dst), Value::Object(src)) => {
+                    for (k, v) in src {
+                        if !(dst.contains_key(&k) && (k == "value" || k == "type")) {
+                            dst.insert(k, v);
+                        }
+                    }
+                }
                 (_, el) => items[i] = el,
             }
             i
