@@ -1,1 +1,3 @@
+//! scim-core integration tests: one module per engine.
+
 mod patch;
