@@ -465,9 +465,10 @@ impl Engine<'_> {
                                 merged.extend(el.clone());
                                 merged
                             }
-                            _ => {
+                            (_, existing) => {
                                 let mut new = eq_template(&path.attr, filter).unwrap_or_default();
                                 new.extend(el.clone());
+                                keep_immutable(&path.attr, existing, &mut new);
                                 new
                             }
                         };
@@ -710,14 +711,36 @@ fn template(path: &ResolvedPath, filter: &ValFilter, wire: &str) -> Result<Map<S
     })
 }
 
+/// A replaced element keeps the immutable sub-attributes it had (`members.type`, `members.$ref`)
+/// unless the new element gives them.
+fn keep_immutable(
+    def: &AttributeDef,
+    old: Option<&Map<String, Value>>,
+    new: &mut Map<String, Value>,
+) {
+    let Some(old) = old else { return };
+    for sub in &def.sub_attributes {
+        if sub.mutability == Mutability::Immutable
+            && !new.contains_key(&sub.name)
+            && let Some(v) = old.get(&sub.name)
+        {
+            new.insert(sub.name.clone(), v.clone());
+        }
+    }
+}
+
 fn non_empty(items: Vec<Value>) -> Option<Value> {
     (!items.is_empty()).then_some(Value::Array(items))
 }
 
 fn remove_indices(items: &mut Vec<Value>, indices: &[usize]) {
+    let mut doomed = vec![false; items.len()];
+    for &i in indices {
+        doomed[i] = true;
+    }
     let mut i = 0;
     items.retain(|_| {
-        let keep = !indices.contains(&i);
+        let keep = !doomed[i];
         i += 1;
         keep
     });

@@ -1297,3 +1297,155 @@ fn add_op() -> impl Strategy<Value = Value> {
         (word, word).prop_map(|(a, b)| json!({"op": "add", "value": {"title": a, "name.familyName": b}})),
     ]
 }
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        Just(json!("")),
+        Just(json!("x")),
+        Just(json!("True")),
+        Just(json!("u-1")),
+        Just(json!(true)),
+        Just(json!(7)),
+        Just(json!("2024-05-01T12:00:00Z")),
+    ];
+    let key = prop::sample::select(vec![
+        "value",
+        "type",
+        "primary",
+        "display",
+        "$ref",
+        "givenName",
+        "name.givenName",
+        "active",
+        "title",
+        "id",
+        "meta",
+        "schemas",
+        "members",
+        "emails",
+        "manager",
+        "department",
+        ENT,
+        CUSTOM,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+        "groups",
+        "Weird Key",
+    ]);
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..4).prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
+        ]
+    })
+}
+
+fn operation() -> impl Strategy<Value = Value> {
+    let op = prop::sample::select(vec![
+        "add", "Add", "replace", "Replace", "remove", "REMOVE", "copy",
+    ]);
+    let path = prop::option::of(prop::sample::select(vec![
+        "title",
+        "active",
+        "name",
+        "name.givenName",
+        "name.nope",
+        "emails",
+        "emails.value",
+        "emails[type eq \"work\"]",
+        "emails[type eq \"work\"].value",
+        "emails[type eq \"home\"].primary",
+        "emails[value co \"@\"]",
+        "phoneNumbers[type eq \"mobile\"].value",
+        "addresses[type eq \"work\"].streetAddress",
+        "members",
+        "members[value eq \"u-1\"]",
+        "members[value eq \"u-1\" or value eq \"u-9\"]",
+        "members[display pr]",
+        "members[value eq \"u-1\"].value",
+        "manager",
+        "manager.value",
+        "manager[value eq \"m1\"]",
+        ENT,
+        CUSTOM,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+        "id",
+        "meta",
+        "groups",
+        "schemas",
+        "displayName",
+        "userName.x",
+        "unknownThing",
+        "roles",
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:core:2.0:Group:members",
+    ]));
+    (op, path, prop::option::of(json_value())).prop_map(|(op, path, value)| {
+        let mut o = json!({"op": op});
+        if let Some(p) = path {
+            o["path"] = json!(p);
+        }
+        if let Some(v) = value {
+            o["value"] = v;
+        }
+        o
+    })
+}
+
+fn patch_error(e: &scim_core::Error) -> bool {
+    e.status() == 400
+        && matches!(
+            e.scim_type(),
+            Some(
+                ScimType::InvalidPath
+                    | ScimType::NoTarget
+                    | ScimType::Mutability
+                    | ScimType::InvalidValue
+                    | ScimType::InvalidSyntax
+                    | ScimType::TooMany
+            )
+        )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The same properties as the `patch_body` fuzz target, over plausible operations.
+    #[test]
+    fn plausible_requests_never_panic(ops in prop::collection::vec(operation(), 1..5)) {
+        for (rt, attrs) in [("User", with(user(), |u| { u.insert("roles".into(), json!([{"value": "r"}])); })), ("Group", group())] {
+            let inline = run(rt, attrs.clone(), json!(ops.clone()), Members::Inline);
+            match &inline {
+                Ok(out) => {
+                    prop_assert_eq!(out.changed, Value::Object(out.attributes.clone()) != attrs);
+                    prop_assert_eq!(out.changed, !out.changed_paths.is_empty());
+                }
+                Err(e) => prop_assert!(patch_error(e), "{}", e),
+            }
+            let delta = run(rt, attrs.clone(), json!(ops.clone()), Members::Delta);
+            if let Err(e) = &delta {
+                prop_assert!(patch_error(e), "{}", e);
+                if inline.is_ok() {
+                    let req = PatchRequest::parse(json!({"Operations": ops.clone()}), 100).unwrap();
+                    prop_assert!(needs_inline_members(&req), "{}", e);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn replacing_a_member_element_keeps_its_immutable_type() {
+    check(
+        "replace by filter",
+        "Group",
+        json!({"displayName": "G", "members": [{"value": "u-1", "type": "User"}]}),
+        json!([{"op": "replace", "path": "members[value eq \"u-1\"]", "value": {"value": "u-1", "display": "Al"}}]),
+        Want::Attrs(
+            json!({"displayName": "G", "members": [{"value": "u-1", "display": "Al", "type": "User"}]}),
+            true,
+        ),
+    );
+}
