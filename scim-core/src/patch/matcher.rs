@@ -193,3 +193,72 @@ pub(super) fn value_eq_ids(filter: &ValFilter) -> Option<Vec<String>> {
 fn simple(p: &AttrPath) -> bool {
     p.uri.is_none() && p.sub_attr.is_none()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{SchemaRegistry, USER_RESOURCE};
+    use serde_json::json;
+
+    fn emails() -> ResolvedPath {
+        let r = SchemaRegistry::builtin();
+        let rt = r.resource_type(USER_RESOURCE).unwrap();
+        r.resolve_str(rt, "emails").unwrap()
+    }
+
+    fn filter(text: &str) -> ValFilter {
+        match crate::patch::parse_path(&format!("emails[{text}]")).unwrap() {
+            scim_v2::filter::PatchPath::Value(vp) => vp.filter,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn matches_elements_with_case_rules() {
+        let el = json!({"type": "Work", "value": "B@x.com", "primary": true});
+        let cases = [
+            (r#"type eq "work""#, true),
+            (r#"type eq "home""#, false),
+            (r#"type ne "home""#, true),
+            (r#"value sw "b@""#, true),
+            (r#"value ew ".COM""#, true),
+            (r#"value co "nope""#, false),
+            (r#"primary eq true"#, true),
+            (r#"display pr"#, false),
+            (r#"type pr and not (primary eq false)"#, true),
+            (r#"type eq "home" or value eq "b@x.com""#, true),
+        ];
+        for (text, want) in cases {
+            let f = ElementFilter::new(&emails(), &filter(text)).unwrap();
+            assert_eq!(f.matches(&el), want, "{text}");
+        }
+        assert!(ElementFilter::new(&emails(), &filter(r#"nope eq "x""#)).is_err());
+    }
+
+    #[test]
+    fn eq_templates_and_member_ids() {
+        let def = emails().attr;
+        assert_eq!(
+            eq_template(&def, &filter(r#"TYPE eq "work" and primary eq true"#)),
+            json!({"type": "work", "primary": true})
+                .as_object()
+                .cloned()
+        );
+        for text in [
+            r#"type ne "work""#,
+            r#"type eq "a" or type eq "b""#,
+            r#"type eq "a" and type eq "b""#,
+        ] {
+            assert_eq!(eq_template(&def, &filter(text)), None, "{text}");
+        }
+        assert_eq!(
+            value_eq_ids(&filter(r#"value eq "a" or value eq "b" or VALUE eq "c""#)),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(
+            value_eq_ids(&filter(r#"value eq "a" and type eq "User""#)),
+            None
+        );
+        assert_eq!(value_eq_ids(&filter(r#"display eq "a""#)), None);
+    }
+}

@@ -153,3 +153,33 @@ pub(super) fn member_ids(def: &AttributeDef, value: &Value) -> Result<Vec<String
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_net_out_in_order_and_stay_disjoint() {
+        let mut d = DeltaBuilder::default();
+        d.add("a".into());
+        d.add("b".into());
+        d.add("a".into());
+        d.remove("a".into());
+        d.remove("c".into());
+        d.add("c".into());
+        let out = d.finish();
+        assert_eq!(out.added, ["b", "c"]);
+        assert_eq!(out.removed, ["a"]);
+        assert!(!out.clear);
+
+        let mut d = DeltaBuilder::default();
+        d.remove("x".into());
+        d.clear();
+        d.add("y".into());
+        d.remove("z".into());
+        let out = d.finish();
+        assert!(out.clear);
+        assert_eq!(out.added, ["y"]);
+        assert!(out.removed.is_empty());
+    }
+}
