@@ -52,6 +52,7 @@ mod matcher;
 mod members;
 mod parse;
 mod target;
+mod values;
 
 use crate::error::Result;
 use crate::resource::{Attributes, Resource};
