@@ -1449,3 +1449,74 @@ fn replacing_a_member_element_keeps_its_immutable_type() {
         ),
     );
 }
+
+#[test]
+fn more_dialect_shapes() {
+    check(
+        "Q4 without the flag: one op per attribute",
+        "User",
+        user(),
+        json!([
+            {"op": "Replace", "path": "externalId", "value": "jyoung"},
+            {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "Aklq"},
+            {"op": "Add", "path": "name.formatted", "value": "Barbara Jensen"}
+        ]),
+        Want::Attrs(
+            with(user(), |u| {
+                u.insert("externalId".into(), json!("jyoung"));
+                u[ENT]["employeeNumber"] = json!("Aklq");
+                u["name"]["formatted"] = json!("Barbara Jensen");
+            }),
+            true,
+        ),
+    );
+    check(
+        "a custom extension object as a path",
+        "User",
+        user(),
+        json!([{"op": "add", "path": CUSTOM, "value": {"tag": "t"}}]),
+        Want::Attrs(
+            with(user(), |u| {
+                u.insert(CUSTOM.into(), json!({"tag": "t"}));
+            }),
+            true,
+        ),
+    );
+    check(
+        "Q7: several member ops in one request",
+        "Group",
+        json!({"displayName": "G"}),
+        json!([
+            {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "a"}]},
+            {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "b"}, {"value": "a"}]}
+        ]),
+        Want::Attrs(
+            json!({"displayName": "G", "members": [{"value": "a"}, {"value": "b"}]}),
+            true,
+        ),
+    );
+    check(
+        "remove members with an empty array removes nobody",
+        "Group",
+        group(),
+        json!([{"op": "Remove", "path": "members", "value": []}]),
+        Want::Attrs(group(), false),
+    );
+    check(
+        "a new primary email demotes the old one",
+        "User",
+        with(user(), |u| {
+            u["emails"][0]["primary"] = json!(true);
+        }),
+        json!([{"op": "add", "path": "emails", "value": [{"value": "w@x", "type": "work", "primary": "True"}]}]),
+        Want::Attrs(
+            with(user(), |u| {
+                u["emails"] = json!([
+                    {"value": "bjensen@home.example", "type": "home", "primary": false},
+                    {"value": "w@x", "type": "work", "primary": true}
+                ]);
+            }),
+            true,
+        ),
+    );
+}
