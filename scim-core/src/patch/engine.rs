@@ -402,7 +402,7 @@ impl Engine<'_> {
                 "{path} is not complex: a value filter selects elements of a complex attribute"
             )));
         }
-        let matcher = ElementFilter::new(path, filter)?;
+        let matcher = ElementFilter::new(self.registry, self.rt, path, filter)?;
         let mut wire = format!("{path}[{filter}]");
         if let Some(sub) = sub {
             wire = format!("{wire}.{}", sub.name);

@@ -9,7 +9,7 @@
 //! `filter.matches_element(element)`; nothing else in the PATCH engine changes.
 
 use crate::error::{Error, Result};
-use crate::schema::{AttributeDef, AttributeType, ResolvedPath};
+use crate::schema::{AttributeDef, AttributeType, ResolvedPath, ResourceType, SchemaRegistry};
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, ValFilter};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -22,9 +22,17 @@ pub(super) struct ElementFilter {
 }
 
 impl ElementFilter {
-    /// Checks that every path in `filter` names a sub-attribute of `parent` (`invalidPath`).
-    pub(super) fn new(parent: &ResolvedPath, filter: &ValFilter) -> Result<Self> {
-        check_paths(&parent.attr, filter, parent.declared)?;
+    /// Checks that every path in `filter` names a sub-attribute of `parent` directly
+    /// (`invalidPath` for `emails[name.givenName eq "x"]`). Names the parent does not declare
+    /// are undeclared sub-attributes, as in the filter module.
+    pub(super) fn new(
+        registry: &SchemaRegistry,
+        rt: &ResourceType,
+        parent: &ResolvedPath,
+        filter: &ValFilter,
+    ) -> Result<Self> {
+        let _ = (registry, rt); // for `Filter::resolve_value_filter` once the filter branch lands
+        check_paths(&parent.attr, filter)?;
         Ok(Self {
             filter: filter.clone(),
             parent: parent.attr.clone(),
@@ -37,30 +45,21 @@ impl ElementFilter {
     }
 }
 
-fn check_paths(parent: &AttributeDef, filter: &ValFilter, declared: bool) -> Result<()> {
+fn check_paths(parent: &AttributeDef, filter: &ValFilter) -> Result<()> {
     match filter {
         ValFilter::Attr(AttrExp::Present(p) | AttrExp::Comparison(p, _, _)) => {
-            if p.sub_attr.is_some() {
+            if p.sub_attr.is_some() || p.uri.is_some() {
                 return Err(Error::invalid_path(format!(
                     "{p}: a value filter names sub-attributes of {} directly",
                     parent.name
                 )));
             }
-            if declared
-                && !parent.sub_attributes.is_empty()
-                && parent.sub_attribute(&p.name).is_none()
-            {
-                return Err(Error::invalid_path(format!(
-                    "{:?} is not a sub-attribute of {}",
-                    p.name, parent.name
-                )));
-            }
             Ok(())
         }
-        ValFilter::Not(inner) => check_paths(parent, inner, declared),
-        ValFilter::And(items) | ValFilter::Or(items) => items
-            .iter()
-            .try_for_each(|f| check_paths(parent, f, declared)),
+        ValFilter::Not(inner) => check_paths(parent, inner),
+        ValFilter::And(items) | ValFilter::Or(items) => {
+            items.iter().try_for_each(|f| check_paths(parent, f))
+        }
     }
 }
 
@@ -200,6 +199,15 @@ mod tests {
     use crate::schema::{SchemaRegistry, USER_RESOURCE};
     use serde_json::json;
 
+    fn registry() -> SchemaRegistry {
+        SchemaRegistry::builtin()
+    }
+
+    fn user() -> &'static ResourceType {
+        static RT: std::sync::OnceLock<ResourceType> = std::sync::OnceLock::new();
+        RT.get_or_init(|| registry().resource_type(USER_RESOURCE).unwrap().clone())
+    }
+
     fn emails() -> ResolvedPath {
         let r = SchemaRegistry::builtin();
         let rt = r.resource_type(USER_RESOURCE).unwrap();
@@ -229,10 +237,12 @@ mod tests {
             (r#"type eq "home" or value eq "b@x.com""#, true),
         ];
         for (text, want) in cases {
-            let f = ElementFilter::new(&emails(), &filter(text)).unwrap();
+            let f = ElementFilter::new(&registry(), user(), &emails(), &filter(text)).unwrap();
             assert_eq!(f.matches(&el), want, "{text}");
         }
-        assert!(ElementFilter::new(&emails(), &filter(r#"nope eq "x""#)).is_err());
+        let undeclared =
+            ElementFilter::new(&registry(), user(), &emails(), &filter(r#"nope eq "x""#));
+        assert!(!undeclared.unwrap().matches(&el));
     }
 
     #[test]
