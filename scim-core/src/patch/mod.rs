@@ -104,6 +104,32 @@ impl PatchRequest {
 }
 
 /// How group membership is handled while patching.
+///
+/// ```
+/// use scim_core::patch::{self, Members, MembershipDelta, PatchRequest};
+/// use scim_core::resource::{Meta, Resource};
+/// use scim_core::schema::SchemaRegistry;
+/// use serde_json::json;
+///
+/// let registry = SchemaRegistry::builtin();
+/// let groups = registry.resource_type("Group").unwrap();
+/// // The stored group, loaded without its members.
+/// let group = Resource::new("Group", "g-1", json!({"displayName": "Sales"}).as_object().unwrap().clone(),
+///     Meta::new(time::OffsetDateTime::UNIX_EPOCH));
+/// let body = json!({"Operations": [
+///     {"op": "remove", "path": "members[value eq \"u-1\"]"},
+///     {"op": "Add", "path": "members", "value": [{"$ref": null, "value": "u-2"}, {"value": "u-3"}]}
+/// ]});
+/// let request = PatchRequest::parse(body, 100).unwrap();
+/// assert!(!patch::needs_inline_members(&request));
+/// let outcome = patch::apply(&registry, groups, &group, &request, Members::Delta).unwrap();
+/// assert_eq!(outcome.members, Some(MembershipDelta {
+///     clear: false,
+///     added: vec!["u-2".into(), "u-3".into()],
+///     removed: vec!["u-1".into()],
+/// }));
+/// assert_eq!(outcome.changed_paths, ["members"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Members {
     /// `members` is in the resource's attributes and is patched like any attribute.
