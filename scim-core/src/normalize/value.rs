@@ -64,6 +64,9 @@ fn single_value(def: &AttributeDef, value: Value, wire_path: &str) -> Result<Opt
         return Ok(None);
     }
     if def.kind != AttributeType::Complex {
+        if is_blank_for(def, &value) {
+            return Ok(None);
+        }
         return scalar(def, value, wire_path).map(Some);
     }
     let obj = match value {
@@ -104,6 +107,9 @@ fn single_value(def: &AttributeDef, value: Value, wire_path: &str) -> Result<Opt
 
 fn single_value_of_sub(sub: &AttributeDef, value: Value, wire_path: &str) -> Result<Option<Value>> {
     if value.is_null() {
+        return Ok(None);
+    }
+    if is_blank_for(sub, &value) {
         return Ok(None);
     }
     if sub.kind == AttributeType::Complex {
@@ -161,6 +167,19 @@ fn scalar(def: &AttributeDef, value: Value, wire_path: &str) -> Result<Value> {
     }
 }
 
+/// An empty string given for a boolean, number or dateTime is "no value": Entra's null-update
+/// test (reference Q19) sends `""` for optional attributes of every type and expects them cleared.
+fn is_blank_for(def: &AttributeDef, value: &Value) -> bool {
+    matches!(value, Value::String(s) if s.is_empty())
+        && matches!(
+            def.kind,
+            AttributeType::Boolean
+                | AttributeType::Integer
+                | AttributeType::Decimal
+                | AttributeType::DateTime
+        )
+}
+
 fn unreachable_complex(wire_path: &str) -> Result<Value> {
     Err(Error::invalid_value(format!(
         "{wire_path}: complex value where a simple value was expected"
@@ -183,10 +202,8 @@ fn unwrap_encoded_value(entry: Value) -> Value {
             obj.entry(k).or_insert(v);
         }
         // The role's identity is its `value`; Entra puts the role name there inside the encoding.
-        if !obj.contains_key("value") {
-            if let Some(id) = obj.get("id").cloned() {
-                obj.insert("value".into(), id);
-            }
+        if let (false, Some(id)) = (obj.contains_key("value"), obj.get("id").cloned()) {
+            obj.insert("value".into(), id);
         }
     }
     Value::Object(obj)
@@ -258,6 +275,12 @@ mod tests {
                 Some(json!({"givenName": "B", "custom": 1})),
             ),
             ("employeeNumber", json!(701984), Some(json!("701984"))),
+            ("active", json!(""), None),
+            (
+                "emails",
+                json!([{"value": "a@b", "primary": ""}]),
+                Some(json!([{"value": "a@b"}])),
+            ),
             (
                 "roles",
                 json!([{"value": "{\"id\":\"827f\",\"value\":\"Admin\",\"displayName\":\"Doc Admin\"}"}]),

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub use typed::{EnterpriseUser, Group, Member, Name, User};
+pub use typed::{EnterpriseUser, Group, Member, MultiValue, Name, User};
 
 /// A resource's attributes in wire form (canonical names, extensions under their URN).
 pub type Attributes = Map<String, Value>;

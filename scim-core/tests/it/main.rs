@@ -1,3 +1,4 @@
-//! scim-core integration tests: one module per engine.
+//! scim-core integration tests: one binary, one module per engine area.
 
+mod model;
 mod patch;
