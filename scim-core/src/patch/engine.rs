@@ -245,7 +245,7 @@ impl Engine<'_> {
             PatchOp::Remove if path.attr.multi_valued && !blank(v) => {
                 let patterns = self.elements(path, v, &wire)?;
                 let mut cur = self.current_elements(path);
-                cur.retain(|e| !patterns.iter().any(|p| selects(&path.attr, p, e)));
+                remove_matching(&path.attr, &mut cur, &patterns);
                 self.put(path, non_empty(cur));
                 Ok(())
             }
@@ -258,9 +258,7 @@ impl Engine<'_> {
             PatchOp::Add => {
                 let mut cur = self.current_elements(path);
                 if !blank(v) {
-                    for el in self.elements(path, v, &wire)? {
-                        merge_element(&path.attr, &mut cur, el);
-                    }
+                    merge_elements(&path.attr, &mut cur, self.elements(path, v, &wire)?);
                 }
                 self.put(path, non_empty(cur));
                 Ok(())
@@ -268,9 +266,7 @@ impl Engine<'_> {
             PatchOp::Replace => {
                 let mut cur = Vec::new();
                 if !blank(v) {
-                    for el in self.elements(path, v, &wire)? {
-                        merge_element(&path.attr, &mut cur, el);
-                    }
+                    merge_elements(&path.attr, &mut cur, self.elements(path, v, &wire)?);
                 }
                 self.put(path, non_empty(cur));
                 Ok(())

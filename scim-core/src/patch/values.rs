@@ -10,6 +10,7 @@ use crate::resource::Attributes;
 use crate::schema::{AttributeDef, Mutability, ResolvedPath, ResourceType, SchemaRegistry};
 use scim_v2::filter::ValFilter;
 use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
 
 pub(super) fn read_only_check(path: &ResolvedPath) -> Result<()> {
     if target::read_only(path) {
@@ -180,30 +181,85 @@ pub(super) fn single_primary(items: &mut [Value], touched: &[usize]) {
     }
 }
 
-/// Adds `el` unless an element with the same identity exists, in which case `el`'s
-/// sub-attributes are merged into it (RFC 7644 §3.5.2.1: an existing value is not duplicated).
-pub(super) fn merge_element(def: &AttributeDef, items: &mut Vec<Value>, el: Value) {
-    let idx = match items.iter().position(|e| same_element(def, e, &el)) {
-        Some(i) => {
-            match (items[i].as_object_mut(), el) {
-                // The existing element keeps its identity (`value`, `type`) as first spelled.
-                (Some(dst), Value::Object(src)) => {
-                    for (k, v) in src {
-                        if !(dst.contains_key(&k) && (k == "value" || k == "type")) {
-                            dst.insert(k, v);
+/// Adds each of `new` unless an element with the same identity exists, in which case its
+/// sub-attributes are merged into that element (RFC 7644 §3.5.2.1: an existing value is not
+/// duplicated). Identities are hashed, so replacing a large member list stays linear.
+pub(super) fn merge_elements(def: &AttributeDef, items: &mut Vec<Value>, new: Vec<Value>) {
+    let mut index: HashMap<Identity, usize> = HashMap::new();
+    for (i, el) in items.iter().enumerate() {
+        if let Some(key) = identity(def, el) {
+            index.entry(key).or_insert(i);
+        }
+    }
+    for el in new {
+        let key = identity(def, &el);
+        let found = match &key {
+            Some(key) => index.get(key).copied(),
+            None => items.iter().position(|e| same_element(def, e, &el)),
+        };
+        let idx = match found {
+            Some(i) => {
+                match (items[i].as_object_mut(), el) {
+                    // The existing element keeps its identity (`value`, `type`) as first spelled.
+                    (Some(dst), Value::Object(src)) => {
+                        for (k, v) in src {
+                            if !(dst.contains_key(&k) && (k == "value" || k == "type")) {
+                                dst.insert(k, v);
+                            }
                         }
                     }
+                    (_, el) => items[i] = el,
                 }
-                (_, el) => items[i] = el,
+                i
             }
-            i
-        }
-        None => {
-            items.push(el);
-            items.len() - 1
-        }
+            None => {
+                items.push(el);
+                if let Some(key) = key {
+                    index.insert(key, items.len() - 1);
+                }
+                items.len() - 1
+            }
+        };
+        single_primary(items, &[idx]);
+    }
+}
+
+/// Removes the elements any of `patterns` [`selects`]; member ids are looked up in a set.
+pub(super) fn remove_matching(def: &AttributeDef, items: &mut Vec<Value>, patterns: &[Value]) {
+    let ids: Option<HashSet<&str>> = (def.name == "members")
+        .then(|| patterns.iter().map(|p| p.get("value")?.as_str()).collect())
+        .flatten();
+    match ids {
+        Some(ids) => items.retain(|e| {
+            !e.get("value")
+                .and_then(Value::as_str)
+                .is_some_and(|v| ids.contains(v))
+        }),
+        None => items.retain(|e| !patterns.iter().any(|p| selects(def, p, e))),
+    }
+}
+
+/// What [`same_element`] compares, as a hashable key (`None` when an element has no `value`).
+type Identity = (String, Option<String>);
+
+fn identity(def: &AttributeDef, el: &Value) -> Option<Identity> {
+    if !def.is_multi_complex() {
+        return None;
+    }
+    let folded = |v: &Value, case_exact: bool| match v {
+        Value::String(s) if !case_exact => format!("s:{}", s.to_lowercase()),
+        other => other.to_string(),
     };
-    single_primary(items, &[idx]);
+    let value = folded(
+        el.get("value")?,
+        def.sub_attribute("value").is_some_and(|d| d.case_exact),
+    );
+    let kind = if def.name == "members" {
+        None
+    } else {
+        el.get("type").map(|t| folded(t, false))
+    };
+    Some((value, kind))
 }
 
 pub(super) fn scalar_eq(def: Option<&AttributeDef>, a: &Value, b: &Value) -> bool {

@@ -1520,3 +1520,29 @@ fn more_dialect_shapes() {
         ),
     );
 }
+
+#[test]
+fn large_inline_member_lists_stay_linear() {
+    // 20,000 members replaced, then half removed with the legacy value array: quadratic
+    // identity checks would take minutes here.
+    let members: Vec<Value> = (0..20_000)
+        .map(|i| json!({"value": format!("u-{i}")}))
+        .collect();
+    let removed: Vec<Value> = (0..10_000)
+        .map(|i| json!({"value": format!("u-{}", i * 2)}))
+        .collect();
+    let out = run(
+        "Group",
+        json!({"displayName": "Big"}),
+        json!([
+            {"op": "replace", "path": "members", "value": members},
+            {"op": "add", "path": "members", "value": members},
+            {"op": "remove", "path": "members", "value": removed}
+        ]),
+        Members::Inline,
+    )
+    .unwrap();
+    let left = out.attributes["members"].as_array().unwrap();
+    assert_eq!(left.len(), 10_000);
+    assert_eq!(left[0], json!({"value": "u-1"}));
+}
