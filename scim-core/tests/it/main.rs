@@ -1,4 +1,5 @@
-//! scim-core integration tests: one binary, one module per engine area.
+//! Integration tests of scim-core: one binary, a module per engine.
 
+mod filter;
 mod model;
 mod patch;

@@ -1,0 +1,319 @@
+//! The `[graph]` section of the server configuration.
+//!
+//! ```toml
+//! [graph]
+//! tenant_id = "contoso.onmicrosoft.com"
+//! client_id = "…"
+//! client_secret = "…"            # or client_certificate + client_key (PEM paths)
+//! mode = "apply"                 # "plan" (default without credentials) or "apply"
+//! rules = "/etc/scim/graph-rules.toml"
+//! ```
+//! Every key can be overridden by `SCIM_GRAPH_<KEY>` (upper case), see
+//! [`GraphConfig::apply_env`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default OAuth authority.
+pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+/// Default Graph base URL.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
+/// A secret string whose `Debug` output is redacted.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret value; do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"[redacted]\")")
+    }
+}
+
+/// Whether the bridge only records plans or also applies them.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Compute and record plans; call nothing.
+    Plan,
+    /// Apply plans to Microsoft Graph.
+    Apply,
+}
+
+/// The `[graph]` configuration section.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Entra tenant id or domain.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Application (client) id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret (redacted in `Debug`).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// PEM certificate path for a signed client assertion.
+    #[serde(default)]
+    pub client_certificate: Option<PathBuf>,
+    /// PEM RSA private key path for a signed client assertion.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// OAuth authority base URL.
+    #[serde(default = "default_authority")]
+    pub authority_url: String,
+    /// Graph base URL including the version segment.
+    #[serde(default = "default_graph")]
+    pub graph_url: String,
+    /// `plan` or `apply`; defaults to `apply` when credentials are configured, else `plan`.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Path of the rules file.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// Client-side Graph write rate (writes per second).
+    #[serde(default = "default_write_rate")]
+    pub writes_per_second: f64,
+    /// Burst size of the write rate limiter.
+    #[serde(default = "default_write_burst")]
+    pub write_burst: u32,
+    /// Attempts per work item before it goes to the dead-letter list.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_authority() -> String {
+    DEFAULT_AUTHORITY_URL.to_owned()
+}
+fn default_graph() -> String {
+    DEFAULT_GRAPH_URL.to_owned()
+}
+fn default_write_rate() -> f64 {
+    10.0
+}
+fn default_write_burst() -> u32 {
+    10
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            tenant_id: None,
+            client_id: None,
+            client_secret: None,
+            client_certificate: None,
+            client_key: None,
+            authority_url: default_authority(),
+            graph_url: default_graph(),
+            mode: None,
+            rules: None,
+            writes_per_second: default_write_rate(),
+            write_burst: default_write_burst(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+/// The credential the bridge authenticates with.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credential {
+    /// A client secret.
+    Secret(Secret),
+    /// A certificate (PEM) and its RSA private key (PEM), for a signed client assertion.
+    Certificate {
+        /// The certificate in PEM.
+        cert_pem: String,
+        /// The private key in PEM (redacted in `Debug`).
+        key_pem: Secret,
+    },
+}
+
+impl GraphConfig {
+    /// Applies `SCIM_GRAPH_*` overrides from `vars` (e.g. `std::env::vars()`).
+    /// Unknown `SCIM_GRAPH_*` keys are an error that names the key.
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        for (k, v) in vars {
+            let Some(key) = k.as_ref().strip_prefix("SCIM_GRAPH_") else {
+                continue;
+            };
+            let v: String = v.into();
+            let num = |name: &str| -> Result<f64> {
+                v.parse::<f64>()
+                    .map_err(|_| Error::Config(format!("SCIM_GRAPH_{name}: not a number: {v:?}")))
+            };
+            match key {
+                "TENANT_ID" => self.tenant_id = Some(v),
+                "CLIENT_ID" => self.client_id = Some(v),
+                "CLIENT_SECRET" => self.client_secret = Some(Secret(v)),
+                "CLIENT_CERTIFICATE" => self.client_certificate = Some(v.into()),
+                "CLIENT_KEY" => self.client_key = Some(v.into()),
+                "AUTHORITY_URL" => self.authority_url = v,
+                "GRAPH_URL" => self.graph_url = v,
+                "RULES" => self.rules = Some(v.into()),
+                "MODE" => {
+                    self.mode = Some(match v.to_ascii_lowercase().as_str() {
+                        "plan" => Mode::Plan,
+                        "apply" => Mode::Apply,
+                        _ => {
+                            return Err(Error::Config(format!(
+                                "SCIM_GRAPH_MODE: expected \"plan\" or \"apply\", got {v:?}"
+                            )));
+                        }
+                    })
+                }
+                "WRITES_PER_SECOND" => self.writes_per_second = num(key)?,
+                "WRITE_BURST" => self.write_burst = num(key)? as u32,
+                "MAX_ATTEMPTS" => self.max_attempts = num(key)? as u32,
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown environment key SCIM_GRAPH_{other}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether enough is configured to obtain tokens.
+    pub fn has_credentials(&self) -> bool {
+        self.tenant_id.is_some()
+            && self.client_id.is_some()
+            && (self.client_secret.is_some()
+                || (self.client_certificate.is_some() && self.client_key.is_some()))
+    }
+
+    /// The effective mode: explicit, else `apply` with credentials and `plan` without.
+    pub fn effective_mode(&self) -> Mode {
+        self.mode.unwrap_or(if self.has_credentials() {
+            Mode::Apply
+        } else {
+            Mode::Plan
+        })
+    }
+
+    /// Checks the section; errors name the offending key.
+    pub fn validate(&self) -> Result<()> {
+        if self.effective_mode() == Mode::Apply && !self.has_credentials() {
+            return Err(Error::Config(
+                "graph.mode = \"apply\" needs graph.tenant_id, graph.client_id and \
+                 graph.client_secret (or graph.client_certificate and graph.client_key)"
+                    .into(),
+            ));
+        }
+        if self.client_certificate.is_some() != self.client_key.is_some() {
+            return Err(Error::Config(
+                "graph.client_certificate and graph.client_key must be given together".into(),
+            ));
+        }
+        for (key, value) in [
+            ("graph.authority_url", &self.authority_url),
+            ("graph.graph_url", &self.graph_url),
+        ] {
+            url::Url::parse(value).map_err(|e| Error::Config(format!("{key}: {e}")))?;
+        }
+        if self.writes_per_second.is_nan() || self.writes_per_second <= 0.0 {
+            return Err(Error::Config(
+                "graph.writes_per_second must be positive".into(),
+            ));
+        }
+        if self.write_burst == 0 || self.max_attempts == 0 {
+            return Err(Error::Config(
+                "graph.write_burst and graph.max_attempts must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the credential (reading certificate files if configured).
+    pub fn credential(&self) -> Result<Option<Credential>> {
+        if let Some(s) = &self.client_secret {
+            return Ok(Some(Credential::Secret(s.clone())));
+        }
+        match (&self.client_certificate, &self.client_key) {
+            (Some(c), Some(k)) => Ok(Some(Credential::Certificate {
+                cert_pem: std::fs::read_to_string(c)?,
+                key_pem: Secret(std::fs::read_to_string(k)?),
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_section_and_redacts_secret() {
+        let c: GraphConfig = toml::from_str(
+            r#"tenant_id = "t"
+client_id = "c"
+client_secret = "hunter2"
+rules = "rules.toml""#,
+        )
+        .unwrap();
+        assert_eq!(c.effective_mode(), Mode::Apply);
+        assert_eq!(c.graph_url, DEFAULT_GRAPH_URL);
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn default_is_plan_mode_and_unknown_keys_fail() {
+        assert_eq!(GraphConfig::default().effective_mode(), Mode::Plan);
+        GraphConfig::default().validate().unwrap();
+        assert!(toml::from_str::<GraphConfig>("bogus = 1").is_err());
+        let c: GraphConfig = toml::from_str("mode = \"apply\"").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("graph.tenant_id")
+        );
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = GraphConfig::default();
+        c.apply_env([
+            ("SCIM_GRAPH_TENANT_ID", "t"),
+            ("SCIM_GRAPH_CLIENT_ID", "c"),
+            ("SCIM_GRAPH_CLIENT_SECRET", "s3cret"),
+            ("SCIM_GRAPH_MODE", "plan"),
+            ("SCIM_GRAPH_GRAPH_URL", "http://127.0.0.1:1/v1.0"),
+            ("PATH", "/bin"),
+        ])
+        .unwrap();
+        assert_eq!(c.client_secret, Some(Secret::new("s3cret")));
+        assert_eq!(c.effective_mode(), Mode::Plan);
+        assert_eq!(c.graph_url, "http://127.0.0.1:1/v1.0");
+        let err = c.apply_env([("SCIM_GRAPH_NOPE", "x")]).unwrap_err();
+        assert!(err.to_string().contains("SCIM_GRAPH_NOPE"));
+        assert!(c.apply_env([("SCIM_GRAPH_MODE", "yolo")]).is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Reconciliation of one user: evaluate the rules, read Graph (restricted to
+//! the catalog), plan the difference, apply it and report every step.
+
+mod apply;
+mod read;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::Result;
+use crate::clock::Clock;
+use crate::config::{GraphConfig, Mode};
+use crate::directory::UserDirectory;
+use crate::graph::{GraphClient, Outcome};
+use crate::plan::{ActualState, Plan, PlanContext, plan};
+use crate::rules::Rules;
+
+/// The outcome of one applied step.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    /// Position in the plan.
+    pub index: usize,
+    /// Step label (e.g. `add_group`).
+    pub step: String,
+    /// Catalog object or detail the step concerns.
+    pub target: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// The result of applying a plan.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ApplyReport {
+    /// Graph id of the user (set after a create).
+    pub graph_user_id: Option<String>,
+    /// One record per attempted step.
+    pub steps: Vec<StepRecord>,
+    /// Set when applying stopped on a transient failure (retry later).
+    pub transient_failure: Option<String>,
+    /// Number of permanent failures recorded.
+    pub permanent_failures: usize,
+}
+
+impl ApplyReport {
+    /// Every step succeeded.
+    pub fn is_complete(&self) -> bool {
+        self.transient_failure.is_none() && self.permanent_failures == 0
+    }
+}
+
+/// What the bridge knows about a user between runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct UserLink {
+    /// The Graph user id last matched or created.
+    pub graph_id: Option<String>,
+    /// When the user became a leaver (for the hard-delete retention).
+    pub left_at: Option<OffsetDateTime>,
+}
+
+/// The result of reconciling one user.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reconciled {
+    /// The plan.
+    pub plan: Plan,
+    /// What applying it did (`None` in plan mode).
+    pub report: Option<ApplyReport>,
+    /// The link to remember for next time.
+    pub link: UserLink,
+}
+
+/// The reconciler: rules plus, in apply mode, a Graph client.
+#[derive(Clone)]
+pub struct Bridge {
+    rules: Arc<Rules>,
+    client: Option<Arc<GraphClient>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bridge {
+    /// Builds the bridge from the `[graph]` section: loads and validates the
+    /// rules file, and creates a Graph client only in apply mode.
+    pub fn from_config(cfg: &GraphConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        cfg.validate()?;
+        let path = cfg.rules.as_ref().ok_or_else(|| {
+            crate::Error::Config("graph.rules: path of the rules file is required".into())
+        })?;
+        let rules = Arc::new(Rules::load(path)?);
+        let client = match cfg.effective_mode() {
+            Mode::Plan => None,
+            Mode::Apply => Some(Arc::new(GraphClient::from_config(cfg, clock.clone())?)),
+        };
+        Ok(Self::new(rules, client, clock))
+    }
+
+    /// A bridge; without a client it runs in plan mode and calls nothing.
+    pub fn new(rules: Arc<Rules>, client: Option<Arc<GraphClient>>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            rules,
+            client,
+            clock,
+        }
+    }
+
+    /// Plan or apply.
+    pub fn mode(&self) -> Mode {
+        if self.client.is_some() {
+            Mode::Apply
+        } else {
+            Mode::Plan
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The Graph client, in apply mode.
+    pub fn client(&self) -> Option<&Arc<GraphClient>> {
+        self.client.as_ref()
+    }
+
+    /// Computes the plan for a user without writing anything (Graph is read in apply mode only).
+    pub async fn plan_user(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Plan> {
+        let scim = dir.get_user(tenant, user_id).await?;
+        let desired = self.rules.evaluate(scim.as_ref());
+        let now = self.clock.now();
+        let left_at = if desired.is_leaver() {
+            Some(link.left_at.unwrap_or(now))
+        } else {
+            None
+        };
+        let mut ctx = PlanContext {
+            left_at,
+            now: Some(now),
+            manager_graph_id: None,
+        };
+        let actual = match &self.client {
+            None => ActualState::default(),
+            Some(client) => {
+                if let Some(mgr) = &desired.manager {
+                    ctx.manager_graph_id = self.resolve_manager(client, dir, tenant, mgr).await?;
+                }
+                read::actual_state(client, &self.rules, &desired, link.graph_id.as_deref()).await?
+            }
+        };
+        Ok(plan(&self.rules, &desired, &actual, &ctx))
+    }
+
+    async fn resolve_manager(
+        &self,
+        client: &GraphClient,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        mgr: &str,
+    ) -> Result<Option<String>> {
+        let Some(m) = dir.get_user(tenant, mgr).await? else {
+            return Ok(None);
+        };
+        let Some(v) = self.rules.match_value(&m) else {
+            return Ok(None);
+        };
+        read::find_user(client, &self.rules, &v)
+            .await
+            .map(|u| u.and_then(|u| u["id"].as_str().map(str::to_owned)))
+    }
+
+    /// Plans and (in apply mode) applies the plan for one user.
+    pub async fn reconcile_user(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Reconciled> {
+        let plan = self.plan_user(dir, tenant, user_id, link).await?;
+        let now = self.clock.now();
+        let mut new_link = UserLink {
+            graph_id: plan.graph_user_id.clone().or_else(|| link.graph_id.clone()),
+            left_at: if plan.desired.is_leaver() {
+                Some(link.left_at.unwrap_or(now))
+            } else {
+                None
+            },
+        };
+        let report = match &self.client {
+            None => None,
+            Some(client) => {
+                let r = apply::apply(client, &plan).await;
+                if r.graph_user_id.is_some() {
+                    new_link.graph_id = r.graph_user_id.clone();
+                }
+                if plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, crate::plan::Step::DeleteUser))
+                    && r.steps
+                        .iter()
+                        .any(|s| s.step == "delete_user" && s.outcome.is_success())
+                {
+                    new_link.graph_id = None;
+                }
+                Some(r)
+            }
+        };
+        Ok(Reconciled {
+            plan,
+            report,
+            link: new_link,
+        })
+    }
+}

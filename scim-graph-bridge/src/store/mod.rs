@@ -1,0 +1,402 @@
+//! The bridge's durable state in the server's database (SQLite or PostgreSQL).
+//!
+//! Tables (see `migrations/{sqlite,postgres}/`): `bridge_cursor` (outbox
+//! position per tenant), `bridge_work` (one coalesced row per user, doubling as
+//! its lease row), `bridge_links` (Graph id and leave time per user),
+//! `bridge_dead_letters` and `bridge_plans` (every plan with its step outcomes).
+//! Migrations are tracked in `bridge_schema_migrations`, separate from any
+//! other migrator sharing the database.
+
+mod queue;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+pub use queue::{FailOutcome, WorkItem};
+
+use crate::Result;
+use crate::clock::{from_millis, to_millis};
+use crate::plan::Plan;
+use crate::reconcile::{ApplyReport, UserLink};
+
+/// A database holding the bridge's tables.
+#[derive(Clone, Debug)]
+pub enum BridgeStore {
+    /// SQLite.
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs the same body against either pool kind; `$pg` tells which.
+macro_rules! on_pool {
+    ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
+        match $self {
+            BridgeStore::Sqlite($pool) => {
+                let $pg = false;
+                $body
+            }
+            BridgeStore::Postgres($pool) => {
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// SQL written with `$n` placeholders, converted to `?n` for SQLite.
+pub(crate) fn sql(pg: bool, s: &str) -> String {
+    if pg {
+        s.to_owned()
+    } else {
+        s.replace('$', "?")
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "bridge_state",
+    include_str!("../../migrations/sqlite/0001_bridge_state.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "bridge_state",
+    include_str!("../../migrations/postgres/0001_bridge_state.sql"),
+)];
+
+/// Applies the SQLite migrations.
+pub async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
+    BridgeStore::Sqlite(pool.clone()).migrate().await
+}
+
+/// Applies the PostgreSQL migrations.
+pub async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<()> {
+    BridgeStore::Postgres(pool.clone()).migrate().await
+}
+
+/// A dead-lettered work item.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeadLetter {
+    /// Id for `retry`.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// SCIM user id.
+    pub user_id: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Why it was given up.
+    pub reason: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A recorded plan.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlanRecord {
+    /// Record id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// SCIM user id.
+    pub user_id: String,
+    /// When it was computed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// `plan` or `apply`.
+    pub mode: String,
+    /// `planned`, `noop`, `applied`, `partial` or `failed`.
+    pub status: String,
+    /// The plan.
+    pub plan: Plan,
+    /// Step outcomes, when applied.
+    pub report: Option<ApplyReport>,
+}
+
+/// Outbox position of a tenant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CursorStatus {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Last change turned into work.
+    pub last_seq: i64,
+    /// Newest change in the outbox.
+    pub head_seq: i64,
+}
+
+/// What `bridge status` shows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// Users with pending work.
+    pub pending: i64,
+    /// Of which currently leased by a worker.
+    pub leased: i64,
+    /// Of which retrying after a failure.
+    pub retrying: i64,
+    /// Dead letters.
+    pub dead_letters: i64,
+    /// Recorded plans.
+    pub plans: i64,
+    /// Outbox positions.
+    pub cursors: Vec<CursorStatus>,
+}
+
+impl BridgeStore {
+    /// Creates or upgrades the bridge tables (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        on_pool!(self, |pool, pg| {
+            let migrations = if pg {
+                POSTGRES_MIGRATIONS
+            } else {
+                SQLITE_MIGRATIONS
+            };
+            let mut tx = pool.begin().await?;
+            if pg {
+                sqlx::query("SELECT pg_advisory_xact_lock(7318044129)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS bridge_schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            for (version, name, text) in migrations {
+                let done = sqlx::query(&sql(
+                    pg,
+                    "SELECT 1 FROM bridge_schema_migrations WHERE version = $1",
+                ))
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if done.is_some() {
+                    continue;
+                }
+                sqlx::raw_sql(text).execute(&mut *tx).await?;
+                sqlx::query(&sql(pg, "INSERT INTO bridge_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)"))
+                    .bind(*version)
+                    .bind(*name)
+                    .bind(to_millis(OffsetDateTime::now_utc()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The remembered link of a user.
+    pub async fn get_link(&self, tenant: &str, user: &str) -> Result<UserLink> {
+        on_pool!(self, |pool, pg| {
+            let row = sqlx::query(&sql(pg, "SELECT graph_id, left_at_ms FROM bridge_links WHERE tenant_id = $1 AND user_id = $2"))
+                .bind(tenant)
+                .bind(user)
+                .fetch_optional(pool)
+                .await?;
+            Ok(match row {
+                None => UserLink::default(),
+                Some(r) => UserLink {
+                    graph_id: r.try_get("graph_id")?,
+                    left_at: r.try_get::<Option<i64>, _>("left_at_ms")?.map(from_millis),
+                },
+            })
+        })
+    }
+
+    /// Stores the link of a user.
+    pub async fn put_link(
+        &self,
+        tenant: &str,
+        user: &str,
+        link: &UserLink,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        on_pool!(self, |pool, pg| {
+            sqlx::query(&sql(
+                pg,
+                "INSERT INTO bridge_links (tenant_id, user_id, graph_id, left_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET graph_id = $3, left_at_ms = $4, updated_at_ms = $5",
+            ))
+            .bind(tenant)
+            .bind(user)
+            .bind(link.graph_id.clone())
+            .bind(link.left_at.map(to_millis))
+            .bind(to_millis(now))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Records a plan and its outcome; returns the record id.
+    pub async fn record_plan(
+        &self,
+        tenant: &str,
+        user: &str,
+        mode: &str,
+        plan: &Plan,
+        report: Option<&ApplyReport>,
+        now: OffsetDateTime,
+    ) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let status = match report {
+            _ if plan.is_noop() => "noop",
+            None => "planned",
+            Some(r) if r.is_complete() => "applied",
+            Some(r) if r.steps.iter().any(|s| s.outcome.is_success()) => "partial",
+            Some(_) => "failed",
+        };
+        let kind = serde_json::to_value(plan.kind)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let plan_json = serde_json::to_string(plan)?;
+        let report_json = report.map(serde_json::to_string).transpose()?;
+        on_pool!(self, |pool, pg| {
+            sqlx::query(&sql(
+                pg,
+                "INSERT INTO bridge_plans (id, tenant_id, user_id, created_at_ms, mode, kind, status, plan_json, report_json)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            ))
+            .bind(&id)
+            .bind(tenant)
+            .bind(user)
+            .bind(to_millis(now))
+            .bind(mode)
+            .bind(&kind)
+            .bind(status)
+            .bind(&plan_json)
+            .bind(report_json.clone())
+            .execute(pool)
+            .await?;
+            Ok::<_, crate::Error>(())
+        })?;
+        Ok(id)
+    }
+
+    /// Recorded plans of a user, newest first.
+    pub async fn plans_for_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        limit: i64,
+    ) -> Result<Vec<PlanRecord>> {
+        on_pool!(self, |pool, pg| {
+            let rows = sqlx::query(&sql(
+                pg,
+                "SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
+                 WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at_ms DESC, id LIMIT $3",
+            ))
+            .bind(tenant)
+            .bind(user)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::new();
+            for r in rows {
+                let report: Option<String> = r.try_get("report_json")?;
+                out.push(PlanRecord {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    user_id: r.try_get("user_id")?,
+                    created_at: from_millis(r.try_get("created_at_ms")?),
+                    mode: r.try_get("mode")?,
+                    status: r.try_get("status")?,
+                    plan: serde_json::from_str(&r.try_get::<String, _>("plan_json")?)?,
+                    report: report.map(|s| serde_json::from_str(&s)).transpose()?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Dead letters, oldest first, optionally of one tenant.
+    pub async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>> {
+        on_pool!(self, |pool, pg| {
+            let rows = sqlx::query(&sql(
+                pg,
+                "SELECT id, tenant_id, user_id, attempts, reason, created_at_ms FROM bridge_dead_letters
+                 WHERE tenant_id = COALESCE($1, tenant_id) ORDER BY created_at_ms, id",
+            ))
+            .bind(tenant)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DeadLetter {
+                        id: r.try_get("id")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        user_id: r.try_get("user_id")?,
+                        attempts: r.try_get("attempts")?,
+                        reason: r.try_get("reason")?,
+                        created_at: from_millis(r.try_get("created_at_ms")?),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Puts a dead letter back on the queue (due now); `false` if no such id.
+    pub async fn retry_dead_letter(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
+        on_pool!(self, |pool, pg| {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(&sql(
+                pg,
+                "DELETE FROM bridge_dead_letters WHERE id = $1 RETURNING tenant_id, user_id",
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { return Ok(false) };
+            let (tenant, user): (String, String) =
+                (row.try_get("tenant_id")?, row.try_get("user_id")?);
+            queue::upsert_work!(&mut *tx, pg, &tenant, &user, to_millis(now));
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Counters for `bridge status`.
+    pub async fn status(&self) -> Result<Status> {
+        on_pool!(self, |pool, _pg| {
+            let mut n = Vec::new();
+            for q in [
+                "SELECT COUNT(*) FROM bridge_work",
+                "SELECT COUNT(*) FROM bridge_work WHERE lease_owner IS NOT NULL",
+                "SELECT COUNT(*) FROM bridge_work WHERE last_error IS NOT NULL",
+                "SELECT COUNT(*) FROM bridge_dead_letters",
+                "SELECT COUNT(*) FROM bridge_plans",
+            ] {
+                n.push(sqlx::query(q).fetch_one(pool).await?.try_get::<i64, _>(0)?);
+            }
+            let rows = sqlx::query(
+                "SELECT c.tenant_id AS tenant_id, COALESCE(b.last_seq, 0) AS last_seq, c.head AS head_seq
+                 FROM (SELECT tenant_id, MAX(tenant_seq) AS head FROM scim_changes GROUP BY tenant_id) c
+                 LEFT JOIN bridge_cursor b ON b.tenant_id = c.tenant_id ORDER BY c.tenant_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            let cursors = rows
+                .iter()
+                .map(|r| {
+                    Ok(CursorStatus {
+                        tenant_id: r.try_get("tenant_id")?,
+                        last_seq: r.try_get("last_seq")?,
+                        head_seq: r.try_get("head_seq")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Status {
+                pending: n[0],
+                leased: n[1],
+                retrying: n[2],
+                dead_letters: n[3],
+                plans: n[4],
+                cursors,
+            })
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the bridge against the loopback fake Graph and real databases.
+
+mod db;
+mod graph_client;
+mod reconcile;
+#[allow(dead_code)]
+mod support;
+mod worker;

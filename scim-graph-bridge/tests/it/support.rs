@@ -1,0 +1,145 @@
+//! Shared fixtures: a fake Graph tenant seeded with a catalog, a client and rules.
+
+use std::sync::Arc;
+
+use scim_graph_bridge::clock::ManualClock;
+use scim_graph_bridge::config::{Credential, Secret};
+use scim_graph_bridge::directory::MemoryDirectory;
+use scim_graph_bridge::fake_graph::{FakeConfig, FakeGraph};
+use scim_graph_bridge::graph::{GraphClient, RetryPolicy};
+use scim_graph_bridge::reconcile::Bridge;
+use scim_graph_bridge::rules::Rules;
+use serde_json::{Value, json};
+
+pub const TENANT: &str = "t1";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const HELPDESK_ROLE: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+
+pub struct Env {
+    pub fake: FakeGraph,
+    pub clock: Arc<ManualClock>,
+    pub client: Arc<GraphClient>,
+    pub rules: Arc<Rules>,
+    pub dir: Arc<MemoryDirectory>,
+    pub g_all: String,
+    pub g_eng: String,
+    pub g_sup: String,
+    pub g_manual: String,
+    pub sku_e5: String,
+    pub sku_e3: String,
+}
+
+pub fn client(fake: &FakeGraph, clock: Arc<ManualClock>, rate: f64, burst: u32) -> GraphClient {
+    let cfg = fake.config();
+    GraphClient::new(
+        &fake.authority_url(),
+        &fake.graph_url(),
+        &cfg.tenant_id,
+        &cfg.client_id,
+        Credential::Secret(Secret::new(cfg.client_secret.clone().unwrap_or_default())),
+        rate,
+        burst,
+        RetryPolicy::default(),
+        clock,
+    )
+}
+
+pub async fn env_with(create: bool, extra_rules: &str) -> Env {
+    let fake = FakeGraph::start(FakeConfig::default())
+        .await
+        .expect("fake graph");
+    let (g_all, g_eng, g_sup, g_manual, sku_e5, sku_e3) = fake.with_directory(|d| {
+        (
+            d.add_group("all-staff"),
+            d.add_group("eng"),
+            d.add_group("support"),
+            d.add_group("manual"),
+            d.add_sku("SPE_E5", 10),
+            d.add_sku("ENTERPRISEPACK", 10),
+        )
+    });
+    let text = format!(
+        r#"
+[match]
+scim = "userName"
+graph = "userPrincipalName"
+[create]
+enabled = {create}
+usage_location = "US"
+[catalog.groups]
+all-staff = "{g_all}"
+eng = "{g_eng}"
+support = "{g_sup}"
+[catalog.licenses]
+e5 = {{ sku_id = "{sku_e5}" }}
+e3 = {{ sku_id = "{sku_e3}" }}
+[catalog.roles]
+helpdesk = {{ role_definition_id = "{HELPDESK_ROLE}", directory_scope_id = "/" }}
+[defaults]
+groups = ["all-staff"]
+[[rule]]
+name = "engineering"
+when = {{ department = "Engineering" }}
+groups = ["eng"]
+licenses = ["e5"]
+[[rule]]
+name = "support"
+when = {{ department = {{ in = ["IT", "Service Desk"] }}, title = {{ starts_with = "Support" }} }}
+groups = ["support"]
+licenses = ["e3"]
+roles = ["helpdesk"]
+{extra_rules}
+"#
+    );
+    let rules = Arc::new(Rules::from_toml(&text).expect("rules"));
+    let clock = Arc::new(ManualClock::fixed());
+    let client = Arc::new(client(&fake, clock.clone(), 15.0, 15));
+    Env {
+        fake,
+        clock,
+        client,
+        rules,
+        dir: Arc::new(MemoryDirectory::new()),
+        g_all,
+        g_eng,
+        g_sup,
+        g_manual,
+        sku_e5,
+        sku_e3,
+    }
+}
+
+pub async fn env() -> Env {
+    env_with(true, "").await
+}
+
+impl Env {
+    pub fn bridge(&self) -> Bridge {
+        Bridge::new(
+            self.rules.clone(),
+            Some(self.client.clone()),
+            self.clock.clone(),
+        )
+    }
+    pub fn plan_bridge(&self) -> Bridge {
+        Bridge::new(self.rules.clone(), None, self.clock.clone())
+    }
+    /// Seeds a Graph user that the SCIM user `upn` matches.
+    pub fn graph_user(&self, upn: &str) -> String {
+        self.fake.with_directory(|d| {
+            d.add_user(json!({"userPrincipalName": upn, "displayName": upn, "mailNickname": "x", "usageLocation": "US"}))
+        })
+    }
+}
+
+pub fn scim_user(upn: &str, dept: &str, title: &str, active: bool) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "userName": upn,
+        "displayName": format!("User {upn}"),
+        "name": {"givenName": "Given", "familyName": "Family"},
+        "title": title,
+        "active": active,
+        ENTERPRISE: {"department": dept, "employeeNumber": "E-1"}
+    })
+}
