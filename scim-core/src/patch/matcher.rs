@@ -1,47 +1,39 @@
 //! Value-path filters (`emails[type eq "work"]`): matching one element, and reading what an
 //! `eq` conjunction says an element must contain.
 //!
-//! TEMPORARY: `crate::filter::Filter::resolve_value_filter` and `Filter::matches_element` are
-//! being written on the filter branch and `todo!()` until it is merged. Until then
-//! [`ElementFilter`] evaluates the `scim_v2` value filter itself (comparisons on sub-attributes,
-//! `and`/`or`/`not`, `pr`), with each sub-attribute's `caseExact`. When the filter branch lands,
-//! `ElementFilter::new` becomes `Filter::resolve_value_filter(..)` and `matches` becomes
-//! `filter.matches_element(element)`; nothing else in the PATCH engine changes.
+//! Matching is the filter module's ([`crate::filter::Filter::resolve_value_filter`] and
+//! [`crate::filter::Filter::matches_element`]), so a PATCH value path selects exactly the
+//! elements the same filter selects in a query (`caseExact`, types, undeclared sub-attributes).
 
 use crate::error::{Error, Result};
 use crate::schema::{AttributeDef, AttributeType, ResolvedPath, ResourceType, SchemaRegistry};
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, ValFilter};
 use serde_json::{Map, Value};
-use std::cmp::Ordering;
 
 /// A value filter resolved against the attribute it selects elements of.
 #[derive(Debug, Clone)]
 pub(super) struct ElementFilter {
-    filter: ValFilter,
-    parent: AttributeDef,
+    filter: crate::filter::Filter,
 }
 
 impl ElementFilter {
-    /// Checks that every path in `filter` names a sub-attribute of `parent` directly
-    /// (`invalidPath` for `emails[name.givenName eq "x"]`). Names the parent does not declare
-    /// are undeclared sub-attributes, as in the filter module.
+    /// Resolves `filter` against `parent` with the filter module (`invalidPath` when it names
+    /// something that is not a sub-attribute of `parent`).
     pub(super) fn new(
         registry: &SchemaRegistry,
         rt: &ResourceType,
         parent: &ResolvedPath,
         filter: &ValFilter,
     ) -> Result<Self> {
-        let _ = (registry, rt); // for `Filter::resolve_value_filter` once the filter branch lands
         check_paths(&parent.attr, filter)?;
-        Ok(Self {
-            filter: filter.clone(),
-            parent: parent.attr.clone(),
-        })
+        let filter = crate::filter::Filter::resolve_value_filter(registry, rt, parent, filter)
+            .map_err(|e| Error::invalid_path(e.detail().to_string()))?;
+        Ok(Self { filter })
     }
 
     /// Whether one element satisfies the filter.
     pub(super) fn matches(&self, element: &Value) -> bool {
-        eval(&self.parent, &self.filter, element)
+        self.filter.matches_element(element)
     }
 }
 
@@ -60,68 +52,6 @@ fn check_paths(parent: &AttributeDef, filter: &ValFilter) -> Result<()> {
         ValFilter::And(items) | ValFilter::Or(items) => {
             items.iter().try_for_each(|f| check_paths(parent, f))
         }
-    }
-}
-
-fn sub_value<'a>(element: &'a Value, name: &str) -> Option<&'a Value> {
-    element
-        .as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
-
-fn eval(parent: &AttributeDef, filter: &ValFilter, element: &Value) -> bool {
-    match filter {
-        ValFilter::Attr(AttrExp::Present(p)) => sub_value(element, &p.name).is_some_and(|v| {
-            !(v.is_null()
-                || v.as_str().is_some_and(str::is_empty)
-                || v.as_array().is_some_and(Vec::is_empty)
-                || v.as_object().is_some_and(Map::is_empty))
-        }),
-        ValFilter::Attr(AttrExp::Comparison(p, op, value)) => {
-            let case_exact = parent.sub_attribute(&p.name).is_some_and(|s| s.case_exact);
-            compare(sub_value(element, &p.name), op, value, case_exact)
-        }
-        ValFilter::Not(inner) => !eval(parent, inner, element),
-        ValFilter::And(items) => items.iter().all(|f| eval(parent, f, element)),
-        ValFilter::Or(items) => items.iter().any(|f| eval(parent, f, element)),
-    }
-}
-
-fn compare(actual: Option<&Value>, op: &CompareOp, wanted: &CompValue, case_exact: bool) -> bool {
-    let actual = actual.unwrap_or(&Value::Null);
-    let ordering = match (actual, wanted) {
-        (Value::String(a), CompValue::Str(b)) => {
-            let (a, b) = if case_exact {
-                (a.clone(), b.clone())
-            } else {
-                (a.to_lowercase(), b.to_lowercase())
-            };
-            match op {
-                CompareOp::Co => return a.contains(&b),
-                CompareOp::Sw => return a.starts_with(&b),
-                CompareOp::Ew => return a.ends_with(&b),
-                _ => Some(a.cmp(&b)),
-            }
-        }
-        (Value::Number(a), CompValue::Number(b)) => a
-            .as_f64()
-            .zip(b.as_f64())
-            .and_then(|(a, b)| a.partial_cmp(&b)),
-        (Value::Bool(a), CompValue::True) => Some(a.cmp(&true)),
-        (Value::Bool(a), CompValue::False) => Some(a.cmp(&false)),
-        (Value::Null, CompValue::Null) => Some(Ordering::Equal),
-        _ => None,
-    };
-    match op {
-        CompareOp::Eq => ordering == Some(Ordering::Equal),
-        CompareOp::Ne => ordering != Some(Ordering::Equal),
-        CompareOp::Gt => ordering == Some(Ordering::Greater),
-        CompareOp::Ge => matches!(ordering, Some(Ordering::Greater | Ordering::Equal)),
-        CompareOp::Lt => ordering == Some(Ordering::Less),
-        CompareOp::Le => matches!(ordering, Some(Ordering::Less | Ordering::Equal)),
-        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
     }
 }
 
