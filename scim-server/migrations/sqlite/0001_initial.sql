@@ -77,7 +77,7 @@ CREATE TABLE memberships (
     CONSTRAINT memberships_member_fkey FOREIGN KEY (tenant_id, member_id)
         REFERENCES resources (tenant_id, id) ON DELETE CASCADE
 );
-CREATE INDEX memberships_member ON memberships (tenant_id, member_id);
+CREATE INDEX memberships_member ON memberships (tenant_id, member_id, group_id);
 
 -- The outbox: one record per write, hash-chained per tenant. Read directly by the Graph bridge.
 CREATE TABLE scim_changes (

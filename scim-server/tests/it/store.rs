@@ -1031,6 +1031,87 @@ async fn filter_oracle(db: Arc<TestDb>) {
     );
 }
 
+/// Filters on membership (a Group's `members`, a User's `groups`), which lives in its own table,
+/// checked against the evaluator on the representations a read with members and groups returns.
+const MEMBERSHIP_GROUP_FILTERS: &[&str] = &[
+    r#"members[value eq "id-03"]"#,
+    r#"members.value eq "id-03""#,
+    r#"members.value eq "ID-03""#,
+    r#"members pr"#,
+    r#"not (members pr)"#,
+    r#"members[type eq "Group"]"#,
+    r#"members.type eq "user""#,
+    r#"members.display co "person""#,
+    r#"members[value eq "id-03"] and displayName eq "team 1""#,
+    r#"id eq "g-1" and members[value eq "id-03"]"#,
+    r#"members.value sw "id-0""#,
+    r#"members[value ne "id-03"]"#,
+    r#"members.value ne "id-03""#,
+    r#"displayName co "team""#,
+];
+
+const MEMBERSHIP_USER_FILTERS: &[&str] = &[
+    r#"groups[value eq "g-1"]"#,
+    r#"groups.value eq "G-1""#,
+    r#"groups pr"#,
+    r#"not (groups pr)"#,
+    r#"groups.display sw "team""#,
+    r#"groups[display eq "ops team" and type eq "direct"]"#,
+    r#"userName sw "user0" and groups pr"#,
+];
+
+async fn membership_filter_oracle(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for p in population() {
+        create(s, "t1", &p).await.unwrap();
+    }
+    let teams: &[(&str, &str, &[&str])] = &[
+        (
+            "g-0",
+            "Team 0",
+            &["id-00", "id-01", "id-02", "id-03", "id-04"],
+        ),
+        ("g-1", "Team 1", &["id-03", "id-05", "g-0"]),
+        ("g-2", "Empty", &[]),
+        ("g-3", "Ops Team", &["id-10", "id-20"]),
+        ("g-4", "Ângeles", &["id-02"]),
+    ];
+    for (id, name, members) in teams {
+        create(s, "t1", &group(id, name, members)).await.unwrap();
+    }
+    let all = Load {
+        members: true,
+        groups: true,
+    };
+    let mut failures = Vec::new();
+    for (rt, filters) in [
+        (groups(), MEMBERSHIP_GROUP_FILTERS),
+        (users(), MEMBERSHIP_USER_FILTERS),
+    ] {
+        let docs: Vec<Resource> = s.list("t1", rt, &query(None), all).await.unwrap().resources;
+        for text in filters {
+            let filter =
+                Filter::parse(registry(), rt, text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            let want: BTreeSet<String> = docs
+                .iter()
+                .filter(|d| filter.matches(d.to_json(registry(), None).as_object().unwrap()))
+                .map(|d| d.id.clone())
+                .collect();
+            let got: BTreeSet<String> = ids(s, "t1", rt, filter).await.into_iter().collect();
+            if got != want {
+                failures.push(format!(
+                    "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "SQL and evaluator disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
 /// `sortBy` attributes the SQL order is checked against `scim_core::query::sort_resources` with.
 const ORACLE_SORTS: &[&str] = &[
     "userName",
@@ -1343,7 +1424,7 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
         create(
             s,
             "t1",
-            &group(&format!("g-{i:02}"), &format!("Group {i}"), &[]),
+            &group(&format!("g-{i}"), &format!("Group {i}"), &[]),
         )
         .await
         .unwrap();
@@ -1366,6 +1447,12 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
          INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) \
          SELECT 't1', 'filler-' || i, 'emails', 'work', 'filler' || i || '@example.com' FROM n",
+    )
+    .await;
+    db.execute(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         SELECT 't1', 'g-' || (CAST(substr(id, 8) AS INTEGER) % 40), id, 'User' \
+         FROM resources WHERE tenant_id = 't1' AND id LIKE 'filler-%'",
     )
     .await;
     db.execute("ANALYZE").await;
@@ -1416,6 +1503,15 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
             u,
             eq(u, "manager", json!("id-01")),
             "manager_id",
+        ),
+        (
+            "group members[value eq]",
+            groups(),
+            Filter::ValuePath {
+                path: path(groups(), "members"),
+                filter: Box::new(eq(groups(), "members.value", json!("filler-7"))),
+            },
+            "member_id",
         ),
     ];
     for (name, rt, filter, column) in cases {
@@ -1767,6 +1863,7 @@ both!(
     tenant_isolation,
     list_paging_and_sorting,
     filter_oracle,
+    membership_filter_oracle,
     sort_oracle,
     filters_by_hand,
     outbox,

@@ -2,7 +2,7 @@
 
 use super::json::{JsonRef, Kind};
 use super::{Arg, Dialect, Sql, attr_keys};
-use crate::store::row::{INDEXED_MULTI_VALUED, fold};
+use crate::store::row::{INDEXED_MULTI_VALUED, fold, is_group, is_user};
 use scim_core::filter::{CompareOp, Comparison, Filter};
 use scim_core::resource::parse_datetime;
 use scim_core::schema::{
@@ -100,9 +100,14 @@ pub(super) fn compile(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, filter: &Filt
 
 /// The JSON value a path reads in a scope (the attribute, or the element inside `attr[...]`) and
 /// the sub-attribute to read in it.
-fn target(sql: &mut Sql, scope: &Scope, path: &ResolvedPath) -> (JsonRef, Option<String>) {
+fn target(
+    sql: &mut Sql,
+    ctx: &Ctx<'_>,
+    scope: &Scope,
+    path: &ResolvedPath,
+) -> (JsonRef, Option<String>) {
     let json = match scope {
-        Scope::Resource => JsonRef::root(sql, &attr_keys(path)),
+        Scope::Resource => resource_json(sql, ctx, path),
         Scope::Element(elem) => elem.clone(),
     };
     let sub = match (&path.sub, scope) {
@@ -159,7 +164,7 @@ fn present(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, path: &ResolvedPath) -> 
         }
     }
     let json = match scope {
-        Scope::Resource => JsonRef::root(sql, &attr_keys(path)),
+        Scope::Resource => resource_json(sql, ctx, path),
         Scope::Element(elem) => elem.clone(),
     };
     let sub = path.sub.as_ref().map(|s| s.name.clone());
@@ -189,8 +194,11 @@ fn compare(sql: &mut Sql, ctx: &Ctx<'_>, scope: &Scope, c: &Comparison) -> Strin
         if let Some(lookup) = value_lookup(sql, ctx, &c.path, std::slice::from_ref(c)) {
             return lookup;
         }
+        if let Some(lookup) = member_lookup(sql, ctx, &c.path, std::slice::from_ref(c)) {
+            return lookup;
+        }
     }
-    let (json, sub) = target(sql, scope, &c.path);
+    let (json, sub) = target(sql, ctx, scope, &c.path);
     let leaf = match (&c.path.sub, &sub) {
         (Some(s), _) => s.clone(),
         (None, Some(name)) => c
@@ -408,8 +416,11 @@ fn value_path(
     if all_compares && let Some(lookup) = value_lookup(sql, ctx, path, &conj) {
         return lookup;
     }
+    if all_compares && let Some(lookup) = member_lookup(sql, ctx, path, &conj) {
+        return lookup;
+    }
     // Some element of an array, or a single complex value as its own element.
-    let json = JsonRef::root(sql, &attr_keys(path));
+    let json = resource_json(sql, ctx, path);
     let (from, elem, _) = json.elements(sql);
     let in_array = compile(sql, ctx, &Scope::Element(elem), filter);
     let single = compile(sql, ctx, &Scope::Element(json.clone()), filter);
@@ -419,6 +430,63 @@ fn value_path(
         json.is(Kind::Array),
         json.is(Kind::Object)
     )
+}
+
+/// The JSON a top-level path reads in a resource row: the stored attributes, or for a Group's
+/// `members` and a User's `groups` (which live in `memberships`, not in the row) an array built
+/// from the membership table in the shape a read with members or groups returns.
+fn resource_json(sql: &mut Sql, ctx: &Ctx<'_>, path: &ResolvedPath) -> JsonRef {
+    let pg = sql.pg();
+    let (key, other, fields) = match (path.location, path.attr.name.as_str()) {
+        (Location::Core, "members") if is_group(ctx.rt) => (
+            "group_id",
+            "member_id",
+            "'value', m.member_id, 'type', m.member_type, 'display', x.display",
+        ),
+        (Location::Core, "groups") if is_user(ctx.rt) => (
+            "member_id",
+            "group_id",
+            "'value', m.group_id, 'display', x.display, 'type', 'direct'",
+        ),
+        _ => return JsonRef::root(sql, &attr_keys(path)),
+    };
+    let from = format!(
+        "FROM memberships m JOIN resources x ON x.tenant_id = m.tenant_id AND x.id = m.{other} \
+         WHERE m.tenant_id = r.tenant_id AND m.{key} = r.id"
+    );
+    if pg {
+        JsonRef::Pg(format!(
+            "(SELECT COALESCE(jsonb_agg(jsonb_strip_nulls(jsonb_build_object({fields}))), '[]'::jsonb) {from})"
+        ))
+    } else {
+        JsonRef::Sqlite {
+            doc: format!("(SELECT json_group_array(json_object({fields})) {from})"),
+            path: "'$'".into(),
+        }
+    }
+}
+
+/// The index lookup for `members[value eq "id"]` / `members.value eq "id"` on Groups (a
+/// member's `value` is case-exact): the groups having that member.
+fn member_lookup(
+    sql: &mut Sql,
+    ctx: &Ctx<'_>,
+    path: &ResolvedPath,
+    conj: &[Comparison],
+) -> Option<String> {
+    if path.location != Location::Core || path.attr.name != "members" || !is_group(ctx.rt) {
+        return None;
+    }
+    let [c] = conj else { return None };
+    let sub = c.path.sub.as_ref()?;
+    if sub.name != "value" || !sub.case_exact || c.op != CompareOp::Eq {
+        return None;
+    }
+    let id = sql.text(c.value.as_str()?);
+    Some(format!(
+        "r.id IN (SELECT m.group_id FROM memberships m WHERE m.tenant_id = {} AND m.member_id = {id})",
+        ctx.tenant
+    ))
 }
 
 /// The `resource_values` lookup for a conjunction of `eq` comparisons on an indexed attribute's

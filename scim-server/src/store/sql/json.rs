@@ -169,9 +169,18 @@ impl JsonRef {
                     format!(
                         "json_each(CASE WHEN {array} THEN {doc} ELSE '[]' END, CASE WHEN {array} THEN {path} ELSE '$' END) AS {alias}"
                     ),
-                    JsonRef::Sqlite {
-                        doc: doc.clone(),
-                        path: format!("{alias}.fullkey"),
+                    if doc == "r.attributes" {
+                        // Addressed from the row, so the folded copy can be read alike.
+                        JsonRef::Sqlite {
+                            doc: doc.clone(),
+                            path: format!("{alias}.fullkey"),
+                        }
+                    } else {
+                        // A computed array (membership) holds objects only.
+                        JsonRef::Sqlite {
+                            doc: format!("{alias}.value"),
+                            path: "'$'".into(),
+                        }
                     },
                     format!("{alias}.key"),
                 )
