@@ -3,17 +3,23 @@
 //! Every value from a request is bound as a parameter, JSON paths included; only fixed
 //! fragments and placeholders are written into the SQL text.
 //!
-//! How a filter path compiles:
+//! How a filter path compiles (the semantics are `scim_core`'s evaluator's, which the storage
+//! suite uses as the oracle):
 //! - `id`, `externalId`, `meta.created`, `meta.lastModified`, a User's `userName`, a Group's
 //!   `displayName` and the enterprise `manager` read indexed columns (`userName` and a Group's
 //!   `displayName` through their lower-cased unique key);
 //! - `emails[type eq "work"].value eq "x"`, `emails.value eq "x"` and their kin over the
-//!   attributes in [`INDEXED_MULTI_VALUED`](crate::store::row::INDEXED_MULTI_VALUED) are lookups in `resource_values`;
+//!   attributes in [`INDEXED_MULTI_VALUED`](crate::store::row::INDEXED_MULTI_VALUED) are
+//!   lookups in `resource_values`; `members[value eq "id"]` on Groups is a lookup in
+//!   `memberships`;
+//! - a Group's `members` and a User's `groups` otherwise read an array built from
+//!   `memberships` (they are not in the row);
 //! - anything else reads the JSON attributes (`json_extract`/`json_each` on SQLite, `jsonb`
-//!   operators and `jsonb_array_elements` on PostgreSQL). A multi-valued attribute matches when
-//!   one of its values does; a complex attribute compared without a sub-attribute compares its
-//!   `value`; `caseExact: false` compares lower-cased text; `ne` is the negation of `eq`
-//!   (so an absent attribute is `ne` anything); strings order by code point.
+//!   operators and `jsonb_array_elements` on PostgreSQL). An array matches when one of its
+//!   values does; `caseExact: false` compares case-folded text (SQLite reads the row's folded
+//!   copy, `attributes_ci`); `ne` is the negation of `eq` (so an absent attribute is `ne`
+//!   anything); strings order by code point; dateTimes compare as instants; undeclared
+//!   attributes compare by the comparison value's JSON type.
 //!
 //! Every compiled condition is two-valued (never SQL `NULL`), so `not` negates exactly.
 
