@@ -3,3 +3,5 @@
 mod auth;
 mod e2e;
 mod http;
+mod store;
+mod support;
