@@ -30,6 +30,15 @@ struct Server {
 
 impl Server {
     fn spawn(database_url: &str, dir: Option<tempfile::TempDir>, pg: Option<PgDatabase>) -> Server {
+        Server::spawn_with(database_url, dir, pg, &[])
+    }
+
+    fn spawn_with(
+        database_url: &str,
+        dir: Option<tempfile::TempDir>,
+        pg: Option<PgDatabase>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scim-server"))
             .arg("serve")
             .env_clear()
@@ -39,6 +48,7 @@ impl Server {
             .env("SCIM_TOKEN", TOKEN)
             .env("SCIM_LOG", "warn")
             .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -61,6 +71,8 @@ impl Server {
         };
         let client = Client::builder()
             .timeout(Duration::from_secs(30))
+            // The HTTPS test serves a self-signed certificate.
+            .danger_accept_invalid_certs(true)
             .build()
             .unwrap();
         Server {
@@ -855,4 +867,31 @@ async fn first_start_without_credentials_prints_a_working_token() {
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// HTTPS served directly with rustls, from `[tls]` certificate and key files (a self-signed
+/// test certificate for localhost, valid until 2126, in `tests/it/fixtures/`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a rustls crypto provider selected in scim-server (see server::load_tls)"]
+async fn https_served_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scim.db").display());
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures");
+    let cert = format!("{fixtures}/tls-cert.pem");
+    let key = format!("{fixtures}/tls-key.pem");
+    let s = Server::spawn_with(
+        &url,
+        Some(dir),
+        None,
+        &[("SCIM_TLS__CERT", &cert), ("SCIM_TLS__KEY", &key)],
+    );
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let r = s
+        .expect(Method::GET, "/ServiceProviderConfig", None, 200)
+        .await;
+    assert_eq!(
+        r["meta"]["location"].as_str().unwrap().split(':').next(),
+        Some("https")
+    );
+    s.stop();
 }
