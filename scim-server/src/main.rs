@@ -1,1 +1,2 @@
+//! The `scim-server` binary (placeholder until the CLI lands).
 fn main() {}
