@@ -895,3 +895,76 @@ async fn https_served_directly() {
     );
     s.stop();
 }
+
+/// The maintenance subcommands: tenants, tokens (a created token works, a revoked one does not),
+/// the audit chain check and the configuration check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manages_tenants_tokens_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scim.db").display());
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scim-server"))
+            .args(args)
+            .env_clear()
+            .env("SCIM_DATABASE_URL", &url)
+            .env("SCIM_LOG", "warn")
+            .output()
+            .expect("running scim-server");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(cli(&["migrate"]).0, Some(0));
+    let (code, out) = cli(&["tenant", "create", "acme", "--bulk-upsert"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, out) = cli(&["tenant", "list"]);
+    assert!(out.contains("acme") && out.contains("true"), "{out}");
+    let (code, out) = cli(&["token", "create", "--tenant", "acme", "--label", "okta"]);
+    assert_eq!(code, Some(0), "{out}");
+    let secret = out.lines().nth(1).unwrap().trim().to_string();
+    let token_id = out.split_whitespace().nth(1).unwrap().to_string();
+    assert_ne!(cli(&["token", "create", "--tenant", "nobody"]).0, Some(0));
+
+    let s = Server::spawn(&url, Some(dir), None);
+    let users = format!("{}/Users", s.base);
+    let status = |token: String| {
+        let client = s.client.clone();
+        let users = users.clone();
+        async move {
+            client
+                .get(users)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(secret.clone()).await, StatusCode::OK);
+    let created = s
+        .client
+        .post(&users)
+        .bearer_auth(&secret)
+        .json(&json!({"userName": "acme-user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(cli(&["token", "revoke", &token_id]).0, Some(0));
+    assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
+    let (_, out) = cli(&["token", "list", "--tenant", "acme"]);
+    assert!(out.contains("revoked"), "{out}");
+    assert!(
+        !out.contains("scim_"),
+        "token list must not show secrets: {out}"
+    );
+    let (code, out) = cli(&["audit", "verify", "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 records, chain intact"), "{out}");
+    s.stop();
+
+    let (code, out) = cli(&["check-config"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("configuration OK"), "{out}");
+}
