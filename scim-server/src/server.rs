@@ -84,7 +84,10 @@ async fn first_start_token(
     store: &dyn Store,
     clock: &dyn Clock,
 ) -> anyhow::Result<()> {
-    if config.token.is_some() || config.auth.is_some() {
+    let auth = config.auth_config()?;
+    let other_credentials =
+        auth.entra_jwt.is_some() || !auth.oauth_clients.is_empty() || !auth.federated.is_empty();
+    if config.token.is_some() || other_credentials {
         return Ok(());
     }
     if !store.list_tokens(None).await?.is_empty() {
