@@ -27,6 +27,12 @@ pub const DB_UP: &str = "scim_database_up";
 pub const DB_POOL_SIZE: &str = "scim_database_pool_connections";
 /// Database connections idle.
 pub const DB_POOL_IDLE: &str = "scim_database_pool_idle_connections";
+/// Changes in the outbox not yet taken up by the Graph bridge, by tenant.
+pub const OUTBOX_LAG: &str = "scim_outbox_lag";
+/// Users with pending Graph bridge work.
+pub const BRIDGE_PENDING: &str = "scim_bridge_pending_users";
+/// Dead letters of the Graph bridge.
+pub const BRIDGE_DEAD_LETTERS: &str = "scim_bridge_dead_letters";
 /// Group PATCH retries after a concurrent write (compare-and-swap lost).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";
 
@@ -36,6 +42,18 @@ pub fn record_pool(store: &dyn Store) {
         metrics::gauge!(DB_POOL_SIZE).set(f64::from(pool.size));
         metrics::gauge!(DB_POOL_IDLE).set(f64::from(pool.idle));
     }
+}
+
+/// Records the Graph bridge's outbox positions: per tenant, how many changes the bridge has not
+/// yet taken up (`head_seq - last_seq`), plus its pending work and dead letters. Call it with
+/// `BridgeStore::status()` before rendering, wherever the bridge runs.
+pub fn record_outbox(status: &scim_graph_bridge::store::Status) {
+    for cursor in &status.cursors {
+        let lag = (cursor.head_seq - cursor.last_seq).max(0);
+        metrics::gauge!(OUTBOX_LAG, "tenant" => cursor.tenant_id.clone()).set(lag as f64);
+    }
+    metrics::gauge!(BRIDGE_PENDING).set(status.pending as f64);
+    metrics::gauge!(BRIDGE_DEAD_LETTERS).set(status.dead_letters as f64);
 }
 
 /// The handle that renders the Prometheus text format.
