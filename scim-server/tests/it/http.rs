@@ -6,11 +6,19 @@ use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use scim_core::change::Change;
+use scim_core::patch::MembershipDelta;
+use scim_core::query::ListQuery;
+use scim_core::resource::Resource;
+use scim_core::schema::ResourceType;
 use scim_server::auth::{AuthConfig, AuthService, token_store};
 use scim_server::clock::{Clock, ManualClock, SystemClock};
 use scim_server::config::{Config, Secret};
 use scim_server::state::AppState;
-use scim_server::store::{Store, Tenant};
+use scim_server::store::{
+    ChainReport, ChangeRecord, Load, Page, Result as StoreResult, Store, Tenant, TokenRecord,
+    WriteContext,
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -76,9 +84,18 @@ async fn app() -> TestApp {
 }
 
 async fn app_with(config: Config, clock: Arc<dyn Clock>) -> TestApp {
+    app_wrapping(config, clock, |s| s).await
+}
+
+/// An app whose store is wrapped by `wrap` (to observe what the service asks of storage).
+async fn app_wrapping(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scim.db").display());
-    let store = scim_server::server::open_store(&url).await.unwrap();
+    let store = wrap(scim_server::server::open_store(&url).await.unwrap());
     store.migrate().await.unwrap();
     scim_server::server::ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref())
         .await
@@ -1191,4 +1208,194 @@ async fn attributes_apply_to_write_responses() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.get("title").is_none(), "{}", r.body);
     assert_eq!(r.body["displayName"], "D2");
+}
+
+/// Counts store reads that load a group's members.
+struct MemberLoadSpy {
+    inner: Arc<dyn Store>,
+    member_loads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MemberLoadSpy {
+    fn saw(&self, load: Load) {
+        if load.members {
+            self.member_loads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemberLoadSpy {
+    async fn migrate(&self) -> StoreResult<()> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn create_tenant(&self, t: &Tenant) -> StoreResult<()> {
+        self.inner.create_tenant(t).await
+    }
+    async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        self.inner.tenant(id).await
+    }
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.inner.list_tenants().await
+    }
+    async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
+        self.inner.insert_token(t).await
+    }
+    async fn token_by_hash(&self, h: &str) -> StoreResult<Option<TokenRecord>> {
+        self.inner.token_by_hash(h).await
+    }
+    async fn list_tokens(&self, t: Option<&str>) -> StoreResult<Vec<TokenRecord>> {
+        self.inner.list_tokens(t).await
+    }
+    async fn revoke_token(&self, id: &str, at: time::OffsetDateTime) -> StoreResult<bool> {
+        self.inner.revoke_token(id, at).await
+    }
+    async fn create(
+        &self,
+        ctx: &WriteContext,
+        rt: &ResourceType,
+        r: &Resource,
+        c: &Change,
+    ) -> StoreResult<()> {
+        self.inner.create(ctx, rt, r, c).await
+    }
+    async fn get(
+        &self,
+        tenant: &str,
+        rt: &ResourceType,
+        id: &str,
+        load: Load,
+    ) -> StoreResult<Option<Resource>> {
+        self.saw(load);
+        self.inner.get(tenant, rt, id, load).await
+    }
+    async fn update(
+        &self,
+        ctx: &WriteContext,
+        rt: &ResourceType,
+        r: &Resource,
+        v: u64,
+        m: Option<&MembershipDelta>,
+        c: &Change,
+    ) -> StoreResult<()> {
+        self.inner.update(ctx, rt, r, v, m, c).await
+    }
+    async fn delete(
+        &self,
+        ctx: &WriteContext,
+        rt: &ResourceType,
+        id: &str,
+        v: Option<u64>,
+        c: &Change,
+    ) -> StoreResult<()> {
+        self.inner.delete(ctx, rt, id, v, c).await
+    }
+    async fn list(
+        &self,
+        tenant: &str,
+        rt: &ResourceType,
+        q: &ListQuery,
+        load: Load,
+    ) -> StoreResult<Page> {
+        self.saw(load);
+        self.inner.list(tenant, rt, q, load).await
+    }
+    async fn find_by_external_id(
+        &self,
+        tenant: &str,
+        rt: &ResourceType,
+        e: &str,
+    ) -> StoreResult<Option<Resource>> {
+        self.inner.find_by_external_id(tenant, rt, e).await
+    }
+    async fn existing_ids(
+        &self,
+        tenant: &str,
+        rt: &ResourceType,
+        ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        self.inner.existing_ids(tenant, rt, ids).await
+    }
+    async fn changes_after(&self, t: &str, a: u64, l: u64) -> StoreResult<Vec<ChangeRecord>> {
+        self.inner.changes_after(t, a, l).await
+    }
+    async fn verify_chain(&self, t: &str) -> StoreResult<ChainReport> {
+        self.inner.verify_chain(t).await
+    }
+}
+
+#[tokio::test]
+async fn group_reads_without_members_and_member_patches_never_load_members() {
+    let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let spy_loads = loads.clone();
+    let app = app_wrapping(config(), Arc::new(SystemClock), move |inner| {
+        Arc::new(MemberLoadSpy {
+            inner,
+            member_loads: spy_loads,
+        })
+    })
+    .await;
+    let count = || loads.load(std::sync::atomic::Ordering::SeqCst);
+    let user = app.create_user("m1").await;
+    let r = app
+        .call(
+            Method::POST,
+            "/Groups",
+            Some(json!({"displayName": "Big", "members": [{"value": id(&user)}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let gpath = format!("/Groups/{}", id(&r.body));
+    let before = count();
+    let other = app.create_user("m2").await;
+    for (method, path, body) in [
+        (
+            Method::GET,
+            format!("{gpath}?excludedAttributes=members"),
+            None,
+        ),
+        (
+            Method::GET,
+            "/Groups?excludedAttributes=members&filter=displayName+eq+%22Big%22".to_string(),
+            None,
+        ),
+        (
+            Method::PATCH,
+            gpath.clone(),
+            Some(patch(json!([
+                {"op": "Add", "path": "members", "value": [{"value": id(&other)}]},
+                {"op": "Remove", "path": "members", "value": [{"value": id(&user)}]},
+                {"op": "Replace", "path": "displayName", "value": "Bigger"}
+            ]))),
+        ),
+        (
+            Method::PATCH,
+            gpath.clone(),
+            Some(patch(
+                json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", id(&other))}]),
+            )),
+        ),
+        (Method::GET, format!("{gpath}?attributes=displayName"), None),
+    ] {
+        let r = app.call(method.clone(), &path, body).await;
+        assert!(r.status.is_success(), "{method} {path}: {}", r.body);
+        assert!(
+            r.body.get("members").is_none(),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        count(),
+        before,
+        "a read or PATCH above loaded the member list"
+    );
+    let full = app.call(Method::GET, &gpath, None).await;
+    assert_eq!(full.body["displayName"], "Bigger");
+    assert!(full.body.get("members").is_none_or(|m| m == &json!([])));
+    assert_eq!(count(), before + 1);
 }
