@@ -1,5 +1,6 @@
 //! The integration tests of scim-server (one binary, one module per area).
 
 mod auth;
+mod bridge;
 mod e2e;
 mod http;
