@@ -23,8 +23,20 @@ pub const RATE_LIMITED: &str = "scim_rate_limited_total";
 pub const STORE_DURATION: &str = "scim_store_operation_duration_seconds";
 /// 1 when the last readiness probe reached the database, else 0.
 pub const DB_UP: &str = "scim_database_up";
+/// Database connections open (idle or in use).
+pub const DB_POOL_SIZE: &str = "scim_database_pool_connections";
+/// Database connections idle.
+pub const DB_POOL_IDLE: &str = "scim_database_pool_idle_connections";
 /// Group PATCH retries after a concurrent write (compare-and-swap lost).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";
+
+/// Records the store's connection-pool figures (called before each scrape).
+pub fn record_pool(store: &dyn Store) {
+    if let Some(pool) = store.pool_status() {
+        metrics::gauge!(DB_POOL_SIZE).set(f64::from(pool.size));
+        metrics::gauge!(DB_POOL_IDLE).set(f64::from(pool.idle));
+    }
+}
 
 /// The handle that renders the Prometheus text format.
 ///
@@ -86,6 +98,9 @@ impl Store for MeteredStore {
     }
     async fn ping(&self) -> crate::store::Result<()> {
         timed("ping", self.0.ping()).await
+    }
+    fn pool_status(&self) -> Option<crate::store::PoolStatus> {
+        self.0.pool_status()
     }
     async fn create_tenant(&self, tenant: &Tenant) -> crate::store::Result<()> {
         timed("create_tenant", self.0.create_tenant(tenant)).await

@@ -39,10 +39,25 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
 
 /// Opens the store named by the database URL.
 pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    // TODO(lead): `crate::store::open_store` lands with the storage helper; wire it here:
-    // `crate::store::open_store(database_url).await.context("opening the database")`
-    let _ = database_url;
-    anyhow::bail!("no storage backend is compiled into this build yet")
+    crate::store::open_store(database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database (`database_url` / SCIM_DATABASE_URL) {}",
+                redact_url(database_url)
+            )
+        })
+}
+
+/// A database URL with its password replaced, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Creates the default tenant if it does not exist.

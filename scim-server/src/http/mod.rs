@@ -104,6 +104,8 @@ pub fn router(state: AppState) -> Router {
 /// [`router`] plus `extra` routes that need no bearer token (such as the auth module's
 /// `POST /oauth/token`), served behind the same layers.
 pub fn router_with(state: AppState, extra: Router) -> Router {
+    // Install the metrics recorder before the first request records anything.
+    let _ = crate::metrics::handle();
     let settings = state.settings.clone();
     let limits = settings.limits;
     let scim = scim_routes(&limits).route_layer(axum::middleware::from_fn_with_state(

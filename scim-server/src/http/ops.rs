@@ -43,7 +43,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "Operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub async fn metrics() -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    crate::metrics::record_pool(state.store.as_ref());
     let body = crate::metrics::handle().render();
     let mut response = body.into_response();
     response.headers_mut().insert(

@@ -468,18 +468,34 @@ pub async fn patch(
     let rt = resource_type(state, rt_name)?;
     let request = PatchRequest::parse(body, state.settings.limits.max_patch_operations)?;
     let projection = projection_of(state, rt, params);
-    let mode = if is_group(rt) {
+    // Member operations by id become a delta for storage, so a PATCH to a 100,000-member group
+    // never loads its members; only filters on other member sub-attributes need them loaded.
+    let inline_members = is_group(rt) && patch::needs_inline_members(&request);
+    let mode = if is_group(rt) && !inline_members {
         Members::Delta
     } else {
         Members::Inline
     };
+    let load = Load {
+        members: inline_members,
+        groups: false,
+    };
     let mut attempt = 0;
     let version = loop {
-        let existing = fetch(state, ctx, rt, id, Load::default()).await?;
+        let existing = fetch(state, ctx, rt, id, load).await?;
         check_if_match(if_match, existing.meta.version)?;
         let mut outcome = patch::apply(&state.registry, rt, &existing, &request, mode)?;
         drop_unstored(&mut outcome.attributes);
-        if let Some(delta) = outcome.members.as_mut() {
+        if inline_members && outcome.changed {
+            // The whole member list was patched in place: store it as a replacement.
+            let added =
+                retain_known_members(state, ctx.tenant(), id, &mut outcome.attributes).await?;
+            outcome.members = Some(MembershipDelta {
+                clear: true,
+                added,
+                removed: Vec::new(),
+            });
+        } else if let Some(delta) = outcome.members.as_mut() {
             let known = known_members(state, ctx.tenant(), &delta.added).await?;
             let skipped: Vec<String> = delta
                 .added

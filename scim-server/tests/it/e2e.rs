@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const TOKEN: &str = "e2e-token-0123456789abcdefghij";
+const TOKEN: &str = "e2e-token-0123456789abcdefghijklmnopqrstuv";
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

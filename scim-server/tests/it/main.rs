@@ -4,3 +4,5 @@ mod auth;
 mod bridge;
 mod e2e;
 mod http;
+mod store;
+mod support;
