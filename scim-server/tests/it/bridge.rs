@@ -950,3 +950,80 @@ async fn cli_through_the_binary() {
     assert!(err.contains("[graph]"), "{err}");
     env.finish().await;
 }
+
+/// `serve` with `[graph]` runs the bridge worker next to the HTTP server (the hook-up in
+/// `server::serve`), and stops it with the server on SIGTERM. The worker polls the outbox on its
+/// own schedule, so this test polls the fake Graph a bounded number of times.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_bridge_worker() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let env = Env::start("apply").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scim-server"))
+        .arg("--config")
+        .arg(env.config_path())
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SCIM_LISTEN", "127.0.0.1:0")
+        .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning scim-server serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("scim-server listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("scim-server serve did not report its address");
+    };
+    let res = env
+        .http
+        .post(format!("{base}/Users"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({
+                "schemas": [USER_URN, ENTERPRISE],
+                "userName": "served@contoso.example",
+                "active": true,
+                ENTERPRISE: {"department": "Engineering"}
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("POST /Users");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut applied = false;
+    for _ in 0..600 {
+        applied = env.fake.with_directory(|d| {
+            d.user_by_upn("served@contoso.example")
+                .is_some_and(|u| d.licenses_of(&u).len() == 1 && d.groups_of(&u).len() == 2)
+        });
+        if applied {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .expect("wait");
+    assert!(applied, "serve's bridge worker reconciled the joiner");
+    assert!(killed.is_ok_and(|s| s.success()));
+    assert!(status.success(), "graceful exit: {status:?}");
+    let v = env.graph("served@contoso.example");
+    assert_grants(&v, &["all-staff", "eng"], &["e5"], &[]);
+    env.finish().await;
+}
