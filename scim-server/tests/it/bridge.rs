@@ -1027,3 +1027,88 @@ async fn serve_runs_the_bridge_worker() {
     assert_grants(&v, &["all-staff", "eng"], &["e5"], &[]);
     env.finish().await;
 }
+
+/// A permanent Graph error dead-letters the user at once; `bridge dead-letters list` shows it and
+/// `retry --all` queues it again once the cause is fixed. `reconcile --user` queues one user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_list_and_retry() {
+    use scim_graph_bridge::fake_graph::Fault;
+    use scim_server::bridge::cli::DeadLettersCommand;
+    let env = Env::start("apply").await;
+    env.fake.inject(Fault {
+        path_contains: "/assignLicense".into(),
+        times: 10_000,
+        status: 400,
+        message: Some("Subscription with SKU x does not have any available licenses.".into()),
+        ..Fault::default()
+    });
+    let id = env
+        .create_user("nolic@contoso.example", "Engineering", "Developer")
+        .await;
+    let s = env.drain().await;
+    assert_eq!(s.dead_lettered, 1, "{s:?}");
+    let (code, out) = env
+        .cli(BridgeCommand::DeadLetters(DeadLettersCommand::List {
+            tenant: Some(TENANT.into()),
+            json: true,
+        }))
+        .await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    let letters: Value = serde_json::from_str(&out).expect("dead letters JSON");
+    assert_eq!(letters.as_array().map(Vec::len), Some(1), "{letters}");
+    assert_eq!(letters[0]["user_id"], id.as_str());
+    let reason = letters[0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("permanent:") && reason.contains("available licenses"),
+        "{reason}"
+    );
+    let (_, text) = env.cli(BridgeCommand::Status { json: false }).await;
+    assert!(text.contains("dead letters: 1\n"), "{text}");
+
+    // an unknown id fails without touching the others
+    let (code, _) = env
+        .cli(BridgeCommand::DeadLetters(DeadLettersCommand::Retry {
+            id: Some("no-such-letter".into()),
+            all: false,
+        }))
+        .await;
+    assert_eq!(code, ExitCode::FAILURE);
+
+    env.fake.clear_faults();
+    let (code, out) = env
+        .cli(BridgeCommand::DeadLetters(DeadLettersCommand::Retry {
+            id: None,
+            all: true,
+        }))
+        .await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(env.drain().await.completed, 1);
+    assert_grants(
+        &env.graph("nolic@contoso.example"),
+        &["all-staff", "eng"],
+        &["e5"],
+        &[],
+    );
+    let (_, text) = env.cli(BridgeCommand::Status { json: false }).await;
+    assert!(text.contains("dead letters: 0\n"), "{text}");
+
+    // one user on demand: converged already, so no Graph write
+    env.fake.clear_log();
+    let (code, out) = env
+        .cli(BridgeCommand::Reconcile {
+            all: false,
+            user: Some(id.clone()),
+            tenant: None,
+        })
+        .await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(out.contains("queued"), "{out}");
+    assert_eq!(env.drain().await.completed, 1);
+    assert!(env.fake.writes().is_empty(), "{:?}", env.fake.writes());
+    assert_eq!(
+        env.last_plan(&id).await,
+        ("apply".into(), "noop".into(), "update".into())
+    );
+    env.finish().await;
+}
