@@ -45,6 +45,10 @@ macro_rules! resource_handlers {
 
         #[doc = concat!("Creates a ", $rt, " (RFC 7644 §3.3).")]
         #[utoipa::path(post, path = $list_path, tag = $tag,
+            params(
+                ("attributes" = Option<String>, Query, description = "comma-separated attributes to return"),
+                ("excludedAttributes" = Option<String>, Query, description = "comma-separated attributes to omit"),
+            ),
             request_body(content = Object, content_type = "application/scim+json"),
             responses(
                 (status = 201, description = "created; Location and ETag headers", body = Object, content_type = "application/scim+json"),
@@ -55,9 +59,10 @@ macro_rules! resource_handlers {
         pub async fn $create(
             State(state): State<AppState>,
             Caller(ctx): Caller,
+            ScimQuery(params): ScimQuery,
             ScimJson(body): ScimJson<Value>,
         ) -> Result<Response, ApiError> {
-            let reply = svc::create(&state, &ctx, $rt, body).await?;
+            let reply = svc::create(&state, &ctx, $rt, body, &params).await?;
             Ok(resource(StatusCode::CREATED, reply))
         }
 
@@ -103,7 +108,11 @@ macro_rules! resource_handlers {
 
         #[doc = concat!("Replaces a ", $rt, " (RFC 7644 §3.5.1); `active` absent keeps its value.")]
         #[utoipa::path(put, path = $item_path, tag = $tag,
-            params(("id" = String, Path, description = "resource id")),
+            params(
+                ("id" = String, Path, description = "resource id"),
+                ("attributes" = Option<String>, Query, description = "comma-separated attributes to return"),
+                ("excludedAttributes" = Option<String>, Query, description = "comma-separated attributes to omit"),
+            ),
             request_body(content = Object, content_type = "application/scim+json"),
             responses(
                 (status = 200, description = "the replaced resource; ETag header", body = Object, content_type = "application/scim+json"),
@@ -115,11 +124,12 @@ macro_rules! resource_handlers {
             State(state): State<AppState>,
             Caller(ctx): Caller,
             Path(id): Path<String>,
+            ScimQuery(params): ScimQuery,
             headers: HeaderMap,
             ScimJson(body): ScimJson<Value>,
         ) -> Result<Response, ApiError> {
             let if_match = header_str(&headers, header::IF_MATCH);
-            let reply = svc::replace(&state, &ctx, $rt, &id, body, if_match).await?;
+            let reply = svc::replace(&state, &ctx, $rt, &id, body, if_match, &params).await?;
             Ok(resource(StatusCode::OK, reply))
         }
 

@@ -77,15 +77,33 @@ async fn run(state: &AppState, ctx: &RequestCtx, op: BulkOperation, upsert: bool
                     && let Some(existing) =
                         resources::find_by_external_id(state, ctx, &rt_name, external).await?
                 {
-                    let r = resources::replace(state, ctx, &rt_name, &existing, data, None).await?;
+                    let r = resources::replace(
+                        state,
+                        ctx,
+                        &rt_name,
+                        &existing,
+                        data,
+                        None,
+                        &QueryParams::default(),
+                    )
+                    .await?;
                     return Ok(Done::written(r, 200));
                 }
             }
-            let r = resources::create(state, ctx, &rt_name, data).await?;
+            let r = resources::create(state, ctx, &rt_name, data, &QueryParams::default()).await?;
             Ok(Done::written(r, 201))
         }
         BulkMethod::Put => {
-            let r = resources::replace(state, ctx, &rt_name, &need_id()?, data, if_match).await?;
+            let r = resources::replace(
+                state,
+                ctx,
+                &rt_name,
+                &need_id()?,
+                data,
+                if_match,
+                &QueryParams::default(),
+            )
+            .await?;
             Ok(Done::written(r, 200))
         }
         BulkMethod::Patch => {

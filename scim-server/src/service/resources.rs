@@ -338,12 +338,14 @@ async fn retain_known_members(
     Ok(ids.into_iter().filter(|id| known.contains(id)).collect())
 }
 
-/// POST a resource (RFC 7644 §3.3): 201 with the resource; a uniqueness conflict is 409.
+/// POST a resource (RFC 7644 §3.3): 201 with the resource (projected by `attributes` /
+/// `excludedAttributes`, RFC 7644 §3.9); a uniqueness conflict is 409.
 pub async fn create(
     state: &AppState,
     ctx: &RequestCtx,
     rt_name: &str,
     body: Value,
+    params: &QueryParams,
 ) -> Result<ResourceReply> {
     ctx.require_write()?;
     let rt = resource_type(state, rt_name)?;
@@ -358,16 +360,13 @@ pub async fn create(
     let resource = Resource::new(rt.name.clone(), id.clone(), attrs, Meta::new(wctx.now));
     let change = Change::created(&resource);
     state.store.create(&wctx, rt, &resource, &change).await?;
-    let full = Load {
-        members: is_group(rt),
-        groups: is_user(rt),
-    };
+    let projection = projection_of(state, rt, params);
     let stored = state
         .store
-        .get(ctx.tenant(), rt, &id, full)
+        .get(ctx.tenant(), rt, &id, load_for(state, rt, &projection))
         .await?
         .unwrap_or(resource);
-    Ok(reply(state, ctx, rt, &stored, &Projection::default()))
+    Ok(reply(state, ctx, rt, &stored, &projection))
 }
 
 /// Whether a failed compare-and-swap should be retried: only when the client gave no `If-Match`.
@@ -377,7 +376,8 @@ fn retry(err: &StoreError, if_match: Option<&str>, attempt: usize) -> bool {
         && attempt + 1 < MAX_WRITE_ATTEMPTS
 }
 
-/// PUT a resource (RFC 7644 §3.5.1): 200 with the resource. `active` absent keeps its value.
+/// PUT a resource (RFC 7644 §3.5.1): 200 with the resource (projected by `attributes` /
+/// `excludedAttributes`). `active` absent keeps its value.
 pub async fn replace(
     state: &AppState,
     ctx: &RequestCtx,
@@ -385,6 +385,7 @@ pub async fn replace(
     id: &str,
     body: Value,
     if_match: Option<&str>,
+    params: &QueryParams,
 ) -> Result<ResourceReply> {
     ctx.require_write()?;
     let rt = resource_type(state, rt_name)?;
@@ -444,12 +445,9 @@ pub async fn replace(
             Err(e) => return Err(e.into()),
         }
     }
-    let full = Load {
-        members: is_group(rt),
-        groups: is_user(rt),
-    };
-    let stored = fetch(state, ctx, rt, id, full).await?;
-    Ok(reply(state, ctx, rt, &stored, &Projection::default()))
+    let projection = projection_of(state, rt, params);
+    let stored = fetch(state, ctx, rt, id, load_for(state, rt, &projection)).await?;
+    Ok(reply(state, ctx, rt, &stored, &projection))
 }
 
 /// PATCH a resource (RFC 7644 §3.5.2). Users answer 200 with the resource; Groups answer 204

@@ -1161,3 +1161,34 @@ async fn metrics_count_requests_by_route() {
     assert!(text.contains("scim_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/scim/v2/Users\""), "{text}");
 }
+
+#[tokio::test]
+async fn attributes_apply_to_write_responses() {
+    let app = app().await;
+    let r = app
+        .call(
+            Method::POST,
+            "/Users?attributes=userName",
+            Some(json!({"userName": "proj", "title": "T", "displayName": "D"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let keys: Vec<&str> = r
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["schemas", "id", "userName"], "{}", r.body);
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/Users/{}?excludedAttributes=title", id(&r.body)),
+            Some(json!({"userName": "proj", "title": "T2", "displayName": "D2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.get("title").is_none(), "{}", r.body);
+    assert_eq!(r.body["displayName"], "D2");
+}
