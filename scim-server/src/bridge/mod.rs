@@ -254,3 +254,27 @@ impl BackgroundWorker {
         tracing::info!("Graph bridge worker stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bridge_store_opens_a_file_and_refuses_memory() {
+        let err = open_bridge_store("sqlite::memory:").await.unwrap_err();
+        assert!(err.to_string().contains("in-memory"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("b.db").display());
+        let store = open_bridge_store(&url).await.unwrap();
+        // a second opening finds the migrations applied
+        open_bridge_store(&url).await.unwrap();
+        assert!(store.dead_letters(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn background_worker_without_graph_does_nothing() {
+        let idle = BackgroundWorker::default();
+        assert!(!idle.is_running());
+        idle.shutdown().await;
+    }
+}
