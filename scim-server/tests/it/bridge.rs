@@ -5,8 +5,9 @@
 //! plan mode (no Graph call at all), the background worker of `serve`, and the `bridge` CLI
 //! through the real binary.
 //!
-//! The worker is driven by rounds until idle (bounded), never by sleeping. The one exception is
-//! the test of `serve`'s background worker, which polls the fake Graph a bounded number of times.
+//! The worker is driven by rounds until idle (bounded), never by sleeping. The exceptions are the
+//! two tests of the background worker (in-process, and `serve`'s), which work on their own schedule:
+//! they poll the fake Graph a bounded number of times.
 //!
 //! PostgreSQL: the joiner path also runs on a fresh database created through
 //! `SCIM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432`) and dropped at the end;
