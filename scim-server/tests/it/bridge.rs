@@ -200,7 +200,7 @@ impl Env {
             "database_url = {database_url:?}\ntoken = {TOKEN:?}\n\
              [log]\nfilter = \"warn\"\n\
              [rate_limit]\nenabled = false\n\
-             [graph]\n{credentials}authority_url = {:?}\ngraph_url = {:?}\nrules = {:?}\n",
+             [graph]\n{credentials}writes_per_second = 1000.0\nwrite_burst = 1000\nauthority_url = {:?}\ngraph_url = {:?}\nrules = {:?}\n",
             fake.authority_url(),
             fake.graph_url(),
             rules.display().to_string(),
