@@ -208,7 +208,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 }
                 TokenCommand::List { tenant } => {
                     println!(
-                        "{:<18} {:<16} {:<9} {:<26} {:<9} label",
+                        "{:<38} {:<16} {:<6} {:<31} {:<8} label",
                         "id", "tenant", "access", "created", "state"
                     );
                     for t in crate::auth::list_tokens(store.as_ref(), tenant.as_deref()).await? {
@@ -220,7 +220,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                             "active"
                         };
                         println!(
-                            "{:<18} {:<16} {:<9} {:<26} {:<9} {}",
+                            "{:<38} {:<16} {:<6} {:<31} {:<8} {}",
                             t.id,
                             t.tenant,
                             if t.read_only { "read" } else { "write" },
@@ -259,10 +259,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                     println!("tenant {:?} created", tenant.id);
                 }
                 TenantCommand::List => {
-                    println!("{:<20} {:<12} {:<26} name", "id", "bulk-upsert", "created");
+                    println!("{:<20} {:<12} {:<31} name", "id", "bulk-upsert", "created");
                     for t in store.list_tenants().await? {
                         println!(
-                            "{:<20} {:<12} {:<26} {}",
+                            "{:<20} {:<12} {:<31} {}",
                             t.id,
                             t.bulk_upsert_by_external_id,
                             scim_core::resource::format_datetime(t.created),

@@ -84,7 +84,10 @@ async fn first_start_token(
     store: &dyn Store,
     clock: &dyn Clock,
 ) -> anyhow::Result<()> {
-    if config.token.is_some() || config.auth.is_some() {
+    let auth = config.auth_config()?;
+    let other_credentials =
+        auth.entra_jwt.is_some() || !auth.oauth_clients.is_empty() || !auth.federated.is_empty();
+    if config.token.is_some() || other_credentials {
         return Ok(());
     }
     if !store.list_tokens(None).await?.is_empty() {
@@ -109,6 +112,40 @@ async fn first_start_token(
     )?;
     out.flush()?;
     Ok(())
+}
+
+/// Loads the PEM certificate chain and key for rustls.
+async fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    let what = || {
+        format!(
+            "loading `tls.cert` {} and `tls.key` {}",
+            cert.display(),
+            key.display()
+        )
+    };
+    // TODO(lead): rustls needs a process-wide crypto provider when both its `ring` and
+    // `aws-lc-rs` features are compiled in (reqwest enables `ring`, axum-server `aws-lc-rs`): add
+    // `rustls = { version = "0.23", default-features = false, features = ["aws-lc-rs"] }` to
+    // scim-server and call `rustls::crypto::aws_lc_rs::default_provider().install_default()`
+    // here. Until then rustls panics while building its config; the panic is caught here and
+    // reported as an error rather than taking the process down mid-start.
+    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    let loaded = tokio::spawn(async move {
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await
+    })
+    .await;
+    match loaded {
+        Ok(result) => result.with_context(what),
+        Err(e) if e.is_panic() => Err(anyhow::anyhow!(
+            "HTTPS is not available in this build: rustls has no crypto provider selected \
+             (terminate TLS in a reverse proxy instead)"
+        ))
+        .with_context(what),
+        Err(e) => Err(e).with_context(what),
+    }
 }
 
 /// Waits for SIGTERM or Ctrl-C.
@@ -171,11 +208,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// by embedding applications that built their own router.
 pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
     let addr: SocketAddr = config.listen.parse().context("`listen`")?;
+    // Load the certificate before binding, so a bad `[tls]` fails before the address is printed.
+    let tls_config = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(load_tls(cert, key).await?),
+        _ => None,
+    };
     let listener = std::net::TcpListener::bind(addr)
         .with_context(|| format!("binding {addr} (`listen` / SCIM_LISTEN)"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let tls = config.tls.cert.is_some();
+    let tls = tls_config.is_some();
     let scheme = if tls { "https" } else { "http" };
     {
         let mut out = std::io::stdout().lock();
@@ -188,20 +230,7 @@ pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
     }
     tracing::info!(%bound, tls, "listening");
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
-        // TODO(lead): rustls needs a process-wide crypto provider when both `ring` and
-        // `aws-lc-rs` are compiled in (reqwest brings `ring`, axum-server `aws-lc-rs`): add
-        // `rustls` as a dependency and call `rustls::crypto::aws_lc_rs::default_provider()
-        // .install_default()` before this point.
-        let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-            .await
-            .with_context(|| {
-                format!(
-                    "loading `tls.cert` {} and `tls.key` {}",
-                    cert.display(),
-                    key.display()
-                )
-            })?;
+    if let Some(tls_config) = tls_config {
         let handle = axum_server::Handle::new();
         let shutdown = handle.clone();
         tokio::spawn(async move {

@@ -466,6 +466,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn slow_requests_time_out_with_a_scim_error() {
+        let slow = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                std::time::Duration::from_millis(20),
+                middleware::timeout,
+            ));
+        let res = slow
+            .oneshot(Request::builder().uri("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_scim_error(status, &headers, &body, 503);
+    }
+
+    #[tokio::test]
     async fn request_ids_are_echoed() {
         let app = app(Config::default());
         let req = Request::builder()

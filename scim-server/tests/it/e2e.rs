@@ -30,6 +30,15 @@ struct Server {
 
 impl Server {
     fn spawn(database_url: &str, dir: Option<tempfile::TempDir>, pg: Option<PgDatabase>) -> Server {
+        Server::spawn_with(database_url, dir, pg, &[])
+    }
+
+    fn spawn_with(
+        database_url: &str,
+        dir: Option<tempfile::TempDir>,
+        pg: Option<PgDatabase>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scim-server"))
             .arg("serve")
             .env_clear()
@@ -39,6 +48,7 @@ impl Server {
             .env("SCIM_TOKEN", TOKEN)
             .env("SCIM_LOG", "warn")
             .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -61,6 +71,8 @@ impl Server {
         };
         let client = Client::builder()
             .timeout(Duration::from_secs(30))
+            // The HTTPS test serves a self-signed certificate.
+            .danger_accept_invalid_certs(true)
             .build()
             .unwrap();
         Server {
@@ -855,4 +867,104 @@ async fn first_start_without_credentials_prints_a_working_token() {
     assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// HTTPS served directly with rustls, from `[tls]` certificate and key files (a self-signed
+/// test certificate for localhost, valid until 2126, in `tests/it/fixtures/`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a rustls crypto provider selected in scim-server (see server::load_tls)"]
+async fn https_served_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scim.db").display());
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures");
+    let cert = format!("{fixtures}/tls-cert.pem");
+    let key = format!("{fixtures}/tls-key.pem");
+    let s = Server::spawn_with(
+        &url,
+        Some(dir),
+        None,
+        &[("SCIM_TLS__CERT", &cert), ("SCIM_TLS__KEY", &key)],
+    );
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let r = s
+        .expect(Method::GET, "/ServiceProviderConfig", None, 200)
+        .await;
+    assert_eq!(
+        r["meta"]["location"].as_str().unwrap().split(':').next(),
+        Some("https")
+    );
+    s.stop();
+}
+
+/// The maintenance subcommands: tenants, tokens (a created token works, a revoked one does not),
+/// the audit chain check and the configuration check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manages_tenants_tokens_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("scim.db").display());
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scim-server"))
+            .args(args)
+            .env_clear()
+            .env("SCIM_DATABASE_URL", &url)
+            .env("SCIM_LOG", "warn")
+            .output()
+            .expect("running scim-server");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(cli(&["migrate"]).0, Some(0));
+    let (code, out) = cli(&["tenant", "create", "acme", "--bulk-upsert"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, out) = cli(&["tenant", "list"]);
+    assert!(out.contains("acme") && out.contains("true"), "{out}");
+    let (code, out) = cli(&["token", "create", "--tenant", "acme", "--label", "okta"]);
+    assert_eq!(code, Some(0), "{out}");
+    let secret = out.lines().nth(1).unwrap().trim().to_string();
+    let token_id = out.split_whitespace().nth(1).unwrap().to_string();
+    assert_ne!(cli(&["token", "create", "--tenant", "nobody"]).0, Some(0));
+
+    let s = Server::spawn(&url, Some(dir), None);
+    let users = format!("{}/Users", s.base);
+    let status = |token: String| {
+        let client = s.client.clone();
+        let users = users.clone();
+        async move {
+            client
+                .get(users)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(secret.clone()).await, StatusCode::OK);
+    let created = s
+        .client
+        .post(&users)
+        .bearer_auth(&secret)
+        .json(&json!({"userName": "acme-user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(cli(&["token", "revoke", &token_id]).0, Some(0));
+    assert_eq!(status(secret).await, StatusCode::UNAUTHORIZED);
+    let (_, out) = cli(&["token", "list", "--tenant", "acme"]);
+    assert!(out.contains("revoked"), "{out}");
+    assert!(
+        !out.contains("scim_"),
+        "token list must not show secrets: {out}"
+    );
+    let (code, out) = cli(&["audit", "verify", "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 records, chain intact"), "{out}");
+    s.stop();
+
+    let (code, out) = cli(&["check-config"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("configuration OK"), "{out}");
 }
