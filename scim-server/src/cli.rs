@@ -46,6 +46,9 @@ pub enum Command {
     /// Check the change log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The Microsoft Graph bridge: worker, plans, status, dead letters (needs `[graph]`).
+    #[command(subcommand)]
+    Bridge(crate::bridge::cli::BridgeCommand),
 }
 
 /// `token` subcommands.
@@ -143,6 +146,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
     match command {
         Command::Serve => server::serve(config).await?,
+        Command::Bridge(cmd) => return crate::bridge::cli::run(cmd, &config).await,
         Command::CheckConfig => {
             let mut shown = config.clone();
             if shown.token.is_some() {

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod auth;
+pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -193,7 +193,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let oauth = auth.oauth_router();
     let state = AppState::with_clock(&config, store, Arc::new(auth), clock);
-    run(&config, crate::http::router_with(state, oauth)).await
+    let bridge = crate::bridge::BackgroundWorker::start(
+        &config,
+        state.store.clone(),
+        state.registry.clone(),
+    )
+    .await?;
+    let served = run(&config, crate::http::router_with(state, oauth)).await;
+    bridge.shutdown().await;
+    served
 }
 
 /// Serves `app` on the configured address (HTTP, or HTTPS with `[tls]`) until SIGTERM or

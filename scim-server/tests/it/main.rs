@@ -1,6 +1,7 @@
 //! The integration tests of scim-server (one binary, one module per area).
 
 mod auth;
+mod bridge;
 mod e2e;
 mod http;
 mod store;
