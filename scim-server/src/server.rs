@@ -127,12 +127,12 @@ async fn load_tls(
             key.display()
         )
     };
-    // TODO(lead): rustls needs a process-wide crypto provider when both its `ring` and
-    // `aws-lc-rs` features are compiled in (reqwest enables `ring`, axum-server `aws-lc-rs`): add
-    // `rustls = { version = "0.23", default-features = false, features = ["aws-lc-rs"] }` to
-    // scim-server and call `rustls::crypto::aws_lc_rs::default_provider().install_default()`
-    // here. Until then rustls panics while building its config; the panic is caught here and
-    // reported as an error rather than taking the process down mid-start.
+    // rustls needs one process-wide crypto provider: both `ring` (through reqwest) and
+    // `aws-lc-rs` (through axum-server) are compiled in, so it cannot pick one by itself. A
+    // second install (a test, an embedding application) is harmless, hence the ignored result.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Any panic inside rustls while building the config is still reported as an error rather
+    // than taking the process down mid-start.
     let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
     let loaded = tokio::spawn(async move {
         axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await
@@ -141,8 +141,7 @@ async fn load_tls(
     match loaded {
         Ok(result) => result.with_context(what),
         Err(e) if e.is_panic() => Err(anyhow::anyhow!(
-            "HTTPS is not available in this build: rustls has no crypto provider selected \
-             (terminate TLS in a reverse proxy instead)"
+            "HTTPS could not be set up (terminate TLS in a reverse proxy instead)"
         ))
         .with_context(what),
         Err(e) => Err(e).with_context(what),

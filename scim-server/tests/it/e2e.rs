@@ -872,7 +872,6 @@ async fn first_start_without_credentials_prints_a_working_token() {
 /// HTTPS served directly with rustls, from `[tls]` certificate and key files (a self-signed
 /// test certificate for localhost, valid until 2126, in `tests/it/fixtures/`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a rustls crypto provider selected in scim-server (see server::load_tls)"]
 async fn https_served_directly() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scim.db").display());
