@@ -169,6 +169,9 @@ pub async fn run_until_idle(worker: &Worker, max_rounds: usize) -> anyhow::Resul
     anyhow::bail!("the bridge queue was still busy after {max_rounds} rounds")
 }
 
+/// How often the background worker's status is published as metrics.
+const OUTBOX_METRICS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The bridge worker `serve` runs in the background (nothing when `[graph]` is absent).
 #[derive(Debug, Default)]
 pub struct BackgroundWorker {
@@ -204,10 +207,30 @@ impl BackgroundWorker {
         .await?;
         tracing::info!(mode = ?ctx.bridge.mode(), "Graph bridge worker starting");
         let cfg = ctx.worker_config();
-        Ok(Self::spawn(
+        let worker = Self::spawn(
             ctx.worker(cfg),
             Duration::from_secs(config.shutdown_grace_seconds),
-        ))
+        );
+        if let Some(running) = &worker.running {
+            let mut stopped = running.stop.subscribe();
+            let store = ctx.store.clone();
+            // Outbox lag, pending work and dead letters on /metrics while the worker runs.
+            tokio::spawn(async move {
+                loop {
+                    match store.status().await {
+                        Ok(status) => crate::metrics::record_outbox(&status),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the bridge status for metrics")
+                        }
+                    }
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => break,
+                        () = tokio::time::sleep(OUTBOX_METRICS_INTERVAL) => {}
+                    }
+                }
+            });
+        }
+        Ok(worker)
     }
 
     /// Runs `worker` on the runtime until [`BackgroundWorker::shutdown`].

@@ -194,6 +194,28 @@ async fn serve_runs_the_bridge_worker() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The worker publishes the outbox position on /metrics every few seconds.
+    let root = base.trim_end_matches("/scim/v2");
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        metrics = env
+            .http
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if metrics.contains("scim_outbox_lag{tenant=\"default\"} 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.contains("scim_outbox_lag{tenant=\"default\"} 0"),
+        "outbox lag on /metrics once the worker caught up:\n{metrics}"
+    );
     let pid = child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status();
     let status = tokio::task::spawn_blocking(move || child.wait())
