@@ -301,7 +301,9 @@ fn member_ids(attrs: &Attributes) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn log_skipped(resource_id: &str, skipped: &[String]) {
+/// Logs the ids among `ids` that are not in `known` (members skipped because they do not exist).
+fn log_skipped(resource_id: &str, ids: &[String], known: &HashSet<String>) {
+    let skipped: Vec<&String> = ids.iter().filter(|id| !known.contains(*id)).collect();
     if !skipped.is_empty() {
         tracing::warn!(
             group = resource_id,
@@ -321,12 +323,7 @@ async fn retain_known_members(
 ) -> Result<Vec<String>> {
     let ids = member_ids(attrs);
     let known = known_members(state, tenant, &ids).await?;
-    let skipped: Vec<String> = ids
-        .iter()
-        .filter(|id| !known.contains(*id))
-        .cloned()
-        .collect();
-    log_skipped(group_id, &skipped);
+    log_skipped(group_id, &ids, &known);
     if let Some(Value::Array(items)) = attrs.get_mut("members") {
         let mut seen = HashSet::new();
         items.retain(|m| {
@@ -495,13 +492,7 @@ pub async fn patch(
             });
         } else if let Some(delta) = outcome.members.as_mut() {
             let known = known_members(state, ctx.tenant(), &delta.added).await?;
-            let skipped: Vec<String> = delta
-                .added
-                .iter()
-                .filter(|m| !known.contains(*m))
-                .cloned()
-                .collect();
-            log_skipped(id, &skipped);
+            log_skipped(id, &delta.added, &known);
             delta.added.retain(|m| known.contains(m));
         }
         let members_changed = outcome
