@@ -21,6 +21,7 @@ use scim_core::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 use scim_core::{Error, Result, normalize, validate};
 use serde_json::Value;
 use std::collections::HashSet;
+use time::OffsetDateTime;
 
 /// How many times a write that lost a compare-and-swap race (without `If-Match`) is retried.
 const MAX_WRITE_ATTEMPTS: usize = 16;
@@ -373,6 +374,26 @@ fn retry(err: &StoreError, if_match: Option<&str>, attempt: usize) -> bool {
         && attempt + 1 < MAX_WRITE_ATTEMPTS
 }
 
+/// The next version of `existing` holding `attrs`: version + 1, created as before, modified `now`.
+fn successor(
+    rt: &ResourceType,
+    id: &str,
+    existing: &Resource,
+    attrs: Attributes,
+    now: OffsetDateTime,
+) -> Resource {
+    Resource::new(
+        rt.name.clone(),
+        id,
+        attrs,
+        Meta {
+            created: existing.meta.created,
+            last_modified: now,
+            version: existing.meta.version + 1,
+        },
+    )
+}
+
 /// PUT a resource (RFC 7644 §3.5.1): 200 with the resource (projected by `attributes` /
 /// `excludedAttributes`). `active` absent keeps its value.
 pub async fn replace(
@@ -406,17 +427,7 @@ pub async fn replace(
             None
         };
         let wctx = ctx.write_context(state);
-        let version = existing.meta.version + 1;
-        let resource = Resource::new(
-            rt.name.clone(),
-            id,
-            attrs,
-            Meta {
-                created: existing.meta.created,
-                last_modified: wctx.now,
-                version,
-            },
-        );
+        let resource = successor(rt, id, &existing, attrs, wctx.now);
         let mut change = Change::replaced(&existing, &resource);
         if members.is_some() {
             change.changed_paths.push("members".into());
@@ -504,21 +515,12 @@ pub async fn patch(
         }
         validate::patch_result(&state.registry, rt, &outcome.attributes)?;
         let wctx = ctx.write_context(state);
-        let version = existing.meta.version + 1;
         let mut attrs = outcome.attributes.clone();
         if is_group(rt) {
             attrs.remove("members");
         }
-        let resource = Resource::new(
-            rt.name.clone(),
-            id,
-            attrs,
-            Meta {
-                created: existing.meta.created,
-                last_modified: wctx.now,
-                version,
-            },
-        );
+        let resource = successor(rt, id, &existing, attrs, wctx.now);
+        let version = resource.meta.version;
         let change = Change::patched(&existing, &resource, &outcome);
         let members = outcome.members.filter(|_| members_changed);
         match state
