@@ -1009,26 +1009,38 @@ async fn filter_oracle(db: Arc<TestDb>) {
         create(s, "t1", p).await.unwrap();
     }
     let mut failures = Vec::new();
-    for text in ORACLE_FILTERS {
+    oracle_filters(s, users(), &people, ORACLE_FILTERS, &mut failures).await;
+    assert!(
+        failures.is_empty(),
+        "SQL and evaluator disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Runs each of `filters` on tenant `t1` in SQL and through the evaluator over `docs`, recording
+/// every disagreement in `failures`.
+async fn oracle_filters(
+    s: &dyn Store,
+    rt: &ResourceType,
+    docs: &[Resource],
+    filters: &[&str],
+    failures: &mut Vec<String>,
+) {
+    for text in filters {
         let filter =
-            Filter::parse(registry(), users(), text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
-        let want: BTreeSet<String> = people
+            Filter::parse(registry(), rt, text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let want: BTreeSet<String> = docs
             .iter()
-            .filter(|p| filter.matches(p.to_json(registry(), None).as_object().unwrap()))
-            .map(|p| p.id.clone())
+            .filter(|d| filter.matches(d.to_json(registry(), None).as_object().unwrap()))
+            .map(|d| d.id.clone())
             .collect();
-        let got: BTreeSet<String> = ids(s, "t1", users(), filter).await.into_iter().collect();
+        let got: BTreeSet<String> = ids(s, "t1", rt, filter).await.into_iter().collect();
         if got != want {
             failures.push(format!(
                 "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "SQL and evaluator disagree:\n{}",
-        failures.join("\n")
-    );
 }
 
 /// Filters on membership (a Group's `members`, a User's `groups`), which lives in its own table,
@@ -1089,21 +1101,7 @@ async fn membership_filter_oracle(db: Arc<TestDb>) {
         (users(), MEMBERSHIP_USER_FILTERS),
     ] {
         let docs: Vec<Resource> = s.list("t1", rt, &query(None), all).await.unwrap().resources;
-        for text in filters {
-            let filter =
-                Filter::parse(registry(), rt, text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
-            let want: BTreeSet<String> = docs
-                .iter()
-                .filter(|d| filter.matches(d.to_json(registry(), None).as_object().unwrap()))
-                .map(|d| d.id.clone())
-                .collect();
-            let got: BTreeSet<String> = ids(s, "t1", rt, filter).await.into_iter().collect();
-            if got != want {
-                failures.push(format!(
-                    "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
-                ));
-            }
-        }
+        oracle_filters(s, rt, &docs, filters, &mut failures).await;
     }
     assert!(
         failures.is_empty(),
