@@ -320,6 +320,15 @@ impl OAuthSetup {
         req.send().await.unwrap()
     }
 
+    /// A `client_credentials` token request authenticated with HTTP Basic.
+    async fn basic_token(&self, client_id: &str, secret: &str) -> reqwest::Response {
+        self.token(
+            &[("grant_type", "client_credentials")],
+            Some((client_id, secret)),
+        )
+        .await
+    }
+
     async fn whoami(&self, access_token: &str) -> (StatusCode, Value) {
         let resp = self
             .http

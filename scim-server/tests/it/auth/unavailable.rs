@@ -75,12 +75,5 @@ async fn a_new_client_secret_from_the_helper_obtains_tokens() {
     let mut config = oauth_config();
     config.oauth_clients[0].secrets = vec![ClientSecretConfig::from_hash(hash)];
     let s = oauth_setup(config).await;
-    expect_token(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("entra-prod", secret.expose())),
-        )
-        .await,
-    )
-    .await;
+    expect_token(s.basic_token("entra-prod", secret.expose()).await).await;
 }
