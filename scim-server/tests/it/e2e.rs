@@ -828,17 +828,19 @@ async fn postgres_entra_okta_and_concurrency() {
 async fn first_start_without_credentials_prints_a_working_token() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scim.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scim-server"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SCIM_LISTEN", "127.0.0.1:0")
-        .env("SCIM_DATABASE_URL", &url)
-        .env("SCIM_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_scim-server"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SCIM_LISTEN", "127.0.0.1:0")
+            .env("SCIM_DATABASE_URL", &url)
+            .env("SCIM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

@@ -111,3 +111,28 @@ where
         panic!("test task failed: {e}");
     }
 }
+
+/// A spawned `scim-server` process that is killed when the guard drops, so a failing test never
+/// leaves a server running.
+pub struct ChildGuard(pub std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // After a clean exit both calls are no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -140,18 +140,20 @@ async fn serve_runs_the_bridge_worker() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let env = Env::start("apply").await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scim-server"))
-        .arg("--config")
-        .arg(env.config_path())
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SCIM_LISTEN", "127.0.0.1:0")
-        .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning scim-server serve");
+    let mut child = crate::support::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_scim-server"))
+            .arg("--config")
+            .arg(env.config_path())
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SCIM_LISTEN", "127.0.0.1:0")
+            .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning scim-server serve"),
+    );
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
