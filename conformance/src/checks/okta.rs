@@ -506,7 +506,10 @@ pub(super) fn checks() -> Vec<Check> {
                 }
                 ctx.ensure(
                     best <= Duration::from_millis(600),
-                    format!("an answer within 600 ms, the best of three took {} ms", best.as_millis()),
+                    format!(
+                        "an answer within 600 ms, the best of three took {} ms",
+                        best.as_millis()
+                    ),
                 )
             },
         ),

@@ -5,6 +5,30 @@
 //! is a [`ResolvedPath`] (canonical names, the attribute definitions that govern comparison), so
 //! the engine's evaluator and a storage layer's SQL compiler read the same tree.
 //!
+//! # What a storage layer compiling this tree can rely on
+//!
+//! - **Shape.** `And`/`Or` are n-ary with at least two operands and never directly contain the
+//!   same operator (`a and (b and c)` is one `And`). Depth is at most [`MAX_FILTER_DEPTH`] and the
+//!   node count at most [`MAX_FILTER_NODES`], so recursive compilation is safe.
+//! - **Paths.** Canonical names. [`Location`](crate::schema::Location) says where the value
+//!   lives (`id`/`externalId`/`meta.*` are `Common`; extension attributes sit under
+//!   `ResolvedPath::schema` as a JSON key). A [`Comparison`] on a complex attribute always has
+//!   `sub` set: `manager eq "x"` arrives as `manager.value eq "x"` (see [`Filter::parse`]).
+//!   Inside [`Filter::ValuePath`] every path has `sub` set and the parent's `attr`.
+//! - **Undeclared attributes** have `declared: false` and are compared by the JSON type of the
+//!   comparison value, strings case-insensitively; compile them against the stored JSON, and let
+//!   them match nothing when nothing is stored.
+//! - **Values are type-checked and normalised** against the leaf's type: strings for string,
+//!   reference and binary attributes (an unquoted `12345` becomes `"12345"`); `true`/`false`
+//!   for booleans (also from `"True"`); JSON numbers for integer and decimal; for dateTime an
+//!   RFC 3339 UTC string as [`format_datetime`](crate::resource::format_datetime) writes it
+//!   (compare as instants); `null` only with `eq` (not present) and `ne` (present). Operators a
+//!   type does not support never reach the tree (`gt` on a boolean, `co` on a number or
+//!   dateTime are `invalidFilter` at parse time, RFC 7644 §3.4.2.2).
+//! - **Semantics** (see the evaluator's module doc): string comparison per `caseExact`; any
+//!   element of a multi-valued attribute may match; `ne` is exactly `not eq` (also true when the
+//!   attribute is absent); `pr` means present and non-empty.
+//!
 //! ```
 //! use scim_core::filter::Filter;
 //! use scim_core::schema::SchemaRegistry;
@@ -17,8 +41,10 @@
 //! assert!(filter.matches(user.as_object().unwrap()));
 //! ```
 
+mod display;
 mod eval;
 mod parse;
+mod rewrite;
 
 use crate::schema::ResolvedPath;
 pub use scim_v2::filter::CompareOp;
@@ -70,3 +96,6 @@ pub struct Comparison {
     /// The comparison value as JSON (`"str"`, a number, `true`/`false` or `null`).
     pub value: Value,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,3 +1,4 @@
-//! scim-core integration tests: one binary, one module per engine area.
+//! Integration tests of scim-core: one binary, a module per engine.
 
+mod filter;
 mod model;

@@ -4,9 +4,47 @@
 //! Entra-issued JWTs (JWKS by `kid`), access tokens issued by our own OAuth 2.0 token endpoint
 //! (client credentials, and the RFC 7523 assertion grant for workload identity federation).
 //!
-//! (contract; the auth helper implements the submodules)
+//! Map of the module:
+//! - [`header`]: the `Authorization` header (`Bearer` in any case, or a bare token);
+//! - [`token`]: static tokens and issued access tokens in the store, the `SCIM_TOKEN`
+//!   environment token, and the `scim-server token` helpers;
+//! - [`jwt`] and [`jwks`]: RS256 verification with keys cached by `kid`; the Entra validator;
+//! - [`oauth`]: `POST /oauth/token`;
+//! - [`config`]: the `[auth]` section;
+//! - [`chain`]: [`AuthService`], all of the above behind one [`Authenticator`];
+//! - [`middleware`]: an axum middleware putting the [`Principal`] into request extensions;
+//! - [`secret`] and [`clock`]: hashing and redaction of secrets; time as a parameter.
+//!
+//! Invariants: no secret is stored or logged (only SHA-256 hashes are stored); every hash
+//! comparison is constant-time; only RS256 JWTs are accepted; every [`Principal`] names the one
+//! tenant its credential belongs to.
 
+use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
+
+pub mod chain;
+pub mod clock;
+pub mod config;
+pub mod header;
+pub mod jwks;
+pub mod jwt;
+pub mod middleware;
+pub mod oauth;
+pub mod secret;
+pub mod token;
+
+pub use chain::AuthService;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    AuthConfig, ClientSecretConfig, ConfigError, EntraJwtConfig, FederatedClientConfig,
+    OAuthClientConfig,
+};
+pub use oauth::{OAuthServer, oauth_router};
+pub use secret::SecretString;
+pub use token::{
+    StaticTokens, TokenStore, create_token, list_access_tokens, list_tokens, revoke_token,
+    token_kind, token_store,
+};
 
 /// How a request authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +71,80 @@ pub struct Principal {
     pub kind: CredentialKind,
 }
 
-/// Why authentication failed. Every variant answers 401 with `WWW-Authenticate: Bearer` and a
-/// SCIM error body; the detail is safe to show (it never echoes the credential).
+/// Why authentication failed. It answers 401 with `WWW-Authenticate: Bearer` and a SCIM error
+/// body; the detail is safe to show (it never echoes the credential). The one exception: when
+/// the credential could not be checked at all (database or JWKS endpoint unreachable,
+/// [`AuthError::is_unavailable`]), [`AuthError::to_response`] answers 503, so an identity provider
+/// retries instead of treating a healthy credential as revoked (Entra quarantines on 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct AuthError(pub String);
+
+/// The start of the detail of an [`AuthError::unavailable`].
+pub const UNAVAILABLE_PREFIX: &str = "authentication temporarily unavailable";
+
+impl AuthError {
+    /// An error with a detail that is safe to show the client.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+
+    /// The credential could not be checked (a dependency failed); `reason` is safe to show.
+    pub fn unavailable(reason: &str) -> Self {
+        Self(format!("{UNAVAILABLE_PREFIX}: {reason}"))
+    }
+
+    /// Whether the credential could not be checked, rather than being refused.
+    pub fn is_unavailable(&self) -> bool {
+        self.0.starts_with(UNAVAILABLE_PREFIX)
+    }
+
+    /// The HTTP status: 401, or 503 when [unavailable](Self::is_unavailable).
+    pub fn status(&self) -> http::StatusCode {
+        if self.is_unavailable() {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http::StatusCode::UNAUTHORIZED
+        }
+    }
+
+    /// The response: 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3) and a SCIM error body
+    /// (RFC 7644 §3.12) carrying the detail; or 503 with `Retry-After` when unavailable.
+    pub fn to_response(&self) -> Response {
+        if self.is_unavailable() {
+            let body = scim_core::Error::new(503, None, self.0.clone()).to_body();
+            let mut response = scim_json(http::StatusCode::SERVICE_UNAVAILABLE, &body);
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("30"),
+            );
+            response
+        } else {
+            unauthorized_response(&self.0)
+        }
+    }
+}
+
+fn scim_json(status: http::StatusCode, body: &scim_core::error::ErrorBody) -> Response {
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = (status, json).into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/scim+json"),
+    );
+    response
+}
+
+/// A 401 with `WWW-Authenticate: Bearer` and a SCIM error body with `detail`.
+pub fn unauthorized_response(detail: &str) -> Response {
+    let body = scim_core::Error::unauthorized(detail).to_body();
+    let mut response = scim_json(http::StatusCode::UNAUTHORIZED, &body);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
 
 /// Authenticates requests.
 #[async_trait::async_trait]

@@ -1,0 +1,3 @@
+//! The integration tests of scim-server (one binary, one module per area).
+
+mod auth;
