@@ -9,7 +9,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use scim_conformance::load::{self, LoadArgs, Workload};
 
-const USER: &str = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"u1","userName":"a"}"#;
+const USER: &str =
+    r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"u1","userName":"a"}"#;
 const EMPTY: &str = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"startIndex":1,"itemsPerPage":0,"Resources":[]}"#;
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -62,14 +63,35 @@ fn cli_runs_a_bounded_load_and_writes_json() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("w1.json");
     let out = Command::new(env!("CARGO_BIN_EXE_scim-conformance"))
-        .args(["load", "--base-url", &base, "--token", "t", "--workload", "W1"])
-        .args(["--users", "5", "--requests", "50", "--concurrency", "4", "--warmup", "0"])
+        .args([
+            "load",
+            "--base-url",
+            &base,
+            "--token",
+            "t",
+            "--workload",
+            "W1",
+        ])
+        .args([
+            "--users",
+            "5",
+            "--requests",
+            "50",
+            "--concurrency",
+            "4",
+            "--warmup",
+            "0",
+        ])
         .args(["--target", "test", "--json"])
         .arg(&json)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("target"), "{stdout}");
     assert!(stdout.contains("test    W1@5"), "{stdout}");
     let report: load::report::RunReport =
@@ -79,8 +101,18 @@ fn cli_runs_a_bounded_load_and_writes_json() {
     assert!(report.total.rps > 0.0);
     // 5 seeding POSTs, then 50 GETs of a user.
     let log = log.lock().unwrap();
-    assert_eq!(log.iter().filter(|l| l.starts_with("POST /scim/v2/Users")).count(), 5);
-    assert_eq!(log.iter().filter(|l| l.starts_with("GET /scim/v2/Users/u1")).count(), 50);
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("POST /scim/v2/Users"))
+            .count(),
+        5
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("GET /scim/v2/Users/u1"))
+            .count(),
+        50
+    );
 
     // The summary reads the directory back.
     let out = Command::new(env!("CARGO_BIN_EXE_scim-conformance"))
@@ -116,7 +148,10 @@ async fn entra_cycle_sends_entras_request_order() {
         .iter()
         .map(|p| (p.name.as_str(), p.requests))
         .collect();
-    assert_eq!(phases, vec![("users", 6), ("groups", 4), ("memberships", 2)]);
+    assert_eq!(
+        phases,
+        vec![("users", 6), ("groups", 4), ("memberships", 2)]
+    );
     let log = log.lock().unwrap();
     let shape: Vec<String> = log
         .iter()
@@ -125,7 +160,9 @@ async fn entra_cycle_sends_entras_request_order() {
             let path = rest.trim_start_matches("/scim/v2");
             let kind = if path.starts_with("/Users?filter=userName%20eq%20") {
                 "/Users?filter=userName eq"
-            } else if path.starts_with("/Groups?excludedAttributes=members&filter=displayName%20eq%20") {
+            } else if path
+                .starts_with("/Groups?excludedAttributes=members&filter=displayName%20eq%20")
+            {
                 "/Groups?excludedAttributes=members&filter=displayName eq"
             } else {
                 path.split('?').next().unwrap()

@@ -190,6 +190,7 @@ where
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::default();
             let mut out = Vec::new();
+            let mut failing_in_a_row = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 if i >= n {
@@ -200,11 +201,13 @@ where
                 rec = r;
                 out.push((i, v));
                 // A server that stopped answering ends the phase instead of timing out n times.
-                if rec.transport_errors >= before + 1
-                    && rec.transport_errors >= MAX_TRANSPORT_ERRORS_IN_A_ROW
-                    && rec.transport_errors == rec.requests()
-                {
-                    break;
+                if rec.transport_errors > before {
+                    failing_in_a_row += 1;
+                    if failing_in_a_row >= MAX_TRANSPORT_ERRORS_IN_A_ROW {
+                        break;
+                    }
+                } else {
+                    failing_in_a_row = 0;
                 }
             }
             (out, rec)

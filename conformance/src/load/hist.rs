@@ -33,7 +33,9 @@ impl Latency {
 
     /// Records one latency (at least 1 µs, at most [`MAX_US`]).
     pub fn record(&mut self, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(MAX_US).clamp(1, MAX_US);
+        let us = u64::try_from(d.as_micros())
+            .unwrap_or(MAX_US)
+            .clamp(1, MAX_US);
         self.hist.saturating_record(us);
     }
 
@@ -188,6 +190,9 @@ mod tests {
         assert_eq!(a.errors(), 2);
         assert_eq!(a.latency.count(), 3);
         assert_eq!(a.statuses.get(&200), Some(&1));
-        assert_eq!(a.samples, vec!["404: not found", "transport: connection refused"]);
+        assert_eq!(
+            a.samples,
+            vec!["404: not found", "transport: connection refused"]
+        );
     }
 }

@@ -127,10 +127,19 @@ fn parse_sizes(s: &str) -> Result<usize, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
     /// SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2
-    #[arg(long, env = "SCIM_CONFORMANCE_BASE_URL", required_unless_present = "summarize")]
+    #[arg(
+        long,
+        env = "SCIM_CONFORMANCE_BASE_URL",
+        required_unless_present = "summarize"
+    )]
     pub base_url: Option<String>,
     /// Bearer token sent with every request.
-    #[arg(long, env = "SCIM_CONFORMANCE_TOKEN", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SCIM_CONFORMANCE_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub token: String,
     /// W1..W8 or entra-cycle (= W7).
     #[arg(long, value_parser = parse_workload, required_unless_present = "summarize")]
@@ -299,7 +308,11 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
             (Some(g), Some(args.users as u64))
         }
         Workload::W3 => {
-            let prefix = format!("{}-w3-{}", state.prefix, &uuid::Uuid::new_v4().simple().to_string()[..6]);
+            let prefix = format!(
+                "{}-w3-{}",
+                state.prefix,
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            );
             notes.push("W3 creates a new user per request".into());
             let g: Generator = Arc::new(move |w, k, _| {
                 let name = format!("{prefix}-{w}-{k}@bench.example");
@@ -362,48 +375,53 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
         state.save(p)?;
     }
 
-    let (total, phases) = match generator {
-        Some(g) => {
-            if args.warmup > 0.0 && workload != Workload::W8 {
-                let _ = drive(
-                    &client,
-                    conc,
-                    Limit::Duration(Duration::from_secs_f64(args.warmup)),
-                    g.clone(),
+    let (total, phases) =
+        match generator {
+            Some(g) => {
+                if args.warmup > 0.0 && workload != Workload::W8 {
+                    let _ = drive(
+                        &client,
+                        conc,
+                        Limit::Duration(Duration::from_secs_f64(args.warmup)),
+                        g.clone(),
+                    )
+                    .await;
+                }
+                let (rec, elapsed) = drive(&client, conc, limit, g).await;
+                let samples = rec.samples.clone();
+                (
+                    (
+                        PhaseReport::from_recorder(workload.id(), &rec, elapsed.as_secs_f64()),
+                        samples,
+                    ),
+                    Vec::new(),
                 )
-                .await;
             }
-            let (rec, elapsed) = drive(&client, conc, limit, g).await;
-            let samples = rec.samples.clone();
-            (
-                (PhaseReport::from_recorder(workload.id(), &rec, elapsed.as_secs_f64()), samples),
-                Vec::new(),
-            )
-        }
-        None => {
-            let dir = plan::Directory::new(args.users, args.groups, args.memberships, &args.tiers);
-            notes.push(format!(
+            None => {
+                let dir =
+                    plan::Directory::new(args.users, args.groups, args.memberships, &args.tiers);
+                notes.push(format!(
                 "W7: {} users, {} groups, {} memberships (first groups: {:?}), concurrency {conc}",
                 dir.users,
                 dir.groups.len(),
                 dir.memberships(),
                 &dir.groups.iter().take(args.tiers.len()).map(|g| g.1).collect::<Vec<_>>()
             ));
-            let out = cycle::run_cycle(&client, &mut state, &dir, conc).await;
-            if let Some(p) = &args.state {
-                state.save(p)?;
-            }
-            let out = out?;
-            let samples = out.total.samples.clone();
-            (
+                let out = cycle::run_cycle(&client, &mut state, &dir, conc).await;
+                if let Some(p) = &args.state {
+                    state.save(p)?;
+                }
+                let out = out?;
+                let samples = out.total.samples.clone();
                 (
-                    PhaseReport::from_recorder("W7", &out.total, out.elapsed.as_secs_f64()),
-                    samples,
-                ),
-                out.phases,
-            )
-        }
-    };
+                    (
+                        PhaseReport::from_recorder("W7", &out.total, out.elapsed.as_secs_f64()),
+                        samples,
+                    ),
+                    out.phases,
+                )
+            }
+        };
     let ((total, error_samples), phases) = (total, phases);
     Ok(RunReport {
         format: REPORT_FORMAT,

@@ -167,7 +167,11 @@ pub fn add_members<S: AsRef<str>>(group_id: &str, member_ids: &[S]) -> Req {
         "schemas": [PATCH_OP],
         "Operations": [{"op": "Add", "path": "members", "value": members}]
     });
-    Req::with_body(Method::Patch, format!("/Groups/{}", encode(group_id)), &body)
+    Req::with_body(
+        Method::Patch,
+        format!("/Groups/{}", encode(group_id)),
+        &body,
+    )
 }
 
 /// `PATCH /Groups/{id}` removing one member with an RFC 7644 value filter (the form Entra sends
@@ -177,7 +181,11 @@ pub fn remove_member(group_id: &str, member_id: &str) -> Req {
         "schemas": [PATCH_OP],
         "Operations": [{"op": "remove", "path": format!("members[value eq {}]", literal(member_id))}]
     });
-    Req::with_body(Method::Patch, format!("/Groups/{}", encode(group_id)), &body)
+    Req::with_body(
+        Method::Patch,
+        format!("/Groups/{}", encode(group_id)),
+        &body,
+    )
 }
 
 /// Who belongs to which group in a synthetic directory: the Entra cycle's input.
@@ -284,7 +292,10 @@ mod tests {
             find_group("Sales").path,
             "/Groups?excludedAttributes=members&filter=displayName%20eq%20%22Sales%22"
         );
-        assert_eq!(list_users_page(2, 100).path, "/Users?startIndex=201&count=100");
+        assert_eq!(
+            list_users_page(2, 100).path,
+            "/Users?startIndex=201&count=100"
+        );
         assert_eq!(
             get_group_without_members("g1").path,
             "/Groups/g1?excludedAttributes=members"
@@ -298,7 +309,10 @@ mod tests {
         let v: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
         assert_eq!(v["Operations"][0]["op"], "Replace");
         assert_eq!(v["Operations"][0]["path"], "emails[type eq \"work\"].value");
-        assert_eq!(v["Operations"][1], json!({"op":"Replace","path":"active","value":"False"}));
+        assert_eq!(
+            v["Operations"][1],
+            json!({"op":"Replace","path":"active","value":"False"})
+        );
     }
 
     #[test]
@@ -309,7 +323,8 @@ mod tests {
             v["Operations"],
             json!([{"op":"Add","path":"members","value":[{"$ref":null,"value":"a"},{"$ref":null,"value":"b"}]}])
         );
-        let v: Value = serde_json::from_str(remove_member("g", "a").body.as_deref().unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_str(remove_member("g", "a").body.as_deref().unwrap()).unwrap();
         assert_eq!(v["Operations"][0]["path"], "members[value eq \"a\"]");
         let v: Value =
             serde_json::from_str(create_group("G", "e").body.as_deref().unwrap()).unwrap();
@@ -340,11 +355,14 @@ mod tests {
         let [users, groups, patches] = entra_cycle(&d);
         assert_eq!(users.len(), 250);
         assert_eq!(users[0], CycleStep::MatchThenCreateUser(0));
-        assert_eq!(groups, vec![
-            CycleStep::MatchThenCreateGroup(0),
-            CycleStep::MatchThenCreateGroup(1),
-            CycleStep::MatchThenCreateGroup(2)
-        ]);
+        assert_eq!(
+            groups,
+            vec![
+                CycleStep::MatchThenCreateGroup(0),
+                CycleStep::MatchThenCreateGroup(1),
+                CycleStep::MatchThenCreateGroup(2)
+            ]
+        );
         // 250 members in batches of 100, 100, 50, then 85 + 85 for the other two groups.
         let sizes: Vec<(usize, usize)> = patches
             .iter()

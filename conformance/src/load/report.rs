@@ -49,7 +49,9 @@ impl PhaseReport {
                 .statuses
                 .iter()
                 .map(|(s, n)| (s.to_string(), *n))
-                .chain((rec.transport_errors > 0).then(|| ("transport".into(), rec.transport_errors)))
+                .chain(
+                    (rec.transport_errors > 0).then(|| ("transport".into(), rec.transport_errors)),
+                )
                 .collect(),
         }
     }
@@ -290,7 +292,7 @@ pub fn compare(runs: &[RunReport]) -> String {
             keys.push(k);
         }
     }
-    keys.sort_by(|a, b| (workload_order(&a.0), a.1).cmp(&(workload_order(&b.0), b.1)));
+    keys.sort_by_key(|a| (workload_order(&a.0), a.1));
     let find = |target: &str, key: &str| {
         runs.iter()
             .find(|r| r.target == target && r.key() == key)
@@ -303,7 +305,10 @@ pub fn compare(runs: &[RunReport]) -> String {
     };
 
     let mut out = String::new();
-    let _ = writeln!(out, "req/s (p99) per workload and target; '!' marks runs with errors\n");
+    let _ = writeln!(
+        out,
+        "req/s (p99) per workload and target; '!' marks runs with errors\n"
+    );
     let mut head = vec!["workload".to_string()];
     head.extend(targets.iter().map(|t| t.to_string()));
     let mut rows = vec![head];
@@ -335,7 +340,10 @@ pub fn compare(runs: &[RunReport]) -> String {
     // Ratios per workload id: ours at its smallest size against the ceiling and the peer
     // (whatever size they ran at: the ceiling ignores data, the peer runs small).
     let ours: Vec<&str> = targets.iter().copied().filter(|t| is_ours(t)).collect();
-    let _ = writeln!(out, "\nratios of req/s (ours at its smallest size for each workload)\n");
+    let _ = writeln!(
+        out,
+        "\nratios of req/s (ours at its smallest size for each workload)\n"
+    );
     let mut head = vec!["workload".to_string()];
     for o in &ours {
         head.push(format!("{o}/ceiling"));
@@ -356,8 +364,14 @@ pub fn compare(runs: &[RunReport]) -> String {
             for other in ["ceiling", "peer"] {
                 row.push(match (a, smallest(other)) {
                     (Some(a), Some(b)) if b.total.rps > 0.0 => {
-                        let size = |r: &RunReport| r.size.map(|s| s.to_string()).unwrap_or("-".into());
-                        format!("{:.2} ({} vs {})", a.total.rps / b.total.rps, size(a), size(b))
+                        let size =
+                            |r: &RunReport| r.size.map(|s| s.to_string()).unwrap_or("-".into());
+                        format!(
+                            "{:.2} ({} vs {})",
+                            a.total.rps / b.total.rps,
+                            size(a),
+                            size(b)
+                        )
                     }
                     _ => "-".into(),
                 });
@@ -433,7 +447,11 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
     match (w1.first(), ceiling_w1.first()) {
         (Some(a), Some(c)) if c.total.rps > 0.0 => {
             let r = a.total.rps / c.total.rps;
-            out.push(format!("W1 >= 50% of ceiling req/s: {:.0}% -> {}", r * 100.0, verdict(r >= 0.5)));
+            out.push(format!(
+                "W1 >= 50% of ceiling req/s: {:.0}% -> {}",
+                r * 100.0,
+                verdict(r >= 0.5)
+            ));
         }
         _ => out.push("W1 >= 50% of ceiling req/s: not measured".into()),
     }
@@ -455,7 +473,8 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
         match (v.first(), v.last()) {
             (Some(small), Some(large)) if v.len() > 1 && large.total.rps > 0.0 => {
                 let cost = small.total.rps / large.total.rps;
-                let p50 = large.total.latency.p50_us as f64 / small.total.latency.p50_us.max(1) as f64;
+                let p50 =
+                    large.total.latency.p50_us as f64 / small.total.latency.p50_us.max(1) as f64;
                 out.push(format!(
                     "{w} cost at {} members <= 1.5x cost at {}: {:.2}x by req/s, {:.2}x by p50 -> {}",
                     large.size.unwrap_or(0),
@@ -476,10 +495,17 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
                 r.size.unwrap_or(0),
                 r.total.elapsed_s,
                 verdict(r.total.elapsed_s < 60.0 && r.total.errors == 0),
-                if r.total.errors > 0 { " (with errors)" } else { "" }
+                if r.total.errors > 0 {
+                    " (with errors)"
+                } else {
+                    ""
+                }
             ));
             out.push(match mem {
-                Some(m) => format!("W7 server peak memory under 200 MB: {m:.1} MiB -> {}", verdict(m * 1.048_576 < 200.0)),
+                Some(m) => format!(
+                    "W7 server peak memory under 200 MB: {m:.1} MiB -> {}",
+                    verdict(m * 1.048_576 < 200.0)
+                ),
                 None => "W7 server peak memory: not measured".into(),
             });
         }
@@ -491,7 +517,10 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
         match (a.first(), p.first()) {
             (Some(a), Some(p)) if p.total.rps > 0.0 => {
                 let r = a.total.rps / p.total.rps;
-                out.push(format!("{w} >= 20x peer: {r:.1}x -> {}", verdict(r >= 20.0)));
+                out.push(format!(
+                    "{w} >= 20x peer: {r:.1}x -> {}",
+                    verdict(r >= 20.0)
+                ));
             }
             _ => out.push(format!("{w} >= 20x peer: not measured")),
         }
@@ -560,7 +589,10 @@ mod tests {
             "ceiling      W1            1000       3  20000  400µs  800µs  1.2ms  4.0ms  0.05s"
         );
         assert!(lines[2].starts_with("ours-sqlite  W2@10000      1000       0   9000  900µs"));
-        assert!(lines[3].starts_with("WARNING: ceiling W1: 3 of 1000 requests failed"), "{t}");
+        assert!(
+            lines[3].starts_with("WARNING: ceiling W1: 3 of 1000 requests failed"),
+            "{t}"
+        );
         assert!(lines[3].ends_with("first: 500: boom"));
     }
 
@@ -580,7 +612,10 @@ mod tests {
             text.contains("W1@1000    12000 (900µs)  20000 (300µs)  400 (15.0ms)"),
             "{text}"
         );
-        assert!(text.contains("W2@1000    11000 (900µs)              -"), "{text}");
+        assert!(
+            text.contains("W2@1000    11000 (900µs)              -"),
+            "{text}"
+        );
         assert!(text.contains("0.60 (1000 vs -)"), "{text}");
         assert!(text.contains("30.00 (1000 vs 1000)"), "{text}");
         let t = targets_of(&runs, "ours-sqlite");
@@ -597,10 +632,15 @@ mod tests {
 
     #[test]
     fn parses_proc_status() {
-        let text = "Name:\tscim-server\nVmPeak:\t  900 kB\nVmHWM:\t   51234 kB\nVmRSS:\t   40000 kB\n";
+        let text =
+            "Name:\tscim-server\nVmPeak:\t  900 kB\nVmHWM:\t   51234 kB\nVmRSS:\t   40000 kB\n";
         assert_eq!(
             ServerMemory::parse(7, text),
-            Some(ServerMemory { pid: 7, vm_hwm_kib: 51_234, vm_rss_kib: 40_000 })
+            Some(ServerMemory {
+                pid: 7,
+                vm_hwm_kib: 51_234,
+                vm_rss_kib: 40_000
+            })
         );
         assert_eq!(ServerMemory::parse(7, "Name: x\n"), None);
     }

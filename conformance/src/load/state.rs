@@ -150,7 +150,10 @@ pub async fn create_users(
             LoadError::Seed(format!(
                 "creating user {} failed: {}",
                 names[i],
-                rec.samples.first().map(String::as_str).unwrap_or("no id in the answer")
+                rec.samples
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("no id in the answer")
             ))
         })?;
         users.push(SeedUser {
@@ -173,7 +176,11 @@ pub async fn ensure_users(
     }
     let names: Vec<String> = (state.users.len()..n).map(|i| state.user_name(i)).collect();
     let t = std::time::Instant::now();
-    eprintln!("seeding {} users ({} stored)…", names.len(), state.users.len());
+    eprintln!(
+        "seeding {} users ({} stored)…",
+        names.len(),
+        state.users.len()
+    );
     let (users, _) = create_users(client, names, concurrency).await?;
     state.users.extend(users);
     eprintln!(
@@ -203,8 +210,13 @@ pub async fn add_members(
         let batches = batches.clone();
         let gid = gid.clone();
         async move {
-            let a = c.timed(&mut rec, &plan::add_members(&gid, &batches[i])).await;
-            (a.filter(|a| (200..300).contains(&a.status)).map(|_| ()), rec)
+            let a = c
+                .timed(&mut rec, &plan::add_members(&gid, &batches[i]))
+                .await;
+            (
+                a.filter(|a| (200..300).contains(&a.status)).map(|_| ()),
+                rec,
+            )
         }
     })
     .await;
@@ -285,7 +297,10 @@ mod tests {
         let path = dir.path().join("s.json");
         let mut s = State::load(&path).unwrap();
         assert!(s.prefix.starts_with("bench-"));
-        assert_eq!(s.user_name(42), format!("{}-u0000042@bench.example", s.prefix));
+        assert_eq!(
+            s.user_name(42),
+            format!("{}-u0000042@bench.example", s.prefix)
+        );
         s.users.push(SeedUser {
             id: "1".into(),
             user_name: s.user_name(0),
