@@ -31,7 +31,7 @@ impl Latency {
         }
     }
 
-    /// Records one latency (at least 1 µs, at most [`MAX_US`]).
+    /// Records one latency (at least 1 µs, at most 10 minutes).
     pub fn record(&mut self, d: Duration) {
         let us = u64::try_from(d.as_micros())
             .unwrap_or(MAX_US)
