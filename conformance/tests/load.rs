@@ -99,7 +99,7 @@ fn cli_runs_a_bounded_load_and_writes_json() {
     assert_eq!((report.total.requests, report.total.errors), (50, 0));
     assert_eq!(report.total.latency.count, 50);
     assert!(report.total.rps > 0.0);
-    // 5 seeding POSTs, then 50 GETs of a user.
+    // 5 seeding POSTs, then 50 GETs of a user and one to verify the answer.
     let log = log.lock().unwrap();
     assert_eq!(
         log.iter()

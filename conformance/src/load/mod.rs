@@ -254,6 +254,69 @@ pub fn summarize(dir: &std::path::Path) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// After the measurement, checks with one request that the server answered the workload with
+/// what it asks for (a fast wrong answer is no result): the user found by `W2`'s filter, the
+/// user of `W1`, a `W6` group without `members`. `None` when fine or not applicable.
+async fn verify(
+    client: &Client,
+    workload: Workload,
+    state: &State,
+    args: &LoadArgs,
+) -> Option<String> {
+    let user = state.users.first()?;
+    type Check = Box<dyn Fn(&serde_json::Value) -> bool + Send>;
+    let (req, check): (plan::Req, Check) = match workload {
+        Workload::W1 => {
+            let id = user.id.clone();
+            (
+                plan::get_user(&user.id),
+                Box::new(move |v| v["id"] == id.as_str()),
+            )
+        }
+        Workload::W2 => {
+            let name = user.user_name.clone();
+            (
+                plan::find_user(&user.user_name),
+                Box::new(move |v| {
+                    v["totalResults"] == 1 && v["Resources"][0]["userName"] == name.as_str()
+                }),
+            )
+        }
+        Workload::W6 => {
+            let g = state
+                .groups
+                .iter()
+                .find(|g| g.start == 0 && g.len == args.group_size)?;
+            (
+                plan::get_group_without_members(&g.id),
+                Box::new(|v| v.get("members").is_none() && v.get("id").is_some()),
+            )
+        }
+        _ => return None,
+    };
+    let answer = client.send(&req).await;
+    match answer {
+        Ok(a) if (200..300).contains(&a.status) => {
+            let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
+            (!check(&v)).then(|| {
+                format!(
+                    "{} {} answered {}",
+                    req.method.as_str(),
+                    req.path,
+                    String::from_utf8_lossy(&a.body[..a.body.len().min(300)])
+                )
+            })
+        }
+        Ok(a) => Some(format!(
+            "{} {} answered {}",
+            req.method.as_str(),
+            req.path,
+            a.status
+        )),
+        Err(e) => Some(format!("{} {}: {e}", req.method.as_str(), req.path)),
+    }
+}
+
 /// Seeds what the workload needs, measures it and builds its report.
 pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
     let base_url = args
@@ -423,6 +486,9 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
             }
         };
     let ((total, error_samples), phases) = (total, phases);
+    if let Some(problem) = verify(&client, workload, &state, args).await {
+        notes.push(format!("VERIFY FAILED: {problem}"));
+    }
     Ok(RunReport {
         format: REPORT_FORMAT,
         target: args.target.clone(),

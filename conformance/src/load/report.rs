@@ -207,6 +207,9 @@ pub fn format_table(runs: &[RunReport]) -> String {
                 r.error_samples.first().map(String::as_str).unwrap_or("-")
             );
         }
+        for n in r.notes.iter().filter(|n| n.starts_with("VERIFY FAILED")) {
+            let _ = writeln!(out, "WARNING: {} {}: {n}", r.target, r.key());
+        }
         if let Some(m) = r.server {
             let _ = writeln!(
                 out,
