@@ -111,7 +111,12 @@ fn cli_runs_a_bounded_load_and_writes_json() {
         log.iter()
             .filter(|l| l.starts_with("GET /scim/v2/Users/u1"))
             .count(),
-        50
+        51
+    );
+    assert!(
+        report.notes.iter().all(|n| !n.starts_with("VERIFY")),
+        "{:?}",
+        report.notes
     );
 
     // The summary reads the directory back.
