@@ -377,8 +377,11 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
                 &uuid::Uuid::new_v4().simple().to_string()[..6]
             );
             notes.push("W3 creates a new user per request".into());
-            let g: Generator = Arc::new(move |w, k, _| {
-                let name = format!("{prefix}-{w}-{k}@bench.example");
+            // One counter across warm-up and measurement: every name is new.
+            let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let g: Generator = Arc::new(move |_, _, _| {
+                let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let name = format!("{prefix}-{k}@bench.example");
                 plan::create_user(&name, &format!("ext-{name}"))
             });
             (Some(g), None)

@@ -131,7 +131,17 @@ pub async fn create_users(
         async move {
             let name = &names[i];
             let ext = format!("ext-{name}");
-            let a = c.timed(&mut rec, &plan::create_user(name, &ext)).await;
+            let req = plan::create_user(name, &ext);
+            // Seeding retries a request that got no answer (a restarting or saturated
+            // server), a few times.
+            let mut a = None;
+            for attempt in 0..4u64 {
+                a = c.timed(&mut rec, &req).await;
+                if a.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
             let id = match a {
                 Some(a) if a.status == 201 || a.status == 200 => id_of(&a.body),
                 Some(a) if a.status == 409 => c
