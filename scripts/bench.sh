@@ -9,7 +9,8 @@
 # Options: --quick, --no-build, --skip-peer, --skip-postgres, --skip-sqlite, --skip-ours,
 #          --criterion (full mode: also `cargo bench -p scim-core`).
 # Environment: CARGO_TARGET_DIR, BENCH_PG (default postgres://postgres@127.0.0.1:5432),
-#              BENCH_CONCURRENCY (default 16), BENCH_DURATION (seconds per workload).
+#              BENCH_CONCURRENCY (default 16), BENCH_DURATION (seconds per workload),
+#              BENCH_SERVER_BIN (another scim-server binary to measure as "ours").
 # Results: bench-results/<timestamp>/ (one JSON per measurement, log.txt, machine.txt,
 # summary.txt with the side-by-side table, the ratios and the targets).
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
@@ -19,7 +20,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PEER_VERSION=0.8.3
-TOKEN="bench-$RANDOM$RANDOM"
+TOKEN="bench-$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 
 QUICK=0 BUILD=1 PEER=1 POSTGRES=1 SQLITE=1 OURS=1 CRITERION=0
 for a in "$@"; do
@@ -95,13 +96,14 @@ if [ "$BUILD" = 1 ]; then
     -p scim-server -p scim-conformance -p scim-examples --bins --example ceiling)
 fi
 LOAD="$TARGET/release/scim-conformance"
-SERVER="$TARGET/release/scim-server"
+SERVER="${BENCH_SERVER_BIN:-$TARGET/release/scim-server}"
 CEILING="$TARGET/release/examples/ceiling"
 
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "mode: $MODE (duration ${DUR}s per workload, concurrency $CONC, warm-up ${WARM}s)"
   echo "git: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (modified)')"
+  echo "server binary: $SERVER"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "kernel: $(uname -sr)"
