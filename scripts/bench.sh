@@ -42,12 +42,14 @@ if [ "$QUICK" = 1 ]; then
   MODE=quick DUR="${BENCH_DURATION:-3}" WARM=0.5
   SMALL=1000                       # W1, W3, W4 and the first W2 size, on a fresh database
   CYCLE_USERS=5000 CYCLE_GROUPS=20 CYCLE_MEMBERSHIPS=50000 TIERS=10,1000,5000
-  BIG=20000                        # last W2 size
+  CYCLE_LIMIT=30                   # seconds; a slower W7 is reported as stopped
+  BIG=10000                        # last W2 size
   PEER_USERS=500
 else
   MODE=full DUR="${BENCH_DURATION:-10}" WARM=1
   SMALL=10000
   CYCLE_USERS=100000 CYCLE_GROUPS=1000 CYCLE_MEMBERSHIPS=1000000 TIERS=10,10000,100000
+  CYCLE_LIMIT=1800
   BIG=1000000
   PEER_USERS=1000
 fi
@@ -56,7 +58,7 @@ SMALLEST_TIER="${TIERS%%,*}" LARGEST_TIER="${TIERS##*,}"
 OUT="$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)-$MODE"
 mkdir -p "$OUT/state"
 LOG="$OUT/log.txt"
-say() { echo "== $*" | tee -a "$LOG" >&2; }
+say() { echo "== $(date -u +%T) $*" | tee -a "$LOG" >&2; }
 
 # --- cleanup of everything started here ---------------------------------------------------
 PIDS=()
@@ -171,7 +173,7 @@ ours() {
   if ! start_ours "$url"; then say "$label: the server did not start (see server.log): skipped"; return 0; fi
   STATE="$OUT/state/$label-state-2.json"
   load "$label" W7 entra-cycle --users "$CYCLE_USERS" --groups "$CYCLE_GROUPS" \
-    --memberships "$CYCLE_MEMBERSHIPS" --tiers "$TIERS"
+    --memberships "$CYCLE_MEMBERSHIPS" --tiers "$TIERS" --time-limit "$CYCLE_LIMIT"
   # 3. On the cycle's data: W2, W5 and W6 per group size, W8.
   load "$label" W2-$CYCLE_USERS W2 --users "$CYCLE_USERS" --duration "$DUR"
   local t

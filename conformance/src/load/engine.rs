@@ -166,12 +166,14 @@ pub async fn drive(
     (all, start.elapsed())
 }
 
-/// Runs `job(worker, index, recorder)` for every index in `0..n` on `concurrency` workers; the
-/// jobs' results in index order (`None` where a job gave none).
+/// Runs `job(client, index, recorder)` for every index in `0..n` on `concurrency` workers; the
+/// jobs' results in index order (`None` where a job gave none or was not started because
+/// `deadline` had passed).
 pub async fn for_each<T, F, Fut>(
     client: &Client,
     n: usize,
     concurrency: usize,
+    deadline: Option<Instant>,
     job: F,
 ) -> (Vec<Option<T>>, Recorder, Duration)
 where
@@ -192,6 +194,9 @@ where
             let mut out = Vec::new();
             let mut failing_in_a_row = 0;
             loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                 if i >= n {
                     break;

@@ -172,6 +172,9 @@ pub struct LoadArgs {
     /// W6 find groups of these sizes afterwards.
     #[arg(long, value_delimiter = ',', default_value = "10,10000,100000", value_parser = parse_sizes)]
     pub tiers: Vec<usize>,
+    /// W7: start no new request after this many seconds (the report says what was left).
+    #[arg(long)]
+    pub time_limit: Option<f64>,
     /// W8: page size.
     #[arg(long, default_value_t = 100)]
     pub page_size: u64,
@@ -477,11 +480,21 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
                 dir.memberships(),
                 &dir.groups.iter().take(args.tiers.len()).map(|g| g.1).collect::<Vec<_>>()
             ));
-                let out = cycle::run_cycle(&client, &mut state, &dir, conc).await;
+                let out = cycle::run_cycle(
+                    &client,
+                    &mut state,
+                    &dir,
+                    conc,
+                    args.time_limit.map(Duration::from_secs_f64),
+                )
+                .await;
                 if let Some(p) = &args.state {
                     state.save(p)?;
                 }
                 let out = out?;
+                if let Some(why) = &out.incomplete {
+                    notes.push(format!("INCOMPLETE: {why}"));
+                }
                 let samples = out.total.samples.clone();
                 (
                     (

@@ -264,7 +264,8 @@ pub enum CycleStep {
 }
 
 /// The whole initial cycle in three phases (users, groups, memberships): steps of one phase may
-/// run concurrently, a phase starts when the previous one is done.
+/// run concurrently, except that the `PATCH`es of one group go one after another in the order
+/// given; a phase starts when the previous one is done.
 pub fn entra_cycle(dir: &Directory) -> [Vec<CycleStep>; 3] {
     [
         (0..dir.users).map(CycleStep::MatchThenCreateUser).collect(),

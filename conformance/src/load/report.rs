@@ -207,7 +207,11 @@ pub fn format_table(runs: &[RunReport]) -> String {
                 r.error_samples.first().map(String::as_str).unwrap_or("-")
             );
         }
-        for n in r.notes.iter().filter(|n| n.starts_with("VERIFY FAILED")) {
+        for n in r
+            .notes
+            .iter()
+            .filter(|n| n.starts_with("VERIFY FAILED") || n.starts_with("INCOMPLETE"))
+        {
             let _ = writeln!(out, "WARNING: {} {}: {n}", r.target, r.key());
         }
         if let Some(m) = r.server {
@@ -310,7 +314,7 @@ pub fn compare(runs: &[RunReport]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "req/s (p99) per workload and target; '!' marks runs with errors\n"
+        "req/s (p99) per workload and target (W7: time and server peak memory); '!' marks runs with errors\n"
     );
     let mut head = vec!["workload".to_string()];
     head.extend(targets.iter().map(|t| t.to_string()));
@@ -325,7 +329,11 @@ pub fn compare(runs: &[RunReport]) -> String {
                     r.server
                         .map(|m| format!(" {:.0}MiB", m.vm_hwm_kib as f64 / 1024.0))
                         .unwrap_or_default(),
-                    if r.total.errors > 0 { " !" } else { "" }
+                    if r.total.errors > 0 || r.notes.iter().any(|n| n.starts_with("INCOMPLETE")) {
+                        " !"
+                    } else {
+                        ""
+                    }
                 ),
                 Some(r) => format!(
                     "{} ({}){}",
@@ -493,13 +501,19 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
     match of(ours, "W7").last() {
         Some(r) => {
             let mem = r.server.map(|m| m.vm_hwm_kib as f64 / 1024.0);
+            let incomplete = r.notes.iter().any(|n| n.starts_with("INCOMPLETE"));
             out.push(format!(
-                "W7 ({} users) under 60 s: {:.1}s -> {}{}",
+                "W7 ({} users) under 60 s: {:.1}s -> {}{}{}",
                 r.size.unwrap_or(0),
                 r.total.elapsed_s,
-                verdict(r.total.elapsed_s < 60.0 && r.total.errors == 0),
+                verdict(r.total.elapsed_s < 60.0 && r.total.errors == 0 && !incomplete),
                 if r.total.errors > 0 {
                     " (with errors)"
+                } else {
+                    ""
+                },
+                if incomplete {
+                    " (stopped at the time limit)"
                 } else {
                     ""
                 }

@@ -126,7 +126,7 @@ pub async fn create_users(
     let n = names.len();
     let names = std::sync::Arc::new(names);
     let job_names = names.clone();
-    let (ids, rec, _) = for_each(client, n, concurrency, move |c, i, mut rec| {
+    let (ids, rec, _) = for_each(client, n, concurrency, None, move |c, i, mut rec| {
         let names = job_names.clone();
         async move {
             let name = &names[i];
@@ -216,7 +216,7 @@ pub async fn add_members(
     let n = batches.len();
     let batches = std::sync::Arc::new(batches);
     let gid: std::sync::Arc<str> = group_id.into();
-    let (ok, rec, _) = for_each(client, n, concurrency, move |c, i, mut rec| {
+    let (ok, rec, _) = for_each(client, n, concurrency, None, move |c, i, mut rec| {
         let batches = batches.clone();
         let gid = gid.clone();
         async move {
