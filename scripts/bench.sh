@@ -119,10 +119,11 @@ cat "$OUT/machine.txt" | tee -a "$LOG" >&2
 load() {
   local label="$1" name="$2" workload="$3"; shift 3
   say "$label $name"
-  local rc
+  local rc a conc=(--concurrency "$CONC")
+  for a in "$@"; do if [ "$a" = --concurrency ]; then conc=(); fi; done
   set +e
   "$LOAD" load --base-url "$BASE" --token "$TOKEN" --target "$label" --workload "$workload" \
-    --concurrency "$CONC" --warmup "$WARM" --state "$STATE" --server-pid "$SERVER_PID" \
+    "${conc[@]}" --warmup "$WARM" --state "$STATE" --server-pid "$SERVER_PID" \
     --json "$OUT/$label-$name.json" "$@" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
   set -e

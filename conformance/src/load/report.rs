@@ -452,6 +452,22 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
         v
     };
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    // A run with errors, an unfinished cycle or a wrong answer proves nothing either way.
+    let flawed = |rs: &[&RunReport]| {
+        rs.iter().any(|r| {
+            r.total.errors > 0
+                || r.notes
+                    .iter()
+                    .any(|n| n.starts_with("INCOMPLETE") || n.starts_with("VERIFY FAILED"))
+        })
+    };
+    let judged = |ok: bool, rs: &[&RunReport]| {
+        if flawed(rs) {
+            "NOT MET (a run had errors)".to_string()
+        } else {
+            verdict(ok).to_string()
+        }
+    };
     let mut out = Vec::new();
     let w1 = of(ours, "W1");
     let ceiling_w1 = of("ceiling", "W1");
@@ -461,7 +477,7 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
             out.push(format!(
                 "W1 >= 50% of ceiling req/s: {:.0}% -> {}",
                 r * 100.0,
-                verdict(r >= 0.5)
+                judged(r >= 0.5, &[a, c])
             ));
         }
         _ => out.push("W1 >= 50% of ceiling req/s: not measured".into()),
@@ -474,7 +490,7 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
                 "W2 at {} users within 80% of W1: {:.0}% -> {}",
                 a.size.unwrap_or(0),
                 r * 100.0,
-                verdict(r >= 0.8)
+                judged(r >= 0.8, &[a, b])
             ));
         }
         _ => out.push("W2 within 80% of W1: not measured".into()),
@@ -492,7 +508,7 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
                     small.size.unwrap_or(0),
                     cost,
                     p50,
-                    verdict(cost <= 1.5)
+                    judged(cost <= 1.5, &v)
                 ));
             }
             _ => out.push(format!("{w} size independence: not measured")),
@@ -506,7 +522,7 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
                 "W7 ({} users) under 60 s: {:.1}s -> {}{}{}",
                 r.size.unwrap_or(0),
                 r.total.elapsed_s,
-                verdict(r.total.elapsed_s < 60.0 && r.total.errors == 0 && !incomplete),
+                judged(r.total.elapsed_s < 60.0 && !incomplete, &[r]),
                 if r.total.errors > 0 {
                     " (with errors)"
                 } else {
@@ -521,7 +537,7 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
             out.push(match mem {
                 Some(m) => format!(
                     "W7 server peak memory under 200 MB: {m:.1} MiB -> {}",
-                    verdict(m * 1.048_576 < 200.0)
+                    judged(m * 1.048_576 < 200.0, &[r])
                 ),
                 None => "W7 server peak memory: not measured".into(),
             });
@@ -536,7 +552,7 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
                 let r = a.total.rps / p.total.rps;
                 out.push(format!(
                     "{w} >= 20x peer: {r:.1}x -> {}",
-                    verdict(r >= 20.0)
+                    judged(r >= 20.0, &[a, p])
                 ));
             }
             _ => out.push(format!("{w} >= 20x peer: not measured")),
@@ -645,6 +661,16 @@ mod tests {
         assert_eq!(t[3], "W6 size independence: not measured");
         assert_eq!(t[4], "W7: not measured");
         assert_eq!(t[5], "W1 >= 20x peer: 30.0x -> met");
+        // Errors make a comparison void, whatever the figures say.
+        let mut runs = runs;
+        runs[6].total.errors = 1;
+        runs[6].total.rps = 4_000.0;
+        let t = targets_of(&runs, "ours-sqlite");
+        assert!(
+            t[2].ends_with("1.25x by req/s, 2.00x by p50 -> NOT MET (a run had errors)"),
+            "{}",
+            t[2]
+        );
     }
 
     #[test]
