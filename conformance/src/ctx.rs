@@ -40,6 +40,11 @@ pub const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// Error message URN.
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
+/// How many times a 429 answer is retried before it counts as the answer.
+const MAX_THROTTLED_RETRIES: u32 = 5;
+/// The longest `Retry-After` the runner waits for, in seconds.
+const MAX_RETRY_AFTER_SECONDS: f64 = 10.0;
+
 /// An HTTP response as seen by a check.
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -218,22 +223,29 @@ impl Ctx {
         for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
             rb = rb.header(*k, *v);
         }
-        let result = self.rt.block_on(async {
-            let resp = rb.send().await?;
-            let status = resp.status().as_u16();
-            let headers: Vec<(String, String)> = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let text = resp.text().await?;
-            Ok::<_, reqwest::Error>((status, headers, text))
-        });
+        // A throttled request (429) is sent again after `Retry-After`, as Entra and Okta do, a
+        // bounded number of times: the runner checks behaviour, not the server's rate limit.
+        let mut throttled = 0;
+        let result = loop {
+            let Some(attempt) = rb.try_clone() else {
+                break self.rt.block_on(Self::exchange(rb));
+            };
+            let result = self.rt.block_on(Self::exchange(attempt));
+            match &result {
+                Ok((429, headers, _)) if throttled < MAX_THROTTLED_RETRIES => {
+                    throttled += 1;
+                    let wait = headers
+                        .iter()
+                        .find(|(k, _)| k == "retry-after")
+                        .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .unwrap_or(1.0)
+                        .min(MAX_RETRY_AFTER_SECONDS);
+                    std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+                }
+                _ => break result,
+            }
+        };
         match result {
             Ok((status, headers, text)) => {
                 self.transport_errors = 0;
@@ -252,6 +264,26 @@ impl Ctx {
                 Err(self.fail("an HTTP response"))
             }
         }
+    }
+
+    /// One HTTP exchange: status, lower-cased headers and body text.
+    async fn exchange(
+        rb: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<(String, String)>, String), reqwest::Error> {
+        let resp = rb.send().await?;
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let text = resp.text().await?;
+        Ok((status, headers, text))
     }
 
     /// Sends `method path` with an optional JSON body and the configured token.

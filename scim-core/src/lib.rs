@@ -8,6 +8,36 @@
 //! A server embeds it as: normalise the body ([`normalize::request_body`]), validate it
 //! ([`validate`]), apply PATCH ([`patch::apply`]), evaluate or compile filters ([`filter::Filter`]),
 //! render ([`resource::Resource::to_json`]) and report failures as [`Error`] bodies.
+//!
+//! ```
+//! use scim_core::patch::{self, Members, PatchRequest};
+//! use scim_core::resource::{Meta, Resource};
+//! use scim_core::schema::SchemaRegistry;
+//! use serde_json::json;
+//!
+//! let registry = SchemaRegistry::builtin();
+//! let users = registry.resource_type("User").unwrap();
+//!
+//! // A create in Entra's legacy dialect: capitalised names and a string boolean.
+//! let attrs = scim_core::normalize::request_body(
+//!     &registry,
+//!     users,
+//!     json!({"UserName": "alice@contoso.com", "Active": "True"}),
+//! )?;
+//! scim_core::validate::create(&registry, users, &attrs)?;
+//! let alice = Resource::new("User", "u-alice", attrs, Meta::new(time::OffsetDateTime::UNIX_EPOCH));
+//!
+//! // Entra disables her with `"value": "False"`.
+//! let request = PatchRequest::parse(
+//!     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+//!            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+//!     100,
+//! )?;
+//! let outcome = patch::apply(&registry, users, &alice, &request, Members::Inline)?;
+//! assert!(outcome.changed);
+//! assert_eq!(outcome.attributes["active"], json!(false));
+//! # Ok::<(), scim_core::Error>(())
+//! ```
 
 pub mod bulk;
 pub mod change;

@@ -11,7 +11,33 @@
 //! - group membership lives in its own table: adding or removing a member costs the same whatever
 //!   the group's size, and reading a group without members never touches it.
 //!
-//! (the storage helper implements the SQLite and PostgreSQL modules)
+//! Tables (`migrations/sqlite` and `migrations/postgres`, numbered alike):
+//! - `resources`: one row per resource, its attributes as JSON (`TEXT` on SQLite, `jsonb` on
+//!   PostgreSQL) plus columns derived on every write: `unique_key` (lower-cased `userName` or
+//!   Group `displayName`, `UNIQUE (tenant_id, resource_type, unique_key)`), `external_id`,
+//!   `manager_id`, `display`, `created_ns`/`last_modified_ns`; SQLite also keeps
+//!   `attributes_ci`, the attributes with every string case-folded (its `lower()` is ASCII-only);
+//! - `resource_values`: lower-cased values of `emails`, `phoneNumbers`, … for index lookups;
+//! - `memberships`: `(tenant_id, group_id, member_id)`, deleted with either end (`ON DELETE
+//!   CASCADE`);
+//! - `scim_changes` (the outbox, read directly by the Graph bridge) and `tenant_chain` (each
+//!   tenant's chain head: last sequence number and hash; writers of a tenant serialise on it);
+//! - `tenants`, `tokens`.
+//!
+//! Modules: [`sqlite`] and [`postgres`] (the two stores, one implementation expanded for each
+//! driver from `imp`), [`sql`] (filter, sort and paging compilation), [`row`] (the columns a
+//! resource's row derives from it) and [`chain`] (the change log's hash chain). Open a store with
+//! [`open_store`].
+
+pub mod chain;
+mod imp;
+pub mod postgres;
+pub mod row;
+pub mod sql;
+pub mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use scim_core::change::Change;
@@ -20,6 +46,7 @@ use scim_core::query::ListQuery;
 use scim_core::resource::Resource;
 use scim_core::schema::ResourceType;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Storage result.
@@ -189,6 +216,39 @@ pub struct ChainReport {
     pub problems: Vec<String>,
 }
 
+/// Connection-pool figures, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatus {
+    /// Connections open (idle or in use).
+    pub size: u32,
+    /// Connections idle.
+    pub idle: u32,
+}
+
+/// Opens the store a database URL names, creating (SQLite) and migrating it:
+/// `postgres://…` or `postgresql://…` is PostgreSQL; `sqlite:…` or a plain file path is SQLite.
+pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>> {
+    let lower = database_url.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(database_url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(database_url).await?))
+    }
+}
+
+/// If `err` is a unique-constraint violation, the violated constraint's name (PostgreSQL) or the
+/// database's message naming its columns (SQLite).
+pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => Some(
+            db.constraint()
+                .map(str::to_string)
+                .unwrap_or_else(|| db.message().to_string()),
+        ),
+        _ => None,
+    }
+}
+
 /// Storage for SCIM resources, tenants, credentials and the change log.
 ///
 /// Callers (the service layer) decide everything protocol-related with `scim-core` and hand the
@@ -199,6 +259,10 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
+    /// Connection-pool figures, when the store has a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Creates a tenant (`Uniqueness` if the id exists).
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;

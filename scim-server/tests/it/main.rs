@@ -1,3 +1,8 @@
 //! The integration tests of scim-server (one binary, one module per area).
 
 mod auth;
+mod bridge;
+mod e2e;
+mod http;
+mod store;
+mod support;

@@ -1,0 +1,314 @@
+//! The command line: one binary, several roles.
+//!
+//! ```text
+//! scim-server [--config FILE] serve | migrate | check-config
+//! scim-server token create [--tenant T] [--label L] [--read-only] | token list [--tenant T] | token revoke ID
+//! scim-server tenant create ID [--name N] [--bulk-upsert] | tenant list
+//! scim-server audit verify [--tenant T]
+//! ```
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::server;
+use crate::store::Tenant;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// SCIM 2.0 service provider for Microsoft Entra ID, Okta and HR-style clients.
+#[derive(Debug, Parser)]
+#[command(name = "scim-server", version, about)]
+pub struct Cli {
+    /// TOML configuration file (environment variables `SCIM_*` override it).
+    #[arg(long, global = true, env = "SCIM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve SCIM over HTTP(S) (the default for a fresh machine: no configuration needed).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration, print it with secrets redacted, and exit.
+    CheckConfig,
+    /// Manage static bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Check the change log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The Microsoft Graph bridge: worker, plans, status, dead letters (needs `[graph]`).
+    #[command(subcommand)]
+    Bridge(crate::bridge::cli::BridgeCommand),
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret once.
+    Create {
+        /// Tenant the token belongs to (default: the configured default tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// A label to recognise the token by.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// The token may read but not write.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this tenant's tokens.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id (from `token list`).
+        id: String,
+    },
+}
+
+/// `tenant` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Tenant id.
+        id: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+        /// HR upsert: a Bulk `POST /Users` whose `externalId` exists updates that user.
+        #[arg(long)]
+        bulk_upsert: bool,
+    },
+    /// List tenants.
+    List,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the change log's hash chain; exit 1 when a problem is found.
+    Verify {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = server::init_logging(&config) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one subcommand.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    let clock = SystemClock;
+    match command {
+        Command::Serve => server::serve(config).await?,
+        Command::Bridge(cmd) => return crate::bridge::cli::run(cmd, &config).await,
+        Command::CheckConfig => {
+            let mut shown = config.clone();
+            if shown.token.is_some() {
+                shown.token = Some(crate::config::Secret("<redacted>".into()));
+            }
+            for table in [shown.auth.as_mut(), shown.graph.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                for (_, v) in table.0.iter_mut() {
+                    *v = toml::Value::String("<set>".into());
+                }
+            }
+            println!(
+                "{}",
+                toml::to_string_pretty(&shown).context("printing the configuration")?
+            );
+            println!("# configuration OK");
+        }
+        Command::Migrate => {
+            let store = server::open_store(&config.database_url).await?;
+            store.migrate().await.context("applying migrations")?;
+            println!("migrations applied");
+        }
+        Command::Token(cmd) => {
+            let store = server::open_store(&config.database_url).await?;
+            store.migrate().await.context("applying migrations")?;
+            match cmd {
+                TokenCommand::Create {
+                    tenant,
+                    label,
+                    read_only,
+                } => {
+                    let tenant = tenant.unwrap_or_else(|| config.default_tenant.clone());
+                    if tenant == config.default_tenant {
+                        server::ensure_tenant(store.as_ref(), &tenant, &clock).await?;
+                    } else if store.tenant(&tenant).await?.is_none() {
+                        anyhow::bail!(
+                            "tenant {tenant:?} does not exist (create it with `scim-server tenant create`)"
+                        );
+                    }
+                    let (record, secret) = crate::auth::create_token(
+                        store.as_ref(),
+                        &tenant,
+                        &label,
+                        read_only,
+                        clock.now(),
+                    )
+                    .await?;
+                    let secret = secret.expose();
+                    println!(
+                        "token {} for tenant {:?}{}:",
+                        record.id,
+                        record.tenant,
+                        if read_only { " (read-only)" } else { "" }
+                    );
+                    println!("{secret}");
+                    eprintln!("the secret is shown only once; store it now");
+                }
+                TokenCommand::List { tenant } => {
+                    println!(
+                        "{:<38} {:<16} {:<6} {:<31} {:<8} label",
+                        "id", "tenant", "access", "created", "state"
+                    );
+                    for t in crate::auth::list_tokens(store.as_ref(), tenant.as_deref()).await? {
+                        let state = if t.revoked.is_some() {
+                            "revoked"
+                        } else if t.expires.is_some_and(|e| e <= clock.now()) {
+                            "expired"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{:<38} {:<16} {:<6} {:<31} {:<8} {}",
+                            t.id,
+                            t.tenant,
+                            if t.read_only { "read" } else { "write" },
+                            scim_core::resource::format_datetime(t.created),
+                            state,
+                            t.label
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    if crate::auth::revoke_token(store.as_ref(), &id, clock.now()).await? {
+                        println!("token {id} revoked");
+                    } else {
+                        eprintln!("no token {id}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+        Command::Tenant(cmd) => {
+            let store = server::open_store(&config.database_url).await?;
+            store.migrate().await.context("applying migrations")?;
+            match cmd {
+                TenantCommand::Create {
+                    id,
+                    name,
+                    bulk_upsert,
+                } => {
+                    let tenant = Tenant {
+                        name: name.unwrap_or_else(|| id.clone()),
+                        id,
+                        bulk_upsert_by_external_id: bulk_upsert,
+                        created: clock.now(),
+                    };
+                    store.create_tenant(&tenant).await?;
+                    println!("tenant {:?} created", tenant.id);
+                }
+                TenantCommand::List => {
+                    println!("{:<20} {:<12} {:<31} name", "id", "bulk-upsert", "created");
+                    for t in store.list_tenants().await? {
+                        println!(
+                            "{:<20} {:<12} {:<31} {}",
+                            t.id,
+                            t.bulk_upsert_by_external_id,
+                            scim_core::resource::format_datetime(t.created),
+                            t.name
+                        );
+                    }
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Verify { tenant }) => {
+            let store = server::open_store(&config.database_url).await?;
+            store.migrate().await.context("applying migrations")?;
+            let tenants = match tenant {
+                Some(t) => vec![t],
+                None => store
+                    .list_tenants()
+                    .await?
+                    .into_iter()
+                    .map(|t| t.id)
+                    .collect(),
+            };
+            let mut ok = true;
+            for t in tenants {
+                let report = store.verify_chain(&t).await?;
+                if report.problems.is_empty() {
+                    println!(
+                        "tenant {:?}: {} records, chain intact",
+                        report.tenant, report.records
+                    );
+                } else {
+                    ok = false;
+                    println!(
+                        "tenant {:?}: {} records, {} problems:",
+                        report.tenant,
+                        report.records,
+                        report.problems.len()
+                    );
+                    for p in &report.problems {
+                        println!("  - {p}");
+                    }
+                }
+            }
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

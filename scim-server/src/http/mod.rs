@@ -1,0 +1,504 @@
+//! The HTTP layer: one route list feeds both the axum router and the OpenAPI document
+//! (utoipa-axum), thin handlers over [`crate::service`], SCIM error bodies for every failure, and
+//! the tower-http layers (request id, trace with matched route and tenant, panics, compression,
+//! concurrency, timeout, body limit).
+
+pub mod discovery;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+pub mod protocol;
+pub mod resources;
+pub mod response;
+
+use crate::config::LimitsConfig;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::Request;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The SCIM endpoints, relative to the base path.
+fn scim_routes(limits: &LimitsConfig) -> OpenApiRouter<AppState> {
+    let bulk = OpenApiRouter::new()
+        .routes(routes!(protocol::bulk))
+        .layer(DefaultBodyLimit::max(limits.max_bulk_payload_bytes));
+    OpenApiRouter::new()
+        .routes(routes!(resources::list_users, resources::create_user))
+        .routes(routes!(resources::search_users))
+        .routes(routes!(
+            resources::get_user,
+            resources::replace_user,
+            resources::patch_user,
+            resources::delete_user
+        ))
+        .routes(routes!(resources::list_groups, resources::create_group))
+        .routes(routes!(resources::search_groups))
+        .routes(routes!(
+            resources::get_group,
+            resources::replace_group,
+            resources::patch_group,
+            resources::delete_group
+        ))
+        .routes(routes!(protocol::root_search))
+        .routes(routes!(protocol::me))
+        .routes(routes!(discovery::service_provider_config))
+        .routes(routes!(discovery::resource_types))
+        .routes(routes!(discovery::resource_type))
+        .routes(routes!(discovery::schemas))
+        .routes(routes!(discovery::schema))
+        .merge(bulk)
+}
+
+/// The unauthenticated operational endpoints.
+fn ops_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+fn assemble(
+    base_path: &str,
+    scim: OpenApiRouter<AppState>,
+    ops: OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    let root = OpenApiRouter::with_openapi(docs::ApiDoc::openapi());
+    let root = if base_path == "/" || base_path.is_empty() {
+        root.merge(scim)
+    } else {
+        root.nest(base_path, scim)
+    };
+    root.merge(ops)
+}
+
+/// The OpenAPI document for a base path (what `/openapi.json` serves).
+pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
+    assemble(
+        base_path,
+        scim_routes(&LimitsConfig::default()),
+        ops_routes(),
+    )
+    .into_openapi()
+}
+
+/// The complete application: SCIM endpoints under the configured base path (authenticated,
+/// rate limited per tenant), `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes that need no bearer token (such as the auth module's
+/// `POST /oauth/token`), served behind the same layers.
+pub fn router_with(state: AppState, extra: Router) -> Router {
+    // Install the metrics recorder before the first request records anything.
+    let _ = crate::metrics::handle();
+    let settings = state.settings.clone();
+    let limits = settings.limits;
+    let scim = scim_routes(&limits).route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::authenticate,
+    ));
+    let (router, api) = assemble(&settings.base_path, scim, ops_routes()).split_for_parts();
+    let api_json: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
+    let router = router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = api_json.clone();
+                async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/json")],
+                        json.to_string(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route("/docs", get(ops::docs_page))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .merge(extra);
+    let timeout = Duration::from_secs(limits.request_timeout_seconds);
+    router
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            middleware::timeout,
+        ))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(CompressionLayer::new())
+        .layer(CatchPanicLayer::custom(|_| {
+            error::ApiError::from(scim_core::Error::internal()).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|m| m.as_str())
+                        .unwrap_or("unmatched");
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        route,
+                        request_id,
+                        tenant = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    |res: &http::Response<_>, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1000.0,
+                            "request finished"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing, layers and rejections, with a store that holds nothing (the full behaviour is
+    //! covered by `tests/it/http.rs` against SQLite).
+
+    use super::*;
+    use crate::config::{Config, Secret};
+    use crate::store::*;
+    use axum::body::Body;
+    use http::{Method, StatusCode};
+    use http_body_util::BodyExt;
+    use scim_core::change::Change;
+    use scim_core::patch::MembershipDelta;
+    use scim_core::query::ListQuery;
+    use scim_core::resource::Resource;
+    use scim_core::schema::ResourceType;
+    use serde_json::{Value, json};
+    use time::OffsetDateTime;
+    use tower::ServiceExt;
+
+    struct EmptyStore;
+
+    fn nothing<T>() -> Result<T> {
+        Err(StoreError::Corrupt("empty test store".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl Store for EmptyStore {
+        async fn migrate(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn ping(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn create_tenant(&self, _: &Tenant) -> Result<()> {
+            Ok(())
+        }
+        async fn tenant(&self, _: &str) -> Result<Option<Tenant>> {
+            Ok(None)
+        }
+        async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+            Ok(vec![])
+        }
+        async fn insert_token(&self, _: &TokenRecord) -> Result<()> {
+            Ok(())
+        }
+        async fn token_by_hash(&self, _: &str) -> Result<Option<TokenRecord>> {
+            Ok(None)
+        }
+        async fn list_tokens(&self, _: Option<&str>) -> Result<Vec<TokenRecord>> {
+            Ok(vec![])
+        }
+        async fn revoke_token(&self, _: &str, _: OffsetDateTime) -> Result<bool> {
+            Ok(false)
+        }
+        async fn create(
+            &self,
+            _: &WriteContext,
+            _: &ResourceType,
+            _: &Resource,
+            _: &Change,
+        ) -> Result<()> {
+            nothing()
+        }
+        async fn get(
+            &self,
+            _: &str,
+            _: &ResourceType,
+            _: &str,
+            _: Load,
+        ) -> Result<Option<Resource>> {
+            Ok(None)
+        }
+        async fn update(
+            &self,
+            _: &WriteContext,
+            _: &ResourceType,
+            _: &Resource,
+            _: u64,
+            _: Option<&MembershipDelta>,
+            _: &Change,
+        ) -> Result<()> {
+            nothing()
+        }
+        async fn delete(
+            &self,
+            _: &WriteContext,
+            _: &ResourceType,
+            _: &str,
+            _: Option<u64>,
+            _: &Change,
+        ) -> Result<()> {
+            nothing()
+        }
+        async fn list(&self, _: &str, _: &ResourceType, _: &ListQuery, _: Load) -> Result<Page> {
+            Ok(Page {
+                total: 0,
+                resources: vec![],
+            })
+        }
+        async fn find_by_external_id(
+            &self,
+            _: &str,
+            _: &ResourceType,
+            _: &str,
+        ) -> Result<Option<Resource>> {
+            Ok(None)
+        }
+        async fn existing_ids(
+            &self,
+            _: &str,
+            _: &ResourceType,
+            _: &[String],
+        ) -> Result<Vec<String>> {
+            Ok(vec![])
+        }
+        async fn changes_after(&self, _: &str, _: u64, _: u64) -> Result<Vec<ChangeRecord>> {
+            Ok(vec![])
+        }
+        async fn verify_chain(&self, tenant: &str) -> Result<ChainReport> {
+            Ok(ChainReport {
+                tenant: tenant.into(),
+                records: 0,
+                problems: vec![],
+            })
+        }
+    }
+
+    const TOKEN: &str = "unit-test-token-0123456789";
+
+    fn app(mut config: Config) -> Router {
+        config.token = Some(Secret(TOKEN.into()));
+        let store: Arc<dyn Store> = Arc::new(EmptyStore);
+        let clock: Arc<dyn crate::clock::Clock> =
+            Arc::new(crate::clock::ManualClock::new(OffsetDateTime::UNIX_EPOCH));
+        let auth = crate::auth::AuthService::from_config(
+            &crate::auth::AuthConfig::default(),
+            crate::auth::token_store(store.clone()),
+            clock.clone(),
+        )
+        .unwrap()
+        .with_env_token("default", TOKEN);
+        router(AppState::with_clock(&config, store, Arc::new(auth), clock))
+    }
+
+    async fn send(
+        app: &Router,
+        method: Method,
+        uri: &str,
+        token: bool,
+        body: Option<&str>,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if token {
+            b = b.header("authorization", format!("Bearer {TOKEN}"));
+        }
+        let req = match body {
+            Some(text) => b
+                .header("content-type", "application/scim+json")
+                .body(Body::from(text.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, headers, body)
+    }
+
+    fn assert_scim_error(status: StatusCode, headers: &http::HeaderMap, body: &Value, want: u16) {
+        assert_eq!(status.as_u16(), want, "{body}");
+        assert_eq!(headers["content-type"], "application/scim+json", "{body}");
+        assert_eq!(body["schemas"], json!([scim_core::error::ERROR_URN]));
+        assert_eq!(body["status"], json!(want.to_string()));
+    }
+
+    #[tokio::test]
+    async fn every_failure_is_a_scim_error() {
+        let mut config = Config::default();
+        config.limits.max_body_bytes = 64;
+        let app = app(config);
+        // (method, uri, with token, body, status)
+        let cases: &[(Method, &str, bool, Option<&str>, u16)] = &[
+            (Method::GET, "/scim/v2/Users", false, None, 401),
+            (Method::GET, "/scim/v2/Nope", true, None, 404),
+            (Method::GET, "/scim/v2/Users/x", true, None, 404),
+            (Method::DELETE, "/scim/v2/Users", true, None, 405),
+            (Method::POST, "/scim/v2/Users", true, Some("{"), 400),
+            (
+                Method::POST,
+                "/scim/v2/Users",
+                true,
+                Some(&"x".repeat(100)),
+                413,
+            ),
+            (Method::GET, "/scim/v2/Me", true, None, 501),
+            (Method::GET, "/scim/v2/Schemas/urn:nope", true, None, 404),
+        ];
+        for (method, uri, token, body, want) in cases {
+            let (status, headers, json) = send(&app, method.clone(), uri, *token, *body).await;
+            assert_scim_error(status, &headers, &json, *want);
+            if *want == 401 {
+                assert!(
+                    headers["www-authenticate"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("Bearer")
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limit_is_per_tenant_with_retry_after() {
+        let mut config = Config::default();
+        config.rate_limit.requests_per_second = 1.0;
+        config.rate_limit.burst = 1;
+        let app = app(config);
+        let (status, _, _) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, headers, body) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            true,
+            None,
+        )
+        .await;
+        assert_scim_error(status, &headers, &body, 429);
+        assert_eq!(headers["retry-after"], "1");
+    }
+
+    #[tokio::test]
+    async fn discovery_and_operational_endpoints() {
+        let app = app(Config::default());
+        let (status, headers, spc) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ServiceProviderConfig",
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "application/scim+json");
+        assert_eq!(spc["bulk"]["maxOperations"], 1000);
+        assert_eq!(
+            spc["meta"]["location"],
+            "http://localhost/scim/v2/ServiceProviderConfig"
+        );
+        let (_, _, schemas) = send(&app, Method::GET, "/scim/v2/Schemas", true, None).await;
+        assert_eq!(schemas["totalResults"], 3);
+        let (_, _, rts) = send(
+            &app,
+            Method::GET,
+            "/scim/v2/ResourceTypes/Group",
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(rts["endpoint"], "/Groups");
+        for path in ["/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"] {
+            let (status, headers, _) = send(&app, Method::GET, path, false, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert!(headers.contains_key("x-request-id"), "{path}");
+        }
+        let (_, _, api) = send(&app, Method::GET, "/openapi.json", false, None).await;
+        assert!(api["paths"]["/scim/v2/Users/{id}"]["patch"].is_object());
+    }
+
+    #[tokio::test]
+    async fn slow_requests_time_out_with_a_scim_error() {
+        let slow = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                std::time::Duration::from_millis(20),
+                middleware::timeout,
+            ));
+        let res = slow
+            .oneshot(Request::builder().uri("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_scim_error(status, &headers, &body, 503);
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_echoed() {
+        let app = app(Config::default());
+        let req = Request::builder()
+            .uri("/healthz")
+            .header("x-request-id", "abc-123")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "abc-123");
+    }
+}

@@ -1,0 +1,263 @@
+//! Running the server: open and migrate the store, make sure the default tenant and a credential
+//! exist, bind, serve HTTP or HTTPS, and drain in-flight requests on SIGTERM or Ctrl-C.
+
+use crate::auth::AuthService;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, LogFormat};
+use crate::state::AppState;
+use crate::store::{Store, Tenant};
+use anyhow::Context;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Installs the global `tracing` subscriber: logs go to standard error (standard output carries
+/// only the bound address and a first-start token), as text or JSON.
+pub fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter).with_context(|| {
+        format!(
+            "`log.filter` (SCIM_LOG) {:?} is not a valid filter",
+            config.log.filter
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // Already installed (tests, embedding): keep the existing subscriber.
+    let _ = result;
+    Ok(())
+}
+
+/// Opens the store named by the database URL.
+pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store::open_store(database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database (`database_url` / SCIM_DATABASE_URL) {}",
+                redact_url(database_url)
+            )
+        })
+}
+
+/// A database URL with its password replaced, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Creates the default tenant if it does not exist.
+pub async fn ensure_tenant(store: &dyn Store, id: &str, clock: &dyn Clock) -> anyhow::Result<()> {
+    if store.tenant(id).await?.is_none() {
+        let tenant = Tenant {
+            id: id.to_string(),
+            name: id.to_string(),
+            bulk_upsert_by_external_id: false,
+            created: clock.now(),
+        };
+        match store.create_tenant(&tenant).await {
+            Ok(()) | Err(crate::store::StoreError::Uniqueness { .. }) => {}
+            Err(e) => return Err(e).context("creating the default tenant"),
+        }
+    }
+    Ok(())
+}
+
+/// On first start with no credential at all, creates a token for the default tenant and prints it
+/// once on standard output.
+async fn first_start_token(
+    config: &Config,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let auth = config.auth_config()?;
+    let other_credentials =
+        auth.entra_jwt.is_some() || !auth.oauth_clients.is_empty() || !auth.federated.is_empty();
+    if config.token.is_some() || other_credentials {
+        return Ok(());
+    }
+    if !store.list_tokens(None).await?.is_empty() {
+        return Ok(());
+    }
+    let (record, secret) = crate::auth::create_token(
+        store,
+        &config.default_tenant,
+        "first start",
+        false,
+        clock.now(),
+    )
+    .await
+    .context("creating the first-start token")?;
+    let secret = secret.expose();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "No credential was configured, so a bearer token was created for tenant {:?} (id {}).\n\
+         It is shown only this once; paste it as the Secret Token in Entra ID or Okta:\n\n    {secret}\n",
+        record.tenant, record.id
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Loads the PEM certificate chain and key for rustls.
+async fn load_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    let what = || {
+        format!(
+            "loading `tls.cert` {} and `tls.key` {}",
+            cert.display(),
+            key.display()
+        )
+    };
+    // rustls needs one process-wide crypto provider: both `ring` (through reqwest) and
+    // `aws-lc-rs` (through axum-server) are compiled in, so it cannot pick one by itself. A
+    // second install (a test, an embedding application) is harmless, hence the ignored result.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Any panic inside rustls while building the config is still reported as an error rather
+    // than taking the process down mid-start.
+    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    let loaded = tokio::spawn(async move {
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await
+    })
+    .await;
+    match loaded {
+        Ok(result) => result.with_context(what),
+        Err(e) if e.is_panic() => Err(anyhow::anyhow!(
+            "HTTPS could not be set up (terminate TLS in a reverse proxy instead)"
+        ))
+        .with_context(what),
+        Err(e) => Err(e).with_context(what),
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+/// `scim-server serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store: Arc<dyn Store> = Arc::new(crate::metrics::MeteredStore(
+        open_store(&config.database_url).await?,
+    ));
+    store.migrate().await.context("applying migrations")?;
+    ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref()).await?;
+    first_start_token(&config, store.as_ref(), clock.as_ref()).await?;
+    let auth = AuthService::from_config(
+        &config.auth_config()?,
+        crate::auth::token_store(store.clone()),
+        clock.clone(),
+    )
+    .context("`[auth]`")?;
+    let auth = match &config.token {
+        Some(token) => auth.with_env_token(config.default_tenant.clone(), &token.0),
+        None => auth,
+    };
+    let oauth = auth.oauth_router();
+    let state = AppState::with_clock(&config, store, Arc::new(auth), clock);
+    let bridge = crate::bridge::BackgroundWorker::start(
+        &config,
+        state.store.clone(),
+        state.registry.clone(),
+    )
+    .await?;
+    let served = run(&config, crate::http::router_with(state, oauth)).await;
+    bridge.shutdown().await;
+    served
+}
+
+/// Serves `app` on the configured address (HTTP, or HTTPS with `[tls]`) until SIGTERM or
+/// Ctrl-C, then drains in-flight requests for up to `shutdown_grace_seconds`. Used by `serve` and
+/// by embedding applications that built their own router.
+pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
+    let addr: SocketAddr = config.listen.parse().context("`listen`")?;
+    // Load the certificate before binding, so a bad `[tls]` fails before the address is printed.
+    let tls_config = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(load_tls(cert, key).await?),
+        _ => None,
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("binding {addr} (`listen` / SCIM_LISTEN)"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let tls = tls_config.is_some();
+    let scheme = if tls { "https" } else { "http" };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "scim-server listening on {scheme}://{bound}{}",
+            config.base_path
+        )?;
+        out.flush()?;
+    }
+    tracing::info!(%bound, tls, "listening");
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    if let Some(tls_config) = tls_config {
+        let handle = axum_server::Handle::new();
+        let shutdown = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown.graceful_shutdown(Some(grace));
+        });
+        axum_server::from_tcp_rustls(listener, tls_config)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await?;
+    } else {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let (drained_tx, mut drained_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = drained_tx.send(true);
+        });
+        tokio::select! {
+            result = server => result?,
+            _ = async {
+                let _ = drained_rx.wait_for(|v| *v).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(seconds = grace.as_secs(), "grace period over; closing remaining connections");
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

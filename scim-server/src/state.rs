@@ -1,0 +1,114 @@
+//! The application state every handler receives: shared parts behind `Arc`s, no globals.
+
+use crate::auth::Authenticator;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, LimitsConfig};
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+use scim_core::query::QueryLimits;
+use scim_core::schema::SchemaRegistry;
+use std::sync::Arc;
+
+/// Settings the HTTP and service layers read on every request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Path the SCIM endpoints are served under, e.g. `/scim/v2`.
+    pub base_path: String,
+    /// The externally visible SCIM base URL, when configured.
+    pub public_url: Option<String>,
+    /// Honour `X-Forwarded-Proto` / `X-Forwarded-Host`.
+    pub trust_forwarded_headers: bool,
+    /// Whether the server itself terminates TLS (the scheme of derived URLs).
+    pub tls: bool,
+    /// Limits on what clients control.
+    pub limits: LimitsConfig,
+}
+
+impl Settings {
+    /// Settings from the configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            base_path: config.base_path.clone(),
+            public_url: config
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string()),
+            trust_forwarded_headers: config.trust_forwarded_headers,
+            tls: config.tls.cert.is_some(),
+            limits: config.limits,
+        }
+    }
+
+    /// The list-query limits for `scim-core`.
+    pub fn query_limits(&self) -> QueryLimits {
+        QueryLimits {
+            default_page_size: self.limits.default_page_size.min(self.limits.max_page_size),
+            max_page_size: self.limits.max_page_size,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
+}
+
+/// Everything a request needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Resources, tenants, credentials and the change log.
+    pub store: Arc<dyn Store>,
+    /// Turns request headers into a [`crate::auth::Principal`].
+    pub authenticator: Arc<dyn Authenticator>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Schemas and resource types served.
+    pub registry: Arc<SchemaRegistry>,
+    /// Per-tenant request rate limit.
+    pub rate_limiter: Arc<RateLimiter>,
+    /// Limits, base path, public URL.
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State with the builtin schemas, the system clock and the configuration's limits.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> Self {
+        Self::with_clock(config, store, authenticator, Arc::new(SystemClock))
+    }
+
+    /// State with an explicit clock (tests).
+    pub fn with_clock(
+        config: &Config,
+        store: Arc<dyn Store>,
+        authenticator: Arc<dyn Authenticator>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            authenticator,
+            rate_limiter: Arc::new(RateLimiter::new(config.rate_limit, clock.clone())),
+            clock,
+            registry: Arc::new(SchemaRegistry::builtin()),
+            settings: Arc::new(Settings::from_config(config)),
+        }
+    }
+
+    /// Replaces the schema registry (custom extensions).
+    pub fn with_registry(mut self, registry: SchemaRegistry) -> Self {
+        self.registry = Arc::new(registry);
+        self
+    }
+}

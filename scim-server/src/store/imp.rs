@@ -1,0 +1,664 @@
+//! The [`Store`](super::Store) implementation shared by SQLite and PostgreSQL.
+//!
+//! Both databases run the same statements (sqlx's SQLite driver accepts `$N` placeholders);
+//! what differs is confined to [`Dialect`](super::sql::Dialect) fragments and to each store's
+//! `begin_write` (SQLite: one writer at a time, `BEGIN IMMEDIATE`; PostgreSQL: a plain
+//! transaction, writers of one tenant serialised by the `tenant_chain` row lock). The macro
+//! expands the one body for each driver's concrete types, since sqlx's generic executor bounds
+//! do not make a readable generic implementation.
+
+/// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `dialect()`,
+/// `begin_write()` and `arguments()`.
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn append_change(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                id: &str,
+                change: &scim_core::change::Change,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::{chain, row};
+                let d = self.dialect();
+                sqlx::query(
+                    "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
+                     ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .bind(&ctx.tenant)
+                .bind(chain::GENESIS_HASH)
+                .execute(&mut **tx)
+                .await?;
+                let (last_seq, last_hash): (i64, String) = sqlx::query_as(&format!(
+                    "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1{}",
+                    d.for_update()
+                ))
+                .bind(&ctx.tenant)
+                .fetch_one(&mut **tx)
+                .await?;
+                let rec = chain::next_record(
+                    ctx,
+                    &rt.name,
+                    id,
+                    change,
+                    row::version_from_db(last_seq)?,
+                    &last_hash,
+                )?;
+                let seq = row::version_to_db(rec.seq)?;
+                sqlx::query(
+                    "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, \
+                     version, operation, change_json, principal, request_id, occurred_at, \
+                     prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&rec.tenant)
+                .bind(seq)
+                .bind(&rec.resource_type)
+                .bind(&rec.resource_id)
+                .bind(row::version_to_db(rec.version)?)
+                .bind(&rec.operation)
+                .bind(&rec.change_json)
+                .bind(&rec.principal)
+                .bind(&rec.request_id)
+                .bind(&rec.occurred_at)
+                .bind(&rec.prev_hash)
+                .bind(&rec.hash)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE tenant_chain SET last_seq = $2, last_hash = $3 WHERE tenant_id = $1",
+                )
+                .bind(&ctx.tenant)
+                .bind(seq)
+                .bind(&rec.hash)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_values(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &str,
+                id: &str,
+                values: &[$crate::store::row::ValueRow],
+            ) -> $crate::store::Result<()> {
+                for v in values {
+                    sqlx::query(
+                        "INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(v.attr)
+                    .bind(&v.type_ci)
+                    .bind(&v.value_ci)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn add_members(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &str,
+                group: &str,
+                ids: &[String],
+            ) -> $crate::store::Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                sqlx::query(&format!(
+                    "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+                     SELECT $1, $2, r.id, r.resource_type FROM resources r \
+                     WHERE r.tenant_id = $1 AND r.id IN ({}) \
+                     ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING",
+                    self.dialect().strings_of("$3")
+                ))
+                .bind(tenant)
+                .bind(group)
+                .bind(list)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn apply_delta(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &str,
+                group: &str,
+                delta: &scim_core::patch::MembershipDelta,
+            ) -> $crate::store::Result<()> {
+                if delta.clear {
+                    sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2")
+                        .bind(tenant)
+                        .bind(group)
+                        .execute(&mut **tx)
+                        .await?;
+                } else if !delta.removed.is_empty() {
+                    let list = serde_json::to_string(&delta.removed).unwrap_or_else(|_| "[]".into());
+                    sqlx::query(&format!(
+                        "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2 \
+                         AND member_id IN ({})",
+                        self.dialect().strings_of("$3")
+                    ))
+                    .bind(tenant)
+                    .bind(group)
+                    .bind(list)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                self.add_members(tx, tenant, group, &delta.added).await
+            }
+
+            /// The current version of a resource, for telling "not found" from "version
+            /// mismatch" after a compare-and-swap matched no row.
+            async fn cas_failure(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                id: &str,
+            ) -> $crate::store::StoreError {
+                let current: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+                    "SELECT version FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3",
+                )
+                .bind(tenant)
+                .bind(&rt.name)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await;
+                match current {
+                    Ok(Some(v)) => $crate::store::StoreError::VersionMismatch {
+                        current: u64::try_from(v).unwrap_or_default(),
+                    },
+                    Ok(None) => $crate::store::StoreError::NotFound {
+                        resource_type: rt.name.clone(),
+                        id: id.to_string(),
+                    },
+                    Err(e) => e.into(),
+                }
+            }
+
+            async fn load_extra(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                resource: &mut scim_core::resource::Resource,
+                load: $crate::store::Load,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::row;
+                if load.members && row::is_group(rt) {
+                    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
+                        "SELECT m.member_id, m.member_type, r.display FROM memberships m \
+                         JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
+                         WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id{}",
+                        self.dialect().byte_order()
+                    ))
+                    .bind(tenant)
+                    .bind(&resource.id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    resource.attributes.remove("members");
+                    if !rows.is_empty() {
+                        let list = rows
+                            .into_iter()
+                            .map(|(id, ty, display)| row::member_value(id, ty, display))
+                            .collect();
+                        resource
+                            .attributes
+                            .insert("members".into(), serde_json::Value::Array(list));
+                    }
+                }
+                if load.groups && row::is_user(rt) {
+                    let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
+                        "SELECT m.group_id, r.display FROM memberships m \
+                         JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.group_id \
+                         WHERE m.tenant_id = $1 AND m.member_id = $2 ORDER BY m.group_id{}",
+                        self.dialect().byte_order()
+                    ))
+                    .bind(tenant)
+                    .bind(&resource.id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    resource.attributes.remove("groups");
+                    if !rows.is_empty() {
+                        let list = rows
+                            .into_iter()
+                            .map(|(id, display)| row::group_value(id, display))
+                            .collect();
+                        resource
+                            .attributes
+                            .insert("groups".into(), serde_json::Value::Array(list));
+                    }
+                }
+                Ok(())
+            }
+
+            /// The SQL a list query runs (page query, then its parameters), for diagnostics and
+            /// the index-usage tests.
+            pub fn list_sql(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                query: &scim_core::query::ListQuery,
+            ) -> $crate::store::sql::ListSql {
+                $crate::store::sql::compile_list(self.dialect(), tenant, rt, query)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn migrate(&self) -> $crate::store::Result<()> {
+                self.migrator()
+                    .run(&self.pool)
+                    .await
+                    .map_err(|e| $crate::store::StoreError::Database(e.into()))
+            }
+
+            async fn ping(&self) -> $crate::store::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            fn pool_status(&self) -> Option<$crate::store::PoolStatus> {
+                Some($crate::store::PoolStatus {
+                    size: self.pool.size(),
+                    idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+                })
+            }
+
+            async fn create_tenant(&self, tenant: &$crate::store::Tenant) -> $crate::store::Result<()> {
+                let res = sqlx::query(
+                    "INSERT INTO tenants (id, name, bulk_upsert_by_external_id, created) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&tenant.id)
+                .bind(&tenant.name)
+                .bind(tenant.bulk_upsert_by_external_id)
+                .bind($crate::store::row::format_time(tenant.created))
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) if $crate::store::unique_violation(&e).is_some() => {
+                        Err($crate::store::StoreError::Uniqueness {
+                            detail: format!("tenant {:?} already exists", tenant.id),
+                        })
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn tenant(&self, id: &str) -> $crate::store::Result<Option<$crate::store::Tenant>> {
+                let row: Option<$crate::store::row::TenantRow> = sqlx::query_as(
+                    "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_tenants(&self) -> $crate::store::Result<Vec<$crate::store::Tenant>> {
+                let rows: Vec<$crate::store::row::TenantRow> = sqlx::query_as(&format!(
+                    "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants ORDER BY id{}",
+                    self.dialect().byte_order()
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn insert_token(&self, token: &$crate::store::TokenRecord) -> $crate::store::Result<()> {
+                use $crate::store::row::format_time;
+                let res = sqlx::query(
+                    "INSERT INTO tokens (id, tenant_id, secret_hash, label, read_only, created, expires, revoked) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&token.id)
+                .bind(&token.tenant)
+                .bind(&token.secret_hash)
+                .bind(&token.label)
+                .bind(token.read_only)
+                .bind(format_time(token.created))
+                .bind(token.expires.map(format_time))
+                .bind(token.revoked.map(format_time))
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) if $crate::store::unique_violation(&e).is_some() => {
+                        Err($crate::store::StoreError::Uniqueness {
+                            detail: format!("token {:?} already exists", token.id),
+                        })
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn token_by_hash(
+                &self,
+                secret_hash: &str,
+            ) -> $crate::store::Result<Option<$crate::store::TokenRecord>> {
+                let row: Option<$crate::store::row::TokenRow> = sqlx::query_as(
+                    "SELECT id, tenant_id, secret_hash, label, read_only, created, expires, revoked \
+                     FROM tokens WHERE secret_hash = $1",
+                )
+                .bind(secret_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn list_tokens(
+                &self,
+                tenant: Option<&str>,
+            ) -> $crate::store::Result<Vec<$crate::store::TokenRecord>> {
+                let rows: Vec<$crate::store::row::TokenRow> = sqlx::query_as(
+                    "SELECT id, tenant_id, secret_hash, label, read_only, created, expires, revoked \
+                     FROM tokens WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created, id",
+                )
+                .bind(tenant)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn revoke_token(&self, id: &str, at: time::OffsetDateTime) -> $crate::store::Result<bool> {
+                let res = sqlx::query("UPDATE tokens SET revoked = COALESCE(revoked, $2) WHERE id = $1")
+                    .bind(id)
+                    .bind($crate::store::row::format_time(at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(res.rows_affected() > 0)
+            }
+
+            async fn create(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                resource: &scim_core::resource::Resource,
+                change: &scim_core::change::Change,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::row;
+                let data = row::row_data(rt, resource);
+                let attributes = serde_json::Value::Object(data.attributes.clone()).to_string();
+                let folded = self.dialect().has_folded_copy();
+                let mut w = self.begin_write().await?;
+                let query_text = format!(
+                    "INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+                     last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}{})",
+                    if folded { ", attributes_ci" } else { "" },
+                    self.dialect().json_param("$11"),
+                    if folded { ", $12" } else { "" },
+                );
+                let query = sqlx::query(&query_text)
+                .bind(&ctx.tenant)
+                .bind(&resource.id)
+                .bind(&rt.name)
+                .bind(row::version_to_db(resource.meta.version)?)
+                .bind(row::to_ns(resource.meta.created))
+                .bind(row::to_ns(resource.meta.last_modified))
+                .bind(&data.unique_key)
+                .bind(&data.external_id)
+                .bind(&data.manager_id)
+                .bind(&data.display)
+                .bind(attributes);
+                let query = if folded {
+                    query.bind(row::folded(&serde_json::Value::Object(data.attributes.clone())).to_string())
+                } else {
+                    query
+                };
+                let res = query.execute(&mut *w.tx).await;
+                if let Err(e) = res {
+                    return Err(match $crate::store::unique_violation(&e) {
+                        Some(v) => row::uniqueness_error(rt, resource, &v),
+                        None => e.into(),
+                    });
+                }
+                self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
+                if row::is_group(rt) {
+                    self.add_members(&mut w.tx, &ctx.tenant, &resource.id, &data.members).await?;
+                }
+                self.append_change(&mut w.tx, ctx, rt, &resource.id, change).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                id: &str,
+                load: $crate::store::Load,
+            ) -> $crate::store::Result<Option<scim_core::resource::Resource>> {
+                let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = $3",
+                    self.dialect().resource_columns()
+                ))
+                .bind(tenant)
+                .bind(&rt.name)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let mut resource = row.into_resource()?;
+                self.load_extra(tenant, rt, &mut resource, load).await?;
+                Ok(Some(resource))
+            }
+
+            async fn update(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                resource: &scim_core::resource::Resource,
+                expected_version: u64,
+                members: Option<&scim_core::patch::MembershipDelta>,
+                change: &scim_core::change::Change,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::row;
+                let data = row::row_data(rt, resource);
+                let attributes = serde_json::Value::Object(data.attributes.clone()).to_string();
+                let folded = self.dialect().has_folded_copy();
+                let mut w = self.begin_write().await?;
+                let query_text = format!(
+                    "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
+                     external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
+                     WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
+                    self.dialect().json_param("$10"),
+                    if folded { ", attributes_ci = $12" } else { "" },
+                );
+                let query = sqlx::query(&query_text)
+                .bind(&ctx.tenant)
+                .bind(&rt.name)
+                .bind(&resource.id)
+                .bind(row::version_to_db(resource.meta.version)?)
+                .bind(row::to_ns(resource.meta.last_modified))
+                .bind(&data.unique_key)
+                .bind(&data.external_id)
+                .bind(&data.manager_id)
+                .bind(&data.display)
+                .bind(attributes)
+                .bind(row::version_to_db(expected_version)?);
+                let query = if folded {
+                    query.bind(row::folded(&serde_json::Value::Object(data.attributes.clone())).to_string())
+                } else {
+                    query
+                };
+                let res = query.execute(&mut *w.tx).await;
+                match res {
+                    Ok(done) if done.rows_affected() == 0 => {
+                        return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, &resource.id).await);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(match $crate::store::unique_violation(&e) {
+                            Some(v) => row::uniqueness_error(rt, resource, &v),
+                            None => e.into(),
+                        });
+                    }
+                }
+                sqlx::query("DELETE FROM resource_values WHERE tenant_id = $1 AND resource_id = $2")
+                    .bind(&ctx.tenant)
+                    .bind(&resource.id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
+                if let (Some(delta), true) = (members, row::is_group(rt)) {
+                    self.apply_delta(&mut w.tx, &ctx.tenant, &resource.id, delta).await?;
+                }
+                self.append_change(&mut w.tx, ctx, rt, &resource.id, change).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                id: &str,
+                expected_version: Option<u64>,
+                change: &scim_core::change::Change,
+            ) -> $crate::store::Result<()> {
+                let mut w = self.begin_write().await?;
+                let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
+                // Membership and value rows go with the resource (ON DELETE CASCADE).
+                let done = sqlx::query(
+                    "DELETE FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
+                     AND ($4 IS NULL OR version = $4)",
+                )
+                .bind(&ctx.tenant)
+                .bind(&rt.name)
+                .bind(id)
+                .bind(expected)
+                .execute(&mut *w.tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, id).await);
+                }
+                self.append_change(&mut w.tx, ctx, rt, id, change).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                query: &scim_core::query::ListQuery,
+                load: $crate::store::Load,
+            ) -> $crate::store::Result<$crate::store::Page> {
+                let sql = self.list_sql(tenant, rt, query);
+                let count_args = self.arguments(&sql.args[..sql.count_args])?;
+                let total: i64 = sqlx::query_scalar_with(&sql.count, count_args)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let mut resources = Vec::new();
+                if query.count > 0 && total > 0 {
+                    let args = self.arguments(&sql.args)?;
+                    let rows: Vec<$crate::store::row::ResourceRow> =
+                        sqlx::query_as_with(&sql.page, args).fetch_all(&self.pool).await?;
+                    for row in rows {
+                        let mut resource = row.into_resource()?;
+                        self.load_extra(tenant, rt, &mut resource, load).await?;
+                        resources.push(resource);
+                    }
+                }
+                Ok($crate::store::Page {
+                    total: u64::try_from(total).unwrap_or_default(),
+                    resources,
+                })
+            }
+
+            async fn find_by_external_id(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                external_id: &str,
+            ) -> $crate::store::Result<Option<scim_core::resource::Resource>> {
+                let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 \
+                     AND r.external_id = $3 ORDER BY r.id LIMIT 1",
+                    self.dialect().resource_columns()
+                ))
+                .bind(tenant)
+                .bind(&rt.name)
+                .bind(external_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| r.into_resource()).transpose()
+            }
+
+            async fn existing_ids(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                ids: &[String],
+            ) -> $crate::store::Result<Vec<String>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                let found: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id IN ({})",
+                    self.dialect().strings_of("$3")
+                ))
+                .bind(tenant)
+                .bind(&rt.name)
+                .bind(list)
+                .fetch_all(&self.pool)
+                .await?;
+                // In the caller's order.
+                Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
+            }
+
+            async fn changes_after(
+                &self,
+                tenant: &str,
+                after: u64,
+                limit: u64,
+            ) -> $crate::store::Result<Vec<$crate::store::ChangeRecord>> {
+                let rows: Vec<$crate::store::row::ChangeRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2 \
+                     ORDER BY tenant_seq LIMIT $3",
+                    $crate::store::row::CHANGE_COLUMNS
+                ))
+                .bind(tenant)
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn verify_chain(&self, tenant: &str) -> $crate::store::Result<$crate::store::ChainReport> {
+
+                let mut verifier = $crate::store::chain::Verifier::new(tenant);
+                let mut after = 0;
+                loop {
+                    let batch = self.changes_after(tenant, after, 1000).await?;
+                    let Some(last) = batch.last() else { break };
+                    after = last.seq;
+                    batch.iter().for_each(|r| verifier.push(r));
+                }
+                let head: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?;
+                let head = match head {
+                    Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
+                    None => None,
+                };
+                Ok(verifier.finish(head))
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

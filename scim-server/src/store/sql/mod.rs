@@ -1,0 +1,228 @@
+//! Filter, sort and paging compilation to parameterised SQL, for SQLite and PostgreSQL alike.
+//!
+//! Every value from a request is bound as a parameter, JSON paths included; only fixed
+//! fragments and placeholders are written into the SQL text.
+//!
+//! How a filter path compiles (the semantics are `scim_core`'s evaluator's, which the storage
+//! suite uses as the oracle):
+//! - `id`, `externalId`, `meta.created`, `meta.lastModified`, a User's `userName`, a Group's
+//!   `displayName` and the enterprise `manager` read indexed columns (`userName` and a Group's
+//!   `displayName` through their lower-cased unique key);
+//! - `emails[type eq "work"].value eq "x"`, `emails.value eq "x"` and their kin over the
+//!   attributes in [`INDEXED_MULTI_VALUED`](crate::store::row::INDEXED_MULTI_VALUED) are
+//!   lookups in `resource_values`; `members[value eq "id"]` on Groups is a lookup in
+//!   `memberships`;
+//! - a Group's `members` and a User's `groups` otherwise read an array built from
+//!   `memberships` (they are not in the row);
+//! - anything else reads the JSON attributes (`json_extract`/`json_each` on SQLite, `jsonb`
+//!   operators and `jsonb_array_elements` on PostgreSQL). An array matches when one of its
+//!   values does; `caseExact: false` compares case-folded text (SQLite reads the row's folded
+//!   copy, `attributes_ci`); `ne` is the negation of `eq` (so an absent attribute is `ne`
+//!   anything); strings order by code point; dateTimes compare as instants; undeclared
+//!   attributes compare by the comparison value's JSON type.
+//!
+//! Every compiled condition is two-valued (never SQL `NULL`), so `not` negates exactly.
+
+mod filter;
+mod json;
+mod sort;
+
+use filter::{Ctx, Scope};
+use scim_core::query::{ListQuery, SortOrder};
+use scim_core::schema::{Location, ResolvedPath, ResourceType};
+
+/// The SQL dialect compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (JSON as text, `json_extract`/`json_each`).
+    Sqlite,
+    /// PostgreSQL (`jsonb`).
+    Postgres,
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    /// Text.
+    Text(String),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A double (SQLite numeric comparisons of non-integral literals).
+    Float(f64),
+    /// A text array (PostgreSQL `#>` paths).
+    TextArray(Vec<String>),
+}
+
+/// SQL text with its parameters, placeholders numbered in push order.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// The SQL text.
+    pub text: String,
+    /// The parameters, `args[i]` bound to placeholder `i + 1`.
+    pub args: Vec<Arg>,
+    aliases: usize,
+}
+
+impl Sql {
+    /// Empty SQL for `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            text: String::new(),
+            args: Vec::new(),
+            aliases: 0,
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder `$N` (SQLite accepts the PostgreSQL form),
+    /// which may be used several times.
+    pub fn bind(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn text(&mut self, s: impl Into<String>) -> String {
+        self.bind(Arg::Text(s.into()))
+    }
+
+    fn pg(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+}
+
+/// A compiled list query: the shared `WHERE`, the page query and the count query.
+#[derive(Debug, Clone)]
+pub struct ListSql {
+    /// `SELECT <row columns> … ORDER BY … LIMIT … OFFSET …` (parameters: all of `args`).
+    pub page: String,
+    /// `SELECT COUNT(*) …` (parameters: the first `count_args` of `args`).
+    pub count: String,
+    /// Parameters.
+    pub args: Vec<Arg>,
+    /// How many leading parameters the count query uses.
+    pub count_args: usize,
+}
+
+impl Dialect {
+    /// The columns every resource read selects (table alias `r`), attributes as JSON text.
+    pub fn resource_columns(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "r.resource_type, r.id, r.version, r.created_ns, r.last_modified_ns, r.attributes"
+            }
+            Dialect::Postgres => {
+                "r.resource_type, r.id, r.version, r.created_ns, r.last_modified_ns, r.attributes::text AS attributes"
+            }
+        }
+    }
+
+    /// Whether rows carry `attributes_ci` (SQLite: see `JsonRef::folded_text`).
+    pub fn has_folded_copy(self) -> bool {
+        self == Dialect::Sqlite
+    }
+
+    /// The collation suffix that orders text by code point (SQLite's default already does).
+    pub fn byte_order(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    }
+
+    /// A JSON text parameter as the attributes column's type.
+    pub fn json_param(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => placeholder.to_string(),
+            Dialect::Postgres => format!("{placeholder}::jsonb"),
+        }
+    }
+
+    /// A subquery yielding the strings of a JSON array text parameter.
+    pub fn strings_of(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each({placeholder})"),
+            Dialect::Postgres => format!("SELECT jsonb_array_elements_text({placeholder}::jsonb)"),
+        }
+    }
+
+    /// The row-locking suffix for reading the chain head (SQLite's write transaction already
+    /// excludes other writers).
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// Compiles a list query for `tenant` and resource type `rt`.
+pub fn compile_list(
+    dialect: Dialect,
+    tenant: &str,
+    rt: &ResourceType,
+    query: &ListQuery,
+) -> ListSql {
+    let mut sql = Sql::new(dialect);
+    let t = sql.text(tenant);
+    let ty = sql.text(rt.name.clone());
+    let mut where_ = format!("r.tenant_id = {t} AND r.resource_type = {ty}");
+    if let Some(filter) = &query.filter {
+        let ctx = Ctx { tenant: &t, rt };
+        let cond = filter::compile(&mut sql, &ctx, &Scope::Resource, filter);
+        where_.push_str(" AND ");
+        where_.push_str(&cond);
+    }
+    let count = format!("SELECT COUNT(*) FROM resources r WHERE {where_}");
+    let count_args = sql.args.len();
+    let collate = if sql.pg() { " COLLATE \"C\"" } else { "" };
+    let cols = dialect.resource_columns();
+    let page = match &query.sort {
+        Some(sort) => {
+            let key = sort::sort_key(&mut sql, rt, &sort.path);
+            let dir = match sort.order {
+                SortOrder::Ascending => "ASC",
+                SortOrder::Descending => "DESC",
+            };
+            let limit = sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
+            let offset = sql.bind(Arg::Int(
+                i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
+            ));
+            // The key is computed once per row in a derived table (SQLite does not resolve
+            // correlated table-valued functions inside ORDER BY).
+            format!(
+                "SELECT * FROM (SELECT {cols}, {key} AS sort_key FROM resources r WHERE {where_}) s \
+                 ORDER BY (s.sort_key IS NULL), s.sort_key {dir}, s.id{collate} ASC \
+                 LIMIT {limit} OFFSET {offset}"
+            )
+        }
+        None => {
+            let limit = sql.bind(Arg::Int(i64::try_from(query.count).unwrap_or(i64::MAX)));
+            let offset = sql.bind(Arg::Int(
+                i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
+            ));
+            format!(
+                "SELECT {cols} FROM resources r WHERE {where_} \
+                 ORDER BY r.id{collate} ASC LIMIT {limit} OFFSET {offset}"
+            )
+        }
+    };
+    ListSql {
+        page,
+        count,
+        args: sql.args,
+        count_args,
+    }
+}
+
+/// The JSON keys of a path's attribute (not its sub-attribute) within the attributes object.
+fn attr_keys(path: &ResolvedPath) -> Vec<&str> {
+    match path.location {
+        Location::Extension => vec![path.schema.as_str(), path.attr.name.as_str()],
+        _ => vec![path.attr.name.as_str()],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1873 @@
+//! The storage suite: every test runs against SQLite and PostgreSQL (see `both!` at the end).
+
+use crate::support::{Raw, TestDb};
+use scim_core::change::{Change, Operation};
+use scim_core::filter::{CompareOp, Comparison, Filter};
+use scim_core::patch::MembershipDelta;
+use scim_core::query::{ListQuery, Projection, Sort, SortOrder};
+use scim_core::resource::{Meta, Resource};
+use scim_core::schema::{
+    AttributeDef, AttributeType, ENTERPRISE_USER_URN, ResolvedPath, ResourceType, Schema,
+    SchemaRegistry,
+};
+use scim_server::store::{Load, Store, StoreError, Tenant, TokenRecord, WriteContext};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use time::OffsetDateTime;
+
+const ACME_URN: &str = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+
+/// The builtin schemas plus an extension with numeric attributes.
+fn registry() -> &'static SchemaRegistry {
+    static REG: OnceLock<SchemaRegistry> = OnceLock::new();
+    REG.get_or_init(|| {
+        let mut r = SchemaRegistry::builtin();
+        r.add_schema(Schema {
+            id: ACME_URN.into(),
+            name: "Acme".into(),
+            description: String::new(),
+            attributes: vec![
+                AttributeDef::new("badgeNumber", AttributeType::Integer),
+                AttributeDef::new("score", AttributeType::Decimal),
+            ],
+        });
+        r.extend_resource_type("User", ACME_URN, false).unwrap();
+        r
+    })
+}
+
+fn users() -> &'static ResourceType {
+    registry().resource_type("User").unwrap()
+}
+
+fn groups() -> &'static ResourceType {
+    registry().resource_type("Group").unwrap()
+}
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap() // 2026-01-01T00:00:00Z
+}
+
+fn ctx(tenant: &str) -> WriteContext {
+    WriteContext {
+        tenant: tenant.into(),
+        principal: "token:test".into(),
+        request_id: Some("req-1".into()),
+        now: t0(),
+    }
+}
+
+fn resource(rt: &ResourceType, id: &str, attrs: Value) -> Resource {
+    Resource::new(
+        rt.name.clone(),
+        id,
+        attrs.as_object().unwrap().clone(),
+        Meta::new(t0()),
+    )
+}
+
+fn user(id: &str, user_name: &str) -> Resource {
+    resource(users(), id, json!({"userName": user_name}))
+}
+
+fn group(id: &str, name: &str, members: &[&str]) -> Resource {
+    let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+    let mut attrs = json!({"displayName": name});
+    if !members.is_empty() {
+        attrs["members"] = Value::Array(members);
+    }
+    resource(groups(), id, attrs)
+}
+
+fn change(r: &Resource, op: Operation) -> Change {
+    Change {
+        resource_type: r.resource_type.clone(),
+        id: r.id.clone(),
+        version: r.meta.version,
+        operation: op,
+        changed_paths: Vec::new(),
+        before: None,
+        after: Some(Value::Object(r.attributes.clone())),
+        members: None,
+    }
+}
+
+async fn create(store: &dyn Store, tenant: &str, r: &Resource) -> Result<(), StoreError> {
+    let rt = registry().resource_type(&r.resource_type).unwrap();
+    store
+        .create(&ctx(tenant), rt, r, &change(r, Operation::Create))
+        .await
+}
+
+/// The next version of `r` with `attrs` merged in.
+fn bumped(r: &Resource, attrs: Value) -> Resource {
+    let mut next = r.clone();
+    for (k, v) in attrs.as_object().unwrap() {
+        next.attributes.insert(k.clone(), v.clone());
+    }
+    next.meta.version += 1;
+    next.meta.last_modified = r.meta.last_modified + time::Duration::seconds(1);
+    next
+}
+
+fn path(rt: &ResourceType, p: &str) -> ResolvedPath {
+    registry().resolve_str(rt, p).unwrap()
+}
+
+fn cmp(rt: &ResourceType, p: &str, op: CompareOp, v: Value) -> Filter {
+    Filter::Compare(Comparison {
+        path: path(rt, p),
+        op,
+        value: v,
+    })
+}
+
+fn eq(rt: &ResourceType, p: &str, v: Value) -> Filter {
+    cmp(rt, p, CompareOp::Eq, v)
+}
+
+fn query(filter: Option<Filter>) -> ListQuery {
+    ListQuery {
+        filter,
+        sort: None,
+        start_index: 1,
+        count: 1000,
+        projection: Projection::default(),
+        cursor: None,
+    }
+}
+
+async fn ids(store: &dyn Store, tenant: &str, rt: &ResourceType, filter: Filter) -> Vec<String> {
+    let page = store
+        .list(tenant, rt, &query(Some(filter)), Load::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total as usize, page.resources.len());
+    page.resources.into_iter().map(|r| r.id).collect()
+}
+
+async fn last_seq(store: &dyn Store, tenant: &str) -> u64 {
+    store
+        .changes_after(tenant, 0, 100_000)
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |r| r.seq)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn crud(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let mut u = user("u1", "bjensen");
+    u.attributes.insert(
+        "emails".into(),
+        json!([{"type": "work", "value": "b@example.com"}]),
+    );
+    create(s, "t1", &u).await.unwrap();
+    let got = s.get("t1", users(), "u1", Load::default()).await.unwrap();
+    assert_eq!(got.as_ref(), Some(&u));
+    assert!(
+        s.get("t1", groups(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_none(),
+        "another type's id is not found"
+    );
+
+    let u2 = bumped(&u, json!({"displayName": "Barbara"}));
+    s.update(
+        &ctx("t1"),
+        users(),
+        &u2,
+        1,
+        None,
+        &change(&u2, Operation::Replace),
+    )
+    .await
+    .unwrap();
+    let got = s.get("t1", users(), "u1", Load::default()).await.unwrap();
+    assert_eq!(got.as_ref(), Some(&u2));
+    assert_eq!(got.unwrap().meta.version, 2);
+
+    let found = s.find_by_external_id("t1", users(), "nope").await.unwrap();
+    assert!(found.is_none());
+    let mut u3 = bumped(&u2, json!({"externalId": "E-1"}));
+    u3.meta.version = 3;
+    s.update(
+        &ctx("t1"),
+        users(),
+        &u3,
+        2,
+        None,
+        &change(&u3, Operation::Patch),
+    )
+    .await
+    .unwrap();
+    let found = s.find_by_external_id("t1", users(), "E-1").await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some("u1".to_string()));
+    assert!(
+        s.find_by_external_id("t1", users(), "e-1")
+            .await
+            .unwrap()
+            .is_none(),
+        "externalId is case-exact"
+    );
+
+    let existing = s
+        .existing_ids("t1", users(), &["zz".into(), "u1".into()])
+        .await
+        .unwrap();
+    assert_eq!(existing, vec!["u1".to_string()]);
+
+    s.delete(
+        &ctx("t1"),
+        users(),
+        "u1",
+        Some(3),
+        &change(&u3, Operation::Delete),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.get("t1", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = s
+        .delete(
+            &ctx("t1"),
+            users(),
+            "u1",
+            None,
+            &change(&u3, Operation::Delete),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = s
+        .update(
+            &ctx("t1"),
+            users(),
+            &u3,
+            3,
+            None,
+            &change(&u3, Operation::Patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    s.ping().await.unwrap();
+}
+
+async fn tenants_and_tokens(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let t = Tenant {
+        id: "default".into(),
+        name: "Default".into(),
+        bulk_upsert_by_external_id: true,
+        created: t0(),
+    };
+    s.create_tenant(&t).await.unwrap();
+    let err = s.create_tenant(&t).await.unwrap_err();
+    assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
+    assert_eq!(s.tenant("default").await.unwrap(), Some(t.clone()));
+    assert_eq!(s.tenant("other").await.unwrap(), None);
+    assert_eq!(s.list_tenants().await.unwrap(), vec![t]);
+
+    let tok = TokenRecord {
+        id: "tok1".into(),
+        tenant: "default".into(),
+        secret_hash: "ab".repeat(32),
+        label: "entra".into(),
+        read_only: false,
+        created: t0(),
+        expires: Some(t0() + time::Duration::hours(1)),
+        revoked: None,
+    };
+    s.insert_token(&tok).await.unwrap();
+    assert_eq!(
+        s.token_by_hash(&tok.secret_hash).await.unwrap(),
+        Some(tok.clone())
+    );
+    assert_eq!(s.token_by_hash("cd").await.unwrap(), None);
+    assert_eq!(s.list_tokens(Some("default")).await.unwrap().len(), 1);
+    assert_eq!(s.list_tokens(Some("x")).await.unwrap().len(), 0);
+    assert_eq!(s.list_tokens(None).await.unwrap().len(), 1);
+    assert!(s.revoke_token("tok1", t0()).await.unwrap());
+    assert!(!s.revoke_token("nope", t0()).await.unwrap());
+    let revoked = s.token_by_hash(&tok.secret_hash).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked, Some(t0()));
+    let status = s.pool_status().expect("pool status");
+    assert!(status.size >= status.idle);
+}
+
+async fn uniqueness(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    create(s, "t1", &user("u1", "BJensen")).await.unwrap();
+    let before = last_seq(s, "t1").await;
+    let err = create(s, "t1", &user("u2", "bjensen")).await.unwrap_err();
+    match &err {
+        StoreError::Uniqueness { detail } => assert!(detail.contains("userName"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        last_seq(s, "t1").await,
+        before,
+        "a refused write appends nothing"
+    );
+    assert!(
+        s.get("t1", users(), "u2", Load::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another tenant may use the name.
+    create(s, "t2", &user("u2", "BJENSEN")).await.unwrap();
+    // A duplicate id is refused too.
+    let err = create(s, "t1", &user("u1", "other")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
+
+    // Groups: displayName, case-insensitively; users and groups do not collide.
+    create(s, "t1", &group("g1", "Admins", &[])).await.unwrap();
+    create(s, "t1", &group("g2", "bjensen", &[])).await.unwrap();
+    let err = create(s, "t1", &group("g3", "ADMINS", &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
+
+    // Renaming into a taken name is refused; the old name stays.
+    create(s, "t1", &user("u3", "alice")).await.unwrap();
+    let u3 = user("u3", "alice");
+    let renamed = bumped(&u3, json!({"userName": "bJensen"}));
+    let err = s
+        .update(
+            &ctx("t1"),
+            users(),
+            &renamed,
+            1,
+            None,
+            &change(&renamed, Operation::Patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
+    let got = s
+        .get("t1", users(), "u3", Load::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.attributes["userName"], "alice");
+    assert_eq!(got.meta.version, 1);
+}
+
+async fn concurrent_creates(db: Arc<TestDb>) {
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = if i % 2 == 0 { "Racer" } else { "racer" };
+            create(db.store.as_ref(), "t1", &user(&format!("u{i}"), name)).await
+        }));
+    }
+    let mut ok = 0;
+    let mut unique = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Uniqueness { .. }) => unique += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, unique), (1, 9));
+    let records = db.store.changes_after("t1", 0, 100).await.unwrap();
+    assert_eq!(records.len(), 1);
+}
+
+async fn compare_and_swap(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let u = user("u1", "cas");
+    create(s, "t1", &u).await.unwrap();
+    let v2 = bumped(&u, json!({"title": "one"}));
+    s.update(
+        &ctx("t1"),
+        users(),
+        &v2,
+        1,
+        None,
+        &change(&v2, Operation::Patch),
+    )
+    .await
+    .unwrap();
+    let before = last_seq(s, "t1").await;
+    // A second writer that read version 1 loses.
+    let stale = bumped(&u, json!({"title": "two"}));
+    let err = s
+        .update(
+            &ctx("t1"),
+            users(),
+            &stale,
+            1,
+            None,
+            &change(&stale, Operation::Patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionMismatch { current: 2 }),
+        "{err:?}"
+    );
+    let err = s
+        .delete(
+            &ctx("t1"),
+            users(),
+            "u1",
+            Some(1),
+            &change(&u, Operation::Delete),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionMismatch { current: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        last_seq(s, "t1").await,
+        before,
+        "failed writes append nothing"
+    );
+    let got = s
+        .get("t1", users(), "u1", Load::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.attributes["title"], "one");
+}
+
+async fn concurrent_member_adds(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    create(s, "t1", &group("g1", "Team", &[])).await.unwrap();
+    for i in 0..10 {
+        create(s, "t1", &user(&format!("u{i}"), &format!("user{i}")))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = db.store.as_ref();
+            let delta = MembershipDelta {
+                clear: false,
+                added: vec![format!("u{i}")],
+                removed: Vec::new(),
+            };
+            loop {
+                let g = s
+                    .get("t1", groups(), "g1", Load::default())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let next = bumped(&g, json!({}));
+                let mut ch = change(&next, Operation::Patch);
+                ch.members = Some(delta.clone());
+                match s
+                    .update(
+                        &ctx("t1"),
+                        groups(),
+                        &next,
+                        g.meta.version,
+                        Some(&delta),
+                        &ch,
+                    )
+                    .await
+                {
+                    Ok(()) => return,
+                    Err(StoreError::VersionMismatch { .. }) => continue,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let g = s
+        .get(
+            "t1",
+            groups(),
+            "g1",
+            Load {
+                members: true,
+                groups: false,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.meta.version, 11);
+    assert_eq!(g.attributes["members"].as_array().unwrap().len(), 10);
+    let report = s.verify_chain("t1").await.unwrap();
+    assert_eq!(report.records, 21);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+async fn membership(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let mut u1 = user("u1", "alice");
+    u1.attributes.insert("displayName".into(), json!("Alice A"));
+    create(s, "t1", &u1).await.unwrap();
+    create(s, "t1", &user("u2", "bob")).await.unwrap();
+    create(s, "t1", &user("u3", "carol")).await.unwrap();
+    create(s, "t1", &group("inner", "Inner", &["u3"]))
+        .await
+        .unwrap();
+    let g = group("g1", "Staff", &["u1", "u2", "inner", "ghost"]);
+    create(s, "t1", &g).await.unwrap();
+
+    let members = Load {
+        members: true,
+        groups: false,
+    };
+    let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
+    assert_eq!(
+        got.attributes["members"],
+        json!([
+            {"value": "inner", "type": "Group", "display": "Inner"},
+            {"value": "u1", "type": "User", "display": "Alice A"},
+            {"value": "u2", "type": "User", "display": "bob"},
+        ]),
+        "unknown ids are skipped; display comes from the member"
+    );
+    let bare = s
+        .get("t1", groups(), "g1", Load::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!bare.attributes.contains_key("members"));
+
+    let with_groups = Load {
+        members: false,
+        groups: true,
+    };
+    let alice = s
+        .get("t1", users(), "u1", with_groups)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alice.attributes["groups"],
+        json!([{"value": "g1", "display": "Staff", "type": "direct"}])
+    );
+
+    // Delta: remove u1, add u3 (u2 is re-added: no duplicate).
+    let delta = MembershipDelta {
+        clear: false,
+        added: vec!["u3".into(), "u2".into()],
+        removed: vec!["u1".into()],
+    };
+    let next = bumped(&bare, json!({}));
+    s.update(
+        &ctx("t1"),
+        groups(),
+        &next,
+        1,
+        Some(&delta),
+        &change(&next, Operation::Patch),
+    )
+    .await
+    .unwrap();
+    let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
+    let ids: Vec<&str> = got.attributes["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["inner", "u2", "u3"]);
+
+    // A replace without a delta leaves membership alone, even with `members` in the body.
+    let mut replaced = bumped(&next, json!({"displayName": "Staff 2", "members": []}));
+    replaced.meta.version = 3;
+    s.update(
+        &ctx("t1"),
+        groups(),
+        &replaced,
+        2,
+        None,
+        &change(&replaced, Operation::Replace),
+    )
+    .await
+    .unwrap();
+    let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
+    assert_eq!(got.attributes["members"].as_array().unwrap().len(), 3);
+    assert_eq!(got.attributes["displayName"], "Staff 2");
+
+    // Deleting a user removes its memberships.
+    s.delete(
+        &ctx("t1"),
+        users(),
+        "u3",
+        None,
+        &change(&user("u3", "carol"), Operation::Delete),
+    )
+    .await
+    .unwrap();
+    let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
+    assert_eq!(got.attributes["members"].as_array().unwrap().len(), 2);
+    let inner = s
+        .get("t1", groups(), "inner", members)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!inner.attributes.contains_key("members"));
+
+    // Clear.
+    let clear = MembershipDelta {
+        clear: true,
+        added: vec!["u1".into()],
+        removed: Vec::new(),
+    };
+    let mut next = got.clone();
+    next.attributes.remove("members");
+    next.meta.version = 4;
+    s.update(
+        &ctx("t1"),
+        groups(),
+        &next,
+        3,
+        Some(&clear),
+        &change(&next, Operation::Replace),
+    )
+    .await
+    .unwrap();
+    let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
+    assert_eq!(
+        got.attributes["members"],
+        json!([{"value": "u1", "type": "User", "display": "Alice A"}])
+    );
+
+    // Deleting a group removes it from its members' groups.
+    s.delete(
+        &ctx("t1"),
+        groups(),
+        "g1",
+        Some(4),
+        &change(&next, Operation::Delete),
+    )
+    .await
+    .unwrap();
+    let alice = s
+        .get("t1", users(), "u1", with_groups)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!alice.attributes.contains_key("groups"));
+}
+
+async fn tenant_isolation(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let mut u = user("u1", "shared");
+    u.attributes.insert("externalId".into(), json!("X1"));
+    create(s, "a", &u).await.unwrap();
+    create(s, "a", &group("g1", "G", &["u1"])).await.unwrap();
+    assert!(
+        s.get("b", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let page = s
+        .list("b", users(), &query(None), Load::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+    let u2 = bumped(&u, json!({"title": "x"}));
+    let err = s
+        .update(
+            &ctx("b"),
+            users(),
+            &u2,
+            1,
+            None,
+            &change(&u2, Operation::Patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = s
+        .delete(
+            &ctx("b"),
+            users(),
+            "u1",
+            None,
+            &change(&u, Operation::Delete),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(
+        s.existing_ids("b", users(), &["u1".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.find_by_external_id("b", users(), "X1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.changes_after("b", 0, 10).await.unwrap().is_empty());
+    // A group in b cannot take a member of a.
+    create(s, "b", &group("g2", "G", &["u1"])).await.unwrap();
+    let g2 = s
+        .get(
+            "b",
+            groups(),
+            "g2",
+            Load {
+                members: true,
+                groups: false,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!g2.attributes.contains_key("members"));
+    let filtered = ids(s, "b", users(), eq(users(), "userName", json!("shared"))).await;
+    assert!(filtered.is_empty());
+    let a = s.get("a", users(), "u1", Load::default()).await.unwrap();
+    assert_eq!(a, Some(u));
+}
+
+async fn list_paging_and_sorting(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for i in 0..25 {
+        let mut u = user(&format!("id{:02}", 24 - i), &format!("User{i:02}"));
+        if i % 3 == 0 {
+            u.attributes
+                .insert("title".into(), json!(format!("T{}", i % 2)));
+        }
+        u.meta.created = t0() + time::Duration::seconds(i);
+        create(s, "t1", &u).await.unwrap();
+    }
+    create(s, "t1", &group("g1", "NotAUser", &[]))
+        .await
+        .unwrap();
+
+    let sorted = |p: &str, order| Sort {
+        path: path(users(), p),
+        order,
+    };
+    let mut seen = Vec::new();
+    for start in (1..=25).step_by(7) {
+        let q = ListQuery {
+            sort: Some(sorted("userName", SortOrder::Ascending)),
+            start_index: start,
+            count: 7,
+            ..query(None)
+        };
+        let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+        assert_eq!(page.total, 25);
+        assert!(page.resources.len() <= 7);
+        seen.extend(
+            page.resources
+                .into_iter()
+                .map(|r| r.attributes["userName"].clone()),
+        );
+    }
+    let want: Vec<Value> = (0..25).map(|i| json!(format!("User{i:02}"))).collect();
+    assert_eq!(seen, want, "pages are disjoint, complete and in order");
+
+    let desc = ListQuery {
+        sort: Some(sorted("userName", SortOrder::Descending)),
+        ..query(None)
+    };
+    let page = s.list("t1", users(), &desc, Load::default()).await.unwrap();
+    let names: Vec<Value> = page
+        .resources
+        .iter()
+        .map(|r| r.attributes["userName"].clone())
+        .collect();
+    assert_eq!(names, want.iter().rev().cloned().collect::<Vec<_>>());
+
+    // Totals only.
+    let q = ListQuery {
+        count: 0,
+        ..query(None)
+    };
+    let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+    assert_eq!((page.total, page.resources.len()), (25, 0));
+    // Past the end.
+    let q = ListQuery {
+        start_index: 100,
+        ..query(None)
+    };
+    let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+    assert_eq!((page.total, page.resources.len()), (25, 0));
+
+    // Missing values last in both directions, ties by id.
+    for order in [SortOrder::Ascending, SortOrder::Descending] {
+        let q = ListQuery {
+            sort: Some(sorted("title", order)),
+            ..query(None)
+        };
+        let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+        let titles: Vec<Option<&str>> = page
+            .resources
+            .iter()
+            .map(|r| r.attributes.get("title").and_then(Value::as_str))
+            .collect();
+        let present = titles.iter().take_while(|t| t.is_some()).count();
+        assert_eq!(present, 9, "{titles:?}");
+        assert!(titles[present..].iter().all(Option::is_none));
+        let mut expect = titles[..present].to_vec();
+        expect.sort();
+        if order == SortOrder::Descending {
+            expect.reverse();
+        }
+        assert_eq!(titles[..present], expect[..]);
+        for run in [&page.resources[..present], &page.resources[present..]] {
+            for w in run.windows(2) {
+                if w[0].attributes.get("title") == w[1].attributes.get("title") {
+                    assert!(w[0].id < w[1].id, "ties by id");
+                }
+            }
+        }
+    }
+
+    // By creation time, descending.
+    let q = ListQuery {
+        sort: Some(sorted("meta.created", SortOrder::Descending)),
+        count: 3,
+        ..query(None)
+    };
+    let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+    let names: Vec<Value> = page
+        .resources
+        .iter()
+        .map(|r| r.attributes["userName"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![json!("User24"), json!("User23"), json!("User22")]
+    );
+
+    // Filter + paging: total is the match count.
+    let q = ListQuery {
+        filter: Some(cmp(users(), "userName", CompareOp::Sw, json!("user1"))),
+        sort: Some(sorted("userName", SortOrder::Ascending)),
+        start_index: 3,
+        count: 2,
+        projection: Projection::default(),
+        cursor: None,
+    };
+    let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+    assert_eq!(page.total, 10);
+    let names: Vec<Value> = page
+        .resources
+        .iter()
+        .map(|r| r.attributes["userName"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("User12"), json!("User13")]);
+}
+
+/// Thirty users with varied attributes (ids `id-00` … `id-29`).
+fn population() -> Vec<Resource> {
+    let titles = ["Engineer", "manager", "Sales Rep", "engineer"];
+    let depts = ["Sales", "sales", "R&D", "Ops"];
+    (0..30)
+        .map(|i| {
+            let given = ["Ann", "bob", "Ângela", "Zed"][i % 4];
+            let family = if i % 5 == 0 { "Smith" } else { "Jones" };
+            let mut a = json!({
+                "userName": format!("User{i:02}"),
+                "name": {"givenName": given, "familyName": family},
+            });
+            if i % 2 == 0 {
+                a["displayName"] = json!(format!("Person {i} Smith"));
+            }
+            if i % 3 != 0 {
+                a["title"] = json!(titles[i % 4]);
+            }
+            if i % 4 != 3 {
+                a["active"] = json!(i % 4 != 1);
+            }
+            if i % 6 != 5 {
+                a["externalId"] = json!(format!("EXT-{i}"));
+            }
+            let mut emails = Vec::new();
+            if i % 7 != 6 {
+                emails.push(json!({"type": if i % 2 == 0 { "work" } else { "Work" }, "value": format!("User{i:02}@Example.com"), "primary": i % 5 != 0}));
+            }
+            if i % 3 == 0 {
+                emails.push(json!({"type": "home", "value": format!("u{i}@home.org"), "primary": i % 5 == 0}));
+            }
+            if !emails.is_empty() {
+                a["emails"] = Value::Array(emails);
+            }
+            if i % 4 == 0 {
+                a["phoneNumbers"] = json!([{"type": "mobile", "value": format!("+1 555 01{i:02}")}]);
+            }
+            if i % 5 == 2 {
+                a["roles"] = json!([{"value": "admin"}, {"value": "user"}]);
+            }
+            let mut ent = serde_json::Map::new();
+            ent.insert("department".into(), json!(depts[i % 4]));
+            if i > 0 && i % 3 != 2 {
+                ent.insert("manager".into(), json!({"value": format!("id-{:02}", i % 3)}));
+            }
+            a[ENTERPRISE_USER_URN] = Value::Object(ent);
+            if i % 2 == 1 {
+                a[ACME_URN] = json!({"badgeNumber": i, "score": (i as f64) / 4.0});
+            }
+            let mut r = resource(users(), &format!("id-{i:02}"), a);
+            r.meta.created = t0() + time::Duration::seconds(i as i64);
+            r.meta.last_modified = r.meta.created;
+            r
+        })
+        .collect()
+}
+
+/// Filters the SQL compiler is checked against the core evaluator with.
+const ORACLE_FILTERS: &[&str] = &[
+    r#"userName eq "user07""#,
+    r#"USERNAME eq "User07""#,
+    r#"userName co "er1""#,
+    r#"userName sw "USER0""#,
+    r#"userName ew "9""#,
+    r#"userName gt "user20""#,
+    r#"userName le "User05""#,
+    r#"userName ne "user03""#,
+    r#"externalId eq "EXT-5""#,
+    r#"externalId eq "ext-5""#,
+    r#"externalId pr"#,
+    r#"displayName co "smith""#,
+    r#"title pr"#,
+    r#"not (title pr)"#,
+    r#"title eq "engineer""#,
+    r#"title lt "m""#,
+    r#"title ge "Sales""#,
+    r#"active eq true"#,
+    r#"active eq false"#,
+    r#"active ne true"#,
+    r#"name.givenName sw "a""#,
+    r#"name.familyName eq "smith""#,
+    r#"name.givenName eq "ângela""#,
+    r#"emails pr"#,
+    r#"emails.value co "@example.com""#,
+    r#"emails[type eq "work"].value eq "user07@example.com""#,
+    r#"emails[type eq "work" and value co "07"]"#,
+    r#"emails[type eq "home"]"#,
+    r#"emails.type eq "home""#,
+    r#"emails[value ew ".org"]"#,
+    r#"emails.value eq "u3@home.org""#,
+    r#"phoneNumbers.value sw "+1 555""#,
+    r#"roles[value eq "admin"]"#,
+    r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "Sales""#,
+    r#"department eq "sales""#,
+    r#"manager eq "id-01""#,
+    r#"id eq "id-04" and manager eq "id-01""#,
+    r#"manager.value eq "id-02""#,
+    r#"manager pr"#,
+    r#"meta.created gt "2026-01-01T00:00:10Z""#,
+    r#"meta.lastModified le "2026-01-01T00:00:03Z""#,
+    r#"meta.resourceType eq "User""#,
+    r#"userName pr and not (emails pr)"#,
+    r#"(title eq "engineer" or title eq "manager") and active eq true"#,
+    r#"badgeNumber gt 10"#,
+    r#"badgeNumber le 5"#,
+    r#"score ge 2.5"#,
+    r#"urn:example:params:scim:schemas:extension:acme:2.0:User:badgeNumber eq 7"#,
+    r#"nickName eq "x""#,
+    r#"nickName ne "x""#,
+    r#"id ne "id-01""#,
+    r#"userName eq "User07" or externalId eq "EXT-8""#,
+    r#"not (emails[type eq "work"])"#,
+    r#"name pr"#,
+    r#"name.givenName pr and name.familyName ne "jones""#,
+    r#"meta.lastModified gt "2026-01-01T00:00:10+01:00""#,
+    r#"meta.created lt "2026-01-01T00:00:05.5Z""#,
+    r#"title eq null"#,
+    r#"title ne null"#,
+    r#"emails[primary eq true and type eq "home"]"#,
+    r#"emails.primary eq false"#,
+    r#"phoneNumbers[type eq "mobile" and value co "0112"]"#,
+    r#"manager.value ne "id-01" and manager pr"#,
+    r#"score gt 1 and score lt 5"#,
+    r#"badgeNumber ge 29 or badgeNumber le 1"#,
+    r#"department sw "R" or department ew "PS""#,
+];
+
+async fn filter_oracle(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let people = population();
+    for p in &people {
+        create(s, "t1", p).await.unwrap();
+    }
+    let mut failures = Vec::new();
+    for text in ORACLE_FILTERS {
+        let filter =
+            Filter::parse(registry(), users(), text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let want: BTreeSet<String> = people
+            .iter()
+            .filter(|p| filter.matches(p.to_json(registry(), None).as_object().unwrap()))
+            .map(|p| p.id.clone())
+            .collect();
+        let got: BTreeSet<String> = ids(s, "t1", users(), filter).await.into_iter().collect();
+        if got != want {
+            failures.push(format!(
+                "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "SQL and evaluator disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Filters on membership (a Group's `members`, a User's `groups`), which lives in its own table,
+/// checked against the evaluator on the representations a read with members and groups returns.
+const MEMBERSHIP_GROUP_FILTERS: &[&str] = &[
+    r#"members[value eq "id-03"]"#,
+    r#"members.value eq "id-03""#,
+    r#"members.value eq "ID-03""#,
+    r#"members pr"#,
+    r#"not (members pr)"#,
+    r#"members[type eq "Group"]"#,
+    r#"members.type eq "user""#,
+    r#"members.display co "person""#,
+    r#"members[value eq "id-03"] and displayName eq "team 1""#,
+    r#"id eq "g-1" and members[value eq "id-03"]"#,
+    r#"members.value sw "id-0""#,
+    r#"members[value ne "id-03"]"#,
+    r#"members.value ne "id-03""#,
+    r#"displayName co "team""#,
+];
+
+const MEMBERSHIP_USER_FILTERS: &[&str] = &[
+    r#"groups[value eq "g-1"]"#,
+    r#"groups.value eq "G-1""#,
+    r#"groups pr"#,
+    r#"not (groups pr)"#,
+    r#"groups.display sw "team""#,
+    r#"groups[display eq "ops team" and type eq "direct"]"#,
+    r#"userName sw "user0" and groups pr"#,
+];
+
+async fn membership_filter_oracle(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for p in population() {
+        create(s, "t1", &p).await.unwrap();
+    }
+    let teams: &[(&str, &str, &[&str])] = &[
+        (
+            "g-0",
+            "Team 0",
+            &["id-00", "id-01", "id-02", "id-03", "id-04"],
+        ),
+        ("g-1", "Team 1", &["id-03", "id-05", "g-0"]),
+        ("g-2", "Empty", &[]),
+        ("g-3", "Ops Team", &["id-10", "id-20"]),
+        ("g-4", "Ângeles", &["id-02"]),
+    ];
+    for (id, name, members) in teams {
+        create(s, "t1", &group(id, name, members)).await.unwrap();
+    }
+    let all = Load {
+        members: true,
+        groups: true,
+    };
+    let mut failures = Vec::new();
+    for (rt, filters) in [
+        (groups(), MEMBERSHIP_GROUP_FILTERS),
+        (users(), MEMBERSHIP_USER_FILTERS),
+    ] {
+        let docs: Vec<Resource> = s.list("t1", rt, &query(None), all).await.unwrap().resources;
+        for text in filters {
+            let filter =
+                Filter::parse(registry(), rt, text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            let want: BTreeSet<String> = docs
+                .iter()
+                .filter(|d| filter.matches(d.to_json(registry(), None).as_object().unwrap()))
+                .map(|d| d.id.clone())
+                .collect();
+            let got: BTreeSet<String> = ids(s, "t1", rt, filter).await.into_iter().collect();
+            if got != want {
+                failures.push(format!(
+                    "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "SQL and evaluator disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// `sortBy` attributes the SQL order is checked against `scim_core::query::sort_resources` with.
+const ORACLE_SORTS: &[&str] = &[
+    "userName",
+    "displayName",
+    "title",
+    "active",
+    "name.givenName",
+    "name.familyName",
+    "emails",
+    "emails.value",
+    "emails.type",
+    "phoneNumbers.value",
+    "roles.value",
+    "externalId",
+    "id",
+    "meta.created",
+    "meta.lastModified",
+    "badgeNumber",
+    "score",
+    "department",
+    "manager",
+    "manager.value",
+    "nickName",
+];
+
+async fn sort_oracle(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let mut people = population();
+    // Equal values, so ties are broken by id.
+    for p in people.iter_mut().step_by(4) {
+        p.attributes.insert("title".into(), json!("Same"));
+    }
+    for p in &people {
+        create(s, "t1", p).await.unwrap();
+    }
+    let mut failures = Vec::new();
+    for by in ORACLE_SORTS {
+        for order in [SortOrder::Ascending, SortOrder::Descending] {
+            let sort = Sort {
+                path: path(users(), by),
+                order,
+            };
+            let mut docs: Vec<Value> = people.iter().map(|p| p.to_json(registry(), None)).collect();
+            scim_core::query::sort_resources(&mut docs, &sort);
+            let want: Vec<&str> = docs.iter().map(|d| d["id"].as_str().unwrap()).collect();
+            let q = ListQuery {
+                sort: Some(sort),
+                ..query(None)
+            };
+            let page = s.list("t1", users(), &q, Load::default()).await.unwrap();
+            let got: Vec<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
+            if got != want {
+                failures.push(format!(
+                    "{by} {order:?}\n  reference: {want:?}\n  sql:       {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "SQL and reference sort disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Hand-built filter ASTs (independent of the parser), with expected ids.
+async fn filters_by_hand(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for p in population() {
+        create(s, "t1", &p).await.unwrap();
+    }
+    create(s, "t1", &group("g1", "Admins", &[])).await.unwrap();
+    let u = users();
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let got = |ids: Vec<String>| ids.into_iter().collect::<BTreeSet<_>>();
+
+    assert_eq!(
+        got(ids(s, "t1", u, eq(u, "userName", json!("user07"))).await),
+        set(&["id-07"])
+    );
+    assert_eq!(
+        got(ids(s, "t1", u, eq(u, "externalId", json!("EXT-7"))).await),
+        set(&["id-07"])
+    );
+    assert!(
+        ids(s, "t1", u, eq(u, "externalId", json!("ext-7")))
+            .await
+            .is_empty()
+    );
+    let work = Filter::ValuePath {
+        path: path(u, "emails"),
+        filter: Box::new(Filter::And(vec![
+            eq(u, "emails.type", json!("WORK")),
+            eq(u, "emails.value", json!("user08@example.COM")),
+        ])),
+    };
+    assert_eq!(got(ids(s, "t1", u, work).await), set(&["id-08"]));
+    let home_only = Filter::ValuePath {
+        path: path(u, "emails"),
+        filter: Box::new(Filter::And(vec![
+            eq(u, "emails.type", json!("home")),
+            eq(u, "emails.value", json!("user06@example.com")),
+        ])),
+    };
+    assert!(
+        ids(s, "t1", u, home_only).await.is_empty(),
+        "type and value on one element"
+    );
+    let id_and_manager = Filter::And(vec![
+        eq(u, "id", json!("id-04")),
+        eq(u, "manager", json!("id-01")),
+    ]);
+    assert_eq!(got(ids(s, "t1", u, id_and_manager).await), set(&["id-04"]));
+    let g = groups();
+    assert_eq!(
+        got(ids(s, "t1", g, eq(g, "displayName", json!("ADMINS"))).await),
+        set(&["g1"])
+    );
+    let badge = cmp(u, "badgeNumber", CompareOp::Gt, json!(25));
+    assert_eq!(got(ids(s, "t1", u, badge).await), set(&["id-27", "id-29"]));
+    let score = cmp(u, "score", CompareOp::Le, json!(0.5));
+    assert_eq!(got(ids(s, "t1", u, score).await), set(&["id-01"]));
+    let inactive = eq(u, "active", json!(false));
+    let want: Vec<String> = (0..30)
+        .filter(|i| i % 4 == 1)
+        .map(|i| format!("id-{i:02}"))
+        .collect();
+    assert_eq!(
+        got(ids(s, "t1", u, inactive).await),
+        want.into_iter().collect()
+    );
+    let not_title = Filter::Not(Box::new(Filter::Present(path(u, "title"))));
+    assert_eq!(ids(s, "t1", u, not_title).await.len(), 10);
+    let ne_missing = cmp(u, "nickName", CompareOp::Ne, json!("x"));
+    assert_eq!(ids(s, "t1", u, ne_missing).await.len(), 30);
+    let created = cmp(
+        u,
+        "meta.created",
+        CompareOp::Ge,
+        json!("2026-01-01T00:00:28Z"),
+    );
+    assert_eq!(
+        got(ids(s, "t1", u, created).await),
+        set(&["id-28", "id-29"])
+    );
+    let given = cmp(u, "name.givenName", CompareOp::Co, json!("NGE"));
+    assert_eq!(ids(s, "t1", u, given).await.len(), 7);
+    // Case folding is Unicode-aware on both databases.
+    let given = eq(u, "name.givenName", json!("ÂNGELA"));
+    assert_eq!(ids(s, "t1", u, given).await.len(), 7);
+    let ew = cmp(u, "emails.value", CompareOp::Ew, json!("@HOME.ORG"));
+    assert_eq!(ids(s, "t1", u, ew).await.len(), 10);
+    let roles = Filter::Present(path(u, "roles"));
+    assert_eq!(ids(s, "t1", u, roles).await.len(), 6);
+    let ty = eq(u, "meta.resourceType", json!("Group"));
+    assert!(ids(s, "t1", u, ty).await.is_empty());
+}
+
+async fn outbox(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let u = user("u1", "logged");
+    create(s, "t1", &u).await.unwrap();
+    let u2 = bumped(&u, json!({"title": "x"}));
+    s.update(
+        &ctx("t1"),
+        users(),
+        &u2,
+        1,
+        None,
+        &change(&u2, Operation::Patch),
+    )
+    .await
+    .unwrap();
+    // Failing writes append nothing.
+    let err = s
+        .update(
+            &ctx("t1"),
+            users(),
+            &u2,
+            1,
+            None,
+            &change(&u2, Operation::Patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::VersionMismatch { .. }));
+    assert!(create(s, "t1", &user("u9", "LOGGED")).await.is_err());
+    let mut other = ctx("t1");
+    other.request_id = None;
+    s.delete(&other, users(), "u1", None, &change(&u2, Operation::Delete))
+        .await
+        .unwrap();
+    create(s, "t2", &user("u1", "logged")).await.unwrap();
+
+    let records = s.changes_after("t1", 0, 100).await.unwrap();
+    let summary: Vec<(u64, &str, u64)> = records
+        .iter()
+        .map(|r| (r.seq, r.operation.as_str(), r.version))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(1, "create", 1), (2, "patch", 2), (3, "delete", 2)]
+    );
+    let first = &records[0];
+    assert_eq!(first.prev_hash, "0".repeat(64));
+    assert_eq!(records[1].prev_hash, first.hash);
+    assert_eq!(first.resource_type, "User");
+    assert_eq!(first.resource_id, "u1");
+    assert_eq!(first.principal, "token:test");
+    assert_eq!(first.request_id.as_deref(), Some("req-1"));
+    assert_eq!(records[2].request_id, None);
+    assert_eq!(first.occurred_at, "2026-01-01T00:00:00Z");
+    let parsed: Change = serde_json::from_str(&first.change_json).unwrap();
+    assert_eq!(parsed, change(&u, Operation::Create));
+    assert_eq!(s.changes_after("t1", 1, 1).await.unwrap()[0].seq, 2);
+    let t2 = s.changes_after("t2", 0, 100).await.unwrap();
+    assert_eq!(t2.len(), 1);
+    assert_eq!(t2[0].seq, 1, "sequences are per tenant");
+    let report = s.verify_chain("t1").await.unwrap();
+    assert_eq!(report.records, 3);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+async fn outbox_concurrent_seqs(db: Arc<TestDb>) {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let tenant = if i % 4 == 0 { "t2" } else { "t1" };
+            create(
+                db.store.as_ref(),
+                tenant,
+                &user(&format!("u{i}"), &format!("n{i}")),
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (tenant, n) in [("t1", 15), ("t2", 5)] {
+        let records = db.store.changes_after(tenant, 0, 100).await.unwrap();
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "{tenant}");
+        let report = db.store.verify_chain(tenant).await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
+
+async fn outbox_tampering(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for i in 0..5 {
+        create(s, "t1", &user(&format!("u{i}"), &format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    create(s, "t2", &user("x", "x")).await.unwrap();
+    db.execute(
+        "UPDATE scim_changes SET change_json = replace(change_json, 'n1', 'evil') \
+         WHERE tenant_id = 't1' AND tenant_seq = 2",
+    )
+    .await;
+    let report = s.verify_chain("t1").await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("record 2: altered")),
+        "{:?}",
+        report.problems
+    );
+    db.execute("DELETE FROM scim_changes WHERE tenant_id = 't1' AND tenant_seq = 4")
+        .await;
+    let report = s.verify_chain("t1").await.unwrap();
+    assert!(
+        report.problems.iter().any(|p| p == "record 4 is missing"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("record 5: broken link"))
+    );
+    db.execute("DELETE FROM scim_changes WHERE tenant_id = 't1' AND tenant_seq = 5")
+        .await;
+    let report = s.verify_chain("t1").await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("4..=5 are missing")),
+        "truncation is caught by the chain head: {:?}",
+        report.problems
+    );
+    let other = s.verify_chain("t2").await.unwrap();
+    assert!(other.problems.is_empty());
+}
+
+/// The Entra and Okta matching filters are index lookups, not scans.
+async fn matching_filters_use_indexes(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for p in population() {
+        create(s, "t1", &p).await.unwrap();
+    }
+    create(s, "t1", &group("g1", "Admins", &[])).await.unwrap();
+    for i in 0..40 {
+        create(
+            s,
+            "t1",
+            &group(&format!("g-{i}"), &format!("Group {i}"), &[]),
+        )
+        .await
+        .unwrap();
+    }
+    // Enough rows that a scan of the tenant's users costs clearly more than a lookup.
+    let filler = match &db.raw {
+        Raw::Sqlite(..) => ("", ", attributes_ci", ", '{}'"),
+        Raw::Postgres(..) => ("::jsonb", "", ""),
+    };
+    db.execute(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+         last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
+         SELECT 't1', 'filler-' || i, 'User', 1, 0, 0, 'filler' || i, 'fx-' || i, \
+         'fm-' || (i % 1000), NULL, '{{}}'{}{} FROM n",
+        filler.1, filler.0, filler.2
+    ))
+    .await;
+    db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+         INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) \
+         SELECT 't1', 'filler-' || i, 'emails', 'work', 'filler' || i || '@example.com' FROM n",
+    )
+    .await;
+    db.execute(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         SELECT 't1', 'g-' || (CAST(substr(id, 8) AS INTEGER) % 40), id, 'User' \
+         FROM resources WHERE tenant_id = 't1' AND id LIKE 'filler-%'",
+    )
+    .await;
+    db.execute("ANALYZE").await;
+    let u = users();
+    // (case, resource type, filter, the column an index must be searched on)
+    let cases = vec![
+        (
+            "userName eq",
+            u,
+            eq(u, "userName", json!("User07")),
+            "unique_key",
+        ),
+        (
+            "externalId eq",
+            u,
+            eq(u, "externalId", json!("EXT-7")),
+            "external_id",
+        ),
+        (
+            "group displayName eq",
+            groups(),
+            eq(groups(), "displayName", json!("admins")),
+            "unique_key",
+        ),
+        (
+            "emails[type eq work].value eq",
+            u,
+            Filter::ValuePath {
+                path: path(u, "emails"),
+                filter: Box::new(Filter::And(vec![
+                    eq(u, "emails.type", json!("work")),
+                    eq(u, "emails.value", json!("user08@example.com")),
+                ])),
+            },
+            "value_ci",
+        ),
+        (
+            "id eq and manager eq",
+            u,
+            Filter::And(vec![
+                eq(u, "id", json!("id-04")),
+                eq(u, "manager", json!("id-01")),
+            ]),
+            "id",
+        ),
+        (
+            "manager eq",
+            u,
+            eq(u, "manager", json!("id-01")),
+            "manager_id",
+        ),
+        (
+            "group members[value eq]",
+            groups(),
+            Filter::ValuePath {
+                path: path(groups(), "members"),
+                filter: Box::new(eq(groups(), "members.value", json!("filler-7"))),
+            },
+            "member_id",
+        ),
+    ];
+    for (name, rt, filter, column) in cases {
+        let q = query(Some(filter));
+        let plan = explain(&db, rt, &q).await;
+        let indexed = match &db.raw {
+            // e.g. `SEARCH r USING INDEX resources_external_id (tenant_id=? AND resource_type=? AND external_id=?)`
+            Raw::Sqlite(..) => {
+                !plan.contains("SCAN r")
+                    && !plan.contains("SCAN v")
+                    && plan.lines().any(|l| {
+                        l.starts_with("SEARCH")
+                            && (l.contains(&format!("({column}=?"))
+                                || l.contains(&format!(" {column}=?")))
+                    })
+            }
+            // e.g. `Index Cond: ((tenant_id = 't1'::text) AND (external_id = 'EXT-7'::text))`
+            Raw::Postgres(..) => {
+                !plan.contains("Seq Scan")
+                    && plan
+                        .lines()
+                        .any(|l| l.contains("Index Cond") && l.contains(&format!("({column} = ")))
+            }
+        };
+        assert!(indexed, "{name}: no index search on {column}:\n{plan}");
+    }
+}
+
+async fn explain(db: &TestDb, rt: &ResourceType, q: &ListQuery) -> String {
+    use scim_server::store::sql::Arg;
+    match &db.raw {
+        Raw::Sqlite(store, _) => {
+            let sql = store.list_sql("t1", rt, q);
+            let text = format!("EXPLAIN QUERY PLAN {}", sql.count);
+            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&text);
+            for a in &sql.args[..sql.count_args] {
+                query = match a {
+                    Arg::Text(s) => query.bind(s.clone()),
+                    Arg::Int(i) => query.bind(*i),
+                    Arg::Float(f) => query.bind(*f),
+                    Arg::TextArray(v) => query.bind(serde_json::to_string(v).unwrap()),
+                };
+            }
+            let rows = query.fetch_all(store.pool()).await.unwrap();
+            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        }
+        Raw::Postgres(store, _, _) => {
+            let sql = store.list_sql("t1", rt, q);
+            let mut conn = store.pool().acquire().await.unwrap();
+            let text = format!("EXPLAIN {}", sql.count);
+            let mut query = sqlx::query_scalar::<_, String>(&text);
+            for a in &sql.args[..sql.count_args] {
+                query = match a {
+                    Arg::Text(s) => query.bind(s.clone()),
+                    Arg::Int(i) => query.bind(*i),
+                    Arg::Float(f) => query.bind(*f),
+                    Arg::TextArray(v) => query.bind(v.clone()),
+                };
+            }
+            let rows = query.fetch_all(&mut *conn).await.unwrap();
+            rows.join("\n")
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
+    use scim_server::store::{SqliteStore, open_store};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/scim.db");
+    let store = open_store(path.to_str().unwrap()).await.unwrap();
+    create(store.as_ref(), "t1", &user("u1", "persisted"))
+        .await
+        .unwrap();
+    drop(store);
+    assert!(path.exists());
+    // Reopening (by URL this time) keeps the data; migrations are idempotent.
+    let url = format!("sqlite://{}", path.display());
+    let again = SqliteStore::open(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(again.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let got = again
+        .get("t1", users(), "u1", Load::default())
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.id), Some("u1".to_string()));
+    again.migrate().await.unwrap();
+    // In memory, for tools and tests.
+    let mem = open_store("sqlite::memory:").await.unwrap();
+    create(mem.as_ref(), "t1", &user("u1", "m")).await.unwrap();
+    assert!(
+        mem.get("t1", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn open_store_picks_postgres_by_scheme() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(_, _, name) = &db.raw else {
+        unreachable!()
+    };
+    let url = format!("{}/{name}", crate::support::postgres_base());
+    let store = scim_server::store::open_store(&url).await.unwrap();
+    create(store.as_ref(), "t1", &user("u1", "pg"))
+        .await
+        .unwrap();
+    assert!(
+        db.store
+            .get("t1", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    drop(store);
+    db.cleanup().await;
+}
+
+/// Two stores over one PostgreSQL database behave as one (stateless replicas): unique names,
+/// gap-free change sequences and compare-and-swap hold across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_share_one_database() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(_, _, name) = &db.raw else {
+        unreachable!()
+    };
+    let url = format!("{}/{name}", crate::support::postgres_base());
+    let replicas: Vec<Arc<dyn Store>> = vec![
+        db.store.clone(),
+        scim_server::store::open_store(&url).await.unwrap(),
+    ];
+    create(replicas[0].as_ref(), "t1", &group("g1", "Team", &[]))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = replicas[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            // Pairs of creates race for one name; every winner then joins the group.
+            let name = format!("pair{}", i / 2);
+            create(store.as_ref(), "t1", &user(&format!("u{i}"), &name)).await?;
+            let delta = MembershipDelta {
+                clear: false,
+                added: vec![format!("u{i}")],
+                removed: Vec::new(),
+            };
+            loop {
+                let g = store
+                    .get("t1", groups(), "g1", Load::default())
+                    .await?
+                    .unwrap();
+                let next = bumped(&g, json!({}));
+                match store
+                    .update(
+                        &ctx("t1"),
+                        groups(),
+                        &next,
+                        g.meta.version,
+                        Some(&delta),
+                        &change(&next, Operation::Patch),
+                    )
+                    .await
+                {
+                    Err(StoreError::VersionMismatch { .. }) => continue,
+                    other => return other,
+                }
+            }
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Uniqueness { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won, 6, "one winner per name");
+    let g = replicas[1]
+        .get(
+            "t1",
+            groups(),
+            "g1",
+            Load {
+                members: true,
+                groups: false,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.attributes["members"].as_array().unwrap().len(), 6);
+    assert_eq!(g.meta.version, 7);
+    let seqs: Vec<u64> = replicas[0]
+        .changes_after("t1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, (1..=13).collect::<Vec<_>>());
+    let report = replicas[1].verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    drop(replicas);
+    db.cleanup().await;
+}
+
+/// Adding or removing a member costs the same in a group of 10 and of 100,000 (membership rows
+/// are keyed, and a write without members never reads them). Slow to set up: run with
+/// `--ignored` for the figures.
+async fn membership_cost_is_independent_of_group_size(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let (ci_col, ci_val, json) = match &db.raw {
+        Raw::Sqlite(..) => (", attributes_ci", ", '{}'", ""),
+        Raw::Postgres(..) => ("", "", "::jsonb"),
+    };
+    db.execute(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+         last_modified_ns, unique_key, external_id, manager_id, display, attributes{ci_col}) \
+         SELECT 't1', 'm' || i, 'User', 1, 0, 0, 'm' || i, NULL, NULL, NULL, '{{}}'{json}{ci_val} FROM n"
+    ))
+    .await;
+    create(s, "t1", &group("big", "Big", &[])).await.unwrap();
+    create(s, "t1", &group("small", "Small", &[]))
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         SELECT 't1', 'big', id, 'User' FROM resources WHERE tenant_id = 't1' AND id LIKE 'm%'",
+    )
+    .await;
+    db.execute(
+        "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+         SELECT 't1', 'small', id, 'User' FROM resources WHERE tenant_id = 't1' AND id IN \
+         ('m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9', 'm10')",
+    )
+    .await;
+    db.execute("ANALYZE").await;
+    create(s, "t1", &user("newcomer", "newcomer"))
+        .await
+        .unwrap();
+    let mut timings = Vec::new();
+    for gid in ["small", "big", "small", "big"] {
+        let started = std::time::Instant::now();
+        for round in 0..10 {
+            let g = s
+                .get("t1", groups(), gid, Load::default())
+                .await
+                .unwrap()
+                .unwrap();
+            let delta = if round % 2 == 0 {
+                MembershipDelta {
+                    clear: false,
+                    added: vec!["newcomer".into()],
+                    removed: vec!["m5".into()],
+                }
+            } else {
+                MembershipDelta {
+                    clear: false,
+                    added: vec!["m5".into()],
+                    removed: vec!["newcomer".into()],
+                }
+            };
+            let next = bumped(&g, json!({}));
+            s.update(
+                &ctx("t1"),
+                groups(),
+                &next,
+                g.meta.version,
+                Some(&delta),
+                &change(&next, Operation::Patch),
+            )
+            .await
+            .unwrap();
+        }
+        timings.push((gid, started.elapsed() / 10));
+    }
+    eprintln!("get + add/remove one member, mean of 10: {timings:?}");
+    let (small, big) = (timings[2].1, timings[3].1);
+    assert!(
+        big < small * 5 + std::time::Duration::from_millis(20),
+        "a 100,000-member group costs {big:?} per change against {small:?}"
+    );
+}
+
+/// Runs each named suite function against a fresh SQLite and a fresh PostgreSQL database.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+mod slow {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "sets up a 100,000-member group; run with --ignored"]
+    async fn sqlite_membership_cost_is_independent_of_group_size() {
+        crate::support::run(
+            crate::support::TestDb::sqlite().await,
+            super::membership_cost_is_independent_of_group_size,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "sets up a 100,000-member group; run with --ignored"]
+    async fn postgres_membership_cost_is_independent_of_group_size() {
+        crate::support::run(
+            crate::support::TestDb::postgres().await,
+            super::membership_cost_is_independent_of_group_size,
+        )
+        .await;
+    }
+}
+
+both!(
+    crud,
+    tenants_and_tokens,
+    uniqueness,
+    concurrent_creates,
+    compare_and_swap,
+    concurrent_member_adds,
+    membership,
+    tenant_isolation,
+    list_paging_and_sorting,
+    filter_oracle,
+    membership_filter_oracle,
+    sort_oracle,
+    filters_by_hand,
+    outbox,
+    outbox_concurrent_seqs,
+    outbox_tampering,
+    matching_filters_use_indexes,
+);
