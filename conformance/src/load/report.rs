@@ -388,7 +388,9 @@ pub fn compare(runs: &[RunReport]) -> String {
                 });
             }
         }
-        rows.push(row);
+        if row[1..].iter().any(|c| c != "-") {
+            rows.push(row);
+        }
     }
     out.push_str(&render_vec(&rows));
 
