@@ -206,3 +206,25 @@ async fn non_2xx_answers_are_errors() {
     a.requests = Some(5);
     assert!(matches!(load::run(&a).await, Err(load::LoadError::Seed(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_cycle_stops_at_its_time_limit() {
+    let (base, log) = serve(None).await;
+    let mut a = args(&base, Workload::W7);
+    a.users = 50;
+    a.groups = 2;
+    a.memberships = 10;
+    a.time_limit = Some(0.0);
+    let report = load::run(&a).await.unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("INCOMPLETE: time limit reached in the users phase")),
+        "{:?}",
+        report.notes
+    );
+    assert!(log.lock().unwrap().len() < 50);
+    let text = load::report::format_table(&[report]);
+    assert!(text.contains("WARNING: server W7@50: INCOMPLETE"), "{text}");
+}
