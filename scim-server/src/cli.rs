@@ -10,7 +10,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::server;
-use crate::store::Tenant;
+use crate::store::{Store, Tenant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -275,15 +275,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Verify { tenant }) => {
             let store = server::open_store(&config.database_url).await?;
             store.migrate().await.context("applying migrations")?;
-            let tenants = match tenant {
-                Some(t) => vec![t],
-                None => store
-                    .list_tenants()
-                    .await?
-                    .into_iter()
-                    .map(|t| t.id)
-                    .collect(),
-            };
+            let tenants = tenant_ids(store.as_ref(), tenant).await?;
             let mut ok = true;
             for t in tenants {
                 let report = store.verify_chain(&t).await?;
@@ -311,4 +303,20 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tenant named on the command line, or else the id of every tenant in the store.
+pub(crate) async fn tenant_ids(
+    store: &dyn Store,
+    tenant: Option<String>,
+) -> crate::store::Result<Vec<String>> {
+    Ok(match tenant {
+        Some(t) => vec![t],
+        None => store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect(),
+    })
 }

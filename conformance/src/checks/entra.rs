@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
+use super::common::uname;
 use super::{Check, c};
 use crate::ctx::{
-    Ctx, ENTERPRISE, ERROR, GROUP, LIST, Res, Stop, USER, absent, at, attr, id_of, ids,
-    typed_value, values_of,
+    Ctx, ENTERPRISE, ERROR, GROUP, LIST, Res, Stop, USER, absent, at, attr, id_of, ids, typed_value,
 };
 
 pub(super) const ADSCIM: &str =
@@ -47,10 +47,6 @@ pub(super) fn group(ctx: &mut Ctx, label: &str) -> Result<(Value, String), Stop>
     Ok((g, p))
 }
 
-pub(super) fn uname(v: &Value) -> String {
-    attr(v, "userName").as_str().unwrap_or_default().to_string()
-}
-
 /// PATCHes `p` with `ops` (as Entra does), expects 200 or 204, returns the resource read back.
 pub(super) fn patch_then_get(ctx: &mut Ctx, p: &str, ops: Value) -> Result<Value, Stop> {
     let r = ctx.patch(p, ops)?;
@@ -66,18 +62,6 @@ fn user_patch(ctx: &mut Ctx, ops: Value, what: &str, ok: impl Fn(&Value) -> bool
     } else {
         Err(ctx.fail(format!("after the PATCH, GET shows {what}")))
     }
-}
-
-pub(super) fn members(ctx: &mut Ctx, p: &str) -> Result<Vec<String>, Stop> {
-    let g = ctx.fetch(p)?;
-    let mut m = values_of(&g, "members");
-    m.sort();
-    Ok(m)
-}
-
-pub(super) fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
 }
 
 pub(super) fn manager_value(v: &Value) -> Value {

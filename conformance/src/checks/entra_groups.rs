@@ -4,9 +4,8 @@
 
 use serde_json::json;
 
-use super::entra::{
-    ADSCIM, entra_user, group, manager_value, members, patch_then_get, sorted, uname, user,
-};
+use super::common::{members, sorted, uname};
+use super::entra::{ADSCIM, entra_user, group, manager_value, patch_then_get, user};
 use super::{Check, c};
 use crate::ctx::{Ctx, ENTERPRISE, GROUP, Res, absent, attr, id_of, ids};
 

@@ -36,6 +36,17 @@ fn needs_token(ctx: &Ctx) -> Res {
     }
 }
 
+/// `GET /Users?count=1` with a bearer token the server never issued.
+fn get_with_wrong_token(ctx: &mut Ctx) -> Result<Resp, crate::ctx::Stop> {
+    ctx.send_full(
+        "GET",
+        "/Users?count=1",
+        None,
+        &[],
+        Some("Bearer cf-wrong-token-0000"),
+    )
+}
+
 fn post_raw(ctx: &mut Ctx, body: &str) -> Result<Resp, crate::ctx::Stop> {
     let r = ctx.send_full("POST", "/Users", Some(body), &[], None)?;
     if r.status < 300
@@ -89,13 +100,7 @@ pub(super) fn checks() -> Vec<Check> {
             "RFC 7644 §2, RFC 6750 §3.1",
             |ctx| {
                 needs_token(ctx)?;
-                let r = ctx.send_full(
-                    "GET",
-                    "/Users?count=1",
-                    None,
-                    &[],
-                    Some("Bearer cf-wrong-token-0000"),
-                )?;
+                let r = get_with_wrong_token(ctx)?;
                 ctx.status(&r, &[401], "")
             },
         ),
@@ -105,13 +110,7 @@ pub(super) fn checks() -> Vec<Check> {
             "RFC 6750 §3, RFC 7235 §3.1",
             |ctx| {
                 needs_token(ctx)?;
-                let r = ctx.send_full(
-                    "GET",
-                    "/Users?count=1",
-                    None,
-                    &[],
-                    Some("Bearer cf-wrong-token-0000"),
-                )?;
+                let r = get_with_wrong_token(ctx)?;
                 ctx.status(&r, &[401], "")?;
                 ctx.ensure(
                     r.header("www-authenticate").is_some(),

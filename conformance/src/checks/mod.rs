@@ -6,6 +6,7 @@ use crate::ctx::{Ctx, Res};
 
 mod attributes;
 mod bulk;
+mod common;
 mod discovery;
 mod entra;
 mod entra_groups;

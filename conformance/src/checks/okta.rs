@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::common::{members, uname};
 use super::{Check, c};
-use crate::ctx::{
-    Ctx, ERROR, GROUP, Res, Stop, USER, absent, at, attr, id_of, ids, resources, values_of,
-};
+use crate::ctx::{Ctx, ERROR, GROUP, Res, Stop, USER, absent, at, attr, id_of, ids, resources};
 
 /// Okta's create payload (S18) with unique values.
 fn okta_user(ctx: &mut Ctx, label: &str) -> Value {
@@ -26,10 +25,6 @@ fn user(ctx: &mut Ctx, label: &str) -> Result<(Value, String), Stop> {
     let u = ctx.create_raw("/Users", &body)?;
     let p = format!("/Users/{}", id_of(&u));
     Ok((u, p))
-}
-
-fn uname(v: &Value) -> String {
-    attr(v, "userName").as_str().unwrap_or_default().to_string()
 }
 
 /// Okta's update: GET the user, change it, PUT the whole object back (with id, groups, meta).
@@ -59,13 +54,6 @@ fn group(ctx: &mut Ctx, label: &str, members: &[(&str, &str)]) -> Result<(Value,
     )?;
     let p = format!("/Groups/{}", id_of(&g));
     Ok((g, p))
-}
-
-fn members(ctx: &mut Ctx, p: &str) -> Result<Vec<String>, Stop> {
-    let g = ctx.fetch(p)?;
-    let mut m = values_of(&g, "members");
-    m.sort();
-    Ok(m)
 }
 
 fn expect_members(ctx: &mut Ctx, p: &str, mut want: Vec<String>) -> Res {

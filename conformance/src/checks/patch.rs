@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::common::sorted;
 use super::{Check, Feature, c};
 use crate::ctx::{Ctx, ENTERPRISE, Res, Stop, absent, at, attr, id_of, typed_value, values_of};
 
@@ -70,11 +71,6 @@ fn members_after(ctx: &mut Ctx, p: &str, ops: Value) -> Result<Vec<String>, Stop
     let mut m = values_of(&g, "members");
     m.sort();
     Ok(m)
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
 }
 
 pub(super) fn checks() -> Vec<Check> {

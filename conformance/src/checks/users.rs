@@ -4,11 +4,8 @@ use serde_json::{Value, json};
 
 use super::Check;
 use super::c;
+use super::common::uname;
 use crate::ctx::{Ctx, ENTERPRISE, LIST, Stop, USER, absent, at, attr, id_of};
-
-fn uname(v: &Value) -> String {
-    attr(v, "userName").as_str().unwrap_or_default().to_string()
-}
 
 fn created(ctx: &mut Ctx, label: &str) -> Result<(Value, String), Stop> {
     let u = ctx.create_user(label, json!({}))?;

@@ -5,52 +5,27 @@
 
 #![no_main]
 
+mod common;
+
+use common::Fixture;
 use libfuzzer_sys::fuzz_target;
 use scim_core::ScimType;
 use scim_core::patch::{self, Members, PatchOp, PatchOperation, PatchRequest};
-use scim_core::resource::{Meta, Resource};
-use scim_core::schema::SchemaRegistry;
 use serde_json::json;
 use std::sync::OnceLock;
-
-struct Fixture {
-    registry: SchemaRegistry,
-    user: Resource,
-    group: Resource,
-}
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        // The epoch, without a direct dependency on the `time` crate.
-        let epoch = scim_core::resource::parse_datetime("1970-01-01T00:00:00Z")
-            .expect("a valid dateTime");
-        let resource = |rt: &str, id: &str, v: serde_json::Value| {
-            Resource::new(
-                rt,
-                id,
-                v.as_object().cloned().unwrap_or_default(),
-                Meta::new(epoch),
-            )
-        };
-        Fixture {
-            registry: SchemaRegistry::builtin(),
-            user: resource(
-                "User",
-                "u-1",
-                json!({
-                    "userName": "bjensen",
-                    "name": {"givenName": "Barbara", "familyName": "Jensen"},
-                    "emails": [{"type": "work", "value": "b@example.com", "primary": true}],
-                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "m1"}}
-                }),
-            ),
-            group: resource(
-                "Group",
-                "g-1",
-                json!({"displayName": "Sales", "members": [{"value": "u-1"}, {"value": "u-2"}]}),
-            ),
-        }
+        Fixture::new(
+            json!({
+                "userName": "bjensen",
+                "name": {"givenName": "Barbara", "familyName": "Jensen"},
+                "emails": [{"type": "work", "value": "b@example.com", "primary": true}],
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "m1"}}
+            }),
+            json!({"displayName": "Sales", "members": [{"value": "u-1"}, {"value": "u-2"}]}),
+        )
     })
 }
 

@@ -28,6 +28,7 @@
 mod value;
 
 pub use value::attribute_value;
+use value::kind_name;
 
 use crate::error::{Error, Result};
 use crate::resource::Attributes;
@@ -60,7 +61,7 @@ pub fn request_body(
     let Value::Object(body) = body else {
         return Err(Error::invalid_syntax(format!(
             "the request body must be a JSON object, got {}",
-            json_kind(&body)
+            kind_name(&body)
         )));
     };
     let mut out = Attributes::new();
@@ -97,7 +98,7 @@ fn top_level(
             other => Err(Error::invalid_value(format!(
                 "{} must be an object, got {}",
                 rt.schema,
-                json_kind(&other)
+                kind_name(&other)
             ))),
         };
     }
@@ -125,7 +126,7 @@ fn extension_object(
         other => {
             return Err(Error::invalid_value(format!(
                 "{urn} must be an object of extension attributes, got {}",
-                json_kind(&other)
+                kind_name(&other)
             )));
         }
     };
@@ -249,17 +250,6 @@ fn ext_map<'a>(out: &'a mut Attributes, urn: &str) -> &'a mut Map<String, Value>
         *slot = Value::Object(Map::new());
     }
     slot.as_object_mut().expect("just made an object")
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -209,7 +209,8 @@ fn unwrap_encoded_value(entry: Value) -> Value {
     Value::Object(obj)
 }
 
-fn kind_name(v: &Value) -> &'static str {
+/// How an error message names the JSON kind of `v` ("a string", "an array", …).
+pub(super) fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

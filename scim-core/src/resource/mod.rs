@@ -138,6 +138,14 @@ impl Resource {
                 out.insert(key.clone(), ext);
                 continue;
             }
+            // An extension object no schema declares (a custom extension Entra sends) is kept
+            // as sent; RFC 7643 §3: "schemas" lists the URIs the representation carries, so it is
+            // listed too.
+            if key.starts_with("urn:") && value.as_object().is_some_and(|o| !o.is_empty()) {
+                schemas.push(Value::String(key.clone()));
+                out.insert(key.clone(), value.clone());
+                continue;
+            }
             let never = rt
                 .and_then(|rt| registry.schema(&rt.schema))
                 .and_then(|s| s.attribute(key))
@@ -208,6 +216,13 @@ mod tests {
             ])
         );
         assert!(out.get("password").is_none());
+        let custom = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+        let mut attrs = r.attributes.clone();
+        attrs.insert(custom.into(), json!({"tag": "701984"}));
+        let r = Resource::new("User", "1", attrs, Meta::new(OffsetDateTime::UNIX_EPOCH));
+        let out = r.to_json(&registry, None);
+        assert_eq!(out["schemas"][2], custom);
+        assert_eq!(out[custom]["tag"], "701984");
         assert_eq!(out["meta"]["created"], "1970-01-01T00:00:00Z");
         assert!(out["meta"].get("location").is_none());
     }

@@ -12,7 +12,7 @@ use scim_graph_bridge::graph::{
 };
 use serde_json::json;
 
-use crate::support::{self, env};
+use crate::support::{self, env, inspect};
 
 fn member_ref(uid: &str) -> serde_json::Value {
     json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{uid}")})
@@ -369,28 +369,14 @@ async fn inspection_endpoint_serves_log_and_state() {
         .await
         .unwrap();
     let http = reqwest::Client::new();
-    let log: serde_json::Value = http
-        .get(format!("{}/_fake/requests", e.fake.authority_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = inspect(&e.fake, "requests").await;
     assert!(
         log.as_array()
             .unwrap()
             .iter()
             .any(|r| r["path"] == "/subscribedSkus")
     );
-    let state: serde_json::Value = http
-        .get(format!("{}/_fake/state", e.fake.authority_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = inspect(&e.fake, "state").await;
     assert_eq!(state["groups"].as_array().unwrap().len(), 4);
     let st = http
         .post(format!("{}/_fake/faults", e.fake.authority_url()))

@@ -10,7 +10,7 @@ use scim_graph_bridge::plan::PlanKind;
 use scim_graph_bridge::reconcile::{Reconciled, UserLink};
 use serde_json::json;
 
-use crate::support::{Env, HELPDESK_ROLE, TENANT, env, env_with, scim_user};
+use crate::support::{Env, HELPDESK_ROLE, TENANT, env, env_with, inspect, scim_user};
 
 async fn run(e: &Env, id: &str, link: &UserLink) -> Reconciled {
     e.bridge()
@@ -318,15 +318,7 @@ async fn plan_mode_makes_no_graph_calls() {
         0,
         "plan mode must not call Graph (tokens included)"
     );
-    let http = reqwest::Client::new();
-    let log: serde_json::Value = http
-        .get(format!("{}/_fake/requests", e.fake.authority_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = inspect(&e.fake, "requests").await;
     assert_eq!(log, json!([]));
 }
 

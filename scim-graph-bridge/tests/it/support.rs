@@ -143,3 +143,15 @@ pub fn scim_user(upn: &str, dept: &str, title: &str, active: bool) -> Value {
         ENTERPRISE: {"department": dept, "employeeNumber": "E-1"}
     })
 }
+
+/// GETs the fake's inspection endpoint `/_fake/{what}` over HTTP and returns the JSON answer.
+pub async fn inspect(fake: &FakeGraph, what: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/_fake/{what}", fake.authority_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -191,15 +191,7 @@ pub async fn execute(
             let directory = StoreDirectory::new(store.clone(), registry);
             let now = clock.now();
             if all {
-                let tenants = match tenant {
-                    Some(t) => vec![t],
-                    None => store
-                        .list_tenants()
-                        .await?
-                        .into_iter()
-                        .map(|t| t.id)
-                        .collect(),
-                };
+                let tenants = crate::cli::tenant_ids(store.as_ref(), tenant).await?;
                 for t in tenants {
                     let n = worker::reconcile_all(&bridge_store, &directory, &t, now).await?;
                     writeln!(out, "tenant {t:?}: {n} users queued")?;

@@ -21,6 +21,7 @@ use scim_core::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 use scim_core::{Error, Result, normalize, validate};
 use serde_json::Value;
 use std::collections::HashSet;
+use time::OffsetDateTime;
 
 /// How many times a write that lost a compare-and-swap race (without `If-Match`) is retried.
 const MAX_WRITE_ATTEMPTS: usize = 16;
@@ -301,7 +302,9 @@ fn member_ids(attrs: &Attributes) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn log_skipped(resource_id: &str, skipped: &[String]) {
+/// Logs the ids among `ids` that are not in `known` (members skipped because they do not exist).
+fn log_skipped(resource_id: &str, ids: &[String], known: &HashSet<String>) {
+    let skipped: Vec<&String> = ids.iter().filter(|id| !known.contains(*id)).collect();
     if !skipped.is_empty() {
         tracing::warn!(
             group = resource_id,
@@ -321,12 +324,7 @@ async fn retain_known_members(
 ) -> Result<Vec<String>> {
     let ids = member_ids(attrs);
     let known = known_members(state, tenant, &ids).await?;
-    let skipped: Vec<String> = ids
-        .iter()
-        .filter(|id| !known.contains(*id))
-        .cloned()
-        .collect();
-    log_skipped(group_id, &skipped);
+    log_skipped(group_id, &ids, &known);
     if let Some(Value::Array(items)) = attrs.get_mut("members") {
         let mut seen = HashSet::new();
         items.retain(|m| {
@@ -376,6 +374,26 @@ fn retry(err: &StoreError, if_match: Option<&str>, attempt: usize) -> bool {
         && attempt + 1 < MAX_WRITE_ATTEMPTS
 }
 
+/// The next version of `existing` holding `attrs`: version + 1, created as before, modified `now`.
+fn successor(
+    rt: &ResourceType,
+    id: &str,
+    existing: &Resource,
+    attrs: Attributes,
+    now: OffsetDateTime,
+) -> Resource {
+    Resource::new(
+        rt.name.clone(),
+        id,
+        attrs,
+        Meta {
+            created: existing.meta.created,
+            last_modified: now,
+            version: existing.meta.version + 1,
+        },
+    )
+}
+
 /// PUT a resource (RFC 7644 §3.5.1): 200 with the resource (projected by `attributes` /
 /// `excludedAttributes`). `active` absent keeps its value.
 pub async fn replace(
@@ -409,17 +427,7 @@ pub async fn replace(
             None
         };
         let wctx = ctx.write_context(state);
-        let version = existing.meta.version + 1;
-        let resource = Resource::new(
-            rt.name.clone(),
-            id,
-            attrs,
-            Meta {
-                created: existing.meta.created,
-                last_modified: wctx.now,
-                version,
-            },
-        );
+        let resource = successor(rt, id, &existing, attrs, wctx.now);
         let mut change = Change::replaced(&existing, &resource);
         if members.is_some() {
             change.changed_paths.push("members".into());
@@ -495,13 +503,7 @@ pub async fn patch(
             });
         } else if let Some(delta) = outcome.members.as_mut() {
             let known = known_members(state, ctx.tenant(), &delta.added).await?;
-            let skipped: Vec<String> = delta
-                .added
-                .iter()
-                .filter(|m| !known.contains(*m))
-                .cloned()
-                .collect();
-            log_skipped(id, &skipped);
+            log_skipped(id, &delta.added, &known);
             delta.added.retain(|m| known.contains(m));
         }
         let members_changed = outcome
@@ -513,21 +515,12 @@ pub async fn patch(
         }
         validate::patch_result(&state.registry, rt, &outcome.attributes)?;
         let wctx = ctx.write_context(state);
-        let version = existing.meta.version + 1;
         let mut attrs = outcome.attributes.clone();
         if is_group(rt) {
             attrs.remove("members");
         }
-        let resource = Resource::new(
-            rt.name.clone(),
-            id,
-            attrs,
-            Meta {
-                created: existing.meta.created,
-                last_modified: wctx.now,
-                version,
-            },
-        );
+        let resource = successor(rt, id, &existing, attrs, wctx.now);
+        let version = resource.meta.version;
         let change = Change::patched(&existing, &resource, &outcome);
         let members = outcome.members.filter(|_| members_changed);
         match state

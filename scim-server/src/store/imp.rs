@@ -202,16 +202,11 @@ macro_rules! impl_sql_store {
                     .bind(&resource.id)
                     .fetch_all(&self.pool)
                     .await?;
-                    resource.attributes.remove("members");
-                    if !rows.is_empty() {
-                        let list = rows
-                            .into_iter()
-                            .map(|(id, ty, display)| row::member_value(id, ty, display))
-                            .collect();
-                        resource
-                            .attributes
-                            .insert("members".into(), serde_json::Value::Array(list));
-                    }
+                    let list = rows
+                        .into_iter()
+                        .map(|(id, ty, display)| row::member_value(id, ty, display))
+                        .collect();
+                    row::set_list(resource, "members", list);
                 }
                 if load.groups && row::is_user(rt) {
                     let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
@@ -224,16 +219,11 @@ macro_rules! impl_sql_store {
                     .bind(&resource.id)
                     .fetch_all(&self.pool)
                     .await?;
-                    resource.attributes.remove("groups");
-                    if !rows.is_empty() {
-                        let list = rows
-                            .into_iter()
-                            .map(|(id, display)| row::group_value(id, display))
-                            .collect();
-                        resource
-                            .attributes
-                            .insert("groups".into(), serde_json::Value::Array(list));
-                    }
+                    let list = rows
+                        .into_iter()
+                        .map(|(id, display)| row::group_value(id, display))
+                        .collect();
+                    row::set_list(resource, "groups", list);
                 }
                 Ok(())
             }

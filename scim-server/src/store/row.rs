@@ -226,6 +226,15 @@ pub fn group_value(id: String, display: Option<String>) -> Value {
     Value::Object(m)
 }
 
+/// Replaces the multi-valued attribute `name` of `resource` with `list`, leaving it absent when
+/// `list` is empty (a loaded `members` or `groups` list).
+pub fn set_list(resource: &mut Resource, name: &str, list: Vec<Value>) {
+    resource.attributes.remove(name);
+    if !list.is_empty() {
+        resource.attributes.insert(name.into(), Value::Array(list));
+    }
+}
+
 /// The uniqueness error for a write of `resource` refused by the unique constraint `violation`
 /// describes (see `unique_violation`).
 pub fn uniqueness_error(rt: &ResourceType, resource: &Resource, violation: &str) -> StoreError {

@@ -320,6 +320,15 @@ impl OAuthSetup {
         req.send().await.unwrap()
     }
 
+    /// A `client_credentials` token request authenticated with HTTP Basic.
+    async fn basic_token(&self, client_id: &str, secret: &str) -> reqwest::Response {
+        self.token(
+            &[("grant_type", "client_credentials")],
+            Some((client_id, secret)),
+        )
+        .await
+    }
+
     async fn whoami(&self, access_token: &str) -> (StatusCode, Value) {
         let resp = self
             .http
@@ -363,21 +372,26 @@ fn wif_issuer() -> String {
     format!("https://login.microsoftonline.com/{WIF_TID}/v2.0")
 }
 
+/// The federated client `scim-wif` of tenant `tenant-w`, trusting the keys at `jwks_url`.
+fn wif_client(jwks_url: String) -> FederatedClientConfig {
+    FederatedClientConfig {
+        client_id: "scim-wif".into(),
+        tenant: "tenant-w".into(),
+        issuer: wif_issuer(),
+        subject: WIF_SUBJECT.into(),
+        audience: WIF_AUDIENCE.into(),
+        entra_tenant_id: Some(WIF_TID.into()),
+        jwks_url,
+        token_lifetime_seconds: 3600,
+        leeway_seconds: 60,
+        read_only: false,
+    }
+}
+
 async fn wif_setup() -> (OAuthSetup, JwksServer) {
     let jwks = JwksServer::start(vec![jwk(KEY1_JWK)]).await;
     let config = AuthConfig {
-        federated: vec![FederatedClientConfig {
-            client_id: "scim-wif".into(),
-            tenant: "tenant-w".into(),
-            issuer: wif_issuer(),
-            subject: WIF_SUBJECT.into(),
-            audience: WIF_AUDIENCE.into(),
-            entra_tenant_id: Some(WIF_TID.into()),
-            jwks_url: jwks.url.clone(),
-            token_lifetime_seconds: 3600,
-            leeway_seconds: 60,
-            read_only: false,
-        }],
+        federated: vec![wif_client(jwks.url.clone())],
         ..AuthConfig::default()
     };
     (oauth_setup(config).await, jwks)

@@ -100,6 +100,25 @@ async fn create(store: &dyn Store, tenant: &str, r: &Resource) -> Result<(), Sto
         .await
 }
 
+/// Stores `r` over version `expected` of the User, as a PATCH that leaves membership alone.
+async fn patch_user(
+    store: &dyn Store,
+    tenant: &str,
+    r: &Resource,
+    expected: u64,
+) -> Result<(), StoreError> {
+    store
+        .update(
+            &ctx(tenant),
+            users(),
+            r,
+            expected,
+            None,
+            &change(r, Operation::Patch),
+        )
+        .await
+}
+
 /// The next version of `r` with `attrs` merged in.
 fn bumped(r: &Resource, attrs: Value) -> Resource {
     let mut next = r.clone();
@@ -195,16 +214,7 @@ async fn crud(db: Arc<TestDb>) {
     assert!(found.is_none());
     let mut u3 = bumped(&u2, json!({"externalId": "E-1"}));
     u3.meta.version = 3;
-    s.update(
-        &ctx("t1"),
-        users(),
-        &u3,
-        2,
-        None,
-        &change(&u3, Operation::Patch),
-    )
-    .await
-    .unwrap();
+    patch_user(s, "t1", &u3, 2).await.unwrap();
     let found = s.find_by_external_id("t1", users(), "E-1").await.unwrap();
     assert_eq!(found.map(|r| r.id), Some("u1".to_string()));
     assert!(
@@ -247,17 +257,7 @@ async fn crud(db: Arc<TestDb>) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
-    let err = s
-        .update(
-            &ctx("t1"),
-            users(),
-            &u3,
-            3,
-            None,
-            &change(&u3, Operation::Patch),
-        )
-        .await
-        .unwrap_err();
+    let err = patch_user(s, "t1", &u3, 3).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     s.ping().await.unwrap();
 }
@@ -342,17 +342,7 @@ async fn uniqueness(db: Arc<TestDb>) {
     create(s, "t1", &user("u3", "alice")).await.unwrap();
     let u3 = user("u3", "alice");
     let renamed = bumped(&u3, json!({"userName": "bJensen"}));
-    let err = s
-        .update(
-            &ctx("t1"),
-            users(),
-            &renamed,
-            1,
-            None,
-            &change(&renamed, Operation::Patch),
-        )
-        .await
-        .unwrap_err();
+    let err = patch_user(s, "t1", &renamed, 1).await.unwrap_err();
     assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
     let got = s
         .get("t1", users(), "u3", Load::default())
@@ -391,30 +381,11 @@ async fn compare_and_swap(db: Arc<TestDb>) {
     let u = user("u1", "cas");
     create(s, "t1", &u).await.unwrap();
     let v2 = bumped(&u, json!({"title": "one"}));
-    s.update(
-        &ctx("t1"),
-        users(),
-        &v2,
-        1,
-        None,
-        &change(&v2, Operation::Patch),
-    )
-    .await
-    .unwrap();
+    patch_user(s, "t1", &v2, 1).await.unwrap();
     let before = last_seq(s, "t1").await;
     // A second writer that read version 1 loses.
     let stale = bumped(&u, json!({"title": "two"}));
-    let err = s
-        .update(
-            &ctx("t1"),
-            users(),
-            &stale,
-            1,
-            None,
-            &change(&stale, Operation::Patch),
-        )
-        .await
-        .unwrap_err();
+    let err = patch_user(s, "t1", &stale, 1).await.unwrap_err();
     assert!(
         matches!(err, StoreError::VersionMismatch { current: 2 }),
         "{err:?}"
@@ -685,17 +656,7 @@ async fn tenant_isolation(db: Arc<TestDb>) {
         .unwrap();
     assert_eq!(page.total, 0);
     let u2 = bumped(&u, json!({"title": "x"}));
-    let err = s
-        .update(
-            &ctx("b"),
-            users(),
-            &u2,
-            1,
-            None,
-            &change(&u2, Operation::Patch),
-        )
-        .await
-        .unwrap_err();
+    let err = patch_user(s, "b", &u2, 1).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     let err = s
         .delete(
@@ -1009,26 +970,38 @@ async fn filter_oracle(db: Arc<TestDb>) {
         create(s, "t1", p).await.unwrap();
     }
     let mut failures = Vec::new();
-    for text in ORACLE_FILTERS {
+    oracle_filters(s, users(), &people, ORACLE_FILTERS, &mut failures).await;
+    assert!(
+        failures.is_empty(),
+        "SQL and evaluator disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Runs each of `filters` on tenant `t1` in SQL and through the evaluator over `docs`, recording
+/// every disagreement in `failures`.
+async fn oracle_filters(
+    s: &dyn Store,
+    rt: &ResourceType,
+    docs: &[Resource],
+    filters: &[&str],
+    failures: &mut Vec<String>,
+) {
+    for text in filters {
         let filter =
-            Filter::parse(registry(), users(), text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
-        let want: BTreeSet<String> = people
+            Filter::parse(registry(), rt, text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let want: BTreeSet<String> = docs
             .iter()
-            .filter(|p| filter.matches(p.to_json(registry(), None).as_object().unwrap()))
-            .map(|p| p.id.clone())
+            .filter(|d| filter.matches(d.to_json(registry(), None).as_object().unwrap()))
+            .map(|d| d.id.clone())
             .collect();
-        let got: BTreeSet<String> = ids(s, "t1", users(), filter).await.into_iter().collect();
+        let got: BTreeSet<String> = ids(s, "t1", rt, filter).await.into_iter().collect();
         if got != want {
             failures.push(format!(
                 "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "SQL and evaluator disagree:\n{}",
-        failures.join("\n")
-    );
 }
 
 /// Filters on membership (a Group's `members`, a User's `groups`), which lives in its own table,
@@ -1089,21 +1062,7 @@ async fn membership_filter_oracle(db: Arc<TestDb>) {
         (users(), MEMBERSHIP_USER_FILTERS),
     ] {
         let docs: Vec<Resource> = s.list("t1", rt, &query(None), all).await.unwrap().resources;
-        for text in filters {
-            let filter =
-                Filter::parse(registry(), rt, text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
-            let want: BTreeSet<String> = docs
-                .iter()
-                .filter(|d| filter.matches(d.to_json(registry(), None).as_object().unwrap()))
-                .map(|d| d.id.clone())
-                .collect();
-            let got: BTreeSet<String> = ids(s, "t1", rt, filter).await.into_iter().collect();
-            if got != want {
-                failures.push(format!(
-                    "{text}\n  evaluator: {want:?}\n  sql:       {got:?}"
-                ));
-            }
-        }
+        oracle_filters(s, rt, &docs, filters, &mut failures).await;
     }
     assert!(
         failures.is_empty(),
@@ -1275,28 +1234,9 @@ async fn outbox(db: Arc<TestDb>) {
     let u = user("u1", "logged");
     create(s, "t1", &u).await.unwrap();
     let u2 = bumped(&u, json!({"title": "x"}));
-    s.update(
-        &ctx("t1"),
-        users(),
-        &u2,
-        1,
-        None,
-        &change(&u2, Operation::Patch),
-    )
-    .await
-    .unwrap();
+    patch_user(s, "t1", &u2, 1).await.unwrap();
     // Failing writes append nothing.
-    let err = s
-        .update(
-            &ctx("t1"),
-            users(),
-            &u2,
-            1,
-            None,
-            &change(&u2, Operation::Patch),
-        )
-        .await
-        .unwrap_err();
+    let err = patch_user(s, "t1", &u2, 1).await.unwrap_err();
     assert!(matches!(err, StoreError::VersionMismatch { .. }));
     assert!(create(s, "t1", &user("u9", "LOGGED")).await.is_err());
     let mut other = ctx("t1");

@@ -42,14 +42,7 @@ async fn client_credentials_secret_in_body_and_the_token_authenticates() {
 async fn client_credentials_with_basic_and_rotated_secrets() {
     let s = oauth_setup(oauth_config()).await;
     // HTTP Basic.
-    let (token, _) = expect_token(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("entra-prod", SECRET_1)),
-        )
-        .await,
-    )
-    .await;
+    let (token, _) = expect_token(s.basic_token("entra-prod", SECRET_1).await).await;
     assert_eq!(s.whoami(&token).await.1["tenant"], "tenant-a");
     // The second active secret (rotation), in the body and in Basic.
     expect_token(
@@ -64,14 +57,7 @@ async fn client_credentials_with_basic_and_rotated_secrets() {
         .await,
     )
     .await;
-    expect_token(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("entra-prod", SECRET_2)),
-        )
-        .await,
-    )
-    .await;
+    expect_token(s.basic_token("entra-prod", SECRET_2).await).await;
     // A secret past its expiry no longer obtains tokens.
     let body = expect_error(
         s.token(
@@ -107,12 +93,7 @@ async fn client_credentials_errors() {
     assert!(resp.headers().get("www-authenticate").is_none());
     expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
     // Wrong secret with Basic: 401 invalid_client with `WWW-Authenticate: Basic`.
-    let resp = s
-        .token(
-            &[("grant_type", "client_credentials")],
-            Some(("entra-prod", "wrong-secret")),
-        )
-        .await;
+    let resp = s.basic_token("entra-prod", "wrong-secret").await;
     assert!(
         resp.headers()["www-authenticate"]
             .to_str()
@@ -122,11 +103,7 @@ async fn client_credentials_errors() {
     expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
     // A secret of another client.
     expect_error(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("long-lived", SECRET_2)),
-        )
-        .await,
+        s.basic_token("long-lived", SECRET_2).await,
         StatusCode::UNAUTHORIZED,
         "invalid_client",
     )
@@ -218,14 +195,7 @@ async fn client_credentials_errors() {
 #[tokio::test]
 async fn token_lifetimes_are_configurable_within_one_to_six_hours() {
     let s = oauth_setup(oauth_config()).await;
-    let (token, expires_in) = expect_token(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("long-lived", SECRET_1)),
-        )
-        .await,
-    )
-    .await;
+    let (token, expires_in) = expect_token(s.basic_token("long-lived", SECRET_1).await).await;
     assert_eq!(expires_in, 21600);
     let who = s.whoami(&token).await.1;
     assert_eq!(who["tenant"], "tenant-b");
@@ -292,14 +262,7 @@ async fn issued_access_tokens_are_listed_apart_and_revocable() {
     let (static_record, _) = create_token(&*s.store, "tenant-a", "static", false, T0)
         .await
         .unwrap();
-    let (token, _) = expect_token(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("entra-prod", SECRET_1)),
-        )
-        .await,
-    )
-    .await;
+    let (token, _) = expect_token(s.basic_token("entra-prod", SECRET_1).await).await;
     let statics = list_tokens(&*s.store, Some("tenant-a")).await.unwrap();
     assert_eq!(statics, vec![static_record]);
     let issued = list_access_tokens(&*s.store, Some("tenant-a"), s.clock.now())

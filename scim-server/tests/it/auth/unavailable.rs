@@ -55,18 +55,7 @@ async fn store_or_jwks_down_answers_503_and_the_token_endpoint_500() {
 #[tokio::test]
 async fn assertion_with_unreachable_jwks_is_temporarily_unavailable() {
     let config = AuthConfig {
-        federated: vec![FederatedClientConfig {
-            client_id: "scim-wif".into(),
-            tenant: "tenant-w".into(),
-            issuer: wif_issuer(),
-            subject: WIF_SUBJECT.into(),
-            audience: WIF_AUDIENCE.into(),
-            entra_tenant_id: Some(WIF_TID.into()),
-            jwks_url: closed_port_url().await,
-            token_lifetime_seconds: 3600,
-            leeway_seconds: 60,
-            read_only: false,
-        }],
+        federated: vec![wif_client(closed_port_url().await)],
         ..AuthConfig::default()
     };
     let s = oauth_setup(config).await;
@@ -86,12 +75,5 @@ async fn a_new_client_secret_from_the_helper_obtains_tokens() {
     let mut config = oauth_config();
     config.oauth_clients[0].secrets = vec![ClientSecretConfig::from_hash(hash)];
     let s = oauth_setup(config).await;
-    expect_token(
-        s.token(
-            &[("grant_type", "client_credentials")],
-            Some(("entra-prod", secret.expose())),
-        )
-        .await,
-    )
-    .await;
+    expect_token(s.basic_token("entra-prod", secret.expose()).await).await;
 }
