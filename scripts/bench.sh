@@ -67,6 +67,7 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -f "$OUT"/ours-*.db "$OUT"/ours-*.db-wal "$OUT"/ours-*.db-shm
   for d in "${DBS[@]}"; do psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS \"$d\"" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
@@ -143,17 +144,18 @@ start_ours() {
   wait_http "http://127.0.0.1:$port/healthz" "$SERVER_PID"
 }
 
-# new_db KIND N: a fresh database URL.
+# new_db KIND N: a fresh database; its URL in DB_URL (not echoed: DBS must be updated in this
+# shell, not in a command substitution's subshell, for the cleanup to drop it).
 new_db() {
   local kind="$1" n="$2"
   if [ "$kind" = sqlite ]; then
     rm -f "$OUT/ours-$n.db"*
-    echo "sqlite://$OUT/ours-$n.db"
+    DB_URL="sqlite://$OUT/ours-$n.db"
   else
     local name; name="scim_bench_$(date +%s)_$n"
     psql "$PG/postgres" -qc "CREATE DATABASE \"$name\"" >/dev/null
     DBS+=("$name")
-    echo "$PG/$name"
+    DB_URL="$PG/$name"
   fi
 }
 
@@ -161,7 +163,7 @@ new_db() {
 ours() {
   local kind="$1" label="ours-$1" url
   # 1. A fresh database with $SMALL users: W1, W2, W3, W4.
-  url="$(new_db "$kind" 1)"
+  new_db "$kind" 1; url="$DB_URL"
   if ! start_ours "$url"; then say "$label: the server did not start (see server.log): skipped"; return 0; fi
   STATE="$OUT/state/$label-state-1.json"
   load "$label" W1 W1 --users "$SMALL" --duration "$DUR"
@@ -170,7 +172,7 @@ ours() {
   load "$label" W3 W3 --duration "$DUR"
   stop
   # 2. A fresh database and server: the Entra initial cycle (W7), with the server's peak memory.
-  url="$(new_db "$kind" 2)"
+  new_db "$kind" 2; url="$DB_URL"
   if ! start_ours "$url"; then say "$label: the server did not start (see server.log): skipped"; return 0; fi
   STATE="$OUT/state/$label-state-2.json"
   load "$label" W7 entra-cycle --users "$CYCLE_USERS" --groups "$CYCLE_GROUPS" \
