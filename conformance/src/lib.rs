@@ -18,11 +18,13 @@
 //! - [`config`]: what to run and against which server;
 //! - [`report`]: outcomes and the text, JSON and JUnit writers;
 //! - [`ctx`]: the HTTP client, the recorded exchanges and the cleanup registry;
-//! - [`checks`]: the registry of checks, grouped by area.
+//! - [`checks`]: the registry of checks, grouped by area;
+//! - [`load`]: the load generator behind `scim-conformance load` (benchmarks).
 
 pub mod checks;
 pub mod config;
 pub mod ctx;
+pub mod load;
 pub mod report;
 mod runner;
 

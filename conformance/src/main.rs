@@ -8,8 +8,16 @@ use scim_conformance::{Profile, RunConfig, registry, run};
 
 /// Conformance and interoperability checks for a SCIM 2.0 server (RFC 7643/7644, Entra ID, Okta).
 #[derive(Parser, Debug)]
-#[command(name = "scim-conformance", version)]
+#[command(
+    name = "scim-conformance",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// Optional subcommand; without one the conformance checks run.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2
     #[arg(
         long,
@@ -45,13 +53,35 @@ struct Args {
     list: bool,
 }
 
+/// Subcommands besides the default conformance run.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Load generator: measures a SCIM server under a workload (W1..W8, entra-cycle), prints a
+    /// table and writes JSON (see docs/benchmarks.md).
+    Load(Box<scim_conformance::load::LoadArgs>),
+}
+
 fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::parse(s).ok_or_else(|| format!("unknown profile {s:?} (rfc, entra, okta, all)"))
 }
 
-/// Exit status: 0 without failures, 1 when a check failed, 2 for a usage error.
+/// Exit status: 0 without failures, 1 when a check (or a load request) failed, 2 for a usage
+/// error (or a load run that could not seed its data).
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
+    if let Some(Command::Load(load)) = args.command {
+        return match scim_conformance::load::main(*load) {
+            Ok(true) => Ok(ExitCode::SUCCESS),
+            Ok(false) => {
+                eprintln!("error: the run had failed requests (see the table)");
+                Ok(ExitCode::FAILURE)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
     if args.list {
         for c in registry() {
             println!(
