@@ -69,6 +69,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Limits, base path, public URL.
     pub settings: Arc<Settings>,
+    /// Per-resource write locks of this process (see [`crate::service::locks`]).
+    pub write_locks: Arc<crate::service::locks::KeyedLocks>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -103,6 +105,7 @@ impl AppState {
             clock,
             registry: Arc::new(SchemaRegistry::builtin()),
             settings: Arc::new(Settings::from_config(config)),
+            write_locks: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod bulk;
 pub mod discovery;
+pub mod locks;
 pub mod resources;
 
 use crate::auth::Principal;

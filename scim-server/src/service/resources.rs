@@ -374,6 +374,28 @@ fn retry(err: &StoreError, if_match: Option<&str>, attempt: usize) -> bool {
         && attempt + 1 < MAX_WRITE_ATTEMPTS
 }
 
+/// Waits before retrying a lost compare-and-swap: a random delay that doubles with each attempt
+/// (capped), so writers racing from several replicas spread out instead of colliding again.
+async fn backoff(attempt: usize) {
+    use rand::Rng;
+    let cap_ms = 1u64 << attempt.min(6);
+    let ms = rand::thread_rng().gen_range(0..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// The lock serialising this process's writes to one resource.
+async fn write_lock(
+    state: &AppState,
+    ctx: &RequestCtx,
+    rt: &ResourceType,
+    id: &str,
+) -> tokio::sync::OwnedMutexGuard<()> {
+    state
+        .write_locks
+        .lock(format!("{}\u{0}{}\u{0}{}", ctx.tenant(), rt.name, id))
+        .await
+}
+
 /// The next version of `existing` holding `attrs`: version + 1, created as before, modified `now`.
 fn successor(
     rt: &ResourceType,
@@ -409,6 +431,7 @@ pub async fn replace(
     let rt = resource_type(state, rt_name)?;
     let mut incoming = normalize::request_body(&state.registry, rt, body)?;
     drop_unstored(&mut incoming);
+    let _serialised = write_lock(state, ctx, rt, id).await;
     let mut attempt = 0;
     loop {
         let existing = fetch(state, ctx, rt, id, Load::default()).await?;
@@ -448,7 +471,7 @@ pub async fn replace(
             Ok(()) => break,
             Err(e) if retry(&e, if_match, attempt) => {
                 attempt += 1;
-                tokio::task::yield_now().await;
+                backoff(attempt).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -486,6 +509,7 @@ pub async fn patch(
         members: inline_members,
         groups: false,
     };
+    let _serialised = write_lock(state, ctx, rt, id).await;
     let mut attempt = 0;
     let version = loop {
         let existing = fetch(state, ctx, rt, id, load).await?;
@@ -539,7 +563,7 @@ pub async fn patch(
             Err(e) if retry(&e, if_match, attempt) => {
                 attempt += 1;
                 metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
-                tokio::task::yield_now().await;
+                backoff(attempt).await;
             }
             Err(e) => return Err(e.into()),
         }

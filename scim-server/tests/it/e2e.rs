@@ -1,6 +1,6 @@
 //! End-to-end tests against the real binary over HTTP on 127.0.0.1, on SQLite and on PostgreSQL:
 //! a full Entra ID provisioning cycle, a full Okta cycle, and concurrency (one `userName` created
-//! ten times at once, ten concurrent member adds, `If-Match` updates that never lose a write).
+//! ten times at once, forty concurrent member adds, `If-Match` updates that never lose a write).
 //!
 //! PostgreSQL: each run creates a fresh database through `SCIM_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432`). When that variable is unset and no server answers, the
@@ -709,7 +709,8 @@ async fn concurrency(s: &Server) {
         .count();
     assert_eq!((created, conflicts), (1, 9), "{results:?}");
 
-    // Ten concurrent member adds to one group all land.
+    // Forty concurrent member adds to one group all land: more writers than the service's
+    // compare-and-swap retries (16), as Entra's parallel member PATCHes to one group can be.
     let group = s
         .expect(
             Method::POST,
@@ -720,7 +721,7 @@ async fn concurrency(s: &Server) {
         .await;
     let gpath = format!("/Groups/{}", id(&group));
     let mut users = Vec::new();
-    for i in 0..10 {
+    for i in 0..40 {
         let u = s
             .expect(
                 Method::POST,
