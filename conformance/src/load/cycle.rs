@@ -48,6 +48,35 @@ async fn match_then_create(
     }
 }
 
+/// One "match GET, then POST when absent" phase over `names`, `concurrency` at a time: the ids
+/// found or created (None where a request failed or the deadline passed), the recorder and the
+/// phase's duration.
+async fn match_create_phase(
+    client: &Client,
+    concurrency: usize,
+    deadline: Option<std::time::Instant>,
+    names: Arc<Vec<String>>,
+    find: fn(&str) -> plan::Req,
+    create: fn(&str, &str) -> plan::Req,
+) -> (Vec<Option<String>>, Recorder, Duration) {
+    let n = names.len();
+    for_each(client, n, concurrency, deadline, move |c, i, mut rec| {
+        let names = names.clone();
+        async move {
+            let name = &names[i];
+            let id = match_then_create(
+                &c,
+                &mut rec,
+                find(name),
+                create(name, &format!("ext-{name}")),
+            )
+            .await;
+            (id, rec)
+        }
+    })
+    .await
+}
+
 /// Runs the cycle for `dir`, appending the created users and groups to `state`. With a
 /// `time_limit`, no new step starts after it and the outcome says what was left undone.
 pub async fn run_cycle(
@@ -76,26 +105,13 @@ pub async fn run_cycle(
             .collect(),
     );
     eprintln!("entra cycle: {} users…", names.len());
-    let job_names = names.clone();
-    let (ids, rec, t) = for_each(
+    let (ids, rec, t) = match_create_phase(
         client,
-        names.len(),
         concurrency,
         deadline,
-        move |c, i, mut rec| {
-            let names = job_names.clone();
-            async move {
-                let name = &names[i];
-                let id = match_then_create(
-                    &c,
-                    &mut rec,
-                    plan::find_user(name),
-                    plan::create_user(name, &format!("ext-{name}")),
-                )
-                .await;
-                (id, rec)
-            }
-        },
+        names.clone(),
+        plan::find_user,
+        plan::create_user,
     )
     .await;
     phases.push(PhaseReport::from_recorder("users", &rec, t.as_secs_f64()));
@@ -138,26 +154,13 @@ pub async fn run_cycle(
             .collect(),
     );
     eprintln!("entra cycle: {} groups…", gnames.len());
-    let job_names = gnames.clone();
-    let (gids, rec, t) = for_each(
+    let (gids, rec, t) = match_create_phase(
         client,
-        gnames.len(),
         concurrency,
         deadline,
-        move |c, i, mut rec| {
-            let names = job_names.clone();
-            async move {
-                let name = &names[i];
-                let id = match_then_create(
-                    &c,
-                    &mut rec,
-                    plan::find_group(name),
-                    plan::create_group(name, &format!("ext-{name}")),
-                )
-                .await;
-                (id, rec)
-            }
-        },
+        gnames.clone(),
+        plan::find_group,
+        plan::create_group,
     )
     .await;
     phases.push(PhaseReport::from_recorder("groups", &rec, t.as_secs_f64()));
