@@ -9,8 +9,11 @@
 //! - a write without `If-Match` that loses a compare-and-swap race is re-read and re-applied, a
 //!   bounded number of times, so concurrent member adds all land; with `If-Match` it is 412.
 
+// Group-ness decides where members live, so the service asks the store's own rule (by core
+// schema, so a custom type on the Group schema behaves as a Group in both layers).
 use super::{GetReply, PatchReply, RequestCtx, ResourceReply, location, resource_type};
 use crate::state::AppState;
+use crate::store::row::{is_group, is_user};
 use crate::store::{Load, StoreError};
 use scim_core::change::Change;
 use scim_core::etag::{ETag, check_if_match, if_none_match_hit};
@@ -28,14 +31,6 @@ const MAX_WRITE_ATTEMPTS: usize = 16;
 
 /// Attributes accepted on input but never stored.
 const DROPPED_ATTRIBUTES: &[&str] = &["password"];
-
-fn is_group(rt: &ResourceType) -> bool {
-    rt.name.eq_ignore_ascii_case(GROUP_RESOURCE)
-}
-
-fn is_user(rt: &ResourceType) -> bool {
-    rt.name.eq_ignore_ascii_case(USER_RESOURCE)
-}
 
 fn drop_unstored(attrs: &mut Attributes) {
     attrs.retain(|k, _| !DROPPED_ATTRIBUTES.iter().any(|d| d.eq_ignore_ascii_case(k)));
