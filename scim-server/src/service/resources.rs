@@ -9,10 +9,10 @@
 //! - a write without `If-Match` that loses a compare-and-swap race is re-read and re-applied, a
 //!   bounded number of times, so concurrent member adds all land; with `If-Match` it is 412.
 
-// Group-ness decides where members live, so the service asks the store's own rule (by core
-// schema, so a custom type on the Group schema behaves as a Group in both layers).
 use super::{GetReply, PatchReply, RequestCtx, ResourceReply, location, resource_type};
 use crate::state::AppState;
+// Group-ness decides where members live, so the service asks the store's own rule (by core
+// schema, so a custom type on the Group schema behaves as a Group in both layers).
 use crate::store::row::{is_group, is_user};
 use crate::store::{Load, StoreError};
 use scim_core::change::Change;
