@@ -84,6 +84,9 @@ pub struct Config {
     /// The Graph bridge (`scim_graph_bridge::config::GraphConfig`, see [`Config::graph_config`]); its
     /// keys are overridden by `SCIM_GRAPH_<KEY>` variables.
     pub graph: Option<OpaqueTable>,
+    /// The operator console at `/console` (`crate::console::ConsoleConfig`, see
+    /// [`Config::console_config`]).
+    pub console: Option<OpaqueTable>,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: None,
             graph: None,
+            console: None,
         }
     }
 }
@@ -242,6 +246,7 @@ impl Config {
         let config = Self::from_parts(text.as_deref(), &env)?;
         config.auth_config()?;
         config.graph_config(&env)?;
+        config.console_config()?;
         Ok(config)
     }
 
@@ -257,6 +262,12 @@ impl Config {
         };
         config.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(config)
+    }
+
+    /// The `[console]` section as [`crate::console::ConsoleConfig`] (its defaults when absent),
+    /// validated; errors name the key.
+    pub fn console_config(&self) -> Result<crate::console::ConsoleConfig, ConfigError> {
+        crate::console::ConsoleConfig::from_table(self.console.as_ref().map(|t| &t.0))
     }
 
     /// The Graph bridge configuration: the `[graph]` table with `SCIM_GRAPH_*` overrides from

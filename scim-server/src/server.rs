@@ -198,7 +198,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state.registry.clone(),
     )
     .await?;
-    let served = run(&config, crate::http::router_with(state, oauth)).await;
+    let extra = oauth.merge(crate::console::mount(&config, &state).await?);
+    let served = run(&config, crate::http::router_with(state, extra)).await;
     bridge.shutdown().await;
     served
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bridge;
+mod console;
 mod e2e;
 mod http;
 mod store;

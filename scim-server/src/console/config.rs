@@ -1,0 +1,247 @@
+//! `[console]`: whether the console is served, session lifetimes, the OpenID Connect provider and
+//! how its groups or app roles map to console roles per tenant.
+//!
+//! ```toml
+//! [console]
+//! idle_timeout_minutes = 30
+//! absolute_timeout_hours = 12
+//!
+//! [console.oidc]                       # absent: `serve` prints a one-time admin sign-in link
+//! issuer = "https://login.microsoftonline.com/<directory id>/v2.0"
+//! client_id = "<application id>"
+//! client_secret = "<secret>"           # optional: PKCE alone for a public client
+//! # redirect_url = "https://scim.example.com/console/auth/callback"
+//!
+//! [console.roles.default]              # one table per SCIM tenant
+//! viewer = ["<group object id>"]       # matched against the ID token's `groups` and `roles`
+//! operator = ["Console.Operator"]
+//! approver = []
+//! admin = ["<group object id>"]
+//! ```
+
+use crate::config::{ConfigError, Secret};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::roles::Role;
+
+/// The `[console]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console at `/console` (default true).
+    pub enabled: bool,
+    /// A session not used for this many minutes ends (default 30).
+    pub idle_timeout_minutes: u64,
+    /// A session ends this many hours after sign-in, however active (default 12).
+    pub absolute_timeout_hours: u64,
+    /// Minutes a one-time admin sign-in link stays valid (default 15).
+    pub link_valid_minutes: u64,
+    /// The OpenID Connect provider; without one, `serve` prints a one-time admin sign-in link.
+    pub oidc: Option<OidcConfig>,
+    /// Per SCIM tenant: which `groups` / `roles` claim values grant which console role.
+    pub roles: BTreeMap<String, RoleMapping>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout_minutes: 30,
+            absolute_timeout_hours: 12,
+            link_valid_minutes: 15,
+            oidc: None,
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[console.oidc]`: an OpenID Connect provider (Entra ID, or any provider with discovery).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer; `{issuer}/.well-known/openid-configuration` is its discovery document, and the
+    /// ID token's `iss` must equal it exactly.
+    pub issuer: String,
+    /// The client (application) id registered at the provider; the ID token's `aud`.
+    pub client_id: String,
+    /// The client secret (sent with HTTP Basic), if the client is confidential.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// The redirect URI registered at the provider. Default: the request's origin followed by
+    /// `/console/auth/callback`.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Scopes requested (default `openid profile email`; `openid` is always sent).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+
+/// `[console.roles.<tenant>]`: claim values (group object ids, group names or app role values,
+/// compared exactly) that grant each role in one tenant. A person matching several roles gets
+/// the highest (`admin` > `approver` > `operator` > `viewer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleMapping {
+    /// Values granting `viewer`.
+    pub viewer: Vec<String>,
+    /// Values granting `operator`.
+    pub operator: Vec<String>,
+    /// Values granting `approver`.
+    pub approver: Vec<String>,
+    /// Values granting `admin`.
+    pub admin: Vec<String>,
+}
+
+impl RoleMapping {
+    /// The highest role any of `values` grants.
+    pub fn role_for(&self, values: &[&str]) -> Option<Role> {
+        let grants = |list: &[String]| values.iter().any(|v| list.iter().any(|g| g == v));
+        [
+            (Role::Admin, &self.admin),
+            (Role::Approver, &self.approver),
+            (Role::Operator, &self.operator),
+            (Role::Viewer, &self.viewer),
+        ]
+        .into_iter()
+        .find(|(_, list)| grants(list))
+        .map(|(role, _)| role)
+    }
+}
+
+impl ConsoleConfig {
+    /// Parses and validates the `[console]` table (defaults when absent).
+    pub fn from_table(table: Option<&toml::Table>) -> Result<Self, ConfigError> {
+        let config = match table {
+            Some(t) => Self::deserialize(toml::Value::Table(t.clone()))
+                .map_err(|e| ConfigError(format!("[console]: {}", e.to_string().trim_end())))?,
+            None => Self::default(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: &str, why: &str| Err(ConfigError(format!("`console.{key}`: {why}")));
+        for (key, value) in [
+            ("idle_timeout_minutes", self.idle_timeout_minutes),
+            ("absolute_timeout_hours", self.absolute_timeout_hours),
+            ("link_valid_minutes", self.link_valid_minutes),
+        ] {
+            if value == 0 {
+                return err(key, "must be greater than 0");
+            }
+        }
+        if let Some(oidc) = &self.oidc {
+            match url::Url::parse(&oidc.issuer) {
+                Ok(u) if u.scheme() == "https" || is_loopback_http(&u) => {}
+                _ => {
+                    return err(
+                        "oidc.issuer",
+                        "must be an https URL (http only on a loopback address, for tests)",
+                    );
+                }
+            }
+            if oidc.client_id.trim().is_empty() {
+                return err("oidc.client_id", "must not be empty");
+            }
+            if let Some(url) = &oidc.redirect_url {
+                match url::Url::parse(url) {
+                    Ok(u) if u.path().ends_with("/console/auth/callback") => {}
+                    _ => {
+                        return err(
+                            "oidc.redirect_url",
+                            "must be an absolute URL ending in /console/auth/callback",
+                        );
+                    }
+                }
+            }
+            if self.roles.values().all(|m| *m == RoleMapping::default()) {
+                return err(
+                    "roles",
+                    "with [console.oidc] set, map at least one group or app role to a console \
+                     role, e.g. [console.roles.default] admin = [\"<group id>\"]",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> time::Duration {
+        time::Duration::minutes(i64::try_from(self.idle_timeout_minutes).unwrap_or(i64::MAX / 60))
+    }
+
+    /// The absolute timeout.
+    pub fn absolute_timeout(&self) -> time::Duration {
+        time::Duration::hours(i64::try_from(self.absolute_timeout_hours).unwrap_or(i64::MAX / 3600))
+    }
+}
+
+fn is_loopback_http(u: &url::Url) -> bool {
+    u.scheme() == "http"
+        && matches!(
+            u.host_str(),
+            Some("127.0.0.1") | Some("localhost") | Some("[::1]")
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConsoleConfig, ConfigError> {
+        ConsoleConfig::from_table(Some(&text.parse::<toml::Table>().unwrap()))
+    }
+
+    #[test]
+    fn defaults_without_a_table() {
+        let c = ConsoleConfig::from_table(None).unwrap();
+        assert!(c.enabled && c.oidc.is_none());
+        assert_eq!(c.idle_timeout(), time::Duration::minutes(30));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key) in [
+            ("idle_timeout_minutes = 0", "console.idle_timeout_minutes"),
+            ("nope = 1", "nope"),
+            (
+                "[oidc]\nissuer = \"http://idp.example\"\nclient_id = \"c\"",
+                "console.oidc.issuer",
+            ),
+            (
+                "[oidc]\nissuer = \"https://idp.example\"\nclient_id = \"c\"",
+                "console.roles",
+            ),
+            (
+                "[oidc]\nissuer = \"https://idp.example\"\nclient_id = \"c\"\nredirect_url = \"https://x/cb\"\n[roles.default]\nadmin = [\"a\"]",
+                "console.oidc.redirect_url",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn highest_matching_role_wins() {
+        let m = RoleMapping {
+            viewer: vec!["all-staff".into()],
+            operator: vec!["it-ops".into()],
+            approver: vec![],
+            admin: vec!["Console.Admin".into()],
+        };
+        assert_eq!(m.role_for(&["all-staff", "it-ops"]), Some(Role::Operator));
+        assert_eq!(
+            m.role_for(&["Console.Admin", "all-staff"]),
+            Some(Role::Admin)
+        );
+        assert_eq!(m.role_for(&["ALL-STAFF"]), None, "values compare exactly");
+        assert_eq!(m.role_for(&[]), None);
+    }
+}

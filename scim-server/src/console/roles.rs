@@ -1,0 +1,209 @@
+//! Console roles, the actions they may take, and the permit an action needs.
+//!
+//! Authorisation is decided here, on the server, for every action: a page may hide a button a
+//! role cannot use, but hiding is a courtesy, never the check. Code that performs or records an
+//! action needs a [`Permit`], and only [`authorize`] makes one (lldap's habit: a capability is a
+//! value that authorisation creates, not a struct anyone can fill).
+
+use std::fmt;
+
+/// A console role, from the ID token's groups or app roles (`[console.roles.<tenant>]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads everything the console shows; takes no action.
+    Viewer,
+    /// Runs joiner, mover and leaver actions and retries stuck work.
+    Operator,
+    /// Decides access reviews and approvals.
+    Approver,
+    /// Everything, including credentials and configuration.
+    Admin,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `s`, as stored.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "approver" => Some(Role::Approver),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a person does in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Action {
+    /// See the dashboard, people, groups and their timelines.
+    ViewDirectory,
+    /// See the credentials of the tenant (ids, labels, dates; never secrets).
+    ViewTokens,
+    /// Create a bearer token (its secret is shown once).
+    CreateToken,
+    /// Revoke a bearer token.
+    RevokeToken,
+}
+
+impl Action {
+    /// The name recorded in the console's action log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ViewDirectory => "view_directory",
+            Action::ViewTokens => "view_tokens",
+            Action::CreateToken => "create_token",
+            Action::RevokeToken => "revoke_token",
+        }
+    }
+
+    /// The roles that may take this action.
+    pub fn allowed_roles(self) -> &'static [Role] {
+        const EVERYONE: &[Role] = &[Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
+        match self {
+            Action::ViewDirectory | Action::ViewTokens => EVERYONE,
+            // A bearer token can write every resource of the tenant: only admins mint or revoke.
+            Action::CreateToken | Action::RevokeToken => &[Role::Admin],
+        }
+    }
+}
+
+/// The signed-in person, from their session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// The SCIM tenant the session works in.
+    pub tenant: String,
+    /// The identity provider's stable subject (`sub`), or `one-time-link` for the first-start
+    /// sign-in.
+    pub subject: String,
+    /// A name to show and to record (`name`, `preferred_username` or `email`).
+    pub display_name: String,
+    /// The role granted at sign-in.
+    pub role: Role,
+}
+
+impl Operator {
+    /// The principal recorded for this person's writes, distinct from any API credential.
+    pub fn principal(&self) -> String {
+        format!("console:{}", self.subject)
+    }
+}
+
+/// Proof that `operator` may take `action`: made only by [`authorize`].
+#[derive(Debug, Clone)]
+pub struct Permit {
+    operator: Operator,
+    action: Action,
+}
+
+impl Permit {
+    /// Who acts.
+    pub fn operator(&self) -> &Operator {
+        &self.operator
+    }
+
+    /// The action permitted.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+}
+
+/// Refused: the role may not take the action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {role} role may not {what}; ask an admin for a role that may")]
+pub struct Forbidden {
+    /// The operator's role.
+    pub role: Role,
+    /// A phrase for the refused action.
+    pub what: &'static str,
+}
+
+/// Decides whether `operator` may take `action`.
+pub fn authorize(operator: &Operator, action: Action) -> Result<Permit, Forbidden> {
+    if action.allowed_roles().contains(&operator.role) {
+        Ok(Permit {
+            operator: operator.clone(),
+            action,
+        })
+    } else {
+        Err(Forbidden {
+            role: operator.role,
+            what: match action {
+                Action::ViewDirectory => "view the directory",
+                Action::ViewTokens => "view tokens",
+                Action::CreateToken => "create tokens",
+                Action::RevokeToken => "revoke tokens",
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operator(role: Role) -> Operator {
+        Operator {
+            tenant: "t".into(),
+            subject: "s".into(),
+            display_name: "n".into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn the_permission_matrix() {
+        use Role::*;
+        for (action, allowed) in [
+            (
+                Action::ViewDirectory,
+                vec![Viewer, Operator, Approver, Admin],
+            ),
+            (Action::ViewTokens, vec![Viewer, Operator, Approver, Admin]),
+            (Action::CreateToken, vec![Admin]),
+            (Action::RevokeToken, vec![Admin]),
+        ] {
+            for role in [Viewer, Operator, Approver, Admin] {
+                let permit = authorize(&operator(role), action);
+                assert_eq!(permit.is_ok(), allowed.contains(&role), "{role} {action:?}");
+                if let Ok(p) = permit {
+                    assert_eq!(p.action(), action);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_what_and_who() {
+        let e = authorize(&operator(Role::Viewer), Action::CreateToken).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the viewer role may not create tokens; ask an admin for a role that may"
+        );
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for role in [Role::Viewer, Role::Operator, Role::Approver, Role::Admin] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,443 @@
+//! What the console reads and does, with no HTTP types: each function authorises the operator
+//! for its [`Action`] first, then calls the same store and token functions the SCIM API and the
+//! CLI use, so a console action and an API call cannot disagree.
+//!
+//! Every action (allowed or refused) is recorded in `console_actions` with the person's
+//! subject, name and role; reads are not recorded.
+
+use super::db::{ActionRow, NewAction};
+use super::roles::{Action, Operator, Permit, authorize};
+use super::{Console, ConsoleError};
+use crate::auth::SecretString;
+use crate::store::{ChangeRecord, Load, TokenRecord};
+use scim_core::query::{ListQuery, QueryParams};
+use serde_json::Value;
+
+/// Rows per page of a people or groups list.
+pub const PAGE_SIZE: u64 = 25;
+/// Records shown on a timeline page.
+pub const TIMELINE_LENGTH: i64 = 50;
+
+/// The dashboard's figures.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    /// Users in the tenant.
+    pub users: u64,
+    /// Groups in the tenant.
+    pub groups: u64,
+    /// The newest change records.
+    pub recent_changes: Vec<ChangeRecord>,
+    /// The change log's head: last sequence number and hash.
+    pub chain_head: Option<(i64, String)>,
+    /// Whether the Graph bridge is configured.
+    pub bridge_configured: bool,
+    /// The newest console actions.
+    pub recent_actions: Vec<ActionRow>,
+}
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Users.
+    User,
+    /// Groups.
+    Group,
+}
+
+impl Kind {
+    fn resource_type(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+
+    /// The attributes a list may sort by (each backed by an indexed or derived column).
+    pub fn sort_keys(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Kind::User => &[
+                ("userName", "User name"),
+                ("displayName", "Display name"),
+                ("meta.lastModified", "Last modified"),
+            ],
+            Kind::Group => &[
+                ("displayName", "Display name"),
+                ("meta.lastModified", "Last modified"),
+            ],
+        }
+    }
+}
+
+/// A search as the list page's form sends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+pub struct Search {
+    /// A plain search box: names starting with the text.
+    pub q: String,
+    /// A SCIM filter (RFC 7644 §3.4.2.2), used instead of `q` when given.
+    pub filter: String,
+    /// A key of [`Kind::sort_keys`].
+    pub sort: String,
+    /// `ascending` or `descending`.
+    pub order: String,
+    /// 1-based index of the first row.
+    pub start: u64,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// Matches in total.
+    pub total: u64,
+    /// 1-based index of the first row.
+    pub start: u64,
+    /// The rows, as the SCIM API returns them.
+    pub rows: Vec<Value>,
+}
+
+/// Which field of the search form an error belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name (`filter`, `sort`).
+    pub field: &'static str,
+    /// What is wrong, for the person.
+    pub message: String,
+}
+
+/// A person or group with their timeline.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    /// The resource as the SCIM API returns it (with a User's `groups`).
+    pub resource: Value,
+    /// Its change records, newest first.
+    pub timeline: Vec<ChangeRecord>,
+}
+
+/// The dashboard.
+pub async fn dashboard(console: &Console, operator: &Operator) -> Result<Dashboard, ConsoleError> {
+    authorize(operator, Action::ViewDirectory)?;
+    let tenant = &operator.tenant;
+    let count = |kind: Kind| async move {
+        let app = console.app();
+        let rt = app
+            .registry
+            .resource_type(kind.resource_type())
+            .ok_or_else(|| ConsoleError::Internal(format!("no {} type", kind.resource_type())))?;
+        // `count = 0` asks the store for the total only.
+        let query = ListQuery {
+            count: 0,
+            ..ListQuery::from_params(
+                &app.registry,
+                rt,
+                &QueryParams::default(),
+                app.settings.query_limits(),
+            )?
+        };
+        Ok::<u64, ConsoleError>(
+            app.store
+                .list(tenant, rt, &query, Load::default())
+                .await?
+                .total,
+        )
+    };
+    Ok(Dashboard {
+        users: count(Kind::User).await?,
+        groups: count(Kind::Group).await?,
+        recent_changes: console.db().recent_changes(tenant, None, None, 10).await?,
+        chain_head: console.db().chain_head(tenant).await?,
+        bridge_configured: console.bridge_configured(),
+        recent_actions: console.db().recent_actions(tenant, 5).await?,
+    })
+}
+
+/// The console's action log of the tenant, newest first.
+pub async fn activity(
+    console: &Console,
+    operator: &Operator,
+) -> Result<Vec<ActionRow>, ConsoleError> {
+    authorize(operator, Action::ViewDirectory)?;
+    Ok(console.db().recent_actions(&operator.tenant, 100).await?)
+}
+
+/// The SCIM filter a plain search box means: names (and, for people, e-mail addresses) that
+/// start with the text, compared case-insensitively as `sw` on these attributes is.
+pub fn plain_filter(kind: Kind, text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let quoted = serde_json::to_string(text).unwrap_or_default();
+    Some(match kind {
+        Kind::User => format!(
+            "userName sw {quoted} or displayName sw {quoted} or name.familyName sw {quoted} \
+             or emails.value sw {quoted}"
+        ),
+        Kind::Group => format!("displayName sw {quoted}"),
+    })
+}
+
+/// A page of people or groups. A bad filter or sort is a [`FieldError`] for that field.
+pub async fn list(
+    console: &Console,
+    operator: &Operator,
+    kind: Kind,
+    search: &Search,
+) -> Result<Result<Listing, FieldError>, ConsoleError> {
+    authorize(operator, Action::ViewDirectory)?;
+    let app = console.app();
+    let rt = app
+        .registry
+        .resource_type(kind.resource_type())
+        .ok_or_else(|| ConsoleError::Internal("resource type missing".into()))?;
+    let (filter, field) = if search.filter.trim().is_empty() {
+        (plain_filter(kind, &search.q), "q")
+    } else {
+        (Some(search.filter.trim().to_string()), "filter")
+    };
+    if let Some(f) = &filter
+        && f.len() > app.settings.limits.max_filter_length
+    {
+        return Ok(Err(FieldError {
+            field,
+            message: format!(
+                "the search is {} bytes long; at most {} are accepted",
+                f.len(),
+                app.settings.limits.max_filter_length
+            ),
+        }));
+    }
+    let sort = match search.sort.as_str() {
+        "" => kind.sort_keys()[0].0,
+        s => match kind.sort_keys().iter().find(|(k, _)| *k == s) {
+            Some((k, _)) => k,
+            None => {
+                return Ok(Err(FieldError {
+                    field: "sort",
+                    message: format!("cannot sort by {s:?}"),
+                }));
+            }
+        },
+    };
+    let params = QueryParams {
+        filter,
+        sort_by: Some(sort.to_string()),
+        sort_order: Some(if search.order == "descending" {
+            "descending".into()
+        } else {
+            "ascending".into()
+        }),
+        start_index: Some(search.start.max(1).to_string()),
+        count: Some(PAGE_SIZE.to_string()),
+        ..QueryParams::default()
+    };
+    let query =
+        match ListQuery::from_params(&app.registry, rt, &params, app.settings.query_limits()) {
+            Ok(q) => q,
+            Err(e) if e.status() == 400 => {
+                return Ok(Err(FieldError {
+                    field,
+                    message: e.detail().to_string(),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let page = app
+        .store
+        .list(&operator.tenant, rt, &query, Load::default())
+        .await?;
+    Ok(Ok(Listing {
+        total: page.total,
+        start: query.start_index,
+        rows: page
+            .resources
+            .iter()
+            .map(|r| r.to_json(&app.registry, None))
+            .collect(),
+    }))
+}
+
+/// A person or group by id, with its timeline (newest first, older than `before`).
+pub async fn detail(
+    console: &Console,
+    operator: &Operator,
+    kind: Kind,
+    id: &str,
+    before: Option<u64>,
+) -> Result<Detail, ConsoleError> {
+    authorize(operator, Action::ViewDirectory)?;
+    let app = console.app();
+    let rt = app
+        .registry
+        .resource_type(kind.resource_type())
+        .ok_or_else(|| ConsoleError::Internal("resource type missing".into()))?;
+    // A group's members can number in the hundreds of thousands: they are not loaded here.
+    let load = Load {
+        members: false,
+        groups: kind == Kind::User,
+    };
+    let resource = app
+        .store
+        .get(&operator.tenant, rt, id, load)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(format!("there is no {} with id {id}", rt.name)))?;
+    Ok(Detail {
+        resource: resource.to_json(&app.registry, None),
+        timeline: console
+            .db()
+            .recent_changes(&operator.tenant, Some(id), before, TIMELINE_LENGTH)
+            .await?,
+    })
+}
+
+/// Records an action in the console's log.
+async fn record_action(
+    console: &Console,
+    permit: &Permit,
+    target: &str,
+    request_id: Option<&str>,
+) -> Result<(), ConsoleError> {
+    let op = permit.operator();
+    console
+        .db()
+        .record_action(NewAction {
+            tenant: &op.tenant,
+            at: console.now(),
+            subject: &op.subject,
+            display_name: &op.display_name,
+            role: op.role.as_str(),
+            action: permit.action().as_str(),
+            target,
+            outcome: "ok",
+            request_id,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Authorises an action; a refusal is recorded before it is returned.
+async fn permit(
+    console: &Console,
+    operator: &Operator,
+    action: Action,
+    target: &str,
+    request_id: Option<&str>,
+) -> Result<Permit, ConsoleError> {
+    match authorize(operator, action) {
+        Ok(p) => Ok(p),
+        Err(refused) => {
+            console
+                .db()
+                .record_action(NewAction {
+                    tenant: &operator.tenant,
+                    at: console.now(),
+                    subject: &operator.subject,
+                    display_name: &operator.display_name,
+                    role: operator.role.as_str(),
+                    action: action.as_str(),
+                    target,
+                    outcome: "refused",
+                    request_id,
+                })
+                .await?;
+            tracing::warn!(subject = %operator.subject, role = %operator.role, action = action.as_str(), "console action refused");
+            Err(refused.into())
+        }
+    }
+}
+
+/// The tenant's static tokens, oldest first (hashes stay in the store; none is shown).
+pub async fn tokens(
+    console: &Console,
+    operator: &Operator,
+) -> Result<Vec<TokenRecord>, ConsoleError> {
+    authorize(operator, Action::ViewTokens)?;
+    let store = crate::auth::token_store(console.app().store.clone());
+    Ok(crate::auth::list_tokens(store.as_ref(), Some(&operator.tenant)).await?)
+}
+
+/// Longest token label accepted.
+pub const MAX_LABEL_LEN: usize = 100;
+
+/// Creates a token in the operator's tenant; its secret is returned once and stored nowhere.
+pub async fn create_token(
+    console: &Console,
+    operator: &Operator,
+    label: &str,
+    read_only: bool,
+    request_id: Option<&str>,
+) -> Result<Result<(TokenRecord, SecretString), FieldError>, ConsoleError> {
+    let label = label.trim();
+    let permit = permit(console, operator, Action::CreateToken, label, request_id).await?;
+    if label.is_empty()
+        || label.chars().count() > MAX_LABEL_LEN
+        || label.chars().any(char::is_control)
+    {
+        return Ok(Err(FieldError {
+            field: "label",
+            message: format!(
+                "give the token a label of 1 to {MAX_LABEL_LEN} characters, such as \"Entra ID provisioning\""
+            ),
+        }));
+    }
+    let store = crate::auth::token_store(console.app().store.clone());
+    let (record, secret) = crate::auth::create_token(
+        store.as_ref(),
+        &operator.tenant,
+        label,
+        read_only,
+        console.app().clock.now(),
+    )
+    .await?;
+    record_action(console, &permit, &record.id, request_id).await?;
+    Ok(Ok((record, secret)))
+}
+
+/// One of the tenant's static tokens by id.
+pub async fn token(
+    console: &Console,
+    operator: &Operator,
+    id: &str,
+) -> Result<TokenRecord, ConsoleError> {
+    tokens(console, operator)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ConsoleError::NotFound(format!("there is no token {id} in this tenant")))
+}
+
+/// Revokes a token of the operator's tenant.
+pub async fn revoke_token(
+    console: &Console,
+    operator: &Operator,
+    id: &str,
+    request_id: Option<&str>,
+) -> Result<TokenRecord, ConsoleError> {
+    let permit = permit(console, operator, Action::RevokeToken, id, request_id).await?;
+    // Only a token of this tenant: the id alone would reach any tenant's.
+    let token = token(console, operator, id).await?;
+    if token.revoked.is_none() {
+        let store = crate::auth::token_store(console.app().store.clone());
+        crate::auth::revoke_token(store.as_ref(), id, console.app().clock.now()).await?;
+    }
+    record_action(console, &permit, id, request_id).await?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_search_quotes_its_text() {
+        assert_eq!(plain_filter(Kind::Group, "  "), None);
+        assert_eq!(
+            plain_filter(Kind::Group, r#"Sales "EU""#).unwrap(),
+            r#"displayName sw "Sales \"EU\"""#
+        );
+        assert!(
+            plain_filter(Kind::User, "ada")
+                .unwrap()
+                .contains("emails.value sw \"ada\"")
+        );
+    }
+}
