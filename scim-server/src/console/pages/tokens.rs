@@ -153,7 +153,7 @@ pub async fn confirm_revoke(
         Nav::Tokens,
         "Revoke a token",
         html! {
-            p { "Revoke token " code { (token.id) } " (" (token.label) ")? Every client using it is refused from its next request on, on every replica. This cannot be undone." }
+            p { "Revoke token " code { (token.id) } " (" (token.label) ")? Every client using it is refused within seconds on every replica (at most `[auth] token_cache_seconds`, 5 by default). This cannot be undone." }
             form method="post" action=(format!("/console/admin/tokens/{}/revoke", token.id)) {
                 (csrf_field(&session))
                 button.danger type="submit" { "Revoke token" }
