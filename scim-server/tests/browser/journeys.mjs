@@ -214,6 +214,22 @@ try {
     await context.close();
   });
 
+  await journey('typing in the search box refreshes the results in place (htmx), within the CSP', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await signIn(context, 'ada');
+    const violations = [];
+    page.on('console', (msg) => { if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text()); });
+    await page.goto(`${consoleBase}/console/people`);
+    await page.getByText('Showing 1–5 of 5.').waitFor();
+    await page.evaluate(() => { window.notReloaded = true; });
+    await page.getByLabel('Search people (name or e-mail starts with)').fill('barb');
+    await page.getByText('Showing 1–1 of 1.').waitFor();
+    assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was updated, not reloaded');
+    assert.match(page.url(), /q=barb/, 'the address keeps the search');
+    assert.deepEqual(violations, []);
+    await context.close();
+  });
+
   await journey('the people page is readable at phone width', async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
     const page = await signIn(context, 'ada');
