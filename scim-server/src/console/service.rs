@@ -52,12 +52,13 @@ impl Kind {
         }
     }
 
-    /// The attributes a list may sort by (each backed by an indexed or derived column).
+    /// The attributes a list may sort by: derived columns of the row, not JSON values.
     pub fn sort_keys(self) -> &'static [(&'static str, &'static str)] {
         match self {
+            // Not `displayName`: for a User it lives only in the JSON, and sorting 100,000 rows
+            // by a JSON value takes seconds.
             Kind::User => &[
                 ("userName", "User name"),
-                ("displayName", "Display name"),
                 ("meta.lastModified", "Last modified"),
             ],
             Kind::Group => &[
@@ -72,7 +73,7 @@ impl Kind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(default)]
 pub struct Search {
-    /// A plain search box: names starting with the text.
+    /// A plain search box: user names (group names) starting with the text.
     pub q: String,
     /// A SCIM filter (RFC 7644 §3.4.2.2), used instead of `q` when given.
     pub filter: String,
@@ -159,8 +160,10 @@ pub async fn activity(
     Ok(console.db().recent_actions(&operator.tenant, 100).await?)
 }
 
-/// The SCIM filter a plain search box means: names (and, for people, e-mail addresses) that
-/// start with the text, compared case-insensitively as `sw` on these attributes is.
+/// The SCIM filter a plain search box means: people whose `userName`, or groups whose
+/// `displayName`, starts with the text (case-insensitively, as `sw` compares them). Only these
+/// derived, lower-cased columns: a prefix over JSON attributes (names, e-mail addresses) scans
+/// every row's JSON, seconds at 100,000 users; the SCIM filter box can still ask for it.
 pub fn plain_filter(kind: Kind, text: &str) -> Option<String> {
     let text = text.trim();
     if text.is_empty() {
@@ -168,10 +171,7 @@ pub fn plain_filter(kind: Kind, text: &str) -> Option<String> {
     }
     let quoted = serde_json::to_string(text).unwrap_or_default();
     Some(match kind {
-        Kind::User => format!(
-            "userName sw {quoted} or displayName sw {quoted} or name.familyName sw {quoted} \
-             or emails.value sw {quoted}"
-        ),
+        Kind::User => format!("userName sw {quoted}"),
         Kind::Group => format!("displayName sw {quoted}"),
     })
 }
@@ -434,10 +434,9 @@ mod tests {
             plain_filter(Kind::Group, r#"Sales "EU""#).unwrap(),
             r#"displayName sw "Sales \"EU\"""#
         );
-        assert!(
-            plain_filter(Kind::User, "ada")
-                .unwrap()
-                .contains("emails.value sw \"ada\"")
+        assert_eq!(
+            plain_filter(Kind::User, "ada").unwrap(),
+            r#"userName sw "ada""#
         );
     }
 }

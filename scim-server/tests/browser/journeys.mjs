@@ -186,7 +186,7 @@ try {
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'People' }).click();
     await page.getByRole('heading', { name: 'People' }).waitFor();
-    await page.getByLabel('Search people (name or e-mail starts with)').fill('grace');
+    await page.getByLabel('Search people (user name starts with)').fill('grace');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByText('Showing 1–1 of 1.').waitFor();
     await shot(page, 'people');
@@ -222,7 +222,7 @@ try {
     await page.goto(`${consoleBase}/console/people`);
     await page.getByText('Showing 1–5 of 5.').waitFor();
     await page.evaluate(() => { window.notReloaded = true; });
-    await page.getByLabel('Search people (name or e-mail starts with)').fill('barb');
+    await page.getByLabel('Search people (user name starts with)').fill('barb');
     await page.getByText('Showing 1–1 of 1.').waitFor();
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was updated, not reloaded');
     assert.match(page.url(), /q=barb/, 'the address keeps the search');

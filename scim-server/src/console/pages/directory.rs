@@ -75,8 +75,8 @@ fn search_form(kind: Kind, s: &Search, error: &Option<FieldError>) -> Markup {
     let (path, _, _) = section(kind);
     let action = format!("/console/{path}");
     let plain_label = match kind {
-        Kind::User => "Search people (name or e-mail starts with)",
-        Kind::Group => "Search groups (name starts with)",
+        Kind::User => "Search people (user name starts with)",
+        Kind::Group => "Search groups (display name starts with)",
     };
     html! {
         form.search method="get" action=(action) role="search" {
