@@ -2,7 +2,8 @@
 //! and database readiness. Rendered at `/metrics` from the process-wide recorder.
 
 use crate::store::{
-    ChainReport, ChangeRecord, Load, Page, Store, Tenant, TokenRecord, WriteContext,
+    ChainReport, ChangeLog, ChangeRecord, Load, Page, Resources, Store, Tenant, Tenants,
+    TokenRecord, WriteContext,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scim_core::change::Change;
@@ -120,6 +121,10 @@ impl Store for MeteredStore {
     fn pool_status(&self) -> Option<crate::store::PoolStatus> {
         self.0.pool_status()
     }
+}
+
+#[async_trait::async_trait]
+impl Tenants for MeteredStore {
     async fn create_tenant(&self, tenant: &Tenant) -> crate::store::Result<()> {
         timed("create_tenant", self.0.create_tenant(tenant)).await
     }
@@ -141,6 +146,10 @@ impl Store for MeteredStore {
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> crate::store::Result<bool> {
         timed("revoke_token", self.0.revoke_token(id, at)).await
     }
+}
+
+#[async_trait::async_trait]
+impl Resources for MeteredStore {
     async fn create(
         &self,
         ctx: &WriteContext,
@@ -218,6 +227,10 @@ impl Store for MeteredStore {
     ) -> crate::store::Result<Vec<String>> {
         timed("existing_ids", self.0.existing_ids(tenant, rt, ids)).await
     }
+}
+
+#[async_trait::async_trait]
+impl ChangeLog for MeteredStore {
     async fn changes_after(
         &self,
         tenant: &str,

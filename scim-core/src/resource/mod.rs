@@ -18,14 +18,16 @@
 //! assert_eq!(json["schemas"][0], "urn:ietf:params:scim:schemas:core:2.0:User");
 //! ```
 
+mod diff;
 mod typed;
 
 use crate::etag::ETag;
-use crate::schema::{Returned, SchemaRegistry};
+use crate::schema::SchemaRegistry;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use diff::changed_paths;
 pub use typed::{EnterpriseUser, Group, Member, MultiValue, Name, User};
 
 /// A resource's attributes in wire form (canonical names, extensions under their URN).
@@ -129,11 +131,7 @@ impl Resource {
                 }
                 let mut ext = value.clone();
                 if let (Some(schema), Some(obj)) = (registry.schema(urn), ext.as_object_mut()) {
-                    obj.retain(|k, _| {
-                        schema
-                            .attribute(k)
-                            .is_none_or(|a| a.returned != Returned::Never)
-                    });
+                    obj.retain(|k, _| schema.attribute(k).is_none_or(|a| !a.is_secret()));
                 }
                 out.insert(key.clone(), ext);
                 continue;
@@ -149,7 +147,7 @@ impl Resource {
             let never = rt
                 .and_then(|rt| registry.schema(&rt.schema))
                 .and_then(|s| s.attribute(key))
-                .is_some_and(|a| a.returned == Returned::Never);
+                .is_some_and(|a| a.is_secret());
             if !never {
                 out.insert(key.clone(), value.clone());
             }

@@ -16,7 +16,7 @@ macro_rules! impl_sql_store {
                 &self,
                 tx: &mut sqlx::Transaction<'static, $db>,
                 ctx: &$crate::store::WriteContext,
-                rt: &scim_core::schema::ResourceType,
+                resource_type: &str,
                 id: &str,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
@@ -39,7 +39,7 @@ macro_rules! impl_sql_store {
                 .await?;
                 let rec = chain::next_record(
                     ctx,
-                    &rt.name,
+                    resource_type,
                     id,
                     change,
                     row::version_from_db(last_seq)?,
@@ -191,7 +191,7 @@ macro_rules! impl_sql_store {
                 load: $crate::store::Load,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
-                if load.members && row::is_group(rt) {
+                if load.members && rt.is_group() {
                     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
                         "SELECT m.member_id, m.member_type, r.display FROM memberships m \
                          JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
@@ -208,7 +208,7 @@ macro_rules! impl_sql_store {
                         .collect();
                     row::set_list(resource, "members", list);
                 }
-                if load.groups && row::is_user(rt) {
+                if load.groups && rt.is_user() {
                     let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
                         "SELECT m.group_id, r.display FROM memberships m \
                          JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.group_id \
@@ -261,6 +261,10 @@ macro_rules! impl_sql_store {
                 })
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Tenants for $store {
             async fn create_tenant(&self, tenant: &$crate::store::Tenant) -> $crate::store::Result<()> {
                 let res = sqlx::query(
                     "INSERT INTO tenants (id, name, bulk_upsert_by_external_id, created) VALUES ($1, $2, $3, $4)",
@@ -366,6 +370,10 @@ macro_rules! impl_sql_store {
                 Ok(res.rows_affected() > 0)
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Resources for $store {
             async fn create(
                 &self,
                 ctx: &$crate::store::WriteContext,
@@ -411,10 +419,10 @@ macro_rules! impl_sql_store {
                     });
                 }
                 self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
-                if row::is_group(rt) {
+                if rt.is_group() {
                     self.add_members(&mut w.tx, &ctx.tenant, &resource.id, &data.members).await?;
                 }
-                self.append_change(&mut w.tx, ctx, rt, &resource.id, change).await?;
+                self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
                 w.tx.commit().await?;
                 Ok(())
             }
@@ -498,10 +506,10 @@ macro_rules! impl_sql_store {
                     .execute(&mut *w.tx)
                     .await?;
                 self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
-                if let (Some(delta), true) = (members, row::is_group(rt)) {
+                if let (Some(delta), true) = (members, rt.is_group()) {
                     self.apply_delta(&mut w.tx, &ctx.tenant, &resource.id, delta).await?;
                 }
-                self.append_change(&mut w.tx, ctx, rt, &resource.id, change).await?;
+                self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
                 w.tx.commit().await?;
                 Ok(())
             }
@@ -516,6 +524,16 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<()> {
                 let mut w = self.begin_write().await?;
                 let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
+                // The groups it is a member of, read before the cascade removes the rows.
+                let groups: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT group_id FROM memberships WHERE tenant_id = $1 AND member_id = $2 \
+                     ORDER BY group_id{}",
+                    self.dialect().byte_order()
+                ))
+                .bind(&ctx.tenant)
+                .bind(id)
+                .fetch_all(&mut *w.tx)
+                .await?;
                 // Membership and value rows go with the resource (ON DELETE CASCADE).
                 let done = sqlx::query(
                     "DELETE FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
@@ -530,7 +548,32 @@ macro_rules! impl_sql_store {
                 if done.rows_affected() == 0 {
                     return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, id).await);
                 }
-                self.append_change(&mut w.tx, ctx, rt, id, change).await?;
+                self.append_change(&mut w.tx, ctx, &rt.name, id, change).await?;
+                // Each group that lost the member moves to a new version with a record of its
+                // own, so its ETag changes and change readers see the removal.
+                for group in groups {
+                    sqlx::query(
+                        "UPDATE resources SET version = version + 1, last_modified_ns = $3 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(&ctx.tenant)
+                    .bind(&group)
+                    .bind($crate::store::row::to_ns(ctx.now))
+                    .execute(&mut *w.tx)
+                    .await?;
+                    let row: $crate::store::row::ResourceRow = sqlx::query_as(&format!(
+                        "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2",
+                        self.dialect().resource_columns()
+                    ))
+                    .bind(&ctx.tenant)
+                    .bind(&group)
+                    .fetch_one(&mut *w.tx)
+                    .await?;
+                    let group = row.into_resource()?;
+                    let change = scim_core::change::Change::member_removed(&group, id);
+                    self.append_change(&mut w.tx, ctx, &group.resource_type, &group.id, &change)
+                        .await?;
+                }
                 w.tx.commit().await?;
                 Ok(())
             }
@@ -606,6 +649,10 @@ macro_rules! impl_sql_store {
                 Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ChangeLog for $store {
             async fn changes_after(
                 &self,
                 tenant: &str,
