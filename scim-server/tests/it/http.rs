@@ -1228,6 +1228,8 @@ struct ResourceSpy {
     gets: Arc<AtomicUsize>,
     /// Updates still to refuse with `VersionMismatch` before letting one through.
     lose_races: Arc<AtomicUsize>,
+    /// A clock each create moves forward by ten seconds (a slow database).
+    slow_creates: Option<Arc<ManualClock>>,
 }
 
 impl ResourceSpy {
@@ -1237,6 +1239,7 @@ impl ResourceSpy {
             member_loads: Arc::default(),
             gets: Arc::default(),
             lose_races: Arc::default(),
+            slow_creates: None,
         }
     }
 
@@ -1256,6 +1259,9 @@ impl Resources for ResourceSpy {
         r: &Resource,
         c: &Change,
     ) -> StoreResult<()> {
+        if let Some(clock) = &self.slow_creates {
+            clock.advance(time::Duration::seconds(10));
+        }
         self.inner.create(ctx, rt, r, c).await
     }
     async fn get(
@@ -1378,6 +1384,59 @@ async fn a_patch_reads_once_per_attempt_and_retries_on_the_clock() {
         .await;
     r.assert_error(412, None);
     assert_eq!((gets.load(SeqCst), clock.sleeps()), (1, 3));
+}
+
+/// A Bulk that would outlast the request timeout stops between operations and says which ran:
+/// the operations it did not start answer 503 each, and none is half-applied.
+#[tokio::test]
+async fn a_bulk_out_of_time_stops_between_operations_and_says_what_ran() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    let mut c = config();
+    c.limits.request_timeout_seconds = 30;
+    let slow = clock.clone();
+    let app = app_wrapping(c, clock.clone(), move |inner| {
+        let mut spy = ResourceSpy::new(inner);
+        spy.slow_creates = Some(slow);
+        Arc::new(spy)
+    })
+    .await;
+    let ops: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+                   "data": {"schemas": [USER_URN], "userName": format!("late{i}")}})
+        })
+        .collect();
+    let r = app
+        .call(
+            Method::POST,
+            "/Bulk",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                        "Operations": ops}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let statuses: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    // Each create takes 10 s of a 22.5 s budget (75 % of 30 s): three start, two do not.
+    assert_eq!(statuses, ["201", "201", "201", "503", "503"], "{}", r.body);
+    assert!(
+        r.body["Operations"][3]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not run"),
+        "{}",
+        r.body
+    );
+    let listed = app
+        .call(Method::GET, "/Users?filter=userName+sw+%22late%22", None)
+        .await;
+    assert_eq!(listed.body["totalResults"], 3, "{}", listed.body);
 }
 
 #[tokio::test]
