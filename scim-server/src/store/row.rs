@@ -135,6 +135,12 @@ pub fn folded(value: &Value) -> Value {
     }
 }
 
+/// An attribute map with every string case-folded (SQLite's `attributes_ci`), without copying
+/// the map first.
+pub fn folded_attributes(attrs: &Attributes) -> Value {
+    Value::Object(attrs.iter().map(|(k, v)| (k.clone(), folded(v))).collect())
+}
+
 /// Nanoseconds since the Unix epoch, as stored in `created_ns` / `last_modified_ns`.
 pub fn to_ns(t: OffsetDateTime) -> i64 {
     // i64 nanoseconds cover the years 1677 to 2262.
