@@ -2,7 +2,7 @@
 //! resources, Bulk, `/Me` and discovery. Each function takes the [`AppState`], the caller's
 //! [`RequestCtx`] and plain values, calls `scim-core` to decide and the [`crate::store::Store`] to
 //! persist, and returns JSON or a [`scim_core::Error`]. Every write goes through the one
-//! pipeline in [`write`]. No HTTP types appear here, so the same
+//! pipeline in [`mod@write`]. No HTTP types appear here, so the same
 //! functions serve handlers, Bulk operations and embedding applications.
 
 pub mod bulk;

@@ -1,6 +1,6 @@
 //! The one write pipeline: every change to a resource (create, replace, PATCH, delete, each Bulk
 //! operation, and every later writer such as HR intake or console actions) goes through
-//! [`write`], so a rule is decided once.
+//! [`write()`], so a rule is decided once.
 //!
 //! Per request: take the per-resource lock of this process, then per attempt
 //!
@@ -9,7 +9,7 @@
 //!    ([`scim_core::validate::replace`]), apply a PATCH ([`scim_core::patch::apply`]); secrets
 //!    are dropped by the schema's one rule ([`SchemaRegistry::strip_secrets`]);
 //! 3. **member rules** (Groups): every member change becomes one [`MembershipDelta`], whose
-//!    unknown ids are dropped and logged in one place ([`keep_known_members`]);
+//!    unknown ids are dropped and logged in one place (`Pipeline::keep_known`);
 //! 4. **validate** the result; a PATCH that changes nothing stops here (no version bump, no
 //!    record);
 //! 5. **record** the [`Change`] (its changed paths and delta come from the decision, not
@@ -185,7 +185,7 @@ pub async fn write(
     write_loading(state, writer, rt, request, Load::default()).await
 }
 
-/// [`write`], loading `extra` (a User's `groups`) with the resource on each attempt's one read,
+/// [`write()`], loading `extra` (a User's `groups`) with the resource on each attempt's one read,
 /// so a reply that shows them needs no second read.
 pub async fn write_loading(
     state: &AppState,
