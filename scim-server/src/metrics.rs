@@ -25,7 +25,8 @@ pub const OUTBOX_LAG: &str = "scim_outbox_lag";
 pub const BRIDGE_PENDING: &str = "scim_bridge_pending_users";
 /// Dead letters of the Graph bridge.
 pub const BRIDGE_DEAD_LETTERS: &str = "scim_bridge_dead_letters";
-/// Group PATCH retries after a concurrent write (compare-and-swap lost).
+/// Write retries after a concurrent write (compare-and-swap lost), of any write of the
+/// pipeline (the name is kept from when only group PATCHes retried).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";
 
 /// Records the store's connection-pool figures (called before each scrape).

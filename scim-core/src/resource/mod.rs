@@ -100,6 +100,28 @@ impl Resource {
         }
     }
 
+    /// The 409 `uniqueness` answer for storing this resource of type `rt` when another
+    /// resource of the tenant holds its unique attribute's value (`value_taken`) or its id.
+    /// RFC 7644 §3.3: a create that "conflicts with existing resources (e.g., a 'User' resource
+    /// with a duplicate 'userName')" answers 409 with `scimType` `uniqueness`.
+    pub fn uniqueness_conflict(
+        &self,
+        rt: &crate::schema::ResourceType,
+        value_taken: bool,
+    ) -> crate::Error {
+        let taken = rt
+            .unique_attribute()
+            .filter(|_| value_taken)
+            .map(|attr| (attr, self.attributes.get(attr).and_then(Value::as_str)));
+        crate::Error::uniqueness(match taken {
+            Some((attr, value)) => format!(
+                "{attr} {:?} is already in use in this tenant",
+                value.unwrap_or_default()
+            ),
+            None => format!("{} id {:?} already exists", rt.name, self.id),
+        })
+    }
+
     /// The weak ETag of the current version.
     pub fn etag(&self) -> ETag {
         ETag::new(self.meta.version)

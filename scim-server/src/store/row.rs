@@ -222,18 +222,12 @@ pub fn set_list(resource: &mut Resource, name: &str, list: Vec<Value>) {
 }
 
 /// The uniqueness error for a write of `resource` refused by the unique constraint `violation`
-/// describes (see `unique_violation`).
+/// describes (see `unique_violation`); its wording is the core's
+/// ([`Resource::uniqueness_conflict`]).
 pub fn uniqueness_error(rt: &ResourceType, resource: &Resource, violation: &str) -> StoreError {
-    match rt.unique_attribute() {
-        Some(attr) if violation.contains("unique_key") => {
-            let value = str_attr(&resource.attributes, attr).unwrap_or_default();
-            StoreError::Uniqueness {
-                detail: format!("{attr} {value:?} is already in use in this tenant"),
-            }
-        }
-        _ => StoreError::Uniqueness {
-            detail: format!("{} id {:?} already exists", rt.name, resource.id),
-        },
+    let error = resource.uniqueness_conflict(rt, violation.contains("unique_key"));
+    StoreError::Uniqueness {
+        detail: error.detail().to_string(),
     }
 }
 
