@@ -120,6 +120,37 @@ impl Store for MeteredStore {
     fn pool_status(&self) -> Option<crate::store::PoolStatus> {
         self.0.pool_status()
     }
+    async fn tenants_with_changes(&self) -> crate::store::Result<Vec<String>> {
+        timed("tenants_with_changes", self.0.tenants_with_changes()).await
+    }
+    async fn purge_expired(&self, before: time::OffsetDateTime) -> crate::store::Result<u64> {
+        timed("purge_expired", self.0.purge_expired(before)).await
+    }
+    async fn created_by_request(
+        &self,
+        tenant: &str,
+        rt: &scim_core::schema::ResourceType,
+        principal: &str,
+        request_id: &str,
+    ) -> crate::store::Result<Option<String>> {
+        timed(
+            "created_by_request",
+            self.0.created_by_request(tenant, rt, principal, request_id),
+        )
+        .await
+    }
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: time::OffsetDateTime,
+    ) -> crate::store::Result<bool> {
+        timed(
+            "claim_assertion_jti",
+            self.0.claim_assertion_jti(issuer, jti, expires),
+        )
+        .await
+    }
     async fn create_tenant(&self, tenant: &Tenant) -> crate::store::Result<()> {
         timed("create_tenant", self.0.create_tenant(tenant)).await
     }

@@ -93,6 +93,10 @@ async fn fetch(
     id: &str,
     load: Load,
 ) -> Result<Resource> {
+    if id.contains('\0') {
+        // No id holds a NUL (ids are UUIDs); PostgreSQL could not even compare one.
+        return Err(Error::not_found(&rt.name, &id.replace('\0', "\\u0000")));
+    }
     state
         .store
         .get(ctx.tenant(), rt, id, load)
@@ -162,6 +166,9 @@ async fn run_list(
     rt: &ResourceType,
     query: &ListQuery,
 ) -> Result<Value> {
+    if let Some(filter) = &query.filter {
+        validate::limits::filter_values(filter)?;
+    }
     let page = state
         .store
         .list(
@@ -220,6 +227,9 @@ pub async fn search(
     let mut total = 0;
     let mut resources = Vec::new();
     for (rt, query) in queries {
+        if let Some(filter) = &query.filter {
+            validate::limits::filter_values(filter)?;
+        }
         let counting = ListQuery {
             start_index: 1,
             count: 0,
@@ -345,6 +355,7 @@ pub async fn create(
     let mut attrs = normalize::request_body(&state.registry, rt, body)?;
     drop_unstored(&mut attrs);
     validate::create(&state.registry, rt, &attrs)?;
+    check_limits(state, rt, &attrs)?;
     let id = uuid::Uuid::new_v4().to_string();
     if is_group(rt) {
         retain_known_members(state, ctx.tenant(), &id, &mut attrs).await?;
@@ -352,14 +363,52 @@ pub async fn create(
     let wctx = ctx.write_context(state);
     let resource = Resource::new(rt.name.clone(), id.clone(), attrs, Meta::new(wctx.now));
     let change = Change::created(&resource);
-    state.store.create(&wctx, rt, &resource, &change).await?;
     let projection = projection_of(state, rt, params);
+    match state.store.create(&wctx, rt, &resource, &change).await {
+        Ok(()) => {}
+        Err(e @ StoreError::Uniqueness { .. }) => {
+            let load = load_for(state, rt, &projection);
+            return match earlier_create(state, ctx, rt, load).await? {
+                Some(stored) => Ok(reply(state, ctx, rt, &stored, &projection)),
+                None => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    }
     let stored = state
         .store
         .get(ctx.tenant(), rt, &id, load_for(state, rt, &projection))
         .await?
         .unwrap_or(resource);
     Ok(reply(state, ctx, rt, &stored, &projection))
+}
+
+/// Checks what a write would store against the configured resource limits, the same on every
+/// database (`scim_core::validate::limits`).
+fn check_limits(state: &AppState, rt: &ResourceType, attrs: &Attributes) -> Result<()> {
+    validate::limits::resource(rt, attrs, &state.settings.limits.resource_limits())
+}
+
+/// A create that a client retries after an unknown outcome (503 for a lost connection): when
+/// the earlier attempt with the same request id (`X-Request-Id`) by the same principal stored
+/// its resource, that resource, so the retry answers as the first attempt would have.
+async fn earlier_create(
+    state: &AppState,
+    ctx: &RequestCtx,
+    rt: &ResourceType,
+    load: Load,
+) -> Result<Option<Resource>> {
+    let Some(request_id) = ctx.request_id.as_deref().filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(id) = state
+        .store
+        .created_by_request(ctx.tenant(), rt, &ctx.principal.id, request_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(state.store.get(ctx.tenant(), rt, &id, load).await?)
 }
 
 /// Whether a failed compare-and-swap should be retried: only when the client gave no `If-Match`.
@@ -433,6 +482,7 @@ pub async fn replace(
         check_if_match(if_match, existing.meta.version)?;
         let mut attrs = validate::replace(&state.registry, rt, &existing, incoming.clone())?;
         drop_unstored(&mut attrs);
+        check_limits(state, rt, &attrs)?;
         let members = if is_group(rt) {
             let added = retain_known_members(state, ctx.tenant(), id, &mut attrs).await?;
             attrs.remove("members");
@@ -533,6 +583,7 @@ pub async fn patch(
             break existing.meta.version;
         }
         validate::patch_result(&state.registry, rt, &outcome.attributes)?;
+        check_limits(state, rt, &outcome.attributes)?;
         let wctx = ctx.write_context(state);
         let mut attrs = outcome.attributes.clone();
         if is_group(rt) {

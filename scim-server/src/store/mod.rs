@@ -82,6 +82,79 @@ pub enum StoreError {
     /// Stored data that does not decode (corruption or a bug).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The connection failed while the transaction was committing: the write may or may not
+    /// have been stored. Only a re-read can tell.
+    #[error("commit outcome unknown: {0}")]
+    OutcomeUnknown(sqlx::Error),
+}
+
+/// How a database failure looks from the client's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The database cannot be reached or refuses connections for now (503, retry later).
+    Unavailable,
+    /// The database has no space left (507: an operator must act).
+    StorageFull,
+    /// Anything else (500).
+    Internal,
+}
+
+impl StoreError {
+    /// The client-side view of a [`StoreError::Database`] failure.
+    pub fn fault(&self) -> Fault {
+        match self {
+            StoreError::Database(e) | StoreError::OutcomeUnknown(e) => classify(e),
+            _ => Fault::Internal,
+        }
+    }
+}
+
+/// Classifies a driver error: connection-level failures (I/O, pool exhaustion or closure,
+/// PostgreSQL SQLSTATE class 08 and the shutdown codes 57P01–57P03, 53300 too many connections,
+/// SQLite `BUSY`/`LOCKED`/`IOERR`) are [`Fault::Unavailable`]; PostgreSQL 53100 and SQLite
+/// `FULL` are [`Fault::StorageFull`].
+pub fn classify(err: &sqlx::Error) -> Fault {
+    match err {
+        sqlx::Error::Io(e) if e.raw_os_error() == Some(28) => Fault::StorageFull,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Fault::Unavailable,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLite reports its (extended) result code as a number; the primary code is the
+            // low byte.
+            if let Ok(n) = code.parse::<i32>() {
+                return match n & 0xff {
+                    13 => Fault::StorageFull,
+                    5 | 6 | 10 => Fault::Unavailable,
+                    _ => Fault::Internal,
+                };
+            }
+            if code == "53100" {
+                Fault::StorageFull
+            } else if code.starts_with("08")
+                || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "53300")
+            {
+                Fault::Unavailable
+            } else {
+                Fault::Internal
+            }
+        }
+        _ => Fault::Internal,
+    }
+}
+
+/// Commits a write transaction. A failure is [`StoreError::OutcomeUnknown`] when the connection
+/// failed (the server may have committed before the answer was lost), otherwise the database
+/// refused the commit and nothing was stored.
+pub(crate) async fn commit<DB: sqlx::Database>(tx: sqlx::Transaction<'static, DB>) -> Result<()> {
+    tx.commit().await.map_err(|e| match classify(&e) {
+        Fault::Unavailable => StoreError::OutcomeUnknown(e),
+        _ => StoreError::Database(e),
+    })
 }
 
 impl From<StoreError> for scim_core::Error {
@@ -94,17 +167,45 @@ impl From<StoreError> for scim_core::Error {
             StoreError::VersionMismatch { current } => scim_core::Error::precondition_failed(
                 format!("the resource changed since it was read (current version W/\"{current}\")"),
             ),
-            StoreError::Database(err) => {
-                tracing::error!(error = %err, "database error");
-                scim_core::Error::internal()
+            StoreError::Database(err) => match classify(&err) {
+                Fault::Unavailable => {
+                    crate::fault::record(format!("database unavailable: {err}"));
+                    scim_core::Error::new(
+                        503,
+                        None,
+                        "the database is unavailable; nothing was changed; retry later",
+                    )
+                }
+                Fault::StorageFull => {
+                    crate::fault::record(format!("database out of space: {err}"));
+                    scim_core::Error::new(
+                        507,
+                        None,
+                        "the database has no space left; nothing was changed",
+                    )
+                }
+                Fault::Internal => {
+                    crate::fault::record(format!("database error: {err}"));
+                    scim_core::Error::internal()
+                }
+            },
+            StoreError::OutcomeUnknown(err) => {
+                crate::fault::record(format!("commit outcome unknown: {err}"));
+                scim_core::Error::new(503, None, OUTCOME_UNKNOWN_DETAIL)
             }
             StoreError::Corrupt(detail) => {
-                tracing::error!(%detail, "corrupt stored data");
+                crate::fault::record(format!("corrupt stored data: {detail}"));
                 scim_core::Error::internal()
             }
         }
     }
 }
+
+/// The detail of a 503 for a write whose commit outcome is unknown.
+pub const OUTCOME_UNKNOWN_DETAIL: &str = "the database connection failed while the write was \
+     committing, so it may or may not have been stored; retry it (a create retried with the same \
+     X-Request-Id header returns the resource if the first attempt was stored), or read the \
+     resource first";
 
 /// Who performs a write, and when: recorded in the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,4 +464,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recomputes the tenant's hash chain and reports altered or missing records.
     async fn verify_chain(&self, tenant: &str) -> Result<ChainReport>;
+
+    /// Every tenant id that has change records or a chain head, whether or not the tenant
+    /// exists (so `audit verify` misses no record).
+    async fn tenants_with_changes(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect())
+    }
+
+    /// Deletes tokens whose expiry is before `before` (issued OAuth access tokens), and assertion
+    /// `jti`s that expired by then; returns how many tokens went.
+    async fn purge_expired(&self, before: OffsetDateTime) -> Result<u64> {
+        let _ = before;
+        Ok(0)
+    }
+
+    /// The id of the resource of type `rt` that `principal` created in a request with id
+    /// `request_id`, if that resource still exists (recognises a retried create).
+    async fn created_by_request(
+        &self,
+        tenant: &str,
+        rt: &ResourceType,
+        principal: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        let _ = (tenant, rt, principal, request_id);
+        Ok(None)
+    }
+
+    /// Records that the assertion `jti` of `issuer`, valid until `expires`, has been used: true
+    /// the first time, false for a replay.
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: OffsetDateTime,
+    ) -> Result<bool>;
 }

@@ -1227,6 +1227,14 @@ impl MemberLoadSpy {
 
 #[async_trait::async_trait]
 impl Store for MemberLoadSpy {
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.inner.claim_assertion_jti(issuer, jti, expires).await
+    }
     async fn migrate(&self) -> StoreResult<()> {
         self.inner.migrate().await
     }
