@@ -111,8 +111,8 @@ impl StoreError {
 
 /// Classifies a driver error: connection-level failures (I/O, pool exhaustion or closure,
 /// PostgreSQL SQLSTATE class 08 and the shutdown codes 57P01–57P03, 53300 too many connections,
-/// SQLite `BUSY`/`LOCKED`/`IOERR`) are [`Fault::Unavailable`]; PostgreSQL 53100 and SQLite
-/// `FULL` are [`Fault::StorageFull`].
+/// SQLite `BUSY`/`LOCKED`/`IOERR`) are [`Fault::Unavailable`]; PostgreSQL 53100, SQLite `FULL`
+/// and `IOERR_WRITE` are [`Fault::StorageFull`].
 pub fn classify(err: &sqlx::Error) -> Fault {
     match err {
         sqlx::Error::Io(e) if e.raw_os_error() == Some(28) => Fault::StorageFull,
@@ -128,7 +128,9 @@ pub fn classify(err: &sqlx::Error) -> Fault {
             // low byte.
             if let Ok(n) = code.parse::<i32>() {
                 return match n & 0xff {
-                    13 => Fault::StorageFull,
+                    // FULL, and IOERR_WRITE: what a write past a full disk or a file-size
+                    // limit gives once the file can take nothing more.
+                    _ if n == 13 || n == 778 => Fault::StorageFull,
                     5 | 6 | 10 => Fault::Unavailable,
                     _ => Fault::Internal,
                 };
@@ -150,9 +152,12 @@ pub fn classify(err: &sqlx::Error) -> Fault {
 /// Commits a write transaction. A failure is [`StoreError::OutcomeUnknown`] when the connection
 /// failed (the server may have committed before the answer was lost), otherwise the database
 /// refused the commit and nothing was stored.
+///
+/// SQLite's answer is always authoritative (the database is a local file): a failed commit there
+/// stored nothing.
 pub(crate) async fn commit<DB: sqlx::Database>(tx: sqlx::Transaction<'static, DB>) -> Result<()> {
     tx.commit().await.map_err(|e| match classify(&e) {
-        Fault::Unavailable => StoreError::OutcomeUnknown(e),
+        Fault::Unavailable if DB::NAME == "PostgreSQL" => StoreError::OutcomeUnknown(e),
         _ => StoreError::Database(e),
     })
 }
@@ -181,7 +186,8 @@ impl From<StoreError> for scim_core::Error {
                     scim_core::Error::new(
                         507,
                         None,
-                        "the database has no space left; nothing was changed",
+                        "the database cannot write to its storage (no space left); nothing was \
+                         changed",
                     )
                 }
                 Fault::Internal => {
