@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Property-based API testing of the server against its own OpenAPI document (/openapi.json) with
 # schemathesis (PyPI, in a virtualenv under target/). Bounded: SCHEMATHESIS_EXAMPLES cases per
-# operation (default 25); the check is that no request, valid or not, gets a 5xx.
+# operation (default 25); the check is that no request, valid or not, gets a 5xx. `/Me` is left
+# out: it answers 501 on purpose (RFC 7644 §3.11 lets a provider without it say so), which a 5xx
+# check cannot tell from a failure; the conformance runner covers it.
 # Usage: scripts/schemathesis.sh            (SQLite)
 #        SCHEMATHESIS_EXAMPLES=500 scripts/schemathesis.sh   (a longer campaign)
 set -euo pipefail
@@ -35,6 +37,7 @@ status=0
   --url "http://127.0.0.1:$port" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error \
+  --exclude-path /scim/v2/Me \
   --max-examples "$examples" \
   --seed 13 \
   --no-color || status=$?

@@ -98,7 +98,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Logs each failed request once: a 5xx, or any request during which a cause was recorded (a
+/// Logs each failed request once: a 5xx other than 501, or any request during which a cause was recorded (a
 /// Bulk whose operations failed answers 200), with the request id, method, path and status on
 /// the line and every recorded cause.
 pub async fn log_failures(req: Request, next: Next) -> Response {
@@ -112,7 +112,9 @@ pub async fn log_failures(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let (response, causes) = crate::fault::collect(next.run(req)).await;
     let status = response.status();
-    if status.is_server_error() || !causes.is_empty() {
+    // 501 is a deliberate answer (an optional feature, such as `/Me`), not a failure.
+    let failed = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED;
+    if failed || !causes.is_empty() {
         tracing::error!(
             request_id,
             %method,
