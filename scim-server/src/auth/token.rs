@@ -70,19 +70,19 @@ pub trait TokenStore: Send + Sync + 'static {
 #[async_trait]
 impl<T: Store + ?Sized> TokenStore for T {
     async fn insert_token(&self, token: &TokenRecord) -> store::Result<()> {
-        Store::insert_token(self, token).await
+        store::Tenants::insert_token(self, token).await
     }
     async fn token_by_hash(&self, secret_hash: &str) -> store::Result<Option<TokenRecord>> {
-        Store::token_by_hash(self, secret_hash).await
+        store::Tenants::token_by_hash(self, secret_hash).await
     }
     async fn list_tokens(&self, tenant: Option<&str>) -> store::Result<Vec<TokenRecord>> {
-        Store::list_tokens(self, tenant).await
+        store::Tenants::list_tokens(self, tenant).await
     }
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> store::Result<bool> {
-        Store::revoke_token(self, id, at).await
+        store::Tenants::revoke_token(self, id, at).await
     }
     async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
-        Ok(Store::tenant(self, tenant).await?.is_some())
+        Ok(store::Tenants::tenant(self, tenant).await?.is_some())
     }
     async fn claim_assertion_jti(
         &self,
@@ -90,7 +90,7 @@ impl<T: Store + ?Sized> TokenStore for T {
         jti: &str,
         expires: OffsetDateTime,
     ) -> store::Result<bool> {
-        Store::claim_assertion_jti(self, issuer, jti, expires).await
+        store::Tenants::claim_assertion_jti(self, issuer, jti, expires).await
     }
 }
 

@@ -231,17 +231,13 @@ mod tests {
         async fn migrate(&self) -> Result<()> {
             Ok(())
         }
-        async fn claim_assertion_jti(
-            &self,
-            _: &str,
-            _: &str,
-            _: time::OffsetDateTime,
-        ) -> Result<bool> {
-            Ok(true)
-        }
         async fn ping(&self) -> Result<()> {
             Ok(())
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Tenants for EmptyStore {
         async fn create_tenant(&self, _: &Tenant) -> Result<()> {
             Ok(())
         }
@@ -254,6 +250,17 @@ mod tests {
         async fn insert_token(&self, _: &TokenRecord) -> Result<()> {
             Ok(())
         }
+        async fn purge_expired(&self, _: time::OffsetDateTime) -> Result<u64> {
+            Ok(0)
+        }
+        async fn claim_assertion_jti(
+            &self,
+            _: &str,
+            _: &str,
+            _: time::OffsetDateTime,
+        ) -> Result<bool> {
+            Ok(true)
+        }
         async fn token_by_hash(&self, _: &str) -> Result<Option<TokenRecord>> {
             Ok(None)
         }
@@ -263,6 +270,10 @@ mod tests {
         async fn revoke_token(&self, _: &str, _: OffsetDateTime) -> Result<bool> {
             Ok(false)
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Resources for EmptyStore {
         async fn create(
             &self,
             _: &WriteContext,
@@ -322,6 +333,13 @@ mod tests {
             _: &ResourceType,
             _: &[String],
         ) -> Result<Vec<String>> {
+            Ok(vec![])
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ChangeLog for EmptyStore {
+        async fn tenants_with_changes(&self) -> Result<Vec<String>> {
             Ok(vec![])
         }
         async fn changes_after(&self, _: &str, _: u64, _: u64) -> Result<Vec<ChangeRecord>> {

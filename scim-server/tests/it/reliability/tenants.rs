@@ -3,7 +3,6 @@
 //! and `audit verify` checks the change records of every tenant id, existing or not.
 
 use super::*;
-use scim_server::store::WriteContext;
 use serde_json::json;
 
 const CLIENT_SECRET: &str = "ghost-client-secret-0123456789abcdef";
@@ -86,20 +85,26 @@ async fn credentials_must_name_existing_tenants_and_audit_covers_every_tenant() 
         // Records of a tenant with no row (written before this check existed) are audited.
         let registry = scim_core::schema::SchemaRegistry::builtin();
         let rt = registry.resource_type("User").unwrap();
-        let ctx = WriteContext {
-            tenant: "ghost".into(),
-            principal: "old-client".into(),
+        let now = time::OffsetDateTime::now_utc();
+        let request = scim_server::service::RequestCtx {
+            principal: scim_server::auth::Principal {
+                tenant: "ghost".into(),
+                id: "old-client".into(),
+                read_only: false,
+                kind: scim_server::auth::CredentialKind::OAuthAccessToken,
+            },
             request_id: None,
-            now: time::OffsetDateTime::now_utc(),
+            base_url: "http://localhost/scim/v2".into(),
         };
+        let ctx = request.writer().unwrap().context(now);
         let attrs = json!({"userName": "haunted"}).as_object().cloned().unwrap();
         let resource = scim_core::resource::Resource::new(
             "User",
             uuid::Uuid::new_v4().to_string(),
             attrs,
-            scim_core::resource::Meta::new(ctx.now),
+            scim_core::resource::Meta::new(now),
         );
-        let change = scim_core::change::Change::created(&resource);
+        let change = scim_core::change::Change::created(&registry, &resource);
         store.create(&ctx, rt, &resource, &change).await.unwrap();
         let (ok, out) = launch.run(&["audit", "verify"]);
         assert!(ok, "{db}: {out}");
