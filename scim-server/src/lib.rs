@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod fault;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;

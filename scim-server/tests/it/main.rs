@@ -6,5 +6,6 @@ mod console;
 mod console_browser;
 mod e2e;
 mod http;
+mod reliability;
 mod store;
 mod support;
