@@ -190,15 +190,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(token) => auth.with_env_token(config.default_tenant.clone(), &token.0),
         None => auth,
     };
-    let oauth = auth.oauth_router();
-    let state = AppState::with_clock(&config, store, Arc::new(auth), clock);
+    let oauth = auth.oauth_server();
+    let state = AppState::with_clock(&config, store, Arc::new(auth), clock).with_oauth(oauth);
     let bridge = crate::bridge::BackgroundWorker::start(
         &config,
         state.store.clone(),
         state.registry.clone(),
     )
     .await?;
-    let served = run(&config, crate::http::router_with(state, oauth)).await;
+    let served = run(&config, crate::http::router(state)).await;
     bridge.shutdown().await;
     served
 }
@@ -239,11 +239,13 @@ pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
         });
         axum_server::from_tcp_rustls(listener, tls_config)
             .handle(handle)
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
             .await?;
     } else {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let (drained_tx, mut drained_rx) = tokio::sync::watch::channel(false);
+        // The peer address keys the failed-authentication and token-endpoint rate limits.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown_signal().await;
             let _ = drained_tx.send(true);
