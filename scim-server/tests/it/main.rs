@@ -3,6 +3,7 @@
 mod auth;
 mod bridge;
 mod e2e;
+mod ecosystem;
 mod http;
 mod store;
 mod support;
