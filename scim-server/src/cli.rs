@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! scim-server [--config FILE] serve | migrate | check-config
-//! scim-server token create [--tenant T] [--label L] [--read-only] | token list [--tenant T] | token revoke ID
+//! scim-server token create [--tenant T] [--label L] [--read-only] [--basic-username U] | token list [--tenant T] | token revoke ID
 //! scim-server tenant create ID [--name N] [--bulk-upsert] | tenant list
 //! scim-server audit verify [--tenant T]
 //! scim-server completions SHELL | man DIR
@@ -85,6 +85,10 @@ pub enum TokenCommand {
         /// The token may read but not write.
         #[arg(long)]
         read_only: bool,
+        /// Create an HTTP Basic credential with this username instead of a bearer token (Okta's
+        /// "Basic Auth" mode); the password is generated and shown once.
+        #[arg(long, value_name = "USERNAME")]
+        basic_username: Option<String>,
     },
     /// List tokens (never their secrets).
     List {
@@ -251,6 +255,7 @@ async fn token(cmd: TokenCommand, config: &Config) -> anyhow::Result<ExitCode> {
             tenant,
             label,
             read_only,
+            basic_username,
         } => {
             let tenant = tenant.unwrap_or_else(|| config.default_tenant.clone());
             if tenant == config.default_tenant {
@@ -259,6 +264,31 @@ async fn token(cmd: TokenCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 anyhow::bail!(
                     "tenant {tenant:?} does not exist (create it with `scim-server tenant create`)"
                 );
+            }
+            if let Some(username) = basic_username {
+                if !crate::auth::basic::valid_username(&username) {
+                    anyhow::bail!(
+                        "--basic-username {username:?}: use 1 to 256 characters, no colon"
+                    );
+                }
+                let (record, password) = crate::auth::basic::create_basic_credential(
+                    store.as_ref(),
+                    &tenant,
+                    &username,
+                    read_only,
+                    clock.now(),
+                )
+                .await?;
+                println!(
+                    "Basic credential {} for tenant {:?}{}:",
+                    record.id,
+                    record.tenant,
+                    if read_only { " (read-only)" } else { "" }
+                );
+                println!("username: {username}");
+                println!("password: {}", password.expose());
+                eprintln!("the password is shown only once; store it now");
+                return Ok(ExitCode::SUCCESS);
             }
             let (record, secret) =
                 crate::auth::create_token(store.as_ref(), &tenant, &label, read_only, clock.now())

@@ -2,7 +2,8 @@
 //! with default settings (the real binary on 127.0.0.1, SQLite):
 //! - `scim2-tester` (PyPI, installed into a virtual environment) passes every check;
 //! - `/docs` rendered by headless Chromium lists the Users operations;
-//! - `--version` names the commit; completions and man pages are generated.
+//! - `--version` names the commit; completions and man pages are generated;
+//! - Okta's Basic Auth mode works with a credential made by `token create --basic-username`.
 //!
 //! Skips (with a note) happen only outside CI: when `python3 -m venv` or Chromium is missing and
 //! the `CI` variable is unset. In CI a missing tool is a failure.
@@ -36,8 +37,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("scim.db").display());
+        Server::start_in(tempfile::tempdir().unwrap())
+    }
+
+    fn database_url(dir: &Path) -> String {
+        format!("sqlite://{}", dir.join("scim.db").display())
+    }
+
+    /// Serves the database in `dir` (which the test may have prepared with the CLI).
+    fn start_in(dir: tempfile::TempDir) -> Server {
+        let url = Server::database_url(dir.path());
         let mut child = Command::new(env!("CARGO_BIN_EXE_scim-server"))
             .arg("serve")
             .env_clear()
@@ -274,4 +283,65 @@ fn version_names_the_commit_and_completions_and_man_pages_are_generated() {
         "{page}"
     );
     assert!(dir.path().join("scim-server-serve.1").is_file());
+}
+
+#[tokio::test]
+async fn okta_basic_auth_with_a_generated_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-server"))
+        .args(["token", "create", "--basic-username", "okta"])
+        .env_clear()
+        .env("SCIM_DATABASE_URL", Server::database_url(dir.path()))
+        .env("SCIM_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let password = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("the password is printed")
+        .to_string();
+    let refused = Command::new(env!("CARGO_BIN_EXE_scim-server"))
+        .args(["token", "create", "--basic-username", "a:b"])
+        .env_clear()
+        .env("SCIM_DATABASE_URL", Server::database_url(dir.path()))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+
+    let server = Server::start_in(dir);
+    let client = reqwest::Client::new();
+    let users = format!("{}/Users", server.base);
+    let get = |user: &str, pass: &str| client.get(&users).basic_auth(user, Some(pass)).send();
+    let ok = get("okta", &password).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // The password works only with its own username, and a wrong password is a 401 SCIM error.
+    for (user, pass) in [("other", password.as_str()), ("okta", "scimbp_wrong")] {
+        let r = get(user, pass).await.unwrap();
+        assert_eq!(r.status(), 401, "{user}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["detail"], "invalid Basic credentials");
+    }
+    // Basic is advertised next to bearer tokens (RFC 7643 §5).
+    let spc: serde_json::Value = client
+        .get(format!("{}/ServiceProviderConfig", server.base))
+        .basic_auth("okta", Some(&password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemes: Vec<&str> = spc["authenticationSchemes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    assert!(schemes.contains(&"httpbasic"), "{schemes:?}");
 }
