@@ -76,6 +76,8 @@ pub struct AppState {
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
     /// The OAuth token endpoint `POST /oauth/token` serves (404 without one).
     pub oauth: Option<Arc<crate::auth::OAuthServer>>,
+    /// The database's last observed health (`/readyz`).
+    pub db_health: Arc<crate::http::ops::DbHealth>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,6 +115,7 @@ impl AppState {
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
             oauth: None,
+            db_health: Arc::default(),
         }
     }
 

@@ -5,5 +5,6 @@ mod bridge;
 mod e2e;
 mod ecosystem;
 mod http;
+mod reliability;
 mod store;
 mod support;
