@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(SystemClock),
     )?
     .with_env_token("default", TOKEN);
-    let oauth = auth.oauth_router();
+    let oauth = auth.oauth_server();
 
     // A custom extension, loaded the way a deployment would load it from a file.
     let mut registry = SchemaRegistry::builtin();
@@ -52,8 +52,10 @@ async fn main() -> anyhow::Result<()> {
     }))?);
     registry.extend_resource_type("User", ACME, false)?;
 
-    let state = AppState::new(&config, store, Arc::new(auth)).with_registry(registry);
-    let app = scim_server::http::router_with(state, oauth).route(
+    let state = AppState::new(&config, store, Arc::new(auth))
+        .with_registry(registry)
+        .with_oauth(oauth);
+    let app = scim_server::http::router(state).route(
         "/hello",
         axum::routing::get(|| async { "the application's own route\n" }),
     );

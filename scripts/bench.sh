@@ -96,7 +96,7 @@ stop() {  # stops the server started last
 if [ "$BUILD" = 1 ]; then
   say "building release binaries"
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q \
-    -p scim-server -p scim-conformance -p scim-examples --bins --example ceiling)
+    -p scim-provisioning-server -p scim-conformance -p scim-examples --bins --example ceiling)
 fi
 LOAD="$TARGET/release/scim-conformance"
 SERVER="${BENCH_SERVER_BIN:-$TARGET/release/scim-server}"

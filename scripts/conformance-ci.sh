@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_BASE="${SCIM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}"
-cargo build --locked -q -p scim-server -p scim-conformance
+cargo build --locked -q -p scim-provisioning-server -p scim-conformance
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 server="$target_dir/debug/scim-server"
 runner="$target_dir/debug/scim-conformance"

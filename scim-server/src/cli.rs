@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! scim-server [--config FILE] serve | migrate | check-config
-//! scim-server token create [--tenant T] [--label L] [--read-only] | token list [--tenant T] | token revoke ID
+//! scim-server token create [--tenant T] [--label L] [--read-only] [--basic-username U] | token list [--tenant T] | token revoke ID
 //! scim-server tenant create ID [--name N] [--bulk-upsert] | tenant list
 //! scim-server audit verify [--tenant T]
+//! scim-server completions SHELL | man DIR
 //! ```
 
 use crate::clock::{Clock, SystemClock};
@@ -12,13 +13,22 @@ use crate::config::Config;
 use crate::server;
 use crate::store::{Store, Tenant};
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The version `--version` prints: the package version and the commit it was built from
+/// ("unknown" outside a git checkout, see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SCIM_SERVER_COMMIT"),
+    ")"
+);
+
 /// SCIM 2.0 service provider for Microsoft Entra ID, Okta and HR-style clients.
 #[derive(Debug, Parser)]
-#[command(name = "scim-server", version, about)]
+#[command(name = "scim-server", version = VERSION, about)]
 pub struct Cli {
     /// TOML configuration file (environment variables `SCIM_*` override it).
     #[arg(long, global = true, env = "SCIM_CONFIG")]
@@ -49,6 +59,16 @@ pub enum Command {
     /// The Microsoft Graph bridge: worker, plans, status, dead letters (needs `[graph]`).
     #[command(subcommand)]
     Bridge(crate::bridge::cli::BridgeCommand),
+    /// Print a shell completion script (e.g. `scim-server completions bash > /etc/bash_completion.d/scim-server`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (`scim-server.1` and one per subcommand) into a directory.
+    Man {
+        /// Where to write them (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// `token` subcommands.
@@ -65,6 +85,10 @@ pub enum TokenCommand {
         /// The token may read but not write.
         #[arg(long)]
         read_only: bool,
+        /// Create an HTTP Basic credential with this username instead of a bearer token (Okta's
+        /// "Basic Auth" mode); the password is generated and shown once.
+        #[arg(long, value_name = "USERNAME")]
+        basic_username: Option<String>,
     },
     /// List tokens (never their secrets).
     List {
@@ -111,6 +135,12 @@ pub enum AuditCommand {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These two describe the command line itself and need no configuration.
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { dir } => return report(man_pages(dir)),
+        _ => {}
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -141,171 +171,241 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Runs one subcommand.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    let clock = SystemClock;
     match command {
-        Command::Serve => server::serve(config).await?,
-        Command::Bridge(cmd) => return crate::bridge::cli::run(cmd, &config).await,
-        Command::CheckConfig => {
-            let mut shown = config.clone();
-            if shown.token.is_some() {
-                shown.token = Some(crate::config::Secret("<redacted>".into()));
+        Command::Serve => server::serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Bridge(cmd) => crate::bridge::cli::run(cmd, &config).await,
+        Command::CheckConfig => check_config(&config),
+        Command::Migrate => migrate(&config).await,
+        Command::Token(cmd) => token(cmd, &config).await,
+        Command::Tenant(cmd) => tenant(cmd, &config).await,
+        Command::Audit(AuditCommand::Verify { tenant }) => audit_verify(tenant, &config).await,
+        Command::Completions { shell } => Ok(completions(shell)),
+        Command::Man { dir } => man_pages(&dir),
+    }
+}
+
+/// `completions SHELL`: the completion script on standard output.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "scim-server", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+/// `man DIR`: `scim-server.1` and `scim-server-<subcommand>.1` pages.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let command = Cli::command().version(VERSION);
+    clap_mangen::generate_to(command, dir)
+        .with_context(|| format!("writing man pages into {}", dir.display()))?;
+    println!("man pages written to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config`: the effective configuration with secrets redacted.
+fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut shown = config.clone();
+    if shown.token.is_some() {
+        shown.token = Some(crate::config::Secret("<redacted>".into()));
+    }
+    for table in [shown.auth.as_mut(), shown.graph.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        for (_, v) in table.0.iter_mut() {
+            *v = toml::Value::String("<set>".into());
+        }
+    }
+    println!(
+        "{}",
+        toml::to_string_pretty(&shown).context("printing the configuration")?
+    );
+    println!("# configuration OK");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store, migrated: every administrative subcommand starts here.
+async fn migrated_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    let store = server::open_store(&config.database_url).await?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// `migrate`.
+async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    migrated_store(config).await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `token create | list | revoke`.
+async fn token(cmd: TokenCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let clock = SystemClock;
+    let store = migrated_store(config).await?;
+    match cmd {
+        TokenCommand::Create {
+            tenant,
+            label,
+            read_only,
+            basic_username,
+        } => {
+            let tenant = tenant.unwrap_or_else(|| config.default_tenant.clone());
+            if tenant == config.default_tenant {
+                server::ensure_tenant(store.as_ref(), &tenant, &clock).await?;
+            } else if store.tenant(&tenant).await?.is_none() {
+                anyhow::bail!(
+                    "tenant {tenant:?} does not exist (create it with `scim-server tenant create`)"
+                );
             }
-            for table in [shown.auth.as_mut(), shown.graph.as_mut()]
-                .into_iter()
-                .flatten()
-            {
-                for (_, v) in table.0.iter_mut() {
-                    *v = toml::Value::String("<set>".into());
+            if let Some(username) = basic_username {
+                if !crate::auth::basic::valid_username(&username) {
+                    anyhow::bail!(
+                        "--basic-username {username:?}: use 1 to 256 characters, no colon"
+                    );
                 }
-            }
-            println!(
-                "{}",
-                toml::to_string_pretty(&shown).context("printing the configuration")?
-            );
-            println!("# configuration OK");
-        }
-        Command::Migrate => {
-            let store = server::open_store(&config.database_url).await?;
-            store.migrate().await.context("applying migrations")?;
-            println!("migrations applied");
-        }
-        Command::Token(cmd) => {
-            let store = server::open_store(&config.database_url).await?;
-            store.migrate().await.context("applying migrations")?;
-            match cmd {
-                TokenCommand::Create {
-                    tenant,
-                    label,
+                let (record, password) = crate::auth::basic::create_basic_credential(
+                    store.as_ref(),
+                    &tenant,
+                    &username,
                     read_only,
-                } => {
-                    let tenant = tenant.unwrap_or_else(|| config.default_tenant.clone());
-                    if tenant == config.default_tenant {
-                        server::ensure_tenant(store.as_ref(), &tenant, &clock).await?;
-                    } else if store.tenant(&tenant).await?.is_none() {
-                        anyhow::bail!(
-                            "tenant {tenant:?} does not exist (create it with `scim-server tenant create`)"
-                        );
-                    }
-                    let (record, secret) = crate::auth::create_token(
-                        store.as_ref(),
-                        &tenant,
-                        &label,
-                        read_only,
-                        clock.now(),
-                    )
+                    clock.now(),
+                )
+                .await?;
+                println!(
+                    "Basic credential {} for tenant {:?}{}:",
+                    record.id,
+                    record.tenant,
+                    if read_only { " (read-only)" } else { "" }
+                );
+                println!("username: {username}");
+                println!("password: {}", password.expose());
+                eprintln!("the password is shown only once; store it now");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (record, secret) =
+                crate::auth::create_token(store.as_ref(), &tenant, &label, read_only, clock.now())
                     .await?;
-                    let secret = secret.expose();
-                    println!(
-                        "token {} for tenant {:?}{}:",
-                        record.id,
-                        record.tenant,
-                        if read_only { " (read-only)" } else { "" }
-                    );
-                    println!("{secret}");
-                    eprintln!("the secret is shown only once; store it now");
-                }
-                TokenCommand::List { tenant } => {
-                    println!(
-                        "{:<38} {:<16} {:<6} {:<31} {:<8} label",
-                        "id", "tenant", "access", "created", "state"
-                    );
-                    for t in crate::auth::list_tokens(store.as_ref(), tenant.as_deref()).await? {
-                        let state = if t.revoked.is_some() {
-                            "revoked"
-                        } else if t.expires.is_some_and(|e| e <= clock.now()) {
-                            "expired"
-                        } else {
-                            "active"
-                        };
-                        println!(
-                            "{:<38} {:<16} {:<6} {:<31} {:<8} {}",
-                            t.id,
-                            t.tenant,
-                            if t.read_only { "read" } else { "write" },
-                            scim_core::resource::format_datetime(t.created),
-                            state,
-                            t.label
-                        );
-                    }
-                }
-                TokenCommand::Revoke { id } => {
-                    if crate::auth::revoke_token(store.as_ref(), &id, clock.now()).await? {
-                        println!("token {id} revoked");
-                    } else {
-                        eprintln!("no token {id}");
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-            }
+            let secret = secret.expose();
+            println!(
+                "token {} for tenant {:?}{}:",
+                record.id,
+                record.tenant,
+                if read_only { " (read-only)" } else { "" }
+            );
+            println!("{secret}");
+            eprintln!("the secret is shown only once; store it now");
         }
-        Command::Tenant(cmd) => {
-            let store = server::open_store(&config.database_url).await?;
-            store.migrate().await.context("applying migrations")?;
-            match cmd {
-                TenantCommand::Create {
-                    id,
-                    name,
-                    bulk_upsert,
-                } => {
-                    let tenant = Tenant {
-                        name: name.unwrap_or_else(|| id.clone()),
-                        id,
-                        bulk_upsert_by_external_id: bulk_upsert,
-                        created: clock.now(),
-                    };
-                    store.create_tenant(&tenant).await?;
-                    println!("tenant {:?} created", tenant.id);
-                }
-                TenantCommand::List => {
-                    println!("{:<20} {:<12} {:<31} name", "id", "bulk-upsert", "created");
-                    for t in store.list_tenants().await? {
-                        println!(
-                            "{:<20} {:<12} {:<31} {}",
-                            t.id,
-                            t.bulk_upsert_by_external_id,
-                            scim_core::resource::format_datetime(t.created),
-                            t.name
-                        );
-                    }
-                }
-            }
-        }
-        Command::Audit(AuditCommand::Verify { tenant }) => {
-            let store = server::open_store(&config.database_url).await?;
-            store.migrate().await.context("applying migrations")?;
-            let tenants = match tenant {
-                Some(t) => vec![t],
-                None => audited_tenants(store.as_ref()).await?,
-            };
-            let mut ok = true;
-            for t in tenants {
-                let report = store.verify_chain(&t).await?;
-                if report.problems.is_empty() {
-                    println!(
-                        "tenant {:?}: {} records, chain intact",
-                        report.tenant, report.records
-                    );
+        TokenCommand::List { tenant } => {
+            println!(
+                "{:<38} {:<16} {:<6} {:<31} {:<8} label",
+                "id", "tenant", "access", "created", "state"
+            );
+            for t in crate::auth::list_tokens(store.as_ref(), tenant.as_deref()).await? {
+                let state = if t.revoked.is_some() {
+                    "revoked"
+                } else if t.expires.is_some_and(|e| e <= clock.now()) {
+                    "expired"
                 } else {
-                    ok = false;
-                    println!(
-                        "tenant {:?}: {} records, {} problems:",
-                        report.tenant,
-                        report.records,
-                        report.problems.len()
-                    );
-                    for p in &report.problems {
-                        println!("  - {p}");
-                    }
-                }
+                    "active"
+                };
+                println!(
+                    "{:<38} {:<16} {:<6} {:<31} {:<8} {}",
+                    t.id,
+                    t.tenant,
+                    if t.read_only { "read" } else { "write" },
+                    scim_core::resource::format_datetime(t.created),
+                    state,
+                    t.label
+                );
             }
-            if !ok {
+        }
+        TokenCommand::Revoke { id } => {
+            if crate::auth::revoke_token(store.as_ref(), &id, clock.now()).await? {
+                println!("token {id} revoked");
+            } else {
+                eprintln!("no token {id}");
                 return Ok(ExitCode::FAILURE);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tenant create | list`.
+async fn tenant(cmd: TenantCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = migrated_store(config).await?;
+    match cmd {
+        TenantCommand::Create {
+            id,
+            name,
+            bulk_upsert,
+        } => {
+            let tenant = Tenant {
+                name: name.unwrap_or_else(|| id.clone()),
+                id,
+                bulk_upsert_by_external_id: bulk_upsert,
+                created: SystemClock.now(),
+            };
+            store.create_tenant(&tenant).await?;
+            println!("tenant {:?} created", tenant.id);
+        }
+        TenantCommand::List => {
+            println!("{:<20} {:<12} {:<31} name", "id", "bulk-upsert", "created");
+            for t in store.list_tenants().await? {
+                println!(
+                    "{:<20} {:<12} {:<31} {}",
+                    t.id,
+                    t.bulk_upsert_by_external_id,
+                    scim_core::resource::format_datetime(t.created),
+                    t.name
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit verify`: exit 1 when any tenant's chain has a problem.
+async fn audit_verify(tenant: Option<String>, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = migrated_store(config).await?;
+    let tenants = match tenant {
+        Some(t) => vec![t],
+        None => audited_tenants(store.as_ref()).await?,
+    };
+    let mut ok = true;
+    for t in tenants {
+        let report = store.verify_chain(&t).await?;
+        if report.problems.is_empty() {
+            println!(
+                "tenant {:?}: {} records, chain intact",
+                report.tenant, report.records
+            );
+        } else {
+            ok = false;
+            println!(
+                "tenant {:?}: {} records, {} problems:",
+                report.tenant,
+                report.records,
+                report.problems.len()
+            );
+            for p in &report.problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Every tenant `audit verify` checks without `--tenant`: the tenants in the store and every

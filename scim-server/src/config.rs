@@ -211,7 +211,8 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `[rate_limit]`: a token bucket per tenant, in this process.
+/// `[rate_limit]`: request limits in this process (see [`crate::ratelimit`] for the reasoning
+/// behind the defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -219,8 +220,17 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     /// Sustained requests per second per tenant (Entra needs at least 25 per provisioning job).
     pub requests_per_second: f64,
-    /// Requests a tenant may burst above the sustained rate.
+    /// Requests a tenant may send at once above the sustained rate (a validator run is a few
+    /// hundred).
     pub burst: u32,
+    /// Failed authentications per minute per client address before 401 turns into 429.
+    pub failed_auth_per_minute: u32,
+    /// Failed authentications a client address may make at once.
+    pub failed_auth_burst: u32,
+    /// `POST /oauth/token` requests per minute per client address.
+    pub token_requests_per_minute: u32,
+    /// Token requests a client address may make at once.
+    pub token_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -228,7 +238,11 @@ impl Default for RateLimitConfig {
         Self {
             enabled: true,
             requests_per_second: 100.0,
-            burst: 200,
+            burst: 1000,
+            failed_auth_per_minute: 60,
+            failed_auth_burst: 30,
+            token_requests_per_minute: 60,
+            token_burst: 20,
         }
     }
 }
@@ -461,8 +475,25 @@ impl Config {
                 "must be greater than 0".into(),
             );
         }
-        if self.rate_limit.enabled && self.rate_limit.burst == 0 {
-            return err("rate_limit.burst", "must be at least 1".into());
+        if self.rate_limit.enabled {
+            let r = &self.rate_limit;
+            for (key, value) in [
+                ("rate_limit.burst", r.burst),
+                (
+                    "rate_limit.failed_auth_per_minute",
+                    r.failed_auth_per_minute,
+                ),
+                ("rate_limit.failed_auth_burst", r.failed_auth_burst),
+                (
+                    "rate_limit.token_requests_per_minute",
+                    r.token_requests_per_minute,
+                ),
+                ("rate_limit.token_burst", r.token_burst),
+            ] {
+                if value == 0 {
+                    return err(key, "must be at least 1".into());
+                }
+            }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return err("tls", "set both `cert` and `key`, or neither".into());

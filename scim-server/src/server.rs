@@ -107,9 +107,10 @@ pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> any
 }
 
 /// The server's background upkeep: probes the database for `/readyz` every
-/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), and every ten
-/// minutes deletes OAuth access tokens expired for over an hour and assertion `jti`s past their
-/// expiry.
+/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 30 seconds
+/// gives the planner statistics where they are missing or stale (PostgreSQL; see
+/// `Store::refresh_statistics`), and every ten minutes deletes OAuth access tokens expired for
+/// over an hour and assertion `jti`s past their expiry.
 pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     let health = state.db_health.clone();
@@ -119,8 +120,17 @@ pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(Duration::from_secs(600));
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut statistics = tokio::time::interval(Duration::from_secs(30));
+        statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = statistics.tick() => {
+                    match store.refresh_statistics().await {
+                        Ok(tables) if tables.is_empty() => {}
+                        Ok(tables) => tracing::info!(?tables, "planner statistics refreshed"),
+                        Err(e) => tracing::warn!(error = %e, "refreshing planner statistics failed"),
+                    }
+                }
                 _ = probe.tick() => {
                     health.probe(store.as_ref()).await;
                 }
@@ -249,8 +259,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Some(token) => auth.with_env_token(config.default_tenant.clone(), &token.0),
         None => auth,
     };
-    let oauth = auth.oauth_router();
-    let state = AppState::with_clock(&config, store, Arc::new(auth), clock);
+    let oauth = auth.oauth_server();
+    let state = AppState::with_clock(&config, store, Arc::new(auth), clock).with_oauth(oauth);
     let bridge = crate::bridge::BackgroundWorker::start(
         &config,
         state.store.clone(),
@@ -258,8 +268,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let upkeep = spawn_upkeep(&state);
-    let extra = oauth.merge(crate::console::mount(&config, &state).await?);
-    let served = run(&config, crate::http::router_with(state, extra)).await;
+    let console = crate::console::mount(&config, &state).await?;
+    let served = run(&config, crate::http::router_with(state, console)).await;
     upkeep.abort();
     bridge.shutdown().await;
     served
@@ -308,7 +318,9 @@ pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout);
-        server.serve(app.into_make_service()).await?;
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await?;
     } else {
         let mut server = axum_server::from_tcp(listener).handle(handle);
         server
@@ -316,7 +328,9 @@ pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout);
-        server.serve(app.into_make_service()).await?;
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await?;
     }
     tracing::info!("stopped");
     Ok(())

@@ -74,6 +74,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Per-resource write locks of this process (see [`crate::service::locks`]).
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
+    /// The OAuth token endpoint `POST /oauth/token` serves (404 without one).
+    pub oauth: Option<Arc<crate::auth::OAuthServer>>,
     /// The database's last observed health (`/readyz`).
     pub db_health: Arc<crate::http::ops::DbHealth>,
 }
@@ -112,8 +114,15 @@ impl AppState {
             registry: Arc::new(SchemaRegistry::builtin()),
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
+            oauth: None,
             db_health: Arc::default(),
         }
+    }
+
+    /// Serves `POST /oauth/token` with `server` (from [`crate::auth::AuthService::oauth_server`]).
+    pub fn with_oauth(mut self, server: Arc<crate::auth::OAuthServer>) -> Self {
+        self.oauth = Some(server);
+        self
     }
 
     /// Serves resources through `resources` (a wrapper of the store's, e.g. a test spy); tenants,

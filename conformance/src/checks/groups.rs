@@ -105,6 +105,44 @@ pub(super) fn checks() -> Vec<Check> {
             },
         ),
         c(
+            "groups.members.ref",
+            "Members and a user's groups carry $ref: the absolute URI of the resource, which answers GET",
+            "RFC 7643 §4.2, §4.1.2",
+            |ctx| {
+                let u = user(ctx, "gref")?;
+                let g = ctx.create_group("gref", &[&u])?;
+                let gid = id_of(&g);
+                let got = ctx.fetch(&format!("/Groups/{gid}"))?;
+                let member_ref = attr(&got, "members")
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .map(|m| attr(m, "$ref").as_str().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                let absolute = |r: &str| {
+                    url::Url::parse(r).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                };
+                ctx.ensure(
+                    absolute(&member_ref) && member_ref.ends_with(&format!("/Users/{u}")),
+                    format!("members[0].$ref an absolute URI ending with /Users/{u}"),
+                )?;
+                let target = ctx.fetch(&member_ref)?;
+                ctx.ensure(
+                    id_of(&target) == u,
+                    format!("GET members[0].$ref returns user {u}"),
+                )?;
+                let user = ctx.fetch(&format!("/Users/{u}"))?;
+                let group_ref = attr(&user, "groups")
+                    .as_array()
+                    .and_then(|a| a.iter().find(|g| attr(g, "value") == gid.as_str()))
+                    .map(|g| attr(g, "$ref").as_str().unwrap_or_default().to_string())
+                    .unwrap_or_default();
+                ctx.ensure(
+                    absolute(&group_ref) && group_ref.ends_with(&format!("/Groups/{gid}")),
+                    format!("the user's groups[].$ref an absolute URI ending with /Groups/{gid}"),
+                )
+            },
+        ),
+        c(
             "groups.create.nested-group-member",
             "A group can have a group as member",
             "RFC 7643 §4.2",

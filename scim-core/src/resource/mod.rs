@@ -175,6 +175,9 @@ impl Resource {
             }
         }
         out.insert("schemas".into(), Value::Array(schemas));
+        if let Some(base) = base_url {
+            add_member_refs(&mut out, registry, base);
+        }
         let mut meta = Map::new();
         meta.insert(
             "resourceType".into(),
@@ -207,11 +210,83 @@ impl Resource {
     }
 }
 
+/// Sets `$ref` on each `members` element of a Group and each `groups` element of a User: RFC
+/// 7643 §4.2 "$ref: The URI corresponding to a SCIM resource that is a member of this Group", and
+/// §4.1.2 likewise for a User's groups. References are built here, from the resource ids and the
+/// client's base URL, so a `$ref` a client sent is never echoed back (it is ignored on input).
+/// A member's endpoint comes from its `type` (`User` or `Group`); a `groups` element always names
+/// a Group.
+fn add_member_refs(out: &mut Map<String, Value>, registry: &SchemaRegistry, base: &str) {
+    let base = base.trim_end_matches('/');
+    let endpoint = |type_name: &str| {
+        registry
+            .resource_type(type_name)
+            .map(|rt| rt.endpoint.trim_start_matches('/').to_string())
+    };
+    for (attribute, fixed_type) in [("members", None), ("groups", Some("Group"))] {
+        let Some(Value::Array(items)) = out.get_mut(attribute) else {
+            continue;
+        };
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(id) = item.get("value").and_then(Value::as_str) else {
+                continue;
+            };
+            let type_name = fixed_type.or_else(|| item.get("type").and_then(Value::as_str));
+            let Some(endpoint) = type_name.and_then(endpoint) else {
+                continue;
+            };
+            let uri = format!("{base}/{endpoint}/{id}");
+            item.insert("$ref".into(), Value::String(uri));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::ENTERPRISE_USER_URN;
     use serde_json::json;
+
+    #[test]
+    fn member_and_group_references_are_absolute_uris_from_the_base_url() {
+        let registry = SchemaRegistry::builtin();
+        let group = json!({"displayName": "G", "members": [
+            {"value": "u1", "type": "User", "$ref": "https://client.example/sent/u1"},
+            {"value": "g2", "type": "Group", "display": "Nested"}
+        ]});
+        let group = Resource::new(
+            "Group",
+            "g1",
+            group.as_object().unwrap().clone(),
+            Meta::new(OffsetDateTime::UNIX_EPOCH),
+        );
+        let out = group.to_json(&registry, Some("https://scim.example/scim/v2/"));
+        assert_eq!(
+            out["members"],
+            json!([
+                {"value": "u1", "type": "User", "$ref": "https://scim.example/scim/v2/Users/u1"},
+                {"value": "g2", "type": "Group", "display": "Nested", "$ref": "https://scim.example/scim/v2/Groups/g2"}
+            ])
+        );
+        let user = json!({"userName": "a", "groups": [{"value": "g1", "type": "direct"}]});
+        let user = Resource::new(
+            "User",
+            "u1",
+            user.as_object().unwrap().clone(),
+            Meta::new(OffsetDateTime::UNIX_EPOCH),
+        );
+        let out = user.to_json(&registry, Some("https://scim.example/scim/v2"));
+        assert_eq!(
+            out["groups"][0]["$ref"],
+            "https://scim.example/scim/v2/Groups/g1"
+        );
+        // Without a base URL there is nothing absolute to point at.
+        assert!(
+            user.to_json(&registry, None)["groups"][0]
+                .get("$ref")
+                .is_none()
+        );
+    }
 
     #[test]
     fn to_json_lists_present_extensions_and_never_returns_password() {

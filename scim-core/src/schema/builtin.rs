@@ -347,12 +347,18 @@ pub fn group_schema() -> Schema {
                     attr("$ref", T::Reference, "The URI of the member resource.")
                         .refs(&["User", "Group"])
                         .mutability(Mutability::Immutable),
+                    // Served on request only (`attributes=members.display`): the server
+                    // derives it from the member, so echoing it by default makes a member list
+                    // read back differ from the one written, which validators (scim2-tester's
+                    // PATCH checks) treat as a failed write. RFC 7643 §8.7.1 lists only
+                    // `value`, `$ref` and `type` for members.
                     attr(
                         "display",
                         T::String,
                         "A human-readable name for the member.",
                     )
-                    .mutability(Mutability::ReadOnly),
+                    .mutability(Mutability::ReadOnly)
+                    .returned(Returned::Request),
                     attr("type", T::String, "The type of the member.")
                         .canonical(&["User", "Group"])
                         .mutability(Mutability::Immutable),

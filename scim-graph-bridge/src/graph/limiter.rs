@@ -1,19 +1,42 @@
-//! A client-side write token bucket driven by a [`Clock`].
+//! The client-side write rate limit: `governor`'s GCRA limiter, driven by the bridge's [`Clock`]
+//! so tests advance virtual time instead of sleeping.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter as Gcra};
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
 
+/// `governor`'s view of a [`Clock`]: nanoseconds since the Unix epoch. Times before the epoch
+/// (never produced by a real or test clock) read as the epoch.
+#[derive(Debug, Clone)]
+struct ClockAdapter(Arc<dyn Clock>);
+
+impl governor::clock::Clock for ClockAdapter {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let nanos = (self.0.now() - OffsetDateTime::UNIX_EPOCH).whole_nanoseconds();
+        Nanos::from(u64::try_from(nanos).unwrap_or(0))
+    }
+}
+
 /// Grants at most `burst + rate × t` writes in any window of length `t`.
 pub struct RateLimiter {
     rate: f64,
-    burst: f64,
+    burst: u32,
     clock: Arc<dyn Clock>,
-    state: tokio::sync::Mutex<(f64, Option<OffsetDateTime>)>,
+    gcra: Gcra<NotKeyed, InMemoryState, ClockAdapter, NoOpMiddleware<Nanos>>,
+    /// Writers queue here, so they are served in arrival order.
+    queue: tokio::sync::Mutex<()>,
     grants: Mutex<VecDeque<OffsetDateTime>>,
 }
 
@@ -29,14 +52,24 @@ impl std::fmt::Debug for RateLimiter {
 const GRANT_LOG: usize = 10_000;
 
 impl RateLimiter {
-    /// `rate` writes per second with bursts of `burst`.
+    /// `rate` writes per second (at least one per 1000 s) with bursts of `burst`.
     pub fn new(rate: f64, burst: u32, clock: Arc<dyn Clock>) -> Self {
-        let burst = f64::from(burst.max(1));
+        let rate = if rate.is_finite() {
+            rate.max(0.001)
+        } else {
+            0.001
+        };
+        let burst = burst.max(1);
+        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)
+            .expect("the period is at least one nanosecond")
+            .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"));
         Self {
-            rate: rate.max(0.001),
+            rate,
             burst,
+            gcra: Gcra::direct_with_clock(quota, ClockAdapter(clock.clone())),
             clock,
-            state: tokio::sync::Mutex::new((burst, None)),
+            queue: tokio::sync::Mutex::new(()),
             grants: Mutex::new(VecDeque::new()),
         }
     }
@@ -48,34 +81,39 @@ impl RateLimiter {
 
     /// Configured burst.
     pub fn burst(&self) -> u32 {
-        self.burst as u32
+        self.burst
     }
 
     /// Waits until one write may be sent. Callers queue fairly behind the lock.
     pub async fn acquire(&self) {
-        let mut st = self.state.lock().await;
-        // Bounded: each pass either grants or sleeps exactly until a token is due.
+        let _turn = self.queue.lock().await;
+        // Bounded: each pass either grants or sleeps exactly until a write is due.
         for _ in 0..8 {
-            let now = self.clock.now();
-            if let Some(last) = st.1 {
-                let elapsed = (now - last).as_seconds_f64().max(0.0);
-                st.0 = (st.0 + elapsed * self.rate).min(self.burst);
-            }
-            st.1 = Some(now);
-            if st.0 >= 1.0 - 1e-9 {
-                st.0 -= 1.0;
-                let mut g = self.grants.lock().expect("grant log");
-                if g.len() == GRANT_LOG {
-                    g.pop_front();
+            match self.gcra.check() {
+                Ok(()) => {
+                    self.record_grant();
+                    return;
                 }
-                g.push_back(now);
-                return;
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.gcra_clock_now());
+                    self.clock.sleep(wait.max(Duration::from_nanos(1))).await;
+                }
             }
-            let wait = (1.0 - st.0) / self.rate;
-            self.clock.sleep(Duration::from_secs_f64(wait)).await;
         }
         // The clock did not advance as asked; grant anyway rather than spin.
-        st.0 = 0.0;
+        self.record_grant();
+    }
+
+    fn gcra_clock_now(&self) -> Nanos {
+        ClockAdapter(self.clock.clone()).now()
+    }
+
+    fn record_grant(&self) {
+        let mut g = self.grants.lock().expect("grant log");
+        if g.len() == GRANT_LOG {
+            g.pop_front();
+        }
+        g.push_back(self.clock.now());
     }
 
     /// Times at which writes were granted (the most recent 10 000).

@@ -21,8 +21,9 @@ use super::header::{bearer_token, looks_like_jwt};
 use super::jwks::JwksCache;
 use super::jwt::EntraJwt;
 use super::oauth::{OAuthServer, oauth_router};
+use super::secret::SecretString;
 use super::token::{StaticTokens, TokenStore};
-use super::{AuthError, Authenticator, Principal};
+use super::{AuthError, Authenticator, Principal, basic};
 
 /// Every enabled credential kind, configured from [`AuthConfig`].
 ///
@@ -123,7 +124,8 @@ impl AuthService {
     }
 
     /// The `authenticationSchemes` of `/ServiceProviderConfig` (RFC 7643 §5): OAuth bearer
-    /// tokens, which covers static tokens, Entra JWTs and our issued access tokens.
+    /// tokens, which covers static tokens, Entra JWTs and our issued access tokens; and HTTP
+    /// Basic for Okta's Basic Auth mode.
     pub fn authentication_schemes(&self) -> serde_json::Value {
         serde_json::json!([{
             "type": "oauthbearertoken",
@@ -132,7 +134,36 @@ impl AuthService {
                             from /oauth/token, or an Entra-issued JWT when enabled.",
             "specUri": "https://www.rfc-editor.org/info/rfc6750",
             "primary": true,
+        }, {
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "A username and generated password per tenant (Okta's Basic Auth \
+                            mode), from `scim-server token create --basic-username`.",
+            "specUri": "https://www.rfc-editor.org/info/rfc7617",
+            "primary": false,
         }])
+    }
+
+    /// The principal for an HTTP Basic username and password (see [`basic`]).
+    pub async fn verify_basic(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<Principal, AuthError> {
+        let refused = || AuthError::new("invalid Basic credentials");
+        match self
+            .tokens
+            .verify(&basic::lookup_secret(username, password.expose()))
+            .await
+        {
+            Ok(p) if p.id.starts_with(basic::BASIC_ID_PREFIX) => Ok(p),
+            Ok(_) => Err(refused()),
+            Err(e) if e.is_unavailable() => Err(e),
+            Err(e) if e.0 == "token is revoked" => {
+                Err(AuthError::new("Basic credentials are revoked"))
+            }
+            Err(_) => Err(refused()),
+        }
     }
 
     /// The principal for a bearer token taken out of its header.
@@ -151,8 +182,13 @@ impl AuthService {
 #[async_trait]
 impl Authenticator for AuthService {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
-        let token = bearer_token(headers, self.accept_bare)?;
-        let result = self.verify_token(token).await;
+        let result = match basic::credentials(headers)? {
+            Some((username, password)) => self.verify_basic(&username, &password).await,
+            None => {
+                let token = bearer_token(headers, self.accept_bare)?;
+                self.verify_token(token).await
+            }
+        };
         if let Err(err) = &result {
             // The reason only: never the credential.
             tracing::debug!(reason = %err, "authentication failed");

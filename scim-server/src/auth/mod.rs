@@ -1,6 +1,7 @@
 //! Authentication: every credential belongs to exactly one tenant.
 //!
-//! Supported credentials: static bearer tokens (stored as hashes, constant-time compared),
+//! Supported credentials: static bearer tokens (stored as hashes, constant-time compared), HTTP
+//! Basic usernames and generated passwords (Okta's Basic mode, stored the same way),
 //! Entra-issued JWTs (JWKS by `kid`), access tokens issued by our own OAuth 2.0 token endpoint
 //! (client credentials, and the RFC 7523 assertion grant for workload identity federation).
 //!
@@ -10,6 +11,7 @@
 //!   environment token, and the `scim-server token` helpers;
 //! - [`jwt`] and [`jwks`]: RS256 verification with keys cached by `kid`; the Entra validator;
 //! - [`oauth`]: `POST /oauth/token`;
+//! - [`basic`]: Okta's Basic mode (a per-tenant username and a generated password);
 //! - [`config`]: the `[auth]` section;
 //! - [`chain`]: [`AuthService`], all of the above behind one [`Authenticator`];
 //! - [`middleware`]: an axum middleware putting the [`Principal`] into request extensions;
@@ -22,6 +24,7 @@
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
+pub mod basic;
 pub mod chain;
 pub mod clock;
 pub mod config;

@@ -621,11 +621,17 @@ async fn token_handler(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    respond(&server, &headers, body).await
+}
+
+/// Answers one token request: reads the form body (at most [`MAX_FORM_BYTES`]) and returns the
+/// token or the RFC 6749 §5.2 error. The server's route list calls this after its rate limit.
+pub async fn respond(server: &OAuthServer, headers: &HeaderMap, body: Body) -> Response {
     let Ok(body) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
         return OAuthError::invalid_request("the request body is too large or unreadable")
             .into_response();
     };
-    match server.token_request(&headers, &body).await {
+    match server.token_request(headers, &body).await {
         Ok(token) => token.into_response(),
         Err(err) => err.into_response(),
     }

@@ -2,7 +2,11 @@
 //! message envelopes. Resources themselves are free-form objects described by `/Schemas`.
 
 use serde::Serialize;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// The OpenAPI document's fixed part; paths are added from the route list.
@@ -19,6 +23,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "Groups", description = "Group resources"),
         (name = "Protocol", description = "Search across types, Bulk, /Me"),
         (name = "Discovery", description = "ServiceProviderConfig, ResourceTypes, Schemas"),
+        (name = "OAuth", description = "The token endpoint for OAuth 2.0 client credentials and RFC 7523 assertions"),
         (name = "Operations", description = "Health, readiness, metrics")
     )
 )]
@@ -36,6 +41,92 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
+}
+
+/// Adds the answers every authenticated operation can give, so each operation lists them instead
+/// of leaving clients to guess: 401 (no or bad credential, with `WWW-Authenticate: Bearer`), 429
+/// (the tenant's or the client address's rate limit, with `Retry-After`), and on writes 403 (a
+/// read-only credential).
+pub fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        let writes = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for (i, op) in [&mut item.get]
+            .into_iter()
+            .chain(writes)
+            .enumerate()
+            .filter_map(|(i, op)| op.as_mut().map(|op| (i, op)))
+        {
+            let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            if !authenticated {
+                continue;
+            }
+            add_response(op, "401", unauthorized());
+            // A search is a POST that does not write.
+            let is_search = op
+                .operation_id
+                .as_deref()
+                .is_some_and(|id| id.contains("search"));
+            if i > 0 && !is_search {
+                add_response(
+                    op,
+                    "403",
+                    scim_error("the credential is read-only and may not write"),
+                );
+            }
+            add_response(op, "429", too_many_requests());
+        }
+    }
+}
+
+fn add_response(op: &mut Operation, status: &str, response: utoipa::openapi::Response) {
+    op.responses
+        .responses
+        .entry(status.to_string())
+        .or_insert(RefOr::T(response));
+}
+
+fn scim_error_content() -> Content {
+    Content::new(Some(Ref::from_schema_name("ErrorDoc")))
+}
+
+fn scim_error(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/scim+json", scim_error_content())
+        .build()
+}
+
+fn unauthorized() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description("no credential, or one that is unknown, expired or revoked (429 instead once the client address has failed too often)")
+        .header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some("`Bearer`, with `error=\"invalid_token\"` for a bad token (RFC 6750 §3)"))
+                .build(),
+        )
+        .content("application/scim+json", scim_error_content())
+        .build()
+}
+
+fn too_many_requests() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description("over the tenant's rate limit")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("seconds to wait before retrying"))
+                .build(),
+        )
+        .content("application/scim+json", scim_error_content())
+        .build()
 }
 
 /// A SCIM error (RFC 7644 §3.12).

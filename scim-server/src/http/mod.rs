@@ -8,8 +8,10 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod oauth;
 pub mod ops;
 pub mod protocol;
+pub mod reference;
 pub mod resources;
 pub mod response;
 
@@ -64,12 +66,14 @@ fn scim_routes(limits: &LimitsConfig) -> OpenApiRouter<AppState> {
         .merge(bulk)
 }
 
-/// The unauthenticated operational endpoints.
+/// The endpoints outside the base path that need no bearer token: the operational endpoints and
+/// `POST /oauth/token` (which has its own client-address rate limit).
 fn ops_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
+        .routes(routes!(oauth::token))
 }
 
 fn assemble(
@@ -88,34 +92,43 @@ fn assemble(
 
 /// The OpenAPI document for a base path (what `/openapi.json` serves).
 pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
-    assemble(
+    let mut api = assemble(
         base_path,
         scim_routes(&LimitsConfig::default()),
         ops_routes(),
     )
-    .into_openapi()
+    .into_openapi();
+    docs::document_common_responses(&mut api);
+    api
 }
 
 /// The complete application: SCIM endpoints under the configured base path (authenticated,
-/// rate limited per tenant), `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/docs`.
+/// rate limited per tenant), `POST /oauth/token`, `/healthz`, `/readyz`, `/metrics`,
+/// `/openapi.json` and `/docs`.
 pub fn router(state: AppState) -> Router {
     router_with(state, Router::new())
 }
 
-/// [`router`] plus `extra` routes that need no bearer token (such as the auth module's
-/// `POST /oauth/token`), served behind the same layers.
+/// [`router`] plus `extra` routes of the embedding application (served behind the same layers,
+/// without bearer authentication).
 pub fn router_with(state: AppState, extra: Router) -> Router {
     // Install the metrics recorder before the first request records anything.
     let _ = crate::metrics::handle();
-    let settings = state.settings.clone();
-    let limits = settings.limits;
-    let scim = scim_routes(&limits).route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::authenticate,
-    ));
-    let (router, api) = assemble(&settings.base_path, scim, ops_routes()).split_for_parts();
+    let limits = state.settings.limits;
+    with_layers(routes(state).merge(extra), &limits)
+}
+
+/// Every route the binary serves, from the one route list, plus the OpenAPI document and the
+/// `/docs` page generated from it.
+fn routes(state: AppState) -> Router {
+    let scim = scim_routes(&state.settings.limits).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate),
+    );
+    let (router, mut api) =
+        assemble(&state.settings.base_path, scim, ops_routes()).split_for_parts();
+    docs::document_common_responses(&mut api);
     let api_json: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
-    let router = router
+    router
         .route(
             "/openapi.json",
             get(move || {
@@ -129,11 +142,15 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
                 }
             }),
         )
-        .route("/docs", get(ops::docs_page))
+        .merge(reference::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
-        .merge(extra);
+}
+
+/// The tower layers around every route: body limit, timeout, global concurrency, metrics,
+/// compression, panics as SCIM errors, request ids and the trace span (innermost first).
+fn with_layers(router: Router, limits: &LimitsConfig) -> Router {
     let timeout = Duration::from_secs(limits.request_timeout_seconds);
     router
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -466,6 +483,80 @@ mod tests {
         .await;
         assert_scim_error(status, &headers, &body, 429);
         assert_eq!(headers["retry-after"], "1");
+    }
+
+    #[tokio::test]
+    async fn default_limits_pass_a_validator_burst_and_stop_a_flood() {
+        // The test clock stands still: every request arrives at the same instant.
+        let app = app(Config::default());
+        for i in 0..300 {
+            let (status, _, body) =
+                send(&app, Method::GET, "/scim/v2/ResourceTypes", true, None).await;
+            assert_eq!(status, StatusCode::OK, "request {i}: {body}");
+        }
+        let mut refused = None;
+        for _ in 0..Config::default().rate_limit.burst {
+            let (status, headers, body) =
+                send(&app, Method::GET, "/scim/v2/ResourceTypes", true, None).await;
+            if status != StatusCode::OK {
+                refused = Some((status, headers, body));
+                break;
+            }
+        }
+        let (status, headers, body) = refused.expect("a flood is refused");
+        assert_scim_error(status, &headers, &body, 429);
+        assert!(
+            headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                >= 1
+        );
+        assert_eq!(body["scimType"], json!(null), "{body}");
+    }
+
+    #[tokio::test]
+    async fn repeated_failed_authentication_turns_into_429() {
+        let app = app(Config::default());
+        let burst = Config::default().rate_limit.failed_auth_burst;
+        for _ in 0..burst {
+            let (status, _, _) = send(&app, Method::GET, "/scim/v2/Users", false, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (status, headers, body) = send(&app, Method::GET, "/scim/v2/Users", false, None).await;
+        assert_scim_error(status, &headers, &body, 429);
+        assert!(headers.contains_key("retry-after"));
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("failed authentications")
+        );
+        // A good credential from the same address is not locked out.
+        let (status, _, _) = send(&app, Method::GET, "/scim/v2/ResourceTypes", true, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_has_its_own_limit_and_is_documented() {
+        let app = app(Config::default());
+        // No OAuth clients configured: the endpoint answers 404, but still counts requests.
+        let burst = Config::default().rate_limit.token_burst;
+        for _ in 0..burst {
+            let (status, _, _) = send(&app, Method::POST, "/oauth/token", false, Some("")).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+        }
+        let (status, headers, body) =
+            send(&app, Method::POST, "/oauth/token", false, Some("")).await;
+        assert_scim_error(status, &headers, &body, 429);
+        let (_, _, api) = send(&app, Method::GET, "/openapi.json", false, None).await;
+        assert!(api["paths"]["/oauth/token"]["post"].is_object());
+        let users = &api["paths"]["/scim/v2/Users"];
+        for status in ["401", "403", "429"] {
+            assert!(users["post"]["responses"][status].is_object(), "{status}");
+        }
+        assert!(users["get"]["responses"]["403"].is_null());
     }
 
     #[tokio::test]

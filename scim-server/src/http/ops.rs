@@ -1,9 +1,9 @@
 //! Operational endpoints outside the SCIM base path, without authentication: liveness,
-//! readiness, Prometheus metrics, the OpenAPI document and an offline page linking to it.
+//! readiness and Prometheus metrics (the OpenAPI document and `/docs` are in [`super::reference`]).
 
 use crate::state::AppState;
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -100,16 +100,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
-}
-
-/// A page that links to the OpenAPI document (no external assets; works offline).
-pub async fn docs_page() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>scim-server API</title></head>\
-         <body><h1>scim-server API</h1>\
-         <p>The OpenAPI 3.1 document is at <a href=\"/openapi.json\">/openapi.json</a>. \
-         Load it into any OpenAPI viewer or client generator.</p>\
-         <p>Resource schemas are served by the SCIM endpoint itself at <code>/Schemas</code>.</p>\
-         </body></html>",
-    )
 }

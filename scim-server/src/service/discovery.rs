@@ -41,6 +41,12 @@ pub fn service_provider_config(state: &AppState, base_url: &str) -> Value {
             "description": "Authentication with a bearer token (RFC 6750) in the Authorization header",
             "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
             "primary": true,
+        }, {
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "A username and generated password per tenant (Okta's Basic Auth mode)",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc7617",
+            "primary": false,
         }],
         "pagination": {
             "cursor": false,

@@ -5,6 +5,7 @@ mod bridge;
 mod console;
 mod console_browser;
 mod e2e;
+mod ecosystem;
 mod http;
 mod reliability;
 mod store;
