@@ -260,8 +260,7 @@ impl Pipeline<'_> {
     async fn run(&self, state: &AppState, request: WriteRequest, extra: Load) -> Result<Written> {
         let if_match = request.if_match().map(str::to_string);
         let id = match request.id() {
-            // No id holds a NUL (ids are UUIDs), and PostgreSQL could not even compare one:
-            // the resource does not exist, whichever database this is.
+            // No id holds a NUL (ids are UUIDs), and PostgreSQL cannot even compare one.
             Some(id) if id.contains('\0') => {
                 return Err(Error::not_found(
                     &self.rt.name,
