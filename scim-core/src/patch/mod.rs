@@ -193,7 +193,7 @@ impl PatchOutcome {
         let listed = self.changed_paths.iter().any(|p| p == "members");
         if changes && !listed {
             self.changed_paths.push("members".into());
-        } else if !changes && listed && self.members.is_some() {
+        } else if !changes && listed {
             self.changed_paths.retain(|p| p != "members");
         }
         self.members = members;

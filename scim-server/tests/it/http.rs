@@ -899,6 +899,22 @@ async fn unknown_member_ids_are_skipped() {
         .map(|m| m["value"].as_str().unwrap())
         .collect();
     assert_eq!(members, [id(&user)]);
+    let version = g.body["meta"]["version"].clone();
+    assert_eq!(version, "W/\"2\"");
+
+    // Adding only ids that do not exist changes nothing: no new version, no change record.
+    let r = app
+        .call(
+            Method::PATCH,
+            &gpath,
+            Some(patch(json!([{"op": "add", "path": "members",
+                "value": [{"value": "no-such-user"}]}]))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(r.header("etag"), Some("W/\"2\""));
+    let g = app.call(Method::GET, &gpath, None).await;
+    assert_eq!(g.body["meta"]["version"], version);
 }
 
 #[tokio::test]
@@ -941,10 +957,14 @@ async fn soft_delete_keeps_users_readable_and_delete_removes_memberships() {
         )),
     )
     .await;
+    let etag_before = app.call(Method::GET, &gpath, None).await.body["meta"]["version"].clone();
     assert_eq!(
         app.call(Method::DELETE, &upath, None).await.status,
         StatusCode::NO_CONTENT
     );
+    // The group lost a member: its version moved, so a client holding the old ETag re-reads.
+    let etag_after = app.call(Method::GET, &gpath, None).await.body["meta"]["version"].clone();
+    assert_ne!(etag_before, etag_after);
     app.call(Method::GET, &upath, None)
         .await
         .assert_error(404, None);
