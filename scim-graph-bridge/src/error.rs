@@ -24,6 +24,9 @@ pub enum Error {
     /// The user directory (the SCIM store) failed.
     #[error("user directory: {0}")]
     Directory(String),
+    /// The change log (the server's outbox) could not be read.
+    #[error("change log: {0}")]
+    ChangeLog(String),
     /// A local I/O error (reading a key or rules file).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),

@@ -25,6 +25,7 @@ pub mod directory;
 pub mod error;
 pub mod fake_graph;
 pub mod graph;
+pub mod outbox;
 pub mod plan;
 pub mod reconcile;
 pub mod rules;

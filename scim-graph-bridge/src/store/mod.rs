@@ -9,6 +9,9 @@
 
 mod queue;
 
+use std::collections::BTreeMap;
+
+use scim_core::change_log::ChangeCursor;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -17,6 +20,7 @@ pub use queue::{FailOutcome, WorkItem};
 
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
+use crate::outbox::ChangeLog;
 use crate::plan::Plan;
 use crate::reconcile::{ApplyReport, UserLink};
 
@@ -359,9 +363,27 @@ impl BridgeStore {
         })
     }
 
-    /// Counters for `bridge status`.
-    pub async fn status(&self) -> Result<Status> {
+    /// Every tenant's cursor: the last change-log sequence number turned into work.
+    pub async fn cursors(&self) -> Result<Vec<ChangeCursor>> {
         on_pool!(self, |pool, _pg| {
+            let rows =
+                sqlx::query("SELECT tenant_id, last_seq FROM bridge_cursor ORDER BY tenant_id")
+                    .fetch_all(pool)
+                    .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ChangeCursor {
+                        tenant: r.try_get("tenant_id")?,
+                        seq: seq_from_db(r.try_get("last_seq")?)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Counters for `bridge status`; the outbox heads come from `log`.
+    pub async fn status(&self, log: &dyn ChangeLog) -> Result<Status> {
+        let n = on_pool!(self, |pool, _pg| {
             let mut n = Vec::new();
             for q in [
                 "SELECT COUNT(*) FROM bridge_work",
@@ -372,31 +394,45 @@ impl BridgeStore {
             ] {
                 n.push(sqlx::query(q).fetch_one(pool).await?.try_get::<i64, _>(0)?);
             }
-            let rows = sqlx::query(
-                "SELECT c.tenant_id AS tenant_id, COALESCE(b.last_seq, 0) AS last_seq, c.head AS head_seq
-                 FROM (SELECT tenant_id, MAX(tenant_seq) AS head FROM scim_changes GROUP BY tenant_id) c
-                 LEFT JOIN bridge_cursor b ON b.tenant_id = c.tenant_id ORDER BY c.tenant_id",
-            )
-            .fetch_all(pool)
-            .await?;
-            let cursors = rows
-                .iter()
-                .map(|r| {
-                    Ok(CursorStatus {
-                        tenant_id: r.try_get("tenant_id")?,
-                        last_seq: r.try_get("last_seq")?,
-                        head_seq: r.try_get("head_seq")?,
-                    })
+            Ok::<_, crate::Error>(n)
+        })?;
+        let consumed: BTreeMap<String, u64> = self
+            .cursors()
+            .await?
+            .into_iter()
+            .map(|c| (c.tenant, c.seq))
+            .collect();
+        let mut heads = log.heads().await?;
+        heads.sort();
+        let cursors = heads
+            .into_iter()
+            .map(|h| {
+                Ok(CursorStatus {
+                    last_seq: seq_to_db(consumed.get(&h.tenant).copied().unwrap_or(0))?,
+                    head_seq: seq_to_db(h.seq)?,
+                    tenant_id: h.tenant,
                 })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Status {
-                pending: n[0],
-                leased: n[1],
-                retrying: n[2],
-                dead_letters: n[3],
-                plans: n[4],
-                cursors,
             })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Status {
+            pending: n[0],
+            leased: n[1],
+            retrying: n[2],
+            dead_letters: n[3],
+            plans: n[4],
+            cursors,
         })
     }
+}
+
+/// A sequence number as the databases store it (a signed 64-bit integer).
+pub(crate) fn seq_to_db(seq: u64) -> Result<i64> {
+    i64::try_from(seq)
+        .map_err(|_| crate::Error::Internal(format!("sequence number {seq} out of range")))
+}
+
+/// A stored sequence number (never negative).
+pub(crate) fn seq_from_db(seq: i64) -> Result<u64> {
+    u64::try_from(seq)
+        .map_err(|_| crate::Error::Internal(format!("negative stored sequence number {seq}")))
 }

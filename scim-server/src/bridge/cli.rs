@@ -163,7 +163,8 @@ pub async fn execute(
         }
         BridgeCommand::Status { json } => {
             let bridge_store = open_bridge_store(&config.database_url).await?;
-            let status = worker::status(&bridge_store).await?;
+            let log = super::change_log(&bridge_store);
+            let status = worker::status(&bridge_store, log.as_ref()).await?;
             if json {
                 let mut value = serde_json::to_value(&status)?;
                 value["mode"] = mode_name(graph).into();
