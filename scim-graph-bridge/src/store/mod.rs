@@ -4,8 +4,10 @@
 //! position per tenant), `bridge_work` (one coalesced row per user, doubling as
 //! its lease row), `bridge_links` (Graph id and leave time per user),
 //! `bridge_dead_letters` and `bridge_plans` (every plan with its step outcomes).
-//! Migrations are tracked in `bridge_schema_migrations`, separate from any
-//! other migrator sharing the database.
+//! Migrations are sqlx's (`migrations/{sqlite,postgres}`, numbered alike, versions
+//! from [`FIRST_MIGRATION_VERSION`]), recorded in the `_sqlx_migrations` table the server's
+//! migrations use too. Statements use `$n` placeholders on both databases (sqlx's SQLite
+//! driver accepts them).
 
 mod queue;
 
@@ -33,15 +35,18 @@ pub enum BridgeStore {
     Postgres(sqlx::PgPool),
 }
 
-/// Runs the same body against either pool kind; `$pg` tells which.
+/// Runs the same body against either pool kind; `$pg` tells which (for the few fragments that
+/// differ: `LEAST`/`MIN`, `FOR UPDATE`).
 macro_rules! on_pool {
     ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
         match $self {
             BridgeStore::Sqlite($pool) => {
+                #[allow(unused_variables)]
                 let $pg = false;
                 $body
             }
             BridgeStore::Postgres($pool) => {
+                #[allow(unused_variables)]
                 let $pg = true;
                 $body
             }
@@ -50,25 +55,23 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-/// SQL written with `$n` placeholders, converted to `?n` for SQLite.
-pub(crate) fn sql(pg: bool, s: &str) -> String {
-    if pg {
-        s.to_owned()
-    } else {
-        s.replace('$', "?")
-    }
-}
+/// The bridge's migrations per dialect (`migrations/{sqlite,postgres}`, numbered alike).
+///
+/// They share sqlx's `_sqlx_migrations` table with the server's migrations on the same
+/// database, in their own version range (10001 and up; the server's stay below 10000), so each
+/// migrator ignores the other's applied versions (`ignore_missing`) instead of refusing them as
+/// unknown. The server's migrators do the same.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/sqlite")
+};
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/postgres")
+};
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bridge_state",
-    include_str!("../../migrations/sqlite/0001_bridge_state.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bridge_state",
-    include_str!("../../migrations/postgres/0001_bridge_state.sql"),
-)];
+/// The first version of the bridge's migration range.
+pub const FIRST_MIGRATION_VERSION: i64 = 10_001;
 
 /// Applies the SQLite migrations.
 pub async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
@@ -149,53 +152,20 @@ pub struct Status {
 }
 
 impl BridgeStore {
-    /// Creates or upgrades the bridge tables (idempotent).
+    /// Creates or upgrades the bridge tables (idempotent; PostgreSQL migrators serialise on
+    /// sqlx's advisory lock).
     pub async fn migrate(&self) -> Result<()> {
-        on_pool!(self, |pool, pg| {
-            let migrations = if pg {
-                POSTGRES_MIGRATIONS
-            } else {
-                SQLITE_MIGRATIONS
-            };
-            let mut tx = pool.begin().await?;
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock(7318044129)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::raw_sql(
-                "CREATE TABLE IF NOT EXISTS bridge_schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
-            )
-            .execute(&mut *tx)
-            .await?;
-            for (version, name, text) in migrations {
-                let done = sqlx::query(&sql(
-                    pg,
-                    "SELECT 1 FROM bridge_schema_migrations WHERE version = $1",
-                ))
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if done.is_some() {
-                    continue;
-                }
-                sqlx::raw_sql(text).execute(&mut *tx).await?;
-                sqlx::query(&sql(pg, "INSERT INTO bridge_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)"))
-                    .bind(*version)
-                    .bind(*name)
-                    .bind(to_millis(OffsetDateTime::now_utc()))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        match self {
+            BridgeStore::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            BridgeStore::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+        }
+        .map_err(|e| crate::Error::Database(e.into()))
     }
 
     /// The remembered link of a user.
     pub async fn get_link(&self, tenant: &str, user: &str) -> Result<UserLink> {
         on_pool!(self, |pool, pg| {
-            let row = sqlx::query(&sql(pg, "SELECT graph_id, left_at_ms FROM bridge_links WHERE tenant_id = $1 AND user_id = $2"))
+            let row = sqlx::query("SELECT graph_id, left_at_ms FROM bridge_links WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant)
                 .bind(user)
                 .fetch_optional(pool)
@@ -219,11 +189,8 @@ impl BridgeStore {
         now: OffsetDateTime,
     ) -> Result<()> {
         on_pool!(self, |pool, pg| {
-            sqlx::query(&sql(
-                pg,
-                "INSERT INTO bridge_links (tenant_id, user_id, graph_id, left_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET graph_id = $3, left_at_ms = $4, updated_at_ms = $5",
-            ))
+            sqlx::query("INSERT INTO bridge_links (tenant_id, user_id, graph_id, left_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET graph_id = $3, left_at_ms = $4, updated_at_ms = $5")
             .bind(tenant)
             .bind(user)
             .bind(link.graph_id.clone())
@@ -260,11 +227,8 @@ impl BridgeStore {
         let plan_json = serde_json::to_string(plan)?;
         let report_json = report.map(serde_json::to_string).transpose()?;
         on_pool!(self, |pool, pg| {
-            sqlx::query(&sql(
-                pg,
-                "INSERT INTO bridge_plans (id, tenant_id, user_id, created_at_ms, mode, kind, status, plan_json, report_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            ))
+            sqlx::query("INSERT INTO bridge_plans (id, tenant_id, user_id, created_at_ms, mode, kind, status, plan_json, report_json)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&id)
             .bind(tenant)
             .bind(user)
@@ -289,11 +253,8 @@ impl BridgeStore {
         limit: i64,
     ) -> Result<Vec<PlanRecord>> {
         on_pool!(self, |pool, pg| {
-            let rows = sqlx::query(&sql(
-                pg,
-                "SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
-                 WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at_ms DESC, id LIMIT $3",
-            ))
+            let rows = sqlx::query("SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
+                 WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at_ms DESC, id LIMIT $3")
             .bind(tenant)
             .bind(user)
             .bind(limit)
@@ -320,11 +281,8 @@ impl BridgeStore {
     /// Dead letters, oldest first, optionally of one tenant.
     pub async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>> {
         on_pool!(self, |pool, pg| {
-            let rows = sqlx::query(&sql(
-                pg,
-                "SELECT id, tenant_id, user_id, attempts, reason, created_at_ms FROM bridge_dead_letters
-                 WHERE tenant_id = COALESCE($1, tenant_id) ORDER BY created_at_ms, id",
-            ))
+            let rows = sqlx::query("SELECT id, tenant_id, user_id, attempts, reason, created_at_ms FROM bridge_dead_letters
+                 WHERE tenant_id = COALESCE($1, tenant_id) ORDER BY created_at_ms, id")
             .bind(tenant)
             .fetch_all(pool)
             .await?;
@@ -347,10 +305,9 @@ impl BridgeStore {
     pub async fn retry_dead_letter(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query(&sql(
-                pg,
+            let row = sqlx::query(
                 "DELETE FROM bridge_dead_letters WHERE id = $1 RETURNING tenant_id, user_id",
-            ))
+            )
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use scim_core::change_log::{ChangeCursor, contiguous};
 use scim_core::schema::USER_RESOURCE;
 
-use super::{BridgeStore, on_pool, seq_to_db, sql};
+use super::{BridgeStore, on_pool, seq_to_db};
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
 use crate::outbox::ChangeLog;
@@ -53,14 +53,11 @@ pub enum FailOutcome {
 macro_rules! upsert_work {
     ($ex:expr, $pg:expr, $tenant:expr, $user:expr, $now:expr) => {{
         let least = if $pg { "LEAST" } else { "MIN" };
-        sqlx::query(&sql(
-            $pg,
-            &format!(
+        sqlx::query(&format!(
                 "INSERT INTO bridge_work (tenant_id, user_id, generation, due_at_ms, attempts, enqueued_at_ms) VALUES ($1, $2, 1, $3, 0, $3)
                  ON CONFLICT (tenant_id, user_id) DO UPDATE SET generation = bridge_work.generation + 1,
                  due_at_ms = {least}(bridge_work.due_at_ms, $3)"
-            ),
-        ))
+            ))
         .bind($tenant)
         .bind($user)
         .bind($now)
@@ -119,15 +116,12 @@ impl BridgeStore {
                 async {
                     let mut tx = pool.begin().await?;
                     // a write first, so SQLite takes the write lock before reading
-                    sqlx::query(&sql(pg, "INSERT INTO bridge_cursor (tenant_id, last_seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING"))
+                    sqlx::query("INSERT INTO bridge_cursor (tenant_id, last_seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING")
                         .bind(&cursor.tenant)
                         .execute(&mut *tx)
                         .await?;
                     let lock = if pg { " FOR UPDATE" } else { "" };
-                    let stored: i64 = sqlx::query(&sql(
-                        pg,
-                        &format!("SELECT last_seq FROM bridge_cursor WHERE tenant_id = $1{lock}"),
-                    ))
+                    let stored: i64 = sqlx::query(&format!("SELECT last_seq FROM bridge_cursor WHERE tenant_id = $1{lock}"))
                     .bind(&cursor.tenant)
                     .fetch_one(&mut *tx)
                     .await?
@@ -139,10 +133,7 @@ impl BridgeStore {
                     for e in entries.iter().filter(|e| e.resource_type == USER_RESOURCE) {
                         upsert_work!(&mut *tx, pg, &cursor.tenant, &e.resource_id, now_ms);
                     }
-                    sqlx::query(&sql(
-                        pg,
-                        "UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1",
-                    ))
+                    sqlx::query("UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1")
                     .bind(&cursor.tenant)
                     .bind(seq_to_db(next.seq)?)
                     .execute(&mut *tx)
@@ -220,10 +211,7 @@ impl BridgeStore {
         until: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool, pg| {
-            let r = sqlx::query(&sql(
-                pg,
-                "UPDATE bridge_work SET lease_until_ms = $4 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
-            ))
+            let r = sqlx::query("UPDATE bridge_work SET lease_until_ms = $4 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
             .bind(owner)
@@ -247,7 +235,7 @@ impl BridgeStore {
         let now_ms = to_millis(now);
         on_pool!(self, |pool, pg| {
             if next_due.is_none() {
-                let done = sqlx::query(&sql(pg, "DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3 AND generation = $4"))
+                let done = sqlx::query("DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3 AND generation = $4")
                     .bind(&item.tenant_id)
                     .bind(&item.user_id)
                     .bind(owner)
@@ -259,12 +247,9 @@ impl BridgeStore {
                 }
             }
             let later = next_due.map(to_millis).unwrap_or(now_ms);
-            let kept = sqlx::query(&sql(
-                pg,
-                "UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, attempts = 0, last_error = NULL,
+            let kept = sqlx::query("UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, attempts = 0, last_error = NULL,
                  due_at_ms = CASE WHEN generation = $4 THEN $5 ELSE $6 END
-                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
-            ))
+                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
             .bind(owner)
@@ -292,11 +277,8 @@ impl BridgeStore {
         }
         let due = now + backoff(item.attempts, base, Duration::from_secs(3600));
         on_pool!(self, |pool, pg| {
-            let r = sqlx::query(&sql(
-                pg,
-                "UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, last_error = $4, due_at_ms = $5
-                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
-            ))
+            let r = sqlx::query("UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, last_error = $4, due_at_ms = $5
+                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
             .bind(owner)
@@ -324,7 +306,7 @@ impl BridgeStore {
     ) -> Result<FailOutcome> {
         on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
-            let gone = sqlx::query(&sql(pg, "DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3"))
+            let gone = sqlx::query("DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
                 .bind(&item.tenant_id)
                 .bind(&item.user_id)
                 .bind(owner)
@@ -333,10 +315,7 @@ impl BridgeStore {
             if gone.rows_affected() == 0 {
                 return Ok(FailOutcome::LeaseLost);
             }
-            sqlx::query(&sql(
-                pg,
-                "INSERT INTO bridge_dead_letters (id, tenant_id, user_id, attempts, reason, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-            ))
+            sqlx::query("INSERT INTO bridge_dead_letters (id, tenant_id, user_id, attempts, reason, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(&item.tenant_id)
             .bind(&item.user_id)

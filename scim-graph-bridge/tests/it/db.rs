@@ -21,6 +21,22 @@ pub struct TestDb {
 }
 
 pub async fn sqlite() -> TestDb {
+    let db = sqlite_unmigrated().await;
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap(); // idempotent
+    db
+}
+
+/// `None` when no PostgreSQL is reachable.
+pub async fn postgres() -> Option<TestDb> {
+    let db = postgres_unmigrated().await?;
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    Some(db)
+}
+
+/// An empty SQLite database file.
+pub async fn sqlite_unmigrated() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(dir.path().join("bridge.db"))
@@ -33,8 +49,6 @@ pub async fn sqlite() -> TestDb {
         .await
         .unwrap();
     let store = BridgeStore::Sqlite(pool);
-    store.migrate().await.unwrap();
-    store.migrate().await.unwrap(); // idempotent
     TestDb {
         store,
         _dir: Some(dir),
@@ -43,8 +57,8 @@ pub async fn sqlite() -> TestDb {
     }
 }
 
-/// `None` when no PostgreSQL is reachable.
-pub async fn postgres() -> Option<TestDb> {
+/// A fresh, empty PostgreSQL database; `None` when no PostgreSQL is reachable.
+pub async fn postgres_unmigrated() -> Option<TestDb> {
     let admin = match sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(PG_ADMIN)
@@ -72,8 +86,6 @@ pub async fn postgres() -> Option<TestDb> {
         .await
         .unwrap();
     let store = BridgeStore::Postgres(pool);
-    store.migrate().await.unwrap();
-    store.migrate().await.unwrap();
     Some(TestDb {
         store,
         _dir: None,

@@ -8,6 +8,7 @@ use scim_core::change_log::ChangeCursor;
 use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::outbox::ChangeLog;
+use scim_graph_bridge::store::BridgeStore;
 use scim_server::store::WriteContext;
 use scim_server::store::change_log::StoreChangeLog;
 use serde_json::json;
@@ -185,6 +186,20 @@ async fn a_corrupt_operation_is_an_error_not_a_skip(db: Arc<TestDb>) {
     assert!(err.to_string().contains("upsert"), "{err}");
 }
 
+/// The server's and the bridge's sqlx migrators share `_sqlx_migrations`, each ignoring the
+/// other's versions: either may run first, and again, on every start.
+async fn server_and_bridge_migrations_share_one_database(db: Arc<TestDb>) {
+    let bridge_store = match &db.raw {
+        Raw::Sqlite(s, _) => BridgeStore::Sqlite(s.pool().clone()),
+        Raw::Postgres(s, _, _) => BridgeStore::Postgres(s.pool().clone()),
+    };
+    bridge_store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    bridge_store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    assert!(bridge_store.cursors().await.unwrap().is_empty());
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -209,4 +224,5 @@ macro_rules! both {
 both!(
     entries_are_typed_in_commit_order_with_heads,
     a_corrupt_operation_is_an_error_not_a_skip,
+    server_and_bridge_migrations_share_one_database,
 );
