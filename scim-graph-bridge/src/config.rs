@@ -11,39 +11,21 @@
 //! Every key can be overridden by `SCIM_GRAPH_<KEY>` (upper case), see
 //! [`GraphConfig::apply_env`].
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+pub use crate::graph::Credential;
+use crate::graph::{GraphClient, RetryPolicy};
+use crate::secret::SecretString;
+use std::sync::Arc;
 
 /// Default OAuth authority.
 pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
 /// Default Graph base URL.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
-
-/// A secret string whose `Debug` output is redacted.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret value; do not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(\"[redacted]\")")
-    }
-}
 
 /// Whether the bridge only records plans or also applies them.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -67,7 +49,7 @@ pub struct GraphConfig {
     pub client_id: Option<String>,
     /// Client secret (redacted in `Debug`).
     #[serde(default)]
-    pub client_secret: Option<Secret>,
+    pub client_secret: Option<SecretString>,
     /// PEM certificate path for a signed client assertion.
     #[serde(default)]
     pub client_certificate: Option<PathBuf>,
@@ -132,22 +114,30 @@ impl Default for GraphConfig {
     }
 }
 
-/// The credential the bridge authenticates with.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Credential {
-    /// A client secret.
-    Secret(Secret),
-    /// A certificate (PEM) and its RSA private key (PEM), for a signed client assertion.
-    Certificate {
-        /// The certificate in PEM.
-        cert_pem: String,
-        /// The private key in PEM (redacted in `Debug`).
-        key_pem: Secret,
-    },
-}
-
 impl GraphConfig {
+    /// The Graph client for this section (which must carry credentials).
+    pub fn client(&self, clock: Arc<dyn Clock>) -> Result<GraphClient> {
+        let cred = self
+            .credential()?
+            .ok_or_else(|| Error::Config("graph credentials are not configured".into()))?;
+        let (Some(tenant), Some(client)) = (&self.tenant_id, &self.client_id) else {
+            return Err(Error::Config(
+                "graph.tenant_id and graph.client_id are required".into(),
+            ));
+        };
+        Ok(GraphClient::new(
+            &self.authority_url,
+            &self.graph_url,
+            tenant,
+            client,
+            cred,
+            self.writes_per_second,
+            self.write_burst,
+            RetryPolicy::default(),
+            clock,
+        ))
+    }
+
     /// Applies `SCIM_GRAPH_*` overrides from `vars` (e.g. `std::env::vars()`).
     /// Unknown `SCIM_GRAPH_*` keys are an error that names the key.
     pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<()>
@@ -168,7 +158,7 @@ impl GraphConfig {
             match key {
                 "TENANT_ID" => self.tenant_id = Some(v),
                 "CLIENT_ID" => self.client_id = Some(v),
-                "CLIENT_SECRET" => self.client_secret = Some(Secret(v)),
+                "CLIENT_SECRET" => self.client_secret = Some(SecretString::new(v)),
                 "CLIENT_CERTIFICATE" => self.client_certificate = Some(v.into()),
                 "CLIENT_KEY" => self.client_key = Some(v.into()),
                 "AUTHORITY_URL" => self.authority_url = v,
@@ -256,7 +246,7 @@ impl GraphConfig {
         match (&self.client_certificate, &self.client_key) {
             (Some(c), Some(k)) => Ok(Some(Credential::Certificate {
                 cert_pem: std::fs::read_to_string(c)?,
-                key_pem: Secret(std::fs::read_to_string(k)?),
+                key_pem: SecretString::new(std::fs::read_to_string(k)?),
             })),
             _ => Ok(None),
         }
@@ -309,7 +299,7 @@ rules = "rules.toml""#,
             ("PATH", "/bin"),
         ])
         .unwrap();
-        assert_eq!(c.client_secret, Some(Secret::new("s3cret")));
+        assert_eq!(c.client_secret, Some(SecretString::new("s3cret")));
         assert_eq!(c.effective_mode(), Mode::Plan);
         assert_eq!(c.graph_url, "http://127.0.0.1:1/v1.0");
         let err = c.apply_env([("SCIM_GRAPH_NOPE", "x")]).unwrap_err();

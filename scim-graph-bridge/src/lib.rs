@@ -31,6 +31,7 @@ pub mod outbox;
 pub mod plan;
 pub mod reconcile;
 pub mod rules;
+pub mod secret;
 pub mod store;
 pub mod worker;
 

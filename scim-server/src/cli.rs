@@ -150,7 +150,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => {
             let mut shown = config.clone();
             if shown.token.is_some() {
-                shown.token = Some(crate::config::Secret("<redacted>".into()));
+                shown.token = Some(crate::config::SecretString::new("<redacted>"));
             }
             for table in [shown.auth.as_mut(), shown.graph.as_mut()]
                 .into_iter()

@@ -20,16 +20,7 @@ use std::path::{Path, PathBuf};
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// A secret value: serialised as given, but never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
+pub use scim_graph_bridge::secret::SecretString;
 
 /// A TOML table passed through unparsed to a component configured elsewhere (`[auth]`,
 /// `[graph]`). Its `Debug` shows only the keys, since such tables hold secrets.
@@ -66,7 +57,7 @@ pub struct Config {
     /// (`SCIM_DEFAULT_TENANT`).
     pub default_tenant: String,
     /// A static bearer token for the default tenant, for automation and CI (`SCIM_TOKEN`).
-    pub token: Option<Secret>,
+    pub token: Option<SecretString>,
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C
     /// (`SCIM_SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace_seconds: u64,
@@ -358,7 +349,7 @@ impl Config {
             return err("default_tenant", "must not be empty".into());
         }
         if let Some(token) = &self.token
-            && token.0.trim().len() < 16
+            && token.expose().trim().len() < 16
         {
             return err("token", "must be at least 16 characters".into());
         }
@@ -535,7 +526,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.database_url, "postgres://x@y/z");
         assert_eq!(c.log.filter, "debug");
-        assert_eq!(c.token, Some(Secret("0123456789abcdef0123".into())));
+        assert_eq!(c.token, Some(SecretString::new("0123456789abcdef0123")));
         assert_eq!(c.limits.max_body_bytes, 2048);
         assert_eq!(c.limits.max_page_size, 50);
         assert!(!c.rate_limit.enabled);
@@ -592,7 +583,7 @@ mod tests {
             toml::Value::String("hush-hush".into()),
         );
         let c = Config {
-            token: Some(Secret("supersecretsupersecret".into())),
+            token: Some(SecretString::new("supersecretsupersecret")),
             auth: Some(OpaqueTable(auth)),
             ..Config::default()
         };

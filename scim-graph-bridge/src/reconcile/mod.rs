@@ -97,7 +97,7 @@ impl Bridge {
         let rules = Arc::new(Rules::load(path)?);
         let client = match cfg.effective_mode() {
             Mode::Plan => None,
-            Mode::Apply => Some(Arc::new(GraphClient::from_config(cfg, clock.clone())?)),
+            Mode::Apply => Some(Arc::new(cfg.client(clock.clone())?)),
         };
         Ok(Self::new(rules, client, clock))
     }

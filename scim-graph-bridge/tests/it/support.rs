@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use scim_graph_bridge::clock::ManualClock;
-use scim_graph_bridge::config::{Credential, Secret};
 use scim_graph_bridge::directory::MemoryDirectory;
 use scim_graph_bridge::fake_graph::{FakeConfig, FakeGraph};
+use scim_graph_bridge::graph::Credential;
 use scim_graph_bridge::graph::{GraphClient, RetryPolicy};
 use scim_graph_bridge::reconcile::Bridge;
 use scim_graph_bridge::rules::Rules;
+use scim_graph_bridge::secret::SecretString;
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "t1";
@@ -36,7 +37,9 @@ pub fn client(fake: &FakeGraph, clock: Arc<ManualClock>, rate: f64, burst: u32) 
         &fake.graph_url(),
         &cfg.tenant_id,
         &cfg.client_id,
-        Credential::Secret(Secret::new(cfg.client_secret.clone().unwrap_or_default())),
+        Credential::Secret(SecretString::new(
+            cfg.client_secret.clone().unwrap_or_default(),
+        )),
         rate,
         burst,
         RetryPolicy::default(),
