@@ -27,6 +27,33 @@ pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
 /// Default Graph base URL.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
+/// A configuration error, the workspace's one: it names the key (or environment variable) at
+/// fault when there is one. `scim-server` re-exports it for its own sections.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {}{message}", if key.is_empty() { String::new() } else { format!("{key}: ") })]
+pub struct ConfigError {
+    /// The key, e.g. `graph.writes_per_second` or `SCIM_GRAPH_MODE`; empty when the message
+    /// names what is wrong by itself.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error whose message names the key (or keys) itself.
+    pub fn message(message: impl Into<String>) -> Self {
+        Self::new(String::new(), message)
+    }
+}
+
 /// Whether the bridge only records plans or also applies them.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -119,9 +146,9 @@ impl GraphConfig {
     pub fn client(&self, clock: Arc<dyn Clock>) -> Result<GraphClient> {
         let cred = self
             .credential()?
-            .ok_or_else(|| Error::Config("graph credentials are not configured".into()))?;
+            .ok_or_else(|| Error::config("graph credentials are not configured".into()))?;
         let (Some(tenant), Some(client)) = (&self.tenant_id, &self.client_id) else {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.tenant_id and graph.client_id are required".into(),
             ));
         };
@@ -153,7 +180,7 @@ impl GraphConfig {
             let v: String = v.into();
             let num = |name: &str| -> Result<f64> {
                 v.parse::<f64>()
-                    .map_err(|_| Error::Config(format!("SCIM_GRAPH_{name}: not a number: {v:?}")))
+                    .map_err(|_| Error::config(format!("SCIM_GRAPH_{name}: not a number: {v:?}")))
             };
             match key {
                 "TENANT_ID" => self.tenant_id = Some(v),
@@ -169,7 +196,7 @@ impl GraphConfig {
                         "plan" => Mode::Plan,
                         "apply" => Mode::Apply,
                         _ => {
-                            return Err(Error::Config(format!(
+                            return Err(Error::config(format!(
                                 "SCIM_GRAPH_MODE: expected \"plan\" or \"apply\", got {v:?}"
                             )));
                         }
@@ -179,7 +206,7 @@ impl GraphConfig {
                 "WRITE_BURST" => self.write_burst = num(key)? as u32,
                 "MAX_ATTEMPTS" => self.max_attempts = num(key)? as u32,
                 other => {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "unknown environment key SCIM_GRAPH_{other}"
                     )));
                 }
@@ -208,14 +235,14 @@ impl GraphConfig {
     /// Checks the section; errors name the offending key.
     pub fn validate(&self) -> Result<()> {
         if self.effective_mode() == Mode::Apply && !self.has_credentials() {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.mode = \"apply\" needs graph.tenant_id, graph.client_id and \
                  graph.client_secret (or graph.client_certificate and graph.client_key)"
                     .into(),
             ));
         }
         if self.client_certificate.is_some() != self.client_key.is_some() {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.client_certificate and graph.client_key must be given together".into(),
             ));
         }
@@ -223,15 +250,15 @@ impl GraphConfig {
             ("graph.authority_url", &self.authority_url),
             ("graph.graph_url", &self.graph_url),
         ] {
-            url::Url::parse(value).map_err(|e| Error::Config(format!("{key}: {e}")))?;
+            url::Url::parse(value).map_err(|e| Error::config(format!("{key}: {e}")))?;
         }
         if self.writes_per_second.is_nan() || self.writes_per_second <= 0.0 {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.writes_per_second must be positive".into(),
             ));
         }
         if self.write_burst == 0 || self.max_attempts == 0 {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.write_burst and graph.max_attempts must be positive".into(),
             ));
         }

@@ -13,8 +13,8 @@ pub enum Error {
     #[error(transparent)]
     Rules(#[from] RulesError),
     /// The configuration is invalid.
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A Graph call failed (after retries, where retrying applies).
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
@@ -36,4 +36,11 @@ pub enum Error {
     /// Stored JSON could not be (de)serialised.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A configuration error whose message names the key itself.
+    pub fn config(message: String) -> Self {
+        Error::Config(crate::config::ConfigError::message(message))
+    }
 }

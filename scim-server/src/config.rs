@@ -15,10 +15,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// A configuration error; the message names the key (or environment variable) at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
+/// The workspace's one configuration error (naming the key or environment variable at fault).
+pub use scim_graph_bridge::config::ConfigError;
 
 pub use scim_graph_bridge::secret::SecretString;
 
@@ -224,10 +222,9 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let text = match file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
-            ),
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::message(format!("cannot read {}: {e}", path.display()))
+            })?),
             None => None,
         };
         let config = Self::from_parts(text.as_deref(), &env)?;
@@ -240,13 +237,13 @@ impl Config {
     /// the section is absent), validated; errors name the key.
     pub fn auth_config(&self) -> Result<crate::auth::AuthConfig, ConfigError> {
         let config = match &self.auth {
-            Some(table) => {
-                crate::auth::AuthConfig::deserialize(toml::Value::Table(table.0.clone()))
-                    .map_err(|e| ConfigError(format!("[auth]: {}", e.to_string().trim_end())))?
-            }
+            Some(table) => crate::auth::AuthConfig::deserialize(toml::Value::Table(
+                table.0.clone(),
+            ))
+            .map_err(|e| ConfigError::message(format!("[auth]: {}", e.to_string().trim_end())))?,
             None => crate::auth::AuthConfig::default(),
         };
-        config.validate().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
         Ok(config)
     }
 
@@ -267,15 +264,15 @@ impl Config {
             Some(table) => scim_graph_bridge::config::GraphConfig::deserialize(toml::Value::Table(
                 table.0.clone(),
             ))
-            .map_err(|e| ConfigError(format!("[graph]: {}", e.to_string().trim_end())))?,
+            .map_err(|e| ConfigError::message(format!("[graph]: {}", e.to_string().trim_end())))?,
             None => scim_graph_bridge::config::GraphConfig::default(),
         };
         graph
             .apply_env(from_env.into_iter().map(|(k, v)| (k.as_str(), v.clone())))
-            .map_err(|e| ConfigError(format!("[graph]: {e}")))?;
+            .map_err(|e| ConfigError::message(format!("[graph]: {e}")))?;
         graph
             .validate()
-            .map_err(|e| ConfigError(format!("[graph]: {e}")))?;
+            .map_err(|e| ConfigError::message(format!("[graph]: {e}")))?;
         Ok(Some(graph))
     }
 
@@ -288,13 +285,13 @@ impl Config {
         let mut table = match toml_text {
             Some(text) => text
                 .parse::<toml::Table>()
-                .map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?,
+                .map_err(|e| ConfigError::message(e.to_string().trim_end().to_string()))?,
             None => toml::Table::new(),
         };
         // Check the file alone first so its errors name the file's key, not an env variable.
         if toml_text.is_some() {
             Config::deserialize(toml::Value::Table(table.clone()))
-                .map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+                .map_err(|e| ConfigError::message(e.to_string().trim_end().to_string()))?;
         }
         let keys = known_keys();
         for (name, value) in env {
@@ -307,18 +304,18 @@ impl Config {
                 .map(|(_, kind)| *kind)
                 .unwrap_or(Kind::String);
             let parsed = parse_env(kind, value)
-                .map_err(|why| ConfigError(format!("{name} (key `{key}`): {why}")))?;
+                .map_err(|why| ConfigError::message(format!("{name} (key `{key}`): {why}")))?;
             set_path(&mut table, &key, parsed);
         }
         let config = Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+            .map_err(|e| ConfigError::message(e.to_string().trim_end().to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values that parse but make no sense; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, why: String| Err(ConfigError(format!("`{key}`: {why}")));
+        let err = |key: &str, why: String| Err(ConfigError::message(format!("`{key}`: {why}")));
         if self.listen.parse::<SocketAddr>().is_err() {
             return err(
                 "listen",
