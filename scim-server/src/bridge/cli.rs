@@ -1,5 +1,6 @@
 //! `scim-server bridge …`: the Graph bridge's commands. They read the same configuration file and
-//! `SCIM_*` / `SCIM_GRAPH_*` environment as `serve`.
+//! `SCIM_*` / `SCIM_GRAPH_*` environment as `serve`. The top-level `cli` dispatches here; nothing
+//! here reaches back into it.
 //!
 //! ```text
 //! scim-server bridge run [--until-idle]
@@ -192,7 +193,15 @@ pub async fn execute(
             let directory = StoreDirectory::new(store.clone(), registry);
             let now = clock.now();
             if all {
-                let tenants = crate::cli::tenant_ids(store.as_ref(), tenant).await?;
+                let tenants = match tenant {
+                    Some(t) => vec![t],
+                    None => store
+                        .list_tenants()
+                        .await?
+                        .into_iter()
+                        .map(|t| t.id)
+                        .collect(),
+                };
                 for t in tenants {
                     let n = worker::reconcile_all(&bridge_store, &directory, &t, now).await?;
                     writeln!(out, "tenant {t:?}: {n} users queued")?;
