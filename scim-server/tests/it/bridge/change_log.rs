@@ -9,8 +9,10 @@ use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::outbox::ChangeLog;
 use scim_graph_bridge::store::BridgeStore;
-use scim_server::store::WriteContext;
+use scim_server::auth::{CredentialKind, Principal};
+use scim_server::service::RequestCtx;
 use scim_server::store::change_log::StoreChangeLog;
+use scim_server::store::WriteContext;
 use serde_json::json;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -26,13 +28,19 @@ fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_767_225_600 + seconds).unwrap()
 }
 
+/// A write context as the service's write capability makes it (the only way to get one).
 fn ctx(tenant: &str, seconds: i64) -> WriteContext {
-    WriteContext {
-        tenant: tenant.into(),
-        principal: "token:test".into(),
+    let request = RequestCtx {
+        principal: Principal {
+            tenant: tenant.into(),
+            id: "token:test".into(),
+            read_only: false,
+            kind: CredentialKind::StaticToken,
+        },
         request_id: None,
-        now: at(seconds),
-    }
+        base_url: "http://localhost/scim/v2".into(),
+    };
+    request.writer().unwrap().context(at(seconds))
 }
 
 async fn entries_are_typed_in_commit_order_with_heads(db: Arc<TestDb>) {
@@ -52,7 +60,12 @@ async fn entries_are_typed_in_commit_order_with_heads(db: Arc<TestDb>) {
         Meta::new(at(0)),
     );
     db.store
-        .create(&ctx("t1", 0), users, &alice, &Change::created(&alice))
+        .create(
+            &ctx("t1", 0),
+            users,
+            &alice,
+            &Change::created(&registry, &alice),
+        )
         .await
         .unwrap();
     let mut renamed = alice.clone();
@@ -65,7 +78,7 @@ async fn entries_are_typed_in_commit_order_with_heads(db: Arc<TestDb>) {
             &renamed,
             1,
             None,
-            &Change::replaced(&alice, &renamed),
+            &Change::replaced(&registry, &alice, &renamed, None),
         )
         .await
         .unwrap();
@@ -76,7 +89,12 @@ async fn entries_are_typed_in_commit_order_with_heads(db: Arc<TestDb>) {
         Meta::new(at(2)),
     );
     db.store
-        .create(&ctx("t2", 2), groups, &staff, &Change::created(&staff))
+        .create(
+            &ctx("t2", 2),
+            groups,
+            &staff,
+            &Change::created(&registry, &staff),
+        )
         .await
         .unwrap();
     db.store
@@ -85,7 +103,7 @@ async fn entries_are_typed_in_commit_order_with_heads(db: Arc<TestDb>) {
             users,
             "u-alice",
             Some(2),
-            &Change::deleted(&renamed),
+            &Change::deleted(&registry, &renamed),
         )
         .await
         .unwrap();
@@ -174,7 +192,12 @@ async fn a_corrupt_operation_is_an_error_not_a_skip(db: Arc<TestDb>) {
         Meta::new(at(0)),
     );
     db.store
-        .create(&ctx("t1", 0), users, &bob, &Change::created(&bob))
+        .create(
+            &ctx("t1", 0),
+            users,
+            &bob,
+            &Change::created(&registry, &bob),
+        )
         .await
         .unwrap();
     db.execute("UPDATE scim_changes SET operation = 'upsert' WHERE tenant_id = 't1'")
