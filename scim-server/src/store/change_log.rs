@@ -4,7 +4,7 @@
 //! `tenant_chain`: consumers get typed [`ChangeLogEntry`] values (`scim_core::change_log`), so
 //! the table's shape stays the store's business. Entries carry no snapshots and no hashes (see
 //! [`scim_core::change_log`]); `audit verify` reads full records through
-//! [`Store::changes_after`](super::Store::changes_after).
+//! [`ChangeLog::changes_after`](super::ChangeLog::changes_after).
 
 use super::StoreError;
 use super::row::version_from_db;
