@@ -33,6 +33,7 @@ pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod fault;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;

@@ -74,6 +74,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Per-resource write locks of this process (see [`crate::service::locks`]).
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
+    /// The database's last observed health (`/readyz`).
+    pub db_health: Arc<crate::http::ops::DbHealth>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +112,7 @@ impl AppState {
             registry: Arc::new(SchemaRegistry::builtin()),
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
+            db_health: Arc::default(),
         }
     }
 
