@@ -41,6 +41,7 @@
 
 pub mod bulk;
 pub mod change;
+pub mod change_log;
 pub mod error;
 pub mod etag;
 pub mod filter;
@@ -51,4 +52,5 @@ pub mod resource;
 pub mod schema;
 pub mod validate;
 
+pub use change_log::{ChangeCursor, ChangeLogEntry};
 pub use error::{Error, Result, ScimType};

@@ -1,7 +1,8 @@
 //! Runs the fake Microsoft Graph on 127.0.0.1 for demos, seeded with a small
 //! catalog, and prints a matching `[graph]` section and rules file.
 //!
-//! `cargo run -p scim-graph-bridge --example fake_graph` (stop with Ctrl-C).
+//! `cargo run -p scim-graph-bridge --features fake-graph --example fake_graph` (stop with
+//! Ctrl-C).
 
 use scim_graph_bridge::fake_graph::{FakeConfig, FakeGraph};
 

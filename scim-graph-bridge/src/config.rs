@@ -11,37 +11,46 @@
 //! Every key can be overridden by `SCIM_GRAPH_<KEY>` (upper case), see
 //! [`GraphConfig::apply_env`].
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+pub use crate::graph::Credential;
+use crate::graph::{GraphClient, RetryPolicy};
+use crate::secret::SecretString;
+use std::sync::Arc;
 
 /// Default OAuth authority.
 pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
 /// Default Graph base URL.
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
 
-/// A secret string whose `Debug` output is redacted.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret value; do not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+/// A configuration error, the workspace's one: it names the key (or environment variable) at
+/// fault when there is one. `scim-server` re-exports it for its own sections.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {}{message}", if key.is_empty() { String::new() } else { format!("{key}: ") })]
+pub struct ConfigError {
+    /// The key, e.g. `graph.writes_per_second` or `SCIM_GRAPH_MODE`; empty when the message
+    /// names what is wrong by itself.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(\"[redacted]\")")
+impl ConfigError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error whose message names the key (or keys) itself.
+    pub fn message(message: impl Into<String>) -> Self {
+        Self::new(String::new(), message)
     }
 }
 
@@ -67,7 +76,7 @@ pub struct GraphConfig {
     pub client_id: Option<String>,
     /// Client secret (redacted in `Debug`).
     #[serde(default)]
-    pub client_secret: Option<Secret>,
+    pub client_secret: Option<SecretString>,
     /// PEM certificate path for a signed client assertion.
     #[serde(default)]
     pub client_certificate: Option<PathBuf>,
@@ -132,22 +141,30 @@ impl Default for GraphConfig {
     }
 }
 
-/// The credential the bridge authenticates with.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Credential {
-    /// A client secret.
-    Secret(Secret),
-    /// A certificate (PEM) and its RSA private key (PEM), for a signed client assertion.
-    Certificate {
-        /// The certificate in PEM.
-        cert_pem: String,
-        /// The private key in PEM (redacted in `Debug`).
-        key_pem: Secret,
-    },
-}
-
 impl GraphConfig {
+    /// The Graph client for this section (which must carry credentials).
+    pub fn client(&self, clock: Arc<dyn Clock>) -> Result<GraphClient> {
+        let cred = self
+            .credential()?
+            .ok_or_else(|| Error::config("graph credentials are not configured".into()))?;
+        let (Some(tenant), Some(client)) = (&self.tenant_id, &self.client_id) else {
+            return Err(Error::config(
+                "graph.tenant_id and graph.client_id are required".into(),
+            ));
+        };
+        Ok(GraphClient::new(
+            &self.authority_url,
+            &self.graph_url,
+            tenant,
+            client,
+            cred,
+            self.writes_per_second,
+            self.write_burst,
+            RetryPolicy::default(),
+            clock,
+        ))
+    }
+
     /// Applies `SCIM_GRAPH_*` overrides from `vars` (e.g. `std::env::vars()`).
     /// Unknown `SCIM_GRAPH_*` keys are an error that names the key.
     pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<()>
@@ -163,12 +180,12 @@ impl GraphConfig {
             let v: String = v.into();
             let num = |name: &str| -> Result<f64> {
                 v.parse::<f64>()
-                    .map_err(|_| Error::Config(format!("SCIM_GRAPH_{name}: not a number: {v:?}")))
+                    .map_err(|_| Error::config(format!("SCIM_GRAPH_{name}: not a number: {v:?}")))
             };
             match key {
                 "TENANT_ID" => self.tenant_id = Some(v),
                 "CLIENT_ID" => self.client_id = Some(v),
-                "CLIENT_SECRET" => self.client_secret = Some(Secret(v)),
+                "CLIENT_SECRET" => self.client_secret = Some(SecretString::new(v)),
                 "CLIENT_CERTIFICATE" => self.client_certificate = Some(v.into()),
                 "CLIENT_KEY" => self.client_key = Some(v.into()),
                 "AUTHORITY_URL" => self.authority_url = v,
@@ -179,7 +196,7 @@ impl GraphConfig {
                         "plan" => Mode::Plan,
                         "apply" => Mode::Apply,
                         _ => {
-                            return Err(Error::Config(format!(
+                            return Err(Error::config(format!(
                                 "SCIM_GRAPH_MODE: expected \"plan\" or \"apply\", got {v:?}"
                             )));
                         }
@@ -189,7 +206,7 @@ impl GraphConfig {
                 "WRITE_BURST" => self.write_burst = num(key)? as u32,
                 "MAX_ATTEMPTS" => self.max_attempts = num(key)? as u32,
                 other => {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "unknown environment key SCIM_GRAPH_{other}"
                     )));
                 }
@@ -218,14 +235,14 @@ impl GraphConfig {
     /// Checks the section; errors name the offending key.
     pub fn validate(&self) -> Result<()> {
         if self.effective_mode() == Mode::Apply && !self.has_credentials() {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.mode = \"apply\" needs graph.tenant_id, graph.client_id and \
                  graph.client_secret (or graph.client_certificate and graph.client_key)"
                     .into(),
             ));
         }
         if self.client_certificate.is_some() != self.client_key.is_some() {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.client_certificate and graph.client_key must be given together".into(),
             ));
         }
@@ -233,15 +250,15 @@ impl GraphConfig {
             ("graph.authority_url", &self.authority_url),
             ("graph.graph_url", &self.graph_url),
         ] {
-            url::Url::parse(value).map_err(|e| Error::Config(format!("{key}: {e}")))?;
+            url::Url::parse(value).map_err(|e| Error::config(format!("{key}: {e}")))?;
         }
         if self.writes_per_second.is_nan() || self.writes_per_second <= 0.0 {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.writes_per_second must be positive".into(),
             ));
         }
         if self.write_burst == 0 || self.max_attempts == 0 {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "graph.write_burst and graph.max_attempts must be positive".into(),
             ));
         }
@@ -256,7 +273,7 @@ impl GraphConfig {
         match (&self.client_certificate, &self.client_key) {
             (Some(c), Some(k)) => Ok(Some(Credential::Certificate {
                 cert_pem: std::fs::read_to_string(c)?,
-                key_pem: Secret(std::fs::read_to_string(k)?),
+                key_pem: SecretString::new(std::fs::read_to_string(k)?),
             })),
             _ => Ok(None),
         }
@@ -309,7 +326,7 @@ rules = "rules.toml""#,
             ("PATH", "/bin"),
         ])
         .unwrap();
-        assert_eq!(c.client_secret, Some(Secret::new("s3cret")));
+        assert_eq!(c.client_secret, Some(SecretString::new("s3cret")));
         assert_eq!(c.effective_mode(), Mode::Plan);
         assert_eq!(c.graph_url, "http://127.0.0.1:1/v1.0");
         let err = c.apply_env([("SCIM_GRAPH_NOPE", "x")]).unwrap_err();

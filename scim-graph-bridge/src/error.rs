@@ -13,8 +13,8 @@ pub enum Error {
     #[error(transparent)]
     Rules(#[from] RulesError),
     /// The configuration is invalid.
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A Graph call failed (after retries, where retrying applies).
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
@@ -24,6 +24,9 @@ pub enum Error {
     /// The user directory (the SCIM store) failed.
     #[error("user directory: {0}")]
     Directory(String),
+    /// The change log (the server's outbox) could not be read.
+    #[error("change log: {0}")]
+    ChangeLog(String),
     /// A local I/O error (reading a key or rules file).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -33,4 +36,11 @@ pub enum Error {
     /// Stored JSON could not be (de)serialised.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A configuration error whose message names the key itself.
+    pub fn config(message: String) -> Self {
+        Error::Config(crate::config::ConfigError::message(message))
+    }
 }

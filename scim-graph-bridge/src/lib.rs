@@ -16,18 +16,22 @@
 //! - Re-running a reconcile converges: "already done" answers count as success.
 //! - Time is a parameter ([`clock::Clock`]); no code reads the wall clock directly.
 //!
-//! [`fake_graph`] is a loopback HTTP emulation of the Graph endpoints the
-//! bridge uses, for tests and demos.
+//! With the `fake-graph` feature, `fake_graph` is a loopback HTTP emulation of
+//! the Graph endpoints the bridge uses, for tests and demos; the default build
+//! has no HTTP server (and no axum) in it.
 
 pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod error;
+#[cfg(feature = "fake-graph")]
 pub mod fake_graph;
 pub mod graph;
+pub mod outbox;
 pub mod plan;
 pub mod reconcile;
 pub mod rules;
+pub mod secret;
 pub mod store;
 pub mod worker;
 

@@ -1,4 +1,4 @@
-//! The worker: consumes the outbox, claims users under a lease, reconciles
+//! The worker: consumes the change log ([`crate::outbox`]), claims users under a lease, reconciles
 //! them and records the outcome; plus the library side of the
 //! `scim-server bridge plan|status|reconcile|dead-letters` commands.
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::Result;
 use crate::directory::UserDirectory;
 use crate::graph::Outcome;
+use crate::outbox::ChangeLog;
 use crate::plan::{Plan, delete_due_at};
 use crate::reconcile::Bridge;
 use crate::store::{BridgeStore, DeadLetter, FailOutcome, Status, WorkItem};
@@ -81,6 +82,7 @@ pub struct Worker {
 
 struct Inner {
     store: BridgeStore,
+    log: Arc<dyn ChangeLog>,
     bridge: Bridge,
     dir: Arc<dyn UserDirectory>,
     cfg: WorkerConfig,
@@ -116,9 +118,10 @@ fn failure_summary(report: &crate::reconcile::ApplyReport) -> String {
 }
 
 impl Worker {
-    /// A worker over `store`, reading users from `dir`.
+    /// A worker over `store`, consuming `log` and reading users from `dir`.
     pub fn new(
         store: BridgeStore,
+        log: Arc<dyn ChangeLog>,
         bridge: Bridge,
         dir: Arc<dyn UserDirectory>,
         cfg: WorkerConfig,
@@ -126,6 +129,7 @@ impl Worker {
         Self {
             inner: Arc::new(Inner {
                 store,
+                log,
                 bridge,
                 dir,
                 cfg,
@@ -140,7 +144,11 @@ impl Worker {
             ingested: self
                 .inner
                 .store
-                .ingest(clock.now(), self.inner.cfg.ingest_limit)
+                .ingest(
+                    self.inner.log.as_ref(),
+                    clock.now(),
+                    self.inner.cfg.ingest_limit,
+                )
                 .await?,
             ..RoundStats::default()
         };
@@ -311,9 +319,9 @@ pub async fn plan_for_user(
     Ok(plan)
 }
 
-/// `bridge status`.
-pub async fn status(store: &BridgeStore) -> Result<Status> {
-    store.status().await
+/// `bridge status`: the bridge's queue and its position in `log`.
+pub async fn status(store: &BridgeStore, log: &dyn ChangeLog) -> Result<Status> {
+    store.status(log).await
 }
 
 /// `bridge reconcile --all`: queues every user of the tenant; returns how many.

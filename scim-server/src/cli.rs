@@ -214,7 +214,7 @@ fn man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
     let mut shown = config.clone();
     if shown.token.is_some() {
-        shown.token = Some(crate::config::Secret("<redacted>".into()));
+        shown.token = Some(crate::config::SecretString::new("<redacted>"));
     }
     for table in [shown.auth.as_mut(), shown.graph.as_mut()]
         .into_iter()

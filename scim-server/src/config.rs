@@ -15,21 +15,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// A configuration error; the message names the key (or environment variable) at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
+/// The workspace's one configuration error (naming the key or environment variable at fault).
+pub use scim_graph_bridge::config::ConfigError;
 
-/// A secret value: serialised as given, but never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
+pub use scim_graph_bridge::secret::SecretString;
 
 /// A TOML table passed through unparsed to a component configured elsewhere (`[auth]`,
 /// `[graph]`). Its `Debug` shows only the keys, since such tables hold secrets.
@@ -66,7 +55,7 @@ pub struct Config {
     /// (`SCIM_DEFAULT_TENANT`).
     pub default_tenant: String,
     /// A static bearer token for the default tenant, for automation and CI (`SCIM_TOKEN`).
-    pub token: Option<Secret>,
+    pub token: Option<SecretString>,
     /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C
     /// (`SCIM_SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace_seconds: u64,
@@ -281,10 +270,9 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         let text = match file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
-            ),
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::message(format!("cannot read {}: {e}", path.display()))
+            })?),
             None => None,
         };
         let config = Self::from_parts(text.as_deref(), &env)?;
@@ -298,13 +286,13 @@ impl Config {
     /// the section is absent), validated; errors name the key.
     pub fn auth_config(&self) -> Result<crate::auth::AuthConfig, ConfigError> {
         let config = match &self.auth {
-            Some(table) => {
-                crate::auth::AuthConfig::deserialize(toml::Value::Table(table.0.clone()))
-                    .map_err(|e| ConfigError(format!("[auth]: {}", e.to_string().trim_end())))?
-            }
+            Some(table) => crate::auth::AuthConfig::deserialize(toml::Value::Table(
+                table.0.clone(),
+            ))
+            .map_err(|e| ConfigError::message(format!("[auth]: {}", e.to_string().trim_end())))?,
             None => crate::auth::AuthConfig::default(),
         };
-        config.validate().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
         Ok(config)
     }
 
@@ -331,15 +319,15 @@ impl Config {
             Some(table) => scim_graph_bridge::config::GraphConfig::deserialize(toml::Value::Table(
                 table.0.clone(),
             ))
-            .map_err(|e| ConfigError(format!("[graph]: {}", e.to_string().trim_end())))?,
+            .map_err(|e| ConfigError::message(format!("[graph]: {}", e.to_string().trim_end())))?,
             None => scim_graph_bridge::config::GraphConfig::default(),
         };
         graph
             .apply_env(from_env.into_iter().map(|(k, v)| (k.as_str(), v.clone())))
-            .map_err(|e| ConfigError(format!("[graph]: {e}")))?;
+            .map_err(|e| ConfigError::message(format!("[graph]: {e}")))?;
         graph
             .validate()
-            .map_err(|e| ConfigError(format!("[graph]: {e}")))?;
+            .map_err(|e| ConfigError::message(format!("[graph]: {e}")))?;
         Ok(Some(graph))
     }
 
@@ -352,13 +340,13 @@ impl Config {
         let mut table = match toml_text {
             Some(text) => text
                 .parse::<toml::Table>()
-                .map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?,
+                .map_err(|e| ConfigError::message(e.to_string().trim_end().to_string()))?,
             None => toml::Table::new(),
         };
         // Check the file alone first so its errors name the file's key, not an env variable.
         if toml_text.is_some() {
             Config::deserialize(toml::Value::Table(table.clone()))
-                .map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+                .map_err(|e| ConfigError::message(e.to_string().trim_end().to_string()))?;
         }
         let keys = known_keys();
         for (name, value) in env {
@@ -371,18 +359,18 @@ impl Config {
                 .map(|(_, kind)| *kind)
                 .unwrap_or(Kind::String);
             let parsed = parse_env(kind, value)
-                .map_err(|why| ConfigError(format!("{name} (key `{key}`): {why}")))?;
+                .map_err(|why| ConfigError::message(format!("{name} (key `{key}`): {why}")))?;
             set_path(&mut table, &key, parsed);
         }
         let config = Config::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+            .map_err(|e| ConfigError::message(e.to_string().trim_end().to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     /// Checks values that parse but make no sense; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, why: String| Err(ConfigError(format!("`{key}`: {why}")));
+        let err = |key: &str, why: String| Err(ConfigError::message(format!("`{key}`: {why}")));
         if self.listen.parse::<SocketAddr>().is_err() {
             return err(
                 "listen",
@@ -413,7 +401,7 @@ impl Config {
             return err("default_tenant", "must not be empty".into());
         }
         if let Some(token) = &self.token
-            && token.0.trim().len() < 16
+            && token.expose().trim().len() < 16
         {
             return err("token", "must be at least 16 characters".into());
         }
@@ -634,7 +622,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.database_url, "postgres://x@y/z");
         assert_eq!(c.log.filter, "debug");
-        assert_eq!(c.token, Some(Secret("0123456789abcdef0123".into())));
+        assert_eq!(c.token, Some(SecretString::new("0123456789abcdef0123")));
         assert_eq!(c.limits.max_body_bytes, 2048);
         assert_eq!(c.limits.max_page_size, 50);
         assert!(!c.rate_limit.enabled);
@@ -691,7 +679,7 @@ mod tests {
             toml::Value::String("hush-hush".into()),
         );
         let c = Config {
-            token: Some(Secret("supersecretsupersecret".into())),
+            token: Some(SecretString::new("supersecretsupersecret")),
             auth: Some(OpaqueTable(auth)),
             ..Config::default()
         };

@@ -256,7 +256,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .context("`[auth]`")?;
     let auth = match &config.token {
-        Some(token) => auth.with_env_token(config.default_tenant.clone(), &token.0),
+        Some(token) => auth.with_env_token(config.default_tenant.clone(), token.expose()),
         None => auth,
     };
     let oauth = auth.oauth_server();

@@ -11,6 +11,7 @@
 //! request log and the directory for inspection; `POST /_fake/faults` adds a fault.
 
 mod directory;
+pub mod fixtures;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -11,7 +11,22 @@ use time::OffsetDateTime;
 
 use super::GraphError;
 use crate::clock::Clock;
-use crate::config::Credential;
+use crate::secret::SecretString;
+
+/// The credential the bridge authenticates with.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Credential {
+    /// A client secret.
+    Secret(SecretString),
+    /// A certificate (PEM) and its RSA private key (PEM), for a signed client assertion.
+    Certificate {
+        /// The certificate in PEM.
+        cert_pem: String,
+        /// The private key in PEM (redacted in `Debug`).
+        key_pem: SecretString,
+    },
+}
 
 /// The scope requested: all application permissions on Graph.
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";

@@ -22,7 +22,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::config::{Credential, GraphConfig};
+pub use auth::Credential;
 pub use auth::TokenSource;
 pub use classify::{OpKind, Outcome, classify};
 pub use limiter::RateLimiter;
@@ -209,29 +209,6 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub const BATCH_LIMIT: usize = 20;
 
 impl GraphClient {
-    /// A client for the `[graph]` section (which must carry credentials).
-    pub fn from_config(cfg: &GraphConfig, clock: Arc<dyn Clock>) -> crate::Result<Self> {
-        let cred = cfg
-            .credential()?
-            .ok_or_else(|| crate::Error::Config("graph credentials are not configured".into()))?;
-        let (Some(tenant), Some(client)) = (&cfg.tenant_id, &cfg.client_id) else {
-            return Err(crate::Error::Config(
-                "graph.tenant_id and graph.client_id are required".into(),
-            ));
-        };
-        Ok(Self::new(
-            &cfg.authority_url,
-            &cfg.graph_url,
-            tenant,
-            client,
-            cred,
-            cfg.writes_per_second,
-            cfg.write_burst,
-            RetryPolicy::default(),
-            clock,
-        ))
-    }
-
     /// A client with explicit settings.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

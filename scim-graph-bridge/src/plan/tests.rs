@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::rules::path::ENTERPRISE;
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 const RULES: &str = r#"
 [create]

@@ -92,12 +92,12 @@ impl Bridge {
     pub fn from_config(cfg: &GraphConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         cfg.validate()?;
         let path = cfg.rules.as_ref().ok_or_else(|| {
-            crate::Error::Config("graph.rules: path of the rules file is required".into())
+            crate::Error::config("graph.rules: path of the rules file is required".into())
         })?;
         let rules = Arc::new(Rules::load(path)?);
         let client = match cfg.effective_mode() {
             Mode::Plan => None,
-            Mode::Apply => Some(Arc::new(GraphClient::from_config(cfg, clock.clone())?)),
+            Mode::Apply => Some(Arc::new(cfg.client(clock.clone())?)),
         };
         Ok(Self::new(rules, client, clock))
     }

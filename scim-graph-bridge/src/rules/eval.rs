@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::path::{AttrPath, ENTERPRISE, scalar_eq};
+use super::path::{AttrPath, scalar_eq};
 use super::{Rules, RulesError};
+use scim_core::schema::ENTERPRISE_USER_URN;
 
 /// One operator applied to the values at a path.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,7 +199,7 @@ impl Rules {
             }
         }
         d.matched_rules = matched;
-        let ent = |a: &str| format!("{ENTERPRISE}:{a}");
+        let ent = |a: &str| format!("{ENTERPRISE_USER_URN}:{a}");
         let display = first_string(user, "displayName")
             .or_else(|| first_string(user, "name.formatted"))
             .or_else(|| {

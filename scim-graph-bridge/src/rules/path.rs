@@ -1,141 +1,114 @@
-//! SCIM attribute paths as used in `when` keys and `[match] scim`.
+//! SCIM attribute paths as used in `when` keys and `[match] scim`, on `scim-core`'s grammar and
+//! schemas.
 //!
-//! Grammar (a subset of RFC 7644 §3.10 `attrPath` / `valuePath`):
-//! `[URN ":"] attr ["[" filter "]"] ["." subAttr]` where `filter` is
-//! `subAttr op value` (`op` one of `eq ne sw pr`) joined by `and`.
-//! Attribute names compare case-insensitively (RFC 7643 §2.1).
+//! A path is what a PATCH `path` may be (RFC 7644 §3.5.2, parsed by
+//! [`scim_core::patch::parse_path`]): `[URN ":"] attr ["." subAttr]` or
+//! `[URN ":"] attr "[" valFilter "]" ["." subAttr]`. It is resolved against the builtin User
+//! resource type ([`SchemaRegistry::resolve`]): names compare case-insensitively (RFC 7643 §2.1)
+//! and come out canonical; an unqualified name the core schema does not declare is looked up in
+//! the enterprise extension, so `department` and `manager.value` work without their URN.
+//! Attributes no schema declares (a custom extension's) are kept as written and read as such.
+//!
+//! The filter inside `[...]` is a full RFC 7644 §3.4.2.2 value filter, evaluated by
+//! [`Filter::matches_element`]: every operator (`eq ne co sw ew pr gt ge lt le`) with `and`,
+//! `or`, `not`, and string comparisons that follow the sub-attribute's `caseExact` (RFC 7643
+//! §2.2): `emails[type eq "WORK"]` matches a `work` email because `type` is not case-exact.
+//! The conditions of a `when` table are another matter: they compare values case-insensitively
+//! whatever the attribute (see [`super::Condition`]).
 
-use serde_json::Value;
+use std::sync::OnceLock;
 
-/// The enterprise user extension URN.
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-/// The core user schema URN.
-pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+use scim_core::filter::Filter;
+use scim_core::patch::{PatchPath, parse_path};
+use scim_core::schema::{
+    AttributeDef, AttributeType, Location, ResolvedPath, ResourceType, SchemaRegistry,
+    USER_RESOURCE,
+};
+use serde_json::{Map, Value};
 
-/// Short names resolved in the enterprise extension.
-const ENTERPRISE_SHORT: [&str; 6] = [
-    "department",
-    "employeeNumber",
-    "costCenter",
-    "organization",
-    "division",
-    "manager",
-];
+/// The schemas paths resolve against: the builtin User (core and enterprise extension), the
+/// representation the server's directory hands the bridge.
+fn registry() -> &'static SchemaRegistry {
+    static REGISTRY: OnceLock<SchemaRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(SchemaRegistry::builtin)
+}
 
-/// A parsed attribute path.
+fn users() -> &'static ResourceType {
+    registry()
+        .resource_type(USER_RESOURCE)
+        .expect("the builtin registry has a User resource type")
+}
+
+/// A parsed and resolved attribute path.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttrPath {
-    /// Extension schema URN holding the attribute; `None` for core attributes.
-    pub schema: Option<String>,
-    /// The attribute name.
-    pub attr: String,
-    /// A value filter on a multi-valued attribute.
-    pub filter: Vec<FilterCmp>,
-    /// A sub-attribute.
-    pub sub: Option<String>,
-}
-
-/// One comparison inside `[...]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FilterCmp {
-    /// Sub-attribute compared.
-    pub attr: String,
-    /// Operator: `eq`, `ne`, `sw` or `pr`.
-    pub op: String,
-    /// Literal (absent for `pr`).
-    pub value: Value,
-}
-
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$')
+    /// The attribute (and sub-attribute, when the path names one after the attribute or after
+    /// the `[...]` filter).
+    pub path: ResolvedPath,
+    /// The value filter of `attr[...]`, its paths naming sub-attributes of the attribute.
+    pub filter: Option<Filter>,
 }
 
 impl AttrPath {
-    /// Parses a path; the error explains what is wrong.
+    /// Parses and resolves a path; the error explains what is wrong.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let s = input.trim();
-        if s.is_empty() {
+        let text = input.trim();
+        if text.is_empty() {
             return Err("empty path".into());
         }
-        let head_end = s.find('[').unwrap_or(s.len());
-        let (schema, rest) = if s[..head_end].to_ascii_lowercase().starts_with("urn:") {
-            let i = s[..head_end].rfind(':').ok_or("URN without attribute")?;
-            let urn = &s[..i];
-            let rest = &s[i + 1..];
-            if urn.eq_ignore_ascii_case(CORE_USER) {
-                (None, rest)
-            } else {
-                (Some(urn.to_owned()), rest)
-            }
-        } else {
-            (None, s)
-        };
-        let (attr, filter, after) = match rest.find('[') {
-            Some(i) => {
-                let close = rest.rfind(']').ok_or("unclosed '['")?;
-                if close < i {
-                    return Err("unbalanced brackets".into());
+        let parsed = parse_path(text).map_err(|e| e.detail().to_owned())?;
+        let (attr, filter, sub) = match &parsed {
+            PatchPath::Attr(a) => (a, None, a.sub_attr.as_deref()),
+            PatchPath::Value(v) => {
+                if v.attr.sub_attr.is_some() {
+                    return Err(format!(
+                        "{text:?}: a filter applies to an attribute, not to a sub-attribute"
+                    ));
                 }
-                let f = parse_filter(&rest[i + 1..close])?;
-                (&rest[..i], f, &rest[close + 1..])
+                (&v.attr, Some(&v.filter), v.sub_attr.as_deref())
             }
-            None => match rest.split_once('.') {
-                Some((a, _)) => (a, Vec::new(), &rest[a.len()..]),
-                None => (rest, Vec::new(), ""),
-            },
         };
-        let sub = if after.is_empty() {
-            None
-        } else {
-            let sub = after.strip_prefix('.').ok_or("expected '.' after ']'")?;
-            if !is_name(sub) {
-                return Err(format!("bad sub-attribute {sub:?}"));
+        let uri = attr.uri.as_deref();
+        let filter = match filter {
+            None => None,
+            Some(f) => {
+                let parent = resolve(uri, &attr.name, None);
+                Some(
+                    Filter::resolve_value_filter(registry(), users(), &parent, f)
+                        .map_err(|e| e.detail().to_owned())?,
+                )
             }
-            Some(sub.to_owned())
-        };
-        if !is_name(attr) {
-            return Err(format!("bad attribute name {attr:?}"));
-        }
-        let schema = match schema {
-            None if ENTERPRISE_SHORT
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(attr)) =>
-            {
-                Some(ENTERPRISE.to_owned())
-            }
-            other => other,
         };
         Ok(Self {
-            schema,
-            attr: attr.to_owned(),
+            path: resolve(uri, &attr.name, sub),
             filter,
-            sub,
         })
     }
 
-    /// The scalar values at this path in a SCIM resource (multi-valued attributes flatten).
+    /// The scalar values at this path in a SCIM user (multi-valued attributes flatten).
     /// `null` values are skipped.
     pub fn resolve(&self, resource: &Value) -> Vec<Value> {
-        let base = match &self.schema {
-            None => Some(resource),
-            Some(urn) => get_ci(resource, urn),
-        };
-        let Some(v) = base.and_then(|b| get_ci(b, &self.attr)) else {
+        let Some(map) = resource.as_object() else {
             return Vec::new();
         };
-        let items: Vec<&Value> = match v {
+        let Some(value) = attribute_value(&self.path, map) else {
+            return Vec::new();
+        };
+        let items: Vec<&Value> = match value {
             Value::Array(a) => a.iter().collect(),
             other => vec![other],
         };
         let mut out = Vec::new();
         for item in items {
-            if !self.filter.iter().all(|f| f.matches(item)) {
+            if self
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.matches_element(item))
+            {
                 continue;
             }
-            let leaf = match &self.sub {
-                Some(sub) => get_ci(item, sub),
+            let leaf = match &self.path.sub {
+                Some(sub) => item.as_object().and_then(|o| get_ci(o, &sub.name)),
                 None => Some(item),
             };
             match leaf {
@@ -148,25 +121,61 @@ impl AttrPath {
     }
 }
 
-impl FilterCmp {
-    fn matches(&self, item: &Value) -> bool {
-        let v = get_ci(item, &self.attr).filter(|v| !v.is_null());
-        match self.op.as_str() {
-            "pr" => v.is_some(),
-            "eq" => v.is_some_and(|v| scalar_eq(v, &self.value)),
-            "ne" => !v.is_some_and(|v| scalar_eq(v, &self.value)),
-            "sw" => match (v, &self.value) {
-                (Some(Value::String(a)), Value::String(b)) => {
-                    a.to_lowercase().starts_with(&b.to_lowercase())
-                }
-                _ => false,
-            },
-            _ => false,
-        }
+/// Resolves `[uri:]name[.sub]` against the User schemas; a name no schema declares becomes an
+/// undeclared attribute where it was written (under its URN, else at the top level).
+fn resolve(uri: Option<&str>, name: &str, sub: Option<&str>) -> ResolvedPath {
+    let (registry, rt) = (registry(), users());
+    if let Some(path) = registry.resolve(rt, uri, name, sub) {
+        return path;
+    }
+    if let Some(sub) = sub
+        && let Some(parent) = registry.resolve(rt, uri, name, None)
+    {
+        return ResolvedPath {
+            sub: Some(AttributeDef::undeclared(sub)),
+            declared: false,
+            ..parent
+        };
+    }
+    let (schema, location) = match uri {
+        Some(uri) if !uri.eq_ignore_ascii_case(&rt.schema) => (
+            registry.extension_urn(rt, uri).unwrap_or(uri).to_owned(),
+            Location::Extension,
+        ),
+        _ => (rt.schema.clone(), Location::Core),
+    };
+    let mut attr = AttributeDef::undeclared(name);
+    if sub.is_some() {
+        attr.kind = AttributeType::Complex;
+    }
+    ResolvedPath {
+        schema,
+        location,
+        attr,
+        sub: sub.map(AttributeDef::undeclared),
+        declared: false,
     }
 }
 
-/// Equality of scalars: strings case-insensitively, numbers numerically.
+/// The attribute's value, keys looked up exactly and else case-insensitively (a user from a
+/// test directory need not use canonical names).
+fn attribute_value<'a>(path: &ResolvedPath, user: &'a Map<String, Value>) -> Option<&'a Value> {
+    match path.location {
+        Location::Common | Location::Core => get_ci(user, &path.attr.name),
+        Location::Extension => get_ci(get_ci(user, &path.schema)?.as_object()?, &path.attr.name),
+    }
+}
+
+fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Equality of scalars as rule conditions compare them: strings case-insensitively, numbers
+/// numerically.
 pub fn scalar_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(x), Value::String(y)) => x.to_lowercase() == y.to_lowercase(),
@@ -175,87 +184,21 @@ pub fn scalar_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Case-insensitive object member lookup.
-pub fn get_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    let obj = v.as_object()?;
-    obj.get(key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
-}
-
-fn parse_filter(s: &str) -> Result<Vec<FilterCmp>, String> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    loop {
-        let (name, after) = rest
-            .split_once(char::is_whitespace)
-            .ok_or("incomplete filter")?;
-        if !is_name(name) {
-            return Err(format!("bad filter attribute {name:?}"));
-        }
-        let after = after.trim_start();
-        let (op, after) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
-        let op = op.to_ascii_lowercase();
-        let (value, after) = match op.as_str() {
-            "pr" => (Value::Null, after.trim_start()),
-            "eq" | "ne" | "sw" => parse_literal(after.trim_start())?,
-            other => return Err(format!("unsupported filter operator {other:?}")),
-        };
-        out.push(FilterCmp {
-            attr: name.to_owned(),
-            op,
-            value,
-        });
-        if after.is_empty() {
-            return Ok(out);
-        }
-        let (and, more) = after
-            .split_once(char::is_whitespace)
-            .ok_or("trailing input in filter")?;
-        if !and.eq_ignore_ascii_case("and") {
-            return Err(format!("expected 'and' in filter, found {and:?}"));
-        }
-        rest = more.trim_start();
-    }
-}
-
-fn parse_literal(s: &str) -> Result<(Value, &str), String> {
-    if let Some(body) = s.strip_prefix('"') {
-        let mut escaped = false;
-        for (i, c) in body.char_indices() {
-            match c {
-                '\\' if !escaped => escaped = true,
-                '"' if !escaped => {
-                    let lit = &s[..i + 2];
-                    let v = serde_json::from_str(lit).map_err(|e| format!("bad string: {e}"))?;
-                    return Ok((v, s[i + 2..].trim_start()));
-                }
-                _ => escaped = false,
-            }
-        }
-        return Err("unterminated string in filter".into());
-    }
-    let end = s.find(char::is_whitespace).unwrap_or(s.len());
-    let v: Value =
-        serde_json::from_str(&s[..end]).map_err(|_| format!("bad literal {:?}", &s[..end]))?;
-    Ok((v, s[end..].trim_start()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scim_core::schema::{ENTERPRISE_USER_URN, USER_URN};
     use serde_json::json;
 
     fn user() -> Value {
         json!({
             "userName": "ada@example.com",
             "title": "Support Engineer",
-            "emails": [{"value": "a@x", "type": "work"}, {"value": "b@y", "type": "home"}],
+            "emails": [{"value": "a@x.example", "type": "work"}, {"value": "b@y.example", "type": "home"}],
             "addresses": [{"type": "work", "country": "GB"}, {"type": "home", "country": "FR"}],
             "name": {"givenName": "Ada"},
-            ENTERPRISE: {"department": "IT", "manager": {"value": "m-1"}}
+            ENTERPRISE_USER_URN: {"department": "IT", "manager": {"value": "m-1"}},
+            "urn:example:acme:2.0:User": {"badge": "B-7"}
         })
     }
 
@@ -265,8 +208,19 @@ mod tests {
             ("userName", json!(["ada@example.com"])),
             ("USERNAME", json!(["ada@example.com"])),
             ("name.givenName", json!(["Ada"])),
-            ("emails.value", json!(["a@x", "b@y"])),
-            ("emails[type eq \"work\"].value", json!(["a@x"])),
+            ("emails.value", json!(["a@x.example", "b@y.example"])),
+            ("emails[type eq \"work\"].value", json!(["a@x.example"])),
+            // `type` is not caseExact (RFC 7643 §4.1.2): the comparison ignores case
+            ("emails[type eq \"WORK\"].value", json!(["a@x.example"])),
+            ("emails[value co \"@y.\"].type", json!(["home"])),
+            (
+                "emails[value ew \".example\" and not (type eq \"home\")].value",
+                json!(["a@x.example"]),
+            ),
+            (
+                "emails[type eq \"work\" or type eq \"home\"].value",
+                json!(["a@x.example", "b@y.example"]),
+            ),
             ("addresses[type eq \"work\"].country", json!(["GB"])),
             (
                 "addresses[type eq \"WORK\" and country pr].country",
@@ -274,15 +228,28 @@ mod tests {
             ),
             ("department", json!(["IT"])),
             ("manager.value", json!(["m-1"])),
-            (&format!("{ENTERPRISE}:department"), json!(["IT"])),
-            (&format!("{CORE_USER}:title"), json!(["Support Engineer"])),
+            (&format!("{ENTERPRISE_USER_URN}:department"), json!(["IT"])),
+            (&format!("{USER_URN}:title"), json!(["Support Engineer"])),
+            ("urn:example:acme:2.0:User:badge", json!(["B-7"])),
             ("costCenter", json!([])),
             ("nickName", json!([])),
+            ("undeclaredThing", json!([])),
         ];
         for (path, want) in cases {
             let p = AttrPath::parse(path).unwrap_or_else(|e| panic!("{path}: {e}"));
             assert_eq!(Value::Array(p.resolve(&user())), *want, "{path}");
         }
+    }
+
+    #[test]
+    fn names_come_out_canonical() {
+        let p = AttrPath::parse("DEPARTMENT").unwrap();
+        assert_eq!(
+            (p.path.schema.as_str(), p.path.attr.name.as_str()),
+            (ENTERPRISE_USER_URN, "department")
+        );
+        let p = AttrPath::parse("Name.GivenName").unwrap();
+        assert_eq!(p.path.sub.map(|s| s.name), Some("givenName".into()));
     }
 
     #[test]
@@ -292,7 +259,7 @@ mod tests {
             "1abc",
             "emails[type eq]",
             "emails[type eq \"x\"",
-            "emails[type co \"x\"].value",
+            "emails[type xx \"x\"].value",
             "a b",
             "emails[type eq \"w\"]value",
         ] {

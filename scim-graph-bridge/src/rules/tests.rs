@@ -35,7 +35,7 @@ fn user(dept: &str, title: &str) -> Value {
         "title": title,
         "active": true,
         "name": {"givenName": "Ada", "familyName": "Lovelace"},
-        path::ENTERPRISE: {"department": dept, "employeeNumber": "42", "manager": {"value": "mgr-1"}}
+        scim_core::schema::ENTERPRISE_USER_URN: {"department": dept, "employeeNumber": "42", "manager": {"value": "mgr-1"}}
     })
 }
 
@@ -119,7 +119,7 @@ fn operators() {
         "userName": "u", "userType": "Employee", "title": "Support Engineer",
         "addresses": [{"type": "work", "country": "DE"}],
         "emails": [{"type": "work", "value": "u@x"}],
-        path::ENTERPRISE: {"department": "IT", "costCenter": "", "manager": {"value": "m"}}
+        scim_core::schema::ENTERPRISE_USER_URN: {"department": "IT", "costCenter": "", "manager": {"value": "m"}}
     });
     let cases: &[(&str, bool)] = &[
         (r#"userType = "employee""#, true),
@@ -144,6 +144,16 @@ fn operators() {
             true,
         ),
         (r#"'emails.value' = "u@x""#, true),
+        // inside `[...]`: every RFC 7644 filter operator, case per the sub-attribute's caseExact
+        (r#"'emails[value co "@"].type' = "work""#, true),
+        (
+            r#"'emails[type eq "WORK" or type eq "other"].value' = "u@x""#,
+            true,
+        ),
+        (
+            r#"'addresses[not (type eq "work")].country' = { exists = true }"#,
+            false,
+        ),
         (
             r#"title = { starts_with = "Support", ne = "Support Engineer" }"#,
             false,
@@ -185,8 +195,8 @@ fn validation_errors_name_rule_and_key() {
             "rule \"a\": when.title: unknown operator \"like\"",
         ),
         (
-            "[[rule]]\nname = \"a\"\nwhen = { 'emails[type co \"w\"].value' = \"x\" }\n",
-            "rule \"a\": when.emails[type co \"w\"].value: bad attribute path",
+            "[[rule]]\nname = \"a\"\nwhen = { 'emails[type like \"w\"].value' = \"x\" }\n",
+            "rule \"a\": when.emails[type like \"w\"].value: bad attribute path",
         ),
         (
             "[[rule]]\nname = \"a\"\nwhen = { '9x' = \"x\" }\n",

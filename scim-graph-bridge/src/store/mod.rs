@@ -4,11 +4,16 @@
 //! position per tenant), `bridge_work` (one coalesced row per user, doubling as
 //! its lease row), `bridge_links` (Graph id and leave time per user),
 //! `bridge_dead_letters` and `bridge_plans` (every plan with its step outcomes).
-//! Migrations are tracked in `bridge_schema_migrations`, separate from any
-//! other migrator sharing the database.
+//! Migrations are sqlx's (`migrations/{sqlite,postgres}`, numbered alike, versions
+//! from [`FIRST_MIGRATION_VERSION`]), recorded in the `_sqlx_migrations` table the server's
+//! migrations use too. Statements use `$n` placeholders on both databases (sqlx's SQLite
+//! driver accepts them).
 
 mod queue;
 
+use std::collections::BTreeMap;
+
+use scim_core::change_log::ChangeCursor;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -17,6 +22,7 @@ pub use queue::{FailOutcome, WorkItem};
 
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
+use crate::outbox::ChangeLog;
 use crate::plan::Plan;
 use crate::reconcile::{ApplyReport, UserLink};
 
@@ -29,15 +35,18 @@ pub enum BridgeStore {
     Postgres(sqlx::PgPool),
 }
 
-/// Runs the same body against either pool kind; `$pg` tells which.
+/// Runs the same body against either pool kind; `$pg` tells which (for the few fragments that
+/// differ: `LEAST`/`MIN`, `FOR UPDATE`).
 macro_rules! on_pool {
     ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
         match $self {
             BridgeStore::Sqlite($pool) => {
+                #[allow(unused_variables)]
                 let $pg = false;
                 $body
             }
             BridgeStore::Postgres($pool) => {
+                #[allow(unused_variables)]
                 let $pg = true;
                 $body
             }
@@ -46,25 +55,23 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-/// SQL written with `$n` placeholders, converted to `?n` for SQLite.
-pub(crate) fn sql(pg: bool, s: &str) -> String {
-    if pg {
-        s.to_owned()
-    } else {
-        s.replace('$', "?")
-    }
-}
+/// The bridge's migrations per dialect (`migrations/{sqlite,postgres}`, numbered alike).
+///
+/// They share sqlx's `_sqlx_migrations` table with the server's migrations on the same
+/// database, in their own version range (10001 and up; the server's stay below 10000), so each
+/// migrator ignores the other's applied versions (`ignore_missing`) instead of refusing them as
+/// unknown. The server's migrators do the same.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/sqlite")
+};
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/postgres")
+};
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bridge_state",
-    include_str!("../../migrations/sqlite/0001_bridge_state.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "bridge_state",
-    include_str!("../../migrations/postgres/0001_bridge_state.sql"),
-)];
+/// The first version of the bridge's migration range.
+pub const FIRST_MIGRATION_VERSION: i64 = 10_001;
 
 /// Applies the SQLite migrations.
 pub async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<()> {
@@ -145,53 +152,20 @@ pub struct Status {
 }
 
 impl BridgeStore {
-    /// Creates or upgrades the bridge tables (idempotent).
+    /// Creates or upgrades the bridge tables (idempotent; PostgreSQL migrators serialise on
+    /// sqlx's advisory lock).
     pub async fn migrate(&self) -> Result<()> {
-        on_pool!(self, |pool, pg| {
-            let migrations = if pg {
-                POSTGRES_MIGRATIONS
-            } else {
-                SQLITE_MIGRATIONS
-            };
-            let mut tx = pool.begin().await?;
-            if pg {
-                sqlx::query("SELECT pg_advisory_xact_lock(7318044129)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::raw_sql(
-                "CREATE TABLE IF NOT EXISTS bridge_schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
-            )
-            .execute(&mut *tx)
-            .await?;
-            for (version, name, text) in migrations {
-                let done = sqlx::query(&sql(
-                    pg,
-                    "SELECT 1 FROM bridge_schema_migrations WHERE version = $1",
-                ))
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if done.is_some() {
-                    continue;
-                }
-                sqlx::raw_sql(text).execute(&mut *tx).await?;
-                sqlx::query(&sql(pg, "INSERT INTO bridge_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)"))
-                    .bind(*version)
-                    .bind(*name)
-                    .bind(to_millis(OffsetDateTime::now_utc()))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        match self {
+            BridgeStore::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            BridgeStore::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+        }
+        .map_err(|e| crate::Error::Database(e.into()))
     }
 
     /// The remembered link of a user.
     pub async fn get_link(&self, tenant: &str, user: &str) -> Result<UserLink> {
         on_pool!(self, |pool, pg| {
-            let row = sqlx::query(&sql(pg, "SELECT graph_id, left_at_ms FROM bridge_links WHERE tenant_id = $1 AND user_id = $2"))
+            let row = sqlx::query("SELECT graph_id, left_at_ms FROM bridge_links WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant)
                 .bind(user)
                 .fetch_optional(pool)
@@ -215,11 +189,8 @@ impl BridgeStore {
         now: OffsetDateTime,
     ) -> Result<()> {
         on_pool!(self, |pool, pg| {
-            sqlx::query(&sql(
-                pg,
-                "INSERT INTO bridge_links (tenant_id, user_id, graph_id, left_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET graph_id = $3, left_at_ms = $4, updated_at_ms = $5",
-            ))
+            sqlx::query("INSERT INTO bridge_links (tenant_id, user_id, graph_id, left_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET graph_id = $3, left_at_ms = $4, updated_at_ms = $5")
             .bind(tenant)
             .bind(user)
             .bind(link.graph_id.clone())
@@ -256,11 +227,8 @@ impl BridgeStore {
         let plan_json = serde_json::to_string(plan)?;
         let report_json = report.map(serde_json::to_string).transpose()?;
         on_pool!(self, |pool, pg| {
-            sqlx::query(&sql(
-                pg,
-                "INSERT INTO bridge_plans (id, tenant_id, user_id, created_at_ms, mode, kind, status, plan_json, report_json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            ))
+            sqlx::query("INSERT INTO bridge_plans (id, tenant_id, user_id, created_at_ms, mode, kind, status, plan_json, report_json)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&id)
             .bind(tenant)
             .bind(user)
@@ -285,11 +253,8 @@ impl BridgeStore {
         limit: i64,
     ) -> Result<Vec<PlanRecord>> {
         on_pool!(self, |pool, pg| {
-            let rows = sqlx::query(&sql(
-                pg,
-                "SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
-                 WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at_ms DESC, id LIMIT $3",
-            ))
+            let rows = sqlx::query("SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
+                 WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at_ms DESC, id LIMIT $3")
             .bind(tenant)
             .bind(user)
             .bind(limit)
@@ -316,11 +281,8 @@ impl BridgeStore {
     /// Dead letters, oldest first, optionally of one tenant.
     pub async fn dead_letters(&self, tenant: Option<&str>) -> Result<Vec<DeadLetter>> {
         on_pool!(self, |pool, pg| {
-            let rows = sqlx::query(&sql(
-                pg,
-                "SELECT id, tenant_id, user_id, attempts, reason, created_at_ms FROM bridge_dead_letters
-                 WHERE tenant_id = COALESCE($1, tenant_id) ORDER BY created_at_ms, id",
-            ))
+            let rows = sqlx::query("SELECT id, tenant_id, user_id, attempts, reason, created_at_ms FROM bridge_dead_letters
+                 WHERE tenant_id = COALESCE($1, tenant_id) ORDER BY created_at_ms, id")
             .bind(tenant)
             .fetch_all(pool)
             .await?;
@@ -343,10 +305,9 @@ impl BridgeStore {
     pub async fn retry_dead_letter(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query(&sql(
-                pg,
+            let row = sqlx::query(
                 "DELETE FROM bridge_dead_letters WHERE id = $1 RETURNING tenant_id, user_id",
-            ))
+            )
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -359,9 +320,27 @@ impl BridgeStore {
         })
     }
 
-    /// Counters for `bridge status`.
-    pub async fn status(&self) -> Result<Status> {
+    /// Every tenant's cursor: the last change-log sequence number turned into work.
+    pub async fn cursors(&self) -> Result<Vec<ChangeCursor>> {
         on_pool!(self, |pool, _pg| {
+            let rows =
+                sqlx::query("SELECT tenant_id, last_seq FROM bridge_cursor ORDER BY tenant_id")
+                    .fetch_all(pool)
+                    .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ChangeCursor {
+                        tenant: r.try_get("tenant_id")?,
+                        seq: seq_from_db(r.try_get("last_seq")?)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Counters for `bridge status`; the outbox heads come from `log`.
+    pub async fn status(&self, log: &dyn ChangeLog) -> Result<Status> {
+        let n = on_pool!(self, |pool, _pg| {
             let mut n = Vec::new();
             for q in [
                 "SELECT COUNT(*) FROM bridge_work",
@@ -372,31 +351,45 @@ impl BridgeStore {
             ] {
                 n.push(sqlx::query(q).fetch_one(pool).await?.try_get::<i64, _>(0)?);
             }
-            let rows = sqlx::query(
-                "SELECT c.tenant_id AS tenant_id, COALESCE(b.last_seq, 0) AS last_seq, c.head AS head_seq
-                 FROM (SELECT tenant_id, MAX(tenant_seq) AS head FROM scim_changes GROUP BY tenant_id) c
-                 LEFT JOIN bridge_cursor b ON b.tenant_id = c.tenant_id ORDER BY c.tenant_id",
-            )
-            .fetch_all(pool)
-            .await?;
-            let cursors = rows
-                .iter()
-                .map(|r| {
-                    Ok(CursorStatus {
-                        tenant_id: r.try_get("tenant_id")?,
-                        last_seq: r.try_get("last_seq")?,
-                        head_seq: r.try_get("head_seq")?,
-                    })
+            Ok::<_, crate::Error>(n)
+        })?;
+        let consumed: BTreeMap<String, u64> = self
+            .cursors()
+            .await?
+            .into_iter()
+            .map(|c| (c.tenant, c.seq))
+            .collect();
+        let mut heads = log.heads().await?;
+        heads.sort();
+        let cursors = heads
+            .into_iter()
+            .map(|h| {
+                Ok(CursorStatus {
+                    last_seq: seq_to_db(consumed.get(&h.tenant).copied().unwrap_or(0))?,
+                    head_seq: seq_to_db(h.seq)?,
+                    tenant_id: h.tenant,
                 })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Status {
-                pending: n[0],
-                leased: n[1],
-                retrying: n[2],
-                dead_letters: n[3],
-                plans: n[4],
-                cursors,
             })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Status {
+            pending: n[0],
+            leased: n[1],
+            retrying: n[2],
+            dead_letters: n[3],
+            plans: n[4],
+            cursors,
         })
     }
+}
+
+/// A sequence number as the databases store it (a signed 64-bit integer).
+pub(crate) fn seq_to_db(seq: u64) -> Result<i64> {
+    i64::try_from(seq)
+        .map_err(|_| crate::Error::Internal(format!("sequence number {seq} out of range")))
+}
+
+/// A stored sequence number (never negative).
+pub(crate) fn seq_from_db(seq: i64) -> Result<u64> {
+    u64::try_from(seq)
+        .map_err(|_| crate::Error::Internal(format!("negative stored sequence number {seq}")))
 }

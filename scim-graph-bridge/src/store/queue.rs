@@ -12,9 +12,15 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{BridgeStore, on_pool, sql};
+use std::collections::HashMap;
+
+use scim_core::change_log::{ChangeCursor, contiguous};
+use scim_core::schema::USER_RESOURCE;
+
+use super::{BridgeStore, on_pool, seq_to_db};
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
+use crate::outbox::ChangeLog;
 
 /// A claimed unit of work: one user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,14 +53,11 @@ pub enum FailOutcome {
 macro_rules! upsert_work {
     ($ex:expr, $pg:expr, $tenant:expr, $user:expr, $now:expr) => {{
         let least = if $pg { "LEAST" } else { "MIN" };
-        sqlx::query(&sql(
-            $pg,
-            &format!(
+        sqlx::query(&format!(
                 "INSERT INTO bridge_work (tenant_id, user_id, generation, due_at_ms, attempts, enqueued_at_ms) VALUES ($1, $2, 1, $3, 0, $3)
                  ON CONFLICT (tenant_id, user_id) DO UPDATE SET generation = bridge_work.generation + 1,
                  due_at_ms = {least}(bridge_work.due_at_ms, $3)"
-            ),
-        ))
+            ))
         .bind($tenant)
         .bind($user)
         .bind($now)
@@ -73,74 +76,78 @@ pub fn backoff(attempts: i64, base: Duration, max: Duration) -> Duration {
 }
 
 impl BridgeStore {
-    /// Turns new `scim_changes` rows into work (User rows only; Group rows are
-    /// no input to the rules), for every tenant, at most `limit` rows per tenant.
-    /// Returns the number of changes consumed.
-    pub async fn ingest(&self, now: OffsetDateTime, limit: i64) -> Result<usize> {
+    /// Turns new change-log entries into work (User entries only; Group entries are no input
+    /// to the rules), for every tenant, at most `limit` entries per tenant. Returns the number
+    /// of entries consumed.
+    ///
+    /// Entries are read from `log` outside the bridge's transaction; the cursor then moves in a
+    /// compare-and-swap: if another worker advanced it meanwhile, this round leaves the tenant
+    /// to it. Consumption stops at the first gap (a record not visible yet), to be resumed
+    /// once it is.
+    pub async fn ingest(
+        &self,
+        log: &dyn ChangeLog,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> Result<usize> {
         let now_ms = to_millis(now);
-        on_pool!(self, |pool, pg| {
-            let tenants: Vec<String> = sqlx::query(
-                "SELECT c.tenant_id AS tenant_id FROM (SELECT tenant_id, MAX(tenant_seq) AS head FROM scim_changes GROUP BY tenant_id) c
-                 LEFT JOIN bridge_cursor b ON b.tenant_id = c.tenant_id WHERE c.head > COALESCE(b.last_seq, 0) ORDER BY c.tenant_id",
-            )
-            .fetch_all(pool)
+        let cursors: HashMap<String, u64> = self
+            .cursors()
             .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("tenant_id"))
-            .collect::<Result<_, _>>()?;
-            let mut consumed = 0;
-            for tenant in tenants {
-                let mut tx = pool.begin().await?;
-                // a write first, so SQLite takes the write lock before reading
-                sqlx::query(&sql(pg, "INSERT INTO bridge_cursor (tenant_id, last_seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING"))
-                    .bind(&tenant)
+            .into_iter()
+            .map(|c| (c.tenant, c.seq))
+            .collect();
+        let mut consumed = 0;
+        for head in log.heads().await? {
+            let cursor = ChangeCursor {
+                seq: cursors.get(&head.tenant).copied().unwrap_or(0),
+                tenant: head.tenant,
+            };
+            if head.seq <= cursor.seq {
+                continue;
+            }
+            let read = log
+                .read_after(&cursor, usize::try_from(limit.max(1)).unwrap_or(usize::MAX))
+                .await?;
+            let entries = contiguous(&cursor, &read);
+            let Some(last) = entries.last() else { continue };
+            let next = cursor.advanced_to(last);
+            let moved = on_pool!(self, |pool, pg| {
+                async {
+                    let mut tx = pool.begin().await?;
+                    // a write first, so SQLite takes the write lock before reading
+                    sqlx::query("INSERT INTO bridge_cursor (tenant_id, last_seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING")
+                        .bind(&cursor.tenant)
+                        .execute(&mut *tx)
+                        .await?;
+                    let lock = if pg { " FOR UPDATE" } else { "" };
+                    let stored: i64 = sqlx::query(&format!("SELECT last_seq FROM bridge_cursor WHERE tenant_id = $1{lock}"))
+                    .bind(&cursor.tenant)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("last_seq")?;
+                    if u64::try_from(stored).ok() != Some(cursor.seq) {
+                        // another worker consumed these entries first
+                        return Ok::<_, crate::Error>(false);
+                    }
+                    for e in entries.iter().filter(|e| e.resource_type == USER_RESOURCE) {
+                        upsert_work!(&mut *tx, pg, &cursor.tenant, &e.resource_id, now_ms);
+                    }
+                    sqlx::query("UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1")
+                    .bind(&cursor.tenant)
+                    .bind(seq_to_db(next.seq)?)
                     .execute(&mut *tx)
                     .await?;
-                let lock = if pg { " FOR UPDATE" } else { "" };
-                let last: i64 = sqlx::query(&sql(
-                    pg,
-                    &format!("SELECT last_seq FROM bridge_cursor WHERE tenant_id = $1{lock}"),
-                ))
-                .bind(&tenant)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("last_seq")?;
-                let rows = sqlx::query(&sql(
-                    pg,
-                    "SELECT tenant_seq, resource_type, resource_id FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2
-                     ORDER BY tenant_seq LIMIT $3",
-                ))
-                .bind(&tenant)
-                .bind(last)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut seq = last;
-                for r in &rows {
-                    let s: i64 = r.try_get("tenant_seq")?;
-                    if s != seq + 1 {
-                        break; // a gap: wait for the missing change to commit
-                    }
-                    seq = s;
-                    let rtype: String = r.try_get("resource_type")?;
-                    if rtype == "User" {
-                        let user: String = r.try_get("resource_id")?;
-                        upsert_work!(&mut *tx, pg, &tenant, &user, now_ms);
-                    }
+                    tx.commit().await?;
+                    Ok(true)
                 }
-                sqlx::query(&sql(
-                    pg,
-                    "UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1",
-                ))
-                .bind(&tenant)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                consumed += usize::try_from(seq - last).unwrap_or(0);
+                .await
+            })?;
+            if moved {
+                consumed += entries.len();
             }
-            Ok(consumed)
-        })
+        }
+        Ok(consumed)
     }
 
     /// Queues a user (e.g. `reconcile --all`, or a retried dead letter), due now.
@@ -204,10 +211,7 @@ impl BridgeStore {
         until: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool, pg| {
-            let r = sqlx::query(&sql(
-                pg,
-                "UPDATE bridge_work SET lease_until_ms = $4 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
-            ))
+            let r = sqlx::query("UPDATE bridge_work SET lease_until_ms = $4 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
             .bind(owner)
@@ -231,7 +235,7 @@ impl BridgeStore {
         let now_ms = to_millis(now);
         on_pool!(self, |pool, pg| {
             if next_due.is_none() {
-                let done = sqlx::query(&sql(pg, "DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3 AND generation = $4"))
+                let done = sqlx::query("DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3 AND generation = $4")
                     .bind(&item.tenant_id)
                     .bind(&item.user_id)
                     .bind(owner)
@@ -243,12 +247,9 @@ impl BridgeStore {
                 }
             }
             let later = next_due.map(to_millis).unwrap_or(now_ms);
-            let kept = sqlx::query(&sql(
-                pg,
-                "UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, attempts = 0, last_error = NULL,
+            let kept = sqlx::query("UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, attempts = 0, last_error = NULL,
                  due_at_ms = CASE WHEN generation = $4 THEN $5 ELSE $6 END
-                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
-            ))
+                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
             .bind(owner)
@@ -276,11 +277,8 @@ impl BridgeStore {
         }
         let due = now + backoff(item.attempts, base, Duration::from_secs(3600));
         on_pool!(self, |pool, pg| {
-            let r = sqlx::query(&sql(
-                pg,
-                "UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, last_error = $4, due_at_ms = $5
-                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3",
-            ))
+            let r = sqlx::query("UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, last_error = $4, due_at_ms = $5
+                 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
             .bind(owner)
@@ -308,7 +306,7 @@ impl BridgeStore {
     ) -> Result<FailOutcome> {
         on_pool!(self, |pool, pg| {
             let mut tx = pool.begin().await?;
-            let gone = sqlx::query(&sql(pg, "DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3"))
+            let gone = sqlx::query("DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
                 .bind(&item.tenant_id)
                 .bind(&item.user_id)
                 .bind(owner)
@@ -317,10 +315,7 @@ impl BridgeStore {
             if gone.rows_affected() == 0 {
                 return Ok(FailOutcome::LeaseLost);
             }
-            sqlx::query(&sql(
-                pg,
-                "INSERT INTO bridge_dead_letters (id, tenant_id, user_id, attempts, reason, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-            ))
+            sqlx::query("INSERT INTO bridge_dead_letters (id, tenant_id, user_id, attempts, reason, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(&item.tenant_id)
             .bind(&item.user_id)

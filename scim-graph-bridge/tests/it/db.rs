@@ -1,35 +1,42 @@
 //! Test databases: a temp-file SQLite, or a fresh PostgreSQL database per test.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use scim_core::change::Operation;
+use scim_graph_bridge::outbox::{ChangeLog, MemoryChangeLog};
 use scim_graph_bridge::store::BridgeStore;
 use sqlx::ConnectOptions;
+use time::OffsetDateTime;
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 pub struct TestDb {
     pub store: BridgeStore,
+    /// The server's change log as the bridge sees it (the server's own implementation over its
+    /// store is tested in `scim-server`).
+    pub log: Arc<MemoryChangeLog>,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
-    seqs: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
-const SCIM_CHANGES: &str = "CREATE TABLE scim_changes (
-  tenant_id     TEXT    NOT NULL,
-  tenant_seq    INTEGER NOT NULL,
-  resource_type TEXT    NOT NULL,
-  resource_id   TEXT    NOT NULL,
-  version       INTEGER NOT NULL,
-  operation     TEXT    NOT NULL,
-  change_json   TEXT    NOT NULL,
-  principal     TEXT    NOT NULL,
-  request_id    TEXT,
-  occurred_at   TEXT    NOT NULL,
-  prev_hash     TEXT    NOT NULL,
-  hash          TEXT    NOT NULL,
-  PRIMARY KEY (tenant_id, tenant_seq))";
-
 pub async fn sqlite() -> TestDb {
+    let db = sqlite_unmigrated().await;
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap(); // idempotent
+    db
+}
+
+/// `None` when no PostgreSQL is reachable.
+pub async fn postgres() -> Option<TestDb> {
+    let db = postgres_unmigrated().await?;
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    Some(db)
+}
+
+/// An empty SQLite database file.
+pub async fn sqlite_unmigrated() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(dir.path().join("bridge.db"))
@@ -41,20 +48,17 @@ pub async fn sqlite() -> TestDb {
         .connect_with(opts)
         .await
         .unwrap();
-    sqlx::query(SCIM_CHANGES).execute(&pool).await.unwrap();
     let store = BridgeStore::Sqlite(pool);
-    store.migrate().await.unwrap();
-    store.migrate().await.unwrap(); // idempotent
     TestDb {
         store,
         _dir: Some(dir),
         pg_name: None,
-        seqs: Default::default(),
+        log: Arc::default(),
     }
 }
 
-/// `None` when no PostgreSQL is reachable.
-pub async fn postgres() -> Option<TestDb> {
+/// A fresh, empty PostgreSQL database; `None` when no PostgreSQL is reachable.
+pub async fn postgres_unmigrated() -> Option<TestDb> {
     let admin = match sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(PG_ADMIN)
@@ -81,56 +85,27 @@ pub async fn postgres() -> Option<TestDb> {
         .connect_with(opts.disable_statement_logging())
         .await
         .unwrap();
-    sqlx::query(&SCIM_CHANGES.replace("INTEGER", "BIGINT"))
-        .execute(&pool)
-        .await
-        .unwrap();
     let store = BridgeStore::Postgres(pool);
-    store.migrate().await.unwrap();
-    store.migrate().await.unwrap();
     Some(TestDb {
         store,
         _dir: None,
         pg_name: Some(name),
-        seqs: Default::default(),
+        log: Arc::default(),
     })
 }
 
 impl TestDb {
-    /// Appends a change row as the server would.
+    /// Appends a change-log entry as the server would (`op`: `create`, `replace`, `patch` or
+    /// `delete`).
     pub async fn change(&self, tenant: &str, rtype: &str, id: &str, op: &str) {
-        let seq = {
-            let mut s = self.seqs.lock().unwrap();
-            let e = s.entry(tenant.to_owned()).or_insert(0);
-            *e += 1;
-            *e
-        };
-        let q = "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, version, operation, change_json, principal, request_id, occurred_at, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, 1, $5, '{}', 'test', NULL, '2026-01-01T00:00:00Z', 'p', 'h')";
-        match &self.store {
-            BridgeStore::Sqlite(p) => {
-                sqlx::query(&q.replace('$', "?"))
-                    .bind(tenant)
-                    .bind(seq)
-                    .bind(rtype)
-                    .bind(id)
-                    .bind(op)
-                    .execute(p)
-                    .await
-                    .unwrap();
-            }
-            BridgeStore::Postgres(p) => {
-                sqlx::query(q)
-                    .bind(tenant)
-                    .bind(seq)
-                    .bind(rtype)
-                    .bind(id)
-                    .bind(op)
-                    .execute(p)
-                    .await
-                    .unwrap();
-            }
-        }
+        let operation: Operation = serde_json::from_value(op.into()).expect("operation");
+        self.log
+            .append(tenant, rtype, id, operation, OffsetDateTime::UNIX_EPOCH);
+    }
+
+    /// The change log as the worker takes it.
+    pub fn change_log(&self) -> Arc<dyn ChangeLog> {
+        self.log.clone()
     }
 
     pub async fn cleanup(mut self) {

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use reqwest::Method;
 use scim_graph_bridge::clock::ManualClock;
-use scim_graph_bridge::config::{Credential, Secret};
 use scim_graph_bridge::fake_graph::{FakeConfig, FakeGraph, Fault};
+use scim_graph_bridge::graph::Credential;
 use scim_graph_bridge::graph::{
     GraphClient, GraphError, GraphRequest, OpKind, Outcome, RetryPolicy, classify,
 };
+use scim_graph_bridge::secret::SecretString;
 use serde_json::json;
 
 use crate::support::{self, env, inspect};
@@ -56,7 +57,7 @@ async fn bad_secret_is_an_auth_error() {
         &fake.graph_url(),
         "fake-tenant",
         "fake-client",
-        Credential::Secret(Secret::new("wrong")),
+        Credential::Secret(SecretString::new("wrong")),
         10.0,
         10,
         RetryPolicy::default(),
@@ -119,7 +120,7 @@ async fn certificate_assertion_is_accepted() {
     .unwrap();
     let cred = Credential::Certificate {
         cert_pem: std::fs::read_to_string(&cert).unwrap(),
-        key_pem: Secret::new(std::fs::read_to_string(&key).unwrap()),
+        key_pem: SecretString::new(std::fs::read_to_string(&key).unwrap()),
     };
     // the fake checks the assertion's expiry against the wall clock
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));

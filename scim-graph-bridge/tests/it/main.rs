@@ -2,6 +2,7 @@
 
 mod db;
 mod graph_client;
+mod migrations;
 mod reconcile;
 #[allow(dead_code)]
 mod support;

@@ -3,17 +3,20 @@
 use std::sync::Arc;
 
 use scim_graph_bridge::clock::ManualClock;
-use scim_graph_bridge::config::{Credential, Secret};
 use scim_graph_bridge::directory::MemoryDirectory;
+use scim_graph_bridge::fake_graph::fixtures::DemoCatalog;
 use scim_graph_bridge::fake_graph::{FakeConfig, FakeGraph};
+use scim_graph_bridge::graph::Credential;
 use scim_graph_bridge::graph::{GraphClient, RetryPolicy};
 use scim_graph_bridge::reconcile::Bridge;
 use scim_graph_bridge::rules::Rules;
+use scim_graph_bridge::secret::SecretString;
 use serde_json::{Value, json};
 
 pub const TENANT: &str = "t1";
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const HELPDESK_ROLE: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+pub use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
+use scim_core::schema::USER_URN;
+pub use scim_graph_bridge::fake_graph::fixtures::HELPDESK_ROLE;
 
 pub struct Env {
     pub fake: FakeGraph,
@@ -36,7 +39,9 @@ pub fn client(fake: &FakeGraph, clock: Arc<ManualClock>, rate: f64, burst: u32) 
         &fake.graph_url(),
         &cfg.tenant_id,
         &cfg.client_id,
-        Credential::Secret(Secret::new(cfg.client_secret.clone().unwrap_or_default())),
+        Credential::Secret(SecretString::new(
+            cfg.client_secret.clone().unwrap_or_default(),
+        )),
         rate,
         burst,
         RetryPolicy::default(),
@@ -48,50 +53,9 @@ pub async fn env_with(create: bool, extra_rules: &str) -> Env {
     let fake = FakeGraph::start(FakeConfig::default())
         .await
         .expect("fake graph");
-    let (g_all, g_eng, g_sup, g_manual, sku_e5, sku_e3) = fake.with_directory(|d| {
-        (
-            d.add_group("all-staff"),
-            d.add_group("eng"),
-            d.add_group("support"),
-            d.add_group("manual"),
-            d.add_sku("SPE_E5", 10),
-            d.add_sku("ENTERPRISEPACK", 10),
-        )
-    });
-    let text = format!(
-        r#"
-[match]
-scim = "userName"
-graph = "userPrincipalName"
-[create]
-enabled = {create}
-usage_location = "US"
-[catalog.groups]
-all-staff = "{g_all}"
-eng = "{g_eng}"
-support = "{g_sup}"
-[catalog.licenses]
-e5 = {{ sku_id = "{sku_e5}" }}
-e3 = {{ sku_id = "{sku_e3}" }}
-[catalog.roles]
-helpdesk = {{ role_definition_id = "{HELPDESK_ROLE}", directory_scope_id = "/" }}
-[defaults]
-groups = ["all-staff"]
-[[rule]]
-name = "engineering"
-when = {{ department = "Engineering" }}
-groups = ["eng"]
-licenses = ["e5"]
-[[rule]]
-name = "support"
-when = {{ department = {{ in = ["IT", "Service Desk"] }}, title = {{ starts_with = "Support" }} }}
-groups = ["support"]
-licenses = ["e3"]
-roles = ["helpdesk"]
-{extra_rules}
-"#
-    );
-    let rules = Arc::new(Rules::from_toml(&text).expect("rules"));
+    let cat = DemoCatalog::seed(&fake, 10);
+    let rules =
+        Arc::new(Rules::from_toml(&cat.rules_toml(create, "e5", extra_rules)).expect("rules"));
     let clock = Arc::new(ManualClock::fixed());
     let client = Arc::new(client(&fake, clock.clone(), 15.0, 15));
     Env {
@@ -100,12 +64,12 @@ roles = ["helpdesk"]
         client,
         rules,
         dir: Arc::new(MemoryDirectory::new()),
-        g_all,
-        g_eng,
-        g_sup,
-        g_manual,
-        sku_e5,
-        sku_e3,
+        g_all: cat.all_staff,
+        g_eng: cat.eng,
+        g_sup: cat.support,
+        g_manual: cat.manual,
+        sku_e5: cat.e5,
+        sku_e3: cat.e3,
     }
 }
 
@@ -134,7 +98,7 @@ impl Env {
 
 pub fn scim_user(upn: &str, dept: &str, title: &str, active: bool) -> Value {
     json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "schemas": [USER_URN, ENTERPRISE],
         "userName": upn,
         "displayName": format!("User {upn}"),
         "name": {"givenName": "Given", "familyName": "Family"},

@@ -22,6 +22,7 @@ fn worker(e: &Env, db: &TestDb, owner: &str, apply: bool) -> Worker {
     };
     Worker::new(
         db.store.clone(),
+        db.change_log(),
         bridge,
         e.dir.clone() as Arc<dyn UserDirectory>,
         cfg,
@@ -87,7 +88,7 @@ async fn outbox_changes_reach_graph(db: TestDb) {
         let u2 = d.user_by_upn("w2@x.com").expect("created");
         assert_eq!(d.roles_of(&u2).len(), 1);
     });
-    let st = worker::status(&db.store).await.unwrap();
+    let st = worker::status(&db.store, db.log.as_ref()).await.unwrap();
     assert_eq!((st.pending, st.dead_letters), (0, 0));
     assert_eq!(st.cursors[0].last_seq, 5);
     assert_eq!(st.cursors[0].head_seq, 5);
@@ -156,7 +157,7 @@ async fn failures_back_off_then_dead_letter_and_retry(db: TestDb) {
     assert_eq!((s.claimed, s.retried), (1, 1));
     // not due yet: nothing is claimed until the backoff has passed
     assert_eq!(w.run_once().await.unwrap().claimed, 0);
-    let st = worker::status(&db.store).await.unwrap();
+    let st = worker::status(&db.store, db.log.as_ref()).await.unwrap();
     assert_eq!((st.pending, st.retrying), (1, 1));
     let mut dead = 0;
     for _ in 0..5 {
@@ -306,7 +307,13 @@ async fn reconcile_all_queues_everyone(db: TestDb) {
             .unwrap(),
         7
     );
-    assert_eq!(worker::status(&db.store).await.unwrap().pending, 7);
+    assert_eq!(
+        worker::status(&db.store, db.log.as_ref())
+            .await
+            .unwrap()
+            .pending,
+        7
+    );
     let s = drain(&worker(&e, &db, "w", true)).await;
     assert_eq!(s.completed, 7);
     e.fake
@@ -347,14 +354,26 @@ async fn leaver_is_hard_deleted_when_retention_passes(db: TestDb) {
     drain(&w).await;
     e.fake.with_directory(|d| assert!(!d.is_deleted(&uid)));
     // the leaver stays queued for its hard delete
-    assert_eq!(worker::status(&db.store).await.unwrap().pending, 1);
+    assert_eq!(
+        worker::status(&db.store, db.log.as_ref())
+            .await
+            .unwrap()
+            .pending,
+        1
+    );
     e.clock.advance(Duration::from_secs(29 * 86_400));
     assert_eq!(w.run_once().await.unwrap().claimed, 0);
     e.clock.advance(Duration::from_secs(2 * 86_400));
     let s = drain(&w).await;
     assert_eq!(s.completed, 1);
     e.fake.with_directory(|d| assert!(d.is_deleted(&uid)));
-    assert_eq!(worker::status(&db.store).await.unwrap().pending, 0);
+    assert_eq!(
+        worker::status(&db.store, db.log.as_ref())
+            .await
+            .unwrap()
+            .pending,
+        0
+    );
     assert_eq!(
         db.store.get_link(TENANT, "s1").await.unwrap().graph_id,
         None
@@ -369,6 +388,67 @@ both!(failures_back_off_then_dead_letter_and_retry);
 both!(permanent_failure_is_dead_lettered_at_once);
 both!(killed_worker_is_taken_over_after_its_lease);
 both!(reconcile_all_queues_everyone);
+both!(ingestion_waits_at_a_gap_in_the_change_log);
+both!(concurrent_ingestion_consumes_each_entry_once);
+
+/// A record written but not yet visible (a gap) holds the cursor before it: nothing after it is
+/// consumed until it appears, and then nothing is lost.
+async fn ingestion_waits_at_a_gap_in_the_change_log(db: TestDb) {
+    let now = time::OffsetDateTime::UNIX_EPOCH;
+    for id in ["a", "b", "c"] {
+        db.change(TENANT, "User", id, "create").await;
+    }
+    let hidden = db.log.hide(TENANT, 2).expect("entry 2");
+    assert_eq!(db.store.ingest(db.log.as_ref(), now, 100).await.unwrap(), 1);
+    assert_eq!(db.store.cursors().await.unwrap()[0].seq, 1);
+    assert_eq!(
+        worker::status(&db.store, db.log.as_ref())
+            .await
+            .unwrap()
+            .pending,
+        1
+    );
+    db.log.reveal(hidden);
+    assert_eq!(db.store.ingest(db.log.as_ref(), now, 100).await.unwrap(), 2);
+    let st = worker::status(&db.store, db.log.as_ref()).await.unwrap();
+    assert_eq!(
+        (st.pending, st.cursors[0].last_seq, st.cursors[0].head_seq),
+        (3, 3, 3)
+    );
+    db.cleanup().await;
+}
+
+/// Two workers ingesting at once: the cursor moves by compare-and-swap, so every entry is
+/// counted once however the rounds interleave.
+async fn concurrent_ingestion_consumes_each_entry_once(db: TestDb) {
+    let now = time::OffsetDateTime::UNIX_EPOCH;
+    for i in 0..40 {
+        db.change(TENANT, "User", &format!("u{}", i % 10), "patch")
+            .await;
+        db.change("t2", "Group", &format!("g{i}"), "patch").await;
+    }
+    let mut consumed = 0;
+    for _ in 0..10 {
+        let (a, b) = tokio::join!(
+            db.store.ingest(db.log.as_ref(), now, 7),
+            db.store.ingest(db.log.as_ref(), now, 7)
+        );
+        consumed += a.unwrap() + b.unwrap();
+    }
+    assert_eq!(consumed, 80);
+    let st = worker::status(&db.store, db.log.as_ref()).await.unwrap();
+    assert_eq!(
+        st.pending, 10,
+        "one coalesced work row per user, none for groups"
+    );
+    assert!(
+        st.cursors
+            .iter()
+            .all(|c| c.last_seq == 40 && c.head_seq == 40),
+        "{st:?}"
+    );
+    db.cleanup().await;
+}
 
 #[tokio::test]
 async fn two_postgres_workers_never_apply_the_same_step_twice() {
@@ -398,6 +478,7 @@ async fn two_postgres_workers_never_apply_the_same_step_twice() {
     };
     let a = Worker::new(
         db.store.clone(),
+        db.change_log(),
         e.bridge(),
         e.dir.clone() as Arc<dyn UserDirectory>,
         a_cfg.clone(),
@@ -405,6 +486,7 @@ async fn two_postgres_workers_never_apply_the_same_step_twice() {
     a_cfg.owner = "B".into();
     let b = Worker::new(
         db.store.clone(),
+        db.change_log(),
         e.bridge(),
         e.dir.clone() as Arc<dyn UserDirectory>,
         a_cfg,
@@ -498,7 +580,10 @@ async fn run_loop_processes_until_shutdown_and_leases_extend() {
     task.await.unwrap().unwrap();
     // extend_lease only works for the holder
     db.change(TENANT, "User", "s1", "patch").await;
-    db.store.ingest(e.clock.now(), 100).await.unwrap();
+    db.store
+        .ingest(db.log.as_ref(), e.clock.now(), 100)
+        .await
+        .unwrap();
     let items = db
         .store
         .claim("me", e.clock.now(), Duration::from_secs(60), 10)

@@ -47,24 +47,8 @@ pub const MAX_TOKEN_LIFETIME_SECONDS: u64 = 21600;
 /// Largest accepted clock skew for `exp`/`nbf`.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
-/// A configuration error naming the key at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    /// The key, e.g. `auth.oauth_clients[0].token_lifetime_seconds`.
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
+/// The workspace's one configuration error, naming the key at fault.
+pub use scim_graph_bridge::config::ConfigError;
 
 /// The `[auth]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,72 +7,15 @@
 //! What is stored is the lowercase hex SHA-256 of the secret; comparisons of hashes are
 //! constant-time ([`subtle::ConstantTimeEq`]).
 
-use std::fmt;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// A secret string whose `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself. Call only where the value is needed (hashing, showing it once).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl From<String> for SecretString {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl From<&str> for SecretString {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self)
-    }
-}
-
-/// Serializes as `"<redacted>"`: a config dump never carries the secret.
-impl Serialize for SecretString {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
+/// The workspace's one secret type (redacting `Debug`, `Display` and `Serialize`), owned by the
+/// lowest crate that holds secrets.
+pub use scim_graph_bridge::secret::SecretString;
 
 /// The SHA-256 of a secret (raw bytes).
 pub fn sha256(secret: &str) -> [u8; 32] {
@@ -108,7 +51,7 @@ pub fn digest_matches_hex(digest: &[u8; 32], hex_hash: &str) -> bool {
 pub fn generate_secret(prefix: &str) -> SecretString {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    SecretString(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    SecretString::new(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// Whether `s` is a 64-digit hex SHA-256.

@@ -1,5 +1,6 @@
 //! `scim-server bridge …`: the Graph bridge's commands. They read the same configuration file and
-//! `SCIM_*` / `SCIM_GRAPH_*` environment as `serve`.
+//! `SCIM_*` / `SCIM_GRAPH_*` environment as `serve`. The top-level `cli` dispatches here; nothing
+//! here reaches back into it.
 //!
 //! ```text
 //! scim-server bridge run [--until-idle]
@@ -163,7 +164,8 @@ pub async fn execute(
         }
         BridgeCommand::Status { json } => {
             let bridge_store = open_bridge_store(&config.database_url).await?;
-            let status = worker::status(&bridge_store).await?;
+            let log = super::change_log(&bridge_store);
+            let status = worker::status(&bridge_store, log.as_ref()).await?;
             if json {
                 let mut value = serde_json::to_value(&status)?;
                 value["mode"] = mode_name(graph).into();
@@ -191,7 +193,15 @@ pub async fn execute(
             let directory = StoreDirectory::new(store.clone(), registry);
             let now = clock.now();
             if all {
-                let tenants = crate::cli::tenant_ids(store.as_ref(), tenant).await?;
+                let tenants = match tenant {
+                    Some(t) => vec![t],
+                    None => store
+                        .list_tenants()
+                        .await?
+                        .into_iter()
+                        .map(|t| t.id)
+                        .collect(),
+                };
                 for t in tenants {
                     let n = worker::reconcile_all(&bridge_store, &directory, &t, now).await?;
                     writeln!(out, "tenant {t:?}: {n} users queued")?;

@@ -10,9 +10,10 @@
 //! - [`cli`]: `scim-server bridge run | plan | status | reconcile | dead-letters`.
 //!
 //! Invariants:
-//! - The bridge is a separate consumer of the `scim_changes` outbox: it opens its own connection
-//!   pool from the same `database_url` and never writes the server's tables (only its
-//!   `bridge_*` tables, created by its own migrations at start).
+//! - The bridge is a separate consumer of the change log: it reads typed entries through
+//!   [`StoreChangeLog`] (the bridge's [`ChangeLog`] seam; no bridge code names `scim_changes`),
+//!   opens its own connection pool from the same `database_url` and never writes the server's
+//!   tables (only its `bridge_*` tables, created by its own migrations at start).
 //! - Plan or apply is decided by the bridge crate ([`GraphConfig::effective_mode`]): plan mode,
 //!   the default until credentials are configured, makes no Graph call at all.
 //! - Without a `[graph]` section (and no `SCIM_GRAPH_*` variable) nothing here runs.
@@ -22,11 +23,13 @@ mod directory;
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::store::change_log::StoreChangeLog;
 use anyhow::Context;
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::clock::{Clock, SystemClock};
 use scim_graph_bridge::config::GraphConfig;
 use scim_graph_bridge::directory::UserDirectory;
+use scim_graph_bridge::outbox::ChangeLog;
 use scim_graph_bridge::reconcile::Bridge;
 use scim_graph_bridge::store::BridgeStore;
 use scim_graph_bridge::worker::{RoundStats, Worker, WorkerConfig};
@@ -92,6 +95,14 @@ pub async fn open_bridge_store(database_url: &str) -> anyhow::Result<BridgeStore
     Ok(store)
 }
 
+/// The server's change log over the bridge's own pool (the same database).
+pub fn change_log(bridge_store: &BridgeStore) -> Arc<dyn ChangeLog> {
+    Arc::new(match bridge_store {
+        BridgeStore::Sqlite(pool) => StoreChangeLog::sqlite(pool.clone()),
+        BridgeStore::Postgres(pool) => StoreChangeLog::postgres(pool.clone()),
+    })
+}
+
 /// Everything the bridge needs, opened once: the reconciler, its tables and the user directory.
 #[derive(Clone)]
 pub struct BridgeContext {
@@ -101,6 +112,8 @@ pub struct BridgeContext {
     pub bridge: Bridge,
     /// The bridge's tables in the server's database.
     pub store: BridgeStore,
+    /// The server's change log, which the worker consumes.
+    pub change_log: Arc<dyn ChangeLog>,
     /// The SCIM users, read through the server's store.
     pub directory: Arc<dyn UserDirectory>,
 }
@@ -130,6 +143,7 @@ impl BridgeContext {
         Ok(Self {
             graph: graph.clone(),
             bridge,
+            change_log: change_log(&bridge_store),
             store: bridge_store,
             directory: Arc::new(StoreDirectory::new(store, registry)),
         })
@@ -144,6 +158,7 @@ impl BridgeContext {
     pub fn worker(&self, cfg: WorkerConfig) -> Worker {
         Worker::new(
             self.store.clone(),
+            self.change_log.clone(),
             self.bridge.clone(),
             self.directory.clone(),
             cfg,
@@ -214,10 +229,11 @@ impl BackgroundWorker {
         if let Some(running) = &worker.running {
             let mut stopped = running.stop.subscribe();
             let store = ctx.store.clone();
+            let log = ctx.change_log.clone();
             // Outbox lag, pending work and dead letters on /metrics while the worker runs.
             tokio::spawn(async move {
                 loop {
-                    match store.status().await {
+                    match store.status(log.as_ref()).await {
                         Ok(status) => crate::metrics::record_outbox(&status),
                         Err(e) => {
                             tracing::warn!(error = %e, "reading the bridge status for metrics")

@@ -223,7 +223,7 @@ mod tests {
     //! covered by `tests/it/http.rs` against SQLite).
 
     use super::*;
-    use crate::config::{Config, Secret};
+    use crate::config::{Config, SecretString};
     use crate::store::*;
     use axum::body::Body;
     use http::{Method, StatusCode};
@@ -374,7 +374,7 @@ mod tests {
     const TOKEN: &str = "unit-test-token-0123456789";
 
     fn app(mut config: Config) -> Router {
-        config.token = Some(Secret(TOKEN.into()));
+        config.token = Some(SecretString::new(TOKEN));
         let store: Arc<dyn Store> = Arc::new(EmptyStore);
         let clock: Arc<dyn crate::clock::Clock> =
             Arc::new(crate::clock::ManualClock::new(OffsetDateTime::UNIX_EPOCH));

@@ -20,7 +20,7 @@
 //! - `resource_values`: lower-cased values of `emails`, `phoneNumbers`, … for index lookups;
 //! - `memberships`: `(tenant_id, group_id, member_id)`, deleted with either end (`ON DELETE
 //!   CASCADE`);
-//! - `scim_changes` (the outbox, read directly by the Graph bridge) and `tenant_chain` (each
+//! - `scim_changes` (the outbox; other crates read it through [`change_log`]) and `tenant_chain` (each
 //!   tenant's chain head: last sequence number and hash; writers of a tenant serialise on it);
 //! - `tenants`, `tokens`.
 //!
@@ -30,6 +30,7 @@
 //! [`open_store`].
 
 pub mod chain;
+pub mod change_log;
 mod imp;
 pub mod postgres;
 pub mod row;

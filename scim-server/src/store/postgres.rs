@@ -11,7 +11,12 @@ use sqlx::{Arguments, Postgres};
 use std::str::FromStr;
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// `ignore_missing`: the Graph bridge's migrations share `_sqlx_migrations` on this database in
+/// their own version range (10001 and up), unknown to this migrator.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/postgres")
+};
 
 /// The PostgreSQL [`Store`](super::Store).
 #[derive(Debug, Clone)]

@@ -18,7 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// `ignore_missing`: the Graph bridge's migrations share `_sqlx_migrations` on this database in
+/// their own version range (10001 and up), unknown to this migrator.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/sqlite")
+};
 
 /// The SQLite [`Store`](super::Store).
 #[derive(Debug, Clone)]

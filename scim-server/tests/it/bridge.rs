@@ -35,68 +35,19 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod change_log;
 mod commands;
 mod lifecycle;
 
 const TOKEN: &str = "bridge-test-token-0123456789abcdef";
 const TENANT: &str = "default";
-const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-/// Helpdesk Administrator's role definition id.
-const HELPDESK_ROLE: &str = "729827e3-9c14-49f7-bb1b-9608f156bbb8";
+use scim_core::patch::PATCH_OP_URN as PATCH_OP;
+use scim_core::schema::{ENTERPRISE_USER_URN as ENTERPRISE, USER_URN};
+use scim_graph_bridge::fake_graph::fixtures::{DemoCatalog as Catalog, HELPDESK_ROLE};
 
-/// The Graph objects seeded in the fake and named by the rules file.
-struct Catalog {
-    all_staff: String,
-    eng: String,
-    support: String,
-    /// Not in the catalog: the bridge must never touch it.
-    manual: String,
-    e5: String,
-    e3: String,
-}
-
-/// The rules file: everyone gets `all-staff`; Engineering `eng` + E5; support staff in IT
-/// `support` + E3 + Helpdesk Administrator. `engineering_license` lets a test change the rules.
+/// The rules file of the demo tenant; `engineering_license` lets a test change the rules.
 fn rules_text(c: &Catalog, engineering_license: &str) -> String {
-    format!(
-        r#"
-[match]
-scim = "userName"
-graph = "userPrincipalName"
-[create]
-enabled = true
-usage_location = "US"
-[catalog.groups]
-all-staff = "{all}"
-eng = "{eng}"
-support = "{support}"
-[catalog.licenses]
-e5 = {{ sku_id = "{e5}" }}
-e3 = {{ sku_id = "{e3}" }}
-[catalog.roles]
-helpdesk = {{ role_definition_id = "{HELPDESK_ROLE}", directory_scope_id = "/" }}
-[defaults]
-groups = ["all-staff"]
-[[rule]]
-name = "engineering"
-when = {{ department = "Engineering" }}
-groups = ["eng"]
-licenses = ["{engineering_license}"]
-[[rule]]
-name = "support"
-when = {{ department = {{ in = ["IT", "Service Desk"] }}, title = {{ starts_with = "Support" }} }}
-groups = ["support"]
-licenses = ["e3"]
-roles = ["helpdesk"]
-"#,
-        all = c.all_staff,
-        eng = c.eng,
-        support = c.support,
-        e5 = c.e5,
-        e3 = c.e3,
-    )
+    c.rules_toml(true, engineering_license, "")
 }
 
 /// Which database a test runs on.
@@ -157,14 +108,7 @@ impl Env {
         let fake = FakeGraph::start(FakeConfig::default())
             .await
             .expect("fake graph");
-        let cat = fake.with_directory(|d| Catalog {
-            all_staff: d.add_group("all-staff"),
-            eng: d.add_group("eng"),
-            support: d.add_group("support"),
-            manual: d.add_group("manual"),
-            e5: d.add_sku("SPE_E5", 100),
-            e3: d.add_sku("ENTERPRISEPACK", 100),
-        });
+        let cat = Catalog::seed(&fake, 100);
         let dir = tempfile::tempdir().expect("tempdir");
         let rules = dir.path().join("graph-rules.toml");
         std::fs::write(&rules, rules_text(&cat, "e5")).expect("rules file");

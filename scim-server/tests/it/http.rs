@@ -13,7 +13,7 @@ use scim_core::resource::Resource;
 use scim_core::schema::ResourceType;
 use scim_server::auth::{AuthConfig, AuthService, token_store};
 use scim_server::clock::{Clock, ManualClock, SystemClock};
-use scim_server::config::{Config, Secret};
+use scim_server::config::{Config, SecretString};
 use scim_server::state::AppState;
 use scim_server::store::{
     Load, Page, Resources, Result as StoreResult, Store, StoreError, Tenant, WriteContext,
@@ -74,7 +74,7 @@ impl Reply {
 
 fn config() -> Config {
     Config {
-        token: Some(Secret(TOKEN.into())),
+        token: Some(SecretString::new(TOKEN)),
         ..Config::default()
     }
 }
@@ -109,7 +109,7 @@ async fn app_wrapping(
     .unwrap()
     .with_env_token(
         config.default_tenant.clone(),
-        &config.token.as_ref().unwrap().0,
+        config.token.as_ref().unwrap().expose(),
     );
     let auth = Arc::new(auth);
     let resources = wrap(store.clone());

@@ -393,7 +393,7 @@ async fn concurrent_writes_while_the_worker_runs() {
     }
     background.shutdown().await;
     assert!(converged, "every user reconciled");
-    let status = scim_graph_bridge::worker::status(&env.ctx.store)
+    let status = scim_graph_bridge::worker::status(&env.ctx.store, env.ctx.change_log.as_ref())
         .await
         .unwrap();
     assert_eq!((status.dead_letters, status.cursors[0].last_seq), (0, 80));

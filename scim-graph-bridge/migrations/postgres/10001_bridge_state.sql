@@ -1,4 +1,6 @@
--- The bridge's durable state. Times are milliseconds since the Unix epoch.
+-- The bridge's durable state. Times are milliseconds since the Unix epoch. Every statement is
+-- IF NOT EXISTS: databases created by the hand-rolled migrator of earlier versions already have
+-- these tables, and this migration must leave them (and their rows) as they are.
 
 -- How far each tenant's scim_changes have been turned into work.
 CREATE TABLE IF NOT EXISTS bridge_cursor (
