@@ -19,7 +19,7 @@
 //! admin = ["<group object id>"]
 //! ```
 
-use crate::config::{ConfigError, Secret};
+use crate::config::{ConfigError, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -67,7 +67,7 @@ pub struct OidcConfig {
     pub client_id: String,
     /// The client secret (sent with HTTP Basic), if the client is confidential.
     #[serde(default)]
-    pub client_secret: Option<Secret>,
+    pub client_secret: Option<SecretString>,
     /// The redirect URI registered at the provider. Default: the request's origin followed by
     /// `/console/auth/callback`.
     #[serde(default)]
@@ -118,7 +118,7 @@ impl ConsoleConfig {
     pub fn from_table(table: Option<&toml::Table>) -> Result<Self, ConfigError> {
         let config = match table {
             Some(t) => Self::deserialize(toml::Value::Table(t.clone()))
-                .map_err(|e| ConfigError(format!("[console]: {}", e.to_string().trim_end())))?,
+                .map_err(|e| ConfigError::new("console", e.to_string().trim_end()))?,
             None => Self::default(),
         };
         config.validate()?;
@@ -126,7 +126,7 @@ impl ConsoleConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, why: &str| Err(ConfigError(format!("`console.{key}`: {why}")));
+        let err = |key: &str, why: &str| Err(ConfigError::new(format!("console.{key}"), why));
         for (key, value) in [
             ("idle_timeout_minutes", self.idle_timeout_minutes),
             ("absolute_timeout_hours", self.absolute_timeout_hours),

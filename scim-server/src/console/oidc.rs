@@ -202,7 +202,7 @@ impl OidcClient {
             // RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic.
             let enc =
                 |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            request = request.basic_auth(enc(&self.config.client_id), Some(enc(&secret.0)));
+            request = request.basic_auth(enc(&self.config.client_id), Some(enc(secret.expose())));
         }
         let response = request
             .send()
