@@ -5,6 +5,7 @@
 //! scim-server token create [--tenant T] [--label L] [--read-only] | token list [--tenant T] | token revoke ID
 //! scim-server tenant create ID [--name N] [--bulk-upsert] | tenant list
 //! scim-server audit verify [--tenant T]
+//! scim-server inbound status | inbound dead-letters list|retry ID
 //! ```
 
 use crate::clock::{Clock, SystemClock};
@@ -49,6 +50,9 @@ pub enum Command {
     /// The Microsoft Graph bridge: worker, plans, status, dead letters (needs `[graph]`).
     #[command(subcommand)]
     Bridge(crate::bridge::cli::BridgeCommand),
+    /// The HR intake queue: status and dead letters.
+    #[command(subcommand)]
+    Inbound(crate::inbound::cli::InboundCommand),
 }
 
 /// `token` subcommands.
@@ -147,6 +151,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => server::serve(config).await?,
         Command::Bridge(cmd) => return crate::bridge::cli::run(cmd, &config).await,
+        Command::Inbound(cmd) => return crate::inbound::cli::run(cmd, &config).await,
         Command::CheckConfig => {
             let mut shown = config.clone();
             if shown.token.is_some() {

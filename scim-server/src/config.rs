@@ -84,6 +84,8 @@ pub struct Config {
     /// The Graph bridge (`scim_graph_bridge::config::GraphConfig`, see [`Config::graph_config`]); its
     /// keys are overridden by `SCIM_GRAPH_<KEY>` variables.
     pub graph: Option<OpaqueTable>,
+    /// The HR intake (`/inbound/v1/bulkUpload`, its queue and worker).
+    pub inbound: crate::inbound::InboundConfig,
 }
 
 impl Default for Config {
@@ -103,6 +105,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: None,
             graph: None,
+            inbound: crate::inbound::InboundConfig::default(),
         }
     }
 }
@@ -399,6 +402,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return err("tls", "set both `cert` and `key`, or neither".into());
         }
+        self.inbound.validate().map_err(ConfigError)?;
         Ok(())
     }
 

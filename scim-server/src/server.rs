@@ -191,14 +191,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => auth,
     };
     let oauth = auth.oauth_router();
-    let state = AppState::with_clock(&config, store, Arc::new(auth), clock);
+    let mut state = AppState::with_clock(&config, store, Arc::new(auth), clock);
+    if let Some(intake) = crate::inbound::open_intake(&config).await? {
+        state = state.with_inbound(intake);
+    }
     let bridge = crate::bridge::BackgroundWorker::start(
         &config,
         state.store.clone(),
         state.registry.clone(),
     )
     .await?;
+    let intake_worker = crate::inbound::worker::Background::start(&state);
     let served = run(&config, crate::http::router_with(state, oauth)).await;
+    intake_worker
+        .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
+        .await;
     bridge.shutdown().await;
     served
 }

@@ -71,6 +71,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Per-resource write locks of this process (see [`crate::service::locks`]).
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
+    /// The HR intake (`/inbound/v1/…`), when this server has one.
+    pub inbound: Option<Arc<crate::inbound::Intake>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -106,7 +108,14 @@ impl AppState {
             registry: Arc::new(SchemaRegistry::builtin()),
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
+            inbound: None,
         }
+    }
+
+    /// Serves the HR intake with `intake`.
+    pub fn with_inbound(mut self, intake: Arc<crate::inbound::Intake>) -> Self {
+        self.inbound = Some(intake);
+        self
     }
 
     /// Replaces the schema registry (custom extensions).

@@ -74,6 +74,7 @@ fn ops_routes() -> OpenApiRouter<AppState> {
 fn assemble(
     base_path: &str,
     scim: OpenApiRouter<AppState>,
+    inbound: OpenApiRouter<AppState>,
     ops: OpenApiRouter<AppState>,
 ) -> OpenApiRouter<AppState> {
     let root = OpenApiRouter::with_openapi(docs::ApiDoc::openapi());
@@ -82,7 +83,7 @@ fn assemble(
     } else {
         root.nest(base_path, scim)
     };
-    root.merge(ops)
+    root.merge(inbound).merge(ops)
 }
 
 /// The OpenAPI document for a base path (what `/openapi.json` serves).
@@ -90,6 +91,7 @@ pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
     assemble(
         base_path,
         scim_routes(&LimitsConfig::default()),
+        crate::inbound::http::routes(),
         ops_routes(),
     )
     .into_openapi()
@@ -112,7 +114,13 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         state.clone(),
         middleware::authenticate,
     ));
-    let (router, api) = assemble(&settings.base_path, scim, ops_routes()).split_for_parts();
+    // The HR intake (`/inbound/v1/…`): the same credentials as SCIM.
+    let inbound = crate::inbound::http::routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::authenticate,
+    ));
+    let (router, api) =
+        assemble(&settings.base_path, scim, inbound, ops_routes()).split_for_parts();
     let api_json: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
     let router = router
         .route(

@@ -4,5 +4,6 @@ mod auth;
 mod bridge;
 mod e2e;
 mod http;
+mod inbound;
 mod store;
 mod support;
