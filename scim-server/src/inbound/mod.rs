@@ -260,3 +260,56 @@ pub async fn open_intake(
         config.inbound,
     ))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let cfg = InboundConfig {
+            backoff_base_seconds: 10,
+            backoff_max_seconds: 100,
+            ..InboundConfig::default()
+        };
+        // (failed attempt, jitter, delay in seconds)
+        let cases = [
+            (1, 0.0, 5.0),
+            (1, 1.0, 10.0),
+            (2, 0.0, 10.0),
+            (2, 0.5, 15.0),
+            (3, 1.0, 40.0),
+            (5, 1.0, 100.0),
+            (60, 0.0, 50.0),
+            (0, 1.0, 10.0),
+        ];
+        for (attempt, jitter, want) in cases {
+            let got = cfg.backoff(attempt, jitter).as_secs_f64();
+            assert!((got - want).abs() < 1e-9, "{attempt} {jitter}: {got}");
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let bad = [
+            (
+                InboundConfig {
+                    max_operations: 0,
+                    ..InboundConfig::default()
+                },
+                "inbound.max_operations",
+            ),
+            (
+                InboundConfig {
+                    backoff_max_seconds: 1,
+                    ..InboundConfig::default()
+                },
+                "inbound.backoff_max_seconds",
+            ),
+        ];
+        for (cfg, key) in bad {
+            assert!(cfg.validate().unwrap_err().contains(key));
+        }
+        assert!(InboundConfig::default().validate().is_ok());
+    }
+}

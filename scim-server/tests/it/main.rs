@@ -5,5 +5,6 @@ mod bridge;
 mod e2e;
 mod http;
 mod inbound;
+mod inbound_queue;
 mod store;
 mod support;
