@@ -96,7 +96,9 @@ impl AuthService {
             &mut jwks_for,
         ));
         Ok(Self {
-            tokens: StaticTokens::new(tokens, clock).accept_bare_token(config.accept_bare_token),
+            tokens: StaticTokens::new(tokens, clock)
+                .accept_bare_token(config.accept_bare_token)
+                .cache_verified_for(std::time::Duration::from_secs(config.token_cache_seconds)),
             entra,
             oauth,
             accept_bare: config.accept_bare_token,

@@ -3,6 +3,7 @@
 //! ```toml
 //! [auth]
 //! accept_bare_token = true
+//! token_cache_seconds = 5                # how long a revoked token may still pass on a replica
 //!
 //! [auth.entra_jwt]                      # Entra "blank secret token" mode (testing only)
 //! tenants = { "aaaaaaaa-0000-1111-2222-bbbbbbbbbbbb" = "default" }
@@ -71,6 +72,10 @@ impl ConfigError {
 pub struct AuthConfig {
     /// Accept `Authorization: <token>` with no scheme, as some Okta orgs send it (default true).
     pub accept_bare_token: bool,
+    /// How long a verified static or issued token is trusted before the store is asked again
+    /// (default 5): the most a revocation by another replica or `token revoke` takes to apply.
+    /// 0 asks the store on every request.
+    pub token_cache_seconds: u64,
     /// Entra-issued JWTs ("blank secret token" mode). Off when absent.
     pub entra_jwt: Option<EntraJwtConfig>,
     /// Clients of `POST /oauth/token` authenticating with a client secret.
@@ -88,6 +93,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             accept_bare_token: true,
+            token_cache_seconds: super::token::DEFAULT_TOKEN_CACHE_SECONDS,
             entra_jwt: None,
             oauth_clients: Vec::new(),
             federated: Vec::new(),

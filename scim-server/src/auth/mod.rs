@@ -42,8 +42,8 @@ pub use config::{
 pub use oauth::{OAuthServer, oauth_router};
 pub use secret::SecretString;
 pub use token::{
-    StaticTokens, TokenStore, create_token, list_access_tokens, list_tokens, revoke_token,
-    token_kind, token_store,
+    DEFAULT_TOKEN_CACHE_SECONDS, StaticTokens, TokenStore, create_token, list_access_tokens,
+    list_tokens, revoke_token, token_kind, token_store,
 };
 
 /// How a request authenticated.

@@ -10,8 +10,9 @@
 //! The `SCIM_TOKEN` environment token (automation, CI) is never stored: only its digest is kept
 //! in memory and compared in constant time.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use http::HeaderMap;
@@ -188,6 +189,55 @@ impl fmt::Debug for EnvToken {
     }
 }
 
+/// How long a verified token record is trusted without asking the store again, unless
+/// configured (`[auth] token_cache_seconds`): the time a revocation made elsewhere (another
+/// replica, `scim-server token revoke`) may take to reach this process.
+pub const DEFAULT_TOKEN_CACHE_SECONDS: u64 = 5;
+
+/// At most this many verified records are kept; past it the cache starts again empty, so a
+/// flood of distinct valid tokens costs lookups, never memory.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+/// Token records this process verified recently, by secret hash, with when they were read.
+///
+/// Only records that were valid when read are kept (an unknown or revoked secret is looked up
+/// every time, so failed attempts cannot fill the cache), and expiry is still judged on each use.
+/// What the cache trades is revocation latency: a revoked token keeps working here for at most
+/// the cache's lifetime.
+struct VerifiedTokens {
+    lifetime: time::Duration,
+    records: Mutex<HashMap<String, (TokenRecord, OffsetDateTime)>>,
+}
+
+impl VerifiedTokens {
+    fn new(lifetime: time::Duration) -> Self {
+        Self {
+            lifetime,
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &str, now: OffsetDateTime) -> Option<TokenRecord> {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let (record, read_at) = records.get(hash)?;
+        (now < *read_at + self.lifetime).then(|| record.clone())
+    }
+
+    fn keep(&self, hash: String, record: &TokenRecord, now: OffsetDateTime) {
+        if self.lifetime <= time::Duration::ZERO {
+            return;
+        }
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= MAX_CACHED_TOKENS {
+            records.retain(|_, (_, read_at)| now < *read_at + self.lifetime);
+            if records.len() >= MAX_CACHED_TOKENS {
+                records.clear();
+            }
+        }
+        records.insert(hash, (record.clone(), now));
+    }
+}
+
 /// Authenticates static tokens and issued access tokens (and the `SCIM_TOKEN` environment
 /// token, when given).
 #[derive(Clone)]
@@ -196,6 +246,7 @@ pub struct StaticTokens {
     clock: Arc<dyn Clock>,
     env: Option<EnvToken>,
     accept_bare: bool,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl fmt::Debug for StaticTokens {
@@ -209,13 +260,28 @@ impl fmt::Debug for StaticTokens {
 
 impl StaticTokens {
     /// Tokens looked up in `store`, expiry judged by `clock`.
+    ///
+    /// Verified records are trusted for [`DEFAULT_TOKEN_CACHE_SECONDS`]; see
+    /// [`Self::cache_verified_for`].
     pub fn new(store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,
             env: None,
             accept_bare: true,
+            verified: Arc::new(VerifiedTokens::new(time::Duration::seconds(
+                DEFAULT_TOKEN_CACHE_SECONDS as i64,
+            ))),
         }
+    }
+
+    /// Trusts a verified token record for `lifetime` before reading it from the store again,
+    /// which bounds how long a revocation made by another process takes to apply here (zero:
+    /// every request reads the store).
+    pub fn cache_verified_for(mut self, lifetime: std::time::Duration) -> Self {
+        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::ZERO);
+        self.verified = Arc::new(VerifiedTokens::new(lifetime));
+        self
     }
 
     /// Also accepts `secret` (the `SCIM_TOKEN` environment variable) as a read-write token of
@@ -262,13 +328,23 @@ impl StaticTokens {
         }
         let digest = sha256(secret);
         let hash = hex::encode(digest);
-        let record = match self.store.token_by_hash(&hash).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(AuthError::new("invalid bearer token")),
-            Err(err) => {
-                tracing::error!(error = %err, "token lookup failed");
-                return Err(AuthError::unavailable("credentials could not be checked"));
-            }
+        let now = self.clock.now();
+        let record = match self.verified.get(&hash, now) {
+            Some(record) => record,
+            None => match self.store.token_by_hash(&hash).await {
+                Ok(Some(record)) => {
+                    if record.revoked.is_none() && digest_matches_hex(&digest, &record.secret_hash)
+                    {
+                        self.verified.keep(hash, &record, now);
+                    }
+                    record
+                }
+                Ok(None) => return Err(AuthError::new("invalid bearer token")),
+                Err(err) => {
+                    tracing::error!(error = %err, "token lookup failed");
+                    return Err(AuthError::unavailable("credentials could not be checked"));
+                }
+            },
         };
         // The store found the record by this hash; compare again, in constant time, so that a
         // store with a case-insensitive or prefix index cannot make a different secret pass.
@@ -279,7 +355,7 @@ impl StaticTokens {
             return Err(AuthError::new("token is revoked"));
         }
         if let Some(expires) = record.expires
-            && self.clock.now() >= expires
+            && now >= expires
         {
             return Err(AuthError::new("token expired"));
         }

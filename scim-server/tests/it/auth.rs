@@ -35,25 +35,34 @@ mod unavailable;
 // ---------------------------------------------------------------------------------------------
 // Test doubles and fixtures
 
-/// Tokens in memory: the token part of the `Store` contract, nothing else.
+/// Tokens in memory: the token part of the `Store` contract, nothing else; counts lookups.
 #[derive(Default)]
-struct MemTokens(Mutex<Vec<TokenRecord>>);
+struct MemTokens {
+    tokens: Mutex<Vec<TokenRecord>>,
+    lookups: AtomicUsize,
+}
 
 impl MemTokens {
     fn all(&self) -> Vec<TokenRecord> {
-        self.0.lock().unwrap().clone()
+        self.tokens.lock().unwrap().clone()
+    }
+
+    /// How many times a token was looked up by hash.
+    fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
     }
 }
 
 #[async_trait]
 impl TokenStore for MemTokens {
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
-        self.0.lock().unwrap().push(token.clone());
+        self.tokens.lock().unwrap().push(token.clone());
         Ok(())
     }
     async fn token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
         Ok(self
-            .0
+            .tokens
             .lock()
             .unwrap()
             .iter()
@@ -62,7 +71,7 @@ impl TokenStore for MemTokens {
     }
     async fn list_tokens(&self, tenant: Option<&str>) -> StoreResult<Vec<TokenRecord>> {
         Ok(self
-            .0
+            .tokens
             .lock()
             .unwrap()
             .iter()
@@ -71,7 +80,7 @@ impl TokenStore for MemTokens {
             .collect())
     }
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool> {
-        let mut tokens = self.0.lock().unwrap();
+        let mut tokens = self.tokens.lock().unwrap();
         match tokens.iter_mut().find(|t| t.id == id) {
             Some(t) => {
                 t.revoked = Some(at);

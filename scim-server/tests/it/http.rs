@@ -523,9 +523,12 @@ async fn missing_or_bad_credentials_are_401_with_www_authenticate() {
     }
 }
 
+/// A token revoked in the store is refused once the verified-token cache lifetime has passed
+/// (`[auth] token_cache_seconds`, the documented revocation bound).
 #[tokio::test]
 async fn revoked_tokens_are_refused() {
-    let app = app().await;
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = app_with(config(), clock.clone()).await;
     let secret = app.token_for("default", false).await;
     assert_eq!(
         app.call_as(&secret, Method::GET, "/Users", None)
@@ -538,6 +541,8 @@ async fn revoked_tokens_are_refused() {
         .revoke_token(&tokens[0].id, app.clock.now())
         .await
         .unwrap();
+    let bound = scim_server::auth::DEFAULT_TOKEN_CACHE_SECONDS as i64;
+    clock.advance(time::Duration::seconds(bound));
     app.call_as(&secret, Method::GET, "/Users", None)
         .await
         .assert_error(401, None);

@@ -1369,13 +1369,14 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
         .await
         .unwrap();
     }
-    // Enough rows that a scan of the tenant's users costs clearly more than a lookup.
+    // Enough rows (10,000, the size at which a GET by id was seen reading every row of the
+    // tenant on PostgreSQL) that a scan of the tenant's users costs clearly more than a lookup.
     let filler = match &db.raw {
         Raw::Sqlite(..) => ("", ", attributes_ci", ", '{}'"),
         Raw::Postgres(..) => ("::jsonb", "", ""),
     };
     db.execute(&format!(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
          INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
          last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
          SELECT 't1', 'filler-' || i, 'User', 1, 0, 0, 'filler' || i, 'fx-' || i, \
@@ -1384,7 +1385,7 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
     ))
     .await;
     db.execute(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
          INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) \
          SELECT 't1', 'filler-' || i, 'emails', 'work', 'filler' || i || '@example.com' FROM n",
     )
@@ -1395,10 +1396,15 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
          FROM resources WHERE tenant_id = 't1' AND id LIKE 'filler-%'",
     )
     .await;
-    db.execute("ANALYZE").await;
     let u = users();
     // (case, resource type, filter, the column an index must be searched on)
     let cases = vec![
+        (
+            "id eq (GET /Users/{id})",
+            u,
+            eq(u, "id", json!("id-04")),
+            "id",
+        ),
         (
             "userName eq",
             u,
@@ -1436,7 +1442,8 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
                 eq(u, "id", json!("id-04")),
                 eq(u, "manager", json!("id-01")),
             ]),
-            "id",
+            // Either index finds the few rows the other term then filters.
+            "id|manager_id",
         ),
         (
             "manager eq",
@@ -1454,40 +1461,99 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
             "member_id",
         ),
     ];
-    for (name, rt, filter, column) in cases {
-        let q = query(Some(filter));
-        let plan = explain(&db, rt, &q).await;
-        let indexed = match &db.raw {
-            // e.g. `SEARCH r USING INDEX resources_external_id (tenant_id=? AND resource_type=? AND external_id=?)`
-            Raw::Sqlite(..) => {
-                !plan.contains("SCAN r")
-                    && !plan.contains("SCAN v")
-                    && plan.lines().any(|l| {
-                        l.starts_with("SEARCH")
-                            && (l.contains(&format!("({column}=?"))
-                                || l.contains(&format!(" {column}=?")))
-                    })
+    // First as a fresh initial sync meets them (no statistics: PostgreSQL here runs with
+    // autovacuum off), then analysed; on PostgreSQL also as generic plans, which prepared
+    // statements switch to after a few executions.
+    let plans = [
+        (false, PlanMode::Custom),
+        (false, PlanMode::Generic),
+        (true, PlanMode::Custom),
+        (true, PlanMode::Generic),
+    ];
+    for (analysed, mode) in plans {
+        if analysed {
+            db.execute("ANALYZE").await;
+        }
+        if mode == PlanMode::Generic && matches!(db.raw, Raw::Sqlite(..)) {
+            continue;
+        }
+        for (name, rt, filter, column) in &cases {
+            let q = query(Some(filter.clone()));
+            for statement in [Statement::Count, Statement::Page] {
+                let plan = explain(&db, rt, &q, statement, mode).await;
+                assert_indexed(
+                    &db,
+                    &plan,
+                    column,
+                    &format!("{name} ({statement:?}, {mode:?} plan, analysed: {analysed})"),
+                );
             }
-            // e.g. `Index Cond: ((tenant_id = 't1'::text) AND (external_id = 'EXT-7'::text))`
-            Raw::Postgres(..) => {
-                !plan.contains("Seq Scan")
-                    && plan
-                        .lines()
-                        .any(|l| l.contains("Index Cond") && l.contains(&format!("({column} = ")))
-            }
-        };
-        assert!(indexed, "{name}: no index search on {column}:\n{plan}");
+        }
     }
 }
 
-async fn explain(db: &TestDb, rt: &ResourceType, q: &ListQuery) -> String {
-    use scim_server::store::sql::Arg;
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PlanMode {
+    Custom,
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Statement {
+    Count,
+    Page,
+}
+
+/// Asserts that `plan` searches an index on one of `columns` (`|`-separated) and scans nothing.
+fn assert_indexed(db: &TestDb, plan: &str, columns: &str, case: &str) {
+    let searched = |column: &str| match &db.raw {
+        // e.g. `SEARCH r USING INDEX resources_external_id (tenant_id=? AND resource_type=? AND external_id=?)`
+        Raw::Sqlite(..) => {
+            !plan.contains("SCAN r")
+                && !plan.contains("SCAN v")
+                && plan.lines().any(|l| {
+                    l.starts_with("SEARCH")
+                        && (l.contains(&format!("({column}=?"))
+                            || l.contains(&format!(" {column}=?")))
+                })
+        }
+        // e.g. `Index Cond: ((tenant_id = 't1'::text) AND (external_id = 'EXT-7'::text))`; a plan
+        // that finds the tenant's type by index and filters the rest shows `Filter: (id = $3)`.
+        Raw::Postgres(..) => {
+            !plan.contains("Seq Scan")
+                && plan
+                    .lines()
+                    .any(|l| l.contains("Index Cond") && l.contains(&format!("({column} = ")))
+        }
+    };
+    assert!(
+        columns.split('|').any(searched),
+        "{case}: no index search on {columns}:\n{plan}"
+    );
+}
+
+/// The plan of the list statement `statement` for `q`, as the store would send it.
+async fn explain(
+    db: &TestDb,
+    rt: &ResourceType,
+    q: &ListQuery,
+    statement: Statement,
+    mode: PlanMode,
+) -> String {
+    use scim_server::store::sql::{Arg, ListSql};
+    fn text_and_args(sql: &ListSql, statement: Statement) -> (&str, &[Arg]) {
+        match statement {
+            Statement::Count => (&sql.count, &sql.args[..sql.count_args]),
+            Statement::Page => (&sql.page, &sql.args[..]),
+        }
+    }
     match &db.raw {
         Raw::Sqlite(store, _) => {
             let sql = store.list_sql("t1", rt, q);
-            let text = format!("EXPLAIN QUERY PLAN {}", sql.count);
+            let (text, args) = text_and_args(&sql, statement);
+            let text = format!("EXPLAIN QUERY PLAN {text}");
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&text);
-            for a in &sql.args[..sql.count_args] {
+            for a in args {
                 query = match a {
                     Arg::Text(s) => query.bind(s.clone()),
                     Arg::Int(i) => query.bind(*i),
@@ -1500,10 +1566,19 @@ async fn explain(db: &TestDb, rt: &ResourceType, q: &ListQuery) -> String {
         }
         Raw::Postgres(store, _, _) => {
             let sql = store.list_sql("t1", rt, q);
+            let (text, args) = text_and_args(&sql, statement);
             let mut conn = store.pool().acquire().await.unwrap();
-            let text = format!("EXPLAIN {}", sql.count);
+            let cache_mode = match mode {
+                PlanMode::Custom => "force_custom_plan",
+                PlanMode::Generic => "force_generic_plan",
+            };
+            sqlx::query(&format!("SET plan_cache_mode = {cache_mode}"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let text = format!("EXPLAIN {text}");
             let mut query = sqlx::query_scalar::<_, String>(&text);
-            for a in &sql.args[..sql.count_args] {
+            for a in args {
                 query = match a {
                     Arg::Text(s) => query.bind(s.clone()),
                     Arg::Int(i) => query.bind(*i),
@@ -1512,6 +1587,10 @@ async fn explain(db: &TestDb, rt: &ResourceType, q: &ListQuery) -> String {
                 };
             }
             let rows = query.fetch_all(&mut *conn).await.unwrap();
+            sqlx::query("RESET plan_cache_mode")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
             rows.join("\n")
         }
     }

@@ -202,9 +202,20 @@ pub fn compile_list(
             let offset = sql.bind(Arg::Int(
                 i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
             ));
+            // With a filter, the index that yields id order looked as cheap to both planners
+            // (without statistics every equality estimates about one row) as the filter's own
+            // index, and walking it skips a sort, so they scanned a tenant's whole type to find
+            // one row. Ordering by an expression no index provides leaves the choice to the
+            // filter's index; the matches are few or counted by a scan anyway. Without a filter,
+            // pages walk the list index in order.
+            let order_term = if query.filter.is_some() {
+                "(r.id || '')"
+            } else {
+                "r.id"
+            };
             format!(
                 "SELECT {cols} FROM resources r WHERE {where_} \
-                 ORDER BY r.id{collate} ASC LIMIT {limit} OFFSET {offset}"
+                 ORDER BY {order_term}{collate} ASC LIMIT {limit} OFFSET {offset}"
             )
         }
     };

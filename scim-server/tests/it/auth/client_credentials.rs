@@ -275,12 +275,16 @@ async fn issued_access_tokens_are_listed_apart_and_revocable() {
         CredentialKind::OAuthAccessToken
     );
 
-    // Revoked: refused at once, and no longer listed.
+    // Revoked: refused once the verified-token cache lifetime (the revocation bound) has
+    // passed, and no longer listed.
     assert!(
         revoke_token(&*s.store, &issued[0].id, s.clock.now())
             .await
             .unwrap()
     );
+    s.clock.advance(time::Duration::seconds(
+        scim_server::auth::DEFAULT_TOKEN_CACHE_SECONDS as i64,
+    ));
     let (status, body) = s.whoami(&token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["detail"], "token is revoked");

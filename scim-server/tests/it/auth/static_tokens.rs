@@ -102,6 +102,74 @@ async fn static_token_failures() {
     );
 }
 
+/// A verified token is trusted for the cache lifetime without a lookup; a revocation made behind
+/// the cache's back (another replica, the CLI) applies once that lifetime has passed, and expiry
+/// is judged on every use. Unknown secrets are looked up every time.
+#[tokio::test]
+async fn verified_tokens_are_cached_for_the_revocation_bound() {
+    let store = Arc::new(MemTokens::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let auth = StaticTokens::new(store.clone(), clock.clone())
+        .cache_verified_for(std::time::Duration::from_secs(5));
+    let (record, secret) = create_token(&*store, "acme", "okta", false, T0)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(auth.verify(secret.expose()).await.is_ok());
+    }
+    assert_eq!(store.lookups(), 1, "verified once, then served from memory");
+
+    assert!(revoke_token(&*store, &record.id, T0).await.unwrap());
+    clock.advance(time::Duration::seconds(4));
+    assert!(
+        auth.verify(secret.expose()).await.is_ok(),
+        "within the bound"
+    );
+    clock.advance(time::Duration::seconds(1));
+    assert_eq!(auth.verify(secret.expose()).await, err("token is revoked"));
+    assert_eq!(auth.verify(secret.expose()).await, err("token is revoked"));
+    assert_eq!(store.lookups(), 3, "a revoked record is never cached");
+
+    for _ in 0..2 {
+        assert_eq!(
+            auth.verify("scim_unknown-secret").await,
+            err("invalid bearer token")
+        );
+    }
+    assert_eq!(store.lookups(), 5, "unknown secrets are not cached");
+
+    // An expiring record stays cached but stops working at its expiry.
+    let expiring = TokenRecord {
+        id: "oat_expiring".into(),
+        tenant: "acme".into(),
+        secret_hash: hash_secret("scimat_expiring-secret"),
+        label: "client".into(),
+        read_only: false,
+        created: clock.now(),
+        expires: Some(clock.now() + time::Duration::seconds(2)),
+        revoked: None,
+    };
+    store.insert_token(&expiring).await.unwrap();
+    assert!(auth.verify("scimat_expiring-secret").await.is_ok());
+    clock.advance(time::Duration::seconds(2));
+    assert_eq!(
+        auth.verify("scimat_expiring-secret").await,
+        err("token expired")
+    );
+
+    // Lifetime zero: every request reads the store.
+    let uncached = StaticTokens::new(store.clone(), clock.clone())
+        .cache_verified_for(std::time::Duration::ZERO);
+    let (_, fresh) = create_token(&*store, "acme", "fresh", false, clock.now())
+        .await
+        .unwrap();
+    let before = store.lookups();
+    for _ in 0..3 {
+        assert!(uncached.verify(fresh.expose()).await.is_ok());
+    }
+    assert_eq!(store.lookups(), before + 3);
+}
+
 #[tokio::test]
 async fn every_token_belongs_to_its_tenant_and_cli_helpers_list_them() {
     let store = Arc::new(MemTokens::default());
