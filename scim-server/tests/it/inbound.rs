@@ -368,6 +368,43 @@ async fn intake_cycle(db: &Db) {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Operations: the queue on /metrics (published after each worker round) and the CLI.
+    let mut published = false;
+    for _ in 0..200 {
+        let text = s
+            .client
+            .get(format!("{}/metrics", s.root))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("scim_inbound_queue_depth 0")
+            && text.contains("scim_inbound_dead_letters 0")
+        {
+            assert!(
+                text.contains("scim_inbound_oldest_job_age_seconds"),
+                "{text}"
+            );
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(published, "the intake gauges never appeared on /metrics");
+    let (code, out) = db.cli(&["inbound", "status"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("queued: 0") && out.contains("dead letters: 0"),
+        "{out}"
+    );
+    let (code, out) = db.cli(&["inbound", "dead-letters", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("no dead letters"), "{out}");
+    let (code, _) = db.cli(&["inbound", "dead-letters", "retry", "nope"]);
+    assert_eq!(code, Some(1));
     drop(s);
 }
 
