@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod commands;
+mod inbound;
 mod lifecycle;
 
 const TOKEN: &str = "bridge-test-token-0123456789abcdef";
