@@ -22,8 +22,10 @@
 
 pub mod cli;
 pub mod http;
+pub mod mapping;
 pub mod queue;
 pub mod request;
+pub mod signature;
 pub mod upsert;
 pub mod worker;
 
