@@ -91,7 +91,7 @@ pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
     assemble(
         base_path,
         scim_routes(&LimitsConfig::default()),
-        crate::inbound::http::routes(),
+        crate::inbound::http::routes().merge(crate::inbound::http::signed_routes()),
         ops_routes(),
     )
     .into_openapi()
@@ -115,10 +115,12 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         middleware::authenticate,
     ));
     // The HR intake (`/inbound/v1/…`): the same credentials as SCIM.
-    let inbound = crate::inbound::http::routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::authenticate,
-    ));
+    let inbound = crate::inbound::http::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .merge(crate::inbound::http::signed_routes());
     let (router, api) =
         assemble(&settings.base_path, scim, inbound, ops_routes()).split_for_parts();
     let api_json: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();

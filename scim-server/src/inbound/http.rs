@@ -5,18 +5,25 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Caller, ScimJson};
 use crate::http::response::Scim;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The intake's routes (authenticated by the caller of this function's router).
+/// The intake's routes that take the SCIM credentials (the caller adds the authentication).
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(bulk_upload))
         .routes(routes!(get_job))
+}
+
+/// The intake's routes authenticated by a Standard Webhooks signature instead of a bearer token.
+pub fn signed_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_event))
 }
 
 /// The server's root URL as the client sees it: the SCIM base URL without the base path.
@@ -78,5 +85,46 @@ pub async fn get_job(
     Ok(Scim(
         StatusCode::OK,
         serde_json::to_value(job).unwrap_or_default(),
+    ))
+}
+
+/// Accepts an HR event (hire, update, terminate, rehire; optionally effective later) from a
+/// configured source of a tenant, signed per Standard Webhooks (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`); no bearer token. Unsigned, badly signed or stale
+/// requests are 401 and change nothing; a replayed event id is 200 and changes nothing.
+#[utoipa::path(post, path = "/inbound/v1/events/{tenant}/{source}", tag = "HR intake",
+    params(
+        ("tenant" = String, Path, description = "the tenant the source belongs to"),
+        ("source" = String, Path, description = "the source's name in `[[inbound.sources]]`"),
+    ),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 202, description = "queued: the jobs and when each runs", body = Object, content_type = "application/scim+json"),
+        (status = 200, description = "a replay of an event already received: nothing queued", body = Object, content_type = "application/scim+json"),
+        (status = 400, description = "not an HR event, or a value the mapping refuses", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 401, description = "unknown source, unsigned, bad signature or stale timestamp", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+    ))]
+pub async fn post_event(
+    State(state): State<AppState>,
+    Path((tenant, source)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Scim, ApiError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = crate::inbound::events::Signed {
+        id: text("webhook-id"),
+        timestamp: text("webhook-timestamp"),
+        signature: text("webhook-signature"),
+    };
+    let reply =
+        crate::inbound::events::accept_event(&state, &tenant, &source, signed, &body).await?;
+    let status = if reply.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(Scim(
+        status,
+        serde_json::to_value(reply).unwrap_or_default(),
     ))
 }

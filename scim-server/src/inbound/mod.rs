@@ -21,6 +21,7 @@
 //!   processing converges.
 
 pub mod cli;
+pub mod events;
 pub mod http;
 pub mod mapping;
 pub mod queue;
@@ -40,7 +41,7 @@ use tokio::sync::Notify;
 pub use queue::Queue;
 
 /// `[inbound]`: the HR intake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
     /// Serve `/inbound/v1/…` (`SCIM_INBOUND__ENABLED`).
@@ -60,6 +61,9 @@ pub struct InboundConfig {
     pub backoff_max_seconds: u64,
     /// Milliseconds between polls when idle (an enqueue in the same process wakes it at once).
     pub poll_interval_ms: u64,
+    /// HR event sources (`[[inbound.sources]]`): who may post events, signed with which secrets,
+    /// mapped by which file.
+    pub sources: Vec<events::SourceConfig>,
 }
 
 impl Default for InboundConfig {
@@ -73,6 +77,7 @@ impl Default for InboundConfig {
             backoff_base_seconds: 5,
             backoff_max_seconds: 600,
             poll_interval_ms: 1000,
+            sources: Vec::new(),
         }
     }
 }
@@ -90,6 +95,11 @@ impl InboundConfig {
             if value == 0 {
                 return Err(format!("`{key}`: must be greater than 0"));
             }
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            source
+                .check()
+                .map_err(|why| format!("`inbound.sources[{i}]`: {why}"))?;
         }
         if self.backoff_max_seconds < self.backoff_base_seconds {
             return Err(
@@ -117,24 +127,40 @@ impl InboundConfig {
     }
 }
 
-/// The HR intake of one process: its queue, its settings and the signal that wakes the worker.
+/// The HR intake of one process: its queue, its settings, its event sources and the signal that
+/// wakes the worker.
 #[derive(Debug)]
 pub struct Intake {
     /// The intake tables.
     pub queue: Queue,
     /// `[inbound]`.
     pub config: InboundConfig,
+    sources: Vec<events::Source>,
     wake: Notify,
 }
 
 impl Intake {
-    /// An intake over `queue`.
+    /// An intake over `queue` (without event sources).
     pub fn new(queue: Queue, config: InboundConfig) -> Self {
         Self {
             queue,
             config,
+            sources: Vec::new(),
             wake: Notify::new(),
         }
+    }
+
+    /// Accepts HR events from `sources`.
+    pub fn with_sources(mut self, sources: Vec<events::Source>) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// The event source `name` of `tenant`.
+    pub fn source(&self, tenant: &str, name: &str) -> Option<&events::Source> {
+        self.sources
+            .iter()
+            .find(|s| s.tenant == tenant && s.name == name)
     }
 
     /// Wakes this process's worker (a job was enqueued).
@@ -192,7 +218,7 @@ pub const JOBS_PATH: &str = "/inbound/v1/jobs";
 
 /// The caller's intake, or 503 when this server has none (an in-memory database, or
 /// `[inbound] enabled = false`).
-fn intake_of(state: &crate::state::AppState) -> scim_core::Result<&Intake> {
+pub(crate) fn intake_of(state: &crate::state::AppState) -> scim_core::Result<&Intake> {
     state.inbound.as_deref().ok_or_else(|| {
         scim_core::Error::new(
             503,
@@ -256,11 +282,17 @@ pub async fn open_intake(
         );
         return Ok(None);
     }
+    let sources = config
+        .inbound
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.load().with_context(|| format!("`inbound.sources[{i}]`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let queue = open_queue(&config.database_url).await?;
-    Ok(Some(std::sync::Arc::new(Intake::new(
-        queue,
-        config.inbound,
-    ))))
+    Ok(Some(std::sync::Arc::new(
+        Intake::new(queue, config.inbound.clone()).with_sources(sources),
+    )))
 }
 
 #[cfg(test)]

@@ -56,6 +56,31 @@ pub mod status {
     pub const COMPLETED_WITH_ERRORS: &str = "completedWithErrors";
     /// Given up after the configured attempts (a dead letter).
     pub const DEAD: &str = "dead";
+    /// Replaced, before it ran, by a later event for the same employee.
+    pub const SUPERSEDED: &str = "superseded";
+}
+
+/// A job of an HR event: when it runs, whom it concerns, and its lane (a later event supersedes
+/// the pending jobs of the same employee and lane).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledJob {
+    /// The job.
+    pub job: NewJob,
+    /// When it may run (the event's effective time, or now).
+    pub run_after: OffsetDateTime,
+    /// The employee's externalId.
+    pub subject: String,
+    /// `lifecycle` (activation, deactivation) or `update`.
+    pub lane: &'static str,
+}
+
+/// Whether an event was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventReceipt {
+    /// Recorded with its jobs.
+    Accepted,
+    /// Seen before (same tenant, source and event id): nothing was queued.
+    Duplicate,
 }
 
 /// What happened to one HR record.
@@ -249,6 +274,43 @@ fn attempts(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
+/// Inserts a job and its operations on an open transaction.
+macro_rules! insert_job {
+    ($tx:expr, $job:expr, $now:expr, $run_after:expr, $subject:expr, $lane:expr) => {{
+        let job: &NewJob = $job;
+        sqlx::query(
+            "INSERT INTO inbound_jobs (id, tenant_id, principal, request_id, source, status, \
+             attempts, run_after_ns, created_ns, subject, lane) VALUES ($1, $2, $3, $4, $5, $6, 0, \
+             $7, $8, $9, $10)",
+        )
+        .bind(&job.id)
+        .bind(&job.tenant)
+        .bind(&job.principal)
+        .bind(&job.request_id)
+        .bind(&job.source)
+        .bind(status::QUEUED)
+        .bind(ns($run_after))
+        .bind(ns($now))
+        .bind($subject)
+        .bind($lane)
+        .execute($tx)
+        .await?;
+        for (seq, op) in job.operations.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO inbound_operations (job_id, seq, bulk_id, external_id, data) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&job.id)
+            .bind(seq as i64)
+            .bind(&op.bulk_id)
+            .bind(&op.external_id)
+            .bind(op.data.to_string())
+            .execute($tx)
+            .await?;
+        }
+    }};
+}
+
 const JOB_COLUMNS: &str =
     "id, tenant_id, source, status, attempts, last_error, created_ns, finished_ns";
 
@@ -262,34 +324,74 @@ impl Queue {
             } else {
                 pool.begin_with("BEGIN IMMEDIATE").await?
             };
-            sqlx::query(
-                "INSERT INTO inbound_jobs (id, tenant_id, principal, request_id, source, status, \
-                 attempts, run_after_ns, created_ns) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+            insert_job!(&mut *tx, job, now, now, None::<&str>, None::<&str>);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Records an HR event and its jobs in one transaction, superseding the employee's pending
+    /// jobs in the lanes the new jobs use (those scheduled for later: a job already due is the
+    /// present state and still runs). A replayed event id changes nothing.
+    pub async fn enqueue_event(
+        &self,
+        tenant: &str,
+        source: &str,
+        event_id: &str,
+        event_type: &str,
+        jobs: &[ScheduledJob],
+        now: OffsetDateTime,
+    ) -> Result<EventReceipt> {
+        on_pool!(self, |pool, pg| {
+            let mut tx = if pg {
+                pool.begin().await?
+            } else {
+                pool.begin_with("BEGIN IMMEDIATE").await?
+            };
+            let fresh = sqlx::query(
+                "INSERT INTO inbound_events (tenant_id, source, event_id, event_type, \
+                 received_ns) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, source, \
+                 event_id) DO NOTHING",
             )
-            .bind(&job.id)
-            .bind(&job.tenant)
-            .bind(&job.principal)
-            .bind(&job.request_id)
-            .bind(&job.source)
-            .bind(status::QUEUED)
+            .bind(tenant)
+            .bind(source)
+            .bind(event_id)
+            .bind(event_type)
             .bind(ns(now))
             .execute(&mut *tx)
             .await?;
-            for (seq, op) in job.operations.iter().enumerate() {
+            if fresh.rows_affected() == 0 {
+                return Ok(EventReceipt::Duplicate);
+            }
+            let mut lanes: Vec<(&str, &str)> =
+                jobs.iter().map(|j| (j.subject.as_str(), j.lane)).collect();
+            lanes.dedup();
+            for (subject, lane) in lanes {
                 sqlx::query(
-                    "INSERT INTO inbound_operations (job_id, seq, bulk_id, external_id, data) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "UPDATE inbound_jobs SET status = $1, finished_ns = $2 WHERE tenant_id = $3 \
+                     AND subject = $4 AND lane = $5 AND status = $6 AND run_after_ns > $2",
                 )
-                .bind(&job.id)
-                .bind(seq as i64)
-                .bind(&op.bulk_id)
-                .bind(&op.external_id)
-                .bind(op.data.to_string())
+                .bind(status::SUPERSEDED)
+                .bind(ns(now))
+                .bind(tenant)
+                .bind(subject)
+                .bind(lane)
+                .bind(status::QUEUED)
                 .execute(&mut *tx)
                 .await?;
             }
+            for j in jobs {
+                insert_job!(
+                    &mut *tx,
+                    &j.job,
+                    now,
+                    j.run_after,
+                    Some(j.subject.as_str()),
+                    Some(j.lane)
+                );
+            }
             tx.commit().await?;
-            Ok(())
+            Ok(EventReceipt::Accepted)
         })
     }
 

@@ -21,15 +21,23 @@ use time::OffsetDateTime;
 
 const TENANT: &str = "default";
 
-struct Env {
-    state: AppState,
-    intake: Arc<Intake>,
-    clock: Arc<ManualClock>,
-    worker: Worker,
-    ctx: RequestCtx,
+pub(crate) struct Env {
+    pub(crate) state: AppState,
+    pub(crate) intake: Arc<Intake>,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) worker: Worker,
+    pub(crate) ctx: RequestCtx,
 }
 
 async fn env(db: &TestDb) -> Env {
+    env_with(db, Vec::new()).await
+}
+
+/// An intake on `db` with a manual clock and the event `sources`.
+pub(crate) async fn env_with(
+    db: &TestDb,
+    sources: Vec<scim_server::inbound::events::Source>,
+) -> Env {
     let url = match &db.raw {
         Raw::Sqlite(_, dir) => format!("sqlite://{}", dir.path().join("scim.db").display()),
         Raw::Postgres(_, _, name) => format!("{}/{name}", postgres_base()),
@@ -44,7 +52,7 @@ async fn env(db: &TestDb) -> Env {
         backoff_max_seconds: 100,
         ..InboundConfig::default()
     };
-    let intake = Arc::new(Intake::new(open_queue(&url).await.unwrap(), cfg));
+    let intake = Arc::new(Intake::new(open_queue(&url).await.unwrap(), cfg).with_sources(sources));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let auth = AuthService::from_config(
         &AuthConfig::default(),

@@ -5,6 +5,7 @@ mod bridge;
 mod e2e;
 mod http;
 mod inbound;
+mod inbound_events;
 mod inbound_queue;
 mod store;
 mod support;
