@@ -56,6 +56,7 @@ pub async fn run(command: InboundCommand, config: &Config) -> anyhow::Result<Exi
             } else {
                 writeln!(out, "queued: {}", s.queued)?;
                 writeln!(out, "running: {}", s.running)?;
+                writeln!(out, "scheduled (future effective dates): {}", s.scheduled)?;
                 writeln!(out, "dead letters: {}", s.dead)?;
                 writeln!(out, "oldest unfinished job: {:.0} s", s.oldest_age_seconds)?;
             }

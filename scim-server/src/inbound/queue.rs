@@ -251,13 +251,16 @@ pub struct JobSummary {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStatus {
-    /// Jobs waiting (including those waiting out a backoff).
+    /// Jobs waiting for a worker (due now, or waiting out a retry backoff).
     pub queued: u64,
+    /// Jobs of HR events scheduled for a later effective time (not counted as waiting).
+    pub scheduled: u64,
     /// Jobs leased by a worker.
     pub running: u64,
     /// Dead letters.
     pub dead: u64,
-    /// Seconds the oldest waiting or running job has existed (0 when none).
+    /// Seconds the oldest waiting or running job has been due (0 when none): since it was
+    /// accepted, or since its effective time for a scheduled event job.
     pub oldest_age_seconds: f64,
 }
 
@@ -699,25 +702,32 @@ impl Queue {
     pub async fn status(&self, now: OffsetDateTime) -> Result<QueueStatus> {
         on_pool!(self, |pool, pg| {
             let rows = sqlx::query(
-                "SELECT status, COUNT(*) AS n, MIN(created_ns) AS oldest FROM inbound_jobs \
-                 WHERE status IN ($1, $2, $3) GROUP BY status",
+                "SELECT CASE WHEN status = $1 AND lane IS NOT NULL AND run_after_ns > $4 THEN \
+                 'scheduled' ELSE status END AS state, COUNT(*) AS n, MIN(CASE WHEN lane IS \
+                 NULL THEN created_ns ELSE run_after_ns END) AS oldest FROM inbound_jobs WHERE \
+                 status IN ($1, $2, $3) GROUP BY 1",
             )
             .bind(status::QUEUED)
             .bind(status::RUNNING)
             .bind(status::DEAD)
+            .bind(ns(now))
             .fetch_all(pool)
             .await?;
             let mut s = QueueStatus::default();
             let mut oldest: Option<i64> = None;
             for r in rows {
-                let name: String = r.try_get("status")?;
+                let name: String = r.try_get("state")?;
                 let n: i64 = r.try_get("n")?;
                 let n = u64::try_from(n).unwrap_or(0);
                 match name.as_str() {
-                    status::QUEUED => s.queued = n,
-                    status::RUNNING => s.running = n,
+                    status::QUEUED => s.queued += n,
+                    status::RUNNING => s.running += n,
+                    status::DEAD => {
+                        s.dead += n;
+                        continue;
+                    }
                     _ => {
-                        s.dead = n;
+                        s.scheduled += n;
                         continue;
                     }
                 }

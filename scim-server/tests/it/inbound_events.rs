@@ -147,6 +147,12 @@ async fn signed_events_and_effective_dates(db: Arc<TestDb>) {
     assert_eq!(reply["duplicate"], false);
     assert_eq!(reply["jobs"].as_array().unwrap().len(), 2);
     assert_eq!(drain(&e).await, 1, "only the pre-hire record is due");
+    let s = e.intake.queue.status(e.clock.now()).await.unwrap();
+    assert_eq!(
+        (s.queued, s.scheduled),
+        (0, 1),
+        "a scheduled job is not a backlog"
+    );
     let grace = user(&e, "E7").await;
     assert_eq!(grace["active"], false, "pre-hire: inactive until the start");
     assert_eq!(grace["userName"], "grace@contoso.example");
