@@ -17,7 +17,8 @@
 //! let mut after = Resource::new("User", "u1", attrs(json!({"userName": "a", "title": "VP", "password": "s3cret"})), Meta::new(now));
 //! after.meta.version = 2;
 //!
-//! let change = Change::replaced(&before, &after);
+//! let registry = scim_core::schema::SchemaRegistry::builtin();
+//! let change = Change::replaced(&registry, &before, &after, None);
 //! assert_eq!(change.operation, Operation::Replace);
 //! assert_eq!(change.changed_paths, ["title", "password"]);
 //! let stored = serde_json::to_value(&change).unwrap();
@@ -27,7 +28,8 @@
 //! ```
 
 use crate::patch::{MembershipDelta, PatchOutcome};
-use crate::resource::{Attributes, Resource};
+use crate::resource::{Attributes, Resource, changed_paths};
+use crate::schema::SchemaRegistry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -73,151 +75,142 @@ pub struct Change {
 }
 
 impl Change {
+    fn new(
+        registry: &SchemaRegistry,
+        operation: Operation,
+        subject: &Resource,
+        before: Option<&Attributes>,
+        after: Option<&Attributes>,
+    ) -> Self {
+        let empty = Attributes::new();
+        Self {
+            resource_type: subject.resource_type.clone(),
+            id: subject.id.clone(),
+            version: subject.meta.version,
+            operation,
+            changed_paths: changed_paths(before.unwrap_or(&empty), after.unwrap_or(&empty)),
+            before: before.map(|a| snapshot(registry, &subject.resource_type, a)),
+            after: after.map(|a| snapshot(registry, &subject.resource_type, a)),
+            members: None,
+        }
+    }
+
     /// A create: every attribute of `created` is a changed path.
-    pub fn created(created: &Resource) -> Self {
-        Self {
-            resource_type: created.resource_type.clone(),
-            id: created.id.clone(),
-            version: created.meta.version,
-            operation: Operation::Create,
-            changed_paths: diff_paths(&Attributes::new(), &created.attributes),
-            before: None,
-            after: Some(snapshot(&created.attributes)),
-            members: None,
-        }
+    pub fn created(registry: &SchemaRegistry, created: &Resource) -> Self {
+        Self::new(
+            registry,
+            Operation::Create,
+            created,
+            None,
+            Some(&created.attributes),
+        )
     }
 
-    /// A replace (PUT).
-    pub fn replaced(before: &Resource, after: &Resource) -> Self {
-        Self {
-            resource_type: after.resource_type.clone(),
-            id: after.id.clone(),
-            version: after.meta.version,
-            operation: Operation::Replace,
-            changed_paths: diff_paths(&before.attributes, &after.attributes),
-            before: Some(snapshot(&before.attributes)),
-            after: Some(snapshot(&after.attributes)),
-            members: None,
-        }
+    /// A replace (PUT). A Group's replaced member list is `members` (applied as a delta that
+    /// clears first); it adds `members` to the changed paths.
+    pub fn replaced(
+        registry: &SchemaRegistry,
+        before: &Resource,
+        after: &Resource,
+        members: Option<MembershipDelta>,
+    ) -> Self {
+        let mut change = Self::new(
+            registry,
+            Operation::Replace,
+            after,
+            Some(&before.attributes),
+            Some(&after.attributes),
+        );
+        change.with_members(members);
+        change
     }
 
-    /// A PATCH. The changed paths are the outcome's; when the outcome names none they are
-    /// computed from the snapshots. A membership delta adds `members` to the paths.
+    /// A PATCH: the changed paths and membership delta are the outcome's (the engine computed
+    /// them; nothing recomputes them here).
     ///
     /// A PATCH whose outcome is not `changed` is no write: it bumps no version and records no
     /// change, so a server does not call this for it.
-    pub fn patched(before: &Resource, after: &Resource, outcome: &PatchOutcome) -> Self {
-        let mut changed_paths = if outcome.changed_paths.is_empty() {
-            diff_paths(&before.attributes, &after.attributes)
-        } else {
-            outcome.changed_paths.clone()
-        };
-        let delta_changes = outcome
-            .members
-            .as_ref()
-            .is_some_and(|d| d.clear || !d.added.is_empty() || !d.removed.is_empty());
-        if delta_changes && !changed_paths.iter().any(|p| p == "members") {
-            changed_paths.push("members".into());
-        }
+    pub fn patched(
+        registry: &SchemaRegistry,
+        before: &Resource,
+        after: &Resource,
+        outcome: &PatchOutcome,
+    ) -> Self {
         Self {
             resource_type: after.resource_type.clone(),
             id: after.id.clone(),
             version: after.meta.version,
             operation: Operation::Patch,
-            changed_paths,
-            before: Some(snapshot(&before.attributes)),
-            after: Some(snapshot(&after.attributes)),
+            changed_paths: outcome.changed_paths.clone(),
+            before: Some(snapshot(
+                registry,
+                &before.resource_type,
+                &before.attributes,
+            )),
+            after: Some(snapshot(registry, &after.resource_type, &after.attributes)),
             members: outcome.members.clone(),
         }
     }
 
     /// A delete: every attribute of `deleted` is a changed path.
-    pub fn deleted(deleted: &Resource) -> Self {
+    pub fn deleted(registry: &SchemaRegistry, deleted: &Resource) -> Self {
+        Self::new(
+            registry,
+            Operation::Delete,
+            deleted,
+            Some(&deleted.attributes),
+            None,
+        )
+    }
+
+    /// The membership side effect of deleting `member_id` on a group it belonged to: a PATCH
+    /// of `group` (its new version) removing that member, so the group's ETag moves and change
+    /// readers see the removal (RFC 7644 §3.6: the deleted resource "SHALL NOT" be returned,
+    /// including as a member). `group` is a stored row, which never holds a secret.
+    pub fn member_removed(group: &Resource, member_id: &str) -> Self {
+        let attrs = Value::Object(group.attributes.clone());
         Self {
-            resource_type: deleted.resource_type.clone(),
-            id: deleted.id.clone(),
-            version: deleted.meta.version,
-            operation: Operation::Delete,
-            changed_paths: diff_paths(&deleted.attributes, &Attributes::new()),
-            before: Some(snapshot(&deleted.attributes)),
-            after: None,
-            members: None,
+            resource_type: group.resource_type.clone(),
+            id: group.id.clone(),
+            version: group.meta.version,
+            operation: Operation::Patch,
+            changed_paths: vec!["members".into()],
+            before: Some(attrs.clone()),
+            after: Some(attrs),
+            members: Some(MembershipDelta {
+                clear: false,
+                added: Vec::new(),
+                removed: vec![member_id.to_string()],
+            }),
         }
+    }
+
+    /// Records a membership delta: it adds `members` to the changed paths unless it changes
+    /// nothing.
+    pub fn with_members(&mut self, members: Option<MembershipDelta>) {
+        if members.as_ref().is_some_and(|d| !d.is_empty())
+            && !self.changed_paths.iter().any(|p| p == "members")
+        {
+            self.changed_paths.push("members".into());
+        }
+        self.members = members;
     }
 }
 
-/// Attribute names never copied into a change: secrets must not reach the outbox or the audit
-/// log (RFC 7643 §7 `returned: never`).
-const SECRETS: &[&str] = &["password"];
-
-fn is_secret(key: &str) -> bool {
-    SECRETS.iter().any(|s| s.eq_ignore_ascii_case(key))
-}
-
-/// The attributes as a JSON object without secrets (also inside extension objects).
-fn snapshot(attrs: &Attributes) -> Value {
+/// The attributes as a JSON object without secrets (the schema's one rule,
+/// [`SchemaRegistry::strip_secrets`]).
+fn snapshot(registry: &SchemaRegistry, resource_type: &str, attrs: &Attributes) -> Value {
     let mut out = attrs.clone();
-    out.retain(|k, _| !is_secret(k));
-    for value in out.values_mut() {
-        if let Value::Object(ext) = value {
-            ext.retain(|k, _| !is_secret(k));
-        }
+    if let Some(rt) = registry.resource_type(resource_type) {
+        registry.strip_secrets(rt, &mut out);
     }
     Value::Object(out)
-}
-
-/// The top-level wire paths whose value differs between two attribute maps: keys of `after` in
-/// order, then keys only in `before`. An extension object (a key starting with `urn:`) is
-/// compared attribute by attribute, giving URN-qualified paths such as
-/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager`. `null` counts as
-/// absent.
-pub fn diff_paths(before: &Attributes, after: &Attributes) -> Vec<String> {
-    let mut out = Vec::new();
-    diff_into(before, after, None, &mut out);
-    out
-}
-
-fn diff_into(
-    before: &serde_json::Map<String, Value>,
-    after: &serde_json::Map<String, Value>,
-    urn: Option<&str>,
-    out: &mut Vec<String>,
-) {
-    let keys = after
-        .keys()
-        .chain(before.keys().filter(|k| !after.contains_key(*k)));
-    for key in keys {
-        let old = before.get(key).filter(|v| !v.is_null());
-        let new = after.get(key).filter(|v| !v.is_null());
-        if old == new {
-            continue;
-        }
-        let is_extension = urn.is_none()
-            && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-            && old.is_none_or(Value::is_object)
-            && new.is_none_or(Value::is_object);
-        if is_extension {
-            let empty = serde_json::Map::new();
-            let old = old.and_then(Value::as_object).unwrap_or(&empty);
-            let new = new.and_then(Value::as_object).unwrap_or(&empty);
-            diff_into(old, new, Some(key), out);
-            continue;
-        }
-        let path = match urn {
-            Some(urn) => format!("{urn}:{key}"),
-            None => key.clone(),
-        };
-        if !out.contains(&path) {
-            out.push(path);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resource::Meta;
-    use crate::schema::ENTERPRISE_USER_URN;
     use serde_json::json;
 
     fn attrs(v: Value) -> Attributes {
@@ -235,51 +228,9 @@ mod tests {
         r
     }
 
-    /// (before, after, expected paths)
-    #[test]
-    fn diff_paths_table() {
-        let cases: Vec<(Value, Value, Vec<&str>)> = vec![
-            (json!({"userName": "a"}), json!({"userName": "a"}), vec![]),
-            (
-                json!({"userName": "a"}),
-                json!({"userName": "b"}),
-                vec!["userName"],
-            ),
-            (json!({"title": "x"}), json!({}), vec!["title"]),
-            (json!({}), json!({"title": "x"}), vec!["title"]),
-            (json!({"title": null}), json!({}), vec![]),
-            (
-                json!({"name": {"givenName": "a"}}),
-                json!({"name": {"givenName": "b"}}),
-                vec!["name"],
-            ),
-            (
-                json!({ENTERPRISE_USER_URN: {"department": "A", "manager": {"value": "1"}}}),
-                json!({ENTERPRISE_USER_URN: {"department": "A", "manager": {"value": "2"}}}),
-                vec!["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"],
-            ),
-            (
-                json!({ENTERPRISE_USER_URN: {"department": "A"}}),
-                json!({}),
-                vec!["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"],
-            ),
-            (
-                json!({"a": 1, "b": 2, "c": 3}),
-                json!({"c": 4, "b": 2, "d": 5}),
-                vec!["c", "d", "a"],
-            ),
-        ];
-        for (before, after, want) in cases {
-            assert_eq!(
-                diff_paths(&attrs(before.clone()), &attrs(after.clone())),
-                want,
-                "{before} -> {after}"
-            );
-        }
-    }
-
     #[test]
     fn constructors_and_redaction() {
+        let reg = crate::schema::SchemaRegistry::builtin();
         let before = resource(
             1,
             json!({"userName": "a", "password": "old", "active": true}),
@@ -289,22 +240,22 @@ mod tests {
             json!({"userName": "a", "password": "new", "active": false}),
         );
 
-        let c = Change::created(&before);
+        let c = Change::created(&reg, &before);
         assert_eq!((c.operation, c.version), (Operation::Create, 1));
         assert_eq!(c.changed_paths, ["userName", "password", "active"]);
         assert_eq!(c.after, Some(json!({"userName": "a", "active": true})));
         assert!(c.before.is_none());
 
-        let c = Change::replaced(&before, &after);
+        let c = Change::replaced(&reg, &before, &after, None);
         assert_eq!(c.changed_paths, ["password", "active"]);
         assert_eq!(c.before, Some(json!({"userName": "a", "active": true})));
 
-        let c = Change::deleted(&after);
+        let c = Change::deleted(&reg, &after);
         assert_eq!((c.operation, c.version), (Operation::Delete, 2));
         assert!(c.after.is_none());
         assert_eq!(c.before, Some(json!({"userName": "a", "active": false})));
         // Nothing secret anywhere in the stored form.
-        let stored = serde_json::to_string(&Change::replaced(&before, &after)).unwrap();
+        let stored = serde_json::to_string(&Change::replaced(&reg, &before, &after, None)).unwrap();
         assert!(
             !stored.contains("old") && !stored.contains("new"),
             "{stored}"
@@ -313,19 +264,20 @@ mod tests {
 
     #[test]
     fn patched_uses_outcome_paths_and_members_delta() {
+        let reg = crate::schema::SchemaRegistry::builtin();
         let before = resource(3, json!({"displayName": "G"}));
         let after = resource(4, json!({"displayName": "G"}));
         let outcome = PatchOutcome {
             attributes: after.attributes.clone(),
             changed: true,
-            changed_paths: Vec::new(),
+            changed_paths: vec!["members".into()],
             members: Some(MembershipDelta {
                 clear: false,
                 added: vec!["u1".into()],
                 removed: vec![],
             }),
         };
-        let c = Change::patched(&before, &after, &outcome);
+        let c = Change::patched(&reg, &before, &after, &outcome);
         assert_eq!(c.changed_paths, ["members"]);
         assert_eq!(c.version, 4);
         let stored = serde_json::to_value(&c).unwrap();
@@ -344,7 +296,7 @@ mod tests {
             changed_paths: vec!["displayName".into()],
             members: None,
         };
-        let c = Change::patched(&after, &renamed, &outcome);
+        let c = Change::patched(&reg, &after, &renamed, &outcome);
         assert_eq!(c.changed_paths, ["displayName"]);
         assert!(c.members.is_none());
     }

@@ -174,6 +174,13 @@ impl AttributeDef {
             .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
+    /// Whether the attribute is a secret: RFC 7643 §7 `returned: never` ("never returned",
+    /// `password`). A secret is accepted on input and then dropped: never stored, never in a
+    /// change record, never output.
+    pub fn is_secret(&self) -> bool {
+        self.returned == Returned::Never
+    }
+
     /// True for a multi-valued complex attribute (`emails`, `members`, …).
     pub fn is_multi_complex(&self) -> bool {
         self.multi_valued && self.kind == AttributeType::Complex
@@ -293,9 +300,74 @@ pub struct ResourceType {
     /// Schema extensions.
     #[serde(default)]
     pub schema_extensions: Vec<SchemaExtension>,
+    /// The attribute whose value is unique per tenant, derived from the core schema when the
+    /// type is registered (see [`ResourceType::unique_attribute`]); not part of the wire form.
+    #[serde(skip)]
+    unique: Option<String>,
+}
+
+/// What a resource type is, which decides where its relations live: a Group's `members` and a
+/// User's `groups` are kept in the membership table, not in the resource's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// A type on the RFC 7643 §4.1 User schema: `groups` is derived from membership.
+    User,
+    /// A type on the RFC 7643 §4.2 Group schema: `members` lives in the membership table.
+    Group,
+    /// Any other type: attributes only.
+    Custom,
 }
 
 impl ResourceType {
+    /// A resource type on `schema` (the core schema URN) with no extensions; register it with
+    /// [`SchemaRegistry::add_resource_type`], which derives its unique attribute from the schema.
+    pub fn new(
+        name: impl Into<String>,
+        endpoint: impl Into<String>,
+        schema: impl Into<String>,
+    ) -> Self {
+        let name = name.into();
+        Self {
+            id: name.clone(),
+            name,
+            endpoint: endpoint.into(),
+            description: String::new(),
+            schema: schema.into(),
+            schema_extensions: Vec::new(),
+            unique: None,
+        }
+    }
+
+    /// What the type is, decided by its core schema, so a custom type on the Group schema
+    /// behaves as a Group everywhere (service, storage, bridge).
+    pub fn kind(&self) -> ResourceKind {
+        if self.schema.eq_ignore_ascii_case(USER_URN) {
+            ResourceKind::User
+        } else if self.schema.eq_ignore_ascii_case(GROUP_URN) {
+            ResourceKind::Group
+        } else {
+            ResourceKind::Custom
+        }
+    }
+
+    /// Whether the type is Group-like (members in the membership table).
+    pub fn is_group(&self) -> bool {
+        self.kind() == ResourceKind::Group
+    }
+
+    /// Whether the type is User-like (`groups` derived from membership).
+    pub fn is_user(&self) -> bool {
+        self.kind() == ResourceKind::User
+    }
+
+    /// The attribute whose value is unique per tenant, case-insensitively: the first top-level,
+    /// single-valued string attribute of the core schema declared `uniqueness` `server` or
+    /// `global` (RFC 7643 §7), e.g. `userName` for Users and `displayName` for Groups. `None`
+    /// for a type not obtained from a [`SchemaRegistry`].
+    pub fn unique_attribute(&self) -> Option<&str> {
+        self.unique.as_deref()
+    }
+
     /// Whether `urn` is this type's core schema or one of its extensions (case-insensitive).
     pub fn has_schema(&self, urn: &str) -> bool {
         self.schema.eq_ignore_ascii_case(urn)
@@ -418,6 +490,7 @@ impl SchemaRegistry {
                 schema: ENTERPRISE_USER_URN.into(),
                 required: false,
             }],
+            unique: None,
         });
         registry.resource_types.push(ResourceType {
             id: GROUP_RESOURCE.into(),
@@ -426,8 +499,45 @@ impl SchemaRegistry {
             description: "Group".into(),
             schema: GROUP_URN.into(),
             schema_extensions: Vec::new(),
+            unique: None,
         });
+        for i in 0..registry.resource_types.len() {
+            let unique = registry.derive_unique(&registry.resource_types[i]);
+            registry.resource_types[i].unique = unique;
+        }
         registry
+    }
+
+    /// Removes every secret attribute from `attrs` (a resource of type `rt`), at the top level
+    /// and inside extension objects. This is the one rule for secrets (see
+    /// [`AttributeDef::is_secret`]): the service drops them from requests (nothing secret is
+    /// stored), change records never carry them and [`crate::resource::Resource::to_json`]
+    /// never outputs them.
+    pub fn strip_secrets(&self, rt: &ResourceType, attrs: &mut Map<String, Value>) {
+        let core = self.schema(&rt.schema);
+        attrs.retain(|key, value| {
+            if let Some(urn) = self.extension_urn(rt, key) {
+                if let (Some(ext), Some(obj)) = (self.schema(urn), value.as_object_mut()) {
+                    obj.retain(|k, _| ext.attribute(k).is_none_or(|a| !a.is_secret()));
+                }
+                return true;
+            }
+            core.and_then(|s| s.attribute(key))
+                .is_none_or(|a| !a.is_secret())
+        });
+    }
+
+    /// The unique attribute of `rt` by its core schema (see [`ResourceType::unique_attribute`]).
+    fn derive_unique(&self, rt: &ResourceType) -> Option<String> {
+        self.schema(&rt.schema)?
+            .attributes
+            .iter()
+            .find(|a| {
+                a.uniqueness != Uniqueness::None
+                    && a.kind == AttributeType::String
+                    && !a.multi_valued
+            })
+            .map(|a| a.name.clone())
     }
 
     /// Adds a schema (for example a custom extension loaded from a JSON document). Replaces a
@@ -439,7 +549,7 @@ impl SchemaRegistry {
     }
 
     /// Adds a resource type. Its core schema and extensions must already be registered.
-    pub fn add_resource_type(&mut self, resource_type: ResourceType) -> Result<()> {
+    pub fn add_resource_type(&mut self, mut resource_type: ResourceType) -> Result<()> {
         for urn in std::iter::once(&resource_type.schema)
             .chain(resource_type.schema_extensions.iter().map(|e| &e.schema))
         {
@@ -450,6 +560,7 @@ impl SchemaRegistry {
                 )));
             }
         }
+        resource_type.unique = self.derive_unique(&resource_type);
         self.resource_types
             .retain(|r| !r.name.eq_ignore_ascii_case(&resource_type.name));
         self.resource_types.push(resource_type);
@@ -622,6 +733,73 @@ pub fn split_path(path: &str) -> (Option<&str>, &str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_and_unique_attribute_come_from_the_core_schema() {
+        let mut r = SchemaRegistry::builtin();
+        let user = r.resource_type("User").unwrap();
+        assert_eq!(
+            (user.kind(), user.unique_attribute()),
+            (ResourceKind::User, Some("userName"))
+        );
+        let group = r.resource_type("Group").unwrap();
+        assert_eq!(
+            (group.kind(), group.unique_attribute()),
+            (ResourceKind::Group, Some("displayName"))
+        );
+        // A custom type on the Group schema is a Group; one on its own schema is Custom, unique
+        // by what its schema declares.
+        r.add_resource_type(ResourceType::new("Team", "/Teams", GROUP_URN))
+            .unwrap();
+        let team = r.resource_type("Team").unwrap();
+        assert_eq!(
+            (team.kind(), team.unique_attribute()),
+            (ResourceKind::Group, Some("displayName"))
+        );
+        let device = Schema::from_json(&serde_json::json!({
+            "id": "urn:example:Device", "name": "Device",
+            "attributes": [
+                {"name": "label", "type": "string"},
+                {"name": "serial", "type": "string", "uniqueness": "server"}
+            ]
+        }))
+        .unwrap();
+        r.add_schema(device);
+        r.add_resource_type(ResourceType::new(
+            "Device",
+            "/Devices",
+            "urn:example:Device",
+        ))
+        .unwrap();
+        let device = r.resource_type("Device").unwrap();
+        assert_eq!(
+            (device.kind(), device.unique_attribute()),
+            (ResourceKind::Custom, Some("serial"))
+        );
+    }
+
+    #[test]
+    fn secrets_are_what_the_schema_never_returns() {
+        let (r, rt) = user();
+        let mut attrs = serde_json::json!({
+            "userName": "a",
+            "PassWord": "s3cret",
+            "urn:example:ext": {"password": "kept: no schema declares it"},
+            ENTERPRISE_USER_URN: {"department": "Eng"}
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        r.strip_secrets(&rt, &mut attrs);
+        assert_eq!(
+            Value::Object(attrs),
+            serde_json::json!({
+                "userName": "a",
+                "urn:example:ext": {"password": "kept: no schema declares it"},
+                ENTERPRISE_USER_URN: {"department": "Eng"}
+            })
+        );
+    }
 
     fn user() -> (SchemaRegistry, ResourceType) {
         let r = SchemaRegistry::builtin();

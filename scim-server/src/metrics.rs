@@ -1,17 +1,9 @@
 //! Prometheus metrics: HTTP requests and latencies by matched route, store operation latencies,
 //! and database readiness. Rendered at `/metrics` from the process-wide recorder.
 
-use crate::store::{
-    ChainReport, ChangeRecord, Load, Page, Store, Tenant, TokenRecord, WriteContext,
-};
+use crate::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use scim_core::change::Change;
-use scim_core::patch::MembershipDelta;
-use scim_core::query::ListQuery;
-use scim_core::resource::Resource;
-use scim_core::schema::ResourceType;
 use std::sync::OnceLock;
-use time::OffsetDateTime;
 
 /// Requests answered, by method, matched route and status.
 pub const HTTP_REQUESTS: &str = "scim_http_requests_total";
@@ -33,7 +25,8 @@ pub const OUTBOX_LAG: &str = "scim_outbox_lag";
 pub const BRIDGE_PENDING: &str = "scim_bridge_pending_users";
 /// Dead letters of the Graph bridge.
 pub const BRIDGE_DEAD_LETTERS: &str = "scim_bridge_dead_letters";
-/// Group PATCH retries after a concurrent write (compare-and-swap lost).
+/// Write retries after a concurrent write (compare-and-swap lost), of any write of the
+/// pipeline (the name is kept from when only group PATCHes retried).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";
 
 /// Records the store's connection-pool figures (called before each scrape).
@@ -81,17 +74,11 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// A [`Store`] that records each call's latency and outcome in [`STORE_DURATION`]
-/// (`operation`, `outcome` = `ok` or `error`), wrapping any other store.
-pub struct MeteredStore(pub std::sync::Arc<dyn Store>);
-
-impl std::fmt::Debug for MeteredStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MeteredStore")
-    }
-}
-
-async fn timed<T>(
+/// Runs one store call and records its latency and outcome in [`STORE_DURATION`]
+/// (`operation`, `outcome` = `ok`, `rejected` (a refusal such as a lost compare-and-swap) or
+/// `error`). The shared store implementation wraps every call of both databases in it, so
+/// metering needs no wrapper re-spelling the store's methods.
+pub(crate) async fn timed<T>(
     operation: &'static str,
     fut: impl std::future::Future<Output = crate::store::Result<T>>,
 ) -> crate::store::Result<T> {
@@ -107,126 +94,4 @@ async fn timed<T>(
     metrics::histogram!(STORE_DURATION, "operation" => operation, "outcome" => outcome)
         .record(start.elapsed().as_secs_f64());
     result
-}
-
-#[async_trait::async_trait]
-impl Store for MeteredStore {
-    async fn migrate(&self) -> crate::store::Result<()> {
-        timed("migrate", self.0.migrate()).await
-    }
-    async fn ping(&self) -> crate::store::Result<()> {
-        timed("ping", self.0.ping()).await
-    }
-    fn pool_status(&self) -> Option<crate::store::PoolStatus> {
-        self.0.pool_status()
-    }
-    async fn create_tenant(&self, tenant: &Tenant) -> crate::store::Result<()> {
-        timed("create_tenant", self.0.create_tenant(tenant)).await
-    }
-    async fn tenant(&self, id: &str) -> crate::store::Result<Option<Tenant>> {
-        timed("tenant", self.0.tenant(id)).await
-    }
-    async fn list_tenants(&self) -> crate::store::Result<Vec<Tenant>> {
-        timed("list_tenants", self.0.list_tenants()).await
-    }
-    async fn insert_token(&self, token: &TokenRecord) -> crate::store::Result<()> {
-        timed("insert_token", self.0.insert_token(token)).await
-    }
-    async fn token_by_hash(&self, secret_hash: &str) -> crate::store::Result<Option<TokenRecord>> {
-        timed("token_by_hash", self.0.token_by_hash(secret_hash)).await
-    }
-    async fn list_tokens(&self, tenant: Option<&str>) -> crate::store::Result<Vec<TokenRecord>> {
-        timed("list_tokens", self.0.list_tokens(tenant)).await
-    }
-    async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> crate::store::Result<bool> {
-        timed("revoke_token", self.0.revoke_token(id, at)).await
-    }
-    async fn create(
-        &self,
-        ctx: &WriteContext,
-        rt: &ResourceType,
-        resource: &Resource,
-        change: &Change,
-    ) -> crate::store::Result<()> {
-        timed("create", self.0.create(ctx, rt, resource, change)).await
-    }
-    async fn get(
-        &self,
-        tenant: &str,
-        rt: &ResourceType,
-        id: &str,
-        load: Load,
-    ) -> crate::store::Result<Option<Resource>> {
-        timed("get", self.0.get(tenant, rt, id, load)).await
-    }
-    async fn update(
-        &self,
-        ctx: &WriteContext,
-        rt: &ResourceType,
-        resource: &Resource,
-        expected_version: u64,
-        members: Option<&MembershipDelta>,
-        change: &Change,
-    ) -> crate::store::Result<()> {
-        timed(
-            "update",
-            self.0
-                .update(ctx, rt, resource, expected_version, members, change),
-        )
-        .await
-    }
-    async fn delete(
-        &self,
-        ctx: &WriteContext,
-        rt: &ResourceType,
-        id: &str,
-        expected_version: Option<u64>,
-        change: &Change,
-    ) -> crate::store::Result<()> {
-        timed(
-            "delete",
-            self.0.delete(ctx, rt, id, expected_version, change),
-        )
-        .await
-    }
-    async fn list(
-        &self,
-        tenant: &str,
-        rt: &ResourceType,
-        query: &ListQuery,
-        load: Load,
-    ) -> crate::store::Result<Page> {
-        timed("list", self.0.list(tenant, rt, query, load)).await
-    }
-    async fn find_by_external_id(
-        &self,
-        tenant: &str,
-        rt: &ResourceType,
-        external_id: &str,
-    ) -> crate::store::Result<Option<Resource>> {
-        timed(
-            "find_by_external_id",
-            self.0.find_by_external_id(tenant, rt, external_id),
-        )
-        .await
-    }
-    async fn existing_ids(
-        &self,
-        tenant: &str,
-        rt: &ResourceType,
-        ids: &[String],
-    ) -> crate::store::Result<Vec<String>> {
-        timed("existing_ids", self.0.existing_ids(tenant, rt, ids)).await
-    }
-    async fn changes_after(
-        &self,
-        tenant: &str,
-        after: u64,
-        limit: u64,
-    ) -> crate::store::Result<Vec<ChangeRecord>> {
-        timed("changes_after", self.0.changes_after(tenant, after, limit)).await
-    }
-    async fn verify_chain(&self, tenant: &str) -> crate::store::Result<ChainReport> {
-        timed("verify_chain", self.0.verify_chain(tenant)).await
-    }
 }

@@ -4,7 +4,7 @@ use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LimitsConfig};
 use crate::ratelimit::RateLimiter;
-use crate::store::Store;
+use crate::store::{Resources, Store};
 use scim_core::query::QueryLimits;
 use scim_core::schema::SchemaRegistry;
 use std::sync::Arc;
@@ -59,6 +59,9 @@ impl Default for Settings {
 pub struct AppState {
     /// Resources, tenants, credentials and the change log.
     pub store: Arc<dyn Store>,
+    /// The resource capability of `store`, which the service reads and writes through (a
+    /// separate handle so a wrapper or test double needs only [`Resources`]' methods).
+    pub resources: Arc<dyn Resources>,
     /// Turns request headers into a [`crate::auth::Principal`].
     pub authenticator: Arc<dyn Authenticator>,
     /// The time source.
@@ -101,6 +104,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
+            resources: store.clone(),
             store,
             authenticator,
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit, clock.clone())),
@@ -115,6 +119,13 @@ impl AppState {
     /// Serves the HR intake with `intake`.
     pub fn with_inbound(mut self, intake: Arc<crate::inbound::Intake>) -> Self {
         self.inbound = Some(intake);
+        self
+    }
+
+    /// Serves resources through `resources` (a wrapper of the store's, e.g. a test spy); tenants,
+    /// credentials and the change log stay with `store`.
+    pub fn with_resources(mut self, resources: Arc<dyn Resources>) -> Self {
+        self.resources = resources;
         self
     }
 

@@ -8,7 +8,7 @@ use super::values::*;
 use super::{Members, PatchOp, PatchOperation, PatchOutcome, PatchRequest};
 use crate::error::{Error, Result};
 use crate::normalize::attribute_value;
-use crate::resource::{Attributes, Resource};
+use crate::resource::{Attributes, Resource, changed_paths};
 use crate::schema::{
     AttributeDef, AttributeType, Location, Mutability, ResolvedPath, ResourceType, SchemaRegistry,
     split_path,
@@ -36,7 +36,7 @@ pub(super) fn run(
             .operation(op)
             .map_err(|e| e.context(format!("Operations[{i}] ({op})")))?;
     }
-    let mut changed_paths = diff(registry, rt, &resource.attributes, &engine.attrs);
+    let mut changed_paths = changed_paths(&resource.attributes, &engine.attrs);
     let delta = engine.delta.map(DeltaBuilder::finish);
     if delta.is_some() && !changed_paths.iter().any(|p| p == "members") {
         changed_paths.push("members".into());
@@ -47,12 +47,6 @@ pub(super) fn run(
         changed_paths,
         members: delta,
     })
-}
-
-/// `null` and `""` both mean "no value" in a PATCH (RFC 7644 §3.5.2.3 for `null`; Entra's and
-/// Microsoft's validator's "replace with empty" for `""`, reference Q8 and Q19).
-pub(super) fn blank(v: &Value) -> bool {
-    v.is_null() || v.as_str() == Some("")
 }
 
 struct Engine<'a> {

@@ -98,7 +98,7 @@ impl DeltaBuilder {
         if has_sub {
             return Err(needs_loading());
         }
-        let value = value.filter(|v| !super::engine::blank(v));
+        let value = value.filter(|v| !super::values::blank(v));
         match (op, filter) {
             (PatchOp::Remove, None) => match value {
                 Some(v) => member_ids(def, v)?

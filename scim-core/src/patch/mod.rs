@@ -159,6 +159,14 @@ pub struct MembershipDelta {
     pub removed: Vec<String>,
 }
 
+impl MembershipDelta {
+    /// Whether the delta changes nothing: no clear, no id added, none removed. This is the one
+    /// answer to "did the members change?".
+    pub fn is_empty(&self) -> bool {
+        !self.clear && self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
 /// The result of applying a PATCH.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchOutcome {
@@ -174,6 +182,23 @@ pub struct PatchOutcome {
     /// Membership changes, when `members` was handled as [`Members::Delta`] and some operation
     /// touched it.
     pub members: Option<MembershipDelta>,
+}
+
+impl PatchOutcome {
+    /// Replaces the membership delta (after a server dropped member ids that do not exist, or
+    /// turned a patched inline member list into a delta) and keeps `changed_paths` and `changed`
+    /// true to it: `members` is a changed path exactly when the delta changes something.
+    pub fn set_members(&mut self, members: Option<MembershipDelta>) {
+        let changes = members.as_ref().is_some_and(|d| !d.is_empty());
+        let listed = self.changed_paths.iter().any(|p| p == "members");
+        if changes && !listed {
+            self.changed_paths.push("members".into());
+        } else if !changes && listed && self.members.is_some() {
+            self.changed_paths.retain(|p| p != "members");
+        }
+        self.members = members;
+        self.changed = !self.changed_paths.is_empty();
+    }
 }
 
 /// Applies `request` to `resource`, atomically: either every operation applies, in order, or

@@ -1,16 +1,20 @@
 //! Helpers on attribute maps and multi-valued elements: case-insensitive keys, element identity
-//! and merging, one primary, and the diff that says what a PATCH changed.
+//! and merging, one primary. (What a PATCH changed is [`crate::resource::changed_paths`].)
 
-use super::engine::blank;
 use super::matcher::eq_template;
 use super::target;
 use crate::error::{Error, Result};
 use crate::normalize::attribute_value;
-use crate::resource::Attributes;
-use crate::schema::{AttributeDef, Mutability, ResolvedPath, ResourceType, SchemaRegistry};
+use crate::schema::{AttributeDef, Mutability, ResolvedPath};
 use scim_v2::filter::ValFilter;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
+
+/// `null` and `""` both mean "no value" in a PATCH (RFC 7644 §3.5.2.3 for `null`; Entra's and
+/// Microsoft's validator's "replace with empty" for `""`, reference Q8 and Q19).
+pub(super) fn blank(v: &Value) -> bool {
+    v.is_null() || v.as_str() == Some("")
+}
 
 pub(super) fn read_only_check(path: &ResolvedPath) -> Result<()> {
     if target::read_only(path) {
@@ -311,40 +315,4 @@ pub(super) fn selects(def: &AttributeDef, pattern: &Value, el: &Value) -> bool {
         Some(p) => p.iter().all(|(k, v)| el.get(k) == Some(v)),
         None => pattern == el,
     }
-}
-
-/// Wire paths of the top-level attributes that differ; extension attributes are named one by
-/// one (`urn:…:User:manager`).
-pub(super) fn diff(
-    registry: &SchemaRegistry,
-    rt: &ResourceType,
-    before: &Attributes,
-    after: &Attributes,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let keys = after
-        .keys()
-        .chain(before.keys().filter(|k| !after.contains_key(*k)));
-    for key in keys {
-        let (b, a) = (before.get(key), after.get(key));
-        if b == a {
-            continue;
-        }
-        let objects = b.is_none_or(Value::is_object) && a.is_none_or(Value::is_object);
-        let extension = registry.extension_urn(rt, key).is_some() || (key.contains(':') && objects);
-        if !(extension && objects) {
-            out.push(key.clone());
-            continue;
-        }
-        let empty = Map::new();
-        let bo = b.and_then(Value::as_object).unwrap_or(&empty);
-        let ao = a.and_then(Value::as_object).unwrap_or(&empty);
-        let inner = ao.keys().chain(bo.keys().filter(|k| !ao.contains_key(*k)));
-        for k in inner {
-            if bo.get(k) != ao.get(k) {
-                out.push(format!("{key}:{k}"));
-            }
-        }
-    }
-    out
 }

@@ -18,14 +18,16 @@
 //! assert_eq!(json["schemas"][0], "urn:ietf:params:scim:schemas:core:2.0:User");
 //! ```
 
+mod diff;
 mod typed;
 
 use crate::etag::ETag;
-use crate::schema::{Returned, SchemaRegistry};
+use crate::schema::SchemaRegistry;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use diff::changed_paths;
 pub use typed::{EnterpriseUser, Group, Member, MultiValue, Name, User};
 
 /// A resource's attributes in wire form (canonical names, extensions under their URN).
@@ -98,6 +100,28 @@ impl Resource {
         }
     }
 
+    /// The 409 `uniqueness` answer for storing this resource of type `rt` when another
+    /// resource of the tenant holds its unique attribute's value (`value_taken`) or its id.
+    /// RFC 7644 §3.3: a create that "conflicts with existing resources (e.g., a 'User' resource
+    /// with a duplicate 'userName')" answers 409 with `scimType` `uniqueness`.
+    pub fn uniqueness_conflict(
+        &self,
+        rt: &crate::schema::ResourceType,
+        value_taken: bool,
+    ) -> crate::Error {
+        let taken = rt
+            .unique_attribute()
+            .filter(|_| value_taken)
+            .map(|attr| (attr, self.attributes.get(attr).and_then(Value::as_str)));
+        crate::Error::uniqueness(match taken {
+            Some((attr, value)) => format!(
+                "{attr} {:?} is already in use in this tenant",
+                value.unwrap_or_default()
+            ),
+            None => format!("{} id {:?} already exists", rt.name, self.id),
+        })
+    }
+
     /// The weak ETag of the current version.
     pub fn etag(&self) -> ETag {
         ETag::new(self.meta.version)
@@ -129,11 +153,7 @@ impl Resource {
                 }
                 let mut ext = value.clone();
                 if let (Some(schema), Some(obj)) = (registry.schema(urn), ext.as_object_mut()) {
-                    obj.retain(|k, _| {
-                        schema
-                            .attribute(k)
-                            .is_none_or(|a| a.returned != Returned::Never)
-                    });
+                    obj.retain(|k, _| schema.attribute(k).is_none_or(|a| !a.is_secret()));
                 }
                 out.insert(key.clone(), ext);
                 continue;
@@ -149,7 +169,7 @@ impl Resource {
             let never = rt
                 .and_then(|rt| registry.schema(&rt.schema))
                 .and_then(|s| s.attribute(key))
-                .is_some_and(|a| a.returned == Returned::Never);
+                .is_some_and(|a| a.is_secret());
             if !never {
                 out.insert(key.clone(), value.clone());
             }

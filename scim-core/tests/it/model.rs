@@ -102,7 +102,7 @@ fn okta_put_of_the_full_object_keeps_password_and_active() {
 
     let mut after = Resource::new("User", "u1", attrs, stored.meta.clone());
     after.meta.version += 1;
-    let change = Change::replaced(&stored, &after);
+    let change = Change::replaced(&registry, &stored, &after, None);
     assert_eq!(change.operation, Operation::Replace);
     assert_eq!(change.changed_paths, ["displayName"]);
     let logged = serde_json::to_string(&change).unwrap();

@@ -53,16 +53,16 @@ pub trait TokenStore: Send + Sync + 'static {
 #[async_trait]
 impl<T: Store + ?Sized> TokenStore for T {
     async fn insert_token(&self, token: &TokenRecord) -> store::Result<()> {
-        Store::insert_token(self, token).await
+        store::Tenants::insert_token(self, token).await
     }
     async fn token_by_hash(&self, secret_hash: &str) -> store::Result<Option<TokenRecord>> {
-        Store::token_by_hash(self, secret_hash).await
+        store::Tenants::token_by_hash(self, secret_hash).await
     }
     async fn list_tokens(&self, tenant: Option<&str>) -> store::Result<Vec<TokenRecord>> {
-        Store::list_tokens(self, tenant).await
+        store::Tenants::list_tokens(self, tenant).await
     }
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> store::Result<bool> {
-        Store::revoke_token(self, id, at).await
+        store::Tenants::revoke_token(self, id, at).await
     }
 }
 

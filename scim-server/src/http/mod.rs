@@ -229,6 +229,10 @@ mod tests {
         async fn ping(&self) -> Result<()> {
             Ok(())
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Tenants for EmptyStore {
         async fn create_tenant(&self, _: &Tenant) -> Result<()> {
             Ok(())
         }
@@ -250,6 +254,10 @@ mod tests {
         async fn revoke_token(&self, _: &str, _: OffsetDateTime) -> Result<bool> {
             Ok(false)
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Resources for EmptyStore {
         async fn create(
             &self,
             _: &WriteContext,
@@ -311,6 +319,10 @@ mod tests {
         ) -> Result<Vec<String>> {
             Ok(vec![])
         }
+    }
+
+    #[async_trait::async_trait]
+    impl ChangeLog for EmptyStore {
         async fn changes_after(&self, _: &str, _: u64, _: u64) -> Result<Vec<ChangeRecord>> {
             Ok(vec![])
         }

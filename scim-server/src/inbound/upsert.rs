@@ -91,7 +91,7 @@ async fn find(state: &AppState, ctx: &RequestCtx, external: &str) -> Result<Opti
         .resource_type(USER_RESOURCE)
         .ok_or_else(|| Error::not_found_detail("no User resource type"))?;
     Ok(state
-        .store
+        .resources
         .find_by_external_id(ctx.tenant(), rt, external)
         .await?
         .map(|r| (r.id, r.meta.version)))

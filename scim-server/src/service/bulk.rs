@@ -145,9 +145,34 @@ async fn run(state: &AppState, ctx: &RequestCtx, op: BulkOperation, upsert: bool
     }
 }
 
+/// The share of the request timeout a Bulk may spend starting operations; the rest is headroom
+/// for the operation running when the budget runs out and for writing the response.
+const BULK_BUDGET_PERCENT: u32 = 75;
+
+/// When a Bulk stops starting operations: [`BULK_BUDGET_PERCENT`] of the request timeout from
+/// now, on the injected clock.
+fn time_budget(state: &AppState) -> time::OffsetDateTime {
+    let timeout = std::time::Duration::from_secs(state.settings.limits.request_timeout_seconds);
+    state.clock.now() + timeout * BULK_BUDGET_PERCENT / 100
+}
+
+/// The result of an operation a Bulk did not start because its time budget ran out: 503, as
+/// RFC 7644 §3.7.3 reports each operation's own status, so the client resends only these.
+fn not_run() -> Error {
+    Error::new(
+        503,
+        None,
+        "not run: the Bulk request used up its time budget before this operation started; \
+         resend the operations answered 503",
+    )
+}
+
 /// Runs a BulkRequest and returns the BulkResponse (results in the order the operations ran).
 /// More operations than `maxOperations` is 413 for the whole request; a circular reference is
-/// 409; each failed operation carries its own SCIM error.
+/// 409; each failed operation carries its own SCIM error. A Bulk that would outlast the request
+/// timeout stops at an operation boundary and answers the operations it did not start 503, so
+/// the client gets a BulkResponse saying exactly what ran instead of a bare 503 with part of the
+/// work applied.
 pub async fn execute(state: &AppState, ctx: &RequestCtx, body: Value) -> Result<Value> {
     let request = BulkRequest::parse(body, state.settings.limits.max_bulk_operations)?;
     if request.operations.is_empty() {
@@ -164,11 +189,19 @@ pub async fn execute(state: &AppState, ctx: &RequestCtx, body: Value) -> Result<
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut failures = FailureCounter::new(request.fail_on_errors);
     let mut response = BulkResponse::default();
+    let deadline = time_budget(state);
     for i in order {
         if failures.should_stop() {
             break;
         }
         let mut op = request.operations[i].clone();
+        if state.clock.now() >= deadline {
+            // Stop at an operation boundary: every operation has run whole or not at all.
+            response
+                .operations
+                .push(BulkOperationResult::error(&op, &not_run()));
+            continue;
+        }
         let result = match op.resolve(&ids) {
             Err(e) => BulkOperationResult::error(&op, &e),
             Ok(()) => match run(state, ctx, op.clone(), upsert).await {

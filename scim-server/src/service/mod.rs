@@ -1,17 +1,18 @@
 //! The protocol logic behind every endpoint: create, get, replace, patch, delete, list and search
 //! resources, Bulk, `/Me` and discovery. Each function takes the [`AppState`], the caller's
 //! [`RequestCtx`] and plain values, calls `scim-core` to decide and the [`crate::store::Store`] to
-//! persist, and returns JSON or a [`scim_core::Error`]. No HTTP types appear here, so the same
+//! persist, and returns JSON or a [`scim_core::Error`]. Every write goes through the one
+//! pipeline in [`mod@write`]. No HTTP types appear here, so the same
 //! functions serve handlers, Bulk operations and embedding applications.
 
 pub mod bulk;
 pub mod discovery;
 pub mod locks;
 pub mod resources;
+pub mod write;
 
 use crate::auth::Principal;
 use crate::state::AppState;
-use crate::store::WriteContext;
 use scim_core::etag::ETag;
 use scim_core::schema::ResourceType;
 use scim_core::{Error, Result};
@@ -42,15 +43,6 @@ impl RequestCtx {
             ))
         } else {
             Ok(())
-        }
-    }
-
-    pub(crate) fn write_context(&self, state: &AppState) -> WriteContext {
-        WriteContext {
-            tenant: self.principal.tenant.clone(),
-            principal: self.principal.id.clone(),
-            request_id: self.request_id.clone(),
-            now: state.clock.now(),
         }
     }
 }

@@ -2,39 +2,27 @@
 //!
 //! Project decisions encoded here (see `docs/` and the README):
 //! - a filter with no match is a 200 ListResponse with `totalResults: 0`, never 404;
-//! - `password` is accepted and dropped (never stored, never returned; `changePassword` is
-//!   advertised unsupported);
+//! - `password` (any `returned: never` attribute) is accepted and dropped (never stored, never
+//!   returned; `changePassword` is advertised unsupported);
 //! - a group PATCH or write naming member ids that do not exist applies the known ids and skips
 //!   (and logs) the unknown ones;
 //! - a write without `If-Match` that loses a compare-and-swap race is re-read and re-applied, a
 //!   bounded number of times, so concurrent member adds all land; with `If-Match` it is 412.
+//!
+//! Every write goes through the pipeline in [`super::write`]; the functions here turn HTTP-shaped
+//! arguments into a [`WriteRequest`] and the result into a reply.
 
+use super::write::{self, WriteRequest, Written};
 use super::{GetReply, PatchReply, RequestCtx, ResourceReply, location, resource_type};
 use crate::state::AppState;
-// Group-ness decides where members live, so the service asks the store's own rule (by core
-// schema, so a custom type on the Group schema behaves as a Group in both layers).
-use crate::store::row::{is_group, is_user};
-use crate::store::{Load, StoreError};
-use scim_core::change::Change;
-use scim_core::etag::{ETag, check_if_match, if_none_match_hit};
-use scim_core::patch::{self, Members, MembershipDelta, PatchRequest};
+use crate::store::Load;
+use scim_core::etag::{ETag, if_none_match_hit};
+use scim_core::patch::PatchRequest;
 use scim_core::query::{ListQuery, ListResponse, Projection, QueryParams};
-use scim_core::resource::{Attributes, Meta, Resource};
-use scim_core::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
-use scim_core::{Error, Result, normalize, validate};
+use scim_core::resource::Resource;
+use scim_core::schema::ResourceType;
+use scim_core::{Error, Result};
 use serde_json::Value;
-use std::collections::HashSet;
-use time::OffsetDateTime;
-
-/// How many times a write that lost a compare-and-swap race (without `If-Match`) is retried.
-const MAX_WRITE_ATTEMPTS: usize = 16;
-
-/// Attributes accepted on input but never stored.
-const DROPPED_ATTRIBUTES: &[&str] = &["password"];
-
-fn drop_unstored(attrs: &mut Attributes) {
-    attrs.retain(|k, _| !DROPPED_ATTRIBUTES.iter().any(|d| d.eq_ignore_ascii_case(k)));
-}
 
 /// The projection of `attributes`/`excludedAttributes` parameters alone.
 fn projection_of(state: &AppState, rt: &ResourceType, params: &QueryParams) -> Projection {
@@ -49,8 +37,8 @@ fn projection_of(state: &AppState, rt: &ResourceType, params: &QueryParams) -> P
 /// What to load for a projection: a Group's members and a User's groups only when returned.
 fn load_for(state: &AppState, rt: &ResourceType, projection: &Projection) -> Load {
     Load {
-        members: is_group(rt) && projection.includes_members(),
-        groups: is_user(rt)
+        members: rt.is_group() && projection.includes_members(),
+        groups: rt.is_user()
             && state
                 .registry
                 .resolve(rt, None, "groups", None)
@@ -94,7 +82,7 @@ async fn fetch(
     load: Load,
 ) -> Result<Resource> {
     state
-        .store
+        .resources
         .get(ctx.tenant(), rt, id, load)
         .await?
         .ok_or_else(|| Error::not_found(&rt.name, id))
@@ -163,7 +151,7 @@ async fn run_list(
     query: &ListQuery,
 ) -> Result<Value> {
     let page = state
-        .store
+        .resources
         .list(
             ctx.tenant(),
             rt,
@@ -226,7 +214,7 @@ pub async fn search(
             ..query.clone()
         };
         let type_total = state
-            .store
+            .resources
             .list(ctx.tenant(), rt, &counting, Load::default())
             .await?
             .total;
@@ -242,7 +230,7 @@ pub async fn search(
         };
         skip = 0;
         let page = state
-            .store
+            .resources
             .list(
                 ctx.tenant(),
                 rt,
@@ -260,77 +248,6 @@ pub async fn search(
     Ok(list_response(total, start_index, resources))
 }
 
-/// The ids among `ids` that exist as Users or Groups of the tenant.
-async fn known_members(state: &AppState, tenant: &str, ids: &[String]) -> Result<HashSet<String>> {
-    let mut known = HashSet::new();
-    if ids.is_empty() {
-        return Ok(known);
-    }
-    let mut rest: Vec<String> = ids.to_vec();
-    for name in [USER_RESOURCE, GROUP_RESOURCE] {
-        if rest.is_empty() {
-            break;
-        }
-        let Some(rt) = state.registry.resource_type(name) else {
-            continue;
-        };
-        let found = state.store.existing_ids(tenant, rt, &rest).await?;
-        known.extend(found);
-        rest.retain(|id| !known.contains(id));
-    }
-    Ok(known)
-}
-
-fn member_ids(attrs: &Attributes) -> Vec<String> {
-    attrs
-        .get("members")
-        .and_then(Value::as_array)
-        .map(|items| {
-            let mut seen = HashSet::new();
-            items
-                .iter()
-                .filter_map(|m| m.get("value").and_then(Value::as_str))
-                .filter(|id| seen.insert(id.to_string()))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Logs the ids among `ids` that are not in `known` (members skipped because they do not exist).
-fn log_skipped(resource_id: &str, ids: &[String], known: &HashSet<String>) {
-    let skipped: Vec<&String> = ids.iter().filter(|id| !known.contains(*id)).collect();
-    if !skipped.is_empty() {
-        tracing::warn!(
-            group = resource_id,
-            skipped = ?skipped,
-            "group members that do not exist were skipped"
-        );
-    }
-}
-
-/// Keeps only the members of a Group body that exist (project decision: unknown ids are skipped
-/// and logged, not rejected). Returns the kept ids.
-async fn retain_known_members(
-    state: &AppState,
-    tenant: &str,
-    group_id: &str,
-    attrs: &mut Attributes,
-) -> Result<Vec<String>> {
-    let ids = member_ids(attrs);
-    let known = known_members(state, tenant, &ids).await?;
-    log_skipped(group_id, &ids, &known);
-    if let Some(Value::Array(items)) = attrs.get_mut("members") {
-        let mut seen = HashSet::new();
-        items.retain(|m| {
-            m.get("value")
-                .and_then(Value::as_str)
-                .is_some_and(|id| known.contains(id) && seen.insert(id.to_string()))
-        });
-    }
-    Ok(ids.into_iter().filter(|id| known.contains(id)).collect())
-}
-
 /// POST a resource (RFC 7644 §3.3): 201 with the resource (projected by `attributes` /
 /// `excludedAttributes`, RFC 7644 §3.9); a uniqueness conflict is 409.
 pub async fn create(
@@ -340,75 +257,30 @@ pub async fn create(
     body: Value,
     params: &QueryParams,
 ) -> Result<ResourceReply> {
-    ctx.require_write()?;
+    let writer = ctx.writer()?;
     let rt = resource_type(state, rt_name)?;
-    let mut attrs = normalize::request_body(&state.registry, rt, body)?;
-    drop_unstored(&mut attrs);
-    validate::create(&state.registry, rt, &attrs)?;
-    let id = uuid::Uuid::new_v4().to_string();
-    if is_group(rt) {
-        retain_known_members(state, ctx.tenant(), &id, &mut attrs).await?;
-    }
-    let wctx = ctx.write_context(state);
-    let resource = Resource::new(rt.name.clone(), id.clone(), attrs, Meta::new(wctx.now));
-    let change = Change::created(&resource);
-    state.store.create(&wctx, rt, &resource, &change).await?;
-    let projection = projection_of(state, rt, params);
-    let stored = state
-        .store
-        .get(ctx.tenant(), rt, &id, load_for(state, rt, &projection))
-        .await?
-        .unwrap_or(resource);
-    Ok(reply(state, ctx, rt, &stored, &projection))
+    let written = write::write(state, &writer, rt, WriteRequest::Create { body }).await?;
+    written_reply(state, ctx, rt, written, params).await
 }
 
-/// Whether a failed compare-and-swap should be retried: only when the client gave no `If-Match`.
-fn retry(err: &StoreError, if_match: Option<&str>, attempt: usize) -> bool {
-    matches!(err, StoreError::VersionMismatch { .. })
-        && if_match.is_none_or(|h| h.trim().is_empty())
-        && attempt + 1 < MAX_WRITE_ATTEMPTS
-}
-
-/// Waits before retrying a lost compare-and-swap: a random delay that doubles with each attempt
-/// (capped), so writers racing from several replicas spread out instead of colliding again.
-async fn backoff(attempt: usize) {
-    use rand::Rng;
-    let cap_ms = 1u64 << attempt.min(6);
-    let ms = rand::thread_rng().gen_range(0..=cap_ms);
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-}
-
-/// The lock serialising this process's writes to one resource.
-async fn write_lock(
+/// The reply to a write: the written resource, read again only when the projection shows
+/// something the write did not load (a Group's members, a new User's groups).
+async fn written_reply(
     state: &AppState,
     ctx: &RequestCtx,
     rt: &ResourceType,
-    id: &str,
-) -> tokio::sync::OwnedMutexGuard<()> {
-    state
-        .write_locks
-        .lock(format!("{}\u{0}{}\u{0}{}", ctx.tenant(), rt.name, id))
-        .await
-}
-
-/// The next version of `existing` holding `attrs`: version + 1, created as before, modified `now`.
-fn successor(
-    rt: &ResourceType,
-    id: &str,
-    existing: &Resource,
-    attrs: Attributes,
-    now: OffsetDateTime,
-) -> Resource {
-    Resource::new(
-        rt.name.clone(),
-        id,
-        attrs,
-        Meta {
-            created: existing.meta.created,
-            last_modified: now,
-            version: existing.meta.version + 1,
-        },
-    )
+    written: Written,
+    params: &QueryParams,
+) -> Result<ResourceReply> {
+    let projection = projection_of(state, rt, params);
+    let load = load_for(state, rt, &projection);
+    let covered =
+        (!load.members || written.loaded.members) && (!load.groups || written.loaded.groups);
+    let resource = match written.resource {
+        Some(r) if covered => r,
+        _ => fetch(state, ctx, rt, &written.id, load).await?,
+    };
+    Ok(reply(state, ctx, rt, &resource, &projection))
 }
 
 /// PUT a resource (RFC 7644 §3.5.1): 200 with the resource (projected by `attributes` /
@@ -422,58 +294,16 @@ pub async fn replace(
     if_match: Option<&str>,
     params: &QueryParams,
 ) -> Result<ResourceReply> {
-    ctx.require_write()?;
+    let writer = ctx.writer()?;
     let rt = resource_type(state, rt_name)?;
-    let mut incoming = normalize::request_body(&state.registry, rt, body)?;
-    drop_unstored(&mut incoming);
-    let _serialised = write_lock(state, ctx, rt, id).await;
-    let mut attempt = 0;
-    loop {
-        let existing = fetch(state, ctx, rt, id, Load::default()).await?;
-        check_if_match(if_match, existing.meta.version)?;
-        let mut attrs = validate::replace(&state.registry, rt, &existing, incoming.clone())?;
-        drop_unstored(&mut attrs);
-        let members = if is_group(rt) {
-            let added = retain_known_members(state, ctx.tenant(), id, &mut attrs).await?;
-            attrs.remove("members");
-            Some(MembershipDelta {
-                clear: true,
-                added,
-                removed: Vec::new(),
-            })
-        } else {
-            None
-        };
-        let wctx = ctx.write_context(state);
-        let resource = successor(rt, id, &existing, attrs, wctx.now);
-        let mut change = Change::replaced(&existing, &resource);
-        if members.is_some() {
-            change.changed_paths.push("members".into());
-            change.members = members.clone();
-        }
-        match state
-            .store
-            .update(
-                &wctx,
-                rt,
-                &resource,
-                existing.meta.version,
-                members.as_ref(),
-                &change,
-            )
-            .await
-        {
-            Ok(()) => break,
-            Err(e) if retry(&e, if_match, attempt) => {
-                attempt += 1;
-                backoff(attempt).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let projection = projection_of(state, rt, params);
-    let stored = fetch(state, ctx, rt, id, load_for(state, rt, &projection)).await?;
-    Ok(reply(state, ctx, rt, &stored, &projection))
+    let request = WriteRequest::Replace {
+        id: id.to_string(),
+        body,
+        if_match: if_match.map(str::to_string),
+    };
+    let extra = load_for(state, rt, &projection_of(state, rt, params));
+    let written = write::write_loading(state, &writer, rt, request, extra).await?;
+    written_reply(state, ctx, rt, written, params).await
 }
 
 /// PATCH a resource (RFC 7644 §3.5.2). Users answer 200 with the resource; Groups answer 204
@@ -488,97 +318,27 @@ pub async fn patch(
     if_match: Option<&str>,
     params: &QueryParams,
 ) -> Result<PatchReply> {
-    ctx.require_write()?;
+    let writer = ctx.writer()?;
     let rt = resource_type(state, rt_name)?;
-    let request = PatchRequest::parse(body, state.settings.limits.max_patch_operations)?;
-    let projection = projection_of(state, rt, params);
-    // Member operations by id become a delta for storage, so a PATCH to a 100,000-member group
-    // never loads its members; only filters on other member sub-attributes need them loaded.
-    let inline_members = is_group(rt) && patch::needs_inline_members(&request);
-    let mode = if is_group(rt) && !inline_members {
-        Members::Delta
-    } else {
-        Members::Inline
-    };
-    let load = Load {
-        members: inline_members,
-        groups: false,
-    };
-    let _serialised = write_lock(state, ctx, rt, id).await;
-    let mut attempt = 0;
-    let version = loop {
-        let existing = fetch(state, ctx, rt, id, load).await?;
-        check_if_match(if_match, existing.meta.version)?;
-        let mut outcome = patch::apply(&state.registry, rt, &existing, &request, mode)?;
-        drop_unstored(&mut outcome.attributes);
-        if inline_members && outcome.changed {
-            // The whole member list was patched in place: store it as a replacement.
-            let added =
-                retain_known_members(state, ctx.tenant(), id, &mut outcome.attributes).await?;
-            outcome.members = Some(MembershipDelta {
-                clear: true,
-                added,
-                removed: Vec::new(),
-            });
-        } else if let Some(delta) = outcome.members.as_mut() {
-            let known = known_members(state, ctx.tenant(), &delta.added).await?;
-            log_skipped(id, &delta.added, &known);
-            delta.added.retain(|m| known.contains(m));
-        }
-        let members_changed = outcome
-            .members
-            .as_ref()
-            .is_some_and(|d| d.clear || !d.added.is_empty() || !d.removed.is_empty());
-        if !outcome.changed && !members_changed {
-            break existing.meta.version;
-        }
-        validate::patch_result(&state.registry, rt, &outcome.attributes)?;
-        let wctx = ctx.write_context(state);
-        let mut attrs = outcome.attributes.clone();
-        if is_group(rt) {
-            attrs.remove("members");
-        }
-        let resource = successor(rt, id, &existing, attrs, wctx.now);
-        let version = resource.meta.version;
-        let change = Change::patched(&existing, &resource, &outcome);
-        let members = outcome.members.filter(|_| members_changed);
-        match state
-            .store
-            .update(
-                &wctx,
-                rt,
-                &resource,
-                existing.meta.version,
-                members.as_ref(),
-                &change,
-            )
-            .await
-        {
-            Ok(()) => break version,
-            Err(e) if retry(&e, if_match, attempt) => {
-                attempt += 1;
-                metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
-                backoff(attempt).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let request = WriteRequest::Patch {
+        id: id.to_string(),
+        request: PatchRequest::parse(body, state.settings.limits.max_patch_operations)?,
+        if_match: if_match.map(str::to_string),
     };
     let wants_body =
-        !is_group(rt) || params.attributes.is_some() || params.excluded_attributes.is_some();
+        !rt.is_group() || params.attributes.is_some() || params.excluded_attributes.is_some();
+    let extra = load_for(state, rt, &projection_of(state, rt, params));
+    let written = write::write_loading(state, &writer, rt, request, extra).await?;
     if !wants_body {
-        return Ok(PatchReply::NoContent(ETag::new(version)));
+        return Ok(PatchReply::NoContent(ETag::new(written.version)));
     }
-    let stored = fetch(state, ctx, rt, id, load_for(state, rt, &projection)).await?;
-    Ok(PatchReply::Resource(reply(
-        state,
-        ctx,
-        rt,
-        &stored,
-        &projection,
-    )))
+    Ok(PatchReply::Resource(
+        written_reply(state, ctx, rt, written, params).await?,
+    ))
 }
 
-/// DELETE a resource (RFC 7644 §3.6): the resource and every group membership naming it.
+/// DELETE a resource (RFC 7644 §3.6): the resource and every group membership naming it (each
+/// such group gets a new version and change record).
 pub async fn delete(
     state: &AppState,
     ctx: &RequestCtx,
@@ -586,16 +346,13 @@ pub async fn delete(
     id: &str,
     if_match: Option<&str>,
 ) -> Result<()> {
-    ctx.require_write()?;
+    let writer = ctx.writer()?;
     let rt = resource_type(state, rt_name)?;
-    let existing = fetch(state, ctx, rt, id, Load::default()).await?;
-    check_if_match(if_match, existing.meta.version)?;
-    let expected = if_match
-        .filter(|h| !h.trim().is_empty())
-        .map(|_| existing.meta.version);
-    let change = Change::deleted(&existing);
-    let wctx = ctx.write_context(state);
-    state.store.delete(&wctx, rt, id, expected, &change).await?;
+    let request = WriteRequest::Delete {
+        id: id.to_string(),
+        if_match: if_match.map(str::to_string),
+    };
+    write::write(state, &writer, rt, request).await?;
     Ok(())
 }
 
@@ -608,7 +365,7 @@ pub(crate) async fn find_by_external_id(
 ) -> Result<Option<String>> {
     let rt = resource_type(state, rt_name)?;
     Ok(state
-        .store
+        .resources
         .find_by_external_id(ctx.tenant(), rt, external_id)
         .await?
         .map(|r| r.id))

@@ -16,7 +16,7 @@ macro_rules! impl_sql_store {
                 &self,
                 tx: &mut sqlx::Transaction<'static, $db>,
                 ctx: &$crate::store::WriteContext,
-                rt: &scim_core::schema::ResourceType,
+                resource_type: &str,
                 id: &str,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
@@ -39,7 +39,7 @@ macro_rules! impl_sql_store {
                 .await?;
                 let rec = chain::next_record(
                     ctx,
-                    &rt.name,
+                    resource_type,
                     id,
                     change,
                     row::version_from_db(last_seq)?,
@@ -191,7 +191,7 @@ macro_rules! impl_sql_store {
                 load: $crate::store::Load,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
-                if load.members && row::is_group(rt) {
+                if load.members && rt.is_group() {
                     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
                         "SELECT m.member_id, m.member_type, r.display FROM memberships m \
                          JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
@@ -208,7 +208,7 @@ macro_rules! impl_sql_store {
                         .collect();
                     row::set_list(resource, "members", list);
                 }
-                if load.groups && row::is_user(rt) {
+                if load.groups && rt.is_user() {
                     let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
                         "SELECT m.group_id, r.display FROM memberships m \
                          JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.group_id \
@@ -243,15 +243,21 @@ macro_rules! impl_sql_store {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             async fn migrate(&self) -> $crate::store::Result<()> {
-                self.migrator()
-                    .run(&self.pool)
-                    .await
-                    .map_err(|e| $crate::store::StoreError::Database(e.into()))
+                $crate::metrics::timed("migrate", async {
+                    self.migrator()
+                        .run(&self.pool)
+                        .await
+                        .map_err(|e| $crate::store::StoreError::Database(e.into()))
+                })
+                .await
             }
 
             async fn ping(&self) -> $crate::store::Result<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
+                $crate::metrics::timed("ping", async {
+                    sqlx::query("SELECT 1").execute(&self.pool).await?;
+                    Ok(())
+                })
+                .await
             }
 
             fn pool_status(&self) -> Option<$crate::store::PoolStatus> {
@@ -261,111 +267,140 @@ macro_rules! impl_sql_store {
                 })
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Tenants for $store {
             async fn create_tenant(&self, tenant: &$crate::store::Tenant) -> $crate::store::Result<()> {
-                let res = sqlx::query(
-                    "INSERT INTO tenants (id, name, bulk_upsert_by_external_id, created) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&tenant.id)
-                .bind(&tenant.name)
-                .bind(tenant.bulk_upsert_by_external_id)
-                .bind($crate::store::row::format_time(tenant.created))
-                .execute(&self.pool)
-                .await;
-                match res {
-                    Ok(_) => Ok(()),
-                    Err(e) if $crate::store::unique_violation(&e).is_some() => {
-                        Err($crate::store::StoreError::Uniqueness {
-                            detail: format!("tenant {:?} already exists", tenant.id),
-                        })
+                $crate::metrics::timed("create_tenant", async {
+                    let res = sqlx::query(
+                        "INSERT INTO tenants (id, name, bulk_upsert_by_external_id, created) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&tenant.id)
+                    .bind(&tenant.name)
+                    .bind(tenant.bulk_upsert_by_external_id)
+                    .bind($crate::store::row::format_time(tenant.created))
+                    .execute(&self.pool)
+                    .await;
+                    match res {
+                        Ok(_) => Ok(()),
+                        Err(e) if $crate::store::unique_violation(&e).is_some() => {
+                            Err($crate::store::StoreError::Uniqueness {
+                                detail: format!("tenant {:?} already exists", tenant.id),
+                            })
+                        }
+                        Err(e) => Err(e.into()),
                     }
-                    Err(e) => Err(e.into()),
-                }
+                })
+                .await
             }
 
             async fn tenant(&self, id: &str) -> $crate::store::Result<Option<$crate::store::Tenant>> {
-                let row: Option<$crate::store::row::TenantRow> = sqlx::query_as(
-                    "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(TryInto::try_into).transpose()
+                $crate::metrics::timed("tenant", async {
+                    let row: Option<$crate::store::row::TenantRow> = sqlx::query_as(
+                        "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                })
+                .await
             }
 
             async fn list_tenants(&self) -> $crate::store::Result<Vec<$crate::store::Tenant>> {
-                let rows: Vec<$crate::store::row::TenantRow> = sqlx::query_as(&format!(
-                    "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants ORDER BY id{}",
-                    self.dialect().byte_order()
-                ))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                $crate::metrics::timed("list_tenants", async {
+                    let rows: Vec<$crate::store::row::TenantRow> = sqlx::query_as(&format!(
+                        "SELECT id, name, bulk_upsert_by_external_id, created FROM tenants ORDER BY id{}",
+                        self.dialect().byte_order()
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                })
+                .await
             }
 
             async fn insert_token(&self, token: &$crate::store::TokenRecord) -> $crate::store::Result<()> {
-                use $crate::store::row::format_time;
-                let res = sqlx::query(
-                    "INSERT INTO tokens (id, tenant_id, secret_hash, label, read_only, created, expires, revoked) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&token.id)
-                .bind(&token.tenant)
-                .bind(&token.secret_hash)
-                .bind(&token.label)
-                .bind(token.read_only)
-                .bind(format_time(token.created))
-                .bind(token.expires.map(format_time))
-                .bind(token.revoked.map(format_time))
-                .execute(&self.pool)
-                .await;
-                match res {
-                    Ok(_) => Ok(()),
-                    Err(e) if $crate::store::unique_violation(&e).is_some() => {
-                        Err($crate::store::StoreError::Uniqueness {
-                            detail: format!("token {:?} already exists", token.id),
-                        })
+                $crate::metrics::timed("insert_token", async {
+                    use $crate::store::row::format_time;
+                    let res = sqlx::query(
+                        "INSERT INTO tokens (id, tenant_id, secret_hash, label, read_only, created, expires, revoked) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&token.id)
+                    .bind(&token.tenant)
+                    .bind(&token.secret_hash)
+                    .bind(&token.label)
+                    .bind(token.read_only)
+                    .bind(format_time(token.created))
+                    .bind(token.expires.map(format_time))
+                    .bind(token.revoked.map(format_time))
+                    .execute(&self.pool)
+                    .await;
+                    match res {
+                        Ok(_) => Ok(()),
+                        Err(e) if $crate::store::unique_violation(&e).is_some() => {
+                            Err($crate::store::StoreError::Uniqueness {
+                                detail: format!("token {:?} already exists", token.id),
+                            })
+                        }
+                        Err(e) => Err(e.into()),
                     }
-                    Err(e) => Err(e.into()),
-                }
+                })
+                .await
             }
 
             async fn token_by_hash(
                 &self,
                 secret_hash: &str,
             ) -> $crate::store::Result<Option<$crate::store::TokenRecord>> {
-                let row: Option<$crate::store::row::TokenRow> = sqlx::query_as(
-                    "SELECT id, tenant_id, secret_hash, label, read_only, created, expires, revoked \
-                     FROM tokens WHERE secret_hash = $1",
-                )
-                .bind(secret_hash)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(TryInto::try_into).transpose()
+                $crate::metrics::timed("token_by_hash", async {
+                    let row: Option<$crate::store::row::TokenRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, secret_hash, label, read_only, created, expires, revoked \
+                         FROM tokens WHERE secret_hash = $1",
+                    )
+                    .bind(secret_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(TryInto::try_into).transpose()
+                })
+                .await
             }
 
             async fn list_tokens(
                 &self,
                 tenant: Option<&str>,
             ) -> $crate::store::Result<Vec<$crate::store::TokenRecord>> {
-                let rows: Vec<$crate::store::row::TokenRow> = sqlx::query_as(
-                    "SELECT id, tenant_id, secret_hash, label, read_only, created, expires, revoked \
-                     FROM tokens WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created, id",
-                )
-                .bind(tenant)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                $crate::metrics::timed("list_tokens", async {
+                    let rows: Vec<$crate::store::row::TokenRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, secret_hash, label, read_only, created, expires, revoked \
+                         FROM tokens WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created, id",
+                    )
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                })
+                .await
             }
 
             async fn revoke_token(&self, id: &str, at: time::OffsetDateTime) -> $crate::store::Result<bool> {
-                let res = sqlx::query("UPDATE tokens SET revoked = COALESCE(revoked, $2) WHERE id = $1")
-                    .bind(id)
-                    .bind($crate::store::row::format_time(at))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(res.rows_affected() > 0)
+                $crate::metrics::timed("revoke_token", async {
+                    let res = sqlx::query("UPDATE tokens SET revoked = COALESCE(revoked, $2) WHERE id = $1")
+                        .bind(id)
+                        .bind($crate::store::row::format_time(at))
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(res.rows_affected() > 0)
+                })
+                .await
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Resources for $store {
             async fn create(
                 &self,
                 ctx: &$crate::store::WriteContext,
@@ -373,50 +408,54 @@ macro_rules! impl_sql_store {
                 resource: &scim_core::resource::Resource,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
-                use $crate::store::row;
-                let data = row::row_data(rt, resource);
-                let attributes = serde_json::Value::Object(data.attributes.clone()).to_string();
-                let folded = self.dialect().has_folded_copy();
-                let mut w = self.begin_write().await?;
-                let query_text = format!(
-                    "INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
-                     last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}{})",
-                    if folded { ", attributes_ci" } else { "" },
-                    self.dialect().json_param("$11"),
-                    if folded { ", $12" } else { "" },
-                );
-                let query = sqlx::query(&query_text)
-                .bind(&ctx.tenant)
-                .bind(&resource.id)
-                .bind(&rt.name)
-                .bind(row::version_to_db(resource.meta.version)?)
-                .bind(row::to_ns(resource.meta.created))
-                .bind(row::to_ns(resource.meta.last_modified))
-                .bind(&data.unique_key)
-                .bind(&data.external_id)
-                .bind(&data.manager_id)
-                .bind(&data.display)
-                .bind(attributes);
-                let query = if folded {
-                    query.bind(row::folded(&serde_json::Value::Object(data.attributes.clone())).to_string())
-                } else {
-                    query
-                };
-                let res = query.execute(&mut *w.tx).await;
-                if let Err(e) = res {
-                    return Err(match $crate::store::unique_violation(&e) {
-                        Some(v) => row::uniqueness_error(rt, resource, &v),
-                        None => e.into(),
-                    });
-                }
-                self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
-                if row::is_group(rt) {
-                    self.add_members(&mut w.tx, &ctx.tenant, &resource.id, &data.members).await?;
-                }
-                self.append_change(&mut w.tx, ctx, rt, &resource.id, change).await?;
-                w.tx.commit().await?;
-                Ok(())
+                $crate::metrics::timed("create", async {
+                    use $crate::store::row;
+                    let data = row::row_data(rt, resource);
+                    let attributes = serde_json::to_string(&data.attributes)
+                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
+                    let folded = self.dialect().has_folded_copy();
+                    let mut w = self.begin_write().await?;
+                    let query_text = format!(
+                        "INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+                         last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}{})",
+                        if folded { ", attributes_ci" } else { "" },
+                        self.dialect().json_param("$11"),
+                        if folded { ", $12" } else { "" },
+                    );
+                    let query = sqlx::query(&query_text)
+                    .bind(&ctx.tenant)
+                    .bind(&resource.id)
+                    .bind(&rt.name)
+                    .bind(row::version_to_db(resource.meta.version)?)
+                    .bind(row::to_ns(resource.meta.created))
+                    .bind(row::to_ns(resource.meta.last_modified))
+                    .bind(&data.unique_key)
+                    .bind(&data.external_id)
+                    .bind(&data.manager_id)
+                    .bind(&data.display)
+                    .bind(attributes);
+                    let query = if folded {
+                        query.bind(row::folded_attributes(&data.attributes).to_string())
+                    } else {
+                        query
+                    };
+                    let res = query.execute(&mut *w.tx).await;
+                    if let Err(e) = res {
+                        return Err(match $crate::store::unique_violation(&e) {
+                            Some(v) => row::uniqueness_error(rt, resource, &v),
+                            None => e.into(),
+                        });
+                    }
+                    self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
+                    if rt.is_group() {
+                        self.add_members(&mut w.tx, &ctx.tenant, &resource.id, &data.members).await?;
+                    }
+                    self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
+                    w.tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn get(
@@ -426,19 +465,22 @@ macro_rules! impl_sql_store {
                 id: &str,
                 load: $crate::store::Load,
             ) -> $crate::store::Result<Option<scim_core::resource::Resource>> {
-                let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = $3",
-                    self.dialect().resource_columns()
-                ))
-                .bind(tenant)
-                .bind(&rt.name)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let mut resource = row.into_resource()?;
-                self.load_extra(tenant, rt, &mut resource, load).await?;
-                Ok(Some(resource))
+                $crate::metrics::timed("get", async {
+                    let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
+                        "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = $3",
+                        self.dialect().resource_columns()
+                    ))
+                    .bind(tenant)
+                    .bind(&rt.name)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let mut resource = row.into_resource()?;
+                    self.load_extra(tenant, rt, &mut resource, load).await?;
+                    Ok(Some(resource))
+                })
+                .await
             }
 
             async fn update(
@@ -450,60 +492,64 @@ macro_rules! impl_sql_store {
                 members: Option<&scim_core::patch::MembershipDelta>,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
-                use $crate::store::row;
-                let data = row::row_data(rt, resource);
-                let attributes = serde_json::Value::Object(data.attributes.clone()).to_string();
-                let folded = self.dialect().has_folded_copy();
-                let mut w = self.begin_write().await?;
-                let query_text = format!(
-                    "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
-                     external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
-                     WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
-                    self.dialect().json_param("$10"),
-                    if folded { ", attributes_ci = $12" } else { "" },
-                );
-                let query = sqlx::query(&query_text)
-                .bind(&ctx.tenant)
-                .bind(&rt.name)
-                .bind(&resource.id)
-                .bind(row::version_to_db(resource.meta.version)?)
-                .bind(row::to_ns(resource.meta.last_modified))
-                .bind(&data.unique_key)
-                .bind(&data.external_id)
-                .bind(&data.manager_id)
-                .bind(&data.display)
-                .bind(attributes)
-                .bind(row::version_to_db(expected_version)?);
-                let query = if folded {
-                    query.bind(row::folded(&serde_json::Value::Object(data.attributes.clone())).to_string())
-                } else {
-                    query
-                };
-                let res = query.execute(&mut *w.tx).await;
-                match res {
-                    Ok(done) if done.rows_affected() == 0 => {
-                        return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, &resource.id).await);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(match $crate::store::unique_violation(&e) {
-                            Some(v) => row::uniqueness_error(rt, resource, &v),
-                            None => e.into(),
-                        });
-                    }
-                }
-                sqlx::query("DELETE FROM resource_values WHERE tenant_id = $1 AND resource_id = $2")
+                $crate::metrics::timed("update", async {
+                    use $crate::store::row;
+                    let data = row::row_data(rt, resource);
+                    let attributes = serde_json::to_string(&data.attributes)
+                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
+                    let folded = self.dialect().has_folded_copy();
+                    let mut w = self.begin_write().await?;
+                    let query_text = format!(
+                        "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
+                         external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
+                         WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
+                        self.dialect().json_param("$10"),
+                        if folded { ", attributes_ci = $12" } else { "" },
+                    );
+                    let query = sqlx::query(&query_text)
                     .bind(&ctx.tenant)
+                    .bind(&rt.name)
                     .bind(&resource.id)
-                    .execute(&mut *w.tx)
-                    .await?;
-                self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
-                if let (Some(delta), true) = (members, row::is_group(rt)) {
-                    self.apply_delta(&mut w.tx, &ctx.tenant, &resource.id, delta).await?;
-                }
-                self.append_change(&mut w.tx, ctx, rt, &resource.id, change).await?;
-                w.tx.commit().await?;
-                Ok(())
+                    .bind(row::version_to_db(resource.meta.version)?)
+                    .bind(row::to_ns(resource.meta.last_modified))
+                    .bind(&data.unique_key)
+                    .bind(&data.external_id)
+                    .bind(&data.manager_id)
+                    .bind(&data.display)
+                    .bind(attributes)
+                    .bind(row::version_to_db(expected_version)?);
+                    let query = if folded {
+                        query.bind(row::folded_attributes(&data.attributes).to_string())
+                    } else {
+                        query
+                    };
+                    let res = query.execute(&mut *w.tx).await;
+                    match res {
+                        Ok(done) if done.rows_affected() == 0 => {
+                            return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, &resource.id).await);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(match $crate::store::unique_violation(&e) {
+                                Some(v) => row::uniqueness_error(rt, resource, &v),
+                                None => e.into(),
+                            });
+                        }
+                    }
+                    sqlx::query("DELETE FROM resource_values WHERE tenant_id = $1 AND resource_id = $2")
+                        .bind(&ctx.tenant)
+                        .bind(&resource.id)
+                        .execute(&mut *w.tx)
+                        .await?;
+                    self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
+                    if let (Some(delta), true) = (members, rt.is_group()) {
+                        self.apply_delta(&mut w.tx, &ctx.tenant, &resource.id, delta).await?;
+                    }
+                    self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
+                    w.tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn delete(
@@ -514,25 +560,63 @@ macro_rules! impl_sql_store {
                 expected_version: Option<u64>,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
-                let mut w = self.begin_write().await?;
-                let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
-                // Membership and value rows go with the resource (ON DELETE CASCADE).
-                let done = sqlx::query(
-                    "DELETE FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
-                     AND ($4 IS NULL OR version = $4)",
-                )
-                .bind(&ctx.tenant)
-                .bind(&rt.name)
-                .bind(id)
-                .bind(expected)
-                .execute(&mut *w.tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, id).await);
-                }
-                self.append_change(&mut w.tx, ctx, rt, id, change).await?;
-                w.tx.commit().await?;
-                Ok(())
+                $crate::metrics::timed("delete", async {
+                    let mut w = self.begin_write().await?;
+                    let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
+                    // The groups it is a member of, read before the cascade removes the rows.
+                    let groups: Vec<String> = sqlx::query_scalar(&format!(
+                        "SELECT group_id FROM memberships WHERE tenant_id = $1 AND member_id = $2 \
+                         ORDER BY group_id{}",
+                        self.dialect().byte_order()
+                    ))
+                    .bind(&ctx.tenant)
+                    .bind(id)
+                    .fetch_all(&mut *w.tx)
+                    .await?;
+                    // Membership and value rows go with the resource (ON DELETE CASCADE).
+                    let done = sqlx::query(
+                        "DELETE FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
+                         AND ($4 IS NULL OR version = $4)",
+                    )
+                    .bind(&ctx.tenant)
+                    .bind(&rt.name)
+                    .bind(id)
+                    .bind(expected)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, id).await);
+                    }
+                    self.append_change(&mut w.tx, ctx, &rt.name, id, change).await?;
+                    // Each group that lost the member moves to a new version with a record of its
+                    // own, so its ETag changes and change readers see the removal.
+                    for group in groups {
+                        sqlx::query(
+                            "UPDATE resources SET version = version + 1, last_modified_ns = $3 \
+                             WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(&ctx.tenant)
+                        .bind(&group)
+                        .bind($crate::store::row::to_ns(ctx.now))
+                        .execute(&mut *w.tx)
+                        .await?;
+                        let row: $crate::store::row::ResourceRow = sqlx::query_as(&format!(
+                            "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2",
+                            self.dialect().resource_columns()
+                        ))
+                        .bind(&ctx.tenant)
+                        .bind(&group)
+                        .fetch_one(&mut *w.tx)
+                        .await?;
+                        let group = row.into_resource()?;
+                        let change = scim_core::change::Change::member_removed(&group, id);
+                        self.append_change(&mut w.tx, ctx, &group.resource_type, &group.id, &change)
+                            .await?;
+                    }
+                    w.tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
 
             async fn list(
@@ -542,26 +626,29 @@ macro_rules! impl_sql_store {
                 query: &scim_core::query::ListQuery,
                 load: $crate::store::Load,
             ) -> $crate::store::Result<$crate::store::Page> {
-                let sql = self.list_sql(tenant, rt, query);
-                let count_args = self.arguments(&sql.args[..sql.count_args])?;
-                let total: i64 = sqlx::query_scalar_with(&sql.count, count_args)
-                    .fetch_one(&self.pool)
-                    .await?;
-                let mut resources = Vec::new();
-                if query.count > 0 && total > 0 {
-                    let args = self.arguments(&sql.args)?;
-                    let rows: Vec<$crate::store::row::ResourceRow> =
-                        sqlx::query_as_with(&sql.page, args).fetch_all(&self.pool).await?;
-                    for row in rows {
-                        let mut resource = row.into_resource()?;
-                        self.load_extra(tenant, rt, &mut resource, load).await?;
-                        resources.push(resource);
+                $crate::metrics::timed("list", async {
+                    let sql = self.list_sql(tenant, rt, query);
+                    let count_args = self.arguments(&sql.args[..sql.count_args])?;
+                    let total: i64 = sqlx::query_scalar_with(&sql.count, count_args)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let mut resources = Vec::new();
+                    if query.count > 0 && total > 0 {
+                        let args = self.arguments(&sql.args)?;
+                        let rows: Vec<$crate::store::row::ResourceRow> =
+                            sqlx::query_as_with(&sql.page, args).fetch_all(&self.pool).await?;
+                        for row in rows {
+                            let mut resource = row.into_resource()?;
+                            self.load_extra(tenant, rt, &mut resource, load).await?;
+                            resources.push(resource);
+                        }
                     }
-                }
-                Ok($crate::store::Page {
-                    total: u64::try_from(total).unwrap_or_default(),
-                    resources,
+                    Ok($crate::store::Page {
+                        total: u64::try_from(total).unwrap_or_default(),
+                        resources,
+                    })
                 })
+                .await
             }
 
             async fn find_by_external_id(
@@ -570,17 +657,20 @@ macro_rules! impl_sql_store {
                 rt: &scim_core::schema::ResourceType,
                 external_id: &str,
             ) -> $crate::store::Result<Option<scim_core::resource::Resource>> {
-                let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 \
-                     AND r.external_id = $3 ORDER BY r.id LIMIT 1",
-                    self.dialect().resource_columns()
-                ))
-                .bind(tenant)
-                .bind(&rt.name)
-                .bind(external_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| r.into_resource()).transpose()
+                $crate::metrics::timed("find_by_external_id", async {
+                    let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
+                        "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 \
+                         AND r.external_id = $3 ORDER BY r.id LIMIT 1",
+                        self.dialect().resource_columns()
+                    ))
+                    .bind(tenant)
+                    .bind(&rt.name)
+                    .bind(external_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|r| r.into_resource()).transpose()
+                })
+                .await
             }
 
             async fn existing_ids(
@@ -589,63 +679,76 @@ macro_rules! impl_sql_store {
                 rt: &scim_core::schema::ResourceType,
                 ids: &[String],
             ) -> $crate::store::Result<Vec<String>> {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                let found: Vec<String> = sqlx::query_scalar(&format!(
-                    "SELECT id FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id IN ({})",
-                    self.dialect().strings_of("$3")
-                ))
-                .bind(tenant)
-                .bind(&rt.name)
-                .bind(list)
-                .fetch_all(&self.pool)
-                .await?;
-                // In the caller's order.
-                Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
+                $crate::metrics::timed("existing_ids", async {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                    let found: Vec<String> = sqlx::query_scalar(&format!(
+                        "SELECT id FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id IN ({})",
+                        self.dialect().strings_of("$3")
+                    ))
+                    .bind(tenant)
+                    .bind(&rt.name)
+                    .bind(list)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    // In the caller's order.
+                    Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
+                })
+                .await
             }
 
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ChangeLog for $store {
             async fn changes_after(
                 &self,
                 tenant: &str,
                 after: u64,
                 limit: u64,
             ) -> $crate::store::Result<Vec<$crate::store::ChangeRecord>> {
-                let rows: Vec<$crate::store::row::ChangeRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2 \
-                     ORDER BY tenant_seq LIMIT $3",
-                    $crate::store::row::CHANGE_COLUMNS
-                ))
-                .bind(tenant)
-                .bind(i64::try_from(after).unwrap_or(i64::MAX))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                $crate::metrics::timed("changes_after", async {
+                    let rows: Vec<$crate::store::row::ChangeRow> = sqlx::query_as(&format!(
+                        "SELECT {} FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2 \
+                         ORDER BY tenant_seq LIMIT $3",
+                        $crate::store::row::CHANGE_COLUMNS
+                    ))
+                    .bind(tenant)
+                    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.into_iter().map(TryInto::try_into).collect()
+                })
+                .await
             }
 
             async fn verify_chain(&self, tenant: &str) -> $crate::store::Result<$crate::store::ChainReport> {
+                $crate::metrics::timed("verify_chain", async {
 
-                let mut verifier = $crate::store::chain::Verifier::new(tenant);
-                let mut after = 0;
-                loop {
-                    let batch = self.changes_after(tenant, after, 1000).await?;
-                    let Some(last) = batch.last() else { break };
-                    after = last.seq;
-                    batch.iter().for_each(|r| verifier.push(r));
-                }
-                let head: Option<(i64, String)> = sqlx::query_as(
-                    "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
-                )
-                .bind(tenant)
-                .fetch_optional(&self.pool)
-                .await?;
-                let head = match head {
-                    Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
-                    None => None,
-                };
-                Ok(verifier.finish(head))
+                    let mut verifier = $crate::store::chain::Verifier::new(tenant);
+                    let mut after = 0;
+                    loop {
+                        let batch = self.changes_after(tenant, after, 1000).await?;
+                        let Some(last) = batch.last() else { break };
+                        after = last.seq;
+                        batch.iter().for_each(|r| verifier.push(r));
+                    }
+                    let head: Option<(i64, String)> = sqlx::query_as(
+                        "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
+                    )
+                    .bind(tenant)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let head = match head {
+                        Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
+                        None => None,
+                    };
+                    Ok(verifier.finish(head))
+                })
+                .await
             }
         }
     };

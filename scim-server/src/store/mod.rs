@@ -107,16 +107,31 @@ impl From<StoreError> for scim_core::Error {
 }
 
 /// Who performs a write, and when: recorded in the change log.
+///
+/// Only the service's write capability makes one (`service::write::Writer::context`), so a
+/// store write cannot be reached without passing authorisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteContext {
     /// The tenant written to.
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// The authenticated principal (token id, JWT subject, OAuth client id).
-    pub principal: String,
+    pub(crate) principal: String,
     /// The request id, when the write comes from an HTTP request.
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
     /// The time of the write (from the server's clock).
-    pub now: OffsetDateTime,
+    pub(crate) now: OffsetDateTime,
+}
+
+impl WriteContext {
+    /// The tenant written to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The time of the write.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
 }
 
 /// What to load with a resource beyond its own row.
@@ -249,12 +264,15 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// Storage for SCIM resources, tenants, credentials and the change log.
+/// Storage for SCIM resources, tenants, credentials and the change log: the three capabilities
+/// ([`Resources`], [`Tenants`], [`ChangeLog`]) plus administration. Both databases implement it
+/// with one shared implementation (`imp.rs`).
 ///
-/// Callers (the service layer) decide everything protocol-related with `scim-core` and hand the
-/// store complete resources: the store persists them atomically with their change record.
+/// A component that needs one capability takes that trait (the service's write pipeline takes
+/// [`Resources`]), so a test double or a wrapper implements a handful of methods, not all of
+/// them.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Resources + Tenants + ChangeLog + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks the database answers (for `/readyz`).
@@ -263,7 +281,11 @@ pub trait Store: Send + Sync + 'static {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
+}
 
+/// Tenants and their credentials.
+#[async_trait]
+pub trait Tenants: Send + Sync {
     /// Creates a tenant (`Uniqueness` if the id exists).
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()>;
     /// A tenant by id.
@@ -279,7 +301,31 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, tenant: Option<&str>) -> Result<Vec<TokenRecord>>;
     /// Revokes a token by id; false if there was none.
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
+}
 
+/// The change log (the outbox): read in order, and its hash chain verified.
+#[async_trait]
+pub trait ChangeLog: Send + Sync {
+    /// Change records of a tenant with `seq > after`, in order, at most `limit`.
+    async fn changes_after(
+        &self,
+        tenant: &str,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<ChangeRecord>>;
+
+    /// Recomputes the tenant's hash chain and reports altered or missing records.
+    async fn verify_chain(&self, tenant: &str) -> Result<ChainReport>;
+}
+
+/// SCIM resources: reads, and writes that each commit with their change record.
+///
+/// Callers (the service's write pipeline) decide everything protocol-related with `scim-core`
+/// and hand the store complete resources: the store persists them atomically with their change
+/// record. A write needs a [`WriteContext`], which only the service's write capability
+/// (`service::Writer`, obtained from an authorised request) makes.
+#[async_trait]
+pub trait Resources: Send + Sync {
     /// Inserts a new resource (version 1) with, for a Group, its initial `members` taken from
     /// the resource's `members` attribute (stored in the membership table, not in the row), and
     /// appends `change`.
@@ -316,7 +362,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Deletes a resource if its stored version is `expected_version` (any version when `None`),
-    /// with every membership row naming it (as group or as member). Appends `change`.
+    /// with every membership row naming it (as group or as member). Appends `change`. Each group
+    /// the resource was a member of gets a new version and a change record of its own
+    /// ([`Change::member_removed`]), in the same transaction, so its ETag moves and change
+    /// readers see the removal.
     async fn delete(
         &self,
         ctx: &WriteContext,
@@ -352,15 +401,4 @@ pub trait Store: Send + Sync + 'static {
         rt: &ResourceType,
         ids: &[String],
     ) -> Result<Vec<String>>;
-
-    /// Change records of a tenant with `seq > after`, in order, at most `limit`.
-    async fn changes_after(
-        &self,
-        tenant: &str,
-        after: u64,
-        limit: u64,
-    ) -> Result<Vec<ChangeRecord>>;
-
-    /// Recomputes the tenant's hash chain and reports altered or missing records.
-    async fn verify_chain(&self, tenant: &str) -> Result<ChainReport>;
 }

@@ -3,7 +3,7 @@
 
 use super::{Result, StoreError};
 use scim_core::resource::{Attributes, Meta, Resource};
-use scim_core::schema::{ENTERPRISE_USER_URN, GROUP_URN, ResourceType, USER_URN};
+use scim_core::schema::{ENTERPRISE_USER_URN, ResourceType};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -50,27 +50,6 @@ pub struct RowData {
     pub members: Vec<String>,
 }
 
-/// Whether resources of this type keep a case-insensitive unique key, and from which attribute.
-pub fn unique_attribute(rt: &ResourceType) -> Option<&'static str> {
-    if rt.schema.eq_ignore_ascii_case(USER_URN) {
-        Some("userName")
-    } else if rt.schema.eq_ignore_ascii_case(GROUP_URN) {
-        Some("displayName")
-    } else {
-        None
-    }
-}
-
-/// Whether `rt` is a Group-like type (membership in its own table).
-pub fn is_group(rt: &ResourceType) -> bool {
-    rt.schema.eq_ignore_ascii_case(GROUP_URN)
-}
-
-/// Whether `rt` is a User-like type (`groups` derived from membership).
-pub fn is_user(rt: &ResourceType) -> bool {
-    rt.schema.eq_ignore_ascii_case(USER_URN)
-}
-
 /// The case folding used for every case-insensitive key (stored and looked up alike).
 pub fn fold(s: &str) -> String {
     s.to_lowercase()
@@ -84,7 +63,7 @@ fn str_attr<'a>(attrs: &'a Attributes, name: &str) -> Option<&'a str> {
 pub fn row_data(rt: &ResourceType, resource: &Resource) -> RowData {
     let mut attributes = resource.attributes.clone();
     let mut members = Vec::new();
-    if is_group(rt)
+    if rt.is_group()
         && let Some(Value::Array(list)) = attributes.remove("members")
     {
         for m in list {
@@ -95,10 +74,11 @@ pub fn row_data(rt: &ResourceType, resource: &Resource) -> RowData {
             }
         }
     }
-    if is_user(rt) {
+    if rt.is_user() {
         attributes.remove("groups");
     }
-    let unique_key = unique_attribute(rt)
+    let unique_key = rt
+        .unique_attribute()
         .and_then(|a| str_attr(&attributes, a))
         .map(fold);
     let external_id = str_attr(&attributes, "externalId").map(str::to_string);
@@ -115,7 +95,7 @@ pub fn row_data(rt: &ResourceType, resource: &Resource) -> RowData {
         .or_else(|| str_attr(&attributes, "userName"))
         .map(str::to_string);
     let mut values = Vec::new();
-    if is_user(rt) {
+    if rt.is_user() {
         for &attr in INDEXED_MULTI_VALUED {
             let Some(Value::Array(items)) = attributes.get(attr) else {
                 continue;
@@ -153,6 +133,12 @@ pub fn folded(value: &Value) -> Value {
         }
         other => other.clone(),
     }
+}
+
+/// An attribute map with every string case-folded (SQLite's `attributes_ci`), without copying
+/// the map first.
+pub fn folded_attributes(attrs: &Attributes) -> Value {
+    Value::Object(attrs.iter().map(|(k, v)| (k.clone(), folded(v))).collect())
 }
 
 /// Nanoseconds since the Unix epoch, as stored in `created_ns` / `last_modified_ns`.
@@ -236,18 +222,12 @@ pub fn set_list(resource: &mut Resource, name: &str, list: Vec<Value>) {
 }
 
 /// The uniqueness error for a write of `resource` refused by the unique constraint `violation`
-/// describes (see `unique_violation`).
+/// describes (see `unique_violation`); its wording is the core's
+/// ([`Resource::uniqueness_conflict`]).
 pub fn uniqueness_error(rt: &ResourceType, resource: &Resource, violation: &str) -> StoreError {
-    match unique_attribute(rt) {
-        Some(attr) if violation.contains("unique_key") => {
-            let value = str_attr(&resource.attributes, attr).unwrap_or_default();
-            StoreError::Uniqueness {
-                detail: format!("{attr} {value:?} is already in use in this tenant"),
-            }
-        }
-        _ => StoreError::Uniqueness {
-            detail: format!("{} id {:?} already exists", rt.name, resource.id),
-        },
+    let error = resource.uniqueness_conflict(rt, violation.contains("unique_key"));
+    StoreError::Uniqueness {
+        detail: error.detail().to_string(),
     }
 }
 

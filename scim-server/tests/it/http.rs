@@ -16,11 +16,11 @@ use scim_server::clock::{Clock, ManualClock, SystemClock};
 use scim_server::config::{Config, Secret};
 use scim_server::state::AppState;
 use scim_server::store::{
-    ChainReport, ChangeRecord, Load, Page, Result as StoreResult, Store, Tenant, TokenRecord,
-    WriteContext,
+    Load, Page, Resources, Result as StoreResult, Store, StoreError, Tenant, WriteContext,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -87,15 +87,16 @@ async fn app_with(config: Config, clock: Arc<dyn Clock>) -> TestApp {
     app_wrapping(config, clock, |s| s).await
 }
 
-/// An app whose store is wrapped by `wrap` (to observe what the service asks of storage).
+/// An app whose resource store is wrapped by `wrap` (to observe what the service asks of
+/// storage).
 async fn app_wrapping(
     config: Config,
     clock: Arc<dyn Clock>,
-    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    wrap: impl FnOnce(Arc<dyn Resources>) -> Arc<dyn Resources>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("scim.db").display());
-    let store = wrap(scim_server::server::open_store(&url).await.unwrap());
+    let store = scim_server::server::open_store(&url).await.unwrap();
     store.migrate().await.unwrap();
     scim_server::server::ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref())
         .await
@@ -111,7 +112,9 @@ async fn app_wrapping(
         &config.token.as_ref().unwrap().0,
     );
     let auth = Arc::new(auth);
-    let state = AppState::with_clock(&config, store.clone(), auth, clock.clone());
+    let resources = wrap(store.clone());
+    let state =
+        AppState::with_clock(&config, store.clone(), auth, clock.clone()).with_resources(resources);
     TestApp {
         router: scim_server::http::router(state),
         store,
@@ -1215,50 +1218,40 @@ async fn attributes_apply_to_write_responses() {
     assert_eq!(r.body["displayName"], "D2");
 }
 
-/// Counts store reads that load a group's members.
-struct MemberLoadSpy {
-    inner: Arc<dyn Store>,
-    member_loads: Arc<std::sync::atomic::AtomicUsize>,
+/// Passes resource calls to the real store, observing reads and able to lose
+/// compare-and-swap races on purpose.
+struct ResourceSpy {
+    inner: Arc<dyn Resources>,
+    /// Reads that loaded a group's members.
+    member_loads: Arc<AtomicUsize>,
+    /// Reads of one resource by id (`get`).
+    gets: Arc<AtomicUsize>,
+    /// Updates still to refuse with `VersionMismatch` before letting one through.
+    lose_races: Arc<AtomicUsize>,
+    /// A clock each create moves forward by ten seconds (a slow database).
+    slow_creates: Option<Arc<ManualClock>>,
 }
 
-impl MemberLoadSpy {
+impl ResourceSpy {
+    fn new(inner: Arc<dyn Resources>) -> Self {
+        Self {
+            inner,
+            member_loads: Arc::default(),
+            gets: Arc::default(),
+            lose_races: Arc::default(),
+            slow_creates: None,
+        }
+    }
+
     fn saw(&self, load: Load) {
         if load.members {
-            self.member_loads
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.member_loads.fetch_add(1, SeqCst);
         }
     }
 }
 
 #[async_trait::async_trait]
-impl Store for MemberLoadSpy {
-    async fn migrate(&self) -> StoreResult<()> {
-        self.inner.migrate().await
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-    async fn create_tenant(&self, t: &Tenant) -> StoreResult<()> {
-        self.inner.create_tenant(t).await
-    }
-    async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-        self.inner.tenant(id).await
-    }
-    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
-        self.inner.list_tenants().await
-    }
-    async fn insert_token(&self, t: &TokenRecord) -> StoreResult<()> {
-        self.inner.insert_token(t).await
-    }
-    async fn token_by_hash(&self, h: &str) -> StoreResult<Option<TokenRecord>> {
-        self.inner.token_by_hash(h).await
-    }
-    async fn list_tokens(&self, t: Option<&str>) -> StoreResult<Vec<TokenRecord>> {
-        self.inner.list_tokens(t).await
-    }
-    async fn revoke_token(&self, id: &str, at: time::OffsetDateTime) -> StoreResult<bool> {
-        self.inner.revoke_token(id, at).await
-    }
+impl Resources for ResourceSpy {
     async fn create(
         &self,
         ctx: &WriteContext,
@@ -1266,6 +1259,9 @@ impl Store for MemberLoadSpy {
         r: &Resource,
         c: &Change,
     ) -> StoreResult<()> {
+        if let Some(clock) = &self.slow_creates {
+            clock.advance(time::Duration::seconds(10));
+        }
         self.inner.create(ctx, rt, r, c).await
     }
     async fn get(
@@ -1276,6 +1272,7 @@ impl Store for MemberLoadSpy {
         load: Load,
     ) -> StoreResult<Option<Resource>> {
         self.saw(load);
+        self.gets.fetch_add(1, SeqCst);
         self.inner.get(tenant, rt, id, load).await
     }
     async fn update(
@@ -1287,6 +1284,13 @@ impl Store for MemberLoadSpy {
         m: Option<&MembershipDelta>,
         c: &Change,
     ) -> StoreResult<()> {
+        if self
+            .lose_races
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::VersionMismatch { current: v + 1 });
+        }
         self.inner.update(ctx, rt, r, v, m, c).await
     }
     async fn delete(
@@ -1325,26 +1329,127 @@ impl Store for MemberLoadSpy {
     ) -> StoreResult<Vec<String>> {
         self.inner.existing_ids(tenant, rt, ids).await
     }
-    async fn changes_after(&self, t: &str, a: u64, l: u64) -> StoreResult<Vec<ChangeRecord>> {
-        self.inner.changes_after(t, a, l).await
-    }
-    async fn verify_chain(&self, t: &str) -> StoreResult<ChainReport> {
-        self.inner.verify_chain(t).await
-    }
+}
+
+/// The write pipeline reads the row once per attempt, and a lost compare-and-swap is retried
+/// after a backoff that waits on the injected clock (a `ManualClock` here: no real sleep).
+#[tokio::test]
+async fn a_patch_reads_once_per_attempt_and_retries_on_the_clock() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    let (gets, lose) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (spy_gets, spy_lose) = (gets.clone(), lose.clone());
+    let app = app_wrapping(config(), clock.clone(), move |inner| {
+        let mut spy = ResourceSpy::new(inner);
+        spy.gets = spy_gets;
+        spy.lose_races = spy_lose;
+        Arc::new(spy)
+    })
+    .await;
+    let user = app.create_user("racer").await;
+    let path = format!("/Users/{}", id(&user));
+    let body = |title: &str| patch(json!([{"op": "replace", "path": "title", "value": title}]));
+
+    // No race: one read, no wait.
+    gets.store(0, SeqCst);
+    let r = app.call(Method::PATCH, &path, Some(body("A"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(gets.load(SeqCst), 1, "one read for one attempt");
+    assert_eq!(clock.sleeps(), 0);
+    assert_eq!(r.body["meta"]["version"], "W/\"2\"");
+
+    // Three lost races: four attempts, four reads, three waits on the clock.
+    gets.store(0, SeqCst);
+    lose.store(3, SeqCst);
+    let r = app.call(Method::PATCH, &path, Some(body("B"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["title"], "B");
+    assert_eq!(r.body["meta"]["version"], "W/\"3\"");
+    assert_eq!(gets.load(SeqCst), 4, "one read per attempt");
+    assert_eq!(clock.sleeps(), 3, "each retry waits on the clock");
+
+    // With If-Match a lost race is the client's answer (412), not retried.
+    gets.store(0, SeqCst);
+    lose.store(1, SeqCst);
+    let r = app
+        .raw(
+            Request::builder()
+                .method(Method::PATCH)
+                .uri(format!("{BASE}{path}"))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("content-type", "application/scim+json")
+                .header("if-match", "W/\"3\"")
+                .body(Body::from(body("C").to_string()))
+                .unwrap(),
+        )
+        .await;
+    r.assert_error(412, None);
+    assert_eq!((gets.load(SeqCst), clock.sleeps()), (1, 3));
+}
+
+/// A Bulk that would outlast the request timeout stops between operations and says which ran:
+/// the operations it did not start answer 503 each, and none is half-applied.
+#[tokio::test]
+async fn a_bulk_out_of_time_stops_between_operations_and_says_what_ran() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    let mut c = config();
+    c.limits.request_timeout_seconds = 30;
+    let slow = clock.clone();
+    let app = app_wrapping(c, clock.clone(), move |inner| {
+        let mut spy = ResourceSpy::new(inner);
+        spy.slow_creates = Some(slow);
+        Arc::new(spy)
+    })
+    .await;
+    let ops: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+                   "data": {"schemas": [USER_URN], "userName": format!("late{i}")}})
+        })
+        .collect();
+    let r = app
+        .call(
+            Method::POST,
+            "/Bulk",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                        "Operations": ops}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let statuses: Vec<&str> = r.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    // Each create takes 10 s of a 22.5 s budget (75 % of 30 s): three start, two do not.
+    assert_eq!(statuses, ["201", "201", "201", "503", "503"], "{}", r.body);
+    assert!(
+        r.body["Operations"][3]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not run"),
+        "{}",
+        r.body
+    );
+    let listed = app
+        .call(Method::GET, "/Users?filter=userName+sw+%22late%22", None)
+        .await;
+    assert_eq!(listed.body["totalResults"], 3, "{}", listed.body);
 }
 
 #[tokio::test]
 async fn group_reads_without_members_and_member_patches_never_load_members() {
-    let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let loads = Arc::new(AtomicUsize::new(0));
     let spy_loads = loads.clone();
     let app = app_wrapping(config(), Arc::new(SystemClock), move |inner| {
-        Arc::new(MemberLoadSpy {
-            inner,
-            member_loads: spy_loads,
-        })
+        let mut spy = ResourceSpy::new(inner);
+        spy.member_loads = spy_loads;
+        Arc::new(spy)
     })
     .await;
-    let count = || loads.load(std::sync::atomic::Ordering::SeqCst);
+    let count = || loads.load(SeqCst);
     let user = app.create_user("m1").await;
     let r = app
         .call(

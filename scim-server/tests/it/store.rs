@@ -10,7 +10,9 @@ use scim_core::schema::{
     AttributeDef, AttributeType, ENTERPRISE_USER_URN, ResolvedPath, ResourceType, Schema,
     SchemaRegistry,
 };
-use scim_server::store::{Load, Store, StoreError, Tenant, TokenRecord, WriteContext};
+use scim_server::auth::{CredentialKind, Principal};
+use scim_server::service::RequestCtx;
+use scim_server::store::{Load, Resources, Store, StoreError, Tenant, TokenRecord, WriteContext};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -49,13 +51,23 @@ fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap() // 2026-01-01T00:00:00Z
 }
 
+/// A write context as the service's write capability makes it (the only way to get one).
+fn ctx_with(tenant: &str, request_id: Option<&str>) -> WriteContext {
+    let request = RequestCtx {
+        principal: Principal {
+            tenant: tenant.into(),
+            id: "token:test".into(),
+            read_only: false,
+            kind: CredentialKind::StaticToken,
+        },
+        request_id: request_id.map(str::to_string),
+        base_url: "http://localhost/scim/v2".into(),
+    };
+    request.writer().unwrap().context(t0())
+}
+
 fn ctx(tenant: &str) -> WriteContext {
-    WriteContext {
-        tenant: tenant.into(),
-        principal: "token:test".into(),
-        request_id: Some("req-1".into()),
-        now: t0(),
-    }
+    ctx_with(tenant, Some("req-1"))
 }
 
 fn resource(rt: &ResourceType, id: &str, attrs: Value) -> Resource {
@@ -588,6 +600,8 @@ async fn membership(db: Arc<TestDb>) {
     .unwrap();
     let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
     assert_eq!(got.attributes["members"].as_array().unwrap().len(), 2);
+    // (Each group that lost the member moved to a new version: see user_delete_bumps_groups.)
+    assert_eq!(got.meta.version, 4);
     let inner = s
         .get("t1", groups(), "inner", members)
         .await
@@ -603,12 +617,12 @@ async fn membership(db: Arc<TestDb>) {
     };
     let mut next = got.clone();
     next.attributes.remove("members");
-    next.meta.version = 4;
+    next.meta.version = 5;
     s.update(
         &ctx("t1"),
         groups(),
         &next,
-        3,
+        4,
         Some(&clear),
         &change(&next, Operation::Replace),
     )
@@ -625,7 +639,7 @@ async fn membership(db: Arc<TestDb>) {
         &ctx("t1"),
         groups(),
         "g1",
-        Some(4),
+        Some(5),
         &change(&next, Operation::Delete),
     )
     .await
@@ -636,6 +650,94 @@ async fn membership(db: Arc<TestDb>) {
         .unwrap()
         .unwrap();
     assert!(!alice.attributes.contains_key("groups"));
+}
+
+/// Deleting a user takes it out of every group it belonged to, and each such group moves to a
+/// new version with a change record of its own, in the delete's transaction: the groups' ETags
+/// change and change-log readers (the bridge) see the removals.
+async fn user_delete_bumps_groups(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    create(s, "t1", &user("u1", "alice")).await.unwrap();
+    create(s, "t1", &user("u2", "bob")).await.unwrap();
+    create(s, "t1", &group("ga", "A", &["u1", "u2"]))
+        .await
+        .unwrap();
+    create(s, "t1", &group("gb", "B", &["u1"])).await.unwrap();
+    create(s, "t1", &group("gc", "C", &["u2"])).await.unwrap();
+    let head = s.changes_after("t1", 0, 100).await.unwrap().len() as u64;
+
+    s.delete(
+        &ctx("t1"),
+        users(),
+        "u1",
+        Some(1),
+        &change(&user("u1", "alice"), Operation::Delete),
+    )
+    .await
+    .unwrap();
+
+    let version = |id: &'static str| async move {
+        s.get("t1", groups(), id, Load::default())
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .version
+    };
+    assert_eq!(
+        (
+            version("ga").await,
+            version("gb").await,
+            version("gc").await
+        ),
+        (2, 2, 1),
+        "groups that lost u1 moved on; the other did not"
+    );
+    let records = s.changes_after("t1", head, 100).await.unwrap();
+    let summary: Vec<(&str, &str, u64, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.resource_id.as_str(),
+                r.operation.as_str(),
+                r.version,
+                r.principal.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("u1", "delete", 1, "token:test"),
+            ("ga", "patch", 2, "token:test"),
+            ("gb", "patch", 2, "token:test"),
+        ]
+    );
+    let removal: Change = serde_json::from_str(&records[1].change_json).unwrap();
+    assert_eq!(removal.changed_paths, ["members"]);
+    assert_eq!(
+        removal.members,
+        Some(MembershipDelta {
+            clear: false,
+            added: vec![],
+            removed: vec!["u1".into()],
+        })
+    );
+    assert!(s.verify_chain("t1").await.unwrap().problems.is_empty());
+
+    // A failed delete (stale version) bumps nothing.
+    let err = s
+        .delete(
+            &ctx("t1"),
+            users(),
+            "u2",
+            Some(7),
+            &change(&user("u2", "bob"), Operation::Delete),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::VersionMismatch { current: 1 }));
+    assert_eq!((version("ga").await, version("gc").await), (2, 1));
 }
 
 async fn tenant_isolation(db: Arc<TestDb>) {
@@ -1239,8 +1341,7 @@ async fn outbox(db: Arc<TestDb>) {
     let err = patch_user(s, "t1", &u2, 1).await.unwrap_err();
     assert!(matches!(err, StoreError::VersionMismatch { .. }));
     assert!(create(s, "t1", &user("u9", "LOGGED")).await.is_err());
-    let mut other = ctx("t1");
-    other.request_id = None;
+    let other = ctx_with("t1", None);
     s.delete(&other, users(), "u1", None, &change(&u2, Operation::Delete))
         .await
         .unwrap();
@@ -1879,6 +1980,7 @@ both!(
     compare_and_swap,
     concurrent_member_adds,
     membership,
+    user_delete_bumps_groups,
     tenant_isolation,
     list_paging_and_sorting,
     filter_oracle,

@@ -2,7 +2,7 @@
 
 use super::json::{JsonRef, Kind};
 use super::{Arg, Dialect, Sql, attr_keys};
-use crate::store::row::{INDEXED_MULTI_VALUED, fold, is_group, is_user};
+use crate::store::row::{INDEXED_MULTI_VALUED, fold};
 use scim_core::filter::{CompareOp, Comparison, Filter};
 use scim_core::resource::parse_datetime;
 use scim_core::schema::{
@@ -438,12 +438,12 @@ fn value_path(
 fn resource_json(sql: &mut Sql, ctx: &Ctx<'_>, path: &ResolvedPath) -> JsonRef {
     let pg = sql.pg();
     let (key, other, fields) = match (path.location, path.attr.name.as_str()) {
-        (Location::Core, "members") if is_group(ctx.rt) => (
+        (Location::Core, "members") if ctx.rt.is_group() => (
             "group_id",
             "member_id",
             "'value', m.member_id, 'type', m.member_type, 'display', x.display",
         ),
-        (Location::Core, "groups") if is_user(ctx.rt) => (
+        (Location::Core, "groups") if ctx.rt.is_user() => (
             "member_id",
             "group_id",
             "'value', m.group_id, 'display', x.display, 'type', 'direct'",
@@ -474,7 +474,7 @@ fn member_lookup(
     path: &ResolvedPath,
     conj: &[Comparison],
 ) -> Option<String> {
-    if path.location != Location::Core || path.attr.name != "members" || !is_group(ctx.rt) {
+    if path.location != Location::Core || path.attr.name != "members" || !ctx.rt.is_group() {
         return None;
     }
     let [c] = conj else { return None };

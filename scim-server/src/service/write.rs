@@ -1,0 +1,685 @@
+//! The one write pipeline: every change to a resource (create, replace, PATCH, delete, each Bulk
+//! operation, and every later writer such as HR intake or console actions) goes through
+//! [`write()`], so a rule is decided once.
+//!
+//! Per request: take the per-resource lock of this process, then per attempt
+//!
+//! 1. **load** the stored resource, once ([`Resources::get`]); check `If-Match`;
+//! 2. **decide** in `scim-core`: validate a create, merge a replace
+//!    ([`scim_core::validate::replace`]), apply a PATCH ([`scim_core::patch::apply`]); secrets
+//!    are dropped by the schema's one rule ([`SchemaRegistry::strip_secrets`]);
+//! 3. **member rules** (Groups): every member change becomes one [`MembershipDelta`], whose
+//!    unknown ids are dropped and logged in one place (`Pipeline::keep_known`);
+//! 4. **validate** the result; a PATCH that changes nothing stops here (no version bump, no
+//!    record);
+//! 5. **record** the [`Change`] (its changed paths and delta come from the decision, not
+//!    recomputed);
+//! 6. **compare-and-swap** on the version loaded ([`Resources::update`] / `delete`), which
+//!    commits the write and its change record together. A lost race without `If-Match` is
+//!    retried from step 1 after a jittered backoff that waits on the injected [`Clock`]
+//!    ([`backoff_delay`]); with `If-Match` it is 412.
+//!
+//! Writing needs a [`Writer`], the capability [`RequestCtx::writer`] returns after checking the
+//! credential may write; nothing else can make one, and the store's write methods take the
+//! [`WriteContext`] only a `Writer` makes.
+//!
+//! A new writer builds a typed [`WriteRequest`]. For example an HR intake that upserts a User by
+//! `externalId`:
+//!
+//! ```no_run
+//! use scim_server::service::RequestCtx;
+//! use scim_server::service::write::{self, WriteRequest};
+//! use scim_server::state::AppState;
+//! use serde_json::json;
+//!
+//! async fn hire(state: &AppState, ctx: &RequestCtx, employee_no: &str) -> scim_core::Result<String> {
+//!     let writer = ctx.writer()?; // 403 for a read-only credential
+//!     let users = state.registry.resource_type("User").expect("builtin");
+//!     let body = json!({"userName": format!("{employee_no}@example.com"), "externalId": employee_no});
+//!     let request = match write::find_by_external_id(state, &writer, users, employee_no).await? {
+//!         Some(id) => WriteRequest::Replace { id, body, if_match: None },
+//!         None => WriteRequest::Create { body },
+//!     };
+//!     let written = write::write(state, &writer, users, request).await?;
+//!     Ok(written.id)
+//! }
+//! ```
+
+use super::RequestCtx;
+use crate::clock::Clock;
+use crate::state::AppState;
+use crate::store::{Load, Resources, StoreError, WriteContext};
+use scim_core::change::Change;
+use scim_core::etag::check_if_match;
+use scim_core::patch::{self, Members, MembershipDelta, PatchRequest};
+use scim_core::resource::{Attributes, Meta, Resource};
+use scim_core::schema::{GROUP_RESOURCE, ResourceType, SchemaRegistry, USER_RESOURCE};
+use scim_core::{Error, Result, normalize, validate};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How many attempts a write that keeps losing compare-and-swap races (without `If-Match`) gets.
+pub const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// The capability to write resources as one authenticated caller. Only
+/// [`RequestCtx::writer`] makes one, after checking the credential may write (lldap's habit: a
+/// write cannot be reached without the value authorisation returns).
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tenant: String,
+    principal: String,
+    request_id: Option<String>,
+}
+
+impl Writer {
+    /// The tenant written to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The store's record of this writer at `now` (what the change log records).
+    pub fn context(&self, now: OffsetDateTime) -> WriteContext {
+        WriteContext {
+            tenant: self.tenant.clone(),
+            principal: self.principal.clone(),
+            request_id: self.request_id.clone(),
+            now,
+        }
+    }
+}
+
+impl RequestCtx {
+    /// The write capability for this request: 403 for a read-only credential.
+    pub fn writer(&self) -> Result<Writer> {
+        self.require_write()?;
+        Ok(Writer {
+            tenant: self.principal.tenant.clone(),
+            principal: self.principal.id.clone(),
+            request_id: self.request_id.clone(),
+        })
+    }
+}
+
+/// One typed write.
+#[derive(Debug, Clone)]
+pub enum WriteRequest {
+    /// POST (RFC 7644 §3.3): a new resource from a request body.
+    Create {
+        /// The body as sent (normalised and validated by the pipeline).
+        body: Value,
+    },
+    /// PUT (RFC 7644 §3.5.1).
+    Replace {
+        /// The resource id.
+        id: String,
+        /// The body as sent.
+        body: Value,
+        /// The `If-Match` header, if any.
+        if_match: Option<String>,
+    },
+    /// PATCH (RFC 7644 §3.5.2).
+    Patch {
+        /// The resource id.
+        id: String,
+        /// The parsed operations.
+        request: PatchRequest,
+        /// The `If-Match` header, if any.
+        if_match: Option<String>,
+    },
+    /// DELETE (RFC 7644 §3.6).
+    Delete {
+        /// The resource id.
+        id: String,
+        /// The `If-Match` header, if any.
+        if_match: Option<String>,
+    },
+}
+
+impl WriteRequest {
+    fn id(&self) -> Option<&str> {
+        match self {
+            WriteRequest::Create { .. } => None,
+            WriteRequest::Replace { id, .. }
+            | WriteRequest::Patch { id, .. }
+            | WriteRequest::Delete { id, .. } => Some(id),
+        }
+    }
+
+    fn if_match(&self) -> Option<&str> {
+        match self {
+            WriteRequest::Create { .. } => None,
+            WriteRequest::Replace { if_match, .. }
+            | WriteRequest::Patch { if_match, .. }
+            | WriteRequest::Delete { if_match, .. } => if_match.as_deref(),
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The resource id (new for a create).
+    pub id: String,
+    /// The version now stored (for a delete: the version deleted).
+    pub version: u64,
+    /// Whether anything was written (false for a PATCH that changed nothing).
+    pub changed: bool,
+    /// The resource as written, without a Group's `members` (they live in the membership table)
+    /// and, unless the load asked for them, a User's `groups`; `None` after a delete.
+    pub resource: Option<Resource>,
+    /// What `resource` carries beyond its row (`groups` when they were loaded, or trivially
+    /// for a User just created).
+    pub loaded: Load,
+}
+
+/// Runs one write through the pipeline (see the module doc).
+pub async fn write(
+    state: &AppState,
+    writer: &Writer,
+    rt: &ResourceType,
+    request: WriteRequest,
+) -> Result<Written> {
+    write_loading(state, writer, rt, request, Load::default()).await
+}
+
+/// [`write()`], loading `extra` (a User's `groups`) with the resource on each attempt's one read,
+/// so a reply that shows them needs no second read.
+pub async fn write_loading(
+    state: &AppState,
+    writer: &Writer,
+    rt: &ResourceType,
+    request: WriteRequest,
+    extra: Load,
+) -> Result<Written> {
+    Pipeline {
+        registry: &state.registry,
+        resources: state.resources.as_ref(),
+        clock: state.clock.as_ref(),
+        writer,
+        rt,
+    }
+    .run(state, request, extra)
+    .await
+}
+
+/// Finds a resource id by `externalId` (HR-style upserts).
+pub async fn find_by_external_id(
+    state: &AppState,
+    writer: &Writer,
+    rt: &ResourceType,
+    external_id: &str,
+) -> Result<Option<String>> {
+    Ok(state
+        .resources
+        .find_by_external_id(&writer.tenant, rt, external_id)
+        .await?
+        .map(|r| r.id))
+}
+
+/// The request, prepared once before the first attempt.
+enum Prepared {
+    Create(Attributes),
+    Replace(Attributes),
+    Patch {
+        request: PatchRequest,
+        mode: Members,
+    },
+    Delete,
+}
+
+/// What one attempt decided to store.
+enum Decision {
+    /// Nothing changes (a no-op PATCH).
+    Unchanged(Resource),
+    /// Store `resource` (over `expected`, unless a create) with its membership delta.
+    Store {
+        resource: Resource,
+        expected: Option<u64>,
+        members: Option<MembershipDelta>,
+        change: Change,
+    },
+    /// Delete the resource at version `expected`.
+    Delete { existing: Resource, change: Change },
+}
+
+struct Pipeline<'a> {
+    registry: &'a SchemaRegistry,
+    resources: &'a dyn Resources,
+    clock: &'a dyn Clock,
+    writer: &'a Writer,
+    rt: &'a ResourceType,
+}
+
+impl Pipeline<'_> {
+    async fn run(&self, state: &AppState, request: WriteRequest, extra: Load) -> Result<Written> {
+        let if_match = request.if_match().map(str::to_string);
+        let id = match request.id() {
+            Some(id) => id.to_string(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let prepared = self.prepare(request)?;
+        let load = match &prepared {
+            Prepared::Patch {
+                mode: Members::Inline,
+                ..
+            } if self.rt.is_group() => Load {
+                members: true,
+                groups: false,
+            },
+            Prepared::Delete | Prepared::Create(_) => Load::default(),
+            _ => Load {
+                members: false,
+                groups: extra.groups && self.rt.is_user(),
+            },
+        };
+        let _serialised = state
+            .write_locks
+            .lock(format!(
+                "{}\u{0}{}\u{0}{}",
+                self.writer.tenant, self.rt.name, id
+            ))
+            .await;
+        let mut attempt = 0;
+        loop {
+            match self
+                .attempt(&id, &prepared, if_match.as_deref(), load)
+                .await
+            {
+                Err(AttemptError::Lost(e)) => {
+                    if if_match.as_deref().is_some_and(|h| !h.trim().is_empty())
+                        || attempt + 1 >= MAX_WRITE_ATTEMPTS
+                    {
+                        return Err(e.into());
+                    }
+                    attempt += 1;
+                    metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
+                    let key = format!("{}/{}/{}", self.writer.tenant, self.rt.name, id);
+                    self.clock
+                        .sleep(backoff_delay(self.clock.now(), &key, attempt))
+                        .await;
+                }
+                Err(AttemptError::Failed(e)) => return Err(e),
+                Ok(written) => return Ok(written),
+            }
+        }
+    }
+
+    /// Step 0, once: parse and normalise the request.
+    fn prepare(&self, request: WriteRequest) -> Result<Prepared> {
+        Ok(match request {
+            WriteRequest::Create { body } => {
+                let mut attrs = normalize::request_body(self.registry, self.rt, body)?;
+                self.registry.strip_secrets(self.rt, &mut attrs);
+                validate::create(self.registry, self.rt, &attrs)?;
+                Prepared::Create(attrs)
+            }
+            WriteRequest::Replace { body, .. } => {
+                let mut attrs = normalize::request_body(self.registry, self.rt, body)?;
+                self.registry.strip_secrets(self.rt, &mut attrs);
+                Prepared::Replace(attrs)
+            }
+            WriteRequest::Patch { request, .. } => {
+                // Member operations by id become a delta for storage, so a PATCH to a
+                // 100,000-member group never loads its members; only filters on other member
+                // sub-attributes need them loaded.
+                let mode = if self.rt.is_group() && !patch::needs_inline_members(&request) {
+                    Members::Delta
+                } else {
+                    Members::Inline
+                };
+                Prepared::Patch { request, mode }
+            }
+            WriteRequest::Delete { .. } => Prepared::Delete,
+        })
+    }
+
+    /// Steps 1 to 6, once.
+    async fn attempt(
+        &self,
+        id: &str,
+        prepared: &Prepared,
+        if_match: Option<&str>,
+        load: Load,
+    ) -> std::result::Result<Written, AttemptError> {
+        let now = self.clock.now();
+        let existing = match prepared {
+            Prepared::Create(_) => None,
+            _ => {
+                let found = self
+                    .resources
+                    .get(&self.writer.tenant, self.rt, id, load)
+                    .await
+                    .map_err(Error::from)?
+                    .ok_or_else(|| Error::not_found(&self.rt.name, id))?;
+                check_if_match(if_match, found.meta.version)?;
+                Some(found)
+            }
+        };
+        let decision = self.decide(id, prepared, existing, now).await?;
+        let ctx = self.writer.context(now);
+        match decision {
+            Decision::Unchanged(resource) => Ok(Written {
+                id: id.to_string(),
+                version: resource.meta.version,
+                changed: false,
+                resource: Some(resource),
+                loaded: Load {
+                    members: false,
+                    groups: load.groups,
+                },
+            }),
+            Decision::Store {
+                resource,
+                expected,
+                members,
+                change,
+            } => {
+                let stored = match expected {
+                    None => {
+                        self.resources
+                            .create(&ctx, self.rt, &resource, &change)
+                            .await
+                    }
+                    Some(expected) => {
+                        self.resources
+                            .update(
+                                &ctx,
+                                self.rt,
+                                &resource,
+                                expected,
+                                members.as_ref(),
+                                &change,
+                            )
+                            .await
+                    }
+                };
+                stored.map_err(AttemptError::from_store)?;
+                Ok(Written {
+                    id: id.to_string(),
+                    version: resource.meta.version,
+                    changed: true,
+                    resource: Some(resource),
+                    loaded: Load {
+                        members: false,
+                        groups: load.groups || (expected.is_none() && self.rt.is_user()),
+                    },
+                })
+            }
+            Decision::Delete { existing, change } => {
+                self.resources
+                    .delete(&ctx, self.rt, id, Some(existing.meta.version), &change)
+                    .await
+                    .map_err(AttemptError::from_store)?;
+                Ok(Written {
+                    id: id.to_string(),
+                    version: existing.meta.version,
+                    changed: true,
+                    resource: None,
+                    loaded: Load::default(),
+                })
+            }
+        }
+    }
+
+    /// Steps 2 to 5: decide in the core, apply the member rules, validate, describe the change.
+    async fn decide(
+        &self,
+        id: &str,
+        prepared: &Prepared,
+        existing: Option<Resource>,
+        now: OffsetDateTime,
+    ) -> Result<Decision> {
+        match (prepared, existing) {
+            (Prepared::Create(attrs), _) => {
+                let mut attrs = attrs.clone();
+                if self.rt.is_group() {
+                    let mut delta = take_members(&mut attrs, false);
+                    self.keep_known(id, &mut delta).await?;
+                    put_members(&mut attrs, &delta.added);
+                }
+                let resource = Resource::new(self.rt.name.clone(), id, attrs, Meta::new(now));
+                let change = Change::created(self.registry, &resource);
+                Ok(Decision::Store {
+                    resource,
+                    expected: None,
+                    members: None,
+                    change,
+                })
+            }
+            (Prepared::Replace(incoming), Some(mut existing)) => {
+                let groups = existing.attributes.remove("groups");
+                let mut attrs =
+                    validate::replace(self.registry, self.rt, &existing, incoming.clone())?;
+                self.registry.strip_secrets(self.rt, &mut attrs);
+                let members = if self.rt.is_group() {
+                    let mut delta = take_members(&mut attrs, true);
+                    self.keep_known(id, &mut delta).await?;
+                    Some(delta)
+                } else {
+                    None
+                };
+                let resource = successor(&existing, attrs, now);
+                let change = Change::replaced(self.registry, &existing, &resource, members.clone());
+                Ok(Decision::Store {
+                    resource: with_groups(resource, groups),
+                    expected: Some(existing.meta.version),
+                    members,
+                    change,
+                })
+            }
+            (Prepared::Patch { request, mode }, Some(mut existing)) => {
+                let groups = existing.attributes.remove("groups");
+                let mut outcome = patch::apply(self.registry, self.rt, &existing, request, *mode)?;
+                self.registry
+                    .strip_secrets(self.rt, &mut outcome.attributes);
+                if self.rt.is_group() {
+                    let delta = match outcome.members.take() {
+                        // Member operations applied as a delta.
+                        Some(mut delta) => {
+                            self.keep_known(id, &mut delta).await?;
+                            Some(delta)
+                        }
+                        // The whole member list was patched in place: store it as a
+                        // replacement.
+                        None if outcome.changed_paths.iter().any(|p| p == "members") => {
+                            let mut delta = take_members(&mut outcome.attributes, true);
+                            self.keep_known(id, &mut delta).await?;
+                            Some(delta)
+                        }
+                        None => {
+                            outcome.attributes.remove("members");
+                            None
+                        }
+                    };
+                    outcome.set_members(delta);
+                    existing.attributes.remove("members");
+                }
+                if !outcome.changed {
+                    return Ok(Decision::Unchanged(with_groups(existing, groups)));
+                }
+                validate::patch_result(self.registry, self.rt, &outcome.attributes)?;
+                let attrs = std::mem::take(&mut outcome.attributes);
+                let resource = successor(&existing, attrs, now);
+                let change = Change::patched(self.registry, &existing, &resource, &outcome);
+                Ok(Decision::Store {
+                    resource: with_groups(resource, groups),
+                    expected: Some(existing.meta.version),
+                    members: outcome.members,
+                    change,
+                })
+            }
+            (Prepared::Delete, Some(existing)) => {
+                let change = Change::deleted(self.registry, &existing);
+                Ok(Decision::Delete { existing, change })
+            }
+            (_, None) => Err(Error::internal()),
+        }
+    }
+
+    /// The member rule: ids that name no User or Group of the tenant are dropped from `added`
+    /// and logged (a project decision: Entra and Okta send members before creating them, and a
+    /// rejected PATCH would be retried forever), never rejected.
+    async fn keep_known(&self, group_id: &str, delta: &mut MembershipDelta) -> Result<()> {
+        let known = keep_known_members(
+            self.registry,
+            self.resources,
+            &self.writer.tenant,
+            &delta.added,
+        )
+        .await?;
+        let skipped: Vec<&String> = delta
+            .added
+            .iter()
+            .filter(|id| !known.contains(*id))
+            .collect();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                group = group_id,
+                skipped = ?skipped,
+                "group members that do not exist were skipped"
+            );
+        }
+        delta.added.retain(|id| known.contains(id));
+        Ok(())
+    }
+}
+
+/// The ids among `ids` that exist as Users or Groups of the tenant.
+pub(crate) async fn keep_known_members(
+    registry: &SchemaRegistry,
+    resources: &dyn Resources,
+    tenant: &str,
+    ids: &[String],
+) -> Result<HashSet<String>> {
+    let mut known = HashSet::new();
+    let mut rest: Vec<String> = ids.to_vec();
+    for name in [USER_RESOURCE, GROUP_RESOURCE] {
+        if rest.is_empty() {
+            break;
+        }
+        let Some(rt) = registry.resource_type(name) else {
+            continue;
+        };
+        known.extend(resources.existing_ids(tenant, rt, &rest).await?);
+        rest.retain(|id| !known.contains(id));
+    }
+    Ok(known)
+}
+
+/// Takes a Group body's `members` out of `attrs` as a delta (ids once each, in order); `clear`
+/// for a replacement of the whole list.
+fn take_members(attrs: &mut Attributes, clear: bool) -> MembershipDelta {
+    let mut seen = HashSet::new();
+    let added = match attrs.remove("members") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|m| m.get("value").and_then(Value::as_str))
+            .filter(|id| seen.insert(id.to_string()))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    MembershipDelta {
+        clear,
+        added,
+        removed: Vec::new(),
+    }
+}
+
+/// Puts a create's kept member ids back as its `members` attribute (storage and the change
+/// record read them there).
+fn put_members(attrs: &mut Attributes, ids: &[String]) {
+    if !ids.is_empty() {
+        let list = ids
+            .iter()
+            .map(|id| serde_json::json!({"value": id}))
+            .collect();
+        attrs.insert("members".into(), Value::Array(list));
+    }
+}
+
+/// A User's loaded `groups` put back on the resource a write returns (they are read-only and
+/// derived, so they are kept out of the decision and the change record).
+fn with_groups(mut resource: Resource, groups: Option<Value>) -> Resource {
+    if let Some(groups) = groups {
+        resource.attributes.insert("groups".into(), groups);
+    }
+    resource
+}
+
+/// The next version of `existing` holding `attrs`: version + 1, created as before, modified `now`.
+fn successor(existing: &Resource, attrs: Attributes, now: OffsetDateTime) -> Resource {
+    Resource::new(
+        existing.resource_type.clone(),
+        existing.id.clone(),
+        attrs,
+        Meta {
+            created: existing.meta.created,
+            last_modified: now,
+            version: existing.meta.version + 1,
+        },
+    )
+}
+
+/// The wait before retry `attempt` (1, 2, …) of a lost compare-and-swap: a delay in
+/// `0..=2^min(attempt, 6)` ms, doubling with each attempt, picked by hashing the clock's time
+/// with the resource key so writers racing from several replicas spread out instead of
+/// colliding again. Derived from the [`Clock`], so a test clock makes it deterministic.
+pub fn backoff_delay(now: OffsetDateTime, key: &str, attempt: usize) -> Duration {
+    let cap_ms = 1u64 << attempt.min(6);
+    let mut hasher = std::hash::DefaultHasher::new();
+    now.unix_timestamp_nanos().hash(&mut hasher);
+    key.hash(&mut hasher);
+    attempt.hash(&mut hasher);
+    Duration::from_millis(hasher.finish() % (cap_ms + 1))
+}
+
+/// Why an attempt did not write.
+enum AttemptError {
+    /// A compare-and-swap race was lost (retry without `If-Match`).
+    Lost(StoreError),
+    /// Anything else: the answer.
+    Failed(Error),
+}
+
+impl AttemptError {
+    fn from_store(e: StoreError) -> Self {
+        match e {
+            StoreError::VersionMismatch { .. } => AttemptError::Lost(e),
+            other => AttemptError::Failed(other.into()),
+        }
+    }
+}
+
+impl From<Error> for AttemptError {
+    fn from(e: Error) -> Self {
+        AttemptError::Failed(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_its_cap_and_stays_within_it() {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        for attempt in 1..20 {
+            let cap = Duration::from_millis(1 << attempt.min(6));
+            let d = backoff_delay(
+                t + time::Duration::nanoseconds(attempt as i64),
+                "k",
+                attempt,
+            );
+            assert!(d <= cap, "attempt {attempt}: {d:?} > {cap:?}");
+        }
+        // Jitter: different times spread the delays.
+        let spread: HashSet<Duration> = (0..50)
+            .map(|i| backoff_delay(t + time::Duration::nanoseconds(i), "k", 6))
+            .collect();
+        assert!(spread.len() > 5, "{spread:?}");
+    }
+}
