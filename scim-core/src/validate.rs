@@ -17,6 +17,10 @@
 //! assert!(err.detail().contains("userName"));
 //! ```
 
+pub mod limits;
+
+pub use limits::ResourceLimits;
+
 use crate::error::{Error, Result};
 use crate::resource::{Attributes, Resource};
 use crate::schema::{

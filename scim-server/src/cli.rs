@@ -280,7 +280,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Audit(AuditCommand::Verify { tenant }) => {
             let store = server::open_store(&config.database_url).await?;
             store.migrate().await.context("applying migrations")?;
-            let tenants = tenant_ids(store.as_ref(), tenant).await?;
+            let tenants = match tenant {
+                Some(t) => vec![t],
+                None => audited_tenants(store.as_ref()).await?,
+            };
             let mut ok = true;
             for t in tenants {
                 let report = store.verify_chain(&t).await?;
@@ -308,6 +311,17 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every tenant `audit verify` checks without `--tenant`: the tenants in the store and every
+/// tenant id with change records, existing or not (a record must never escape the audit because
+/// a credential named a tenant that was never created).
+async fn audited_tenants(store: &dyn Store) -> crate::store::Result<Vec<String>> {
+    let mut ids = tenant_ids(store, None).await?;
+    ids.extend(store.tenants_with_changes().await?);
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// The tenant named on the command line, or else the id of every tenant in the store.

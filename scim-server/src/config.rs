@@ -162,6 +162,29 @@ pub struct LimitsConfig {
     pub request_timeout_seconds: u64,
     /// Requests processed at once; more wait.
     pub max_concurrent_requests: usize,
+    /// Seconds a client may take to send its request headers before the connection is closed.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a client may pause while sending a request body before it is answered 408.
+    pub body_read_timeout_seconds: u64,
+    /// The largest resource, as stored JSON without a Group's members (413 beyond).
+    pub max_resource_bytes: usize,
+    /// The most values of one multi-valued attribute, a Group's `members` aside (400 beyond).
+    pub max_values_per_attribute: usize,
+    /// The longest value of an attribute clients match on (`userName`, a Group's
+    /// `displayName`, `externalId`, `manager.value`, `emails.value`, …), in bytes (400 beyond;
+    /// at most 1600, what PostgreSQL's index keys can hold once lower-cased).
+    pub max_indexed_value_bytes: usize,
+}
+
+impl LimitsConfig {
+    /// The limits `scim-core` checks every stored resource against.
+    pub fn resource_limits(&self) -> scim_core::validate::ResourceLimits {
+        scim_core::validate::ResourceLimits {
+            max_resource_bytes: self.max_resource_bytes,
+            max_values_per_attribute: self.max_values_per_attribute,
+            max_indexed_value_bytes: self.max_indexed_value_bytes,
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -176,6 +199,13 @@ impl Default for LimitsConfig {
             max_bulk_payload_bytes: 4 * 1024 * 1024,
             request_timeout_seconds: 30,
             max_concurrent_requests: 512,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 10,
+            max_resource_bytes: scim_core::validate::ResourceLimits::default().max_resource_bytes,
+            max_values_per_attribute: scim_core::validate::ResourceLimits::default()
+                .max_values_per_attribute,
+            max_indexed_value_bytes: scim_core::validate::ResourceLimits::default()
+                .max_indexed_value_bytes,
         }
     }
 }
@@ -382,10 +412,37 @@ impl Config {
                 "limits.max_concurrent_requests",
                 l.max_concurrent_requests as u64,
             ),
+            (
+                "limits.header_read_timeout_seconds",
+                l.header_read_timeout_seconds,
+            ),
+            (
+                "limits.body_read_timeout_seconds",
+                l.body_read_timeout_seconds,
+            ),
+            ("limits.max_resource_bytes", l.max_resource_bytes as u64),
+            (
+                "limits.max_values_per_attribute",
+                l.max_values_per_attribute as u64,
+            ),
+            (
+                "limits.max_indexed_value_bytes",
+                l.max_indexed_value_bytes as u64,
+            ),
         ] {
             if value == 0 {
                 return err(key, "must be greater than 0".into());
             }
+        }
+        let ceiling = scim_core::validate::ResourceLimits::INDEXED_VALUE_CEILING;
+        if l.max_indexed_value_bytes > ceiling {
+            return err(
+                "limits.max_indexed_value_bytes",
+                format!(
+                    "{} is above {ceiling}, the longest value PostgreSQL's indexes can hold",
+                    l.max_indexed_value_bytes
+                ),
+            );
         }
         if self.rate_limit.enabled
             && (self.rate_limit.requests_per_second.is_nan()

@@ -34,6 +34,7 @@ pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod fault;
 pub mod http;
 pub mod inbound;
 pub mod metrics;

@@ -78,6 +78,65 @@ pub async fn ensure_tenant(store: &dyn Store, id: &str, clock: &dyn Clock) -> an
     Ok(())
 }
 
+/// Refuses to start when a configured credential names a tenant that does not exist: its
+/// clients would get tokens and write into a tenant no `tenant list` shows. The error names the
+/// configuration key.
+pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    let auth = config.auth_config()?;
+    let mut named: Vec<(String, &str)> = Vec::new();
+    for (i, c) in auth.oauth_clients.iter().enumerate() {
+        named.push((format!("auth.oauth_clients[{i}].tenant"), &c.tenant));
+    }
+    for (i, c) in auth.federated.iter().enumerate() {
+        named.push((format!("auth.federated[{i}].tenant"), &c.tenant));
+    }
+    if let Some(entra) = &auth.entra_jwt {
+        for (guid, tenant) in &entra.tenants {
+            named.push((format!("auth.entra_jwt.tenants.{guid:?}"), tenant));
+        }
+    }
+    for (key, tenant) in named {
+        if store.tenant(tenant).await?.is_none() {
+            anyhow::bail!(
+                "`{key}`: tenant {tenant:?} does not exist; create it first with \
+                 `scim-server tenant create {tenant}`"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The server's background upkeep: probes the database for `/readyz` every
+/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), and every ten
+/// minutes deletes OAuth access tokens expired for over an hour and assertion `jti`s past their
+/// expiry.
+pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let health = state.db_health.clone();
+    let clock = state.clock.clone();
+    tokio::spawn(async move {
+        let mut probe = tokio::time::interval(crate::http::ops::DbHealth::PROBE_INTERVAL);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut purge = tokio::time::interval(Duration::from_secs(600));
+        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = probe.tick() => {
+                    health.probe(store.as_ref()).await;
+                }
+                _ = purge.tick() => {
+                    let before = clock.now() - time::Duration::hours(1);
+                    match store.purge_expired(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(tokens = n, "expired access tokens purged"),
+                        Err(e) => tracing::warn!(error = %e, "purging expired access tokens failed"),
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// On first start with no credential at all, creates a token for the default tenant and prints it
 /// once on standard output.
 async fn first_start_token(
@@ -178,6 +237,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = open_store(&config.database_url).await?;
     store.migrate().await.context("applying migrations")?;
     ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref()).await?;
+    check_credential_tenants(&config, store.as_ref()).await?;
     first_start_token(&config, store.as_ref(), clock.as_ref()).await?;
     let auth = AuthService::from_config(
         &config.auth_config()?,
@@ -200,8 +260,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state.registry.clone(),
     )
     .await?;
+    let upkeep = spawn_upkeep(&state);
     let intake_worker = crate::inbound::worker::Background::start(&state);
     let served = run(&config, crate::http::router_with(state, oauth)).await;
+    upkeep.abort();
     intake_worker
         .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
         .await;
@@ -236,33 +298,31 @@ pub async fn run(config: &Config, app: axum::Router) -> anyhow::Result<()> {
     }
     tracing::info!(%bound, tls, "listening");
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.graceful_shutdown(Some(grace));
+    });
+    // A client that opens a connection and sends its headers slowly (or never) is disconnected
+    // after this, rather than holding a connection for as long as it likes.
+    let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds);
     if let Some(tls_config) = tls_config {
-        let handle = axum_server::Handle::new();
-        let shutdown = handle.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            shutdown.graceful_shutdown(Some(grace));
-        });
-        axum_server::from_tcp_rustls(listener, tls_config)
-            .handle(handle)
-            .serve(app.into_make_service())
-            .await?;
+        let mut server = axum_server::from_tcp_rustls(listener, tls_config).handle(handle);
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        server.serve(app.into_make_service()).await?;
     } else {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let (drained_tx, mut drained_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = drained_tx.send(true);
-        });
-        tokio::select! {
-            result = server => result?,
-            _ = async {
-                let _ = drained_rx.wait_for(|v| *v).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(seconds = grace.as_secs(), "grace period over; closing remaining connections");
-            }
-        }
+        let mut server = axum_server::from_tcp(listener).handle(handle);
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        server.serve(app.into_make_service()).await?;
     }
     tracing::info!("stopped");
     Ok(())

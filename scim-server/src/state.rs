@@ -76,6 +76,8 @@ pub struct AppState {
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
     /// The HR intake (`/inbound/v1/…`), when this server has one.
     pub inbound: Option<Arc<crate::inbound::Intake>>,
+    /// The database's last observed health (`/readyz`).
+    pub db_health: Arc<crate::http::ops::DbHealth>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,6 +115,7 @@ impl AppState {
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
             inbound: None,
+            db_health: Arc::default(),
         }
     }
 

@@ -109,41 +109,16 @@ impl AuthError {
     }
 
     /// The response: 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3) and a SCIM error body
-    /// (RFC 7644 §3.12) carrying the detail; or 503 with `Retry-After` when unavailable.
+    /// (RFC 7644 §3.12) carrying the detail; or 503 with `Retry-After` when unavailable. Built by
+    /// the HTTP layer's one error path ([`crate::http::error::ApiError`]).
     pub fn to_response(&self) -> Response {
-        if self.is_unavailable() {
-            let body = scim_core::Error::new(503, None, self.0.clone()).to_body();
-            let mut response = scim_json(http::StatusCode::SERVICE_UNAVAILABLE, &body);
-            response.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("30"),
-            );
-            response
-        } else {
-            unauthorized_response(&self.0)
-        }
+        crate::http::error::ApiError::from(self.clone()).into_response()
     }
-}
-
-fn scim_json(status: http::StatusCode, body: &scim_core::error::ErrorBody) -> Response {
-    let json = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = (status, json).into_response();
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/scim+json"),
-    );
-    response
 }
 
 /// A 401 with `WWW-Authenticate: Bearer` and a SCIM error body with `detail`.
 pub fn unauthorized_response(detail: &str) -> Response {
-    let body = scim_core::Error::unauthorized(detail).to_body();
-    let mut response = scim_json(http::StatusCode::UNAUTHORIZED, &body);
-    response.headers_mut().insert(
-        http::header::WWW_AUTHENTICATE,
-        http::HeaderValue::from_static("Bearer"),
-    );
-    response
+    AuthError::new(detail).to_response()
 }
 
 /// Authenticates requests.

@@ -382,6 +382,7 @@ impl OAuthServer {
                 tenant: client.tenant.clone(),
                 read_only: client.read_only,
                 expires: now + client.lifetime,
+                replay_key: None,
             }),
         }
     }
@@ -453,11 +454,22 @@ async fn verify_assertion(
     if expires <= now {
         return Err(AuthError::new("assertion expired"));
     }
+    // RFC 7523 §3 item 7: the server may keep used `jti`s for as long as the assertion is
+    // valid and refuse a second use; the `jti` is kept until the assertion's expiry plus the
+    // allowed skew.
+    let replay_key = string_claim(&claims, "jti").map(|jti| {
+        (
+            c.issuer.clone(),
+            jti.to_string(),
+            exp + time::Duration::seconds(i64::try_from(c.leeway_seconds).unwrap_or(i64::MAX)),
+        )
+    });
     Ok(Grant {
         client_id: c.client_id.clone(),
         tenant: c.tenant.clone(),
         read_only: c.read_only,
         expires,
+        replay_key,
     })
 }
 
@@ -475,11 +487,46 @@ struct Grant {
     tenant: String,
     read_only: bool,
     expires: OffsetDateTime,
+    /// An assertion's issuer, `jti` and how long to remember it (assertion grants with a `jti`).
+    replay_key: Option<(String, String, OffsetDateTime)>,
 }
 
 impl Grant {
     async fn issue(self, server: &OAuthServer) -> Result<IssuedToken, OAuthError> {
         let now = server.clock.now();
+        // A credential names an existing tenant (checked at start-up too): a token for a tenant
+        // that was never created, or was removed, would write where no listing shows.
+        match server.tokens.tenant_exists(&self.tenant).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(client_id = %self.client_id, tenant = %self.tenant,
+                    "token request for a client whose tenant does not exist");
+                return Err(OAuthError::invalid_client(
+                    "the client's tenant does not exist",
+                    false,
+                ));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, client_id = %self.client_id, "checking the client's tenant failed");
+                return Err(OAuthError::server_error());
+            }
+        }
+        if let Some((issuer, jti, until)) = &self.replay_key {
+            match server.tokens.claim_assertion_jti(issuer, jti, *until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(client_id = %self.client_id, "replayed assertion refused");
+                    return Err(OAuthError::from_assertion(
+                        AuthError::new("assertion already used (jti replay)"),
+                        true,
+                    ));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, client_id = %self.client_id, "recording an assertion jti failed");
+                    return Err(OAuthError::server_error());
+                }
+            }
+        }
         let secret = generate_secret(ACCESS_TOKEN_SECRET_PREFIX);
         let record = TokenRecord {
             id: format!("{ACCESS_TOKEN_ID_PREFIX}{}", uuid::Uuid::new_v4().simple()),

@@ -48,6 +48,23 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn list_tokens(&self, tenant: Option<&str>) -> store::Result<Vec<TokenRecord>>;
     /// Revokes a token by id; false if there was none.
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> store::Result<bool>;
+    /// Whether the tenant exists (a token is issued only for one that does). Stores without
+    /// tenants (test doubles) answer yes.
+    async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
+        let _ = tenant;
+        Ok(true)
+    }
+    /// Records an assertion's `jti` as used until `expires`: false for a replay. Stores that
+    /// keep no state (test doubles) accept every `jti`.
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: OffsetDateTime,
+    ) -> store::Result<bool> {
+        let _ = (issuer, jti, expires);
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -63,6 +80,17 @@ impl<T: Store + ?Sized> TokenStore for T {
     }
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> store::Result<bool> {
         store::Tenants::revoke_token(self, id, at).await
+    }
+    async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
+        Ok(store::Tenants::tenant(self, tenant).await?.is_some())
+    }
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: OffsetDateTime,
+    ) -> store::Result<bool> {
+        store::Tenants::claim_assertion_jti(self, issuer, jti, expires).await
     }
 }
 
@@ -87,6 +115,17 @@ impl TokenStore for StoreTokens {
     }
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> store::Result<bool> {
         self.0.revoke_token(id, at).await
+    }
+    async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
+        Ok(self.0.tenant(tenant).await?.is_some())
+    }
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: OffsetDateTime,
+    ) -> store::Result<bool> {
+        self.0.claim_assertion_jti(issuer, jti, expires).await
     }
 }
 

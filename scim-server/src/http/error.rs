@@ -1,18 +1,28 @@
-//! Every failure the HTTP layer reports is a SCIM error body (RFC 7644 §3.12) with
-//! `Content-Type: application/scim+json`: service errors, authentication failures, body and query
-//! rejections, unknown routes, timeouts and panics. A 5xx body is generic; the cause is logged
-//! with the request id (the request's span carries it).
+//! The one path from a failure to a response. Every failure the HTTP layer reports is a SCIM
+//! error body (RFC 7644 §3.12) with `Content-Type: application/scim+json`: service errors,
+//! authentication failures, body and query rejections, unknown routes, timeouts and panics.
+//!
+//! A 500 body is generic; its cause is recorded ([`crate::fault::record`]) where it happens and
+//! logged once, by [`log_failures`], with the request id and status as fields of the line itself
+//! (so a `SCIM_LOG=warn` filter, which disables the request's info span, still shows them). A 503
+//! always carries `Retry-After`; a 401 always carries the same `WWW-Authenticate: Bearer`.
 
 use super::response::SCIM_CONTENT_TYPE;
+use axum::extract::Request;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+
+/// `Retry-After` seconds of a 503 that names none: the database or the server is briefly
+/// unavailable.
+pub const DEFAULT_RETRY_AFTER: u64 = 5;
 
 /// A [`scim_core::Error`] as an HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     /// The SCIM error.
     pub error: scim_core::Error,
-    /// `Retry-After` seconds (429).
+    /// `Retry-After` seconds (429, 503; a 503 without one gets [`DEFAULT_RETRY_AFTER`]).
     pub retry_after: Option<u64>,
 }
 
@@ -43,17 +53,30 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    /// 401 (RFC 6750 §3), or 503 with `Retry-After: 30` when the credential could not be checked
+    /// (an identity provider then retries instead of treating the credential as revoked).
+    fn from(error: crate::auth::AuthError) -> Self {
+        if error.is_unavailable() {
+            Self {
+                error: scim_core::Error::new(503, None, error.0),
+                retry_after: Some(30),
+            }
+        } else {
+            scim_core::Error::unauthorized(error.0).into()
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut error = self.error;
-        if status.is_server_error() {
-            // The cause never reaches the client; the span adds the request id to this line.
-            tracing::error!(status = status.as_u16(), cause = %error, "request failed");
-            if status == StatusCode::INTERNAL_SERVER_ERROR {
-                error = scim_core::Error::internal();
-            }
+        if status == StatusCode::INTERNAL_SERVER_ERROR && error != scim_core::Error::internal() {
+            // The cause never reaches the client; `log_failures` logs it with the request id.
+            crate::fault::record(&error);
+            error = scim_core::Error::internal();
         }
         let body = serde_json::to_vec(&error.to_body()).unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -63,16 +86,45 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static(SCIM_CONTENT_TYPE),
         );
         if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scim\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(seconds) = self.retry_after {
+        let retry_after = self
+            .retry_after
+            .or((status == StatusCode::SERVICE_UNAVAILABLE).then_some(DEFAULT_RETRY_AFTER));
+        if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
+}
+
+/// Logs each failed request once: a 5xx other than 501, or any request during which a cause was recorded (a
+/// Bulk whose operations failed answers 200), with the request id, method, path and status on
+/// the line and every recorded cause.
+pub async fn log_failures(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (response, causes) = crate::fault::collect(next.run(req)).await;
+    let status = response.status();
+    // 501 is a deliberate answer (an optional feature, such as `/Me`), not a failure.
+    let failed = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED;
+    if failed || !causes.is_empty() {
+        tracing::error!(
+            request_id,
+            %method,
+            path,
+            status = status.as_u16(),
+            cause = %if causes.is_empty() { "see the response body".into() } else { causes.join("; ") },
+            "request failed"
+        );
+    }
+    response
 }
 
 /// The answer for a path no route serves.

@@ -52,6 +52,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ScimJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::payload_too_large("the request body exceeds the size limit")
+            } else if is_body_timeout(&rejection) {
+                Error::new(
+                    408,
+                    None,
+                    "the request body stopped arriving before it was complete",
+                )
             } else {
                 Error::invalid_syntax("the request body could not be read")
             }
@@ -59,10 +65,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ScimJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::invalid_syntax("a JSON request body is required").into());
         }
-        serde_json::from_slice(&bytes)
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid_syntax(format!("the body is not valid JSON: {e}")))?;
+        // What no database may store differently: NUL characters and integers beyond 64 bits.
+        scim_core::validate::limits::no_nul(&value)?;
+        scim_core::validate::limits::exact_integers(&bytes)?;
+        T::deserialize(value)
             .map(ScimJson)
             .map_err(|e| Error::invalid_syntax(format!("the body is not valid JSON: {e}")).into())
     }
+}
+
+/// Whether a body rejection comes from the body read timeout
+/// (`tower_http::timeout::RequestBodyTimeoutLayer`).
+fn is_body_timeout(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    rejection.body_text().contains("designated timeout")
 }
 
 /// The SCIM query parameters of a request. Names are matched case-insensitively, `+` is a space,

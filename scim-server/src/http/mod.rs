@@ -26,6 +26,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -146,6 +147,11 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
     let timeout = Duration::from_secs(limits.request_timeout_seconds);
     router
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        // A client that stops sending its body mid-way frees its worker after this pause
+        // (`ScimJson` answers 408), not after the whole request timeout.
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            limits.body_read_timeout_seconds,
+        )))
         .layer(axum::middleware::from_fn_with_state(
             timeout,
             middleware::timeout,
@@ -155,9 +161,18 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         ))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(CompressionLayer::new())
-        .layer(CatchPanicLayer::custom(|_| {
-            error::ApiError::from(scim_core::Error::internal()).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                crate::fault::record(format!("panic: {message}"));
+                error::ApiError::from(scim_core::Error::internal()).into_response()
+            },
+        ))
+        .layer(axum::middleware::from_fn(error::log_failures))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -245,6 +260,17 @@ mod tests {
         async fn insert_token(&self, _: &TokenRecord) -> Result<()> {
             Ok(())
         }
+        async fn purge_expired(&self, _: time::OffsetDateTime) -> Result<u64> {
+            Ok(0)
+        }
+        async fn claim_assertion_jti(
+            &self,
+            _: &str,
+            _: &str,
+            _: time::OffsetDateTime,
+        ) -> Result<bool> {
+            Ok(true)
+        }
         async fn token_by_hash(&self, _: &str) -> Result<Option<TokenRecord>> {
             Ok(None)
         }
@@ -323,6 +349,9 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ChangeLog for EmptyStore {
+        async fn tenants_with_changes(&self) -> Result<Vec<String>> {
+            Ok(vec![])
+        }
         async fn changes_after(&self, _: &str, _: u64, _: u64) -> Result<Vec<ChangeRecord>> {
             Ok(vec![])
         }

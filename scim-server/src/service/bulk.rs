@@ -167,6 +167,17 @@ fn not_run() -> Error {
     )
 }
 
+/// The context of the operation at `index`: its request id is the Bulk's plus `#index`, so the
+/// change log tells operations apart, and a create retried with the whole Bulk (same
+/// `X-Request-Id`) is recognised per operation, while two creates in one Bulk are not mistaken
+/// for a retry of each other.
+fn operation_ctx(ctx: &RequestCtx, index: usize) -> RequestCtx {
+    RequestCtx {
+        request_id: ctx.request_id.as_ref().map(|r| format!("{r}#{index}")),
+        ..ctx.clone()
+    }
+}
+
 /// Runs a BulkRequest and returns the BulkResponse (results in the order the operations ran).
 /// More operations than `maxOperations` is 413 for the whole request; a circular reference is
 /// 409; each failed operation carries its own SCIM error. A Bulk that would outlast the request
@@ -204,7 +215,7 @@ pub async fn execute(state: &AppState, ctx: &RequestCtx, body: Value) -> Result<
         }
         let result = match op.resolve(&ids) {
             Err(e) => BulkOperationResult::error(&op, &e),
-            Ok(()) => match run(state, ctx, op.clone(), upsert).await {
+            Ok(()) => match run(state, &operation_ctx(ctx, i), op.clone(), upsert).await {
                 Ok(done) => {
                     if let (BulkMethod::Post, Some(bulk_id), Some(id)) =
                         (op.method, &op.bulk_id, &done.id)
@@ -215,7 +226,7 @@ pub async fn execute(state: &AppState, ctx: &RequestCtx, body: Value) -> Result<
                 }
                 Err(e) => {
                     if e.status() >= 500 {
-                        tracing::error!(error = %e, "bulk operation failed");
+                        crate::fault::record(format!("bulk operation failed: {e}"));
                     }
                     BulkOperationResult::error(&op, &e)
                 }

@@ -21,7 +21,7 @@ use scim_core::patch::PatchRequest;
 use scim_core::query::{ListQuery, ListResponse, Projection, QueryParams};
 use scim_core::resource::Resource;
 use scim_core::schema::ResourceType;
-use scim_core::{Error, Result};
+use scim_core::{Error, Result, validate};
 use serde_json::Value;
 
 /// The projection of `attributes`/`excludedAttributes` parameters alone.
@@ -81,6 +81,10 @@ async fn fetch(
     id: &str,
     load: Load,
 ) -> Result<Resource> {
+    if id.contains('\0') {
+        // No id holds a NUL (ids are UUIDs); PostgreSQL could not even compare one.
+        return Err(Error::not_found(&rt.name, &id.replace('\0', "\\u0000")));
+    }
     state
         .resources
         .get(ctx.tenant(), rt, id, load)
@@ -150,6 +154,9 @@ async fn run_list(
     rt: &ResourceType,
     query: &ListQuery,
 ) -> Result<Value> {
+    if let Some(filter) = &query.filter {
+        validate::limits::filter_values(filter)?;
+    }
     let page = state
         .resources
         .list(
@@ -208,6 +215,9 @@ pub async fn search(
     let mut total = 0;
     let mut resources = Vec::new();
     for (rt, query) in queries {
+        if let Some(filter) = &query.filter {
+            validate::limits::filter_values(filter)?;
+        }
         let counting = ListQuery {
             start_index: 1,
             count: 0,

@@ -200,6 +200,7 @@ pub async fn write_loading(
         clock: state.clock.as_ref(),
         writer,
         rt,
+        limits: state.settings.limits.resource_limits(),
     }
     .run(state, request, extra)
     .await
@@ -251,6 +252,8 @@ struct Pipeline<'a> {
     clock: &'a dyn Clock,
     writer: &'a Writer,
     rt: &'a ResourceType,
+    /// What a stored resource may hold, the same on every database.
+    limits: scim_core::validate::ResourceLimits,
 }
 
 impl Pipeline<'_> {
@@ -378,11 +381,27 @@ impl Pipeline<'_> {
                 change,
             } => {
                 let stored = match expected {
-                    None => {
-                        self.resources
-                            .create(&ctx, self.rt, &resource, &change)
-                            .await
-                    }
+                    None => match self
+                        .resources
+                        .create(&ctx, self.rt, &resource, &change)
+                        .await
+                    {
+                        Err(e @ StoreError::Uniqueness { .. }) => {
+                            match self.earlier_create().await? {
+                                Some(found) => {
+                                    return Ok(Written {
+                                        id: found.id.clone(),
+                                        version: found.meta.version,
+                                        changed: false,
+                                        resource: Some(found),
+                                        loaded: Load::default(),
+                                    });
+                                }
+                                None => Err(e),
+                            }
+                        }
+                        other => other,
+                    },
                     Some(expected) => {
                         self.resources
                             .update(
@@ -440,6 +459,7 @@ impl Pipeline<'_> {
                     self.keep_known(id, &mut delta).await?;
                     put_members(&mut attrs, &delta.added);
                 }
+                self.check_limits(&attrs)?;
                 let resource = Resource::new(self.rt.name.clone(), id, attrs, Meta::new(now));
                 let change = Change::created(self.registry, &resource);
                 Ok(Decision::Store {
@@ -454,6 +474,7 @@ impl Pipeline<'_> {
                 let mut attrs =
                     validate::replace(self.registry, self.rt, &existing, incoming.clone())?;
                 self.registry.strip_secrets(self.rt, &mut attrs);
+                self.check_limits(&attrs)?;
                 let members = if self.rt.is_group() {
                     let mut delta = take_members(&mut attrs, true);
                     self.keep_known(id, &mut delta).await?;
@@ -501,6 +522,7 @@ impl Pipeline<'_> {
                     return Ok(Decision::Unchanged(with_groups(existing, groups)));
                 }
                 validate::patch_result(self.registry, self.rt, &outcome.attributes)?;
+                self.check_limits(&outcome.attributes)?;
                 let attrs = std::mem::take(&mut outcome.attributes);
                 let resource = successor(&existing, attrs, now);
                 let change = Change::patched(self.registry, &existing, &resource, &outcome);
@@ -517,6 +539,39 @@ impl Pipeline<'_> {
             }
             (_, None) => Err(Error::internal()),
         }
+    }
+
+    /// Checks what a write would store against the resource limits
+    /// (`scim_core::validate::limits`: size, values per attribute, indexed value lengths).
+    fn check_limits(&self, attrs: &Attributes) -> Result<()> {
+        validate::limits::resource(self.rt, attrs, &self.limits)
+    }
+
+    /// A create that a client retries after an unknown outcome (503 for a lost connection): the
+    /// resource an earlier attempt with the same request id (`X-Request-Id`) by the same
+    /// principal stored, so the retry answers as the first attempt would have. A Bulk gives
+    /// each operation its own request id (`service::bulk`), so two creates of one Bulk are not
+    /// mistaken for each other.
+    async fn earlier_create(&self) -> Result<Option<Resource>> {
+        let Some(request_id) = self.writer.request_id.as_deref().filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        let Some(id) = self
+            .resources
+            .created_by_request(
+                &self.writer.tenant,
+                self.rt,
+                &self.writer.principal,
+                request_id,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .resources
+            .get(&self.writer.tenant, self.rt, &id, Load::default())
+            .await?)
     }
 
     /// The member rule: ids that name no User or Group of the tenant are dropped from `added`

@@ -397,6 +397,48 @@ macro_rules! impl_sql_store {
                 .await
             }
 
+
+            async fn purge_expired(&self, before: time::OffsetDateTime) -> $crate::store::Result<u64> {
+                sqlx::query("DELETE FROM assertion_jtis WHERE expires_unix < $1")
+                    .bind(before.unix_timestamp())
+                    .execute(&self.pool)
+                    .await?;
+                // `expires` is RFC 3339 text of varying length: compared as times, not strings.
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, expires FROM tokens WHERE expires IS NOT NULL",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut purged = 0;
+                for (id, expires) in rows {
+                    if $crate::store::row::parse_time(&expires)? < before {
+                        purged += sqlx::query("DELETE FROM tokens WHERE id = $1")
+                            .bind(&id)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                    }
+                }
+                Ok(purged)
+            }
+
+            async fn claim_assertion_jti(
+                &self,
+                issuer: &str,
+                jti: &str,
+                expires: time::OffsetDateTime,
+            ) -> $crate::store::Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO assertion_jtis (issuer, jti, expires_unix) VALUES ($1, $2, $3) \
+                     ON CONFLICT (issuer, jti) DO NOTHING",
+                )
+                .bind(issuer)
+                .bind(jti)
+                .bind(expires.unix_timestamp())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
         }
 
         #[async_trait::async_trait]
@@ -452,10 +494,31 @@ macro_rules! impl_sql_store {
                         self.add_members(&mut w.tx, &ctx.tenant, &resource.id, &data.members).await?;
                     }
                     self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
-                    w.tx.commit().await?;
+                    $crate::store::commit(w.tx).await?;
                     Ok(())
                 })
                 .await
+            }
+
+            async fn created_by_request(
+                &self,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                principal: &str,
+                request_id: &str,
+            ) -> $crate::store::Result<Option<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT c.resource_id FROM scim_changes c JOIN resources r \
+                     ON r.tenant_id = c.tenant_id AND r.resource_type = c.resource_type AND r.id = c.resource_id \
+                     WHERE c.tenant_id = $1 AND c.request_id = $2 AND c.resource_type = $3 \
+                     AND c.principal = $4 AND c.operation = 'create' ORDER BY c.tenant_seq LIMIT 1",
+                )
+                .bind(tenant)
+                .bind(request_id)
+                .bind(&rt.name)
+                .bind(principal)
+                .fetch_optional(&self.pool)
+                .await?)
             }
 
             async fn get(
@@ -546,7 +609,7 @@ macro_rules! impl_sql_store {
                         self.apply_delta(&mut w.tx, &ctx.tenant, &resource.id, delta).await?;
                     }
                     self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
-                    w.tx.commit().await?;
+                    $crate::store::commit(w.tx).await?;
                     Ok(())
                 })
                 .await
@@ -613,7 +676,7 @@ macro_rules! impl_sql_store {
                         self.append_change(&mut w.tx, ctx, &group.resource_type, &group.id, &change)
                             .await?;
                     }
-                    w.tx.commit().await?;
+                    $crate::store::commit(w.tx).await?;
                     Ok(())
                 })
                 .await
@@ -750,6 +813,18 @@ macro_rules! impl_sql_store {
                 })
                 .await
             }
+
+            async fn tenants_with_changes(&self) -> $crate::store::Result<Vec<String>> {
+                let mut ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT tenant_id FROM tenant_chain UNION SELECT DISTINCT tenant_id FROM scim_changes",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                ids.sort();
+                ids.dedup();
+                Ok(ids)
+            }
+
         }
     };
 }

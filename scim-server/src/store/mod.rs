@@ -82,6 +82,84 @@ pub enum StoreError {
     /// Stored data that does not decode (corruption or a bug).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The connection failed while the transaction was committing: the write may or may not
+    /// have been stored. Only a re-read can tell.
+    #[error("commit outcome unknown: {0}")]
+    OutcomeUnknown(sqlx::Error),
+}
+
+/// How a database failure looks from the client's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The database cannot be reached or refuses connections for now (503, retry later).
+    Unavailable,
+    /// The database has no space left (507: an operator must act).
+    StorageFull,
+    /// Anything else (500).
+    Internal,
+}
+
+impl StoreError {
+    /// The client-side view of a [`StoreError::Database`] failure.
+    pub fn fault(&self) -> Fault {
+        match self {
+            StoreError::Database(e) | StoreError::OutcomeUnknown(e) => classify(e),
+            _ => Fault::Internal,
+        }
+    }
+}
+
+/// Classifies a driver error: connection-level failures (I/O, pool exhaustion or closure,
+/// PostgreSQL SQLSTATE class 08 and the shutdown codes 57P01–57P03, 53300 too many connections,
+/// SQLite `BUSY`/`LOCKED`/`IOERR`) are [`Fault::Unavailable`]; PostgreSQL 53100, SQLite `FULL`
+/// and `IOERR_WRITE` are [`Fault::StorageFull`].
+pub fn classify(err: &sqlx::Error) -> Fault {
+    match err {
+        sqlx::Error::Io(e) if e.raw_os_error() == Some(28) => Fault::StorageFull,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Fault::Unavailable,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLite reports its (extended) result code as a number; the primary code is the
+            // low byte.
+            if let Ok(n) = code.parse::<i32>() {
+                return match n & 0xff {
+                    // FULL, and IOERR_WRITE: what a write past a full disk or a file-size
+                    // limit gives once the file can take nothing more.
+                    _ if n == 13 || n == 778 => Fault::StorageFull,
+                    5 | 6 | 10 => Fault::Unavailable,
+                    _ => Fault::Internal,
+                };
+            }
+            if code == "53100" {
+                Fault::StorageFull
+            } else if code.starts_with("08")
+                || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "53300")
+            {
+                Fault::Unavailable
+            } else {
+                Fault::Internal
+            }
+        }
+        _ => Fault::Internal,
+    }
+}
+
+/// Commits a write transaction. A failure is [`StoreError::OutcomeUnknown`] when the connection
+/// failed (the server may have committed before the answer was lost), otherwise the database
+/// refused the commit and nothing was stored.
+///
+/// SQLite's answer is always authoritative (the database is a local file): a failed commit there
+/// stored nothing.
+pub(crate) async fn commit<DB: sqlx::Database>(tx: sqlx::Transaction<'static, DB>) -> Result<()> {
+    tx.commit().await.map_err(|e| match classify(&e) {
+        Fault::Unavailable if DB::NAME == "PostgreSQL" => StoreError::OutcomeUnknown(e),
+        _ => StoreError::Database(e),
+    })
 }
 
 impl From<StoreError> for scim_core::Error {
@@ -94,17 +172,46 @@ impl From<StoreError> for scim_core::Error {
             StoreError::VersionMismatch { current } => scim_core::Error::precondition_failed(
                 format!("the resource changed since it was read (current version W/\"{current}\")"),
             ),
-            StoreError::Database(err) => {
-                tracing::error!(error = %err, "database error");
-                scim_core::Error::internal()
+            StoreError::Database(err) => match classify(&err) {
+                Fault::Unavailable => {
+                    crate::fault::record(format!("database unavailable: {err}"));
+                    scim_core::Error::new(
+                        503,
+                        None,
+                        "the database is unavailable; nothing was changed; retry later",
+                    )
+                }
+                Fault::StorageFull => {
+                    crate::fault::record(format!("database out of space: {err}"));
+                    scim_core::Error::new(
+                        507,
+                        None,
+                        "the database cannot write to its storage (no space left); nothing was \
+                         changed",
+                    )
+                }
+                Fault::Internal => {
+                    crate::fault::record(format!("database error: {err}"));
+                    scim_core::Error::internal()
+                }
+            },
+            StoreError::OutcomeUnknown(err) => {
+                crate::fault::record(format!("commit outcome unknown: {err}"));
+                scim_core::Error::new(503, None, OUTCOME_UNKNOWN_DETAIL)
             }
             StoreError::Corrupt(detail) => {
-                tracing::error!(%detail, "corrupt stored data");
+                crate::fault::record(format!("corrupt stored data: {detail}"));
                 scim_core::Error::internal()
             }
         }
     }
 }
+
+/// The detail of a 503 for a write whose commit outcome is unknown.
+pub const OUTCOME_UNKNOWN_DETAIL: &str = "the database connection failed while the write was \
+     committing, so it may or may not have been stored; retry it (a create retried with the same \
+     X-Request-Id header returns the resource if the first attempt was stored), or read the \
+     resource first";
 
 /// Who performs a write, and when: recorded in the change log.
 ///
@@ -301,6 +408,19 @@ pub trait Tenants: Send + Sync {
     async fn list_tokens(&self, tenant: Option<&str>) -> Result<Vec<TokenRecord>>;
     /// Revokes a token by id; false if there was none.
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
+
+    /// Deletes tokens whose expiry is before `before` (issued OAuth access tokens), and assertion
+    /// `jti`s that expired by then; returns how many tokens went.
+    async fn purge_expired(&self, before: OffsetDateTime) -> Result<u64>;
+
+    /// Records that the assertion `jti` of `issuer`, valid until `expires`, has been used: true
+    /// the first time, false for a replay (RFC 7523 §3 item 7).
+    async fn claim_assertion_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires: OffsetDateTime,
+    ) -> Result<bool>;
 }
 
 /// The change log (the outbox): read in order, and its hash chain verified.
@@ -316,6 +436,10 @@ pub trait ChangeLog: Send + Sync {
 
     /// Recomputes the tenant's hash chain and reports altered or missing records.
     async fn verify_chain(&self, tenant: &str) -> Result<ChainReport>;
+
+    /// Every tenant id that has change records or a chain head, whether or not the tenant
+    /// exists (so `audit verify` misses no record).
+    async fn tenants_with_changes(&self) -> Result<Vec<String>>;
 }
 
 /// SCIM resources: reads, and writes that each commit with their change record.
@@ -345,6 +469,20 @@ pub trait Resources: Send + Sync {
         id: &str,
         load: Load,
     ) -> Result<Option<Resource>>;
+
+    /// The id of the resource of type `rt` that `principal` created in a request with id
+    /// `request_id`, if that resource still exists: how a create retried after an unknown
+    /// outcome is recognised. Stores that keep no change log (test doubles) recognise none.
+    async fn created_by_request(
+        &self,
+        tenant: &str,
+        rt: &ResourceType,
+        principal: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        let _ = (tenant, rt, principal, request_id);
+        Ok(None)
+    }
 
     /// Replaces a resource's attributes if its stored version is `expected_version`, storing
     /// `resource` (whose `meta.version` is the new version). For a Group, `members` handling:

@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Arguments, Sqlite};
+use sqlx::{Arguments, Connection, Sqlite};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +75,13 @@ impl SqliteStore {
                 None
             } else {
                 Some(Duration::from_secs(3600))
+            })
+            // A COMMIT that fails (a full disk) leaves sqlx believing the connection is still in
+            // a transaction (SQLite has rolled it back, so the ROLLBACK on drop fails too); such a
+            // connection would refuse every later BEGIN. It is closed instead of reused.
+            // (Not for an in-memory database, whose one connection is the database.)
+            .before_acquire(move |conn, _| {
+                Box::pin(async move { Ok(memory || !conn.is_in_transaction()) })
             })
             .connect_with(options)
             .await?;

@@ -7,5 +7,6 @@ mod http;
 mod inbound;
 mod inbound_events;
 mod inbound_queue;
+mod reliability;
 mod store;
 mod support;

@@ -161,3 +161,60 @@ async fn wif_assertion_claims_must_match_the_configuration() {
     // The good one still works.
     expect_token(client_assertion(&s, &good).await).await;
 }
+
+/// RFC 7523 §3 item 7: an assertion's `jti` is remembered (in the store, so every replica sees
+/// it) until the assertion expires; a second use is refused. Another `jti` is accepted.
+#[tokio::test]
+async fn a_replayed_assertion_jti_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn scim_server::store::Store> = Arc::new(
+        scim_server::store::SqliteStore::open(dir.path().join("scim.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    store
+        .create_tenant(&scim_server::store::Tenant {
+            id: "tenant-w".into(),
+            name: "tenant-w".into(),
+            bulk_upsert_by_external_id: false,
+            created: T0,
+        })
+        .await
+        .unwrap();
+    let jwks = JwksServer::start(vec![jwk(KEY1_JWK)]).await;
+    let config = AuthConfig {
+        federated: vec![wif_client(jwks.url.clone())],
+        ..AuthConfig::default()
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let auth = AuthService::from_config(
+        &config,
+        scim_server::auth::token_store(store.clone()),
+        clock.clone(),
+    )
+    .unwrap();
+    let s = OAuthSetup {
+        base: serve_app(auth).await,
+        clock,
+        store: Arc::new(MemTokens::default()),
+        http: reqwest::Client::new(),
+    };
+    let assertion = sign(KEY1_PEM, "test-key-1", &assertion_claims(T0, 600));
+    expect_token(client_assertion(&s, &assertion).await).await;
+    let body = expect_error(
+        client_assertion(&s, &assertion).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        body["error_description"],
+        "assertion already used (jti replay)"
+    );
+    let other = sign(
+        KEY1_PEM,
+        "test-key-1",
+        &with(assertion_claims(T0, 600), "jti", json!("a-fresh-jti")),
+    );
+    expect_token(client_assertion(&s, &other).await).await;
+}
