@@ -107,9 +107,10 @@ pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> any
 }
 
 /// The server's background upkeep: probes the database for `/readyz` every
-/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), and every ten
-/// minutes deletes OAuth access tokens expired for over an hour and assertion `jti`s past their
-/// expiry.
+/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 30 seconds
+/// gives the planner statistics where they are missing or stale (PostgreSQL; see
+/// `Store::refresh_statistics`), and every ten minutes deletes OAuth access tokens expired for
+/// over an hour and assertion `jti`s past their expiry.
 pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     let health = state.db_health.clone();
@@ -119,8 +120,17 @@ pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(Duration::from_secs(600));
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut statistics = tokio::time::interval(Duration::from_secs(30));
+        statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = statistics.tick() => {
+                    match store.refresh_statistics().await {
+                        Ok(tables) if tables.is_empty() => {}
+                        Ok(tables) => tracing::info!(?tables, "planner statistics refreshed"),
+                        Err(e) => tracing::warn!(error = %e, "refreshing planner statistics failed"),
+                    }
+                }
                 _ = probe.tick() => {
                     health.probe(store.as_ref()).await;
                 }

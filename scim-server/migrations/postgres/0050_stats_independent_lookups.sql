@@ -20,5 +20,5 @@ ALTER TABLE resources ADD CONSTRAINT resources_unique_key UNIQUE (tenant_id, uni
 DROP INDEX resources_external_id;
 CREATE INDEX resources_external_id ON resources (tenant_id, external_id, resource_type);
 
--- An upgraded database with data gets statistics for the new indexes at once.
-ANALYZE resources;
+-- No ANALYZE here: on a fresh database it would record an empty table as analysed, hiding from
+-- `Store::refresh_statistics` (run by `serve`) that the table has never been analysed with rows.

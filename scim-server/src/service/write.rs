@@ -260,6 +260,13 @@ impl Pipeline<'_> {
     async fn run(&self, state: &AppState, request: WriteRequest, extra: Load) -> Result<Written> {
         let if_match = request.if_match().map(str::to_string);
         let id = match request.id() {
+            // No id holds a NUL (ids are UUIDs), and PostgreSQL cannot even compare one.
+            Some(id) if id.contains('\0') => {
+                return Err(Error::not_found(
+                    &self.rt.name,
+                    &id.replace('\0', "\\u0000"),
+                ));
+            }
             Some(id) => id.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
         };

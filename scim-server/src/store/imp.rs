@@ -267,6 +267,10 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            async fn refresh_statistics(&self) -> $crate::store::Result<Vec<&'static str>> {
+                self.analyze_stale_tables().await
+            }
+
         }
 
         #[async_trait::async_trait]

@@ -388,6 +388,11 @@ pub trait Store: Resources + Tenants + ChangeLog + 'static {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
+    /// Gives the query planner statistics where they are missing or stale, and names the tables
+    /// it analysed (see `postgres.rs`; SQLite's planner needs none, so its store does nothing).
+    async fn refresh_statistics(&self) -> Result<Vec<&'static str>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Tenants and their credentials.
