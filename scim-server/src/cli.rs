@@ -6,6 +6,7 @@
 //! scim-server tenant create ID [--name N] [--bulk-upsert] | tenant list
 //! scim-server audit verify [--tenant T]
 //! scim-server completions SHELL | man DIR
+//! scim-server inbound status | inbound dead-letters list|retry ID
 //! ```
 
 use crate::clock::{Clock, SystemClock};
@@ -69,6 +70,9 @@ pub enum Command {
         /// Where to write them (created if missing).
         dir: PathBuf,
     },
+    /// The HR intake queue: status and dead letters.
+    #[command(subcommand)]
+    Inbound(crate::inbound::cli::InboundCommand),
 }
 
 /// `token` subcommands.
@@ -183,6 +187,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => server::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Bridge(cmd) => crate::bridge::cli::run(cmd, &config).await,
+        Command::Inbound(cmd) => crate::inbound::cli::run(cmd, &config).await,
         Command::CheckConfig => check_config(&config),
         Command::Migrate => migrate(&config).await,
         Command::Token(cmd) => token(cmd, &config).await,

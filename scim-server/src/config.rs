@@ -76,6 +76,8 @@ pub struct Config {
     /// The operator console at `/console` (`crate::console::ConsoleConfig`, see
     /// [`Config::console_config`]).
     pub console: Option<OpaqueTable>,
+    /// The HR intake (`/inbound/v1/bulkUpload`, its queue and worker).
+    pub inbound: crate::inbound::InboundConfig,
 }
 
 impl Default for Config {
@@ -96,6 +98,7 @@ impl Default for Config {
             auth: None,
             graph: None,
             console: None,
+            inbound: crate::inbound::InboundConfig::default(),
         }
     }
 }
@@ -486,6 +489,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return err("tls", "set both `cert` and `key`, or neither".into());
         }
+        self.inbound.validate().map_err(ConfigError)?;
         Ok(())
     }
 

@@ -8,7 +8,8 @@
 //! - [`state`]: the [`state::AppState`] handlers receive;
 //! - [`config`]: TOML plus `SCIM_` environment configuration;
 //! - [`server`] and [`cli`]: the binary's subcommands;
-//! - [`store`] and [`auth`]: storage and authentication behind traits.
+//! - [`store`] and [`auth`]: storage and authentication behind traits;
+//! - [`inbound`]: the HR intake (Entra-format bulkUpload) and its durable queue.
 //!
 //! Embedding:
 //!
@@ -36,6 +37,7 @@ pub mod config;
 pub mod console;
 pub mod fault;
 pub mod http;
+pub mod inbound;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;

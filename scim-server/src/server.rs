@@ -260,7 +260,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => auth,
     };
     let oauth = auth.oauth_server();
-    let state = AppState::with_clock(&config, store, Arc::new(auth), clock).with_oauth(oauth);
+    let mut state = AppState::with_clock(&config, store, Arc::new(auth), clock).with_oauth(oauth);
+    if let Some(intake) = crate::inbound::open_intake(&config).await? {
+        state = state.with_inbound(intake);
+    }
     let bridge = crate::bridge::BackgroundWorker::start(
         &config,
         state.store.clone(),
@@ -268,9 +271,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     let upkeep = spawn_upkeep(&state);
+    let intake_worker = crate::inbound::worker::Background::start(&state);
     let console = crate::console::mount(&config, &state).await?;
     let served = run(&config, crate::http::router_with(state, console)).await;
     upkeep.abort();
+    intake_worker
+        .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
+        .await;
     bridge.shutdown().await;
     served
 }

@@ -76,6 +76,8 @@ pub struct AppState {
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
     /// The OAuth token endpoint `POST /oauth/token` serves (404 without one).
     pub oauth: Option<Arc<crate::auth::OAuthServer>>,
+    /// The HR intake (`/inbound/v1/…`), when this server has one.
+    pub inbound: Option<Arc<crate::inbound::Intake>>,
     /// The database's last observed health (`/readyz`).
     pub db_health: Arc<crate::http::ops::DbHealth>,
 }
@@ -115,6 +117,7 @@ impl AppState {
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
             oauth: None,
+            inbound: None,
             db_health: Arc::default(),
         }
     }
@@ -122,6 +125,12 @@ impl AppState {
     /// Serves `POST /oauth/token` with `server` (from [`crate::auth::AuthService::oauth_server`]).
     pub fn with_oauth(mut self, server: Arc<crate::auth::OAuthServer>) -> Self {
         self.oauth = Some(server);
+        self
+    }
+
+    /// Serves the HR intake with `intake`.
+    pub fn with_inbound(mut self, intake: Arc<crate::inbound::Intake>) -> Self {
+        self.inbound = Some(intake);
         self
     }
 

@@ -154,7 +154,7 @@ impl Engine<'_> {
                     Some((n, s)) => (n, Some(s)),
                     None => (key, None),
                 };
-                target::resolve(self.registry, self.rt, Some(urn), name, sub)?
+                target::resolve_in_extension(self.registry, self.rt, urn, name, sub)?
             }
             None => {
                 if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {

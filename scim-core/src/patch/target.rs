@@ -64,6 +64,34 @@ pub(super) fn resolve(
             return Ok(Target::Extension(format!("{uri}:{name}")));
         }
     }
+    undeclared(registry, rt, uri, name, sub)
+}
+
+/// Resolves a key of an extension object (`urn` is the extension): always an attribute of that
+/// extension, even when the name is capitalised as HR systems write them (`HireDate`), which
+/// [`resolve`] would otherwise read as a further extension URN.
+pub(super) fn resolve_in_extension(
+    registry: &SchemaRegistry,
+    rt: &ResourceType,
+    urn: &str,
+    name: &str,
+    sub: Option<&str>,
+) -> Result<Target> {
+    match resolve(registry, rt, Some(urn), name, sub)? {
+        Target::Extension(_) => undeclared(registry, rt, Some(urn), name, sub),
+        other => Ok(other),
+    }
+}
+
+/// A name no schema declares, stored as sent: under the URN key when a URN was given, else at
+/// the top level.
+fn undeclared(
+    registry: &SchemaRegistry,
+    rt: &ResourceType,
+    uri: Option<&str>,
+    name: &str,
+    sub: Option<&str>,
+) -> Result<Target> {
     let (schema, location) = match uri {
         Some(uri) => match registry.schema(uri) {
             Some(s) if !rt.has_schema(&s.id) => {

@@ -661,6 +661,23 @@ fn undeclared_attributes_are_stored_as_sent_q13() {
         ),
     );
     check(
+        "capitalised HR attributes inside a custom extension object (Entra inbound samples)",
+        "User",
+        with(user(), |u| {
+            u.insert(CUSTOM.into(), json!({"HireDate": "01/02/2019", "tag": "t"}));
+        }),
+        json!([{"op": "replace", "value": {CUSTOM: {"HireDate": "07/23/2030", "IsContractor": "FALSE"}}}]),
+        Want::Attrs(
+            with(user(), |u| {
+                u.insert(
+                    CUSTOM.into(),
+                    json!({"HireDate": "07/23/2030", "tag": "t", "IsContractor": "FALSE"}),
+                );
+            }),
+            true,
+        ),
+    );
+    check(
         "undeclared enterprise attribute",
         "User",
         user(),

@@ -79,6 +79,7 @@ fn ops_routes() -> OpenApiRouter<AppState> {
 fn assemble(
     base_path: &str,
     scim: OpenApiRouter<AppState>,
+    inbound: OpenApiRouter<AppState>,
     ops: OpenApiRouter<AppState>,
 ) -> OpenApiRouter<AppState> {
     let root = OpenApiRouter::with_openapi(docs::ApiDoc::openapi());
@@ -87,7 +88,7 @@ fn assemble(
     } else {
         root.nest(base_path, scim)
     };
-    root.merge(ops)
+    root.merge(inbound).merge(ops)
 }
 
 /// The OpenAPI document for a base path (what `/openapi.json` serves).
@@ -95,6 +96,7 @@ pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
     let mut api = assemble(
         base_path,
         scim_routes(&LimitsConfig::default()),
+        crate::inbound::http::routes().merge(crate::inbound::http::signed_routes()),
         ops_routes(),
     )
     .into_openapi();
@@ -124,8 +126,16 @@ fn routes(state: AppState) -> Router {
     let scim = scim_routes(&state.settings.limits).route_layer(
         axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate),
     );
+    // The HR intake (`/inbound/v1/…`): the same credentials as SCIM; HR events are
+    // authenticated by their signature instead.
+    let inbound = crate::inbound::http::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .merge(crate::inbound::http::signed_routes());
     let (router, mut api) =
-        assemble(&state.settings.base_path, scim, ops_routes()).split_for_parts();
+        assemble(&state.settings.base_path, scim, inbound, ops_routes()).split_for_parts();
     docs::document_common_responses(&mut api);
     let api_json: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
     router

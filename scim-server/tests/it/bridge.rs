@@ -37,6 +37,7 @@ use std::time::Duration;
 
 mod change_log;
 mod commands;
+mod inbound;
 mod lifecycle;
 
 const TOKEN: &str = "bridge-test-token-0123456789abcdef";

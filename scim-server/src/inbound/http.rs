@@ -1,0 +1,130 @@
+//! The intake's HTTP handlers (thin: one call into the intake, then the answer). Authenticated
+//! like SCIM (same credentials, per tenant); routes are listed in [`routes`].
+
+use crate::http::error::ApiError;
+use crate::http::extract::{Caller, ScimJson};
+use crate::http::response::Scim;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The intake's routes that take the SCIM credentials (the caller adds the authentication).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(bulk_upload))
+        .routes(routes!(get_job))
+}
+
+/// The intake's routes authenticated by a Standard Webhooks signature instead of a bearer token.
+pub fn signed_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_event))
+}
+
+/// The server's root URL as the client sees it: the SCIM base URL without the base path.
+fn root_url(state: &AppState, scim_base: &str) -> String {
+    let base = scim_base.trim_end_matches('/');
+    base.strip_suffix(state.settings.base_path.trim_end_matches('/'))
+        .unwrap_or(base)
+        .to_string()
+}
+
+/// Accepts HR records in Microsoft Entra's API-driven inbound provisioning format (a SCIM
+/// BulkRequest of `POST /Users` operations), queued as one job and applied asynchronously as
+/// upserts keyed on `externalId`.
+#[utoipa::path(post, path = "/inbound/v1/bulkUpload", tag = "HR intake",
+    request_body(content = crate::http::docs::BulkRequestDoc, content_type = "application/scim+json"),
+    responses(
+        (status = 202, description = "queued; `Location` names the job to poll", body = Object, content_type = "application/scim+json"),
+        (status = 400, description = "not a bulkUpload body, too many operations, or an operation other than POST /Users", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 403, description = "read-only credential", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn bulk_upload(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    ScimJson(body): ScimJson<Value>,
+) -> Result<Response, ApiError> {
+    let id = crate::inbound::accept_bulk_upload(&state, &ctx, body).await?;
+    let location = format!(
+        "{}{}/{id}",
+        root_url(&state, &ctx.base_url),
+        crate::inbound::JOBS_PATH
+    );
+    let mut response = Scim(
+        StatusCode::ACCEPTED,
+        serde_json::json!({ "id": id, "status": "queued", "location": location }),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// An intake job: its status (`queued`, `running`, `completed`, `completedWithErrors`, `dead`),
+/// counts per outcome, and per record its `bulkId`, outcome, SCIM `id` and SCIM error.
+#[utoipa::path(get, path = "/inbound/v1/jobs/{id}", tag = "HR intake",
+    params(("id" = String, Path, description = "the job id from the bulkUpload answer")),
+    responses(
+        (status = 200, description = "the job", body = Object, content_type = "application/scim+json"),
+        (status = 404, description = "no such job in the caller's tenant", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    Path(id): Path<String>,
+) -> Result<Scim, ApiError> {
+    let job = crate::inbound::job(&state, &ctx, &id).await?;
+    Ok(Scim(
+        StatusCode::OK,
+        serde_json::to_value(job).unwrap_or_default(),
+    ))
+}
+
+/// Accepts an HR event (hire, update, terminate, rehire; optionally effective later) from a
+/// configured source of a tenant, signed per Standard Webhooks (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`); no bearer token. Unsigned, badly signed or stale
+/// requests are 401 and change nothing; a replayed event id is 200 and changes nothing.
+#[utoipa::path(post, path = "/inbound/v1/events/{tenant}/{source}", tag = "HR intake",
+    params(
+        ("tenant" = String, Path, description = "the tenant the source belongs to"),
+        ("source" = String, Path, description = "the source's name in `[[inbound.sources]]`"),
+    ),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 202, description = "queued: the jobs and when each runs", body = Object, content_type = "application/scim+json"),
+        (status = 200, description = "a replay of an event already received: nothing queued", body = Object, content_type = "application/scim+json"),
+        (status = 400, description = "not an HR event, or a value the mapping refuses", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 401, description = "unknown source, unsigned, bad signature or stale timestamp", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+    ))]
+pub async fn post_event(
+    State(state): State<AppState>,
+    Path((tenant, source)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Scim, ApiError> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = crate::inbound::events::Signed {
+        id: text("webhook-id"),
+        timestamp: text("webhook-timestamp"),
+        signature: text("webhook-signature"),
+    };
+    let reply =
+        crate::inbound::events::accept_event(&state, &tenant, &source, signed, &body).await?;
+    let status = if reply.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok(Scim(
+        status,
+        serde_json::to_value(reply).unwrap_or_default(),
+    ))
+}
