@@ -489,7 +489,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return err("tls", "set both `cert` and `key`, or neither".into());
         }
-        self.inbound.validate().map_err(ConfigError)?;
+        self.inbound.validate().map_err(ConfigError::message)?;
         Ok(())
     }
 

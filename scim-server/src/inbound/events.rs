@@ -19,7 +19,7 @@
 use super::mapping::Mapping;
 use super::queue::{EventReceipt, NewJob, NewOperation, ScheduledJob};
 use super::signature::{self, SigningKey};
-use crate::config::Secret;
+use crate::config::SecretString;
 use crate::state::AppState;
 use scim_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ pub struct SourceConfig {
     /// The source's name, the last segment of its URL (`workday`, `bamboohr`, …).
     pub source: String,
     /// Its signing secrets (`whsec_…`); several while rotating.
-    pub secrets: Vec<Secret>,
+    pub secrets: Vec<SecretString>,
     /// The mapping file (HR field -> SCIM path).
     pub mapping: PathBuf,
 }
@@ -59,7 +59,7 @@ impl SourceConfig {
             return Err("`secrets` needs at least one `whsec_…` secret".into());
         }
         for (i, s) in self.secrets.iter().enumerate() {
-            SigningKey::parse(&s.0).map_err(|why| format!("`secrets[{i}]`: {why}"))?;
+            SigningKey::parse(s.expose()).map_err(|why| format!("`secrets[{i}]`: {why}"))?;
         }
         Ok(())
     }
@@ -78,7 +78,7 @@ impl SourceConfig {
             keys: self
                 .secrets
                 .iter()
-                .filter_map(|s| SigningKey::parse(&s.0).ok())
+                .filter_map(|s| SigningKey::parse(s.expose()).ok())
                 .collect(),
             mapping,
         })

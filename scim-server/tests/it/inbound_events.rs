@@ -9,7 +9,7 @@ use crate::support::{TestDb, run};
 use axum::body::Body;
 use base64::Engine;
 use scim_server::clock::Clock;
-use scim_server::config::Secret;
+use scim_server::config::SecretString;
 use scim_server::inbound::events::{Signed, SourceConfig, accept_event};
 use scim_server::inbound::signature::SigningKey;
 use serde_json::{Value, json};
@@ -45,7 +45,7 @@ async fn events_env(db: &TestDb) -> Env {
         tenant: "default".into(),
         source: "workday".into(),
         // rotation: the old and the new secret are both accepted
-        secrets: vec![Secret(secret(1)), Secret(secret(2))],
+        secrets: vec![SecretString::new(secret(1)), SecretString::new(secret(2))],
         mapping,
     }
     .load()
