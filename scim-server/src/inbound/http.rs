@@ -1,5 +1,5 @@
 //! The intake's HTTP handlers (thin: one call into the intake, then the answer). Authenticated
-//! like SCIM (same credentials, per tenant); routes are listed in [`routes`].
+//! like SCIM (same credentials, per tenant); routes are listed in [`routes()`].
 
 use crate::http::error::ApiError;
 use crate::http::extract::{Caller, ScimJson};
