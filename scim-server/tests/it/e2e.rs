@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432`). When that variable is unset and no server answers, the
 //! PostgreSQL runs are skipped with a note; when it is set (as `.ci/run` does) they are required.
 
+use crate::support::PgDatabase;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -163,68 +164,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A fresh PostgreSQL database, dropped afterwards.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Option<PgDatabase> {
-        use sqlx::Connection;
-        let configured = std::env::var("SCIM_TEST_POSTGRES_URL").ok();
-        let root = configured
-            .clone()
-            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into());
-        let root = root.trim_end_matches('/').to_string();
-        let admin = format!("{root}/postgres");
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) if configured.is_none() => {
-                eprintln!(
-                    "skipping the PostgreSQL run: {e} (set SCIM_TEST_POSTGRES_URL to require it)"
-                );
-                return None;
-            }
-            Err(e) => panic!("SCIM_TEST_POSTGRES_URL is set but unreachable: {e}"),
-        };
-        let name = format!("scim_e2e_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        Some(PgDatabase {
-            url: format!("{root}/{name}"),
-            admin,
-            name,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Best effort, on a runtime of its own (drop may run inside or outside one).
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
     }
 }
 

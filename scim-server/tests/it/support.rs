@@ -136,3 +136,63 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A fresh PostgreSQL database for a test that runs the binary against it, dropped when the value
+/// is. `None` (with a note on stderr) when no server answers and `SCIM_TEST_POSTGRES_URL` is unset;
+/// a panic when it is set and unreachable, so CI never skips silently.
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    /// The database's URL.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates `scim_e2e_<uuid>` on the test server.
+    pub async fn create() -> Option<PgDatabase> {
+        let configured = std::env::var("SCIM_TEST_POSTGRES_URL").ok();
+        let root = postgres_base();
+        let admin = format!("{root}/postgres");
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) if configured.is_none() => {
+                eprintln!(
+                    "skipping the PostgreSQL run: {e} (set SCIM_TEST_POSTGRES_URL to require it)"
+                );
+                return None;
+            }
+            Err(e) => panic!("SCIM_TEST_POSTGRES_URL is set but unreachable: {e}"),
+        };
+        let name = format!("scim_e2e_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        Some(PgDatabase {
+            url: format!("{root}/{name}"),
+            admin,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Best effort, on a runtime of its own (drop may run inside or outside one).
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}

@@ -12,6 +12,7 @@ mod limits;
 mod outage;
 mod tenants;
 
+use crate::support::PgDatabase;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -230,70 +231,14 @@ impl Drop for Proc {
     }
 }
 
-/// A fresh PostgreSQL database for one test, dropped afterwards; `None` (with a note) when no
-/// server answers and `SCIM_TEST_POSTGRES_URL` is unset.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    async fn create() -> Option<PgDb> {
-        use sqlx::Connection;
-        let configured = std::env::var("SCIM_TEST_POSTGRES_URL").ok();
-        let root = super::support::postgres_base();
-        let admin = format!("{root}/postgres");
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) if configured.is_none() => {
-                eprintln!("skipping the PostgreSQL run: {e}");
-                return None;
-            }
-            Err(e) => panic!("SCIM_TEST_POSTGRES_URL is set but unreachable: {e}"),
-        };
-        let name = format!("scim_rel_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        Some(PgDb {
-            url: format!("{root}/{name}"),
-            admin,
-            name,
-        })
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
-
 /// Both databases: a SQLite file in `dir`, and a fresh PostgreSQL database when one answers.
-async fn databases(dir: &tempfile::TempDir) -> Vec<(String, String, Option<PgDb>)> {
+async fn databases(dir: &tempfile::TempDir) -> Vec<(String, String, Option<PgDatabase>)> {
     let mut out = vec![(
         "sqlite".to_string(),
         format!("sqlite://{}", dir.path().join("scim.db").display()),
         None,
     )];
-    if let Some(pg) = PgDb::create().await {
+    if let Some(pg) = PgDatabase::create().await {
         out.push(("postgres".into(), pg.url.clone(), Some(pg)));
     }
     out

@@ -121,7 +121,7 @@ async fn pipe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_is_503_with_retry_after_and_readyz_stays_fast() {
-    let Some(pg) = PgDb::create().await else {
+    let Some(pg) = PgDatabase::create().await else {
         return;
     };
     let url = url::Url::parse(&pg.url).unwrap();
