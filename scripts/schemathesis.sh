@@ -15,7 +15,7 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "schemathesis>=4,<5"
 fi
-cargo build --locked -q -p scim-server
+cargo build --locked -q -p scim-provisioning-server
 server="$target_dir/debug/scim-server"
 work=$(mktemp -d)
 token="st-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
