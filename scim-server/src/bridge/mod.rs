@@ -24,6 +24,7 @@ mod directory;
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::change_log::StoreChangeLog;
+use crate::store::side_pool::{SidePool, open_side_pool};
 use anyhow::Context;
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::clock::{Clock, SystemClock};
@@ -33,9 +34,6 @@ use scim_graph_bridge::outbox::ChangeLog;
 use scim_graph_bridge::reconcile::Bridge;
 use scim_graph_bridge::store::BridgeStore;
 use scim_graph_bridge::worker::{RoundStats, Worker, WorkerConfig};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,39 +52,9 @@ pub fn graph_config(config: &Config) -> anyhow::Result<Option<GraphConfig>> {
 /// An in-memory SQLite database is refused: it is private to the pool that opened it, so the
 /// bridge could not see the server's outbox.
 pub async fn open_bridge_store(database_url: &str) -> anyhow::Result<BridgeStore> {
-    let lower = database_url.to_ascii_lowercase();
-    let store = if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(database_url)
-            .await
-            .context("the Graph bridge connecting to `database_url`")?;
-        BridgeStore::Postgres(pool)
-    } else {
-        if lower.contains(":memory:") || lower.contains("mode=memory") {
-            anyhow::bail!(
-                "the Graph bridge needs a database file or PostgreSQL: an in-memory SQLite \
-                 database (`database_url`) is private to one connection pool"
-            );
-        }
-        let options = if lower.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(database_url)
-                .context("`database_url` is not a valid SQLite URL")?
-        } else {
-            SqliteConnectOptions::new().filename(database_url)
-        };
-        // The same file as the server's store: wait for its writers rather than fail.
-        let options = options
-            .create_if_missing(true)
-            .busy_timeout(Duration::from_secs(10))
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .context("the Graph bridge opening the SQLite database (`database_url`)")?;
-        BridgeStore::Sqlite(pool)
+    let store = match open_side_pool(database_url, "the Graph bridge").await? {
+        SidePool::Postgres(pool) => BridgeStore::Postgres(pool),
+        SidePool::Sqlite(pool) => BridgeStore::Sqlite(pool),
     };
     store
         .migrate()

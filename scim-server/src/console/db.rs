@@ -7,12 +7,10 @@
 //! `changes_after` (oldest first, for the bridge) cannot page. Both are bounded by `LIMIT`.
 
 use crate::store::row::{CHANGE_COLUMNS, ChangeRow};
+use crate::store::side_pool::{SidePool, open_side_pool};
 use crate::store::{ChangeRecord, StoreError};
-use anyhow::Context;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 
 /// Result of a console table access.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -116,37 +114,10 @@ pub struct NewAction<'a> {
 impl ConsoleDb {
     /// Opens a small pool on `database_url` (the server's store must have migrated it).
     pub async fn open(database_url: &str) -> anyhow::Result<Self> {
-        let lower = database_url.to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect(database_url)
-                .await
-                .context("the console connecting to `database_url`")?;
-            return Ok(Self::Postgres(pool));
-        }
-        if lower.contains(":memory:") || lower.contains("mode=memory") {
-            anyhow::bail!(
-                "the console needs a database file or PostgreSQL: an in-memory SQLite database \
-                 (`database_url`) is private to one connection pool"
-            );
-        }
-        let options = if lower.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(database_url)
-                .context("`database_url` is not a valid SQLite URL")?
-        } else {
-            SqliteConnectOptions::new().filename(database_url)
-        };
-        let options = options
-            .busy_timeout(Duration::from_secs(10))
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .context("the console opening the SQLite database (`database_url`)")?;
-        Ok(Self::Sqlite(pool))
+        Ok(match open_side_pool(database_url, "the console").await? {
+            SidePool::Postgres(pool) => Self::Postgres(pool),
+            SidePool::Sqlite(pool) => Self::Sqlite(pool),
+        })
     }
 
     /// Stores a new session.

@@ -30,11 +30,9 @@ pub mod signature;
 pub mod upsert;
 pub mod worker;
 
+use crate::store::side_pool::{SidePool, open_side_pool};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -178,39 +176,10 @@ impl Intake {
 /// `inbound_*` tables). An in-memory SQLite database is refused: it is private to the pool that
 /// opened it.
 pub async fn open_queue(database_url: &str) -> anyhow::Result<Queue> {
-    let lower = database_url.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(database_url)
-            .await
-            .context("the HR intake connecting to `database_url`")?;
-        return Ok(Queue::Postgres(pool));
-    }
-    if lower.contains(":memory:") || lower.contains("mode=memory") {
-        anyhow::bail!(
-            "the HR intake needs a database file or PostgreSQL: an in-memory SQLite database \
-             (`database_url`) is private to one connection pool"
-        );
-    }
-    let options = if lower.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(database_url)
-            .context("`database_url` is not a valid SQLite URL")?
-    } else {
-        SqliteConnectOptions::new().filename(database_url)
-    };
-    // The server's file: wait for its writers rather than fail.
-    let options = options
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
-        .journal_mode(SqliteJournalMode::Wal);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .context("the HR intake opening the SQLite database (`database_url`)")?;
-    Ok(Queue::Sqlite(pool))
+    Ok(match open_side_pool(database_url, "the HR intake").await? {
+        SidePool::Postgres(pool) => Queue::Postgres(pool),
+        SidePool::Sqlite(pool) => Queue::Sqlite(pool),
+    })
 }
 
 /// The job resource's path, under the server's root.

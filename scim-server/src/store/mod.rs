@@ -34,6 +34,7 @@ pub mod change_log;
 mod imp;
 pub mod postgres;
 pub mod row;
+pub mod side_pool;
 pub mod sql;
 pub mod sqlite;
 
