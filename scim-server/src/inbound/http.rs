@@ -103,6 +103,7 @@ pub async fn get_job(
         (status = 200, description = "a replay of an event already received: nothing queued", body = Object, content_type = "application/scim+json"),
         (status = 400, description = "not an HR event, or a value the mapping refuses", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
         (status = 401, description = "unknown source, unsigned, bad signature or stale timestamp", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 429, description = "the source sent more than `inbound.events_per_second` (with `Retry-After`)", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
     ))]
 pub async fn post_event(
     State(state): State<AppState>,
@@ -116,8 +117,13 @@ pub async fn post_event(
         timestamp: text("webhook-timestamp"),
         signature: text("webhook-signature"),
     };
-    let reply =
-        crate::inbound::events::accept_event(&state, &tenant, &source, signed, &body).await?;
+    let reply = crate::inbound::events::accept_event(&state, &tenant, &source, signed, &body)
+        .await
+        .map_err(|error| ApiError {
+            // The limit is at least one event per second, so the next one is due within 1 s.
+            retry_after: (error.status() == 429).then_some(1),
+            error,
+        })?;
     let status = if reply.duplicate {
         StatusCode::OK
     } else {

@@ -23,6 +23,8 @@
 pub mod cli;
 pub mod events;
 pub mod http;
+pub mod import;
+pub mod import_cli;
 pub mod mapping;
 pub mod queue;
 pub mod request;
@@ -33,6 +35,11 @@ pub mod worker;
 use crate::store::side_pool::{SidePool, open_side_pool};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use crate::clock::{Clock, SystemClock};
+use crate::ratelimit::Limit;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -62,6 +69,21 @@ pub struct InboundConfig {
     /// HR event sources (`[[inbound.sources]]`): who may post events, signed with which secrets,
     /// mapped by which file.
     pub sources: Vec<events::SourceConfig>,
+    /// Mapping files CSV uploads may name (`[inbound.mappings]`: name = path), for every
+    /// tenant; an upload may also name one of its tenant's event sources.
+    pub mappings: BTreeMap<String, PathBuf>,
+    /// Largest CSV upload in bytes (`POST /inbound/v1/imports`); bigger files go through
+    /// `scim-server import`.
+    pub max_import_bytes: usize,
+    /// Days a finished job (and an event id) is kept before the upkeep task deletes it; dead
+    /// letters are kept until retried.
+    pub job_retention_days: u64,
+    /// HR events accepted per second per source (sustained); a source over it is answered
+    /// 429 with `Retry-After`. Only events whose signature verified count, so nobody without
+    /// the secret can use up a source's allowance.
+    pub events_per_second: u32,
+    /// Events a source may send at once above the sustained rate.
+    pub events_burst: u32,
 }
 
 impl Default for InboundConfig {
@@ -76,6 +98,11 @@ impl Default for InboundConfig {
             backoff_max_seconds: 600,
             poll_interval_ms: 1000,
             sources: Vec::new(),
+            mappings: BTreeMap::new(),
+            max_import_bytes: 32 << 20,
+            job_retention_days: 30,
+            events_per_second: 20,
+            events_burst: 200,
         }
     }
 }
@@ -89,6 +116,10 @@ impl InboundConfig {
             ("inbound.lease_seconds", self.lease_seconds),
             ("inbound.backoff_base_seconds", self.backoff_base_seconds),
             ("inbound.poll_interval_ms", self.poll_interval_ms),
+            ("inbound.max_import_bytes", self.max_import_bytes as u64),
+            ("inbound.job_retention_days", self.job_retention_days),
+            ("inbound.events_per_second", u64::from(self.events_per_second)),
+            ("inbound.events_burst", u64::from(self.events_burst)),
         ] {
             if value == 0 {
                 return Err(format!("`{key}`: must be greater than 0"));
@@ -98,6 +129,17 @@ impl InboundConfig {
             source
                 .check()
                 .map_err(|why| format!("`inbound.sources[{i}]`: {why}"))?;
+        }
+        for name in self.mappings.keys() {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "`inbound.mappings.{name}`: a mapping name is letters, digits, `-` and `_`"
+                ));
+            }
         }
         if self.backoff_max_seconds < self.backoff_base_seconds {
             return Err(
@@ -134,24 +176,72 @@ pub struct Intake {
     /// `[inbound]`.
     pub config: InboundConfig,
     sources: Vec<events::Source>,
+    mappings: BTreeMap<String, mapping::Mapping>,
+    event_limit: Limit<(String, String)>,
     wake: Notify,
 }
 
 impl Intake {
-    /// An intake over `queue` (without event sources).
+    /// An intake over `queue` (without event sources), its limits on the system clock.
     pub fn new(queue: Queue, config: InboundConfig) -> Self {
+        let event_limit = Self::event_limit(&config, Arc::new(SystemClock));
         Self {
             queue,
             config,
             sources: Vec::new(),
+            mappings: BTreeMap::new(),
+            event_limit,
             wake: Notify::new(),
         }
+    }
+
+    fn event_limit(config: &InboundConfig, clock: Arc<dyn Clock>) -> Limit<(String, String)> {
+        Limit::new(
+            f64::from(config.events_per_second),
+            config.events_burst,
+            clock,
+        )
+    }
+
+    /// Reads the time of its limits from `clock` (tests advance it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.event_limit = Self::event_limit(&self.config, clock);
+        self
     }
 
     /// Accepts HR events from `sources`.
     pub fn with_sources(mut self, sources: Vec<events::Source>) -> Self {
         self.sources = sources;
         self
+    }
+
+    /// CSV uploads may name these mappings (`[inbound.mappings]`).
+    pub fn with_mappings(mut self, mappings: BTreeMap<String, mapping::Mapping>) -> Self {
+        self.mappings = mappings;
+        self
+    }
+
+    /// The mapping `name` for a CSV upload of `tenant`: one of `[inbound.mappings]`, else the
+    /// mapping of the tenant's event source `name`.
+    pub fn mapping(&self, tenant: &str, name: &str) -> Option<&mapping::Mapping> {
+        self.mappings
+            .get(name)
+            .or_else(|| self.source(tenant, name).map(|s| &s.mapping))
+    }
+
+    /// Counts one verified event of `tenant`'s `source`; `Err(seconds)` when the source is over
+    /// `inbound.events_per_second` (with `inbound.events_burst`).
+    pub fn check_event_rate(&self, tenant: &str, source: &str) -> Result<(), u64> {
+        self.event_limit
+            .check(&(tenant.to_string(), source.to_string()))
+    }
+
+    /// Deletes finished jobs and event ids older than `inbound.job_retention_days` (run by the
+    /// server's upkeep task).
+    pub async fn purge(&self, now: time::OffsetDateTime) -> crate::store::Result<queue::Purged> {
+        let days = i64::try_from(self.config.job_retention_days).unwrap_or(i64::MAX / 86_400);
+        let before = now - time::Duration::days(days.min(365_000));
+        self.queue.purge(before, 500).await
     }
 
     /// The event source `name` of `tenant`.
@@ -258,9 +348,24 @@ pub async fn open_intake(
         .enumerate()
         .map(|(i, s)| s.load().with_context(|| format!("`inbound.sources[{i}]`")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mappings = config
+        .inbound
+        .mappings
+        .iter()
+        .map(|(name, path)| {
+            let what = || format!("`inbound.mappings.{name}`: {}", path.display());
+            let text = std::fs::read_to_string(path).with_context(what)?;
+            let mapping = mapping::Mapping::parse(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(what)?;
+            Ok((name.clone(), mapping))
+        })
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let queue = open_queue(&config.database_url).await?;
     Ok(Some(std::sync::Arc::new(
-        Intake::new(queue, config.inbound.clone()).with_sources(sources),
+        Intake::new(queue, config.inbound.clone())
+            .with_sources(sources)
+            .with_mappings(mappings),
     )))
 }
 

@@ -264,6 +264,15 @@ pub struct QueueStatus {
     pub oldest_age_seconds: f64,
 }
 
+/// What [`Queue::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    /// Finished jobs (with their operations).
+    pub jobs: u64,
+    /// Event ids.
+    pub events: u64,
+}
+
 fn ns(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
@@ -472,14 +481,23 @@ impl Queue {
         })
     }
 
-    /// The operations of a job that are not final yet, in order.
-    pub async fn pending_operations(&self, job_id: &str) -> Result<Vec<PendingOperation>> {
+    /// The operations of a job that are not final yet, in order: at most `limit` of them after
+    /// position `after` (a CSV upload's job may hold 100,000 records; the worker reads them a
+    /// page at a time).
+    pub async fn pending_operations(
+        &self,
+        job_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingOperation>> {
         on_pool!(self, |pool, pg| {
             let rows = sqlx::query(
                 "SELECT seq, bulk_id, data FROM inbound_operations WHERE job_id = $1 AND \
-                 outcome IS NULL ORDER BY seq",
+                 outcome IS NULL AND seq > $2 ORDER BY seq LIMIT $3",
             )
             .bind(job_id)
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(pool)
             .await?;
             rows.into_iter()
@@ -742,6 +760,60 @@ impl Queue {
             }
             Ok(s)
         })
+    }
+
+    /// Deletes jobs finished before `before` (completed, completed with errors, superseded)
+    /// with their operations, at most `batch` jobs per transaction until none is left, and
+    /// event ids received before `before`. Dead letters stay until retried; queued and running
+    /// jobs are never touched. Forgetting an old event id is safe: Standard Webhooks refuses
+    /// any delivery whose timestamp is more than five minutes off, so a replay of it is refused
+    /// by its signature check before its id is looked at.
+    pub async fn purge(&self, before: OffsetDateTime, batch: u32) -> Result<Purged> {
+        let mut purged = Purged::default();
+        loop {
+            let n = on_pool!(self, |pool, pg| {
+                let mut tx = if pg {
+                    pool.begin().await?
+                } else {
+                    pool.begin_with("BEGIN IMMEDIATE").await?
+                };
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM inbound_jobs WHERE status IN ($1, $2, $3) AND finished_ns < \
+                     $4 ORDER BY finished_ns LIMIT $5",
+                )
+                .bind(status::COMPLETED)
+                .bind(status::COMPLETED_WITH_ERRORS)
+                .bind(status::SUPERSEDED)
+                .bind(ns(before))
+                .bind(i64::from(batch.max(1)))
+                .fetch_all(&mut *tx)
+                .await?;
+                for id in &ids {
+                    sqlx::query("DELETE FROM inbound_operations WHERE job_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM inbound_jobs WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok::<u64, StoreError>(ids.len() as u64)
+            })?;
+            purged.jobs += n;
+            if n < u64::from(batch.max(1)) {
+                break;
+            }
+        }
+        purged.events = on_pool!(self, |pool, pg| {
+            sqlx::query("DELETE FROM inbound_events WHERE received_ns < $1")
+                .bind(ns(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(purged)
     }
 
     /// Remembers that `employee` reports to `manager`, who does not exist yet.

@@ -80,7 +80,6 @@ impl Worker {
     }
 
     async fn process(&self, job: &ClaimedJob) -> anyhow::Result<JobEnd> {
-        let cfg = &self.intake.config;
         let queue = &self.intake.queue;
         let ctx = RequestCtx {
             principal: Principal {
@@ -99,14 +98,55 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| self.state.settings.base_path.clone()),
         };
-        for op in queue.pending_operations(&job.id).await? {
+        let mut after = -1;
+        loop {
+            let page = queue
+                .pending_operations(&job.id, after, Self::PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            if let Some(end) = self.process_page(job, &ctx, page).await? {
+                return Ok(end);
+            }
+        }
+        queue
+            .finish(&job.id, &self.owner, self.state.clock.now())
+            .await?;
+        tracing::info!("job finished");
+        Ok(JobEnd::Finished)
+    }
+
+    /// Records read from the queue at a time (a CSV upload's job may hold 100,000).
+    const PAGE: u32 = 500;
+
+    /// Applies one page of a job's records; `Some` when the attempt ends early.
+    async fn process_page(
+        &self,
+        job: &ClaimedJob,
+        job_ctx: &RequestCtx,
+        page: Vec<super::queue::PendingOperation>,
+    ) -> anyhow::Result<Option<JobEnd>> {
+        let cfg = &self.intake.config;
+        let queue = &self.intake.queue;
+        for op in page {
+            // Each record writes under a request id of its own: a create retried after an
+            // unknown outcome is recognised by it (`service::write`), and two records of one
+            // job must never be taken for one another.
+            let ctx = RequestCtx {
+                request_id: Some(format!(
+                    "{}#{}",
+                    job_ctx.request_id.as_deref().unwrap_or(&job.id),
+                    op.seq
+                )),
+                ..job_ctx.clone()
+            };
             let now = self.state.clock.now();
             if !queue
                 .extend_lease(&job.id, &self.owner, now + cfg.lease())
                 .await?
             {
                 tracing::warn!("lease lost to another worker; stopping this attempt");
-                return Ok(JobEnd::LeaseLost);
+                return Ok(Some(JobEnd::LeaseLost));
             }
             match upsert::apply(&self.state, queue, &ctx, op.data).await {
                 Ok(applied) => {
@@ -130,22 +170,18 @@ impl Worker {
                     if job.attempts >= cfg.max_attempts {
                         tracing::error!(error = %why, "giving the job up: dead letter");
                         queue.bury(&job.id, &self.owner, now, &why).await?;
-                        return Ok(JobEnd::Buried(why));
+                        return Ok(Some(JobEnd::Buried(why)));
                     }
                     let delay = cfg.backoff(job.attempts, rand::random::<f64>());
                     tracing::warn!(error = %why, retry_in_s = delay.as_secs_f64(), "transient failure; retrying later");
                     queue
                         .retry_later(&job.id, &self.owner, now + delay, &why)
                         .await?;
-                    return Ok(JobEnd::RetryLater(why));
+                    return Ok(Some(JobEnd::RetryLater(why)));
                 }
             }
         }
-        queue
-            .finish(&job.id, &self.owner, self.state.clock.now())
-            .await?;
-        tracing::info!("job finished");
-        Ok(JobEnd::Finished)
+        Ok(None)
     }
 
     /// Processes due jobs until none is left; returns how many were processed (bounded by
