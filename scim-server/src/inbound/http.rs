@@ -5,8 +5,8 @@ use crate::http::error::ApiError;
 use crate::http::extract::{Caller, ScimJson};
 use crate::http::response::Scim;
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use http::{HeaderValue, StatusCode, header};
@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(bulk_upload))
+        .routes(routes!(upload_csv))
         .routes(routes!(get_job))
 }
 
@@ -51,9 +52,111 @@ pub async fn bulk_upload(
     ScimJson(body): ScimJson<Value>,
 ) -> Result<Response, ApiError> {
     let id = crate::inbound::accept_bulk_upload(&state, &ctx, body).await?;
+    Ok(queued(&state, &ctx, &id))
+}
+
+/// The query of `POST /inbound/v1/imports`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    mapping: String,
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
+    #[serde(default)]
+    delimiter: Option<String>,
+}
+
+/// Media types a CSV upload may be sent as (RFC 4180 registers `text/csv`; some clients send a
+/// file as `text/plain` or `application/octet-stream`).
+const CSV_TYPES: [&str; 4] = [
+    "text/csv",
+    "application/csv",
+    "text/plain",
+    "application/octet-stream",
+];
+
+/// Accepts a CSV file of employees (a header row naming the HR fields), mapped by a configured
+/// mapping and upserted by `externalId` like bulkUpload. Every row is checked first: a refused
+/// row is a 400 naming its row and column, and nothing is queued. Otherwise `202` with the job
+/// (`Location`), whose records are the rows (`bulkId` = row number, the header being row 1).
+/// With `dryRun=true`: `200` with each row's would-be outcome, nothing written.
+#[utoipa::path(post, path = "/inbound/v1/imports", tag = "HR intake",
+    params(
+        ("mapping" = String, Query, description = "a mapping of `[inbound.mappings]`, or the name of one of the tenant's HR event sources"),
+        ("dryRun" = Option<bool>, Query, description = "preview each row (created, updated, unchanged, failed, rejected); write nothing"),
+        ("delimiter" = Option<String>, Query, description = "`,` (default), `;`, `tab` or `|`"),
+    ),
+    request_body(content = String, content_type = "text/csv", description = "the CSV file, UTF-8, header row first"),
+    responses(
+        (status = 202, description = "queued; `Location` names the job to poll", body = Object, content_type = "application/scim+json"),
+        (status = 200, description = "dryRun: counts and each row's outcome", body = Object, content_type = "application/scim+json"),
+        (status = 400, description = "a refused row (named with its column), an unknown mapping, or a bad query", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 403, description = "read-only credential", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 413, description = "larger than `inbound.max_import_bytes`", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 415, description = "not sent as `text/csv`", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn upload_csv(
+    State(state): State<AppState>,
+    Caller(ctx): Caller,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let query: ImportQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
+            scim_core::Error::invalid_value(format!(
+                "query: {e} (`mapping` is required; `dryRun` and `delimiter` are optional)"
+            ))
+        })?;
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !CSV_TYPES.contains(&media.as_str()) {
+        return Err(scim_core::Error::new(
+            415,
+            None,
+            format!("send the file as `Content-Type: text/csv` (got {media:?})"),
+        )
+        .into());
+    }
+    let limit = crate::inbound::intake_of(&state)?.config.max_import_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        scim_core::Error::payload_too_large(format!(
+            "the file is larger than {limit} bytes (`inbound.max_import_bytes`); import it with \
+             `scim-server import` instead"
+        ))
+    })?;
+    let reply = crate::inbound::accept_import(
+        &state,
+        &ctx,
+        &query.mapping,
+        query.delimiter.as_deref(),
+        query.dry_run,
+        &bytes,
+    )
+    .await?;
+    Ok(match reply {
+        crate::inbound::ImportReply::Preview(preview) => Scim(
+            StatusCode::OK,
+            serde_json::to_value(preview).unwrap_or_default(),
+        )
+        .into_response(),
+        crate::inbound::ImportReply::Queued(id) => queued(&state, &ctx, &id),
+    })
+}
+
+/// `202 Accepted` for a queued job, with its `Location`.
+fn queued(state: &AppState, ctx: &crate::service::RequestCtx, id: &str) -> Response {
     let location = format!(
         "{}{}/{id}",
-        root_url(&state, &ctx.base_url),
+        root_url(state, &ctx.base_url),
         crate::inbound::JOBS_PATH
     );
     let mut response = Scim(
@@ -64,7 +167,7 @@ pub async fn bulk_upload(
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
-    Ok(response)
+    response
 }
 
 /// An intake job: its status (`queued`, `running`, `completed`, `completedWithErrors`, `dead`),

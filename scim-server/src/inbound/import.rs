@@ -78,9 +78,7 @@ pub fn delimiter(name: Option<&str>) -> Result<u8, String> {
         ";" | "semicolon" => Ok(b';'),
         "\t" | "tab" => Ok(b'\t'),
         "|" | "pipe" => Ok(b'|'),
-        other => Err(format!(
-            "delimiter {other:?}: use one of `,` `;` `tab` `|`"
-        )),
+        other => Err(format!("delimiter {other:?}: use one of `,` `;` `tab` `|`")),
     }
 }
 
@@ -134,7 +132,11 @@ impl<'a, R: Read> CsvRows<'a, R> {
             .enumerate()
             .map(|(i, h)| {
                 // Spreadsheet programs write a UTF-8 byte-order mark before the first name.
-                let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { h };
+                let h = if i == 0 {
+                    h.trim_start_matches('\u{feff}')
+                } else {
+                    h
+                };
                 h.trim().to_string()
             })
             .collect();
@@ -225,14 +227,13 @@ impl<'a, R: Read> CsvRows<'a, R> {
             .zip(self.record.iter())
             .map(|(h, v)| (h.clone(), Value::String(v.to_string())))
             .collect();
-        let refuse = |employee_id: Option<String>, column: Option<String>, detail: String| {
-            RowError {
+        let refuse =
+            |employee_id: Option<String>, column: Option<String>, detail: String| RowError {
                 row,
                 employee_id,
                 column,
                 detail,
-            }
-        };
+            };
         let user = self
             .mapping
             .apply_naming_fields(&record)
@@ -423,7 +424,10 @@ active = { from = "active" }
             ),
             (
                 "1,a@x.example,A\n2,b@x.example,B,C,true,100\n",
-                vec![Err(err(2, None, "has 3 fields where the header has 6")), Ok("2")],
+                vec![
+                    Err(err(2, None, "has 3 fields where the header has 6")),
+                    Ok("2"),
+                ],
             ),
         ];
         for (body, want) in cases {
@@ -445,8 +449,11 @@ active = { from = "active" }
     #[test]
     fn the_header_is_checked_first() {
         // A semicolon file read as commas: one long column; the refusal shows it.
-        let e = rows("employeeId;email;first;last;active;dept\n1;a;b;c;d;e\n", b',')
-            .unwrap_err();
+        let e = rows(
+            "employeeId;email;first;last;active;dept\n1;a;b;c;d;e\n",
+            b',',
+        )
+        .unwrap_err();
         assert_eq!((e.row, e.column.as_deref()), (1, Some("employeeId")));
         assert!(e.detail.contains("delimiter"), "{e}");
         // The same file with the right delimiter, behind a byte-order mark.

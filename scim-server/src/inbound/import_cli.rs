@@ -267,7 +267,11 @@ pub async fn run(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> 
             .clone()
             .unwrap_or_else(|| state.settings.base_path.clone()),
     };
-    let verb = if args.dry_run { "previewing" } else { "importing" };
+    let verb = if args.dry_run {
+        "previewing"
+    } else {
+        "importing"
+    };
     let mut progress = Progress::new(valid + rejected, verb, clock.clone());
     let mut tally = Tally::default();
     let mut rows = CsvRows::open(open_file()?, delimiter, &mapping, &state.registry, users)

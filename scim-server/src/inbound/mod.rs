@@ -32,11 +32,11 @@ pub mod signature;
 pub mod upsert;
 pub mod worker;
 
+use crate::clock::{Clock, SystemClock};
+use crate::ratelimit::Limit;
 use crate::store::side_pool::{SidePool, open_side_pool};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use crate::clock::{Clock, SystemClock};
-use crate::ratelimit::Limit;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,7 +118,10 @@ impl InboundConfig {
             ("inbound.poll_interval_ms", self.poll_interval_ms),
             ("inbound.max_import_bytes", self.max_import_bytes as u64),
             ("inbound.job_retention_days", self.job_retention_days),
-            ("inbound.events_per_second", u64::from(self.events_per_second)),
+            (
+                "inbound.events_per_second",
+                u64::from(self.events_per_second),
+            ),
             ("inbound.events_burst", u64::from(self.events_burst)),
         ] {
             if value == 0 {
@@ -310,6 +313,148 @@ pub async fn accept_bulk_upload(
     tracing::info!(job_id = %job.id, operations = job.operations.len(), "bulkUpload job queued");
     intake.notify();
     Ok(job.id)
+}
+
+/// What an upload came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportReply {
+    /// Every row passed its checks and was queued as this job.
+    Queued(String),
+    /// `dryRun`: what each row would do; nothing was written or queued.
+    Preview(ImportPreview),
+}
+
+/// The preview of an upload (`dryRun=true`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportPreview {
+    /// Rows per outcome.
+    pub counts: import::Tally,
+    /// Each row's outcome (`created`, `updated`, `unchanged`, `failed`, `rejected`).
+    pub rows: Vec<import::ReportLine>,
+}
+
+/// Rows named in the refusal of an upload (the rest are counted).
+const REFUSED_ROWS_SHOWN: usize = 10;
+
+/// `POST /inbound/v1/imports`: a CSV file mapped by the mapping `mapping_name`. Every row is
+/// checked first: when one is refused the upload is a 400 naming the rows and columns, and
+/// nothing is queued. Otherwise the rows become one job (a record per row, `bulkId` = the row
+/// number), applied by the worker like a bulkUpload; with `dry_run` each row is previewed
+/// through the write pipeline's decision instead and nothing is written.
+pub async fn accept_import(
+    state: &crate::state::AppState,
+    ctx: &crate::service::RequestCtx,
+    mapping_name: &str,
+    delimiter: Option<&str>,
+    dry_run: bool,
+    body: &[u8],
+) -> scim_core::Result<ImportReply> {
+    ctx.require_write()?;
+    let intake = intake_of(state)?;
+    let mapping = intake.mapping(ctx.tenant(), mapping_name).ok_or_else(|| {
+        scim_core::Error::invalid_value(format!(
+            "no mapping named {mapping_name:?}: name one of `[inbound.mappings]` or an HR event \
+             source of this tenant"
+        ))
+    })?;
+    let delimiter = import::delimiter(delimiter).map_err(scim_core::Error::invalid_value)?;
+    let users = state
+        .registry
+        .resource_type(scim_core::schema::USER_RESOURCE)
+        .ok_or_else(scim_core::Error::internal)?;
+    let mut rows = import::CsvRows::open(body, delimiter, mapping, &state.registry, users)
+        .map_err(|e| scim_core::Error::invalid_value(format!("{e}; nothing was queued")))?;
+    let mut good = Vec::new();
+    let mut refused = Vec::new();
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next_row() {
+        match row {
+            Ok(row) => {
+                lines.push(None);
+                good.push(row);
+            }
+            Err(e) => {
+                lines.push(Some(import::ReportLine::rejected(&e)));
+                refused.push(e);
+            }
+        }
+    }
+    if dry_run {
+        let mut previews = good.into_iter();
+        let mut preview = ImportPreview {
+            counts: import::Tally::default(),
+            rows: Vec::with_capacity(lines.len()),
+        };
+        for line in lines {
+            let line = match line {
+                Some(rejected) => rejected,
+                None => {
+                    let Some(row) = previews.next() else { break };
+                    let (outcome, error) = match upsert::preview(state, ctx, row.user).await {
+                        Ok(o) => (o.as_str().to_string(), String::new()),
+                        Err(e) if e.status() < 500 => (
+                            queue::Outcome::Failed.as_str().to_string(),
+                            format!("{} {}", e.status(), e.detail()),
+                        ),
+                        Err(e) => return Err(e),
+                    };
+                    import::ReportLine {
+                        row: row.row,
+                        employee_id: row.external_id,
+                        outcome,
+                        column: String::new(),
+                        error,
+                    }
+                }
+            };
+            preview.counts.count(&line.outcome);
+            preview.rows.push(line);
+        }
+        return Ok(ImportReply::Preview(preview));
+    }
+    if !refused.is_empty() {
+        let shown: Vec<String> = refused
+            .iter()
+            .take(REFUSED_ROWS_SHOWN)
+            .map(ToString::to_string)
+            .collect();
+        return Err(scim_core::Error::invalid_value(format!(
+            "{} of {} rows refused; nothing was queued: {}{}",
+            refused.len(),
+            refused.len() + good.len(),
+            shown.join("; "),
+            if refused.len() > REFUSED_ROWS_SHOWN {
+                " (preview with dryRun=true for every row)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if good.is_empty() {
+        return Err(scim_core::Error::invalid_value(
+            "the file has a header but no rows; nothing was queued",
+        ));
+    }
+    let job = queue::NewJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant: ctx.tenant().to_string(),
+        principal: ctx.principal.id.clone(),
+        request_id: ctx.request_id.clone(),
+        source: "csv".into(),
+        operations: good
+            .into_iter()
+            .map(|row| queue::NewOperation {
+                bulk_id: Some(row.row.to_string()),
+                external_id: Some(row.external_id),
+                data: row.user,
+            })
+            .collect(),
+    };
+    intake.queue.enqueue(&job, state.clock.now()).await?;
+    tracing::info!(job_id = %job.id, rows = job.operations.len(), mapping = mapping_name, "CSV upload queued");
+    intake.notify();
+    Ok(ImportReply::Queued(job.id))
 }
 
 /// `GET /inbound/v1/jobs/{id}`: a job of the caller's tenant with its per-record outcomes.

@@ -129,7 +129,11 @@ enum Step {
     /// No user has the `externalId`: create this body.
     Create(Value),
     /// The user `id` at `version`: a path-less PATCH `replace` of this value.
-    Patch { id: String, version: u64, value: Value },
+    Patch {
+        id: String,
+        version: u64,
+        value: Value,
+    },
 }
 
 fn patch_body(value: Value) -> Value {
@@ -195,6 +199,17 @@ pub async fn preview(state: &AppState, ctx: &RequestCtx, data: Value) -> Result<
         .resource_type(USER_RESOURCE)
         .ok_or_else(|| Error::not_found_detail("no User resource type"))?;
     let planned = plan(state, ctx, data).await?;
+    let (own_id, body) = match &planned.step {
+        Step::Create(body) => (None, body),
+        Step::Patch { id, value, .. } => (Some(id.as_str()), value),
+    };
+    if let Some(user_name) = body
+        .as_object()
+        .and_then(|o| key_of(o, "userName").and_then(|k| o.get(k)))
+        .and_then(Value::as_str)
+    {
+        check_user_name_free(state, ctx, user_name, own_id).await?;
+    }
     let request = match planned.step {
         Step::Create(body) => WriteRequest::Create { body },
         Step::Patch { id, value, .. } => WriteRequest::Patch {
@@ -213,6 +228,39 @@ pub async fn preview(state: &AppState, ctx: &RequestCtx, data: Value) -> Result<
     })
 }
 
+/// A preview's stand-in for the store's uniqueness constraint (which only a write meets): the
+/// 409 the write would answer when another user holds `user_name` (RFC 7643 §4.1: `userName`
+/// is unique, compared case-insensitively).
+async fn check_user_name_free(
+    state: &AppState,
+    ctx: &RequestCtx,
+    user_name: &str,
+    own_id: Option<&str>,
+) -> Result<()> {
+    let params = QueryParams {
+        filter: Some(format!(
+            "userName eq {}",
+            Value::String(user_name.to_string())
+        )),
+        attributes: Some("id".into()),
+        count: Some("2".into()),
+        ..QueryParams::default()
+    };
+    let found = resources::list(state, ctx, USER_RESOURCE, &params).await?;
+    let taken = found["Resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str())
+        .any(|id| Some(id) != own_id);
+    if taken {
+        return Err(Error::uniqueness(format!(
+            "userName {user_name:?} is already taken by another user"
+        )));
+    }
+    Ok(())
+}
+
 /// Applies one HR user record for the caller's tenant.
 pub async fn apply(
     state: &AppState,
@@ -227,14 +275,8 @@ pub async fn apply(
     } = plan(state, ctx, data).await?;
     let applied = match step {
         Step::Create(body) => {
-            let reply = resources::create(
-                state,
-                ctx,
-                USER_RESOURCE,
-                body,
-                &QueryParams::default(),
-            )
-            .await?;
+            let reply =
+                resources::create(state, ctx, USER_RESOURCE, body, &QueryParams::default()).await?;
             let id = reply
                 .body
                 .get("id")

@@ -100,9 +100,7 @@ impl Worker {
         };
         let mut after = -1;
         loop {
-            let page = queue
-                .pending_operations(&job.id, after, Self::PAGE)
-                .await?;
+            let page = queue.pending_operations(&job.id, after, Self::PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             if let Some(end) = self.process_page(job, &ctx, page).await? {

@@ -9,6 +9,7 @@ mod ecosystem;
 mod http;
 mod inbound;
 mod inbound_events;
+mod inbound_import;
 mod inbound_queue;
 mod reliability;
 mod store;
