@@ -395,7 +395,10 @@ active = { from = "active" }
         Ok(out)
     }
 
-    fn err(row: u64, column: Option<&str>, words: &str) -> (u64, Option<String>, String) {
+    /// A refusal expected: row, column, words of the detail.
+    type Refusal = (u64, Option<String>, String);
+
+    fn err(row: u64, column: Option<&str>, words: &str) -> Refusal {
         (row, column.map(str::to_string), words.to_string())
     }
 
@@ -403,7 +406,7 @@ active = { from = "active" }
     fn rows_map_and_refusals_name_row_and_column() {
         let header = "employeeId,email,first,last,active,dept\n";
         // (file body after the header, expected per row: Ok(externalId) or (row, column, words))
-        let cases: Vec<(&str, Vec<Result<&str, (u64, Option<String>, String)>>)> = vec![
+        let cases: Vec<(&str, Vec<Result<&str, Refusal>>)> = vec![
             ("1,A@X.example,Ada,L,true,100\n", vec![Ok("1")]),
             (
                 // quoted delimiter and line break; the next row is still row 3

@@ -142,9 +142,10 @@ impl Mapping {
         Ok(Value::Object(user))
     }
 
-    /// Every HR field the mapping reads, each once, in attribute order.
+    /// Every HR field the mapping reads, each once: the employee id's first, then in attribute
+    /// order.
     pub fn fields(&self) -> Vec<&str> {
-        let mut seen = Vec::new();
+        let mut seen = self.fields_of("externalId");
         for source in self.attributes.values() {
             for f in source.fields() {
                 if !seen.contains(&f) {
