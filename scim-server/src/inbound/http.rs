@@ -66,6 +66,16 @@ struct ImportQuery {
     delimiter: Option<String>,
 }
 
+/// The query of `GET /inbound/v1/jobs/{id}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobQuery {
+    #[serde(default, rename = "startIndex")]
+    start_index: Option<u64>,
+    #[serde(default)]
+    count: Option<u32>,
+}
+
 /// Media types a CSV upload may be sent as (RFC 4180 registers `text/csv`; some clients send a
 /// file as `text/plain` or `application/octet-stream`).
 const CSV_TYPES: [&str; 4] = [
@@ -173,7 +183,11 @@ fn queued(state: &AppState, ctx: &crate::service::RequestCtx, id: &str) -> Respo
 /// An intake job: its status (`queued`, `running`, `completed`, `completedWithErrors`, `dead`),
 /// counts per outcome, and per record its `bulkId`, outcome, SCIM `id` and SCIM error.
 #[utoipa::path(get, path = "/inbound/v1/jobs/{id}", tag = "HR intake",
-    params(("id" = String, Path, description = "the job id from the bulkUpload answer")),
+    params(
+        ("id" = String, Path, description = "the job id from the bulkUpload or imports answer"),
+        ("startIndex" = Option<u64>, Query, description = "the first operation shown, 1-based (default 1)"),
+        ("count" = Option<u32>, Query, description = "operations shown (default 1000, at most 10000); `counts` covers them all"),
+    ),
     responses(
         (status = 200, description = "the job", body = Object, content_type = "application/scim+json"),
         (status = 404, description = "no such job in the caller's tenant", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
@@ -183,8 +197,22 @@ pub async fn get_job(
     State(state): State<AppState>,
     Caller(ctx): Caller,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Scim, ApiError> {
-    let job = crate::inbound::job(&state, &ctx, &id).await?;
+    let page: JobQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
+            scim_core::Error::invalid_value(format!(
+                "query: {e} (`startIndex` and `count` are whole numbers)"
+            ))
+        })?;
+    let job = crate::inbound::job_page(
+        &state,
+        &ctx,
+        &id,
+        page.start_index.unwrap_or(1),
+        page.count.unwrap_or(crate::inbound::queue::OPERATIONS_PAGE),
+    )
+    .await?;
     Ok(Scim(
         StatusCode::OK,
         serde_json::to_value(job).unwrap_or_default(),

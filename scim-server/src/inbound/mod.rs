@@ -457,16 +457,37 @@ pub async fn accept_import(
     Ok(ImportReply::Queued(job.id))
 }
 
-/// `GET /inbound/v1/jobs/{id}`: a job of the caller's tenant with its per-record outcomes.
+/// `GET /inbound/v1/jobs/{id}`: a job of the caller's tenant with its per-record outcomes (the
+/// first [`queue::OPERATIONS_PAGE`]).
 pub async fn job(
     state: &crate::state::AppState,
     ctx: &crate::service::RequestCtx,
     id: &str,
 ) -> scim_core::Result<queue::JobView> {
+    job_page(state, ctx, id, 1, queue::OPERATIONS_PAGE).await
+}
+
+/// Most operations one job page shows.
+pub const MAX_OPERATIONS_PAGE: u32 = 10_000;
+
+/// [`job`], showing `count` (at most [`MAX_OPERATIONS_PAGE`]) records from `start_index`
+/// (1-based).
+pub async fn job_page(
+    state: &crate::state::AppState,
+    ctx: &crate::service::RequestCtx,
+    id: &str,
+    start_index: u64,
+    count: u32,
+) -> scim_core::Result<queue::JobView> {
     let intake = intake_of(state)?;
     intake
         .queue
-        .job(ctx.tenant(), id)
+        .job_page(
+            ctx.tenant(),
+            id,
+            start_index,
+            count.min(MAX_OPERATIONS_PAGE),
+        )
         .await?
         .ok_or_else(|| scim_core::Error::not_found_detail(format!("no intake job {id}")))
 }

@@ -75,11 +75,17 @@ impl Worker {
             return Ok(None);
         };
         let span = tracing::info_span!("inbound_job", job_id = %job.id, tenant = %job.tenant, attempt = job.attempts);
-        let end = tracing::Instrument::instrument(self.process(&job), span).await?;
+        let end =
+            tracing::Instrument::instrument(self.process(&job, now + cfg.lease()), span).await?;
         Ok(Some((job.id, end)))
     }
 
-    async fn process(&self, job: &ClaimedJob) -> anyhow::Result<JobEnd> {
+    /// Applies a job whose lease runs until `lease_until`.
+    async fn process(
+        &self,
+        job: &ClaimedJob,
+        mut lease_until: time::OffsetDateTime,
+    ) -> anyhow::Result<JobEnd> {
         let queue = &self.intake.queue;
         let ctx = RequestCtx {
             principal: Principal {
@@ -103,7 +109,7 @@ impl Worker {
             let page = queue.pending_operations(&job.id, after, Self::PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            if let Some(end) = self.process_page(job, &ctx, page).await? {
+            if let Some(end) = self.process_page(job, &ctx, page, &mut lease_until).await? {
                 return Ok(end);
             }
         }
@@ -123,6 +129,7 @@ impl Worker {
         job: &ClaimedJob,
         job_ctx: &RequestCtx,
         page: Vec<super::queue::PendingOperation>,
+        lease_until: &mut time::OffsetDateTime,
     ) -> anyhow::Result<Option<JobEnd>> {
         let cfg = &self.intake.config;
         let queue = &self.intake.queue;
@@ -138,13 +145,18 @@ impl Worker {
                 )),
                 ..job_ctx.clone()
             };
+            // The lease is renewed once half of it has passed (not per record: each renewal is
+            // a write), so a worker that stalled past its lease finds out before writing.
             let now = self.state.clock.now();
-            if !queue
-                .extend_lease(&job.id, &self.owner, now + cfg.lease())
-                .await?
-            {
-                tracing::warn!("lease lost to another worker; stopping this attempt");
-                return Ok(Some(JobEnd::LeaseLost));
+            if now > *lease_until - cfg.lease() / 2 {
+                if !queue
+                    .extend_lease(&job.id, &self.owner, now + cfg.lease())
+                    .await?
+                {
+                    tracing::warn!("lease lost to another worker; stopping this attempt");
+                    return Ok(Some(JobEnd::LeaseLost));
+                }
+                *lease_until = now + cfg.lease();
             }
             match upsert::apply(&self.state, queue, &ctx, op.data).await {
                 Ok(applied) => {

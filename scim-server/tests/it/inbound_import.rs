@@ -292,8 +292,35 @@ async fn upload_and_events(db: &Db) {
     let (status, queued, location) =
         post_csv(&s, "mapping=csv", &file, "text/csv; charset=utf-8").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
-    let job = s.finished(&location.unwrap()).await;
+    let location = location.unwrap();
+    let job = s.finished(&location).await;
     assert_eq!(job["status"], "completed", "{job}");
+    // Paged: counts cover every row, the page only its slice.
+    let (status, _, page) = s
+        .send(
+            reqwest::Method::GET,
+            &format!("{location}?startIndex=11&count=5"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["counts"]["created"], 40);
+    assert_eq!(
+        (page["startIndex"].as_u64(), page["itemsPerPage"].as_u64()),
+        (Some(11), Some(5))
+    );
+    assert_eq!(
+        page["operations"][0]["bulkId"], "12",
+        "row 12 is the 11th record"
+    );
+    let (status, _, err) = s
+        .send(
+            reqwest::Method::GET,
+            &format!("{location}?count=many"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     assert_eq!(job["source"], "csv");
     assert_eq!(job["counts"]["created"], 40);
     assert_eq!(job["operations"][0]["bulkId"], "2");
