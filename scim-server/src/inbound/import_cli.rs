@@ -346,6 +346,10 @@ fn print_summary(t: &Tally, dry_run: bool) {
     println!("{would}created: {}", t.created);
     println!("{would}updated: {}", t.updated);
     println!("{would}unchanged: {}", t.unchanged);
-    println!("{would}failed: {}", t.failed);
+    println!(
+        "{}: {}",
+        if dry_run { "would fail" } else { "failed" },
+        t.failed
+    );
     println!("rejected: {}", t.rejected);
 }

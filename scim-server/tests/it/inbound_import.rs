@@ -192,7 +192,7 @@ async fn cli_import(db: &Db) {
     let (code, stdout, _, report) = import(db, &f, &moved, &["--dry-run"]);
     assert_eq!(code, 1, "a row would fail");
     assert!(stdout.contains("would be updated: 3"), "{stdout}");
-    assert!(stdout.contains("would be failed: 1"), "{stdout}");
+    assert!(stdout.contains("would fail: 1"), "{stdout}");
     assert!(
         report.contains("uniqueness") || report.contains("409"),
         "{report}"
