@@ -6,6 +6,7 @@
 //! Every suite is bounded (seconds, not minutes): the crash test kills a few times, the outage
 //! test cuts the connection once per phase.
 
+mod audit_events;
 mod crash;
 mod diskfull;
 mod limits;
