@@ -70,6 +70,15 @@ pub struct Reconciled {
     pub link: UserLink,
 }
 
+/// A plan and the SCIM user version it was computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    /// The plan.
+    pub plan: Plan,
+    /// The SCIM user's `meta.version` number (`None` when the user does not exist).
+    pub scim_version: Option<u64>,
+}
+
 /// The reconciler: rules plus, in apply mode, a Graph client.
 #[derive(Clone)]
 pub struct Bridge {
@@ -143,7 +152,19 @@ impl Bridge {
         user_id: &str,
         link: &UserLink,
     ) -> Result<Plan> {
+        Ok(self.prepare(dir, tenant, user_id, link).await?.plan)
+    }
+
+    /// Computes the plan for a user, with the version of the SCIM user it was computed from.
+    pub async fn prepare(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Prepared> {
         let scim = dir.get_user(tenant, user_id).await?;
+        let scim_version = scim.as_ref().and_then(crate::notify::version_number);
         let desired = self.rules.evaluate(scim.as_ref());
         let now = self.clock.now();
         let left_at = if desired.is_leaver() {
@@ -165,7 +186,10 @@ impl Bridge {
                 read::actual_state(client, &self.rules, &desired, link.graph_id.as_deref()).await?
             }
         };
-        Ok(plan(&self.rules, &desired, &actual, &ctx))
+        Ok(Prepared {
+            plan: plan(&self.rules, &desired, &actual, &ctx),
+            scim_version,
+        })
     }
 
     async fn resolve_manager(
@@ -195,6 +219,11 @@ impl Bridge {
         link: &UserLink,
     ) -> Result<Reconciled> {
         let plan = self.plan_user(dir, tenant, user_id, link).await?;
+        Ok(self.apply_plan(plan, link).await)
+    }
+
+    /// Applies a computed plan (in apply mode; in plan mode only the link is worked out).
+    pub async fn apply_plan(&self, plan: Plan, link: &UserLink) -> Reconciled {
         let now = self.clock.now();
         let mut new_link = UserLink {
             graph_id: plan.graph_user_id.clone().or_else(|| link.graph_id.clone()),
@@ -224,10 +253,10 @@ impl Bridge {
                 Some(r)
             }
         };
-        Ok(Reconciled {
+        Reconciled {
             plan,
             report,
             link: new_link,
-        })
+        }
     }
 }

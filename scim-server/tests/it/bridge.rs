@@ -37,6 +37,7 @@ use std::time::Duration;
 
 mod change_log;
 mod commands;
+mod guard;
 mod inbound;
 mod lifecycle;
 
