@@ -447,12 +447,30 @@ rules = "rules.toml""#,
         assert!(toml::from_str::<GraphConfig>("[guard]\nthreshold = 3\n").is_err());
         // (environment, words of the error)
         let cases = [
-            (("SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE", "1.5"), "graph.guard.max_leaver_share"),
-            (("SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE", "0"), "graph.guard.max_leaver_share"),
-            (("SCIM_GRAPH_GUARD_WINDOW_MINUTES", "0"), "graph.guard.window_minutes"),
-            (("SCIM_GRAPH_GUARD_WINDOW_MINUTES", "-3"), "SCIM_GRAPH_GUARD_WINDOW_MINUTES"),
-            (("SCIM_GRAPH_GUARD_MAX_LEAVERS", "many"), "SCIM_GRAPH_GUARD_MAX_LEAVERS"),
-            (("SCIM_GRAPH_GUARD_ENABLED", "perhaps"), "SCIM_GRAPH_GUARD_ENABLED"),
+            (
+                ("SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE", "1.5"),
+                "graph.guard.max_leaver_share",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE", "0"),
+                "graph.guard.max_leaver_share",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_WINDOW_MINUTES", "0"),
+                "graph.guard.window_minutes",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_WINDOW_MINUTES", "-3"),
+                "SCIM_GRAPH_GUARD_WINDOW_MINUTES",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_MAX_LEAVERS", "many"),
+                "SCIM_GRAPH_GUARD_MAX_LEAVERS",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_ENABLED", "perhaps"),
+                "SCIM_GRAPH_GUARD_ENABLED",
+            ),
         ];
         for ((key, value), words) in cases {
             let mut c = GraphConfig::default();

@@ -192,7 +192,11 @@ mod tests {
             (cfg(0, None), Some(10), 0, 0),
         ];
         for (c, active, counted, want) in cases {
-            assert_eq!(limit(&c, active, counted), want, "{c:?} {active:?} {counted}");
+            assert_eq!(
+                limit(&c, active, counted),
+                want,
+                "{c:?} {active:?} {counted}"
+            );
         }
     }
 

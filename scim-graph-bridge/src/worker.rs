@@ -369,7 +369,9 @@ impl Inner {
                 reason,
             }) => {
                 let now = clock.now();
-                self.store.record_held_plan(tenant, user, &plan, now).await?;
+                self.store
+                    .record_held_plan(tenant, user, &plan, now)
+                    .await?;
                 if tripped {
                     tracing::warn!(
                         tenant,

@@ -110,17 +110,21 @@ impl BridgeStore {
                           (`scim-server bridge hold list`)"
                     .to_string();
             } else {
-                sqlx::query("DELETE FROM bridge_guard_actions WHERE tenant_id = $1 AND at_ms <= $2")
-                    .bind(tenant)
-                    .bind(window_start)
-                    .execute(&mut *tx)
-                    .await?;
-                let counted: i64 = sqlx::query("SELECT COUNT(*) FROM bridge_guard_actions WHERE tenant_id = $1 AND at_ms > $2")
-                    .bind(tenant)
-                    .bind(from)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
+                sqlx::query(
+                    "DELETE FROM bridge_guard_actions WHERE tenant_id = $1 AND at_ms <= $2",
+                )
+                .bind(tenant)
+                .bind(window_start)
+                .execute(&mut *tx)
+                .await?;
+                let counted: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM bridge_guard_actions WHERE tenant_id = $1 AND at_ms > $2",
+                )
+                .bind(tenant)
+                .bind(from)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
                 let counted = u64::try_from(counted).unwrap_or(0);
                 let allowed = limit(cfg, active_users, counted);
                 if counted < allowed {
@@ -133,11 +137,13 @@ impl BridgeStore {
                     tx.commit().await?;
                     return Ok(Admission::Apply);
                 }
-                sqlx::query("UPDATE bridge_guard_tenants SET tripped_at_ms = $2 WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE bridge_guard_tenants SET tripped_at_ms = $2 WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
                 trips = true;
                 reason = format!(
                     "{counted} accounts were disabled or deleted in Graph within {} minutes, the \

@@ -32,7 +32,15 @@ pub(super) async fn run(
             Ok(ExitCode::SUCCESS)
         }
         HoldCommand::Approve(d) => {
-            decide(d, Decision::Approve, store, callbacks.as_deref(), clock, out).await
+            decide(
+                d,
+                Decision::Approve,
+                store,
+                callbacks.as_deref(),
+                clock,
+                out,
+            )
+            .await
         }
         HoldCommand::Reject(d) => {
             decide(d, Decision::Reject, store, callbacks.as_deref(), clock, out).await
@@ -73,10 +81,9 @@ async fn decide(
     clock: &dyn Clock,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<ExitCode> {
-    let by = d
-        .by
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".into());
+    let by =
+        d.by.or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "cli".into());
     let ids: Vec<String> = if d.all {
         store
             .holds(d.tenant.as_deref(), true)

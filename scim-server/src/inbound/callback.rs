@@ -41,7 +41,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::Notify;
 
-pub use super::callback_delivery::Background;
+pub use super::callback_delivery::{Attempt, Background};
 pub use super::callback_store::{Awaiting, DeliveryView};
 
 /// `[[inbound.callbacks]]`: where one tenant's outcomes are sent.
@@ -267,10 +267,12 @@ impl Callbacks {
             }
             JobEnd::Finished => super::queue::status::COMPLETED,
         };
-        let event = view
-            .source
-            .strip_prefix("event:")
-            .map(|kind| (kind.to_string(), view.operations.first().and_then(|o| o.bulk_id.clone())));
+        let event = view.source.strip_prefix("event:").map(|kind| {
+            (
+                kind.to_string(),
+                view.operations.first().and_then(|o| o.bulk_id.clone()),
+            )
+        });
         let kind = match (&event, end) {
             (Some(_), JobEnd::Finished) => "event.applied",
             (Some(_), JobEnd::Dead(_)) => "event.failed",
@@ -281,6 +283,7 @@ impl Callbacks {
         let now = self.clock.now();
         let mut job = serde_json::to_value(&view).unwrap_or_default();
         job["status"] = json!(status);
+        job["finished"] = json!(now.format(&Rfc3339).unwrap_or_default());
         if let JobEnd::Dead(why) = end {
             job["lastError"] = json!(why);
         }
@@ -316,7 +319,13 @@ impl Callbacks {
         let queued = self
             .record_job(tenant, &id, kind, &body, &awaiting, now)
             .await?;
-        tracing::info!(job_id, tenant, callback = kind, queued, "outcome callback queued");
+        tracing::info!(
+            job_id,
+            tenant,
+            callback = kind,
+            queued,
+            "outcome callback queued"
+        );
         self.notify();
         Ok(())
     }
@@ -435,7 +444,10 @@ mod tests {
         let config = Config::from_parts(Some(&text), &[]).unwrap();
         let c = &config.inbound.callbacks[0];
         assert_eq!((c.max_attempts, c.backoff_base_seconds), (8, 10));
-        assert!(!format!("{config:?}").contains(secret), "secrets are redacted");
+        assert!(
+            !format!("{config:?}").contains(secret),
+            "secrets are redacted"
+        );
         // (file, words of the error)
         let cases = [
             (text.replace(secret, "whsec_%%"), "inbound.callbacks[0]"),

@@ -28,7 +28,10 @@ impl Callbacks {
             return Ok(None);
         };
         let Some(target) = self.target(&msg.tenant) else {
-            let why = format!("no callback is configured for tenant {:?} any more", msg.tenant);
+            let why = format!(
+                "no callback is configured for tenant {:?} any more",
+                msg.tenant
+            );
             self.finish_attempt(&msg.id, owner, now, Some(&why), None)
                 .await?;
             return Ok(Some((msg.id, Attempt::Dead(why))));
@@ -72,9 +75,7 @@ impl Callbacks {
                 Attempt::Dead(why)
             }
             Some(why) => {
-                let delay = target
-                    .config
-                    .backoff(msg.attempts, rand::random::<f64>());
+                let delay = target.config.backoff(msg.attempts, rand::random::<f64>());
                 self.finish_attempt(&msg.id, owner, done, Some(&why), Some(done + delay))
                     .await?;
                 tracing::warn!(webhook_id = %msg.id, tenant = %msg.tenant, attempts = msg.attempts, retry_in_s = delay.as_secs_f64(), error = %why, "outcome callback failed; retrying later");

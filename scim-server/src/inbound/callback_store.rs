@@ -200,7 +200,8 @@ impl Callbacks {
     ) -> Result<bool> {
         on_pool!(&self.db, |pool, pg| {
             let mut tx = pool.begin().await?;
-            let new = insert_delivery!(&mut *tx, id, tenant, kind, body, ns(now)).rows_affected() == 1;
+            let new =
+                insert_delivery!(&mut *tx, id, tenant, kind, body, ns(now)).rows_affected() == 1;
             for w in awaiting {
                 let row = lock_settled!(tx, pg, tenant, &w.user_id, ns(now));
                 let settled = stored_settled(

@@ -130,7 +130,8 @@ impl Worker {
                     if job.attempts >= cfg.max_attempts {
                         tracing::error!(error = %why, "giving the job up: dead letter");
                         let end = super::callback::JobEnd::Dead(&why);
-                        super::callback::job_settled(&self.state, &job.tenant, &job.id, end).await?;
+                        super::callback::job_settled(&self.state, &job.tenant, &job.id, end)
+                            .await?;
                         queue.bury(&job.id, &self.owner, now, &why).await?;
                         return Ok(JobEnd::Buried(why));
                     }

@@ -35,6 +35,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod callbacks;
 mod change_log;
 mod commands;
 mod guard;

@@ -64,8 +64,11 @@ async fn staff(env: &Env, prefix: &str, n: usize) -> Vec<(String, String)> {
 
 async fn deactivate(env: &Env, users: &[(String, String)]) {
     for (_, id) in users {
-        env.patch_user(id, json!([{"op": "Replace", "path": "active", "value": "False"}]))
-            .await;
+        env.patch_user(
+            id,
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .await;
         // the SCIM write lands whatever the guard later decides
         let (_, body) = env
             .scim(reqwest::Method::GET, &format!("/Users/{id}"), None)
@@ -99,14 +102,23 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     let worker = guarded_worker(&env.ctx, events.clone());
     deactivate(&env, &first).await;
     let stats = drain_with(&worker).await;
-    assert_eq!((stats.completed, stats.held), (LIMIT as usize, 1), "{stats:?}");
+    assert_eq!(
+        (stats.completed, stats.held),
+        (LIMIT as usize, 1),
+        "{stats:?}"
+    );
     let disabled: Vec<&String> = first
         .iter()
         .filter(|(upn, _)| !env.graph(upn).enabled)
         .map(|(upn, _)| upn)
         .collect();
     assert_eq!(disabled.len(), LIMIT as usize, "{disabled:?}");
-    let holds = env.ctx.store.holds(Some(TENANT), true).await.expect("holds");
+    let holds = env
+        .ctx
+        .store
+        .holds(Some(TENANT), true)
+        .await
+        .expect("holds");
     assert_eq!(holds.len(), 1, "{holds:?}");
     let held = &holds[0];
     let (held_upn, _) = first
@@ -135,21 +147,27 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     let stats = drain_with(&worker).await;
     assert_eq!(stats.held, 1, "{stats:?}");
     assert_eq!(writes_for(&env, &graph_id), 0, "{:?}", env.fake.writes());
-    let again = env.ctx.store.holds(Some(TENANT), true).await.expect("holds");
+    let again = env
+        .ctx
+        .store
+        .holds(Some(TENANT), true)
+        .await
+        .expect("holds");
     assert_eq!((again.len(), &again[0].id), (1, &held.id));
     assert_eq!(events.alerts.lock().unwrap().len(), 1, "one alert per wave");
 
     // `bridge status` and `hold list` show it; a fresh context (a restart) finds the hold.
     let (_, status) = env.cli(BridgeCommand::Status { json: false }).await;
-    assert!(status.contains("held by the mass-change guard: 1"), "{status}");
+    assert!(
+        status.contains("held by the mass-change guard: 1"),
+        "{status}"
+    );
     let config = env.config_path();
     let listed = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            binary(&config, &["bridge", "hold", "list", "--json"])
-        })
-        .await
-        .unwrap()
+        tokio::task::spawn_blocking(move || binary(&config, &["bridge", "hold", "list", "--json"]))
+            .await
+            .unwrap()
     };
     assert!(listed.0, "{}", listed.2);
     let listed: Value = serde_json::from_str(&listed.1).expect("json");
@@ -159,7 +177,10 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     // Approve through the real binary; a new worker (as after a restart) applies it.
     let id = held.id.clone();
     let approved = tokio::task::spawn_blocking(move || {
-        binary(&config, &["bridge", "hold", "approve", &id, "--by", "ops@contoso"])
+        binary(
+            &config,
+            &["bridge", "hold", "approve", &id, "--by", "ops@contoso"],
+        )
     })
     .await
     .unwrap();
@@ -178,7 +199,12 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     let stats = drain_with(&worker).await;
     assert_eq!((stats.completed, stats.held), (1, 0), "{stats:?}");
     assert!(!env.graph(held_upn).enabled, "approved: disabled in Graph");
-    let all = env.ctx.store.holds(Some(TENANT), false).await.expect("holds");
+    let all = env
+        .ctx
+        .store
+        .holds(Some(TENANT), false)
+        .await
+        .expect("holds");
     assert_eq!(all[0].status, HoldStatus::Applied);
     assert_eq!(all[0].decided_by.as_deref(), Some("ops@contoso"));
 
@@ -187,9 +213,23 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     let second = staff(&env, "wave2-", LIMIT as usize + 1).await;
     deactivate(&env, &second).await;
     let stats = drain_with(&worker).await;
-    assert_eq!((stats.completed, stats.held), (LIMIT as usize, 1), "{stats:?}");
-    assert_eq!(events.alerts.lock().unwrap().len(), 2, "a new wave, a new alert");
-    let held = env.ctx.store.holds(Some(TENANT), true).await.expect("holds")[0].clone();
+    assert_eq!(
+        (stats.completed, stats.held),
+        (LIMIT as usize, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        events.alerts.lock().unwrap().len(),
+        2,
+        "a new wave, a new alert"
+    );
+    let held = env
+        .ctx
+        .store
+        .holds(Some(TENANT), true)
+        .await
+        .expect("holds")[0]
+        .clone();
     let (held_upn, _) = second
         .iter()
         .find(|(_, id)| *id == held.user_id)
