@@ -125,30 +125,33 @@ macro_rules! lock_settled {
     }};
 }
 
-/// The outcome stored in a settled row (`None` while it is a placeholder).
-fn stored_settled(
-    tenant: &str,
-    user: &str,
+/// A `callback_bridge_settled` row as read.
+struct SettledRow {
     version: i64,
     outcome: Option<String>,
     detail: Option<String>,
     kind: Option<String>,
     steps: i64,
     at: i64,
-) -> Result<Option<Settled>> {
-    let Some(outcome) = outcome else {
+}
+
+/// The outcome stored in a settled row (`None` while it is a placeholder).
+fn stored_settled(tenant: &str, user: &str, row: SettledRow) -> Result<Option<Settled>> {
+    let Some(outcome) = row.outcome else {
         return Ok(None);
     };
     Ok(Some(Settled {
         tenant_id: tenant.to_string(),
         user_id: user.to_string(),
-        scim_version: u64::try_from(version).ok(),
+        scim_version: u64::try_from(row.version).ok(),
         outcome: serde_json::from_value(serde_json::Value::String(outcome))
             .map_err(|e| StoreError::Corrupt(format!("settled outcome: {e}")))?,
-        kind: kind.and_then(|k| serde_json::from_value(serde_json::Value::String(k)).ok()),
-        steps: usize::try_from(steps).unwrap_or(0),
-        detail,
-        at: from_ns(at)?,
+        kind: row
+            .kind
+            .and_then(|k| serde_json::from_value(serde_json::Value::String(k)).ok()),
+        steps: usize::try_from(row.steps).unwrap_or(0),
+        detail: row.detail,
+        at: from_ns(row.at)?,
     }))
 }
 
@@ -204,16 +207,15 @@ impl Callbacks {
                 insert_delivery!(&mut *tx, id, tenant, kind, body, ns(now)).rows_affected() == 1;
             for w in awaiting {
                 let row = lock_settled!(tx, pg, tenant, &w.user_id, ns(now));
-                let settled = stored_settled(
-                    tenant,
-                    &w.user_id,
-                    row.try_get("scim_version")?,
-                    row.try_get("outcome")?,
-                    row.try_get("detail")?,
-                    row.try_get("kind")?,
-                    row.try_get("steps")?,
-                    row.try_get("at_ns")?,
-                )?;
+                let read = SettledRow {
+                    version: row.try_get("scim_version")?,
+                    outcome: row.try_get("outcome")?,
+                    detail: row.try_get("detail")?,
+                    kind: row.try_get("kind")?,
+                    steps: row.try_get("steps")?,
+                    at: row.try_get("at_ns")?,
+                };
+                let settled = stored_settled(tenant, &w.user_id, read)?;
                 let min = i64::try_from(w.min_version).unwrap_or(i64::MAX);
                 match settled {
                     Some(s) if answers(&s, w.min_version) => {
