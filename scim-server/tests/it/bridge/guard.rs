@@ -8,7 +8,6 @@
 
 use super::commands::binary;
 use super::*;
-use scim_graph_bridge::config::GuardConfig;
 use scim_graph_bridge::guard::{GuardAlert, HoldStatus};
 use scim_graph_bridge::notify::{BridgeEvents, Settled};
 use scim_server::bridge::cli::{HoldCommand, HoldDecision};
@@ -35,13 +34,21 @@ impl BridgeEvents for Recorder {
 
 const LIMIT: u32 = 3;
 
-/// A worker of `ctx` whose guard lets [`LIMIT`] leaver actions through per window.
+/// A worker of `ctx` whose guard lets [`LIMIT`] leaver actions through per window (set as an
+/// operator would, with `SCIM_GRAPH_GUARD_MAX_LEAVERS`).
 fn guarded_worker(ctx: &BridgeContext, events: Arc<Recorder>) -> Worker {
+    let mut graph = ctx.graph.clone();
+    graph
+        .apply_env([("SCIM_GRAPH_GUARD_MAX_LEAVERS", LIMIT.to_string())])
+        .expect("override");
+    graph.validate().expect("valid");
+    let from_config = WorkerConfig::from_graph_config(&graph);
+    assert_eq!(
+        from_config.guard.as_ref().map(|g| g.max_leavers),
+        Some(LIMIT)
+    );
     ctx.worker(WorkerConfig {
-        guard: Some(GuardConfig {
-            max_leavers: LIMIT,
-            ..GuardConfig::default()
-        }),
+        guard: from_config.guard,
         ..test_worker_config()
     })
     .with_events(events)
@@ -293,4 +300,194 @@ async fn postgres_mass_leavers_wait_for_an_operator() {
         return;
     };
     mass_leavers_wait_for_an_operator(Env::start_on("apply", Some(base)).await).await;
+}
+
+/// Through the real binary: `serve` with `[graph.guard] max_leavers = 1` and an outcome callback.
+/// An HR system hires two people and then terminates both (bulkUpload): one account is disabled,
+/// the other held; the receiver gets the jobs' reports, the bridge's reports and the
+/// `guard.tripped` alert, `/metrics` counts the trip and the held plan; `bridge hold approve
+/// --all` (the binary again, next to the running server) lets serve's worker disable the second
+/// account, which is reported too. `serve` works on its own schedule, so this test polls (bounded).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_holds_a_mass_termination_and_reports_it() {
+    use crate::callbacks::{Receiver, callback_config};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let env = Env::start("apply").await;
+    let receiver = Receiver::start(Arc::new(SystemClock)).await;
+    let cb = callback_config(&receiver.url);
+    let mut text = std::fs::read_to_string(env.config_path()).expect("config");
+    text.push_str(&format!(
+        "[graph.guard]\nmax_leavers = 1\n[[inbound.callbacks]]\ntenant = {:?}\nurl = {:?}\nsecrets = [{:?}]\nbackoff_base_seconds = 1\n",
+        cb.tenant,
+        cb.url,
+        cb.secrets[0].expose()
+    ));
+    std::fs::write(env.config_path(), &text).expect("config");
+    let parsed = Config::from_parts(Some(&text), &[]).expect("config with the guard");
+    let graph = parsed.graph_config(&[]).expect("valid").expect("[graph]");
+    assert_eq!(graph.guard.max_leavers, 1);
+
+    let mut child = crate::support::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_scim-server"))
+            .arg("--config")
+            .arg(env.config_path())
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SCIM_LISTEN", "127.0.0.1:0")
+            .env("SCIM_SHUTDOWN_GRACE_SECONDS", "5")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning scim-server serve"),
+    );
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("scim-server listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
+        panic!("scim-server serve did not report its address");
+    };
+    let root = base.trim_end_matches("/scim/v2").to_string();
+    let upload = |records: Vec<Value>| {
+        let ops: Vec<Value> = records
+            .into_iter()
+            .map(|d| json!({"method": "POST", "path": "/Users", "bulkId": d["externalId"], "data": d}))
+            .collect();
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})
+    };
+    let post = |body: Value| {
+        env.http
+            .post(format!("{root}/inbound/v1/bulkUpload"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let types = || -> Vec<String> {
+        receiver
+            .seen()
+            .iter()
+            .map(|r| {
+                assert!(r.signed, "{r:?}");
+                r.body["type"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let wait_for = |what: &'static str, done: &dyn Fn() -> bool| {
+        let ok = (0..600).any(|_| {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            false
+        });
+        assert!(ok, "timed out waiting for {what}: {:?}", types());
+    };
+    let people = ["kim.e2e@contoso.example", "lee.e2e@contoso.example"];
+    let hires: Vec<Value> = people
+        .iter()
+        .enumerate()
+        .map(|(i, upn)| {
+            json!({"externalId": format!("E-{i}"), "userName": upn,
+                               ENTERPRISE: {"department": "Engineering"}})
+        })
+        .collect();
+    let res = post(upload(hires)).await.expect("bulkUpload");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let count = |t: &str| types().iter().filter(|x| *x == t).count();
+    tokio::task::block_in_place(|| {
+        wait_for("the hires reported", &|| count("provisioning.applied") == 2)
+    });
+    assert_eq!(count("job.completed"), 1);
+    for upn in people {
+        assert!(env.graph(upn).enabled);
+    }
+
+    let leavers: Vec<Value> = people
+        .iter()
+        .enumerate()
+        .map(|(i, upn)| json!({"externalId": format!("E-{i}"), "userName": upn, "active": false}))
+        .collect();
+    let res = post(upload(leavers)).await.expect("bulkUpload");
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    tokio::task::block_in_place(|| {
+        wait_for("the alert", &|| {
+            count("guard.tripped") == 1 && count("provisioning.applied") == 3
+        })
+    });
+    assert_eq!(count("job.completed"), 2);
+    let disabled = people.iter().filter(|u| !env.graph(u).enabled).count();
+    assert_eq!(disabled, 1, "one disabled, one held");
+    let alert = receiver
+        .seen()
+        .into_iter()
+        .find(|r| r.body["type"] == "guard.tripped")
+        .expect("alert");
+    assert!(
+        alert.body["data"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit is 1"),
+        "{:?}",
+        alert.body
+    );
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        metrics = env
+            .http
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if metrics.contains("scim_bridge_held_plans 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.contains("scim_bridge_guard_trips_total{tenant=\"default\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("scim_bridge_held_plans 1"), "{metrics}");
+
+    // The operator approves with the binary while serve runs; serve's worker applies it.
+    let config = env.config_path();
+    let approved = tokio::task::spawn_blocking(move || {
+        binary(
+            &config,
+            &["bridge", "hold", "approve", "--all", "--by", "ops"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(approved.0, "{}", approved.2);
+    tokio::task::block_in_place(|| {
+        wait_for("the approved leaver reported", &|| {
+            count("provisioning.applied") == 4
+        })
+    });
+    for upn in people {
+        assert!(!env.graph(upn).enabled, "{upn} disabled after approval");
+    }
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .expect("wait");
+    assert!(killed.is_ok_and(|s| s.success()));
+    assert!(status.success(), "graceful exit: {status:?}");
+    receiver.task.abort();
+    env.finish().await;
 }
