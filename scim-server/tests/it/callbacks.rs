@@ -3,15 +3,18 @@
 //! a job's report fails twice at the receiver and is delivered on the third attempt after
 //! backoffs with jitter (the same `webhook-id` and body each time); the outbox survives a new
 //! `Callbacks` (a restart) between attempts; a receiver that keeps failing gets the message
-//! dead-lettered after `max_attempts`; an HR event's job is reported as `event.applied`.
+//! dead-lettered after `max_attempts`; reporting a job twice queues one message; an HR event's
+//! job is reported as `event.applied`.
 
 use crate::inbound_queue::env_with;
 use crate::support::{TestDb, run};
 use axum::http::{HeaderMap, StatusCode};
+use scim_graph_bridge::notify::{Settled, SettledOutcome};
 use scim_server::clock::Clock;
 use scim_server::config::SecretString;
 use scim_server::inbound::accept_bulk_upload;
-use scim_server::inbound::callback::{Attempt, CallbackConfig, Callbacks};
+use scim_server::inbound::callback::{Attempt, CallbackConfig, Callbacks, JobEnd};
+use scim_server::inbound::events::{Signed, SourceConfig, accept_event};
 use scim_server::inbound::signature::{SigningKey, verify};
 use scim_server::inbound::worker::Worker;
 use serde_json::{Value, json};
@@ -116,7 +119,22 @@ fn upload(records: &[Value]) -> Value {
 }
 
 async fn reports_are_signed_retried_and_durable(db: Arc<TestDb>) {
-    let e = env_with(&db, Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("workday.toml");
+    std::fs::write(
+        &mapping,
+        "[attributes]\nexternalId = { from = \"employeeId\" }\nuserName = { from = \"email\" }\n",
+    )
+    .unwrap();
+    let source = SourceConfig {
+        tenant: "default".into(),
+        source: "workday".into(),
+        secrets: vec![SecretString::new(SECRET)],
+        mapping,
+    }
+    .load()
+    .unwrap();
+    let e = env_with(&db, vec![source]).await;
     let clock: Arc<dyn Clock> = e.clock.clone();
     let receiver = Receiver::start(clock.clone()).await;
     let config = callback_config(&receiver.url);
@@ -231,15 +249,103 @@ async fn reports_are_signed_retried_and_durable(db: Arc<TestDb>) {
         all[1].last_error
     );
     // Reporting a job again (a crash between the report and the job's end) queues nothing new.
-    let again = scim_server::inbound::callback::job_settled(
-        &state,
-        "default",
-        &job_id,
-        scim_server::inbound::callback::JobEnd::Finished,
-    )
-    .await;
+    let again =
+        scim_server::inbound::callback::job_settled(&state, "default", &job_id, JobEnd::Finished)
+            .await;
     assert!(again.is_ok());
     assert_eq!(callbacks.deliveries(None).await.unwrap().len(), 2);
+
+    // An HR event's job is reported as the event.
+    let event = json!({"id": "evt-1", "type": "hire",
+                       "employee": {"employeeId": "E-9", "email": "lin@example.com"}});
+    let bytes = event.to_string().into_bytes();
+    let ts = e.clock.now().unix_timestamp();
+    let sig = SigningKey::parse(SECRET).unwrap().sign("msg-1", ts, &bytes);
+    let ts = ts.to_string();
+    let signed = Signed {
+        id: Some("msg-1"),
+        timestamp: Some(&ts),
+        signature: Some(&sig),
+    };
+    accept_event(&state, "default", "workday", signed, &bytes)
+        .await
+        .unwrap();
+    worker.run_until_idle(10).await.unwrap();
+    let all = callbacks.deliveries(None).await.unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[2].event_type, "event.applied");
+    let body: Value = serde_json::from_str(&all[2].payload).unwrap();
+    assert_eq!(
+        body["data"]["event"],
+        json!({"id": "evt-1", "type": "hire"})
+    );
+    assert_eq!(body["data"]["job"]["operations"][0]["outcome"], "created");
+
+    // With the bridge: when the bridge settled the user before the job reported (the job's
+    // later records were still running), the job's report queues the bridge's at once.
+    let following = Callbacks::new(
+        e.intake.queue.clone(),
+        std::slice::from_ref(&config),
+        true,
+        clock.clone(),
+    )
+    .unwrap();
+    let user_id = body["data"]["job"]["operations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rt = state.registry.resource_type("User").unwrap();
+    let version = state
+        .store
+        .get("default", rt, &user_id, Default::default())
+        .await
+        .unwrap()
+        .unwrap()
+        .meta
+        .version;
+    let settled = |v: u64| Settled {
+        tenant_id: "default".into(),
+        user_id: user_id.clone(),
+        scim_version: Some(v),
+        outcome: SettledOutcome::Applied,
+        kind: None,
+        steps: 2,
+        detail: None,
+        at: e.clock.now(),
+    };
+    // an older plan does not answer the write; nothing is waiting yet either
+    following
+        .bridge_settled(&settled(version - 1))
+        .await
+        .unwrap();
+    following.bridge_settled(&settled(version)).await.unwrap();
+    let event_job = body["data"]["job"]["id"].as_str().unwrap().to_string();
+    following
+        .job_settled(
+            &state,
+            &e.intake.queue,
+            "default",
+            &event_job,
+            JobEnd::Finished,
+        )
+        .await
+        .unwrap();
+    let all = callbacks.deliveries(None).await.unwrap();
+    assert_eq!(all.len(), 4, "{all:?}");
+    let bridged = all
+        .iter()
+        .find(|d| d.event_type == "provisioning.applied")
+        .expect("the bridge's report");
+    let report: Value = serde_json::from_str(&bridged.payload).unwrap();
+    assert_eq!(report["data"]["jobId"], event_job.as_str());
+    assert_eq!(report["data"]["eventId"], "evt-1");
+    assert_eq!(report["data"]["externalId"], "E-9");
+    // a later settlement has nothing left to answer
+    following
+        .bridge_settled(&settled(version + 1))
+        .await
+        .unwrap();
+    assert_eq!(callbacks.deliveries(None).await.unwrap().len(), 4);
     receiver.task.abort();
 }
 
