@@ -118,6 +118,10 @@ pub struct Background {
 
 /// Between rounds when nothing wakes the loop.
 const POLL: Duration = Duration::from_secs(1);
+/// How long a delivered message is kept (for support questions) before it is purged.
+const DELIVERED_KEPT: time::Duration = time::Duration::days(7);
+/// How long a job's user waits for the bridge's outcome before the wait is dropped.
+const WAITING_KEPT: time::Duration = time::Duration::days(30);
 
 impl Background {
     /// Starts delivering (nothing without callbacks).
@@ -131,6 +135,10 @@ impl Background {
             loop {
                 let round = async {
                     callbacks.deliver_due(&owner, 64).await?;
+                    let now = callbacks.clock.now();
+                    callbacks
+                        .purge(now - DELIVERED_KEPT, now - WAITING_KEPT)
+                        .await?;
                     callbacks.record_metrics().await
                 };
                 tokio::select! {

@@ -419,6 +419,29 @@ impl Callbacks {
         })
     }
 
+    /// Forgets delivered messages finished before `delivered_before`, and waits for the bridge
+    /// older than `waiting_before` (a user deleted before the bridge saw the write); dead
+    /// messages stay for an operator. Returns how many rows went.
+    pub async fn purge(
+        &self,
+        delivered_before: OffsetDateTime,
+        waiting_before: OffsetDateTime,
+    ) -> Result<u64> {
+        on_pool!(&self.db, |pool, pg| {
+            let a = sqlx::query(
+                "DELETE FROM callback_deliveries WHERE status = 'delivered' AND finished_ns < $1",
+            )
+            .bind(ns(delivered_before))
+            .execute(pool)
+            .await?;
+            let b = sqlx::query("DELETE FROM callback_awaiting_bridge WHERE created_ns < $1")
+                .bind(ns(waiting_before))
+                .execute(pool)
+                .await?;
+            Ok(a.rows_affected() + b.rows_affected())
+        })
+    }
+
     /// Messages waiting or given up, for `/metrics`: (pending, dead).
     pub async fn counts(&self) -> Result<(i64, i64)> {
         on_pool!(&self.db, |pool, pg| {

@@ -346,6 +346,22 @@ async fn reports_are_signed_retried_and_durable(db: Arc<TestDb>) {
         .await
         .unwrap();
     assert_eq!(callbacks.deliveries(None).await.unwrap().len(), 4);
+    // purging forgets what was delivered before the cut-off, never what is pending or dead
+    let now = e.clock.now();
+    let purged = callbacks
+        .purge(now + time::Duration::seconds(1), now)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let mut left: Vec<String> = callbacks
+        .deliveries(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.status)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["dead", "pending", "pending"], "{left:?}");
     receiver.task.abort();
 }
 
