@@ -299,13 +299,14 @@ impl Inner {
     /// Tells the host a plan settled (before the item is completed or buried, so that a failure
     /// here leaves the item to be retried), and closes the user's open holds once a plan went
     /// through (an approved hold of a dead-lettered plan stays approved for its retry).
-    async fn settle(&self, item: &WorkItem, settled: Settled) -> Result<()> {
+    /// `leaver_action`: the plan disabled or deleted the account.
+    async fn settle(&self, item: &WorkItem, settled: Settled, leaver_action: bool) -> Result<()> {
         if self.cfg.guard.is_some()
             && self.bridge.mode() == Mode::Apply
             && settled.outcome == SettledOutcome::Applied
         {
             self.store
-                .close_holds(&item.tenant_id, &item.user_id, settled.at)
+                .close_holds(&item.tenant_id, &item.user_id, leaver_action, settled.at)
                 .await?;
         }
         if let Some(events) = &self.events {
@@ -324,8 +325,12 @@ impl Inner {
     ) -> Result<ItemEnd> {
         let now = self.bridge.clock().now();
         if item.attempts >= self.cfg.max_attempts {
-            self.settle(item, dead_lettered(item, reason, plan, scim_version, now))
-                .await?;
+            self.settle(
+                item,
+                dead_lettered(item, reason, plan, scim_version, now),
+                false,
+            )
+            .await?;
         }
         let out = self
             .store
@@ -420,6 +425,7 @@ impl Inner {
                 self.settle(
                     item,
                     dead_lettered(item, &reason, Some(&rec.plan), scim_version, now),
+                    false,
                 )
                 .await?;
                 return Ok(ItemEnd::Failed(
@@ -443,6 +449,7 @@ impl Inner {
                 detail: None,
                 at: now,
             },
+            is_leaver_action(&rec.plan),
         )
         .await?;
         // a leaver whose Graph user still exists comes back when the hard delete is due

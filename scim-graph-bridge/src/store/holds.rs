@@ -185,16 +185,28 @@ impl BridgeStore {
         })
     }
 
-    /// After a user's plan settled without being held: an approved hold becomes `applied`, a
-    /// pending one `superseded` (the plan no longer disables or deletes). Returns how many holds
-    /// were closed.
-    pub async fn close_holds(&self, tenant: &str, user: &str, now: OffsetDateTime) -> Result<u64> {
+    /// After a user's plan was applied without being held: an approved hold becomes `applied`
+    /// when that plan was the leaver action (`leaver_action`), else `superseded`, like a pending
+    /// one (the plan no longer disables or deletes). Returns how many holds were closed.
+    pub async fn close_holds(
+        &self,
+        tenant: &str,
+        user: &str,
+        leaver_action: bool,
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        let approved_becomes = if leaver_action {
+            HoldStatus::Applied
+        } else {
+            HoldStatus::Superseded
+        };
         let closed = on_pool!(self, |pool, pg| {
-            let r = sqlx::query("UPDATE bridge_holds SET status = CASE WHEN status = 'approved' THEN 'applied' ELSE 'superseded' END, updated_at_ms = $3
+            let r = sqlx::query("UPDATE bridge_holds SET status = CASE WHEN status = 'approved' THEN $4 ELSE 'superseded' END, updated_at_ms = $3
                  WHERE tenant_id = $1 AND user_id = $2 AND status IN ('held', 'approved')")
                 .bind(tenant)
                 .bind(user)
                 .bind(to_millis(now))
+                .bind(approved_becomes.as_str())
                 .execute(pool)
                 .await?;
             Ok::<_, crate::Error>(r.rows_affected())
