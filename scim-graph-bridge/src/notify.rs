@@ -35,7 +35,7 @@ pub struct Settled {
     pub tenant_id: String,
     /// SCIM user id.
     pub user_id: String,
-    /// The SCIM user's version (`meta.version`'s number) the plan was computed from, when
+    /// The SCIM user's version (`meta.version`'s number) the plan reflects at least, when
     /// the user was read: a write of that version or older is reflected in this outcome.
     pub scim_version: Option<u64>,
     /// How it ended.

@@ -70,7 +70,7 @@ pub struct Reconciled {
     pub link: UserLink,
 }
 
-/// A plan and the SCIM user version it was computed from.
+/// A plan and a SCIM user version it reflects (the user may have been read at a newer one).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prepared {
     /// The plan.
@@ -144,6 +144,28 @@ impl Bridge {
         self.client.as_ref()
     }
 
+    /// Computes the plan for a user, with the version of the SCIM user it reflects at least.
+    ///
+    /// The version is read before planning (which reads the user again), so it is never newer
+    /// than what the plan saw: a write of that version or older is reflected in the plan.
+    pub async fn prepare(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Prepared> {
+        let scim_version = dir
+            .get_user(tenant, user_id)
+            .await?
+            .as_ref()
+            .and_then(crate::notify::version_number);
+        Ok(Prepared {
+            plan: self.plan_user(dir, tenant, user_id, link).await?,
+            scim_version,
+        })
+    }
+
     /// Computes the plan for a user without writing anything (Graph is read in apply mode only).
     pub async fn plan_user(
         &self,
@@ -152,19 +174,7 @@ impl Bridge {
         user_id: &str,
         link: &UserLink,
     ) -> Result<Plan> {
-        Ok(self.prepare(dir, tenant, user_id, link).await?.plan)
-    }
-
-    /// Computes the plan for a user, with the version of the SCIM user it was computed from.
-    pub async fn prepare(
-        &self,
-        dir: &dyn UserDirectory,
-        tenant: &str,
-        user_id: &str,
-        link: &UserLink,
-    ) -> Result<Prepared> {
         let scim = dir.get_user(tenant, user_id).await?;
-        let scim_version = scim.as_ref().and_then(crate::notify::version_number);
         let desired = self.rules.evaluate(scim.as_ref());
         let now = self.clock.now();
         let left_at = if desired.is_leaver() {
@@ -186,10 +196,7 @@ impl Bridge {
                 read::actual_state(client, &self.rules, &desired, link.graph_id.as_deref()).await?
             }
         };
-        Ok(Prepared {
-            plan: plan(&self.rules, &desired, &actual, &ctx),
-            scim_version,
-        })
+        Ok(plan(&self.rules, &desired, &actual, &ctx))
     }
 
     async fn resolve_manager(
