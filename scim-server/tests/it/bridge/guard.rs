@@ -181,6 +181,17 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     assert_eq!(listed[0]["id"], held.id.as_str());
     assert_eq!(listed[0]["status"], "held");
 
+    let (_, text) = env
+        .cli(BridgeCommand::Hold(HoldCommand::List {
+            tenant: None,
+            all: false,
+            json: false,
+        }))
+        .await;
+    assert!(text.contains(&held.id), "{text}");
+    assert!(text.contains("disable_account"), "the held steps: {text}");
+    assert!(text.contains("why: "), "{text}");
+
     // Approve through the real binary; a new worker (as after a restart) applies it.
     let id = held.id.clone();
     let approved = tokio::task::spawn_blocking(move || {
