@@ -20,6 +20,9 @@
 //! - applying a record twice is the same as once (the upsert is idempotent), so at-least-once
 //!   processing converges.
 
+pub mod callback;
+mod callback_delivery;
+mod callback_store;
 pub mod cli;
 pub mod events;
 pub mod http;
@@ -84,6 +87,8 @@ pub struct InboundConfig {
     pub events_per_second: u32,
     /// Events a source may send at once above the sustained rate.
     pub events_burst: u32,
+    /// Outcome callbacks (`[[inbound.callbacks]]`): where each tenant's outcomes are POSTed.
+    pub callbacks: Vec<callback::CallbackConfig>,
 }
 
 impl Default for InboundConfig {
@@ -103,6 +108,7 @@ impl Default for InboundConfig {
             job_retention_days: 30,
             events_per_second: 20,
             events_burst: 200,
+            callbacks: Vec::new(),
         }
     }
 }
@@ -144,6 +150,7 @@ impl InboundConfig {
                 ));
             }
         }
+        callback::validate(&self.callbacks)?;
         if self.backoff_max_seconds < self.backoff_base_seconds {
             return Err(
                 "`inbound.backoff_max_seconds`: must be at least `inbound.backoff_base_seconds`"
