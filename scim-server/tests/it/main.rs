@@ -3,6 +3,7 @@
 mod auth;
 mod bridge;
 mod console;
+mod console_actions;
 mod console_browser;
 mod e2e;
 mod ecosystem;
