@@ -319,6 +319,8 @@ async fn dated_actions_run_from_the_intake_queue_at_their_date(db: Arc<TestDb>) 
         "the activation is recorded as the operator's"
     );
 
+    // Nine days on, the session has long timed out: sign in again.
+    let (cookie, csrf) = f.sign_in(Role::Operator).await;
     // A termination at a date, then moved to a later date: the later replaces the first.
     for date in ["2026-03-20", "2026-03-25"] {
         let r = f
@@ -347,6 +349,7 @@ async fn dated_actions_run_from_the_intake_queue_at_their_date(db: Arc<TestDb>) 
     assert_eq!(f.user(&alan).await["active"], json!(false));
 
     // A person without an employee id cannot have a dated action: said next to the date.
+    let (cookie, csrf) = f.sign_in(Role::Operator).await;
     let bob = f.create_user("bob@example.com", "Bob").await;
     let r = f
         .post(
