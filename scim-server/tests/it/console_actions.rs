@@ -43,7 +43,9 @@ impl Fixture {
             )
             .await;
         let results = &page.body[page.body.find("id=\"results\"").expect("results")..];
-        let at = results.find("href=\"/console/people/").expect("a person link")
+        let at = results
+            .find("href=\"/console/people/")
+            .expect("a person link")
             + "href=\"/console/people/".len();
         results[at..].split('"').next().unwrap().to_string()
     }
