@@ -172,12 +172,12 @@ fn results(kind: Kind, s: &Search, listing: &Option<Listing>) -> Markup {
                     nav.pager aria-label="Pages" {
                         @if let Some(key) = &l.previous {
                             a href=(search_href(kind, s, back, Some(("before", key)))) { "Previous page" }
-                        } @else if l.start > 1 && s.filter.trim().len() > 0 {
+                        } @else if l.start > 1 && !s.filter.trim().is_empty() {
                             a href=(search_href(kind, s, back, None)) { "Previous page" }
                         }
                         @if let Some(key) = &l.next {
                             a href=(search_href(kind, s, last + 1, Some(("after", key)))) { "Next page" }
-                        } @else if last < l.total && s.filter.trim().len() > 0 {
+                        } @else if last < l.total && !s.filter.trim().is_empty() {
                             a href=(search_href(kind, s, last + 1, None)) { "Next page" }
                         }
                     }
