@@ -16,7 +16,6 @@
 //! on a person with an employee id also queues, in the same lane, a job due now that carries
 //! no change (only the employee id), which supersedes the pending ones and writes nothing.
 
-use super::db::NewAction;
 use super::roles::{Action, Operator, Permit};
 use super::service::{FieldError, permit};
 use super::{Console, ConsoleError};
@@ -244,7 +243,7 @@ fn patch(operations: Vec<Value>) -> Result<PatchRequest, ConsoleError> {
     )?)
 }
 
-/// Records an allowed action with its outcome.
+/// Records an allowed action with its outcome (see [`super::service::log_action`]).
 async fn record(
     console: &Console,
     permit: &Permit,
@@ -252,22 +251,15 @@ async fn record(
     outcome: &str,
     request_id: Option<&str>,
 ) -> Result<(), ConsoleError> {
-    let op = permit.operator();
-    console
-        .db()
-        .record_action(NewAction {
-            tenant: &op.tenant,
-            at: console.now(),
-            subject: &op.subject,
-            display_name: &op.display_name,
-            role: op.role.as_str(),
-            action: permit.action().as_str(),
-            target,
-            outcome,
-            request_id,
-        })
-        .await?;
-    Ok(())
+    super::service::log_action(
+        console,
+        permit.operator(),
+        permit.action(),
+        target,
+        outcome,
+        request_id,
+    )
+    .await
 }
 
 /// Queues `data` for the person with employee id `external` in the `lifecycle` lane, due at

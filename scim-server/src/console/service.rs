@@ -430,29 +430,85 @@ pub async fn members(
     })
 }
 
-/// Records an action in the console's log.
+/// Records an action (allowed or refused) twice: as an audit event in the tenant's
+/// hash-chained change log (`console.action`, principal `console:<subject>`), which `audit
+/// verify` checks and no one can edit unnoticed, and in the console's own action log, which the
+/// Activity page lists.
+pub(crate) async fn log_action(
+    console: &Console,
+    operator: &Operator,
+    action: Action,
+    target: &str,
+    outcome: &str,
+    request_id: Option<&str>,
+) -> Result<(), ConsoleError> {
+    let subject_type = match action {
+        Action::ViewDirectory
+        | Action::Hire
+        | Action::Update
+        | Action::Terminate
+        | Action::Rehire => "User",
+        Action::ViewTokens | Action::CreateToken | Action::RevokeToken => "Token",
+        Action::RetryIntakeJob => "IntakeJob",
+        Action::RetryBridgeWork => "BridgeDeadLetter",
+    };
+    // The subject id must be a short printable string; a form's free text may be neither.
+    let subject_id = if target.is_empty()
+        || target.len() > scim_core::change_log::MAX_EVENT_SUBJECT_ID_BYTES
+        || target.chars().any(char::is_control)
+    {
+        "-"
+    } else {
+        target
+    };
+    let detail = serde_json::json!({
+        "action": action.as_str(),
+        "outcome": outcome,
+        "operator": operator.display_name,
+        "role": operator.role.as_str(),
+    });
+    let event =
+        scim_core::change_log::AuditEvent::new("console.action", subject_type, subject_id, detail)?;
+    let ctx = crate::store::WriteContext {
+        tenant: operator.tenant.clone(),
+        principal: operator.principal(),
+        request_id: request_id.map(str::to_string),
+        now: console.app().clock.now(),
+    };
+    console.app().store.append_event(&ctx, &event).await?;
+    console
+        .db()
+        .record_action(NewAction {
+            tenant: &operator.tenant,
+            at: console.now(),
+            subject: &operator.subject,
+            display_name: &operator.display_name,
+            role: operator.role.as_str(),
+            action: action.as_str(),
+            target,
+            outcome,
+            request_id,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Records an allowed action (outcome `ok`).
 pub(crate) async fn record_action(
     console: &Console,
     permit: &Permit,
     target: &str,
     request_id: Option<&str>,
 ) -> Result<(), ConsoleError> {
-    let op = permit.operator();
-    console
-        .db()
-        .record_action(NewAction {
-            tenant: &op.tenant,
-            at: console.now(),
-            subject: &op.subject,
-            display_name: &op.display_name,
-            role: op.role.as_str(),
-            action: permit.action().as_str(),
-            target,
-            outcome: "ok",
-            request_id,
-        })
-        .await?;
-    Ok(())
+    log_action(
+        console,
+        permit.operator(),
+        permit.action(),
+        target,
+        "ok",
+        request_id,
+    )
+    .await
 }
 
 /// Authorises an action; a refusal is recorded before it is returned.
@@ -466,20 +522,7 @@ pub(crate) async fn permit(
     match authorize(operator, action) {
         Ok(p) => Ok(p),
         Err(refused) => {
-            console
-                .db()
-                .record_action(NewAction {
-                    tenant: &operator.tenant,
-                    at: console.now(),
-                    subject: &operator.subject,
-                    display_name: &operator.display_name,
-                    role: operator.role.as_str(),
-                    action: action.as_str(),
-                    target,
-                    outcome: "refused",
-                    request_id,
-                })
-                .await?;
+            log_action(console, operator, action, target, "refused", request_id).await?;
             tracing::warn!(subject = %operator.subject, role = %operator.role, action = action.as_str(), "console action refused");
             Err(refused.into())
         }

@@ -63,7 +63,35 @@ impl Fixture {
             .await
             .unwrap();
         changes.reverse();
-        changes.into_iter().map(|c| c.principal).collect()
+        changes
+            .into_iter()
+            .filter(|c| !c.is_event())
+            .map(|c| c.principal)
+            .collect()
+    }
+
+    /// The console actions recorded as audit events in the person's (or object's) chain, oldest
+    /// first: (principal, action, outcome).
+    async fn audit_events(&self, id: &str) -> Vec<(String, String, String)> {
+        let mut changes = self
+            .console
+            .db()
+            .recent_changes("default", Some(id), None, 100)
+            .await
+            .unwrap();
+        changes.reverse();
+        changes
+            .into_iter()
+            .filter_map(|c| {
+                let e = c.event()?;
+                let d = e.detail();
+                Some((
+                    c.principal.clone(),
+                    d["action"].as_str()?.to_string(),
+                    d["outcome"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
     }
 
     async fn run_intake(&self) -> usize {
@@ -253,6 +281,21 @@ async fn hire_update_terminate_and_rehire_now(db: Arc<TestDb>) {
     // The "now" jobs that supersede pending dated ones find nothing left to change.
     f.run_intake().await;
     assert_eq!(f.writers(&ada).await.len(), 4);
+
+    // Each allowed action is also an audit event in the tamper-evident chain, by the operator.
+    let op = |a: &str| {
+        (
+            "console:sub-operator".to_string(),
+            a.to_string(),
+            "ok".to_string(),
+        )
+    };
+    assert_eq!(
+        f.audit_events(&ada).await,
+        vec![op("hire"), op("update"), op("terminate"), op("rehire")]
+    );
+    let chain = f.app.store.verify_chain("default").await.unwrap();
+    assert!(chain.problems.is_empty(), "{:?}", chain.problems);
 
     let actions = f.console.db().recent_actions("default", 100).await.unwrap();
     let log: Vec<(String, String)> = actions
@@ -450,6 +493,18 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
         .map(|a| a.action)
         .collect();
     assert_eq!(refused.len(), 6, "{refused:?}");
+    let viewer = |a: &str| {
+        (
+            "console:sub-viewer".to_string(),
+            a.to_string(),
+            "refused".to_string(),
+        )
+    };
+    assert_eq!(
+        f.audit_events(&ada).await,
+        vec![viewer("update"), viewer("terminate"), viewer("rehire")],
+        "refusals are in the chain too"
+    );
 }
 
 /// An intake job of the default tenant given up as a dead letter; returns its id.
