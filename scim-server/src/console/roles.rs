@@ -234,12 +234,21 @@ mod tests {
             (Action::RetryBridgeWork, vec![Operator, Approver, Admin]),
         ] {
             for role in [Viewer, Operator, Approver, Admin] {
+                assert!(Action::ALL.contains(&action));
                 let permit = authorize(&operator(role), action);
                 assert_eq!(permit.is_ok(), allowed.contains(&role), "{role} {action:?}");
                 if let Ok(p) = permit {
                     assert_eq!(p.action(), action);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_action_has_a_name_and_a_role_that_may_take_it() {
+        for action in Action::ALL {
+            assert!(!action.as_str().is_empty());
+            assert!(authorize(&operator(Role::Admin), *action).is_ok(), "{action:?}");
         }
     }
 
