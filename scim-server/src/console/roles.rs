@@ -248,7 +248,10 @@ mod tests {
     fn every_action_has_a_name_and_a_role_that_may_take_it() {
         for action in Action::ALL {
             assert!(!action.as_str().is_empty());
-            assert!(authorize(&operator(Role::Admin), *action).is_ok(), "{action:?}");
+            assert!(
+                authorize(&operator(Role::Admin), *action).is_ok(),
+                "{action:?}"
+            );
         }
     }
 

@@ -895,6 +895,10 @@ async fn a_group_lists_its_members_a_page_at_a_time(db: Arc<TestDb>) {
     .unwrap();
     let gid = group.body["id"].as_str().unwrap();
     let (cookie, _) = f.sign_in(Role::Viewer).await;
+    // The groups list pages by key too (by display name).
+    let list = f.get("/console/groups?q=EVERY", Some(&cookie)).await;
+    assert!(list.body.contains("Showing 1–1 of 1."), "{}", list.body);
+    assert!(list.body.contains(&format!("/console/groups/{gid}")));
     let first = f
         .get(&format!("/console/groups/{gid}"), Some(&cookie))
         .await;
