@@ -197,6 +197,36 @@ async fn manager_id(
     })
 }
 
+/// An error for the employee id field when another person (not `except`) already has it: the
+/// HR intake, dated actions and HR events find people by it, so two people sharing one would
+/// receive each other's changes.
+async fn employee_id_taken(
+    console: &Console,
+    tenant: &str,
+    external: &str,
+    except: Option<&str>,
+) -> Result<Option<Vec<FieldError>>, ConsoleError> {
+    if external.is_empty() {
+        return Ok(None);
+    }
+    let other = console
+        .app()
+        .resources
+        .find_by_external_id(tenant, users(console)?, external)
+        .await?
+        .filter(|r| Some(r.id.as_str()) != except);
+    Ok(other.map(|r| {
+        field(
+            "employee_id",
+            format!(
+                "employee id {external:?} already belongs to another person ({}); HR records and \
+                 dated actions find people by it",
+                r.id
+            ),
+        )
+    }))
+}
+
 /// A SCIM error from the pipeline as an error of the form field it names (the field whose
 /// attribute the detail mentions), else of the form as a whole (`form`).
 fn field_error(e: &scim_core::Error, fields: &[(&'static str, &str)]) -> Vec<FieldError> {
@@ -369,6 +399,9 @@ pub async fn hire(
                  finds the person by it",
             );
         }
+        return Ok(Err(e));
+    }
+    if let Some(e) = employee_id_taken(console, &operator.tenant, external, None).await? {
         return Ok(Err(e));
     }
     let manager = match manager_id(console, &operator.tenant, &form.manager).await? {
@@ -547,6 +580,11 @@ pub async fn update(
             "manager",
             "a person cannot be their own manager",
         )));
+    }
+    if let Some(e) =
+        employee_id_taken(console, &operator.tenant, form.employee_id.trim(), Some(id)).await?
+    {
+        return Ok(Err(e));
     }
     let dept_path = format!("{ENTERPRISE_USER_URN}:department");
     let mgr_path = format!("{ENTERPRISE_USER_URN}:manager");

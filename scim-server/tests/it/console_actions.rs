@@ -144,7 +144,16 @@ async fn hire_update_terminate_and_rehire_now(db: Arc<TestDb>) {
     // The same schemas and uniqueness rules as the API, with the error next to its field; the
     // person's input is kept.
     let taken = f
-        .post("/console/people/new", Some(&cookie), &hire(&[]))
+        .post(
+            "/console/people/new",
+            Some(&cookie),
+            &form(&[
+                ("csrf", &csrf),
+                ("user_name", "ADA@example.com"),
+                ("family_name", "Lovelace"),
+                ("employee_id", "E101"),
+            ]),
+        )
         .await;
     assert_eq!(taken.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -198,6 +207,24 @@ async fn hire_update_terminate_and_rehire_now(db: Arc<TestDb>) {
                     .contains(&format!("aria-describedby=\"{field}-error\""))
         );
     }
+    // Another person with the same employee id would receive this one's HR records.
+    let twin = f
+        .post(
+            "/console/people/new",
+            Some(&cookie),
+            &form(&[
+                ("csrf", &csrf),
+                ("user_name", "twin@example.com"),
+                ("employee_id", "E100"),
+            ]),
+        )
+        .await;
+    assert_eq!(twin.status, StatusCode::BAD_REQUEST);
+    assert!(
+        twin.body.contains("id=\"employee_id-error\""),
+        "{}",
+        twin.body
+    );
     let users = f.get("/console/people", Some(&cookie)).await;
     assert!(
         users.body.contains("Showing 1–2 of 2."),
