@@ -221,10 +221,18 @@ pub fn keyset_sql(
     } else {
         ("ASC", ">")
     };
-    let mut sql = String::from(
-        "SELECT id, unique_key, last_modified_ns FROM resources \
-         WHERE tenant_id = $1 AND resource_type = $2",
-    );
+    // By last modification, the tenant and type are matched as the expression migration 0031
+    // indexes (resource type names hold no `/`, so the pair is unambiguous).
+    let mut sql = String::from(match order {
+        ListOrder::Name => {
+            "SELECT id, unique_key, last_modified_ns FROM resources \
+             WHERE tenant_id = $1 AND resource_type = $2"
+        }
+        ListOrder::LastModified => {
+            "SELECT id, unique_key, last_modified_ns FROM resources \
+             WHERE (tenant_id || '/' || resource_type) = ($1 || '/' || $2)"
+        }
+    });
     let mut n = 2;
     if prefix {
         sql.push_str(&format!(" AND {name} >= $3 AND {name} < $4"));
