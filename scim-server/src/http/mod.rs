@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod ops;
 pub mod protocol;
 pub mod reference;
+pub mod request_docs;
 pub mod resources;
 pub mod response;
 
