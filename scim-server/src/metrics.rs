@@ -25,6 +25,13 @@ pub const OUTBOX_LAG: &str = "scim_outbox_lag";
 pub const BRIDGE_PENDING: &str = "scim_bridge_pending_users";
 /// Dead letters of the Graph bridge.
 pub const BRIDGE_DEAD_LETTERS: &str = "scim_bridge_dead_letters";
+/// Leaver plans the Graph bridge's mass-change guard holds for an operator.
+pub const BRIDGE_HELD: &str = "scim_bridge_held_plans";
+/// Times a tenant's leaver actions crossed the mass-change guard's limit, by tenant (the
+/// alert: a rate above zero means plans are being held).
+pub const BRIDGE_GUARD_TRIPS: &str = "scim_bridge_guard_trips_total";
+/// Outcome callback deliveries waiting (pending) or given up (dead), by status.
+pub const CALLBACK_DELIVERIES: &str = "scim_callback_deliveries";
 /// Write retries after a concurrent write (compare-and-swap lost), of any write of the
 /// pipeline (the name is kept from when only group PATCHes retried).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";
@@ -47,6 +54,7 @@ pub fn record_outbox(status: &scim_graph_bridge::store::Status) {
     }
     metrics::gauge!(BRIDGE_PENDING).set(status.pending as f64);
     metrics::gauge!(BRIDGE_DEAD_LETTERS).set(status.dead_letters as f64);
+    metrics::gauge!(BRIDGE_HELD).set(status.held as f64);
 }
 
 /// The handle that renders the Prometheus text format.

@@ -78,6 +78,8 @@ pub struct AppState {
     pub oauth: Option<Arc<crate::auth::OAuthServer>>,
     /// The HR intake (`/inbound/v1/…`), when this server has one.
     pub inbound: Option<Arc<crate::inbound::Intake>>,
+    /// Outcome callbacks (`[[inbound.callbacks]]`), when configured.
+    pub callbacks: Option<Arc<crate::inbound::callback::Callbacks>>,
     /// The database's last observed health (`/readyz`).
     pub db_health: Arc<crate::http::ops::DbHealth>,
 }
@@ -118,6 +120,7 @@ impl AppState {
             write_locks: Arc::default(),
             oauth: None,
             inbound: None,
+            callbacks: None,
             db_health: Arc::default(),
         }
     }
@@ -131,6 +134,12 @@ impl AppState {
     /// Serves the HR intake with `intake`.
     pub fn with_inbound(mut self, intake: Arc<crate::inbound::Intake>) -> Self {
         self.inbound = Some(intake);
+        self
+    }
+
+    /// Reports intake outcomes through `callbacks`.
+    pub fn with_callbacks(mut self, callbacks: Arc<crate::inbound::callback::Callbacks>) -> Self {
+        self.callbacks = Some(callbacks);
         self
     }
 

@@ -2,6 +2,7 @@
 
 mod db;
 mod graph_client;
+mod guard;
 mod migrations;
 mod reconcile;
 #[allow(dead_code)]

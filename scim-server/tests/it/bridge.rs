@@ -35,8 +35,10 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod callbacks;
 mod change_log;
 mod commands;
+mod guard;
 mod inbound;
 mod lifecycle;
 
