@@ -305,6 +305,40 @@ async fn quarterly_review(postgres: Option<String>) {
             .contains("https://console.contoso.example/reviews")
     );
 
+    // A read-only credential may read the review, and change nothing.
+    let (_, read_only) = scim_server::auth::create_token(
+        env.store.as_ref(),
+        TENANT,
+        "auditor",
+        true,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    for (method, path, want) in [
+        (
+            reqwest::Method::GET,
+            format!("{api}/reviews/{id}"),
+            StatusCode::OK,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{api}/reviews/{id}/apply"),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let res = env
+            .http
+            .request(method, path)
+            .bearer_auth(read_only.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want);
+    }
+    let res = env.http.get(format!("{api}/reviews")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "no credential");
+
     // Decisions: ada kept (single), bob revoked (bulk); bad ones are refused, nothing recorded.
     let ada_item = item_of(&items, "ada@contoso.example")["id"]
         .as_str()
