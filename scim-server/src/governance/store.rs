@@ -3,7 +3,9 @@
 //! `gov_exceptions`.
 //!
 //! Both databases run the same statements (`$N` placeholders, integers for times and flags,
-//! JSON as text). Every change of state and the event that records it commit together: each
+//! JSON as text). Every writing transaction starts with a write, so on SQLite it holds the write
+//! lock before the change-log append needs it (a transaction that read first could not take it
+//! once another writer committed). Every change of state and the event that records it commit together: each
 //! writing method takes the [`Event`]s to insert in its transaction.
 
 use crate::store::side_pool::{SidePool, open_side_pool};
@@ -649,13 +651,17 @@ impl GovStore {
     ) -> Result<bool> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let active: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM gov_reviews WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(review)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if active.is_none_or(|(s,)| s != "active") {
+            // The first statement writes (SQLite takes its write lock now, before the chain
+            // append needs it), and answers whether the review is active.
+            let active = sqlx::query(
+                "UPDATE gov_reviews SET status = status \
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
+            )
+            .bind(tenant)
+            .bind(review)
+            .execute(&mut *tx)
+            .await?;
+            if active.rows_affected() != 1 {
                 return Ok(false);
             }
             for d in decisions {
