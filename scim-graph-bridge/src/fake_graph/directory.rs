@@ -96,6 +96,12 @@ impl Directory {
             g.members.insert(user.into());
         }
     }
+    /// Removes a user from a group directly (a change made in Entra by hand).
+    pub fn remove_member(&mut self, group: &str, user: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.remove(user);
+        }
+    }
     /// Assigns a role directly (seeding); returns the assignment id.
     pub fn assign_role(&mut self, user: &str, definition: &str, scope: &str) -> String {
         let id = format!("{}-1", uuid::Uuid::new_v4().simple());
