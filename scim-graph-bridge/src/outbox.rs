@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use scim_core::change::Operation;
-use scim_core::change_log::{ChangeCursor, ChangeLogEntry};
+use scim_core::change_log::{ChangeCursor, ChangeLogEntry, EventSummary, Record, ResourceWrite};
 use time::OffsetDateTime;
 
 use crate::Result;
@@ -45,17 +45,31 @@ impl MemoryChangeLog {
         operation: Operation,
         at: OffsetDateTime,
     ) -> u64 {
+        self.push(tenant, at, |seq| {
+            Record::Write(ResourceWrite {
+                resource_type: resource_type.to_owned(),
+                resource_id: id.to_owned(),
+                version: seq,
+                operation,
+            })
+        })
+    }
+
+    /// Appends an audit event (no resource changed) to `tenant`'s log; returns its sequence
+    /// number.
+    pub fn append_event(&self, tenant: &str, event: EventSummary, at: OffsetDateTime) -> u64 {
+        self.push(tenant, at, |_| Record::Event(event))
+    }
+
+    fn push(&self, tenant: &str, at: OffsetDateTime, record: impl FnOnce(u64) -> Record) -> u64 {
         let mut all = self.entries.lock().expect("change log");
         let log = all.entry(tenant.to_owned()).or_default();
         let seq = log.len() as u64 + 1;
         log.push(ChangeLogEntry {
             tenant: tenant.to_owned(),
             seq,
-            resource_type: resource_type.to_owned(),
-            resource_id: id.to_owned(),
-            version: seq,
-            operation,
             occurred_at: at,
+            record: record(seq),
         });
         seq
     }

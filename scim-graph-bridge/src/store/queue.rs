@@ -130,8 +130,11 @@ impl BridgeStore {
                         // another worker consumed these entries first
                         return Ok::<_, crate::Error>(false);
                     }
-                    for e in entries.iter().filter(|e| e.resource_type == USER_RESOURCE) {
-                        upsert_work!(&mut *tx, pg, &cursor.tenant, &e.resource_id, now_ms);
+                    // Audit events (`write()` is `None`) move the cursor like any entry but
+                    // queue nothing: no user changed.
+                    let users = entries.iter().filter_map(|e| e.write()).filter(|w| w.resource_type == USER_RESOURCE);
+                    for w in users {
+                        upsert_work!(&mut *tx, pg, &cursor.tenant, &w.resource_id, now_ms);
                     }
                     sqlx::query("UPDATE bridge_cursor SET last_seq = $2 WHERE tenant_id = $1")
                     .bind(&cursor.tenant)

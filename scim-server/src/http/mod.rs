@@ -366,6 +366,13 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ChangeLog for EmptyStore {
+        async fn append_event(
+            &self,
+            _: &crate::store::WriteContext,
+            _: &scim_core::change_log::AuditEvent,
+        ) -> Result<u64> {
+            nothing()
+        }
         async fn tenants_with_changes(&self) -> Result<Vec<String>> {
             Ok(vec![])
         }

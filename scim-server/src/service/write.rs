@@ -80,6 +80,31 @@ impl Writer {
         &self.tenant
     }
 
+    /// The capability for a writer inside this server that authorised its caller itself: the
+    /// console after `console::roles::authorize` (principal `console:<subject>`), governance
+    /// after its reviewer check (`governance:<subject>`), a JIT approval (`jit:<approver>`), the
+    /// HR intake worker acting for the principal that submitted the job. The principal is what
+    /// the change log records, so it names the person or credential, never a secret.
+    ///
+    /// Crate-private: a library user or another crate gets a `Writer` only through
+    /// [`RequestCtx::writer`], after authentication.
+    pub(crate) fn acting_for(
+        tenant: impl Into<String>,
+        principal: impl Into<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            tenant: tenant.into(),
+            principal: principal.into(),
+            request_id,
+        }
+    }
+
+    /// The recorded principal.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
     /// The store's record of this writer at `now` (what the change log records).
     pub fn context(&self, now: OffsetDateTime) -> WriteContext {
         WriteContext {
@@ -95,12 +120,25 @@ impl RequestCtx {
     /// The write capability for this request: 403 for a read-only credential.
     pub fn writer(&self) -> Result<Writer> {
         self.require_write()?;
-        Ok(Writer {
-            tenant: self.principal.tenant.clone(),
-            principal: self.principal.id.clone(),
-            request_id: self.request_id.clone(),
-        })
+        Ok(Writer::acting_for(
+            self.principal.tenant.clone(),
+            self.principal.id.clone(),
+            self.request_id.clone(),
+        ))
     }
+}
+
+/// Records `event` (no resource changed) in the writer's tenant chain, in a transaction of its
+/// own, at the server's clock; returns its sequence number. To commit it with rows of the
+/// caller's, use [`crate::store::change_log::append_event_in`] with
+/// [`Writer::context`] inside that transaction.
+pub async fn record_event(
+    state: &AppState,
+    writer: &Writer,
+    event: &scim_core::change_log::AuditEvent,
+) -> Result<u64> {
+    let ctx = writer.context(state.clock.now());
+    Ok(state.store.append_event(&ctx, event).await?)
 }
 
 /// One typed write.

@@ -9,6 +9,7 @@
 
 use super::{ChainReport, ChangeRecord, Result, StoreError, WriteContext};
 use scim_core::change::{Change, Operation};
+use scim_core::change_log::{AuditEvent, EVENT_OPERATION};
 use scim_core::resource::format_datetime;
 use sha2::{Digest, Sha256};
 
@@ -47,32 +48,65 @@ pub fn record_hash(record: &ChangeRecord) -> String {
     hex::encode(Sha256::digest(canonical_encoding(record)))
 }
 
-/// The record appended after `(last_seq, last_hash)` for a write of `resource_id` (of type
-/// `resource_type`) described by `change`.
+/// What a new record says, before the chain numbers and hashes it: a resource write
+/// ([`RecordBody::write`]) or an audit event ([`RecordBody::event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBody {
+    resource_type: String,
+    resource_id: String,
+    version: u64,
+    operation: &'static str,
+    change_json: String,
+}
+
+impl RecordBody {
+    /// A write of `resource_id` (of type `resource_type`) described by `change`.
+    pub fn write(resource_type: &str, resource_id: &str, change: &Change) -> Result<Self> {
+        Ok(Self {
+            resource_type: resource_type.to_string(),
+            resource_id: resource_id.to_string(),
+            version: change.version,
+            operation: match change.operation {
+                Operation::Create => "create",
+                Operation::Replace => "replace",
+                Operation::Patch => "patch",
+                Operation::Delete => "delete",
+            },
+            change_json: serde_json::to_string(change)
+                .map_err(|e| StoreError::Corrupt(format!("change description: {e}")))?,
+        })
+    }
+
+    /// An audit event: its subject stands in the resource columns (so a resource's timeline,
+    /// read by id, shows the events about it), version 0, operation
+    /// [`EVENT_OPERATION`], and the event itself as the record's JSON.
+    pub fn event(event: &AuditEvent) -> Result<Self> {
+        Ok(Self {
+            resource_type: event.subject().subject_type.clone(),
+            resource_id: event.subject().id.clone(),
+            version: 0,
+            operation: EVENT_OPERATION,
+            change_json: serde_json::to_string(event)
+                .map_err(|e| StoreError::Corrupt(format!("audit event: {e}")))?,
+        })
+    }
+}
+
+/// The record appended after `(last_seq, last_hash)` for `body`, written by `ctx`.
 pub fn next_record(
     ctx: &WriteContext,
-    resource_type: &str,
-    resource_id: &str,
-    change: &Change,
+    body: RecordBody,
     last_seq: u64,
     last_hash: &str,
-) -> Result<ChangeRecord> {
-    let change_json = serde_json::to_string(change)
-        .map_err(|e| StoreError::Corrupt(format!("change description: {e}")))?;
-    let operation = match change.operation {
-        Operation::Create => "create",
-        Operation::Replace => "replace",
-        Operation::Patch => "patch",
-        Operation::Delete => "delete",
-    };
+) -> ChangeRecord {
     let mut record = ChangeRecord {
         tenant: ctx.tenant.clone(),
         seq: last_seq + 1,
-        resource_type: resource_type.to_string(),
-        resource_id: resource_id.to_string(),
-        version: change.version,
-        operation: operation.to_string(),
-        change_json,
+        resource_type: body.resource_type,
+        resource_id: body.resource_id,
+        version: body.version,
+        operation: body.operation.to_string(),
+        change_json: body.change_json,
         principal: ctx.principal.clone(),
         request_id: ctx.request_id.clone(),
         occurred_at: format_datetime(ctx.now),
@@ -80,7 +114,7 @@ pub fn next_record(
         hash: String::new(),
     };
     record.hash = record_hash(&record);
-    Ok(record)
+    record
 }
 
 /// Incremental chain verification: feed records in `seq` order, then [`Verifier::finish`].

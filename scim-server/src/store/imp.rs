@@ -20,59 +20,8 @@ macro_rules! impl_sql_store {
                 id: &str,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
-                use $crate::store::{chain, row};
-                let d = self.dialect();
-                sqlx::query(
-                    "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
-                     ON CONFLICT (tenant_id) DO NOTHING",
-                )
-                .bind(&ctx.tenant)
-                .bind(chain::GENESIS_HASH)
-                .execute(&mut **tx)
-                .await?;
-                let (last_seq, last_hash): (i64, String) = sqlx::query_as(&format!(
-                    "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1{}",
-                    d.for_update()
-                ))
-                .bind(&ctx.tenant)
-                .fetch_one(&mut **tx)
-                .await?;
-                let rec = chain::next_record(
-                    ctx,
-                    resource_type,
-                    id,
-                    change,
-                    row::version_from_db(last_seq)?,
-                    &last_hash,
-                )?;
-                let seq = row::version_to_db(rec.seq)?;
-                sqlx::query(
-                    "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, \
-                     version, operation, change_json, principal, request_id, occurred_at, \
-                     prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(&rec.tenant)
-                .bind(seq)
-                .bind(&rec.resource_type)
-                .bind(&rec.resource_id)
-                .bind(row::version_to_db(rec.version)?)
-                .bind(&rec.operation)
-                .bind(&rec.change_json)
-                .bind(&rec.principal)
-                .bind(&rec.request_id)
-                .bind(&rec.occurred_at)
-                .bind(&rec.prev_hash)
-                .bind(&rec.hash)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE tenant_chain SET last_seq = $2, last_hash = $3 WHERE tenant_id = $1",
-                )
-                .bind(&ctx.tenant)
-                .bind(seq)
-                .bind(&rec.hash)
-                .execute(&mut **tx)
-                .await?;
+                let body = $crate::store::chain::RecordBody::write(resource_type, id, change)?;
+                $crate::store::change_log::append_in(&mut **tx, ctx, body).await?;
                 Ok(())
             }
 
@@ -770,6 +719,20 @@ macro_rules! impl_sql_store {
 
         #[async_trait::async_trait]
         impl $crate::store::ChangeLog for $store {
+            async fn append_event(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                event: &scim_core::change_log::AuditEvent,
+            ) -> $crate::store::Result<u64> {
+                $crate::metrics::timed("append_event", async {
+                    let mut w = self.begin_write().await?;
+                    let seq = $crate::store::change_log::append_event_in(&mut *w.tx, ctx, event).await?;
+                    $crate::store::commit(w.tx).await?;
+                    Ok(seq)
+                })
+                .await
+            }
+
             async fn changes_after(
                 &self,
                 tenant: &str,

@@ -299,7 +299,8 @@ pub struct TokenRecord {
     pub revoked: Option<OffsetDateTime>,
 }
 
-/// A change-log record as stored (the outbox row).
+/// A change-log record as stored (the outbox row): a resource write, or an audit event
+/// ([`ChangeRecord::event`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeRecord {
     /// The tenant.
@@ -312,7 +313,8 @@ pub struct ChangeRecord {
     pub resource_id: String,
     /// The resource's version after the change.
     pub version: u64,
-    /// `create`, `replace`, `patch` or `delete`.
+    /// `create`, `replace`, `patch` or `delete`; `event` for an audit event (whose subject is
+    /// in `resource_type`/`resource_id`, with version 0).
     pub operation: String,
     /// The change description as stored JSON text (hashed byte for byte).
     pub change_json: String,
@@ -326,6 +328,23 @@ pub struct ChangeRecord {
     pub prev_hash: String,
     /// This record's hash.
     pub hash: String,
+}
+
+impl ChangeRecord {
+    /// Whether the record is an audit event rather than a resource write.
+    pub fn is_event(&self) -> bool {
+        self.operation == scim_core::change_log::EVENT_OPERATION
+    }
+
+    /// The audit event the record holds; `None` for a resource write (or an event record whose
+    /// JSON does not decode, which `audit verify` reports as altered if it was).
+    pub fn event(&self) -> Option<scim_core::change_log::AuditEvent> {
+        if self.is_event() {
+            serde_json::from_str(&self.change_json).ok()
+        } else {
+            None
+        }
+    }
 }
 
 /// The result of checking a tenant's change-log hash chain.
@@ -430,9 +449,19 @@ pub trait Tenants: Send + Sync {
     ) -> Result<bool>;
 }
 
-/// The change log (the outbox): read in order, and its hash chain verified.
+/// The change log (the outbox): read in order, audit events appended, and its hash chain
+/// verified.
 #[async_trait]
 pub trait ChangeLog: Send + Sync {
+    /// Appends `event` (a console action, a governance decision, …: no resource changed) to
+    /// `ctx`'s tenant chain in a transaction of its own, and returns its sequence number. Inside
+    /// a transaction of the caller's, use [`change_log::append_event_in`] instead.
+    async fn append_event(
+        &self,
+        ctx: &WriteContext,
+        event: &scim_core::change_log::AuditEvent,
+    ) -> Result<u64>;
+
     /// Change records of a tenant with `seq > after`, in order, at most `limit`.
     async fn changes_after(
         &self,

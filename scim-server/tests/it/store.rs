@@ -92,17 +92,11 @@ fn group(id: &str, name: &str, members: &[&str]) -> Resource {
     resource(groups(), id, attrs)
 }
 
+/// A change record naming `op` and carrying `r`'s attributes as its delta.
 fn change(r: &Resource, op: Operation) -> Change {
-    Change {
-        resource_type: r.resource_type.clone(),
-        id: r.id.clone(),
-        version: r.meta.version,
-        operation: op,
-        changed_paths: Vec::new(),
-        before: None,
-        after: Some(Value::Object(r.attributes.clone())),
-        members: None,
-    }
+    let mut change = Change::created(registry(), r);
+    change.operation = op;
+    change
 }
 
 async fn create(store: &dyn Store, tenant: &str, r: &Resource) -> Result<(), StoreError> {

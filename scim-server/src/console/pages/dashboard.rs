@@ -29,10 +29,11 @@ pub fn changes_table(changes: &[ChangeRecord], caption: &str, link_resources: bo
                             tr {
                                 td { (c.seq) }
                                 td { (when_text(&c.occurred_at)) }
-                                td { (c.operation) " " (c.resource_type) }
+                                td { (change_label(c)) " " (c.resource_type) }
                                 @if link_resources {
                                     td {
-                                        @if c.operation == "delete" {
+                                        @if c.operation == "delete"
+                                            || !matches!(c.resource_type.as_str(), "User" | "Group") {
                                             code { (c.resource_id) }
                                         } @else {
                                             a href=(resource_href(c)) { code { (c.resource_id) } }
@@ -48,6 +49,12 @@ pub fn changes_table(changes: &[ChangeRecord], caption: &str, link_resources: bo
             }
         }
     }
+}
+
+/// A write's operation, or an audit event's kind (`console.action`, `governance.decision`).
+fn change_label(c: &ChangeRecord) -> String {
+    c.event()
+        .map_or_else(|| c.operation.clone(), |e| e.kind().to_string())
 }
 
 fn resource_href(c: &ChangeRecord) -> String {

@@ -6,6 +6,8 @@
 //! Every suite is bounded (seconds, not minutes): the crash test kills a few times, the outage
 //! test cuts the connection once per phase.
 
+mod audit_events;
+mod change_size;
 mod crash;
 mod diskfull;
 mod limits;
