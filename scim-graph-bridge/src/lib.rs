@@ -27,7 +27,9 @@ pub mod error;
 #[cfg(feature = "fake-graph")]
 pub mod fake_graph;
 pub mod graph;
+pub mod holders;
 pub mod outbox;
+pub mod overrides;
 pub mod plan;
 pub mod reconcile;
 pub mod rules;

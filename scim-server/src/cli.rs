@@ -7,6 +7,7 @@
 //! scim-server audit verify [--tenant T]
 //! scim-server completions SHELL | man DIR
 //! scim-server inbound status | inbound dead-letters list|retry ID
+//! scim-server governance review create|list|show|items|decide|apply … | governance exceptions list|remove … | governance run
 //! ```
 
 use crate::clock::{Clock, SystemClock};
@@ -73,6 +74,9 @@ pub enum Command {
     /// The HR intake queue: status and dead letters.
     #[command(subcommand)]
     Inbound(crate::inbound::cli::InboundCommand),
+    /// Governance: access reviews, exceptions, the governance schedule.
+    #[command(subcommand)]
+    Governance(crate::governance::cli::GovernanceCommand),
 }
 
 /// `token` subcommands.
@@ -188,6 +192,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Serve => server::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Bridge(cmd) => crate::bridge::cli::run(cmd, &config).await,
         Command::Inbound(cmd) => crate::inbound::cli::run(cmd, &config).await,
+        Command::Governance(cmd) => crate::governance::cli::run(cmd, &config).await,
         Command::CheckConfig => check_config(&config),
         Command::Migrate => migrate(&config).await,
         Command::Token(cmd) => token(cmd, &config).await,

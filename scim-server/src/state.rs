@@ -78,6 +78,8 @@ pub struct AppState {
     pub oauth: Option<Arc<crate::auth::OAuthServer>>,
     /// The HR intake (`/inbound/v1/…`), when this server has one.
     pub inbound: Option<Arc<crate::inbound::Intake>>,
+    /// Governance (`/governance/v1/…`), when this server has it.
+    pub governance: Option<Arc<crate::governance::Governance>>,
     /// The database's last observed health (`/readyz`).
     pub db_health: Arc<crate::http::ops::DbHealth>,
 }
@@ -118,6 +120,7 @@ impl AppState {
             write_locks: Arc::default(),
             oauth: None,
             inbound: None,
+            governance: None,
             db_health: Arc::default(),
         }
     }
@@ -131,6 +134,12 @@ impl AppState {
     /// Serves the HR intake with `intake`.
     pub fn with_inbound(mut self, intake: Arc<crate::inbound::Intake>) -> Self {
         self.inbound = Some(intake);
+        self
+    }
+
+    /// Serves governance with `governance`.
+    pub fn with_governance(mut self, governance: Arc<crate::governance::Governance>) -> Self {
+        self.governance = Some(governance);
         self
     }
 
