@@ -47,6 +47,12 @@ async fn run_task(gov: &Governance, task: &Task) -> anyhow::Result<()> {
             .await
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{}", e.detail())),
+        super::jit::TASK_ACTIVATE => super::jit::activate(gov, &task.tenant_id, &task.subject_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail())),
+        super::jit::TASK_EXPIRE => super::jit::expire(gov, &task.tenant_id, &task.subject_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail())),
         other => anyhow::bail!("unknown governance schedule entry kind {other:?}"),
     }
 }
