@@ -272,8 +272,8 @@ impl EvidenceStore {
         })
     }
 
-    /// The user's change that made them a leaver: the newest resource change (not an event)
-    /// written at or before `before`.
+    /// The user's newest resource write (not an event) at or before `before`: for a leaver,
+    /// the change that made them one.
     pub async fn leaver_change(
         &self,
         tenant: &str,

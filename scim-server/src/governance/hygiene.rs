@@ -373,6 +373,8 @@ pub struct Sources<'a> {
     pub directory: &'a dyn UserDirectory,
     /// Time-bound grants.
     pub jit: &'a JitStore,
+    /// The change log's newest write of a user (is a change still unseen by the bridge?).
+    pub changes: &'a crate::governance::evidence::EvidenceStore,
 }
 
 fn graph_error(e: impl std::fmt::Display) -> Error {
@@ -415,6 +417,17 @@ pub async fn collect(
         .pending_users(tenant)
         .await
         .map_err(|e| Error::new(503, None, format!("reading the bridge's queue: {e}")))?;
+    // a user's newest change past the bridge's cursor is work the bridge has not even queued
+    let cursor = src
+        .bridge_store
+        .cursors()
+        .await
+        .map_err(|e| Error::new(503, None, format!("reading the bridge's cursor: {e}")))?
+        .into_iter()
+        .find(|c| c.tenant == tenant)
+        .map_or(0, |c| i64::try_from(c.seq).unwrap_or(i64::MAX));
+    // grants held only through time-bound grants are no rule's, whatever the rules say
+    let only_jit: BTreeSet<String> = src.jit.only_jit().await?.into_iter().collect();
     let mut facts = Facts::default();
     let settled_before = now - time::Duration::minutes(i64::from(options.convergence_minutes));
     let mut after: Option<String> = None;
@@ -448,7 +461,12 @@ pub async fn collect(
             active: desired.account_enabled,
             match_value: desired.match_value.clone(),
             graph_id: links.get(id).and_then(|l| l.graph_id.clone()),
-            rule_roles: desired.roles.clone(),
+            rule_roles: desired
+                .roles
+                .iter()
+                .filter(|r| !only_jit.contains(&format!("role:{r}")))
+                .cloned()
+                .collect(),
         });
         let grants = src.jit.active_of(tenant, id).await?;
         if !grants.is_empty() {
@@ -525,6 +543,14 @@ pub async fn collect(
         if !settled || pending.contains(id) {
             continue;
         }
+        let unseen = src
+            .changes
+            .leaver_change(tenant, id, now)
+            .await?
+            .is_some_and(|c| c.seq > cursor);
+        if unseen {
+            continue;
+        }
         let link = links.get(id).cloned().unwrap_or_default();
         let plan = bridge
             .plan_user(src.directory, tenant, id, &link)
@@ -559,11 +585,13 @@ pub async fn report(
         )
     })?;
     let jit = JitStore::new(gov.store.clone());
+    let changes = crate::governance::evidence::EvidenceStore::new(gov.store.clone());
     let src = Sources {
         bridge: &b.bridge,
         bridge_store: &b.store,
         directory: b.directory.as_ref(),
         jit: &jit,
+        changes: &changes,
     };
     collect(&src, tenant, options, gov.clock.now()).await
 }
