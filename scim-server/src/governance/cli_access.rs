@@ -240,7 +240,11 @@ pub async fn grant(
             };
             jit::extend(gov, &tenant(t), ACTOR, &id, req).await
         }
-        GrantCommand::Revoke { id, note, tenant: t } => {
+        GrantCommand::Revoke {
+            id,
+            note,
+            tenant: t,
+        } => {
             let r = Revocation {
                 by: Some(ACTOR.into()),
                 note,
@@ -306,10 +310,12 @@ pub async fn evidence(
             let to = super::http_access::parse_time("to", &to).map_err(fail)?;
             let records = evidence::export(gov, &t, from, to).await.map_err(fail)?;
             let text = match format {
-                ReportFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
-                    "tenant": t, "from": evidence::rfc3339(from), "to": evidence::rfc3339(to),
-                    "records": records,
-                }))? + "\n",
+                ReportFormat::Json => {
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "tenant": t, "from": evidence::rfc3339(from), "to": evidence::rfc3339(to),
+                        "records": records,
+                    }))? + "\n"
+                }
                 ReportFormat::Csv => evidence::to_csv(&records),
                 ReportFormat::Html => evidence::to_html(&t, from, to, &records),
             };
@@ -323,10 +329,7 @@ pub async fn evidence(
         EvidenceCommand::Verify { tenant: t } => {
             let t = tenant(t);
             let problems = evidence::verify_tenant(gov, &t).await.map_err(fail)?;
-            print(
-                out,
-                &serde_json::json!({"tenant": t, "problems": problems}),
-            )?;
+            print(out, &serde_json::json!({"tenant": t, "problems": problems}))?;
             Ok(if problems.is_empty() {
                 ExitCode::SUCCESS
             } else {

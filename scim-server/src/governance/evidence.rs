@@ -369,7 +369,11 @@ impl EvidenceStore {
             .bind(&evidence.id)
             .bind(&evidence.user_id)
             .bind(completed_plan_id)
-            .bind(evidence.fully_revoked_at.map(scim_graph_bridge::clock::to_millis))
+            .bind(
+                evidence
+                    .fully_revoked_at
+                    .map(scim_graph_bridge::clock::to_millis),
+            )
             .bind(scim_graph_bridge::clock::to_millis(built_at))
             .bind(json)
             .bind(digest)
@@ -497,7 +501,9 @@ pub async fn verify(store: &EvidenceStore, tenant: &str) -> Result<Vec<Problem>>
     let mut problems = Vec::new();
     for (id, json, stored, seq) in store.raw(tenant).await? {
         if digest(&json) != stored {
-            problems.push(format!("evidence {id}: the record no longer matches its digest"));
+            problems.push(format!(
+                "evidence {id}: the record no longer matches its digest"
+            ));
             continue;
         }
         match seq {
@@ -646,7 +652,10 @@ pub fn to_html(
             esc(e.user_name.as_deref().unwrap_or(&e.user_id))
         ));
         let mut row = |k: &str, v: String| {
-            out.push_str(&format!("<tr><th scope=\"row\">{k}</th><td>{}</td></tr>", esc(&v)));
+            out.push_str(&format!(
+                "<tr><th scope=\"row\">{k}</th><td>{}</td></tr>",
+                esc(&v)
+            ));
         };
         row("SCIM user", e.user_id.clone());
         row(
@@ -705,9 +714,11 @@ pub fn to_html(
                 r.digest
             ),
         );
-        out.push_str("</tbody></table><table><thead><tr><th scope=\"col\">Step</th>\
+        out.push_str(
+            "</tbody></table><table><thead><tr><th scope=\"col\">Step</th>\
              <th scope=\"col\">Target</th><th scope=\"col\">Time</th><th scope=\"col\">Outcome</th>\
-             <th scope=\"col\">Graph request id</th></tr></thead><tbody>");
+             <th scope=\"col\">Graph request id</th></tr></thead><tbody>",
+        );
         for s in &e.steps {
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td><code>{}</code></td></tr>",
@@ -852,6 +863,30 @@ async fn anchor(gov: &Governance, record: &LeaverEvidence, digest: &str) -> Resu
     Ok(i64::try_from(seq).ok())
 }
 
+/// What the schedule worker does besides its entries: builds the evidence of leavers the bridge
+/// completed, and publishes the time-bound grant counts on `/metrics`. Failures are logged and
+/// tried again on the next pass.
+pub async fn upkeep(gov: &Governance) {
+    if let Err(e) = build_pending(gov, None).await {
+        tracing::warn!(error = %e.detail(), "building leaver evidence failed");
+    }
+    match crate::governance::jit::JitStore::new(gov.store.clone())
+        .counts()
+        .await
+    {
+        Ok(counts) => {
+            for status in ["pending", "active", "denied", "expired", "revoked"] {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!(crate::metrics::GOV_JIT_GRANTS, "status" => status).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.detail(), "counting time-bound grants failed"),
+    }
+}
+
 /// The stored evidence of `tenant` for revocations completed in `[from, to)`, after building
 /// what is pending.
 pub async fn export(
@@ -919,7 +954,10 @@ mod tests {
             built_at: now,
         };
         let html = to_html("default", now, now, std::slice::from_ref(&rec));
-        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
         assert!(html.contains("change-log record 7"));
         let csv = to_csv(&[rec]);
         assert_eq!(csv.lines().count(), 3, "{csv}");
@@ -928,7 +966,8 @@ mod tests {
 
     #[test]
     fn digests_are_found_in_event_details() {
-        let v = serde_json::json!({"kind": "governance.leaver_evidence", "detail": {"digest": "ab"}});
+        let v =
+            serde_json::json!({"kind": "governance.leaver_evidence", "detail": {"digest": "ab"}});
         assert_eq!(find_digest(&v).as_deref(), Some("ab"));
         assert_eq!(find_digest(&serde_json::json!({"x": 1})), None);
     }

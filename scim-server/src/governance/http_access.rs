@@ -61,7 +61,10 @@ fn text(content_type: &'static str, body: String) -> Response {
 }
 
 /// The `format` query parameter among `allowed` (the first is the default).
-fn format_of(q: &HashMap<String, String>, allowed: &[&'static str]) -> Result<&'static str, ApiError> {
+fn format_of(
+    q: &HashMap<String, String>,
+    allowed: &[&'static str],
+) -> Result<&'static str, ApiError> {
     match q.get("format") {
         None => Ok(allowed[0]),
         Some(f) => allowed.iter().copied().find(|a| a == f).ok_or_else(|| {
@@ -325,9 +328,7 @@ pub async fn evidence_export(
     let format = format_of(&q, &["json", "csv", "html"])?;
     let required = |name: &str| -> Result<OffsetDateTime, ApiError> {
         let v = q.get(name).ok_or_else(|| {
-            scim_core::Error::invalid_value(format!(
-                "{name}: required (RFC 3339 or YYYY-MM-DD)"
-            ))
+            scim_core::Error::invalid_value(format!("{name}: required (RFC 3339 or YYYY-MM-DD)"))
         })?;
         Ok(parse_time(name, v)?)
     };
@@ -360,5 +361,7 @@ pub async fn evidence_verify(
     Caller(ctx): Caller,
 ) -> Result<Json<Value>, ApiError> {
     let problems = evidence::verify_tenant(gov(&state)?, ctx.tenant()).await?;
-    Ok(Json(json!({ "tenant": ctx.tenant(), "problems": problems })))
+    Ok(Json(
+        json!({ "tenant": ctx.tenant(), "problems": problems }),
+    ))
 }

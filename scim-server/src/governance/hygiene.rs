@@ -264,9 +264,10 @@ pub fn build(
         .filter_map(|u| u.match_value.as_ref().map(|m| (m.to_lowercase(), u)))
         .collect();
     let scim_of = |graph_id: &str, match_value: Option<&String>| -> Option<&ScimFacts> {
-        by_graph.get(graph_id).copied().or_else(|| {
-            match_value.and_then(|m| by_match.get(&m.to_lowercase()).copied())
-        })
+        by_graph
+            .get(graph_id)
+            .copied()
+            .or_else(|| match_value.and_then(|m| by_match.get(&m.to_lowercase()).copied()))
     };
     let stale_before = now - time::Duration::days(i64::from(options.stale_days));
     let mut stale = Vec::new();
@@ -318,7 +319,11 @@ pub fn build(
         });
     }
     let mut privileged = Vec::new();
-    for h in facts.holders.iter().filter(|h| h.grant.kind == GrantKind::Role) {
+    for h in facts
+        .holders
+        .iter()
+        .filter(|h| h.grant.kind == GrantKind::Role)
+    {
         let scim = scim_of(&h.graph_user_id, h.match_value.as_ref());
         let rule = scim.is_some_and(|u| u.active && u.rule_roles.contains(&h.grant.name));
         let jit = scim.and_then(|u| {
@@ -386,9 +391,8 @@ fn graph_error(e: impl std::fmt::Display) -> Error {
 }
 
 fn scim_time(v: &serde_json::Value) -> Option<OffsetDateTime> {
-    v.as_str().and_then(|s| {
-        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-    })
+    v.as_str()
+        .and_then(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
 }
 
 /// Reads the facts of `tenant` and builds its report. Needs the bridge in apply mode (the report
@@ -525,10 +529,7 @@ pub async fn collect(
         let target = GrantTarget::Catalog {
             grant: grant.clone(),
         };
-        for h in holders(client, rules, &target)
-            .await
-            .map_err(graph_error)?
-        {
+        for h in holders(client, rules, &target).await.map_err(graph_error)? {
             facts.holders.push(HolderFacts {
                 grant: grant.clone(),
                 graph_user_id: h.graph_user_id,
@@ -617,10 +618,12 @@ fn step_text(step: &scim_graph_bridge::plan::Step) -> String {
 /// Publishes a report's counts on `/metrics`.
 pub fn record_gauges(report: &HygieneReport) {
     let t = report.tenant.clone();
-    metrics::gauge!(crate::metrics::GOV_STALE, "tenant" => t.clone()).set(report.stale.len() as f64);
+    metrics::gauge!(crate::metrics::GOV_STALE, "tenant" => t.clone())
+        .set(report.stale.len() as f64);
     metrics::gauge!(crate::metrics::GOV_ORPHANED, "tenant" => t.clone())
         .set(report.orphaned.len() as f64);
-    metrics::gauge!(crate::metrics::GOV_DRIFT, "tenant" => t.clone()).set(report.drift.len() as f64);
+    metrics::gauge!(crate::metrics::GOV_DRIFT, "tenant" => t.clone())
+        .set(report.drift.len() as f64);
     for source in [
         RoleSource::Rule,
         RoleSource::Jit,
@@ -807,11 +810,26 @@ mod tests {
             holders: vec![
                 holder(GrantKind::Group, "eng", "g-alice", "alice@contoso.example"),
                 holder(GrantKind::Group, "eng", "g-ghost", "ghost@contoso.example"),
-                holder(GrantKind::Role, "helpdesk", "g-ghost", "ghost@contoso.example"),
+                holder(
+                    GrantKind::Role,
+                    "helpdesk",
+                    "g-ghost",
+                    "ghost@contoso.example",
+                ),
                 holder(GrantKind::Role, "helpdesk", "g-bob", "bob@contoso.example"),
-                holder(GrantKind::Role, "helpdesk", "g-carol", "carol@contoso.example"),
+                holder(
+                    GrantKind::Role,
+                    "helpdesk",
+                    "g-carol",
+                    "carol@contoso.example",
+                ),
                 // matched by UPN although not linked
-                holder(GrantKind::Role, "helpdesk", "g-frank2", "frank@contoso.example"),
+                holder(
+                    GrantKind::Role,
+                    "helpdesk",
+                    "g-frank2",
+                    "frank@contoso.example",
+                ),
             ],
             drift: vec![],
             jit: [("carol".to_string(), vec![jit])].into_iter().collect(),

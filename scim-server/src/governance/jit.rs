@@ -142,9 +142,8 @@ pub fn parse_grant(text: &str) -> std::result::Result<Grant, String> {
     let (kind, name) = text.split_once(':').ok_or_else(|| {
         format!("{text:?} is not `kind:name` (e.g. `role:helpdesk`, `group:eng`)")
     })?;
-    let kind = GrantKind::parse(kind).ok_or_else(|| {
-        format!("unknown grant kind {kind:?}: use `group`, `role` or `license`")
-    })?;
+    let kind = GrantKind::parse(kind)
+        .ok_or_else(|| format!("unknown grant kind {kind:?}: use `group`, `role` or `license`"))?;
     if name.is_empty() {
         return Err(format!("{text:?} names no catalog entry"));
     }
@@ -175,7 +174,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<i64, String> {
                 continue;
             }
             let pos = units.iter().position(|(u, _)| *u == c).ok_or_else(bad)?;
-            if number.is_empty() || pos + 1 <= last_unit {
+            if number.is_empty() || pos < last_unit {
                 return Err(bad());
             }
             last_unit = pos + 1;
@@ -185,7 +184,11 @@ pub fn parse_duration(text: &str) -> std::result::Result<i64, String> {
                 .ok_or_else(bad)?;
             number.clear();
         }
-        if number.is_empty() { Ok(()) } else { Err(bad()) }
+        if number.is_empty() {
+            Ok(())
+        } else {
+            Err(bad())
+        }
     };
     if days.is_empty() && time.is_empty() {
         return Err(bad());
@@ -460,9 +463,10 @@ pub fn may_approve(
     if approver_id == user_id {
         return Err("a user cannot approve their own time-bound grant".into());
     }
-    let named = policy.approvers.iter().any(|a| {
-        a == approver_id || approver_user_name.is_some_and(|n| a.eq_ignore_ascii_case(n))
-    });
+    let named = policy
+        .approvers
+        .iter()
+        .any(|a| a == approver_id || approver_user_name.is_some_and(|n| a.eq_ignore_ascii_case(n)));
     match policy.approval {
         Approval::Auto => Ok(()),
         Approval::Approvers if named => Ok(()),
@@ -518,7 +522,9 @@ mod tests {
             assert_eq!(parse_duration(text), Ok(secs), "{text}");
             assert_eq!(parse_duration(&format_duration(secs)), Ok(secs), "{text}");
         }
-        for bad in ["", "P", "PT", "4h", "PT4", "PTH", "PT4M4H", "PT30S", "P1H", "PT-1H"] {
+        for bad in [
+            "", "P", "PT", "4h", "PT4", "PTH", "PT4M4H", "PT30S", "P1H", "PT-1H",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(4 * 3600), "PT4H");
@@ -553,15 +559,29 @@ mod tests {
         assert_eq!(ok.justification, "on call");
         assert!(policy.only_jit);
         for (grant, duration, why, expect) in [
-            ("role:helpdesk", "PT9H", "x", "longer than the policy allows"),
+            (
+                "role:helpdesk",
+                "PT9H",
+                "x",
+                "longer than the policy allows",
+            ),
             ("role:helpdesk", "PT4H", "  ", "justification: required"),
-            ("role:global", "PT1H", "x", "requestable: role:helpdesk, group:eng"),
+            (
+                "role:global",
+                "PT1H",
+                "x",
+                "requestable: role:helpdesk, group:eng",
+            ),
             ("helpdesk", "PT1H", "x", "not `kind:name`"),
             ("role:helpdesk", "4 hours", "x", "not an ISO 8601 duration"),
         ] {
             let e = check_request(&c, grant, duration, why).unwrap_err();
             assert_eq!(e.status(), 400);
-            assert!(e.detail().contains(expect), "{grant} {duration}: {}", e.detail());
+            assert!(
+                e.detail().contains(expect),
+                "{grant} {duration}: {}",
+                e.detail()
+            );
         }
     }
 
@@ -585,12 +605,23 @@ mod tests {
         assert_eq!(c.validate(None), Ok(()));
         let exists = |g: &Grant| g.name != "eng";
         let e = c.validate(Some(&exists)).unwrap_err();
-        assert!(e.contains("policies[1].grant") && e.contains("catalog"), "{e}");
+        assert!(
+            e.contains("policies[1].grant") && e.contains("catalog"),
+            "{e}"
+        );
         c.policies[0].max_duration = "P8D".into();
-        assert!(c.validate(None).unwrap_err().contains("policies[0].max_duration"));
+        assert!(
+            c.validate(None)
+                .unwrap_err()
+                .contains("policies[0].max_duration")
+        );
         c.policies[0].max_duration = "PT1H".into();
         c.policies[1].grant = "role:helpdesk".into();
-        assert!(c.validate(None).unwrap_err().contains("has a policy already"));
+        assert!(
+            c.validate(None)
+                .unwrap_err()
+                .contains("has a policy already")
+        );
     }
 
     #[test]

@@ -112,6 +112,7 @@ impl Background {
                 if let Err(e) = run_due(&gov, &owner, 100).await {
                     tracing::warn!(error = %e, "governance schedule pass failed");
                 }
+                super::evidence::upkeep(&gov).await;
                 tokio::select! {
                     _ = stopped.wait_for(|s| *s) => break,
                     () = gov.clock.sleep(poll) => {}

@@ -264,7 +264,13 @@ impl Env {
     }
 
     /// `POST /scim/v2/Users`; returns the id.
-    pub async fn create_user(&self, upn: &str, department: &str, title: &str, manager: Option<&str>) -> String {
+    pub async fn create_user(
+        &self,
+        upn: &str,
+        department: &str,
+        title: &str,
+        manager: Option<&str>,
+    ) -> String {
         let mut enterprise = json!({"department": department});
         if let Some(m) = manager {
             enterprise["manager"] = json!({"value": m});
@@ -356,10 +362,14 @@ impl Env {
             d.groups_of(&id)
                 .iter()
                 .filter_map(|g| {
-                    [(&c.all_staff, "all-staff"), (&c.eng, "eng"), (&c.support, "support")]
-                        .iter()
-                        .find(|(k, _)| *k == g)
-                        .map(|(_, n)| n.to_string())
+                    [
+                        (&c.all_staff, "all-staff"),
+                        (&c.eng, "eng"),
+                        (&c.support, "support"),
+                    ]
+                    .iter()
+                    .find(|(k, _)| *k == g)
+                    .map(|(_, n)| n.to_string())
                 })
                 .collect()
         })

@@ -124,8 +124,7 @@ pub(crate) fn dispatch_logged(
     };
     // Graph sends a `request-id` header on every response (batch items included, here)
     let request_id = uuid::Uuid::new_v4().to_string();
-    resp.headers
-        .insert("request-id".into(), request_id.clone());
+    resp.headers.insert("request-id".into(), request_id.clone());
     st.log(
         shared.started,
         method,

@@ -45,7 +45,11 @@ pub async fn overrides(
             grant,
             action: OverrideAction::Add {
                 until,
-                reason: format!("time-bound grant {} (until {})", g.id, crate::governance::evidence::rfc3339(until)),
+                reason: format!(
+                    "time-bound grant {} (until {})",
+                    g.id,
+                    crate::governance::evidence::rfc3339(until)
+                ),
             },
         });
     }
@@ -125,13 +129,7 @@ fn jit_store(gov: &Governance) -> JitStore {
     JitStore::new(gov.store.clone())
 }
 
-fn event(
-    tenant: &str,
-    now: OffsetDateTime,
-    kind: &str,
-    g: &JitGrant,
-    actor: &str,
-) -> Event {
+fn event(tenant: &str, now: OffsetDateTime, kind: &str, g: &JitGrant, actor: &str) -> Event {
     Event::new(
         tenant,
         now,
@@ -156,8 +154,9 @@ fn chain_event(
     kind: &str,
     g: &JitGrant,
 ) -> Result<(WriteContext, AuditEvent)> {
-    let ctx = crate::service::write::Writer::acting_for(tenant, format!("governance:{actor}"), None)
-        .context(now);
+    let ctx =
+        crate::service::write::Writer::acting_for(tenant, format!("governance:{actor}"), None)
+            .context(now);
     let event = AuditEvent::new(
         &format!("governance.{kind}"),
         "JitGrant",
@@ -245,12 +244,12 @@ pub async fn request(
         )));
     }
     let requested_by = match &body.requested_by {
-        Some(r) => find_person(gov, tenant, r)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid_value(format!("requestedBy: no SCIM user {r:?}"))
-            })?
-            .id,
+        Some(r) => {
+            find_person(gov, tenant, r)
+                .await?
+                .ok_or_else(|| Error::invalid_value(format!("requestedBy: no SCIM user {r:?}")))?
+                .id
+        }
         None => user.id.clone(),
     };
     let now = gov.clock.now();
@@ -387,7 +386,10 @@ async fn decide(
     let now = gov.clock.now();
     g.decided_by = Some(approver.id.clone());
     g.decided_at = Some(now);
-    g.note = decision.note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    g.note = decision
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
     let (kind, tasks) = if approve {
         let seconds = parse_duration(&g.duration).unwrap_or(0);
         let extends_until = match &g.extends {
@@ -439,8 +441,12 @@ pub async fn extend(
             "grant {id} is not active; request a new grant instead"
         )));
     }
-    let (checked, policy) =
-        check_request(config(gov), &base.grant, &body.duration, &body.justification)?;
+    let (checked, policy) = check_request(
+        config(gov),
+        &base.grant,
+        &body.duration,
+        &body.justification,
+    )?;
     let g = JitGrant {
         id: uuid::Uuid::new_v4().to_string(),
         user: base.user.clone(),
@@ -457,7 +463,16 @@ pub async fn extend(
         expires_at: None,
         extends: Some(base.id.clone()),
     };
-    create(gov, tenant, actor, g, checked.seconds, &policy, base.expires_at).await
+    create(
+        gov,
+        tenant,
+        actor,
+        g,
+        checked.seconds,
+        &policy,
+        base.expires_at,
+    )
+    .await
 }
 
 /// `POST /grants/{id}/revoke`: ends an active grant now (or withdraws a pending request).

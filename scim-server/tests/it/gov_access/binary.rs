@@ -19,7 +19,10 @@ fn command(config: &std::path::Path) -> Command {
 /// Runs a command of the binary; returns (success, stdout, stderr).
 async fn run(config: std::path::PathBuf, args: Vec<String>) -> (bool, String, String) {
     tokio::task::spawn_blocking(move || {
-        let out = command(&config).args(&args).output().expect("running scim-server");
+        let out = command(&config)
+            .args(&args)
+            .output()
+            .expect("running scim-server");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -80,8 +83,10 @@ async fn served_grant(postgres: bool) {
     let (mgr, ada) = ("mgr@contoso.example", "ada@contoso.example");
     for upn in [mgr, ada] {
         fake.with_directory(|d| {
-            d.add_user(json!({"userPrincipalName": upn, "displayName": upn, "mailNickname": "x",
-                              "usageLocation": "US"}))
+            d.add_user(
+                json!({"userPrincipalName": upn, "displayName": upn, "mailNickname": "x",
+                              "usageLocation": "US"}),
+            )
         });
     }
     let (_, m) = call(
@@ -158,7 +163,8 @@ async fn served_grant(postgres: bool) {
     assert!(ok, "{err}");
     assert!(out.starts_with("category,user_id,"), "{out}");
     assert!(
-        out.lines().any(|l| l.starts_with("privileged,") && l.contains("via jit")),
+        out.lines()
+            .any(|l| l.starts_with("privileged,") && l.contains("via jit")),
         "{out}"
     );
     // a bad request through the CLI is an error naming the field, not a panic

@@ -25,7 +25,11 @@ async fn leaver_record(env: Env) {
     let graph_id = env.graph_user(ada);
     let post = reqwest::Method::POST;
     let (status, body) = env
-        .call(post.clone(), "/inbound/v1/bulkUpload", Some(bulk(ada, true)))
+        .call(
+            post.clone(),
+            "/inbound/v1/bulkUpload",
+            Some(bulk(ada, true)),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     env.run_intake().await;
@@ -37,7 +41,11 @@ async fn leaver_record(env: Env) {
     env.clock.advance(time::Duration::hours(1));
     let received = env.clock.now();
     let (status, body) = env
-        .call(post.clone(), "/inbound/v1/bulkUpload", Some(bulk(ada, false)))
+        .call(
+            post.clone(),
+            "/inbound/v1/bulkUpload",
+            Some(bulk(ada, false)),
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     env.clock.advance(time::Duration::minutes(1));
@@ -134,7 +142,11 @@ async fn leaver_record(env: Env) {
     assert_eq!(again["records"], export["records"]);
     for (format, content_type, needle) in [
         ("csv", "text/csv; charset=utf-8", ",remove_group,support,"),
-        ("html", "text/html; charset=utf-8", "<h2>ada@contoso.example</h2>"),
+        (
+            "html",
+            "text/html; charset=utf-8",
+            "<h2>ada@contoso.example</h2>",
+        ),
     ] {
         let res = env
             .http
@@ -150,9 +162,17 @@ async fn leaver_record(env: Env) {
         let text = res.text().await.unwrap();
         assert!(text.contains(needle), "{text}");
     }
-    for q in ["from=2026-01-02&to=2026-01-01", "to=2026-01-02", "from=yesterday&to=2026-01-02"] {
+    for q in [
+        "from=2026-01-02&to=2026-01-01",
+        "to=2026-01-02",
+        "from=yesterday&to=2026-01-02",
+    ] {
         let (status, e) = env
-            .call(reqwest::Method::GET, &format!("/governance/v1/evidence?{q}"), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/governance/v1/evidence?{q}"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {e}");
     }
@@ -161,16 +181,20 @@ async fn leaver_record(env: Env) {
     let gov_store = env.gov.store.clone();
     match gov_store {
         scim_server::governance::GovStore::Sqlite(p) => {
-            sqlx::query("UPDATE gov_leaver_evidence SET record_json = replace(record_json, 'done', 'DONE')")
-                .execute(&p)
-                .await
-                .unwrap();
+            sqlx::query(
+                "UPDATE gov_leaver_evidence SET record_json = replace(record_json, 'done', 'DONE')",
+            )
+            .execute(&p)
+            .await
+            .unwrap();
         }
         scim_server::governance::GovStore::Postgres(p) => {
-            sqlx::query("UPDATE gov_leaver_evidence SET record_json = replace(record_json, 'done', 'DONE')")
-                .execute(&p)
-                .await
-                .unwrap();
+            sqlx::query(
+                "UPDATE gov_leaver_evidence SET record_json = replace(record_json, 'done', 'DONE')",
+            )
+            .execute(&p)
+            .await
+            .unwrap();
         }
     }
     let (_, v) = env

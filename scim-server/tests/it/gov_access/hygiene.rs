@@ -41,8 +41,10 @@ async fn planted_cases(env: Env) {
         .call(
             reqwest::Method::POST,
             "/governance/v1/grants",
-            Some(json!({"user": ids["frank"], "grant": "role:helpdesk", "duration": "PT8H",
-                        "justification": "on call this week"})),
+            Some(
+                json!({"user": ids["frank"], "grant": "role:helpdesk", "duration": "PT8H",
+                        "justification": "on call this week"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{g}");
@@ -58,7 +60,11 @@ async fn planted_cases(env: Env) {
     env.drain().await;
     // sign-ins: alice 120 days ago, carol unknown, everyone else yesterday
     for name in ["alice", "bob", "dave", "erin", "frank", "secops"] {
-        let at = if name == "alice" { days_ago(&env, 120) } else { days_ago(&env, 1) };
+        let at = if name == "alice" {
+            days_ago(&env, 120)
+        } else {
+            days_ago(&env, 1)
+        };
         env.fake.with_directory(|d| {
             let id = d.user_by_upn(&format!("{name}@contoso.example")).unwrap();
             assert!(d.set_last_sign_in(&id, Some(&at)));
@@ -70,8 +76,11 @@ async fn planted_cases(env: Env) {
         d.remove_member(&env.cat.eng, &erin);
     });
     // dave leaves in SCIM; the bridge has not run yet, so Graph still has him enabled
-    env.patch_user(&ids["dave"], json!([{"op": "Replace", "path": "active", "value": false}]))
-        .await;
+    env.patch_user(
+        &ids["dave"],
+        json!([{"op": "Replace", "path": "active", "value": false}]),
+    )
+    .await;
     env.clock.advance(time::Duration::hours(2));
 
     let (status, r) = env
@@ -111,7 +120,10 @@ async fn planted_cases(env: Env) {
         ],
         "{r}"
     );
-    assert_eq!(r["orphaned"][0]["grants"], json!(["group:eng", "role:helpdesk"]));
+    assert_eq!(
+        r["orphaned"][0]["grants"],
+        json!(["group:eng", "role:helpdesk"])
+    );
     assert_eq!(names("drift", "userId"), [ids["erin"].clone()], "{r}");
     assert_eq!(r["drift"][0]["steps"], json!(["add_group eng"]));
     let privileged: Vec<(String, String)> = r["privileged"]
@@ -129,12 +141,17 @@ async fn planted_cases(env: Env) {
         ("frank@contoso.example".to_string(), "jit".to_string()),
         ("ghost@contoso.example".to_string(), "outside".to_string()),
     ];
-    expected.sort_by_key(|(upn, _)| {
-        env.fake
-            .with_directory(|d| d.user_by_upn(upn).unwrap())
-    });
+    expected.sort_by_key(|(upn, _)| env.fake.with_directory(|d| d.user_by_upn(upn).unwrap()));
     assert_eq!(privileged, expected, "{r}");
-    assert_eq!(r["privileged"].as_array().unwrap().iter().find(|p| p["source"] == "jit").unwrap()["jitGrant"], grant);
+    assert_eq!(
+        r["privileged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["source"] == "jit")
+            .unwrap()["jitGrant"],
+        grant
+    );
 
     // CSV: a header and one row per finding
     let res = env
@@ -147,11 +164,19 @@ async fn planted_cases(env: Env) {
     assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = res.text().await.unwrap();
     assert_eq!(csv.lines().count(), 1 + 1 + 2 + 1 + 2, "{csv}");
-    assert!(csv.lines().any(|l| l.starts_with("drift,") && l.contains("add_group eng")), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("drift,") && l.contains("add_group eng")),
+        "{csv}"
+    );
     // bad parameters are 400s
     for q in ["staleDays=0", "staleDays=x", "format=xml"] {
         let (status, e) = env
-            .call(reqwest::Method::GET, &format!("/governance/v1/hygiene?{q}"), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/governance/v1/hygiene?{q}"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {e}");
     }

@@ -10,7 +10,9 @@ async fn granted_then_removed_at_expiry_across_a_restart(env: Env) {
     env.graph_user(mgr);
     env.graph_user(ada);
     let mgr_id = env.create_user(mgr, "IT", "Lead", None).await;
-    let ada_id = env.create_user(ada, "IT", "Support Agent", Some(&mgr_id)).await;
+    let ada_id = env
+        .create_user(ada, "IT", "Support Agent", Some(&mgr_id))
+        .await;
     env.drain().await;
     // the rules name helpdesk for support staff, but the policy says: only through JIT
     assert_eq!(env.roles(ada), BTreeSet::new());
@@ -24,14 +26,19 @@ async fn granted_then_removed_at_expiry_across_a_restart(env: Env) {
     for (change, expect) in [
         (json!({"duration": "PT9H"}), "longer than the policy allows"),
         (json!({"justification": " "}), "justification: required"),
-        (json!({"grant": "role:global-admin"}), "cannot be requested for a time"),
+        (
+            json!({"grant": "role:global-admin"}),
+            "cannot be requested for a time",
+        ),
         (json!({"duration": "4 hours"}), "ISO 8601"),
     ] {
         let mut body = request.clone();
         for (k, v) in change.as_object().unwrap() {
             body[k] = v.clone();
         }
-        let (status, err) = env.call(post.clone(), "/governance/v1/grants", Some(body)).await;
+        let (status, err) = env
+            .call(post.clone(), "/governance/v1/grants", Some(body))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
         assert!(err["detail"].as_str().unwrap().contains(expect), "{err}");
     }
@@ -104,15 +111,27 @@ async fn granted_then_removed_at_expiry_across_a_restart(env: Env) {
         .fake
         .writes()
         .into_iter()
-        .map(|w| (w.method, w.path.split('/').take(3).collect::<Vec<_>>().join("/")))
+        .map(|w| {
+            (
+                w.method,
+                w.path.split('/').take(3).collect::<Vec<_>>().join("/"),
+            )
+        })
         .collect();
     assert_eq!(
         deletes,
-        [("DELETE".to_string(), "/roleManagement/directory".to_string())],
+        [(
+            "DELETE".to_string(),
+            "/roleManagement/directory".to_string()
+        )],
         "exactly the role removal"
     );
     let (_, grant) = env
-        .call(reqwest::Method::GET, &format!("/governance/v1/grants/{id}"), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/governance/v1/grants/{id}"),
+            None,
+        )
         .await;
     assert_eq!(grant["status"], "expired");
     assert_eq!(
@@ -140,8 +159,10 @@ async fn auto_approval_extension_and_revocation(env: Env) {
         .call(
             post.clone(),
             "/governance/v1/grants",
-            Some(json!({"user": bob, "grant": "group:eng", "duration": "PT2H",
-                        "justification": "pairing on the release"})),
+            Some(
+                json!({"user": bob, "grant": "group:eng", "duration": "PT2H",
+                        "justification": "pairing on the release"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{g}");
@@ -194,7 +215,11 @@ async fn auto_approval_extension_and_revocation(env: Env) {
         .collect();
     assert_eq!(statuses, ["revoked", "expired"]);
     let (status, _) = env
-        .call(reqwest::Method::GET, "/governance/v1/grants?status=bogus", None)
+        .call(
+            reqwest::Method::GET,
+            "/governance/v1/grants?status=bogus",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
