@@ -5,9 +5,11 @@
 //! (`[[governance.jit.policies]]`) bounds the duration and says who approves: the user's manager
 //! (SCIM enterprise `manager`), a named approver, or nobody (auto-approved). An approved grant is
 //! *active* from its approval until its expiry; while it is, the bridge's planner adds it to the
-//! user's desired state (an [`Override::Add`] with its `until`), and the bridge keeps the user's
-//! work row due at that `until` (`scim_graph_bridge::worker`), so the removal happens at expiry
-//! even after a restart: the schedule is a row in the database, not a timer in a process.
+//! user's desired state (an `OverrideAction::Add` with its `until`, from [`overrides`]). The
+//! approval commits with two `gov_schedule` entries, `jit.activate` (queue the user for the
+//! bridge now) and `jit.expire` (at the end: mark the grant expired and queue the user, whose
+//! plan then removes the grant), so the removal happens at expiry even after a restart or a
+//! `kill -9`: the schedule is rows in the database, not a timer in a process.
 //! Extending is a new request (with `extends`) approved like the first; it starts when the
 //! grant it extends ends.
 //!

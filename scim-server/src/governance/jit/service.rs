@@ -370,6 +370,12 @@ async fn decide(
         .ok_or_else(|| {
             Error::invalid_value(format!("approver: no SCIM user {:?}", decision.approver))
         })?;
+    if !approver.active && policy.approval != Approval::Auto {
+        return Err(Error::forbidden(format!(
+            "approver: {} is inactive",
+            approver.user_name.as_deref().unwrap_or(&approver.id)
+        )));
+    }
     may_approve(
         &policy,
         &user.id,
