@@ -99,6 +99,12 @@ impl Directory {
             g.members.insert(user.into());
         }
     }
+    /// Removes a user from a group directly (a change made in Entra by hand).
+    pub fn remove_member(&mut self, group: &str, user: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.remove(user);
+        }
+    }
     /// Makes a user an owner of a group (seeding).
     pub fn add_owner(&mut self, group: &str, user: &str) {
         if let Some(g) = self.groups.get_mut(group) {

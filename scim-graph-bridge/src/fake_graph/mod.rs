@@ -104,6 +104,9 @@ pub struct LoggedRequest {
     pub in_batch: bool,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// The `request-id` header answered.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl LoggedRequest {
@@ -184,7 +187,15 @@ impl FakeState {
             status,
             in_batch,
             at_ms: started.elapsed().as_millis() as u64,
+            request_id: None,
         });
+    }
+
+    /// Notes the `request-id` answered to the request logged last.
+    pub(crate) fn set_last_request_id(&mut self, id: String) {
+        if let Some(last) = self.log.last_mut() {
+            last.request_id = Some(id);
+        }
     }
 }
 

@@ -29,6 +29,19 @@ pub struct StepRecord {
     pub target: String,
     /// What happened.
     pub outcome: Outcome,
+    /// When Graph's answer arrived (the bridge's clock). Absent in records written before the
+    /// bridge kept it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub at: Option<OffsetDateTime>,
+    /// Graph's `request-id` response header (the id Microsoft support asks for; "every response
+    /// includes a request-id", Graph error documentation); for a `$batch` item, the item's own or
+    /// else the envelope's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The result of applying a plan.
@@ -42,6 +55,14 @@ pub struct ApplyReport {
     pub transient_failure: Option<String>,
     /// Number of permanent failures recorded.
     pub permanent_failures: usize,
+    /// When applying started (the bridge's clock). Absent in records written before the bridge
+    /// kept it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
 }
 
 impl ApplyReport {
@@ -196,7 +217,7 @@ impl Bridge {
             desired_hash: String::new(),
             desired: Default::default(),
         };
-        Some(apply::apply(client, &plan).await)
+        Some(apply::apply(client, &plan, self.clock.as_ref()).await)
     }
 
     async fn resolve_manager(
@@ -238,7 +259,7 @@ impl Bridge {
         let report = match &self.client {
             None => None,
             Some(client) => {
-                let r = apply::apply(client, &plan).await;
+                let r = apply::apply(client, &plan, self.clock.as_ref()).await;
                 if r.graph_user_id.is_some() {
                     new_link.graph_id = r.graph_user_id.clone();
                 }

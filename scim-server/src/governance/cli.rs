@@ -44,6 +44,14 @@ pub enum GovernanceCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Time-bound (just-in-time) grants.
+    #[command(subcommand)]
+    Grant(super::cli_access::GrantCommand),
+    /// The hygiene report: stale, orphaned and drifted accounts, privileged role holders.
+    Hygiene(super::cli_access::HygieneArgs),
+    /// Leaver evidence: export a period, verify the stored records.
+    #[command(subcommand)]
+    Evidence(super::cli_access::EvidenceCommand),
     /// Run the governance schedule (review starts, reminders, due dates) without the HTTP server.
     Run {
         /// Run what is due now and exit (instead of running until SIGTERM or Ctrl-C).
@@ -280,6 +288,15 @@ pub async fn execute(
                 .await
                 .map_err(fail)?;
             print(out, &events)?;
+        }
+        GovernanceCommand::Grant(cmd) => {
+            return super::cli_access::grant(cmd, &config.default_tenant, gov, out).await;
+        }
+        GovernanceCommand::Hygiene(args) => {
+            return super::cli_access::hygiene(args, &config.default_tenant, gov, out).await;
+        }
+        GovernanceCommand::Evidence(cmd) => {
+            return super::cli_access::evidence(cmd, &config.default_tenant, gov, out).await;
         }
         GovernanceCommand::Run { until_idle } => {
             let owner = format!("cli-{}", uuid::Uuid::new_v4().simple());

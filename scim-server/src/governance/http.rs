@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_exceptions))
         .routes(routes!(remove_exception))
         .routes(routes!(list_events))
+        .merge(super::http_access::routes())
 }
 
 /// The body as `T`, or a 400 `invalidValue` naming what is wrong.

@@ -25,7 +25,12 @@
 //! - read-only credentials may read every governance resource and change none.
 
 pub mod cli;
+pub mod cli_access;
+pub mod evidence;
 pub mod http;
+pub mod http_access;
+pub mod hygiene;
+pub mod jit;
 pub mod notify;
 pub mod overrides;
 pub mod reviews;
@@ -67,6 +72,8 @@ pub struct GovernanceConfig {
     pub webhooks: Vec<notify::WebhookConfig>,
     /// E-mail over SMTP (`[governance.smtp]`); no e-mail without it.
     pub smtp: Option<notify::SmtpConfig>,
+    /// Time-bound grants (`[[governance.jit.policies]]`).
+    pub jit: jit::JitConfig,
 }
 
 impl Default for GovernanceConfig {
@@ -80,6 +87,7 @@ impl Default for GovernanceConfig {
             review_url: None,
             webhooks: Vec::new(),
             smtp: None,
+            jit: jit::JitConfig::default(),
         }
     }
 }
@@ -117,6 +125,9 @@ impl GovernanceConfig {
             smtp.check()
                 .map_err(|(key, why)| ConfigError::new(format!("governance.smtp.{key}"), why))?;
         }
+        self.jit
+            .validate(None)
+            .map_err(|why| ConfigError::new("governance.jit", why))?;
         Ok(())
     }
 
@@ -190,6 +201,25 @@ pub async fn open_governance(
         return Ok(None);
     }
     let store = store::open(&config.database_url).await?;
+    if let Some(b) = &bridge {
+        let catalog = &b.bridge.rules().catalog;
+        let exists = |g: &scim_graph_bridge::overrides::Grant| g.in_catalog(catalog);
+        gov_config
+            .jit
+            .validate(Some(&exists))
+            .map_err(|why| anyhow::anyhow!("`governance.jit`: {why}"))?;
+    }
+    // the planner reads which grants are held only through time-bound grants from the database,
+    // whichever process it runs in
+    let only_jit: Vec<String> = gov_config
+        .jit
+        .only_jit()
+        .map(|g| jit::grant_text(&g))
+        .collect();
+    jit::JitStore::new(store.clone())
+        .sync_only_jit(&only_jit)
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the time-bound grant policies: {}", e.detail()))?;
     let notifier = notify::Notifier::new(&gov_config)?;
     Ok(Some(Arc::new(Governance {
         store,

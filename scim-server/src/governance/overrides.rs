@@ -26,8 +26,19 @@ impl AccessOverrides for GovernanceOverrides {
         &self,
         tenant: &str,
         user_id: &str,
-        _now: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> scim_graph_bridge::Result<Vec<Override>> {
+        // time-bound grants first: a review's suppression still wins (applied after adds)
+        let mut out = super::jit::overrides(
+            &super::jit::JitStore::new(self.store.clone()),
+            tenant,
+            user_id,
+            now,
+        )
+        .await
+        .map_err(|e| {
+            scim_graph_bridge::Error::Directory(format!("time-bound grants: {}", e.detail()))
+        })?;
         let exceptions = self
             .store
             .exceptions(tenant, Some(user_id), false)
@@ -35,19 +46,17 @@ impl AccessOverrides for GovernanceOverrides {
             .map_err(|e| {
                 scim_graph_bridge::Error::Directory(format!("governance exceptions: {e}"))
             })?;
-        Ok(exceptions
-            .into_iter()
-            .filter_map(|x| {
-                Some(Override {
-                    grant: Grant::new(GrantKind::parse(&x.grant_kind)?, x.grant_name),
-                    action: OverrideAction::Suppress {
-                        reason: match &x.review_id {
-                            Some(r) => format!("review {r} (exception {})", x.id),
-                            None => format!("exception {}", x.id),
-                        },
+        out.extend(exceptions.into_iter().filter_map(|x| {
+            Some(Override {
+                grant: Grant::new(GrantKind::parse(&x.grant_kind)?, x.grant_name),
+                action: OverrideAction::Suppress {
+                    reason: match &x.review_id {
+                        Some(r) => format!("review {r} (exception {})", x.id),
+                        None => format!("exception {}", x.id),
                     },
-                })
+                },
             })
-            .collect())
+        }));
+        Ok(out)
     }
 }

@@ -47,6 +47,12 @@ async fn run_task(gov: &Governance, task: &Task) -> anyhow::Result<()> {
             .await
             .map(|_| ())
             .map_err(|e| anyhow::anyhow!("{}", e.detail())),
+        super::jit::TASK_ACTIVATE => super::jit::activate(gov, &task.tenant_id, &task.subject_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail())),
+        super::jit::TASK_EXPIRE => super::jit::expire(gov, &task.tenant_id, &task.subject_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail())),
         other => anyhow::bail!("unknown governance schedule entry kind {other:?}"),
     }
 }
@@ -106,6 +112,7 @@ impl Background {
                 if let Err(e) = run_due(&gov, &owner, 100).await {
                     tracing::warn!(error = %e, "governance schedule pass failed");
                 }
+                super::evidence::upkeep(&gov).await;
                 tokio::select! {
                     _ = stopped.wait_for(|s| *s) => break,
                     () = gov.clock.sleep(poll) => {}

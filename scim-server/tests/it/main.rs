@@ -6,6 +6,7 @@ mod console;
 mod console_browser;
 mod e2e;
 mod ecosystem;
+mod gov_access;
 mod http;
 mod inbound;
 mod inbound_events;

@@ -110,7 +110,7 @@ pub(crate) fn dispatch_logged(
     body: Option<Value>,
     in_batch: bool,
 ) -> Result<FakeResponse, ()> {
-    let resp = match st.check_fault(method, path) {
+    let mut resp = match st.check_fault(method, path) {
         FaultHit::Hang => {
             st.log(shared.started, method, path, query, body, 0, in_batch);
             return Err(());
@@ -122,6 +122,9 @@ pub(crate) fn dispatch_logged(
         }
         FaultHit::None => route(shared, st, method, path, query, headers, body.clone()),
     };
+    // Graph sends a `request-id` header on every response (batch items included, here)
+    let request_id = uuid::Uuid::new_v4().to_string();
+    resp.headers.insert("request-id".into(), request_id.clone());
     st.log(
         shared.started,
         method,
@@ -131,6 +134,7 @@ pub(crate) fn dispatch_logged(
         resp.status,
         in_batch,
     );
+    st.set_last_request_id(request_id);
     Ok(resp)
 }
 
