@@ -2,6 +2,7 @@
 
 mod db;
 mod graph_client;
+mod guard;
 mod holders;
 mod migrations;
 mod reconcile;
