@@ -78,6 +78,9 @@ pub struct Config {
     pub console: Option<OpaqueTable>,
     /// The HR intake (`/inbound/v1/bulkUpload`, its queue and worker).
     pub inbound: crate::inbound::InboundConfig,
+    /// Governance (`/governance/v1`: access reviews and their notifications), see
+    /// [`Config::governance_config`].
+    pub governance: Option<OpaqueTable>,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             graph: None,
             console: None,
             inbound: crate::inbound::InboundConfig::default(),
+            governance: None,
         }
     }
 }
@@ -282,6 +286,7 @@ impl Config {
         config.auth_config()?;
         config.graph_config(&env)?;
         config.console_config()?;
+        config.governance_config()?;
         Ok(config)
     }
 
@@ -305,6 +310,12 @@ impl Config {
     pub fn console_config(&self) -> Result<crate::console::ConsoleConfig, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         crate::console::ConsoleConfig::from_table_and_env(self.console.as_ref().map(|t| &t.0), &env)
+    }
+
+    /// The `[governance]` section as [`crate::governance::GovernanceConfig`] (its defaults when
+    /// absent), validated; errors name the key.
+    pub fn governance_config(&self) -> Result<crate::governance::GovernanceConfig, ConfigError> {
+        crate::governance::GovernanceConfig::from_table(self.governance.as_ref().map(|t| &t.0))
     }
 
     /// The Graph bridge configuration: the `[graph]` table with `SCIM_GRAPH_*` overrides from

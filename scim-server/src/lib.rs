@@ -9,7 +9,8 @@
 //! - [`config`]: TOML plus `SCIM_` environment configuration;
 //! - [`server`] and [`cli`]: the binary's subcommands;
 //! - [`store`] and [`auth`]: storage and authentication behind traits;
-//! - [`inbound`]: the HR intake (Entra-format bulkUpload) and its durable queue.
+//! - [`inbound`]: the HR intake (Entra-format bulkUpload) and its durable queue;
+//! - [`governance`]: access reviews and the other governance features (`/governance/v1`).
 //!
 //! Embedding:
 //!
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod fault;
+pub mod governance;
 pub mod http;
 pub mod inbound;
 pub mod metrics;

@@ -25,6 +25,17 @@ pub const OUTBOX_LAG: &str = "scim_outbox_lag";
 pub const BRIDGE_PENDING: &str = "scim_bridge_pending_users";
 /// Dead letters of the Graph bridge.
 pub const BRIDGE_DEAD_LETTERS: &str = "scim_bridge_dead_letters";
+/// Active accounts without a sign-in for the report's days, by tenant (the last hygiene report).
+pub const GOV_STALE: &str = "scim_governance_stale_accounts";
+/// Orphaned Graph accounts, by tenant (the last hygiene report).
+pub const GOV_ORPHANED: &str = "scim_governance_orphaned_accounts";
+/// Users whose Graph state drifted from the rules, by tenant (the last hygiene report).
+pub const GOV_DRIFT: &str = "scim_governance_drifted_users";
+/// Holders of catalog roles, by tenant and how they got the role (`rule`, `jit`,
+/// `rule_and_jit`, `outside`) (the last hygiene report).
+pub const GOV_PRIVILEGED: &str = "scim_governance_privileged_role_holders";
+/// Time-bound grants by status, every tenant.
+pub const GOV_JIT_GRANTS: &str = "scim_governance_jit_grants";
 /// Leaver plans the Graph bridge's mass-change guard holds for an operator.
 pub const BRIDGE_HELD: &str = "scim_bridge_held_plans";
 /// Times a tenant's leaver actions crossed the mass-change guard's limit, by tenant (the

@@ -287,6 +287,31 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         callbacks.clone(),
     )
     .await?;
+    let governance_bridge = match crate::bridge::graph_config(&config)? {
+        Some(graph) => Some(
+            crate::bridge::BridgeContext::open(
+                &graph,
+                &config.database_url,
+                state.store.clone(),
+                state.registry.clone(),
+                state.clock.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let governance = crate::governance::open_governance(
+        &config,
+        state.store.clone(),
+        state.registry.clone(),
+        governance_bridge,
+        state.clock.clone(),
+    )
+    .await?;
+    if let Some(g) = &governance {
+        state = state.with_governance(g.clone());
+    }
+    let governance_worker = crate::governance::schedule::Background::start(governance);
     let callback_delivery = crate::inbound::callback::Background::start(callbacks);
     let upkeep = spawn_upkeep(&state);
     let intake_worker = crate::inbound::worker::Background::start(&state);
@@ -294,6 +319,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let served = run(&config, crate::http::router_with(state, console)).await;
     upkeep.abort();
     intake_worker
+        .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
+        .await;
+    governance_worker
         .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
         .await;
     bridge.shutdown().await;

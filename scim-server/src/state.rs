@@ -78,6 +78,8 @@ pub struct AppState {
     pub oauth: Option<Arc<crate::auth::OAuthServer>>,
     /// The HR intake (`/inbound/v1/…`), when this server has one.
     pub inbound: Option<Arc<crate::inbound::Intake>>,
+    /// Governance (`/governance/v1/…`), when this server has it.
+    pub governance: Option<Arc<crate::governance::Governance>>,
     /// Outcome callbacks (`[[inbound.callbacks]]`), when configured.
     pub callbacks: Option<Arc<crate::inbound::callback::Callbacks>>,
     /// The database's last observed health (`/readyz`).
@@ -120,6 +122,7 @@ impl AppState {
             write_locks: Arc::default(),
             oauth: None,
             inbound: None,
+            governance: None,
             callbacks: None,
             db_health: Arc::default(),
         }
@@ -134,6 +137,12 @@ impl AppState {
     /// Serves the HR intake with `intake`.
     pub fn with_inbound(mut self, intake: Arc<crate::inbound::Intake>) -> Self {
         self.inbound = Some(intake);
+        self
+    }
+
+    /// Serves governance with `governance`.
+    pub fn with_governance(mut self, governance: Arc<crate::governance::Governance>) -> Self {
+        self.governance = Some(governance);
         self
     }
 

@@ -21,12 +21,15 @@ struct FUser {
     props: Map<String, Value>,
     licenses: BTreeMap<String, Vec<String>>,
     manager: Option<String>,
+    /// `signInActivity`, returned only when `$select`ed (as Graph does).
+    sign_in: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
 struct FGroup {
     name: String,
     members: BTreeSet<String>,
+    owners: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,7 +82,7 @@ impl Directory {
             id.clone(),
             FGroup {
                 name: name.into(),
-                members: BTreeSet::new(),
+                ..FGroup::default()
             },
         );
         id
@@ -95,6 +98,38 @@ impl Directory {
         if let Some(g) = self.groups.get_mut(group) {
             g.members.insert(user.into());
         }
+    }
+    /// Removes a user from a group directly (a change made in Entra by hand).
+    pub fn remove_member(&mut self, group: &str, user: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.remove(user);
+        }
+    }
+    /// Makes a user an owner of a group (seeding).
+    pub fn add_owner(&mut self, group: &str, user: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.owners.insert(user.into());
+        }
+    }
+    /// Owners of a group.
+    pub fn owners(&self, group: &str) -> BTreeSet<String> {
+        self.groups
+            .get(group)
+            .map(|g| g.owners.clone())
+            .unwrap_or_default()
+    }
+    /// Sets (or, with `None`, clears) the user's `signInActivity.lastSignInDateTime` (RFC 3339),
+    /// as Graph reports it with `$select=signInActivity`. `false` when there is no such user.
+    pub fn set_last_sign_in(&mut self, user: &str, at: Option<&str>) -> bool {
+        let Some(id) = self.find_user(user) else {
+            return false;
+        };
+        let u = self.users.get_mut(&id).expect("found");
+        u.sign_in = at.map(|t| {
+            json!({"lastSignInDateTime": t, "lastSignInRequestId": uuid::Uuid::new_v4().to_string(),
+                   "lastNonInteractiveSignInDateTime": t, "lastSuccessfulSignInDateTime": t})
+        });
+        true
     }
     /// Assigns a role directly (seeding); returns the assignment id.
     pub fn assign_role(&mut self, user: &str, definition: &str, scope: &str) -> String {
@@ -166,7 +201,7 @@ impl Directory {
         json!({
             "users": self.users.values().map(user_json).collect::<Vec<_>>(),
             "deletedUsers": self.deleted.keys().collect::<Vec<_>>(),
-            "groups": self.groups.iter().map(|(id, g)| json!({"id": id, "displayName": g.name, "members": g.members})).collect::<Vec<_>>(),
+            "groups": self.groups.iter().map(|(id, g)| json!({"id": id, "displayName": g.name, "members": g.members, "owners": g.owners})).collect::<Vec<_>>(),
             "roleAssignments": self.roles.iter().map(|(id, r)| role_json(id, r)).collect::<Vec<_>>(),
             "subscribedSkus": self.skus_json(),
         })
@@ -276,7 +311,15 @@ impl Directory {
         path: &str,
     ) -> FakeResponse {
         match (method, rest) {
-            ("GET", []) => FakeResponse::new(200, self.user(id).map(|u| select(u, q))),
+            ("GET", []) => {
+                let mut u = self.user(id).unwrap_or_default();
+                if q.get("$select")
+                    .is_some_and(|s| s.split(',').any(|k| k.trim() == "signInActivity"))
+                {
+                    u["signInActivity"] = self.users[id].sign_in.clone().unwrap_or(Value::Null);
+                }
+                FakeResponse::new(200, Some(select(u, q)))
+            }
             ("PATCH", []) => {
                 let Some(Value::Object(b)) = body else {
                     return FakeResponse::err(400, "Request_BadRequest", "Body required.");

@@ -8,7 +8,14 @@
 //! order. Faults are scripted ([`Fault`]): 429/503 with (fractional) `Retry-After`,
 //! writes that take effect and still answer 429, hangs, and replication-delay
 //! 404s after a create. `GET /_fake/requests` and `GET /_fake/state` expose the
-//! request log and the directory for inspection; `POST /_fake/faults` adds a fault.
+//! request log and the directory for inspection; `POST /_fake/faults` adds a fault;
+//! `POST /_fake/signInActivity` sets a user's last sign-in.
+//!
+//! For governance it also answers group members and owners (`/groups/{id}/members`,
+//! `/members/microsoft.graph.user`, `/owners`), role holders
+//! (`roleAssignments?$filter=roleDefinitionId eq '…'`), license holders
+//! (`/users?$filter=assignedLicenses/any(x:x/skuId eq …)`) and `signInActivity` on a user read
+//! with `$select=signInActivity`.
 
 mod directory;
 pub mod fixtures;
@@ -97,6 +104,9 @@ pub struct LoggedRequest {
     pub in_batch: bool,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// The `request-id` header answered.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl LoggedRequest {
@@ -177,7 +187,15 @@ impl FakeState {
             status,
             in_batch,
             at_ms: started.elapsed().as_millis() as u64,
+            request_id: None,
         });
+    }
+
+    /// Notes the `request-id` answered to the request logged last.
+    pub(crate) fn set_last_request_id(&mut self, id: String) {
+        if let Some(last) = self.log.last_mut() {
+            last.request_id = Some(id);
+        }
     }
 }
 
@@ -300,6 +318,12 @@ impl FakeGraph {
             .expect("fake state")
             .faults
             .push((fault, 0));
+    }
+
+    /// Sets a user's (id or UPN) `signInActivity.lastSignInDateTime`, as the inspection
+    /// endpoint `POST /_fake/signInActivity` does.
+    pub fn set_last_sign_in(&self, user: &str, at: Option<&str>) -> bool {
+        self.with_directory(|d| d.set_last_sign_in(user, at))
     }
 
     /// Removes all faults.
@@ -583,6 +607,20 @@ fn inspect(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Respons
             axum::Json(serde_json::to_value(&st.log).unwrap_or_default()).into_response()
         }
         ("GET", "state") => axum::Json(st.dir.snapshot()).into_response(),
+        ("POST", "signInActivity") => {
+            // {"user": id or UPN, "lastSignInDateTime": RFC 3339 or null}
+            let Ok(b) = serde_json::from_slice::<Value>(body) else {
+                return (StatusCode::BAD_REQUEST, "a JSON body is required").into_response();
+            };
+            let (Some(user), at) = (b["user"].as_str(), b["lastSignInDateTime"].as_str()) else {
+                return (StatusCode::BAD_REQUEST, "`user` (id or UPN) is required").into_response();
+            };
+            if st.dir.set_last_sign_in(user, at) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                StatusCode::NOT_FOUND.into_response()
+            }
+        }
         ("POST", "faults") => match serde_json::from_slice::<Fault>(body) {
             Ok(f) => {
                 st.faults.push((f, 0));

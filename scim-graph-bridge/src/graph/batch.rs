@@ -58,7 +58,7 @@ impl GraphClient {
                     else {
                         continue;
                     };
-                    let headers: BTreeMap<String, String> = item["headers"]
+                    let mut headers: BTreeMap<String, String> = item["headers"]
                         .as_object()
                         .map(|h| {
                             h.iter()
@@ -68,6 +68,13 @@ impl GraphClient {
                                 .collect()
                         })
                         .unwrap_or_default();
+                    // an item without its own request id is known by the envelope's
+                    if let (false, Some(rid)) = (
+                        headers.contains_key("request-id"),
+                        outer.headers.get("request-id"),
+                    ) {
+                        headers.insert("request-id".into(), rid.clone());
+                    }
                     let status = item["status"].as_u64().unwrap_or(0) as u16;
                     let resp = GraphResponse {
                         status,

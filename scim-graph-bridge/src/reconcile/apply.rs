@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{ApplyReport, StepRecord};
+use crate::clock::Clock;
 use crate::graph::{GraphClient, GraphError, GraphRequest, OpKind, Outcome, classify};
 use crate::plan::{Plan, Step};
 
@@ -209,10 +210,17 @@ async fn adoptable(
     }
 }
 
+/// Graph's `request-id` response header, if it came.
+fn request_id(headers: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    headers.get("request-id").cloned()
+}
+
 /// Applies `plan`; never returns early on a permanent failure except for a failed create.
-pub(crate) async fn apply(client: &GraphClient, plan: &Plan) -> ApplyReport {
+/// Each step is recorded with the time its answer arrived (`clock`) and Graph's request id.
+pub(crate) async fn apply(client: &GraphClient, plan: &Plan, clock: &dyn Clock) -> ApplyReport {
     let mut report = ApplyReport {
         graph_user_id: plan.graph_user_id.clone(),
+        started_at: Some(clock.now()),
         ..ApplyReport::default()
     };
     let base = client.base_url().to_owned();
@@ -236,24 +244,34 @@ pub(crate) async fn apply(client: &GraphClient, plan: &Plan) -> ApplyReport {
             .iter()
             .filter_map(|s| request(&base, &uid, s))
             .collect();
-        let outcomes: Vec<(Outcome, Value)> = if batch.len() > 1 {
+        let outcomes: Vec<(Outcome, Value, Option<String>)> = if batch.len() > 1 {
             let reqs: Vec<GraphRequest> = batch.iter().map(|(_, r)| r.clone()).collect();
             match client.batch(&reqs).await {
                 Ok(rs) => rs
                     .iter()
                     .zip(&batch)
-                    .map(|(r, (op, _))| (classify(*op, r.status, &r.body), r.body.clone()))
+                    .map(|(r, (op, _))| {
+                        (
+                            classify(*op, r.status, &r.body),
+                            r.body.clone(),
+                            request_id(&r.headers),
+                        )
+                    })
                     .collect(),
                 Err(e) => batch
                     .iter()
-                    .map(|_| (transport_failure(&e), Value::Null))
+                    .map(|_| (transport_failure(&e), Value::Null, None))
                     .collect(),
             }
         } else {
             let (op, req) = &batch[0];
             let mut one = match client.send(req).await {
-                Ok(r) => (classify(*op, r.status, &r.body), r.body),
-                Err(e) => (transport_failure(&e), Value::Null),
+                Ok(r) => (
+                    classify(*op, r.status, &r.body),
+                    r.body,
+                    request_id(&r.headers),
+                ),
+                Err(e) => (transport_failure(&e), Value::Null, None),
             };
             if let Step::CreateUser {
                 user_principal_name,
@@ -263,12 +281,13 @@ pub(crate) async fn apply(client: &GraphClient, plan: &Plan) -> ApplyReport {
                 && one.0.is_transient()
                 && let Some(existing) = adoptable(client, user_principal_name, attributes).await
             {
-                one = (Outcome::AlreadyDone { reason: "adopted the existing user with this userPrincipalName (an earlier create took effect)".into() }, existing);
+                one = (Outcome::AlreadyDone { reason: "adopted the existing user with this userPrincipalName (an earlier create took effect)".into() }, existing, one.2);
             }
             vec![one]
         };
         let mut stop = false;
-        for (k, (outcome, body)) in outcomes.into_iter().enumerate() {
+        let answered = clock.now();
+        for (k, (outcome, body, request_id)) in outcomes.into_iter().enumerate() {
             let step = &steps[i + k];
             if let (Step::CreateUser { .. }, Outcome::Done | Outcome::AlreadyDone { .. }) =
                 (step, &outcome)
@@ -308,6 +327,8 @@ pub(crate) async fn apply(client: &GraphClient, plan: &Plan) -> ApplyReport {
                 step: step.label().into(),
                 target: target(step),
                 outcome,
+                at: Some(answered),
+                request_id,
             });
         }
         if stop {

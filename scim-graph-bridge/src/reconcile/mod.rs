@@ -14,7 +14,8 @@ use crate::clock::Clock;
 use crate::config::{GraphConfig, Mode};
 use crate::directory::UserDirectory;
 use crate::graph::{GraphClient, Outcome};
-use crate::plan::{ActualState, Plan, PlanContext, plan};
+use crate::overrides::{AccessOverrides, NoOverrides, apply_overrides};
+use crate::plan::{ActualState, Plan, PlanContext, Step, plan};
 use crate::rules::Rules;
 
 /// The outcome of one applied step.
@@ -28,6 +29,19 @@ pub struct StepRecord {
     pub target: String,
     /// What happened.
     pub outcome: Outcome,
+    /// When Graph's answer arrived (the bridge's clock). Absent in records written before the
+    /// bridge kept it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub at: Option<OffsetDateTime>,
+    /// Graph's `request-id` response header (the id Microsoft support asks for; "every response
+    /// includes a request-id", Graph error documentation); for a `$batch` item, the item's own or
+    /// else the envelope's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The result of applying a plan.
@@ -41,6 +55,14 @@ pub struct ApplyReport {
     pub transient_failure: Option<String>,
     /// Number of permanent failures recorded.
     pub permanent_failures: usize,
+    /// When applying started (the bridge's clock). Absent in records written before the bridge
+    /// kept it.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
 }
 
 impl ApplyReport {
@@ -79,12 +101,14 @@ pub struct Prepared {
     pub scim_version: Option<u64>,
 }
 
-/// The reconciler: rules plus, in apply mode, a Graph client.
+/// The reconciler: rules plus, in apply mode, a Graph client, and the governance overrides
+/// the planner honours ([`crate::overrides`]).
 #[derive(Clone)]
 pub struct Bridge {
     rules: Arc<Rules>,
     client: Option<Arc<GraphClient>>,
     clock: Arc<dyn Clock>,
+    overrides: Arc<dyn AccessOverrides>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -117,7 +141,14 @@ impl Bridge {
             rules,
             client,
             clock,
+            overrides: Arc::new(NoOverrides),
         }
+    }
+
+    /// The same bridge, planning with `overrides` (review exceptions, time-bound grants).
+    pub fn with_overrides(mut self, overrides: Arc<dyn AccessOverrides>) -> Self {
+        self.overrides = overrides;
+        self
     }
 
     /// Plan or apply.
@@ -175,8 +206,10 @@ impl Bridge {
         link: &UserLink,
     ) -> Result<Plan> {
         let scim = dir.get_user(tenant, user_id).await?;
-        let desired = self.rules.evaluate(scim.as_ref());
+        let mut desired = self.rules.evaluate(scim.as_ref());
         let now = self.clock.now();
+        let overrides = self.overrides.for_user(tenant, user_id, now).await?;
+        let override_notes = apply_overrides(&mut desired, &overrides, &self.rules.catalog, now);
         let left_at = if desired.is_leaver() {
             Some(link.left_at.unwrap_or(now))
         } else {
@@ -196,7 +229,26 @@ impl Bridge {
                 read::actual_state(client, &self.rules, &desired, link.graph_id.as_deref()).await?
             }
         };
-        Ok(plan(&self.rules, &desired, &actual, &ctx))
+        let mut out = plan(&self.rules, &desired, &actual, &ctx);
+        out.notes.extend(override_notes);
+        Ok(out)
+    }
+
+    /// Applies `steps` to the Graph user `graph_user_id` outside a reconcile (an access review's
+    /// revocations: the same requests, error classification and outcome records as a plan's).
+    /// `None` in plan mode: nothing is called.
+    pub async fn apply_steps(&self, graph_user_id: &str, steps: Vec<Step>) -> Option<ApplyReport> {
+        let client = self.client.as_ref()?;
+        let plan = Plan {
+            kind: crate::plan::PlanKind::Update,
+            graph_user_id: Some(graph_user_id.to_owned()),
+            actual_known: true,
+            steps,
+            notes: Vec::new(),
+            desired_hash: String::new(),
+            desired: Default::default(),
+        };
+        Some(apply::apply(client, &plan, self.clock.as_ref()).await)
     }
 
     async fn resolve_manager(
@@ -243,7 +295,7 @@ impl Bridge {
         let report = match &self.client {
             None => None,
             Some(client) => {
-                let r = apply::apply(client, &plan).await;
+                let r = apply::apply(client, &plan, self.clock.as_ref()).await;
                 if r.graph_user_id.is_some() {
                     new_link.graph_id = r.graph_user_id.clone();
                 }

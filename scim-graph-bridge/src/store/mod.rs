@@ -208,6 +208,81 @@ impl BridgeStore {
         })
     }
 
+    /// Every remembered link of a tenant's users, by SCIM user id (for reports).
+    pub async fn links(&self, tenant: &str) -> Result<BTreeMap<String, UserLink>> {
+        on_pool!(self, |pool, pg| {
+            let rows = sqlx::query(
+                "SELECT user_id, graph_id, left_at_ms FROM bridge_links WHERE tenant_id = $1",
+            )
+            .bind(tenant)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("user_id")?,
+                        UserLink {
+                            graph_id: r.try_get("graph_id")?,
+                            left_at: r.try_get::<Option<i64>, _>("left_at_ms")?.map(from_millis),
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// The users of a tenant with work queued or in progress, due now or later (a scheduled
+    /// expiry or hard delete counts: the bridge will come back to them).
+    pub async fn pending_users(&self, tenant: &str) -> Result<std::collections::BTreeSet<String>> {
+        on_pool!(self, |pool, pg| {
+            let rows = sqlx::query("SELECT user_id FROM bridge_work WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get("user_id")?)).collect()
+        })
+    }
+
+    /// When the user's work row is next due, if the user has one.
+    pub async fn work_due_at(&self, tenant: &str, user: &str) -> Result<Option<OffsetDateTime>> {
+        on_pool!(self, |pool, pg| {
+            let row = sqlx::query(
+                "SELECT due_at_ms FROM bridge_work WHERE tenant_id = $1 AND user_id = $2",
+            )
+            .bind(tenant)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(from_millis(r.try_get("due_at_ms")?)),
+                None => None,
+            })
+        })
+    }
+
+    /// Applied leaver plans recorded in `[from, to)` of a tenant (every tenant with `None`),
+    /// oldest first, at most `limit`: what leaver evidence is built from.
+    pub async fn leaver_plans(
+        &self,
+        tenant: Option<&str>,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<PlanRecord>> {
+        on_pool!(self, |pool, pg| {
+            let rows = sqlx::query("SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
+                 WHERE tenant_id = COALESCE($1, tenant_id) AND kind = 'leaver' AND mode = 'apply'
+                 AND created_at_ms >= $2 AND created_at_ms < $3 ORDER BY created_at_ms, id LIMIT $4")
+            .bind(tenant)
+            .bind(to_millis(from))
+            .bind(to_millis(to))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(plan_record).collect()
+        })
+    }
+
     /// Records a plan and its outcome; returns the record id.
     pub async fn record_plan(
         &self,
@@ -293,21 +368,7 @@ impl BridgeStore {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            let mut out = Vec::new();
-            for r in rows {
-                let report: Option<String> = r.try_get("report_json")?;
-                out.push(PlanRecord {
-                    id: r.try_get("id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    user_id: r.try_get("user_id")?,
-                    created_at: from_millis(r.try_get("created_at_ms")?),
-                    mode: r.try_get("mode")?,
-                    status: r.try_get("status")?,
-                    plan: serde_json::from_str(&r.try_get::<String, _>("plan_json")?)?,
-                    report: report.map(|s| serde_json::from_str(&s)).transpose()?,
-                });
-            }
-            Ok(out)
+            rows.iter().map(plan_record).collect()
         })
     }
 
@@ -415,6 +476,27 @@ impl BridgeStore {
             cursors,
         })
     }
+}
+
+/// A `bridge_plans` row.
+fn plan_record<R: Row>(r: &R) -> Result<PlanRecord>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let report: Option<String> = r.try_get("report_json")?;
+    Ok(PlanRecord {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        user_id: r.try_get("user_id")?,
+        created_at: from_millis(r.try_get("created_at_ms")?),
+        mode: r.try_get("mode")?,
+        status: r.try_get("status")?,
+        plan: serde_json::from_str(&r.try_get::<String, _>("plan_json")?)?,
+        report: report.map(|s| serde_json::from_str(&s)).transpose()?,
+    })
 }
 
 /// A sequence number as the databases store it (a signed 64-bit integer).

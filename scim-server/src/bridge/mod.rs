@@ -3,8 +3,9 @@
 //!
 //! - [`StoreDirectory`]: the bridge's [`UserDirectory`] over the server's [`Store`] (a user's SCIM
 //!   JSON as the API returns it, ids paged in ascending order);
-//! - [`BridgeContext`]: the bridge (rules and, in apply mode, a Graph client), its tables and the
-//!   directory, opened from the `[graph]` section and the server's `database_url`;
+//! - [`BridgeContext`]: the bridge (rules and, in apply mode, a Graph client, planning with the
+//!   governance overrides: review exceptions), its tables and the directory, opened from the
+//!   `[graph]` section and the server's `database_url`;
 //! - [`BackgroundWorker`]: the worker `serve` runs next to the HTTP server when `[graph]` is
 //!   configured, stopped gracefully after the server has drained;
 //! - [`HostEvents`]: what the worker's outcomes become here (guard alerts on `/metrics`, outcome
@@ -116,6 +117,12 @@ impl BridgeContext {
     ) -> anyhow::Result<Self> {
         let bridge = Bridge::from_config(graph, clock).context("`[graph]`")?;
         let bridge_store = open_bridge_store(database_url).await?;
+        // Review exceptions (and time-bound grants) from the governance tables, which the
+        // server's migrations created: the planner honours them.
+        let overrides = crate::governance::overrides::GovernanceOverrides::new(
+            crate::governance::store::open(database_url).await?,
+        );
+        let bridge = bridge.with_overrides(Arc::new(overrides));
         Ok(Self {
             graph: graph.clone(),
             bridge,

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "Protocol", description = "Search across types, Bulk, /Me"),
         (name = "Discovery", description = "ServiceProviderConfig, ResourceTypes, Schemas"),
         (name = "OAuth", description = "The token endpoint for OAuth 2.0 client credentials and RFC 7523 assertions"),
+        (name = "Governance", description = "Access reviews and their exceptions (/governance/v1), with the same credentials as SCIM"),
         (name = "Operations", description = "Health, readiness, metrics")
     )
 )]

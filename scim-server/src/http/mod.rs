@@ -81,6 +81,7 @@ fn assemble(
     base_path: &str,
     scim: OpenApiRouter<AppState>,
     inbound: OpenApiRouter<AppState>,
+    governance: OpenApiRouter<AppState>,
     ops: OpenApiRouter<AppState>,
 ) -> OpenApiRouter<AppState> {
     let root = OpenApiRouter::with_openapi(docs::ApiDoc::openapi());
@@ -89,7 +90,7 @@ fn assemble(
     } else {
         root.nest(base_path, scim)
     };
-    root.merge(inbound).merge(ops)
+    root.merge(inbound).merge(governance).merge(ops)
 }
 
 /// The OpenAPI document for a base path (what `/openapi.json` serves).
@@ -98,6 +99,7 @@ pub fn openapi(base_path: &str) -> utoipa::openapi::OpenApi {
         base_path,
         scim_routes(&LimitsConfig::default()),
         crate::inbound::http::routes().merge(crate::inbound::http::signed_routes()),
+        crate::governance::http::routes(),
         ops_routes(),
     )
     .into_openapi();
@@ -135,8 +137,18 @@ fn routes(state: AppState) -> Router {
             middleware::authenticate,
         ))
         .merge(crate::inbound::http::signed_routes());
-    let (router, mut api) =
-        assemble(&state.settings.base_path, scim, inbound, ops_routes()).split_for_parts();
+    // Governance (`/governance/v1/…`): the same credentials as SCIM.
+    let governance = crate::governance::http::routes().route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), middleware::authenticate),
+    );
+    let (router, mut api) = assemble(
+        &state.settings.base_path,
+        scim,
+        inbound,
+        governance,
+        ops_routes(),
+    )
+    .split_for_parts();
     docs::document_common_responses(&mut api);
     let api_json: Arc<str> = api.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
     router

@@ -38,6 +38,7 @@ use std::time::Duration;
 mod callbacks;
 mod change_log;
 mod commands;
+mod governance;
 mod guard;
 mod inbound;
 mod lifecycle;

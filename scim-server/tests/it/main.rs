@@ -8,6 +8,7 @@ mod console_actions;
 mod console_browser;
 mod e2e;
 mod ecosystem;
+mod gov_access;
 mod http;
 mod inbound;
 mod inbound_events;

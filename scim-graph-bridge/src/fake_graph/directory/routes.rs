@@ -86,6 +86,17 @@ pub(super) fn user_filter(f: &str) -> Option<(String, String, bool)> {
     (op == "eq").then(|| (p.into(), v.trim_matches('\'').replace("''", "'"), false))
 }
 
+/// Parses `assignedLicenses/any(x:x/skuId eq <guid>)` into the SKU id.
+pub(super) fn license_filter(f: &str) -> Option<String> {
+    let inner = f.strip_prefix("assignedLicenses/any(")?.strip_suffix(')')?;
+    let (var, cond) = inner.split_once(':')?;
+    let sku = cond
+        .strip_prefix(&format!("{var}/skuId eq "))?
+        .trim()
+        .trim_matches('\'');
+    Some(sku.to_owned())
+}
+
 /// Runs one request through faults, replication delay and the routes, logging it.
 /// `Err(())` means the request hangs.
 #[allow(clippy::too_many_arguments)]
@@ -99,7 +110,7 @@ pub(crate) fn dispatch_logged(
     body: Option<Value>,
     in_batch: bool,
 ) -> Result<FakeResponse, ()> {
-    let resp = match st.check_fault(method, path) {
+    let mut resp = match st.check_fault(method, path) {
         FaultHit::Hang => {
             st.log(shared.started, method, path, query, body, 0, in_batch);
             return Err(());
@@ -111,6 +122,9 @@ pub(crate) fn dispatch_logged(
         }
         FaultHit::None => route(shared, st, method, path, query, headers, body.clone()),
     };
+    // Graph sends a `request-id` header on every response (batch items included, here)
+    let request_id = uuid::Uuid::new_v4().to_string();
+    resp.headers.insert("request-id".into(), request_id.clone());
     st.log(
         shared.started,
         method,
@@ -120,6 +134,7 @@ pub(crate) fn dispatch_logged(
         resp.status,
         in_batch,
     );
+    st.set_last_request_id(request_id);
     Ok(resp)
 }
 
@@ -164,7 +179,17 @@ fn route(
                 .is_some_and(|v| v == "eventual")
                 && q.get("$count").is_some_and(|c| c == "true");
             let mut users: Vec<Value> = dir.users.values().map(user_json).collect();
-            if let Some(f) = q.get("$filter") {
+            if let Some(sku) = q.get("$filter").and_then(|f| license_filter(f)) {
+                users.retain(|u| {
+                    u["assignedLicenses"].as_array().is_some_and(|a| {
+                        a.iter().any(|l| {
+                            l["skuId"]
+                                .as_str()
+                                .is_some_and(|s| s.eq_ignore_ascii_case(&sku))
+                        })
+                    })
+                });
+            } else if let Some(f) = q.get("$filter") {
                 let Some((prop, val, prefix)) = user_filter(f) else {
                     let code = if advanced { 501 } else { 400 };
                     return FakeResponse::err(
@@ -227,6 +252,30 @@ fn route(
             "Request_BadRequest",
             "fake: DELETE of a member without /$ref would delete the object",
         ),
+        ("GET", ["groups", gid, list @ ..])
+            if matches!(
+                list,
+                ["members"] | ["members", "microsoft.graph.user"] | ["owners"]
+            ) =>
+        {
+            let Some(g) = dir.groups.get(*gid) else {
+                return not_found(gid);
+            };
+            let ids = if list[0] == "owners" {
+                &g.owners
+            } else {
+                &g.members
+            };
+            let items = ids
+                .iter()
+                .filter_map(|id| dir.user(id))
+                .map(|mut u| {
+                    u["@odata.type"] = json!("#microsoft.graph.user");
+                    select(u, &q)
+                })
+                .collect();
+            page(items, &q, base, path)
+        }
         ("GET", ["groups", gid]) => match dir.groups.get(*gid) {
             Some(g) => FakeResponse::new(200, Some(json!({"id": gid, "displayName": g.name}))),
             None => not_found(gid),
@@ -235,14 +284,23 @@ fn route(
             FakeResponse::new(200, Some(json!({"value": dir.skus_json()})))
         }
         ("GET", ["roleManagement", "directory", "roleAssignments"]) => {
-            let principal = q
-                .get("$filter")
-                .and_then(|f| f.strip_prefix("principalId eq "))
-                .map(|v| v.trim_matches('\'').to_owned());
+            let filter = |prop: &str| {
+                q.get("$filter")
+                    .and_then(|f| f.strip_prefix(prop))
+                    .and_then(|f| f.strip_prefix(" eq "))
+                    .map(|v| v.trim_matches('\'').to_owned())
+            };
+            let principal = filter("principalId");
+            let definition = filter("roleDefinitionId");
             let items = dir
                 .roles
                 .iter()
                 .filter(|(_, r)| principal.as_ref().is_none_or(|p| &r.principal == p))
+                .filter(|(_, r)| {
+                    definition
+                        .as_ref()
+                        .is_none_or(|d| r.definition.eq_ignore_ascii_case(d))
+                })
                 .map(|(id, r)| role_json(id, r))
                 .collect();
             page(items, &q, base, path)
