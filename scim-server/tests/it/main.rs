@@ -4,6 +4,7 @@ mod auth;
 mod bridge;
 mod callbacks;
 mod console;
+mod console_actions;
 mod console_browser;
 mod e2e;
 mod ecosystem;
