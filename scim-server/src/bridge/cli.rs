@@ -285,7 +285,15 @@ pub async fn execute(
             let bridge_store = open_bridge_store(&config.database_url).await?;
             let callbacks =
                 crate::inbound::callback::Callbacks::open(config, true, clock.clone()).await?;
-            return super::hold::run(cmd, &bridge_store, callbacks, clock.as_ref(), out).await;
+            return super::hold::run(
+                cmd,
+                store.as_ref(),
+                &bridge_store,
+                callbacks,
+                clock.as_ref(),
+                out,
+            )
+            .await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,11 +1,15 @@
 //! `scim-server bridge hold list|approve|reject`: an operator's side of the mass-change guard
 //! (`scim_graph_bridge::guard`). Approving queues the user again (the running worker, `serve`'s
-//! or `bridge run`'s, applies its leaver plan, computed afresh); rejecting records the decision
-//! and, when the tenant has an outcome callback, reports `provisioning.rejected` to the jobs
-//! waiting on that user.
+//! or `bridge run`'s, applies its leaver plan, computed afresh); rejecting drops the plan and,
+//! when the tenant has an outcome callback, reports `provisioning.rejected` to the jobs waiting
+//! on that user. Every decision is recorded with the hold and, as an audit event
+//! (`bridge.hold_decided`, principal `operator:<by>`), in the tenant's hash-chained change log.
 
 use super::cli::{HoldCommand, HoldDecision};
 use crate::inbound::callback::Callbacks;
+use crate::service::write::Writer;
+use crate::store::Store;
+use scim_core::change_log::AuditEvent;
 use scim_graph_bridge::clock::Clock;
 use scim_graph_bridge::guard::{Decision, Hold};
 use scim_graph_bridge::notify::{Settled, SettledOutcome};
@@ -16,6 +20,7 @@ use std::sync::Arc;
 
 pub(super) async fn run(
     command: HoldCommand,
+    server: &dyn Store,
     store: &BridgeStore,
     callbacks: Option<Arc<Callbacks>>,
     clock: &dyn Clock,
@@ -32,18 +37,12 @@ pub(super) async fn run(
             Ok(ExitCode::SUCCESS)
         }
         HoldCommand::Approve(d) => {
-            decide(
-                d,
-                Decision::Approve,
-                store,
-                callbacks.as_deref(),
-                clock,
-                out,
-            )
-            .await
+            let on = Stores { server, store };
+            decide(d, Decision::Approve, on, callbacks.as_deref(), clock, out).await
         }
         HoldCommand::Reject(d) => {
-            decide(d, Decision::Reject, store, callbacks.as_deref(), clock, out).await
+            let on = Stores { server, store };
+            decide(d, Decision::Reject, on, callbacks.as_deref(), clock, out).await
         }
     }
 }
@@ -73,10 +72,17 @@ fn list(holds: &[Hold], out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The server's store (for the audit event) and the bridge's (for the hold).
+#[derive(Clone, Copy)]
+struct Stores<'a> {
+    server: &'a dyn Store,
+    store: &'a BridgeStore,
+}
+
 async fn decide(
     d: HoldDecision,
     decision: Decision,
-    store: &BridgeStore,
+    Stores { server, store }: Stores<'_>,
     callbacks: Option<&Callbacks>,
     clock: &dyn Clock,
     out: &mut (dyn Write + Send),
@@ -107,6 +113,22 @@ async fn decide(
             continue;
         };
         tracing::info!(hold = %hold.id, tenant = %hold.tenant_id, user = %hold.user_id, by = %by, ?decision, "mass-change guard hold decided");
+        let steps: Vec<&str> = hold.plan.steps.iter().map(|s| s.label()).collect();
+        let event = AuditEvent::new(
+            "bridge.hold_decided",
+            "User",
+            &hold.user_id,
+            serde_json::json!({
+                "hold": hold.id,
+                "decision": hold.status.as_str(),
+                "steps": steps,
+            }),
+        )?;
+        let writer = Writer::acting_for(&hold.tenant_id, format!("operator:{by}"), None);
+        server
+            .append_event(&writer.context(now), &event)
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the decision in the change log: {e}"))?;
         writeln!(out, "hold {id} {verb}")?;
         if let (Decision::Reject, Some(callbacks)) = (decision, callbacks) {
             let settled = Settled {

@@ -279,6 +279,24 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
         .collect();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].decided_by.as_deref(), Some("ops@contoso"));
+    // Both decisions are audit events in the tenant's hash-chained change log.
+    let decided: Vec<String> = env
+        .store
+        .changes_after(TENANT, 0, 10_000)
+        .await
+        .expect("change log")
+        .into_iter()
+        .filter(|r| r.operation == "event" && r.change_json.contains("bridge.hold_decided"))
+        .map(|r| format!("{} {}", r.principal, r.resource_id))
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            format!("operator:ops@contoso {}", all[0].user_id),
+            format!("operator:ops@contoso {}", rejected[0].user_id),
+        ],
+        "{decided:?}"
+    );
     // Unknown ids are refused with a failing exit code.
     let (code, _) = env
         .cli(BridgeCommand::Hold(HoldCommand::Approve(HoldDecision {
