@@ -571,6 +571,62 @@ pub async fn collect(
     Ok(report)
 }
 
+/// Schedule entry: a tenant's hygiene report (for the gauges), which schedules the next one.
+pub const TASK_REPORT: &str = "hygiene.report";
+
+/// At start-up: every tenant without a pending [`TASK_REPORT`] gets one, due now (nothing when
+/// `hygiene_interval_minutes` is 0).
+pub async fn schedule_reports(
+    store: &crate::governance::GovStore,
+    scim: &dyn crate::store::Store,
+    config: &crate::governance::GovernanceConfig,
+    now: OffsetDateTime,
+) -> Result<()> {
+    if config.hygiene_interval_minutes == 0 {
+        return Ok(());
+    }
+    for tenant in scim.list_tenants().await? {
+        let pending = store.pending_tasks(&tenant.id, TASK_REPORT).await?;
+        if pending.iter().all(|t| t.kind != TASK_REPORT) {
+            store
+                .schedule(&[crate::governance::store::Task::new(
+                    &tenant.id,
+                    TASK_REPORT,
+                    TASK_REPORT,
+                    now,
+                )])
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the scheduled report of `tenant` (publishing its gauges) and schedules the next one
+/// `hygiene_interval_minutes` later. A report that cannot be made (Graph unreachable) fails the
+/// entry, which the schedule retries with its backoff.
+pub async fn scheduled_report(gov: &crate::governance::Governance, tenant: &str) -> Result<()> {
+    let minutes = gov.config.hygiene_interval_minutes;
+    if minutes == 0
+        || gov
+            .bridge
+            .as_ref()
+            .is_none_or(|b| b.bridge.client().is_none())
+    {
+        return Ok(());
+    }
+    report(gov, tenant, HygieneOptions::default()).await?;
+    let next = gov.clock.now() + time::Duration::minutes(i64::try_from(minutes).unwrap_or(60));
+    gov.store
+        .schedule(&[crate::governance::store::Task::new(
+            tenant,
+            TASK_REPORT,
+            TASK_REPORT,
+            next,
+        )])
+        .await?;
+    Ok(())
+}
+
 /// The report of `tenant` now, from `gov`'s bridge (503 without one).
 pub async fn report(
     gov: &crate::governance::Governance,

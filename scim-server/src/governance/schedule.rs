@@ -53,6 +53,9 @@ async fn run_task(gov: &Governance, task: &Task) -> anyhow::Result<()> {
         super::jit::TASK_EXPIRE => super::jit::expire(gov, &task.tenant_id, &task.subject_id)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.detail())),
+        super::hygiene::TASK_REPORT => super::hygiene::scheduled_report(gov, &task.tenant_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail())),
         other => anyhow::bail!("unknown governance schedule entry kind {other:?}"),
     }
 }
