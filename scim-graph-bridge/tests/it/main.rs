@@ -2,6 +2,7 @@
 
 mod db;
 mod graph_client;
+mod holders;
 mod migrations;
 mod reconcile;
 #[allow(dead_code)]

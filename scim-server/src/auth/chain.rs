@@ -43,6 +43,39 @@ pub struct AuthService {
     entra: Option<Arc<EntraJwt>>,
     oauth: Arc<OAuthServer>,
     accept_bare: bool,
+    basic: Arc<BasicPresence>,
+}
+
+/// How long the answer to "does any Basic credential exist?" is reused: a 401 flood must not
+/// become a query flood, and a credential made by `token create` in another process shows in
+/// the challenge within this time.
+pub const BASIC_PRESENCE_TTL: Duration = Duration::from_secs(30);
+
+/// Whether any tenant has a live Basic credential, asked of the token store at most once per
+/// [`BASIC_PRESENCE_TTL`] (on the injected clock).
+struct BasicPresence {
+    tokens: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
+    last: std::sync::Mutex<Option<(time::OffsetDateTime, bool)>>,
+}
+
+impl BasicPresence {
+    async fn any(&self) -> bool {
+        let now = self.clock.now();
+        let cached = *self.last.lock().expect("basic presence");
+        if let Some((at, answer)) = cached
+            && now - at < BASIC_PRESENCE_TTL
+        {
+            return answer;
+        }
+        // A store that cannot answer keeps the previous answer (Bearer alone at first).
+        let answer = match self.tokens.has_basic_credentials().await {
+            Ok(answer) => answer,
+            Err(_) => cached.is_some_and(|(_, a)| a),
+        };
+        *self.last.lock().expect("basic presence") = Some((now, answer));
+        answer
+    }
 }
 
 impl fmt::Debug for AuthService {
@@ -96,7 +129,13 @@ impl AuthService {
             clock.clone(),
             &mut jwks_for,
         ));
+        let basic = Arc::new(BasicPresence {
+            tokens: tokens.clone(),
+            clock: clock.clone(),
+            last: std::sync::Mutex::new(None),
+        });
         Ok(Self {
+            basic,
             tokens: StaticTokens::new(tokens, clock)
                 .accept_bare_token(config.accept_bare_token)
                 .cache_verified_for(std::time::Duration::from_secs(config.token_cache_seconds)),
@@ -194,5 +233,9 @@ impl Authenticator for AuthService {
             tracing::debug!(reason = %err, "authentication failed");
         }
         result
+    }
+
+    async fn offers_basic(&self) -> bool {
+        self.basic.any().await
     }
 }

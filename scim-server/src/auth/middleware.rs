@@ -33,6 +33,10 @@ pub async fn require_principal(
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(err) => err.to_response(),
+        Err(err) => {
+            let mut response = err.to_response();
+            super::challenge_basic_too(auth.as_ref(), &mut response).await;
+            response
+        }
     }
 }

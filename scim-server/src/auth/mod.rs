@@ -74,7 +74,8 @@ pub struct Principal {
     pub kind: CredentialKind,
 }
 
-/// Why authentication failed. It answers 401 with `WWW-Authenticate: Bearer` and a SCIM error
+/// Why authentication failed. It answers 401 with `WWW-Authenticate: Bearer` (and `Basic`, added
+/// by [`challenge_basic_too`], when Basic credentials exist) and a SCIM error
 /// body; the detail is safe to show (it never echoes the credential). The one exception: when
 /// the credential could not be checked at all (database or JWKS endpoint unreachable,
 /// [`AuthError::is_unavailable`]), [`AuthError::to_response`] answers 503, so an identity provider
@@ -129,4 +130,27 @@ pub fn unauthorized_response(detail: &str) -> Response {
 pub trait Authenticator: Send + Sync + 'static {
     /// The principal for a request's headers.
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError>;
+
+    /// Whether a 401 offers the `Basic` challenge next to `Bearer`: true while some tenant has a
+    /// live HTTP Basic credential (Okta's Basic Auth mode). Authenticators without Basic
+    /// credentials answer false.
+    async fn offers_basic(&self) -> bool {
+        false
+    }
+}
+
+/// The `Basic` challenge (RFC 7617 §2: `realm` is required; `charset="UTF-8"` says how the
+/// username and password are encoded).
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"scim-server\", charset=\"UTF-8\"";
+
+/// Adds the `Basic` challenge to a 401 when `authenticator` offers it: a second
+/// `WWW-Authenticate` field after `Bearer` (RFC 7235 §4.1: a server may send several challenges,
+/// in one field or several), so a client that reads only the first still sees `Bearer`.
+pub async fn challenge_basic_too(authenticator: &dyn Authenticator, response: &mut Response) {
+    if response.status() == http::StatusCode::UNAUTHORIZED && authenticator.offers_basic().await {
+        response.headers_mut().append(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static(BASIC_CHALLENGE),
+        );
+    }
 }

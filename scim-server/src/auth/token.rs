@@ -48,6 +48,15 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn list_tokens(&self, tenant: Option<&str>) -> store::Result<Vec<TokenRecord>>;
     /// Revokes a token by id; false if there was none.
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> store::Result<bool>;
+    /// Whether any tenant has a live HTTP Basic credential (so a 401 offers the `Basic`
+    /// challenge too). The default lists every token.
+    async fn has_basic_credentials(&self) -> store::Result<bool> {
+        Ok(self
+            .list_tokens(None)
+            .await?
+            .iter()
+            .any(|t| t.id.starts_with(super::basic::BASIC_ID_PREFIX) && t.revoked.is_none()))
+    }
     /// Whether the tenant exists (a token is issued only for one that does). Stores without
     /// tenants (test doubles) answer yes.
     async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
@@ -84,6 +93,9 @@ impl<T: Store + ?Sized> TokenStore for T {
     async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
         Ok(store::Tenants::tenant(self, tenant).await?.is_some())
     }
+    async fn has_basic_credentials(&self) -> store::Result<bool> {
+        store::Tenants::has_live_token_with_prefix(self, super::basic::BASIC_ID_PREFIX).await
+    }
     async fn claim_assertion_jti(
         &self,
         issuer: &str,
@@ -118,6 +130,11 @@ impl TokenStore for StoreTokens {
     }
     async fn tenant_exists(&self, tenant: &str) -> store::Result<bool> {
         Ok(self.0.tenant(tenant).await?.is_some())
+    }
+    async fn has_basic_credentials(&self) -> store::Result<bool> {
+        self.0
+            .has_live_token_with_prefix(super::basic::BASIC_ID_PREFIX)
+            .await
     }
     async fn claim_assertion_jti(
         &self,

@@ -3,11 +3,14 @@
 //! `gov_exceptions`.
 //!
 //! Both databases run the same statements (`$N` placeholders, integers for times and flags,
-//! JSON as text). Every change of state and the event that records it commit together: each
+//! JSON as text). Every writing transaction starts with a write, so on SQLite it holds the write
+//! lock before the change-log append needs it (a transaction that read first could not take it
+//! once another writer committed). Every change of state and the event that records it commit together: each
 //! writing method takes the [`Event`]s to insert in its transaction.
 
 use crate::store::side_pool::{SidePool, open_side_pool};
 use crate::store::{Result, StoreError};
+use scim_core::change_log::AuditEvent;
 use scim_graph_bridge::clock::{from_millis, to_millis};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -31,10 +34,19 @@ macro_rules! on_pool {
     };
 }
 
-/// Inserts `$events` on the transaction `$tx`.
+/// Inserts `$events` on the transaction `$tx`, each also appended to the tenant's change-log
+/// hash chain as an audit event (last, as the chain asks: writers serialise on its head), so
+/// `audit verify` covers every governance decision.
 macro_rules! insert_events {
     ($tx:expr, $events:expr) => {
         for e in $events {
+            let ctx = crate::service::write::Writer::acting_for(
+                e.tenant.clone(),
+                format!("governance:{}", e.actor),
+                None,
+            )
+            .context(e.at);
+            crate::store::change_log::append_event_in(&mut *$tx, &ctx, &e.audit()?).await?;
             sqlx::query(
                 "INSERT INTO gov_events (tenant_id, id, at_ms, kind, subject_id, actor, detail) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -101,6 +113,36 @@ impl Event {
             actor: actor.into(),
             detail,
         }
+    }
+}
+
+impl Event {
+    /// The change-log record of this event: kind `governance.<kind>`, subject `AccessReview` or
+    /// `ReviewException` by id, the actor and details. A detail too large for the chain is
+    /// recorded as its size (the governance table keeps it whole).
+    pub fn audit(&self) -> Result<AuditEvent> {
+        let subject_type = match self.kind.split('.').next() {
+            Some("review") => "AccessReview",
+            Some("exception") => "ReviewException",
+            _ => "Governance",
+        };
+        let kind = format!("governance.{}", self.kind);
+        let mut detail = self.detail.clone();
+        if let Some(o) = detail.as_object_mut() {
+            o.insert("actor".into(), self.actor.clone().into());
+            o.insert("eventId".into(), self.id.clone().into());
+        }
+        AuditEvent::new(&kind, subject_type, &self.subject, detail)
+            .or_else(|_| {
+                AuditEvent::new(
+                    &kind,
+                    subject_type,
+                    &self.subject,
+                    serde_json::json!({"actor": self.actor, "eventId": self.id,
+                        "detailBytes": self.detail.to_string().len()}),
+                )
+            })
+            .map_err(|e| StoreError::Corrupt(format!("governance event {}: {e}", self.id)))
     }
 }
 
@@ -609,13 +651,17 @@ impl GovStore {
     ) -> Result<bool> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let active: Option<(String,)> =
-                sqlx::query_as("SELECT status FROM gov_reviews WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(review)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if active.is_none_or(|(s,)| s != "active") {
+            // The first statement writes (SQLite takes its write lock now, before the chain
+            // append needs it), and answers whether the review is active.
+            let active = sqlx::query(
+                "UPDATE gov_reviews SET status = status \
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
+            )
+            .bind(tenant)
+            .bind(review)
+            .execute(&mut *tx)
+            .await?;
+            if active.rows_affected() != 1 {
                 return Ok(false);
             }
             for d in decisions {

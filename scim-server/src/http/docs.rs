@@ -109,7 +109,7 @@ fn unauthorized() -> utoipa::openapi::Response {
             "WWW-Authenticate",
             HeaderBuilder::new()
                 .schema(ObjectBuilder::new().schema_type(Type::String))
-                .description(Some("`Bearer`, with `error=\"invalid_token\"` for a bad token (RFC 6750 §3)"))
+                .description(Some("`Bearer`, with `error=\"invalid_token\"` for a bad token (RFC 6750 §3); a second field `Basic realm=\"scim-server\", charset=\"UTF-8\"` while HTTP Basic credentials exist (RFC 7235 §4.1, RFC 7617)"))
                 .build(),
         )
         .content("application/scim+json", scim_error_content())

@@ -5,7 +5,9 @@
 //! A 500 body is generic; its cause is recorded ([`crate::fault::record`]) where it happens and
 //! logged once, by [`log_failures`], with the request id and status as fields of the line itself
 //! (so a `SCIM_LOG=warn` filter, which disables the request's info span, still shows them). A 503
-//! always carries `Retry-After`; a 401 always carries the same `WWW-Authenticate: Bearer`.
+//! always carries `Retry-After`; a 401 always carries the same `WWW-Authenticate: Bearer` (the
+//! authentication middleware adds a `Basic` challenge after it while Basic credentials exist,
+//! [`crate::auth::challenge_basic_too`]).
 
 use super::response::SCIM_CONTENT_TYPE;
 use axum::extract::Request;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Authenticates the request, records the tenant in the request's span, applies the tenant's
 /// rate limit and hands the [`crate::auth::Principal`] to the handler. Failures are 401 with
-/// `WWW-Authenticate: Bearer` (429 once the client address has failed too often), or 429 with
+/// `WWW-Authenticate: Bearer` and, while Basic credentials exist, `Basic` (429 once the client address has failed too often), or 429 with
 /// `Retry-After` when the tenant is over its limit.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let principal = match state.authenticator.authenticate(req.headers()).await {
@@ -27,7 +27,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     "too many failed authentications from this address",
                 );
             }
-            return e.to_response();
+            let mut response = e.to_response();
+            crate::auth::challenge_basic_too(state.authenticator.as_ref(), &mut response).await;
+            return response;
         }
     };
     tracing::Span::current().record("tenant", principal.tenant.as_str());

@@ -338,6 +338,16 @@ macro_rules! impl_sql_store {
                 .await
             }
 
+            async fn has_live_token_with_prefix(&self, prefix: &str) -> $crate::store::Result<bool> {
+                let found: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM tokens WHERE substr(id, 1, length($1)) = $1 AND revoked IS NULL LIMIT 1",
+                )
+                .bind(prefix)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(found.is_some())
+            }
+
             async fn revoke_token(&self, id: &str, at: time::OffsetDateTime) -> $crate::store::Result<bool> {
                 $crate::metrics::timed("revoke_token", async {
                     let res = sqlx::query("UPDATE tokens SET revoked = COALESCE(revoked, $2) WHERE id = $1")

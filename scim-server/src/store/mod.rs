@@ -434,6 +434,16 @@ pub trait Tenants: Send + Sync {
     async fn list_tokens(&self, tenant: Option<&str>) -> Result<Vec<TokenRecord>>;
     /// Revokes a token by id; false if there was none.
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool>;
+    /// Whether any tenant has a token whose id starts with `prefix` and that is not revoked
+    /// (`bas_`: is any HTTP Basic credential live?). The default lists every token; the SQL
+    /// stores ask the database.
+    async fn has_live_token_with_prefix(&self, prefix: &str) -> Result<bool> {
+        Ok(self
+            .list_tokens(None)
+            .await?
+            .iter()
+            .any(|t| t.id.starts_with(prefix) && t.revoked.is_none()))
+    }
 
     /// Deletes tokens whose expiry is before `before` (issued OAuth access tokens), and assertion
     /// `jti`s that expired by then; returns how many tokens went.

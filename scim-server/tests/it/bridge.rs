@@ -37,6 +37,7 @@ use std::time::Duration;
 
 mod change_log;
 mod commands;
+mod governance;
 mod inbound;
 mod lifecycle;
 

@@ -324,6 +324,13 @@ async fn okta_basic_auth_with_a_generated_password() {
     for (user, pass) in [("other", password.as_str()), ("okta", "scimbp_wrong")] {
         let r = get(user, pass).await.unwrap();
         assert_eq!(r.status(), 401, "{user}");
+        // Both challenges, Bearer first (RFC 7235 §4.1), since a Basic credential exists.
+        let challenges: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+        assert_eq!(
+            challenges,
+            ["Bearer", "Basic realm=\"scim-server\", charset=\"UTF-8\""],
+            "{user}"
+        );
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["detail"], "invalid Basic credentials");
     }

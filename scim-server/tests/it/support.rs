@@ -196,3 +196,160 @@ impl Drop for PgDatabase {
         .join();
     }
 }
+
+/// A mail message an [`SmtpSink`] received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMail {
+    /// `MAIL FROM` address.
+    pub from: String,
+    /// `RCPT TO` addresses.
+    pub to: Vec<String>,
+    /// The DATA, dot-stuffing undone, CRLF line ends.
+    pub data: String,
+}
+
+/// A local SMTP server on 127.0.0.1 (RFC 5321 server side: greeting, EHLO/HELO, MAIL, RCPT,
+/// DATA, RSET, NOOP, QUIT) that keeps what it receives, for tests of e-mail notifications.
+pub struct SmtpSink {
+    pub port: u16,
+    mails: std::sync::Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind smtp");
+        let port = listener.local_addr().expect("addr").port();
+        let mails: std::sync::Arc<std::sync::Mutex<Vec<ReceivedMail>>> = Default::default();
+        let store = mails.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut read = BufReader::new(read);
+                    let _ = write.write_all(b"220 sink.test ESMTP\r\n").await;
+                    let (mut from, mut to) = (String::new(), Vec::new());
+                    loop {
+                        let mut line = String::new();
+                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let upper = line.to_ascii_uppercase();
+                        let addr = |l: &str| {
+                            l.split_once('<')
+                                .and_then(|(_, r)| r.split_once('>'))
+                                .map(|(a, _)| a.to_string())
+                                .unwrap_or_default()
+                        };
+                        let reply: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-sink.test\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+                            b"250 ok\r\n"
+                        } else if upper.starts_with("MAIL FROM:") {
+                            from = addr(&line);
+                            b"250 ok\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            to.push(addr(&line));
+                            b"250 ok\r\n"
+                        } else if upper.starts_with("RSET") {
+                            from.clear();
+                            to.clear();
+                            b"250 ok\r\n"
+                        } else if upper.starts_with("DATA") {
+                            let _ = write.write_all(b"354 go ahead\r\n").await;
+                            let mut data = String::new();
+                            loop {
+                                let mut l = String::new();
+                                if read.read_line(&mut l).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if l == ".\r\n" {
+                                    break;
+                                }
+                                data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                            }
+                            store.lock().unwrap().push(ReceivedMail {
+                                from: std::mem::take(&mut from),
+                                to: std::mem::take(&mut to),
+                                data,
+                            });
+                            b"250 queued\r\n"
+                        } else if upper.starts_with("QUIT") {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"500 unknown command\r\n"
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SmtpSink { port, mails, task }
+    }
+
+    pub fn mails(&self) -> Vec<ReceivedMail> {
+        self.mails.lock().unwrap().clone()
+    }
+}
+
+/// The webhook requests received: headers and body of each.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1 that keeps each request's headers and body.
+pub struct WebhookSink {
+    pub url: String,
+    received: Received,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WebhookSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WebhookSink {
+    pub async fn start() -> WebhookSink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind webhook");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let received: Received = Default::default();
+        let store = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    store.lock().unwrap().push((headers, body.to_vec()));
+                    http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        WebhookSink {
+            url,
+            received,
+            task,
+        }
+    }
+
+    pub fn received(&self) -> Vec<(http::HeaderMap, Vec<u8>)> {
+        self.received.lock().unwrap().clone()
+    }
+}

@@ -346,3 +346,58 @@ async fn the_middleware_puts_the_principal_into_extensions() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
 }
+
+/// RFC 7235 §4.1: a 401 may carry several challenges. `Bearer` always; `Basic` (RFC 7617 §2,
+/// with its required realm) as a second field once some tenant has a live Basic credential,
+/// noticed within `BASIC_PRESENCE_TTL` on the injected clock and dropped once it is revoked.
+#[tokio::test]
+async fn a_401_offers_basic_too_while_basic_credentials_exist() {
+    use axum::middleware::from_fn_with_state;
+    use scim_server::auth::basic::create_basic_credential;
+    use scim_server::auth::chain::BASIC_PRESENCE_TTL;
+    use scim_server::auth::middleware::require_principal;
+
+    let store = Arc::new(MemTokens::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let auth =
+        AuthService::from_config(&AuthConfig::default(), store.clone(), clock.clone()).unwrap();
+    let authenticator: Arc<dyn Authenticator> = Arc::new(auth);
+    let app = Router::new()
+        .route("/scim/v2/Users", get(|| async { "never" }))
+        .route_layer(from_fn_with_state(authenticator, require_principal));
+    let base = format!("http://{}", serve(app).await);
+    let http = reqwest::Client::new();
+    let challenges = || async {
+        let resp = http
+            .get(format!("{base}/scim/v2/Users"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        resp.headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(challenges().await, ["Bearer"], "no Basic credential yet");
+
+    let (record, _) = create_basic_credential(&*store, "acme", "okta", false, T0)
+        .await
+        .unwrap();
+    assert_eq!(challenges().await, ["Bearer"], "the cached answer holds");
+    clock.advance(BASIC_PRESENCE_TTL + std::time::Duration::from_secs(1));
+    let both = [
+        "Bearer".to_string(),
+        "Basic realm=\"scim-server\", charset=\"UTF-8\"".to_string(),
+    ];
+    assert_eq!(challenges().await, both);
+
+    store.revoke_token(&record.id, T0).await.unwrap();
+    clock.advance(BASIC_PRESENCE_TTL + std::time::Duration::from_secs(1));
+    assert_eq!(
+        challenges().await,
+        ["Bearer"],
+        "revoked: Bearer alone again"
+    );
+}
