@@ -571,60 +571,38 @@ pub async fn collect(
     Ok(report)
 }
 
-/// Schedule entry: a tenant's hygiene report (for the gauges), which schedules the next one.
-pub const TASK_REPORT: &str = "hygiene.report";
-
-/// At start-up: every tenant without a pending [`TASK_REPORT`] gets one, due now (nothing when
-/// `hygiene_interval_minutes` is 0).
-pub async fn schedule_reports(
-    store: &crate::governance::GovStore,
-    scim: &dyn crate::store::Store,
-    config: &crate::governance::GovernanceConfig,
-    now: OffsetDateTime,
-) -> Result<()> {
-    if config.hygiene_interval_minutes == 0 {
-        return Ok(());
-    }
-    for tenant in scim.list_tenants().await? {
-        let pending = store.pending_tasks(&tenant.id, TASK_REPORT).await?;
-        if pending.iter().all(|t| t.kind != TASK_REPORT) {
-            store
-                .schedule(&[crate::governance::store::Task::new(
-                    &tenant.id,
-                    TASK_REPORT,
-                    TASK_REPORT,
-                    now,
-                )])
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Runs the scheduled report of `tenant` (publishing its gauges) and schedules the next one
-/// `hygiene_interval_minutes` later. A report that cannot be made (Graph unreachable) fails the
-/// entry, which the schedule retries with its backoff.
-pub async fn scheduled_report(gov: &crate::governance::Governance, tenant: &str) -> Result<()> {
+/// For the schedule worker: when `hygiene_interval_minutes` have passed since `last` (or at the
+/// first pass), a report of every tenant with the default thresholds, which publishes the
+/// gauges; nothing without the bridge in apply mode. Failures are logged, tried at the next
+/// interval.
+pub async fn periodic(gov: &crate::governance::Governance, last: &mut Option<OffsetDateTime>) {
     let minutes = gov.config.hygiene_interval_minutes;
+    let now = gov.clock.now();
+    let due = last.is_none_or(|l| {
+        now - l >= time::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX))
+    });
     if minutes == 0
+        || !due
         || gov
             .bridge
             .as_ref()
             .is_none_or(|b| b.bridge.client().is_none())
     {
-        return Ok(());
+        return;
     }
-    report(gov, tenant, HygieneOptions::default()).await?;
-    let next = gov.clock.now() + time::Duration::minutes(i64::try_from(minutes).unwrap_or(60));
-    gov.store
-        .schedule(&[crate::governance::store::Task::new(
-            tenant,
-            TASK_REPORT,
-            TASK_REPORT,
-            next,
-        )])
-        .await?;
-    Ok(())
+    *last = Some(now);
+    let tenants = match gov.scim.list_tenants().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing tenants for the hygiene report failed");
+            return;
+        }
+    };
+    for tenant in tenants {
+        if let Err(e) = report(gov, &tenant.id, HygieneOptions::default()).await {
+            tracing::warn!(tenant = %tenant.id, error = %e.detail(), "hygiene report failed");
+        }
+    }
 }
 
 /// The report of `tenant` now, from `gov`'s bridge (503 without one).

@@ -74,8 +74,8 @@ pub struct GovernanceConfig {
     pub smtp: Option<notify::SmtpConfig>,
     /// Time-bound grants (`[[governance.jit.policies]]`).
     pub jit: jit::JitConfig,
-    /// Minutes between the hygiene reports the schedule makes of every tenant (for the gauges
-    /// on `/metrics`); 0 makes none (reports are then made only when asked for).
+    /// Minutes between the hygiene reports the schedule worker makes of every tenant (for the
+    /// gauges on `/metrics`); 0 makes none (reports are then made only when asked for).
     pub hygiene_interval_minutes: u64,
 }
 
@@ -224,13 +224,6 @@ pub async fn open_governance(
         .sync_only_jit(&only_jit)
         .await
         .map_err(|e| anyhow::anyhow!("storing the time-bound grant policies: {}", e.detail()))?;
-    if let Some(b) = &bridge
-        && b.bridge.client().is_some()
-    {
-        hygiene::schedule_reports(&store, scim.as_ref(), &gov_config, clock.now())
-            .await
-            .map_err(|e| anyhow::anyhow!("scheduling hygiene reports: {}", e.detail()))?;
-    }
     let notifier = notify::Notifier::new(&gov_config)?;
     Ok(Some(Arc::new(Governance {
         store,

@@ -53,9 +53,6 @@ async fn run_task(gov: &Governance, task: &Task) -> anyhow::Result<()> {
         super::jit::TASK_EXPIRE => super::jit::expire(gov, &task.tenant_id, &task.subject_id)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.detail())),
-        super::hygiene::TASK_REPORT => super::hygiene::scheduled_report(gov, &task.tenant_id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.detail())),
         other => anyhow::bail!("unknown governance schedule entry kind {other:?}"),
     }
 }
@@ -111,11 +108,13 @@ impl Background {
         let owner = format!("serve-{}", uuid::Uuid::new_v4().simple());
         let task = tokio::spawn(async move {
             let poll = Duration::from_secs(gov.config.poll_interval_seconds);
+            let mut last_hygiene = None;
             loop {
                 if let Err(e) = run_due(&gov, &owner, 100).await {
                     tracing::warn!(error = %e, "governance schedule pass failed");
                 }
                 super::evidence::upkeep(&gov).await;
+                super::hygiene::periodic(&gov, &mut last_hygiene).await;
                 tokio::select! {
                     _ = stopped.wait_for(|s| *s) => break,
                     () = gov.clock.sleep(poll) => {}
