@@ -49,6 +49,7 @@ use crate::schema::SchemaRegistry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 
 /// The largest old value a [`PathChange`] keeps (compact JSON bytes): "the old one when small".
 pub const MAX_OLD_VALUE_BYTES: usize = 1024;
@@ -364,8 +365,22 @@ fn path_change(path: &str, old: Option<&Value>, new: Option<&Value>) -> PathChan
     };
     match (old, new) {
         (Some(Value::Array(old)), Some(Value::Array(new))) => {
-            change.added = Some(new.iter().filter(|v| !old.contains(v)).cloned().collect());
-            change.removed = Some(old.iter().filter(|v| !new.contains(v)).cloned().collect());
+            // Elements compared by their JSON text through a set, so a long list (a Group's
+            // members) costs linear time, not a comparison of every pair.
+            let texts = |list: &[Value]| -> HashSet<String> {
+                list.iter()
+                    .map(|v| serde_json::to_string(v).unwrap_or_default())
+                    .collect()
+            };
+            let (before, after) = (texts(old), texts(new));
+            let missing_from = |list: &[Value], set: &HashSet<String>| -> Vec<Value> {
+                list.iter()
+                    .filter(|v| !set.contains(&serde_json::to_string(v).unwrap_or_default()))
+                    .cloned()
+                    .collect()
+            };
+            change.added = Some(missing_from(new, &before));
+            change.removed = Some(missing_from(old, &after));
         }
         _ => {
             change.value = new.cloned();
@@ -521,6 +536,21 @@ mod tests {
         assert_eq!(c.delta.len(), 40, "every path is still named");
         assert!(c.delta.iter().any(|p| p.withheld.is_some()));
         assert!(c.delta.iter().any(|p| p.value.is_some()));
+    }
+
+    #[test]
+    fn long_lists_report_only_their_added_and_removed_elements() {
+        let reg = crate::schema::SchemaRegistry::builtin();
+        let list = |range: std::ops::Range<u32>| -> Value {
+            range.map(|i| json!({"value": format!("m{i}")})).collect()
+        };
+        let before = resource(1, json!({"emails": list(0..5000)}));
+        let after = resource(2, json!({"emails": list(1..5001)}));
+        let c = Change::replaced(&reg, &before, &after, None);
+        assert_eq!(
+            stored_delta(&c),
+            json!([{"path": "emails", "added": [{"value": "m5000"}], "removed": [{"value": "m0"}]}])
+        );
     }
 
     #[test]

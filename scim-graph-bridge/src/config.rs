@@ -104,6 +104,79 @@ pub struct GraphConfig {
     /// Attempts per work item before it goes to the dead-letter list.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// The mass-change guard (`[graph.guard]`, on by default): see [`crate::guard`].
+    #[serde(default)]
+    pub guard: GuardConfig,
+}
+
+/// `[graph.guard]`: the mass-change guard (accidental-deletion prevention).
+///
+/// Microsoft Entra's provisioning stops and asks an administrator when one cycle would disable or
+/// delete more than a threshold of accounts ("accidental deletions threshold", 500 by default).
+/// The bridge applies changes continuously rather than in cycles, so it counts leaver actions
+/// (an account disabled or deleted in Graph) per tenant in a sliding window instead: an hour,
+/// longer than one Entra cycle (about 40 minutes), with Entra's 500 as the count. A share of the
+/// tenant's active users may tighten it for small tenants.
+///
+/// ```toml
+/// [graph.guard]
+/// enabled = true           # SCIM_GRAPH_GUARD_ENABLED
+/// max_leavers = 500        # SCIM_GRAPH_GUARD_MAX_LEAVERS
+/// max_leaver_share = 0.1   # SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE (optional; 0 < share <= 1)
+/// window_minutes = 60      # SCIM_GRAPH_GUARD_WINDOW_MINUTES
+/// ```
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// Whether leaver actions are counted and held at all.
+    pub enabled: bool,
+    /// Leaver actions a tenant may take within the window; the next one is held.
+    pub max_leavers: u32,
+    /// When set, also at most this share of the tenant's active users (plus those already
+    /// counted in the window) per window; the smaller limit applies.
+    pub max_leaver_share: Option<f64>,
+    /// The sliding window, in minutes.
+    pub window_minutes: u32,
+}
+
+/// Entra's default accidental-deletions threshold.
+pub const DEFAULT_MAX_LEAVERS: u32 = 500;
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_leavers: DEFAULT_MAX_LEAVERS,
+            max_leaver_share: None,
+            window_minutes: 60,
+        }
+    }
+}
+
+impl GuardConfig {
+    /// The window as a duration.
+    pub fn window(&self) -> time::Duration {
+        time::Duration::minutes(i64::from(self.window_minutes))
+    }
+
+    /// Checks the section; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.window_minutes == 0 {
+            return Err(Error::Config(ConfigError::new(
+                "graph.guard.window_minutes",
+                "must be at least 1",
+            )));
+        }
+        if let Some(share) = self.max_leaver_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return Err(Error::Config(ConfigError::new(
+                "graph.guard.max_leaver_share",
+                format!("must be a fraction above 0 and at most 1 (0.1 is 10%), got {share}"),
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn default_authority() -> String {
@@ -137,6 +210,7 @@ impl Default for GraphConfig {
             writes_per_second: default_write_rate(),
             write_burst: default_write_burst(),
             max_attempts: default_max_attempts(),
+            guard: GuardConfig::default(),
         }
     }
 }
@@ -205,6 +279,32 @@ impl GraphConfig {
                 "WRITES_PER_SECOND" => self.writes_per_second = num(key)?,
                 "WRITE_BURST" => self.write_burst = num(key)? as u32,
                 "MAX_ATTEMPTS" => self.max_attempts = num(key)? as u32,
+                "GUARD_ENABLED" => {
+                    self.guard.enabled = match v.to_ascii_lowercase().as_str() {
+                        "true" | "1" | "yes" | "on" => true,
+                        "false" | "0" | "no" | "off" => false,
+                        _ => {
+                            return Err(Error::config(format!(
+                                "SCIM_GRAPH_GUARD_ENABLED: expected true or false, got {v:?}"
+                            )));
+                        }
+                    }
+                }
+                "GUARD_MAX_LEAVERS" => {
+                    self.guard.max_leavers = v.trim().parse().map_err(|_| {
+                        Error::config(format!(
+                            "SCIM_GRAPH_GUARD_MAX_LEAVERS: not a whole number: {v:?}"
+                        ))
+                    })?
+                }
+                "GUARD_MAX_LEAVER_SHARE" => self.guard.max_leaver_share = Some(num(key)?),
+                "GUARD_WINDOW_MINUTES" => {
+                    self.guard.window_minutes = v.trim().parse().map_err(|_| {
+                        Error::config(format!(
+                            "SCIM_GRAPH_GUARD_WINDOW_MINUTES: not a whole number: {v:?}"
+                        ))
+                    })?
+                }
                 other => {
                     return Err(Error::config(format!(
                         "unknown environment key SCIM_GRAPH_{other}"
@@ -262,6 +362,7 @@ impl GraphConfig {
                 "graph.write_burst and graph.max_attempts must be positive".into(),
             ));
         }
+        self.guard.validate()?;
         Ok(())
     }
 
@@ -332,5 +433,61 @@ rules = "rules.toml""#,
         let err = c.apply_env([("SCIM_GRAPH_NOPE", "x")]).unwrap_err();
         assert!(err.to_string().contains("SCIM_GRAPH_NOPE"));
         assert!(c.apply_env([("SCIM_GRAPH_MODE", "yolo")]).is_err());
+    }
+
+    #[test]
+    fn guard_is_on_by_default_and_its_errors_name_the_key() {
+        let c = GraphConfig::default();
+        assert!(c.guard.enabled);
+        assert_eq!(c.guard.max_leavers, 500);
+        let c: GraphConfig =
+            toml::from_str("[guard]\nmax_leavers = 20\nmax_leaver_share = 0.05\n").unwrap();
+        assert_eq!(c.guard.max_leavers, 20);
+        assert_eq!(c.guard.max_leaver_share, Some(0.05));
+        assert!(toml::from_str::<GraphConfig>("[guard]\nthreshold = 3\n").is_err());
+        // (environment, words of the error)
+        let cases = [
+            (
+                ("SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE", "1.5"),
+                "graph.guard.max_leaver_share",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_MAX_LEAVER_SHARE", "0"),
+                "graph.guard.max_leaver_share",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_WINDOW_MINUTES", "0"),
+                "graph.guard.window_minutes",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_WINDOW_MINUTES", "-3"),
+                "SCIM_GRAPH_GUARD_WINDOW_MINUTES",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_MAX_LEAVERS", "many"),
+                "SCIM_GRAPH_GUARD_MAX_LEAVERS",
+            ),
+            (
+                ("SCIM_GRAPH_GUARD_ENABLED", "perhaps"),
+                "SCIM_GRAPH_GUARD_ENABLED",
+            ),
+        ];
+        for ((key, value), words) in cases {
+            let mut c = GraphConfig::default();
+            let e = c
+                .apply_env([(key, value)])
+                .and_then(|()| c.validate())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(words), "{key}={value}: {e}");
+        }
+        let mut c = GraphConfig::default();
+        c.apply_env([
+            ("SCIM_GRAPH_GUARD_ENABLED", "false"),
+            ("SCIM_GRAPH_GUARD_MAX_LEAVERS", "7"),
+        ])
+        .unwrap();
+        assert!(!c.guard.enabled);
+        assert_eq!(c.guard.max_leavers, 7);
     }
 }

@@ -20,6 +20,12 @@ pub trait UserDirectory: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>>;
+    /// How many users of the tenant are active (`active` true), for the mass-change guard's
+    /// share limit; `None` when the directory cannot tell (then only the count limit applies).
+    async fn count_active_users(&self, tenant: &str) -> Result<Option<u64>> {
+        let _ = tenant;
+        Ok(None)
+    }
 }
 
 /// An in-memory directory, for tests and demos.
@@ -71,5 +77,13 @@ impl UserDirectory for MemoryDirectory {
             .take(limit)
             .map(|(_, id)| id.clone())
             .collect())
+    }
+    async fn count_active_users(&self, tenant: &str) -> Result<Option<u64>> {
+        let g = self.users.lock().expect("directory");
+        Ok(Some(
+            g.iter()
+                .filter(|((t, _), u)| t == tenant && u["active"] != Value::Bool(false))
+                .count() as u64,
+        ))
     }
 }

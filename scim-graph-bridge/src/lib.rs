@@ -14,6 +14,7 @@
 //! - In [`config::Mode::Plan`] (the default until credentials are configured)
 //!   no Graph call is made at all.
 //! - Re-running a reconcile converges: "already done" answers count as success.
+//! - Leaver actions beyond the [`guard`]'s limit wait for an operator instead of being applied.
 //! - Time is a parameter ([`clock::Clock`]); no code reads the wall clock directly.
 //!
 //! With the `fake-graph` feature, `fake_graph` is a loopback HTTP emulation of
@@ -28,6 +29,8 @@ pub mod error;
 pub mod fake_graph;
 pub mod graph;
 pub mod holders;
+pub mod guard;
+pub mod notify;
 pub mod outbox;
 pub mod overrides;
 pub mod plan;

@@ -1,16 +1,23 @@
 //! The worker: consumes the change log ([`crate::outbox`]), claims users under a lease, reconciles
 //! them and records the outcome; plus the library side of the
-//! `scim-server bridge plan|status|reconcile|dead-letters` commands.
+//! `scim-server bridge plan|status|reconcile|dead-letters|hold` commands.
+//!
+//! In apply mode a plan that disables or deletes an account first passes the mass-change
+//! [`crate::guard`]; a held plan is recorded (status `held`) and its item completed. A host
+//! hears of settled plans and guard alerts through [`BridgeEvents`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Result;
+use crate::config::{GuardConfig, Mode};
 use crate::directory::UserDirectory;
 use crate::graph::Outcome;
+use crate::guard::{Admission, GuardAlert, is_leaver_action};
+use crate::notify::{BridgeEvents, Settled, SettledOutcome};
 use crate::outbox::ChangeLog;
 use crate::plan::{Plan, delete_due_at};
-use crate::reconcile::Bridge;
+use crate::reconcile::{Bridge, Reconciled, UserLink};
 use crate::store::{BridgeStore, DeadLetter, FailOutcome, Status, WorkItem};
 
 /// Worker settings.
@@ -32,6 +39,8 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// Users reconciled in parallel.
     pub concurrency: usize,
+    /// The mass-change guard (`None`: off). It only acts in apply mode.
+    pub guard: Option<GuardConfig>,
 }
 
 impl WorkerConfig {
@@ -39,6 +48,7 @@ impl WorkerConfig {
     pub fn from_graph_config(cfg: &crate::config::GraphConfig) -> Self {
         Self {
             max_attempts: i64::from(cfg.max_attempts),
+            guard: cfg.guard.enabled.then(|| cfg.guard.clone()),
             ..Self::default()
         }
     }
@@ -55,6 +65,7 @@ impl Default for WorkerConfig {
             base_backoff: Duration::from_secs(10),
             poll_interval: Duration::from_secs(2),
             concurrency: 4,
+            guard: Some(GuardConfig::default()),
         }
     }
 }
@@ -72,6 +83,8 @@ pub struct RoundStats {
     pub retried: usize,
     /// Users dead-lettered.
     pub dead_lettered: usize,
+    /// Leaver plans held by the mass-change guard.
+    pub held: usize,
 }
 
 /// A bridge worker.
@@ -80,12 +93,32 @@ pub struct Worker {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     store: BridgeStore,
     log: Arc<dyn ChangeLog>,
     bridge: Bridge,
     dir: Arc<dyn UserDirectory>,
     cfg: WorkerConfig,
+    events: Option<Arc<dyn BridgeEvents>>,
+}
+
+/// How one claimed item ended.
+enum ItemEnd {
+    Completed,
+    Held,
+    Failed(FailOutcome),
+}
+
+/// What reconciling a user came to.
+enum Reconciling {
+    Done(Box<Reconciled>, Option<u64>),
+    Held {
+        plan: Box<Plan>,
+        hold_id: String,
+        tripped: bool,
+        reason: String,
+    },
 }
 
 impl std::fmt::Debug for Worker {
@@ -133,7 +166,17 @@ impl Worker {
                 bridge,
                 dir,
                 cfg,
+                events: None,
             }),
+        }
+    }
+
+    /// The same worker, reporting settled plans and guard alerts to `events`.
+    pub fn with_events(self, events: Arc<dyn BridgeEvents>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.events = Some(events);
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -177,10 +220,11 @@ impl Worker {
                 break;
             };
             match joined.map_err(|e| crate::Error::Internal(format!("worker task: {e}")))? {
-                Ok(None) => stats.completed += 1,
-                Ok(Some(FailOutcome::Retrying { .. })) => stats.retried += 1,
-                Ok(Some(FailOutcome::DeadLettered)) => stats.dead_lettered += 1,
-                Ok(Some(FailOutcome::LeaseLost)) => {}
+                Ok(ItemEnd::Completed) => stats.completed += 1,
+                Ok(ItemEnd::Held) => stats.held += 1,
+                Ok(ItemEnd::Failed(FailOutcome::Retrying { .. })) => stats.retried += 1,
+                Ok(ItemEnd::Failed(FailOutcome::DeadLettered)) => stats.dead_lettered += 1,
+                Ok(ItemEnd::Failed(FailOutcome::LeaseLost)) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "bridge work item failed");
                     first_error.get_or_insert(e);
@@ -215,13 +259,98 @@ impl Worker {
 }
 
 impl Inner {
-    async fn process(&self, item: &WorkItem) -> Result<Option<FailOutcome>> {
+    /// Plans; in apply mode asks the guard about leaver actions; applies unless held.
+    async fn reconcile(&self, tenant: &str, user: &str, link: &UserLink) -> Result<Reconciling> {
+        let prepared = self
+            .bridge
+            .prepare(self.dir.as_ref(), tenant, user, link)
+            .await?;
+        if let Some(guard) = &self.cfg.guard
+            && self.bridge.mode() == Mode::Apply
+            && is_leaver_action(&prepared.plan)
+        {
+            let active = match guard.max_leaver_share {
+                Some(_) => self.dir.count_active_users(tenant).await?,
+                None => None,
+            };
+            let now = self.bridge.clock().now();
+            let admission = self
+                .store
+                .guard_admit(guard, tenant, user, &prepared.plan, active, now)
+                .await?;
+            if let Admission::Hold {
+                hold_id,
+                tripped,
+                reason,
+            } = admission
+            {
+                return Ok(Reconciling::Held {
+                    plan: Box::new(prepared.plan),
+                    hold_id,
+                    tripped,
+                    reason,
+                });
+            }
+        }
+        let rec = self.bridge.apply_plan(prepared.plan, link).await;
+        Ok(Reconciling::Done(Box::new(rec), prepared.scim_version))
+    }
+
+    /// Tells the host a plan settled (before the item is completed or buried, so that a failure
+    /// here leaves the item to be retried), and closes the user's open holds once a plan went
+    /// through (an approved hold of a dead-lettered plan stays approved for its retry).
+    /// `leaver_action`: the plan disabled or deleted the account.
+    async fn settle(&self, item: &WorkItem, settled: Settled, leaver_action: bool) -> Result<()> {
+        if self.cfg.guard.is_some()
+            && self.bridge.mode() == Mode::Apply
+            && settled.outcome == SettledOutcome::Applied
+        {
+            self.store
+                .close_holds(&item.tenant_id, &item.user_id, leaver_action, settled.at)
+                .await?;
+        }
+        if let Some(events) = &self.events {
+            events.settled(&settled).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failure; a last attempt is settled as dead-lettered first.
+    async fn fail(
+        &self,
+        item: &WorkItem,
+        reason: &str,
+        plan: Option<&Plan>,
+        scim_version: Option<u64>,
+    ) -> Result<ItemEnd> {
+        let now = self.bridge.clock().now();
+        if item.attempts >= self.cfg.max_attempts {
+            self.settle(
+                item,
+                dead_lettered(item, reason, plan, scim_version, now),
+                false,
+            )
+            .await?;
+        }
+        let out = self
+            .store
+            .fail(
+                item,
+                &self.cfg.owner,
+                now,
+                reason,
+                self.cfg.max_attempts,
+                self.cfg.base_backoff,
+            )
+            .await?;
+        Ok(ItemEnd::Failed(out))
+    }
+
+    async fn process(&self, item: &WorkItem) -> Result<ItemEnd> {
         let clock = self.bridge.clock().clone();
         let (owner, tenant, user) = (&self.cfg.owner, &item.tenant_id, &item.user_id);
         let link = self.store.get_link(tenant, user).await?;
-        let work = self
-            .bridge
-            .reconcile_user(self.dir.as_ref(), tenant, user, &link);
+        let work = self.reconcile(tenant, user, &link);
         tokio::pin!(work);
         // heartbeat on the runtime's timer: a long plan keeps its lease
         let mut beat = tokio::time::interval((self.cfg.lease / 3).max(Duration::from_millis(100)));
@@ -236,22 +365,45 @@ impl Inner {
                 }
             }
         };
-        let rec = match result {
-            Ok(r) => r,
+        let (rec, scim_version) = match result {
+            Ok(Reconciling::Done(rec, version)) => (rec, version),
+            Ok(Reconciling::Held {
+                plan,
+                hold_id,
+                tripped,
+                reason,
+            }) => {
+                let now = clock.now();
+                self.store
+                    .record_held_plan(tenant, user, &plan, now)
+                    .await?;
+                if tripped {
+                    tracing::warn!(
+                        tenant,
+                        user,
+                        hold = %hold_id,
+                        reason = %reason,
+                        "mass-change guard tripped: leaver plans are held until an operator approves or rejects them"
+                    );
+                    if let Some(events) = &self.events {
+                        let alert = GuardAlert {
+                            tenant_id: tenant.clone(),
+                            hold_id: hold_id.clone(),
+                            user_id: user.clone(),
+                            reason,
+                            at: now,
+                        };
+                        events.guard_tripped(&alert).await?;
+                    }
+                } else {
+                    tracing::info!(tenant, user, hold = %hold_id, "leaver plan held by the mass-change guard");
+                }
+                self.store.complete(item, owner, now, None).await?;
+                return Ok(ItemEnd::Held);
+            }
             Err(e) => {
                 tracing::info!(tenant, user, error = %e, "bridge reconcile failed");
-                let out = self
-                    .store
-                    .fail(
-                        item,
-                        owner,
-                        clock.now(),
-                        &e.to_string(),
-                        self.cfg.max_attempts,
-                        self.cfg.base_backoff,
-                    )
-                    .await?;
-                return Ok(Some(out));
+                return self.fail(item, &e.to_string(), None, None).await;
             }
         };
         let now = clock.now();
@@ -266,26 +418,40 @@ impl Inner {
             .await?;
         if let Some(report) = &rec.report {
             if let Some(t) = &report.transient_failure {
-                let out = self
-                    .store
-                    .fail(
-                        item,
-                        owner,
-                        now,
-                        t,
-                        self.cfg.max_attempts,
-                        self.cfg.base_backoff,
-                    )
-                    .await?;
-                return Ok(Some(out));
+                return self.fail(item, t, Some(&rec.plan), scim_version).await;
             }
             if report.permanent_failures > 0 {
                 let reason = format!("permanent: {}", failure_summary(report));
-                return Ok(Some(
+                self.settle(
+                    item,
+                    dead_lettered(item, &reason, Some(&rec.plan), scim_version, now),
+                    false,
+                )
+                .await?;
+                return Ok(ItemEnd::Failed(
                     self.store.dead_letter(item, owner, now, &reason).await?,
                 ));
             }
         }
+        self.settle(
+            item,
+            Settled {
+                tenant_id: tenant.clone(),
+                user_id: user.clone(),
+                scim_version,
+                outcome: if rec.report.is_some() {
+                    SettledOutcome::Applied
+                } else {
+                    SettledOutcome::Planned
+                },
+                kind: Some(rec.plan.kind),
+                steps: rec.plan.steps.len(),
+                detail: None,
+                at: now,
+            },
+            is_leaver_action(&rec.plan),
+        )
+        .await?;
         // a leaver whose Graph user still exists comes back when the hard delete is due
         let next = match (
             rec.report.is_some(),
@@ -299,7 +465,26 @@ impl Inner {
             _ => None,
         };
         self.store.complete(item, owner, now, next).await?;
-        Ok(None)
+        Ok(ItemEnd::Completed)
+    }
+}
+
+fn dead_lettered(
+    item: &WorkItem,
+    reason: &str,
+    plan: Option<&Plan>,
+    scim_version: Option<u64>,
+    now: time::OffsetDateTime,
+) -> Settled {
+    Settled {
+        tenant_id: item.tenant_id.clone(),
+        user_id: item.user_id.clone(),
+        scim_version,
+        outcome: SettledOutcome::DeadLettered,
+        kind: plan.map(|p| p.kind),
+        steps: plan.map_or(0, |p| p.steps.len()),
+        detail: Some(reason.to_string()),
+        at: now,
     }
 }
 

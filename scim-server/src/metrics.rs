@@ -36,6 +36,13 @@ pub const GOV_DRIFT: &str = "scim_governance_drifted_users";
 pub const GOV_PRIVILEGED: &str = "scim_governance_privileged_role_holders";
 /// Time-bound grants by status, every tenant.
 pub const GOV_JIT_GRANTS: &str = "scim_governance_jit_grants";
+/// Leaver plans the Graph bridge's mass-change guard holds for an operator.
+pub const BRIDGE_HELD: &str = "scim_bridge_held_plans";
+/// Times a tenant's leaver actions crossed the mass-change guard's limit, by tenant (the
+/// alert: a rate above zero means plans are being held).
+pub const BRIDGE_GUARD_TRIPS: &str = "scim_bridge_guard_trips_total";
+/// Outcome callback deliveries waiting (pending) or given up (dead), by status.
+pub const CALLBACK_DELIVERIES: &str = "scim_callback_deliveries";
 /// Write retries after a concurrent write (compare-and-swap lost), of any write of the
 /// pipeline (the name is kept from when only group PATCHes retried).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";
@@ -58,6 +65,7 @@ pub fn record_outbox(status: &scim_graph_bridge::store::Status) {
     }
     metrics::gauge!(BRIDGE_PENDING).set(status.pending as f64);
     metrics::gauge!(BRIDGE_DEAD_LETTERS).set(status.dead_letters as f64);
+    metrics::gauge!(BRIDGE_HELD).set(status.held as f64);
 }
 
 /// The handle that renders the Prometheus text format.

@@ -264,10 +264,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(intake) = crate::inbound::open_intake(&config).await? {
         state = state.with_inbound(intake);
     }
+    let follow_bridge = crate::bridge::graph_config(&config)?.is_some();
+    let callbacks =
+        crate::inbound::callback::Callbacks::open(&config, follow_bridge, state.clock.clone())
+            .await?;
+    if let Some(callbacks) = &callbacks {
+        state = state.with_callbacks(callbacks.clone());
+    }
     let bridge = crate::bridge::BackgroundWorker::start(
         &config,
         state.store.clone(),
         state.registry.clone(),
+        callbacks.clone(),
     )
     .await?;
     let governance_bridge = match crate::bridge::graph_config(&config)? {
@@ -295,6 +303,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         state = state.with_governance(g.clone());
     }
     let governance_worker = crate::governance::schedule::Background::start(governance);
+    let callback_delivery = crate::inbound::callback::Background::start(callbacks);
     let upkeep = spawn_upkeep(&state);
     let intake_worker = crate::inbound::worker::Background::start(&state);
     let console = crate::console::mount(&config, &state).await?;
@@ -307,6 +316,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
         .await;
     bridge.shutdown().await;
+    callback_delivery
+        .shutdown(Duration::from_secs(config.shutdown_grace_seconds))
+        .await;
     served
 }
 

@@ -80,6 +80,8 @@ pub struct AppState {
     pub inbound: Option<Arc<crate::inbound::Intake>>,
     /// Governance (`/governance/v1/…`), when this server has it.
     pub governance: Option<Arc<crate::governance::Governance>>,
+    /// Outcome callbacks (`[[inbound.callbacks]]`), when configured.
+    pub callbacks: Option<Arc<crate::inbound::callback::Callbacks>>,
     /// The database's last observed health (`/readyz`).
     pub db_health: Arc<crate::http::ops::DbHealth>,
 }
@@ -121,6 +123,7 @@ impl AppState {
             oauth: None,
             inbound: None,
             governance: None,
+            callbacks: None,
             db_health: Arc::default(),
         }
     }
@@ -140,6 +143,12 @@ impl AppState {
     /// Serves governance with `governance`.
     pub fn with_governance(mut self, governance: Arc<crate::governance::Governance>) -> Self {
         self.governance = Some(governance);
+        self
+    }
+
+    /// Reports intake outcomes through `callbacks`.
+    pub fn with_callbacks(mut self, callbacks: Arc<crate::inbound::callback::Callbacks>) -> Self {
+        self.callbacks = Some(callbacks);
         self
     }
 

@@ -92,6 +92,15 @@ pub struct Reconciled {
     pub link: UserLink,
 }
 
+/// A plan and a SCIM user version it reflects (the user may have been read at a newer one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    /// The plan.
+    pub plan: Plan,
+    /// The SCIM user's `meta.version` number (`None` when the user does not exist).
+    pub scim_version: Option<u64>,
+}
+
 /// The reconciler: rules plus, in apply mode, a Graph client, and the governance overrides
 /// the planner honours ([`crate::overrides`]).
 #[derive(Clone)]
@@ -164,6 +173,28 @@ impl Bridge {
     /// The Graph client, in apply mode.
     pub fn client(&self) -> Option<&Arc<GraphClient>> {
         self.client.as_ref()
+    }
+
+    /// Computes the plan for a user, with the version of the SCIM user it reflects at least.
+    ///
+    /// The version is read before planning (which reads the user again), so it is never newer
+    /// than what the plan saw: a write of that version or older is reflected in the plan.
+    pub async fn prepare(
+        &self,
+        dir: &dyn UserDirectory,
+        tenant: &str,
+        user_id: &str,
+        link: &UserLink,
+    ) -> Result<Prepared> {
+        let scim_version = dir
+            .get_user(tenant, user_id)
+            .await?
+            .as_ref()
+            .and_then(crate::notify::version_number);
+        Ok(Prepared {
+            plan: self.plan_user(dir, tenant, user_id, link).await?,
+            scim_version,
+        })
     }
 
     /// Computes the plan for a user without writing anything (Graph is read in apply mode only).
@@ -247,6 +278,11 @@ impl Bridge {
         link: &UserLink,
     ) -> Result<Reconciled> {
         let plan = self.plan_user(dir, tenant, user_id, link).await?;
+        Ok(self.apply_plan(plan, link).await)
+    }
+
+    /// Applies a computed plan (in apply mode; in plan mode only the link is worked out).
+    pub async fn apply_plan(&self, plan: Plan, link: &UserLink) -> Reconciled {
         let now = self.clock.now();
         let mut new_link = UserLink {
             graph_id: plan.graph_user_id.clone().or_else(|| link.graph_id.clone()),
@@ -276,10 +312,10 @@ impl Bridge {
                 Some(r)
             }
         };
-        Ok(Reconciled {
+        Reconciled {
             plan,
             report,
             link: new_link,
-        })
+        }
     }
 }

@@ -3,12 +3,15 @@
 //! Tables (see `migrations/{sqlite,postgres}/`): `bridge_cursor` (outbox
 //! position per tenant), `bridge_work` (one coalesced row per user, doubling as
 //! its lease row), `bridge_links` (Graph id and leave time per user),
-//! `bridge_dead_letters` and `bridge_plans` (every plan with its step outcomes).
+//! `bridge_dead_letters` and `bridge_plans` (every plan with its step outcomes); the
+//! mass-change guard's `bridge_guard_tenants`, `bridge_guard_actions` and `bridge_holds`
+//! (`holds.rs`, policy in [`crate::guard`]).
 //! Migrations are sqlx's (`migrations/{sqlite,postgres}`, numbered alike, versions
 //! from [`FIRST_MIGRATION_VERSION`]), recorded in the `_sqlx_migrations` table the server's
 //! migrations use too. Statements use `$n` placeholders on both databases (sqlx's SQLite
 //! driver accepts them).
 
+mod holds;
 mod queue;
 
 use std::collections::BTreeMap;
@@ -115,7 +118,7 @@ pub struct PlanRecord {
     pub created_at: OffsetDateTime,
     /// `plan` or `apply`.
     pub mode: String,
-    /// `planned`, `noop`, `applied`, `partial` or `failed`.
+    /// `planned`, `noop`, `applied`, `partial`, `failed`, or `held` (by the mass-change guard).
     pub status: String,
     /// The plan.
     pub plan: Plan,
@@ -147,6 +150,9 @@ pub struct Status {
     pub dead_letters: i64,
     /// Recorded plans.
     pub plans: i64,
+    /// Leaver plans held by the mass-change guard, waiting for an operator.
+    #[serde(default)]
+    pub held: i64,
     /// Outbox positions.
     pub cursors: Vec<CursorStatus>,
 }
@@ -287,7 +293,6 @@ impl BridgeStore {
         report: Option<&ApplyReport>,
         now: OffsetDateTime,
     ) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
         let status = match report {
             _ if plan.is_noop() => "noop",
             None => "planned",
@@ -295,6 +300,34 @@ impl BridgeStore {
             Some(r) if r.steps.iter().any(|s| s.outcome.is_success()) => "partial",
             Some(_) => "failed",
         };
+        self.insert_plan(tenant, user, mode, status, plan, report, now)
+            .await
+    }
+
+    /// Records a plan the mass-change guard held (mode `apply`, status `held`, no steps run).
+    pub async fn record_held_plan(
+        &self,
+        tenant: &str,
+        user: &str,
+        plan: &Plan,
+        now: OffsetDateTime,
+    ) -> Result<String> {
+        self.insert_plan(tenant, user, "apply", "held", plan, None, now)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_plan(
+        &self,
+        tenant: &str,
+        user: &str,
+        mode: &str,
+        status: &str,
+        plan: &Plan,
+        report: Option<&ApplyReport>,
+        now: OffsetDateTime,
+    ) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
         let kind = serde_json::to_value(plan.kind)?
             .as_str()
             .unwrap_or_default()
@@ -409,6 +442,7 @@ impl BridgeStore {
                 "SELECT COUNT(*) FROM bridge_work WHERE last_error IS NOT NULL",
                 "SELECT COUNT(*) FROM bridge_dead_letters",
                 "SELECT COUNT(*) FROM bridge_plans",
+                "SELECT COUNT(*) FROM bridge_holds WHERE status = 'held'",
             ] {
                 n.push(sqlx::query(q).fetch_one(pool).await?.try_get::<i64, _>(0)?);
             }
@@ -438,6 +472,7 @@ impl BridgeStore {
             retrying: n[2],
             dead_letters: n[3],
             plans: n[4],
+            held: n[5],
             cursors,
         })
     }

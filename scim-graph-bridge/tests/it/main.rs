@@ -3,6 +3,7 @@
 mod db;
 mod graph_client;
 mod holders;
+mod guard;
 mod migrations;
 mod reconcile;
 #[allow(dead_code)]

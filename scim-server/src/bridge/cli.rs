@@ -9,6 +9,9 @@
 //! scim-server bridge reconcile (--all | --user ID) [--tenant T]
 //! scim-server bridge dead-letters list [--tenant T] [--json]
 //! scim-server bridge dead-letters retry (ID | --all)
+//! scim-server bridge hold list [--tenant T] [--all] [--json]
+//! scim-server bridge hold approve (ID... | --all) [--tenant T] [--by NAME]
+//! scim-server bridge hold reject (ID... | --all) [--tenant T] [--by NAME]
 //! ```
 
 use super::{BridgeContext, StoreDirectory, graph_config, open_bridge_store, run_until_idle};
@@ -67,6 +70,49 @@ pub enum BridgeCommand {
     /// Work items that failed permanently or too often.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Leaver plans the mass-change guard (`[graph.guard]`) holds for an operator.
+    #[command(subcommand)]
+    Hold(HoldCommand),
+}
+
+/// `bridge hold` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// List held leaver plans, oldest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Every hold, decided ones included (approved, applied, rejected, superseded).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve held plans: their users are queued again and the worker applies their leaver
+    /// plans (computed afresh).
+    Approve(HoldDecision),
+    /// Reject held plans: they are never applied (the SCIM records stay as they are); the
+    /// decision is recorded.
+    Reject(HoldDecision),
+}
+
+/// Which holds a decision concerns, and who decides.
+#[derive(Debug, clap::Args)]
+pub struct HoldDecision {
+    /// Hold ids (from `bridge hold list`).
+    #[arg(conflicts_with = "all", required_unless_present = "all")]
+    pub ids: Vec<String>,
+    /// Every pending hold (of `--tenant`, or of every tenant).
+    #[arg(long)]
+    pub all: bool,
+    /// Only this tenant's (with `--all`).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Who decides, recorded with the decision (default: `$USER`).
+    #[arg(long)]
+    pub by: Option<String>,
 }
 
 /// `bridge dead-letters` subcommands.
@@ -123,19 +169,23 @@ pub async fn execute(
     let registry = Arc::new(SchemaRegistry::builtin());
     match command {
         BridgeCommand::Run { until_idle } => {
-            let ctx =
-                BridgeContext::open(graph, &config.database_url, store, registry, clock).await?;
+            let callbacks =
+                crate::inbound::callback::Callbacks::open(config, true, clock.clone()).await?;
+            let ctx = BridgeContext::open(graph, &config.database_url, store, registry, clock)
+                .await?
+                .with_callbacks(callbacks);
             let worker = ctx.worker(ctx.worker_config());
             if until_idle {
                 let s = run_until_idle(&worker, 1_000_000).await?;
                 writeln!(
                     out,
-                    "mode: {}\ningested: {}\nreconciled: {}\nretrying: {}\ndead-lettered: {}",
+                    "mode: {}\ningested: {}\nreconciled: {}\nretrying: {}\ndead-lettered: {}\nheld: {}",
                     mode_name(graph),
                     s.ingested,
                     s.completed,
                     s.retried,
-                    s.dead_lettered
+                    s.dead_lettered,
+                    s.held
                 )?;
             } else {
                 tracing::info!(mode = mode_name(graph), "Graph bridge worker running");
@@ -178,6 +228,16 @@ pub async fn execute(
                     status.pending, status.leased, status.retrying
                 )?;
                 writeln!(out, "dead letters: {}", status.dead_letters)?;
+                writeln!(
+                    out,
+                    "held by the mass-change guard: {}{}",
+                    status.held,
+                    if status.held > 0 {
+                        " (scim-server bridge hold list)"
+                    } else {
+                        ""
+                    }
+                )?;
                 writeln!(out, "plans recorded: {}", status.plans)?;
                 for c in &status.cursors {
                     writeln!(
@@ -220,6 +280,12 @@ pub async fn execute(
         BridgeCommand::DeadLetters(cmd) => {
             let bridge_store = open_bridge_store(&config.database_url).await?;
             return dead_letters(cmd, &bridge_store, clock.as_ref(), out).await;
+        }
+        BridgeCommand::Hold(cmd) => {
+            let bridge_store = open_bridge_store(&config.database_url).await?;
+            let callbacks =
+                crate::inbound::callback::Callbacks::open(config, true, clock.clone()).await?;
+            return super::hold::run(cmd, &bridge_store, callbacks, clock.as_ref(), out).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -95,4 +95,31 @@ impl UserDirectory for StoreDirectory {
         ids.sort();
         Ok(ids)
     }
+
+    /// `active eq true`, counted by the store (a page of one, `totalResults` read).
+    async fn count_active_users(&self, tenant: &str) -> scim_graph_bridge::Result<Option<u64>> {
+        let rt = self.user_type()?;
+        let params = QueryParams {
+            filter: Some("active eq true".into()),
+            count: Some("1".into()),
+            attributes: Some("id".into()),
+            ..QueryParams::default()
+        };
+        let query = ListQuery::from_params(
+            &self.registry,
+            rt,
+            &params,
+            QueryLimits {
+                default_page_size: 1,
+                max_page_size: 1,
+            },
+        )
+        .map_err(directory_error)?;
+        let page = self
+            .store
+            .list(tenant, rt, &query, Load::default())
+            .await
+            .map_err(directory_error)?;
+        Ok(Some(page.total))
+    }
 }

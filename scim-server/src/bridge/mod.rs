@@ -8,7 +8,9 @@
 //!   `[graph]` section and the server's `database_url`;
 //! - [`BackgroundWorker`]: the worker `serve` runs next to the HTTP server when `[graph]` is
 //!   configured, stopped gracefully after the server has drained;
-//! - [`cli`]: `scim-server bridge run | plan | status | reconcile | dead-letters`.
+//! - [`HostEvents`]: what the worker's outcomes become here (guard alerts on `/metrics`, outcome
+//!   callbacks);
+//! - [`cli`]: `scim-server bridge run | plan | status | reconcile | dead-letters | hold`.
 //!
 //! Invariants:
 //! - The bridge is a separate consumer of the change log: it reads typed entries through
@@ -21,8 +23,11 @@
 
 pub mod cli;
 mod directory;
+mod events;
+mod hold;
 
 use crate::config::Config;
+use crate::inbound::callback::Callbacks;
 use crate::store::Store;
 use crate::store::change_log::StoreChangeLog;
 use crate::store::side_pool::{SidePool, open_side_pool};
@@ -39,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use directory::StoreDirectory;
+pub use events::HostEvents;
 
 /// The `[graph]` section with `SCIM_GRAPH_*` overrides from the process environment, validated;
 /// `None` when the bridge is not configured.
@@ -85,6 +91,8 @@ pub struct BridgeContext {
     pub change_log: Arc<dyn ChangeLog>,
     /// The SCIM users, read through the server's store.
     pub directory: Arc<dyn UserDirectory>,
+    /// Where the worker reports settled plans and guard alerts.
+    pub events: HostEvents,
 }
 
 impl std::fmt::Debug for BridgeContext {
@@ -121,7 +129,14 @@ impl BridgeContext {
             change_log: change_log(&bridge_store),
             store: bridge_store,
             directory: Arc::new(StoreDirectory::new(store, registry)),
+            events: HostEvents::default(),
         })
+    }
+
+    /// Reports the worker's outcomes to `callbacks` too.
+    pub fn with_callbacks(mut self, callbacks: Option<Arc<Callbacks>>) -> Self {
+        self.events = HostEvents::new(callbacks);
+        self
     }
 
     /// Worker settings from the `[graph]` section (attempts before a dead letter) and defaults.
@@ -129,7 +144,7 @@ impl BridgeContext {
         WorkerConfig::from_graph_config(&self.graph)
     }
 
-    /// A worker over this context.
+    /// A worker over this context, reporting to [`BridgeContext::events`].
     pub fn worker(&self, cfg: WorkerConfig) -> Worker {
         Worker::new(
             self.store.clone(),
@@ -138,6 +153,7 @@ impl BridgeContext {
             self.directory.clone(),
             cfg,
         )
+        .with_events(Arc::new(self.events.clone()))
     }
 }
 
@@ -152,6 +168,7 @@ pub async fn run_until_idle(worker: &Worker, max_rounds: usize) -> anyhow::Resul
         total.completed += s.completed;
         total.retried += s.retried;
         total.dead_lettered += s.dead_lettered;
+        total.held += s.held;
         if s.claimed == 0 {
             return Ok(total);
         }
@@ -183,6 +200,7 @@ impl BackgroundWorker {
         config: &Config,
         store: Arc<dyn Store>,
         registry: Arc<SchemaRegistry>,
+        callbacks: Option<Arc<Callbacks>>,
     ) -> anyhow::Result<Self> {
         let Some(graph) = graph_config(config)? else {
             return Ok(Self::default());
@@ -194,7 +212,8 @@ impl BackgroundWorker {
             registry,
             Arc::new(SystemClock),
         )
-        .await?;
+        .await?
+        .with_callbacks(callbacks);
         tracing::info!(mode = ?ctx.bridge.mode(), "Graph bridge worker starting");
         let cfg = ctx.worker_config();
         let worker = Self::spawn(

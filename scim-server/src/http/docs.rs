@@ -161,50 +161,7 @@ pub struct ListResponseDoc {
     pub resources: Vec<serde_json::Value>,
 }
 
-/// A SearchRequest (RFC 7644 §3.4.3).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SearchRequestDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]`
-    pub schemas: Vec<String>,
-    /// Attributes to return.
-    pub attributes: Option<Vec<String>>,
-    /// Attributes to omit.
-    pub excluded_attributes: Option<Vec<String>>,
-    /// A SCIM filter.
-    pub filter: Option<String>,
-    /// Attribute to sort by.
-    pub sort_by: Option<String>,
-    /// `ascending` or `descending`.
-    pub sort_order: Option<String>,
-    /// 1-based index of the first result.
-    pub start_index: Option<u64>,
-    /// Page size.
-    pub count: Option<u64>,
-}
-
-/// A PatchOp request (RFC 7644 §3.5.2).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PatchOpDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:PatchOp"]`
-    pub schemas: Vec<String>,
-    /// The operations, applied in order, all or nothing.
-    #[serde(rename = "Operations")]
-    pub operations: Vec<PatchOperationDoc>,
-}
-
-/// One PATCH operation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PatchOperationDoc {
-    /// `add`, `replace` or `remove` (any case).
-    pub op: String,
-    /// The attribute path; optional for `add` and `replace`.
-    pub path: Option<String>,
-    /// The value.
-    pub value: Option<serde_json::Value>,
-}
-
-/// A BulkRequest (RFC 7644 §3.7).
+/// A BulkRequest envelope (RFC 7644 §3.7), as the HR intake's `bulkUpload` takes it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkRequestDoc {

@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod ops;
 pub mod protocol;
 pub mod reference;
+pub mod request_docs;
 pub mod resources;
 pub mod response;
 
@@ -241,8 +242,9 @@ fn with_layers(router: Router, limits: &LimitsConfig) -> Router {
 
 #[cfg(test)]
 mod tests {
-    //! Routing, layers and rejections, with a store that holds nothing (the full behaviour is
-    //! covered by `tests/it/http.rs` against SQLite).
+    //! Routing, layers and rejections, over an empty in-memory SQLite store (the full behaviour
+    //! is covered by `tests/it/http.rs`). A real store, not a hand-written double: a double
+    //! spelling out every `Store` method has to change with each new capability.
 
     use super::*;
     use crate::config::{Config, SecretString};
@@ -250,161 +252,16 @@ mod tests {
     use axum::body::Body;
     use http::{Method, StatusCode};
     use http_body_util::BodyExt;
-    use scim_core::change::Change;
-    use scim_core::patch::MembershipDelta;
-    use scim_core::query::ListQuery;
-    use scim_core::resource::Resource;
-    use scim_core::schema::ResourceType;
     use serde_json::{Value, json};
     use time::OffsetDateTime;
     use tower::ServiceExt;
 
-    struct EmptyStore;
-
-    fn nothing<T>() -> Result<T> {
-        Err(StoreError::Corrupt("empty test store".into()))
-    }
-
-    #[async_trait::async_trait]
-    impl Store for EmptyStore {
-        async fn migrate(&self) -> Result<()> {
-            Ok(())
-        }
-        async fn ping(&self) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Tenants for EmptyStore {
-        async fn create_tenant(&self, _: &Tenant) -> Result<()> {
-            Ok(())
-        }
-        async fn tenant(&self, _: &str) -> Result<Option<Tenant>> {
-            Ok(None)
-        }
-        async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-            Ok(vec![])
-        }
-        async fn insert_token(&self, _: &TokenRecord) -> Result<()> {
-            Ok(())
-        }
-        async fn purge_expired(&self, _: time::OffsetDateTime) -> Result<u64> {
-            Ok(0)
-        }
-        async fn claim_assertion_jti(
-            &self,
-            _: &str,
-            _: &str,
-            _: time::OffsetDateTime,
-        ) -> Result<bool> {
-            Ok(true)
-        }
-        async fn token_by_hash(&self, _: &str) -> Result<Option<TokenRecord>> {
-            Ok(None)
-        }
-        async fn list_tokens(&self, _: Option<&str>) -> Result<Vec<TokenRecord>> {
-            Ok(vec![])
-        }
-        async fn revoke_token(&self, _: &str, _: OffsetDateTime) -> Result<bool> {
-            Ok(false)
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Resources for EmptyStore {
-        async fn create(
-            &self,
-            _: &WriteContext,
-            _: &ResourceType,
-            _: &Resource,
-            _: &Change,
-        ) -> Result<()> {
-            nothing()
-        }
-        async fn get(
-            &self,
-            _: &str,
-            _: &ResourceType,
-            _: &str,
-            _: Load,
-        ) -> Result<Option<Resource>> {
-            Ok(None)
-        }
-        async fn update(
-            &self,
-            _: &WriteContext,
-            _: &ResourceType,
-            _: &Resource,
-            _: u64,
-            _: Option<&MembershipDelta>,
-            _: &Change,
-        ) -> Result<()> {
-            nothing()
-        }
-        async fn delete(
-            &self,
-            _: &WriteContext,
-            _: &ResourceType,
-            _: &str,
-            _: Option<u64>,
-            _: &Change,
-        ) -> Result<()> {
-            nothing()
-        }
-        async fn list(&self, _: &str, _: &ResourceType, _: &ListQuery, _: Load) -> Result<Page> {
-            Ok(Page {
-                total: 0,
-                resources: vec![],
-            })
-        }
-        async fn find_by_external_id(
-            &self,
-            _: &str,
-            _: &ResourceType,
-            _: &str,
-        ) -> Result<Option<Resource>> {
-            Ok(None)
-        }
-        async fn existing_ids(
-            &self,
-            _: &str,
-            _: &ResourceType,
-            _: &[String],
-        ) -> Result<Vec<String>> {
-            Ok(vec![])
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl ChangeLog for EmptyStore {
-        async fn append_event(
-            &self,
-            _: &crate::store::WriteContext,
-            _: &scim_core::change_log::AuditEvent,
-        ) -> Result<u64> {
-            nothing()
-        }
-        async fn tenants_with_changes(&self) -> Result<Vec<String>> {
-            Ok(vec![])
-        }
-        async fn changes_after(&self, _: &str, _: u64, _: u64) -> Result<Vec<ChangeRecord>> {
-            Ok(vec![])
-        }
-        async fn verify_chain(&self, tenant: &str) -> Result<ChainReport> {
-            Ok(ChainReport {
-                tenant: tenant.into(),
-                records: 0,
-                problems: vec![],
-            })
-        }
-    }
-
     const TOKEN: &str = "unit-test-token-0123456789";
 
-    fn app(mut config: Config) -> Router {
+    async fn app(mut config: Config) -> Router {
         config.token = Some(SecretString::new(TOKEN));
-        let store: Arc<dyn Store> = Arc::new(EmptyStore);
+        let store = open_store("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
         let clock: Arc<dyn crate::clock::Clock> =
             Arc::new(crate::clock::ManualClock::new(OffsetDateTime::UNIX_EPOCH));
         let auth = crate::auth::AuthService::from_config(
@@ -455,7 +312,7 @@ mod tests {
     async fn every_failure_is_a_scim_error() {
         let mut config = Config::default();
         config.limits.max_body_bytes = 64;
-        let app = app(config);
+        let app = app(config).await;
         // (method, uri, with token, body, status)
         let cases: &[(Method, &str, bool, Option<&str>, u16)] = &[
             (Method::GET, "/scim/v2/Users", false, None, 401),
@@ -492,7 +349,7 @@ mod tests {
         let mut config = Config::default();
         config.rate_limit.requests_per_second = 1.0;
         config.rate_limit.burst = 1;
-        let app = app(config);
+        let app = app(config).await;
         let (status, _, _) = send(
             &app,
             Method::GET,
@@ -517,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn default_limits_pass_a_validator_burst_and_stop_a_flood() {
         // The test clock stands still: every request arrives at the same instant.
-        let app = app(Config::default());
+        let app = app(Config::default()).await;
         for i in 0..300 {
             let (status, _, body) =
                 send(&app, Method::GET, "/scim/v2/ResourceTypes", true, None).await;
@@ -547,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn repeated_failed_authentication_turns_into_429() {
-        let app = app(Config::default());
+        let app = app(Config::default()).await;
         let burst = Config::default().rate_limit.failed_auth_burst;
         for _ in 0..burst {
             let (status, _, _) = send(&app, Method::GET, "/scim/v2/Users", false, None).await;
@@ -569,7 +426,7 @@ mod tests {
 
     #[tokio::test]
     async fn token_endpoint_has_its_own_limit_and_is_documented() {
-        let app = app(Config::default());
+        let app = app(Config::default()).await;
         // No OAuth clients configured: the endpoint answers 404, but still counts requests.
         let burst = Config::default().rate_limit.token_burst;
         for _ in 0..burst {
@@ -590,7 +447,7 @@ mod tests {
 
     #[tokio::test]
     async fn discovery_and_operational_endpoints() {
-        let app = app(Config::default());
+        let app = app(Config::default()).await;
         let (status, headers, spc) = send(
             &app,
             Method::GET,
@@ -653,7 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn request_ids_are_echoed() {
-        let app = app(Config::default());
+        let app = app(Config::default()).await;
         let req = Request::builder()
             .uri("/healthz")
             .header("x-request-id", "abc-123")

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Searches every resource type with a SearchRequest (RFC 7644 §3.4.3).
 #[utoipa::path(post, path = "/.search", tag = "Protocol",
-    request_body(content = super::docs::SearchRequestDoc, content_type = "application/scim+json"),
+    request_body(content = super::request_docs::SearchRequestDoc, content_type = "application/scim+json"),
     responses(
         (status = 200, description = "ListResponse of Users then Groups", body = super::docs::ListResponseDoc, content_type = "application/scim+json"),
         (status = 400, description = "invalid request", body = super::docs::ErrorDoc, content_type = "application/scim+json"),
@@ -31,7 +31,7 @@ pub async fn root_search(
 
 /// Runs a BulkRequest (RFC 7644 §3.7).
 #[utoipa::path(post, path = "/Bulk", tag = "Protocol",
-    request_body(content = super::docs::BulkRequestDoc, content_type = "application/scim+json"),
+    request_body(content = super::request_docs::BulkRequestDoc, content_type = "application/scim+json"),
     responses(
         (status = 200, description = "BulkResponse with one result per operation run", body = Object, content_type = "application/scim+json"),
         (status = 400, description = "malformed BulkRequest", body = super::docs::ErrorDoc, content_type = "application/scim+json"),

@@ -17,7 +17,8 @@ macro_rules! resource_handlers {
         rt: $rt:tt, tag: $tag:tt,
         list_path: $list_path:tt, item_path: $item_path:tt, search_path: $search_path:tt,
         list: $list:ident, create: $create:ident, search: $search:ident,
-        get: $get:ident, replace: $replace:ident, patch: $patch:ident, delete: $delete:ident $(,)?
+        get: $get:ident, replace: $replace:ident, patch: $patch:ident, delete: $delete:ident,
+        write_body: $write_body:path, patch_body: $patch_body:path $(,)?
     ) => {
         #[doc = concat!("Lists ", $rt, "s: filter, sort, paging, projection (RFC 7644 §3.4.2).")]
         #[utoipa::path(get, path = $list_path, tag = $tag,
@@ -49,7 +50,7 @@ macro_rules! resource_handlers {
                 ("attributes" = Option<String>, Query, description = "comma-separated attributes to return"),
                 ("excludedAttributes" = Option<String>, Query, description = "comma-separated attributes to omit"),
             ),
-            request_body(content = Object, content_type = "application/scim+json"),
+            request_body(content = $write_body, content_type = "application/scim+json"),
             responses(
                 (status = 201, description = "created; Location and ETag headers", body = Object, content_type = "application/scim+json"),
                 (status = 400, description = "invalid body", body = super::docs::ErrorDoc, content_type = "application/scim+json"),
@@ -68,7 +69,7 @@ macro_rules! resource_handlers {
 
         #[doc = concat!("Searches ", $rt, "s with a SearchRequest body (RFC 7644 §3.4.3).")]
         #[utoipa::path(post, path = $search_path, tag = $tag,
-            request_body(content = super::docs::SearchRequestDoc, content_type = "application/scim+json"),
+            request_body(content = super::request_docs::SearchRequestDoc, content_type = "application/scim+json"),
             responses(
                 (status = 200, description = "ListResponse", body = super::docs::ListResponseDoc, content_type = "application/scim+json"),
                 (status = 400, description = "invalid request", body = super::docs::ErrorDoc, content_type = "application/scim+json"),
@@ -113,7 +114,7 @@ macro_rules! resource_handlers {
                 ("attributes" = Option<String>, Query, description = "comma-separated attributes to return"),
                 ("excludedAttributes" = Option<String>, Query, description = "comma-separated attributes to omit"),
             ),
-            request_body(content = Object, content_type = "application/scim+json"),
+            request_body(content = $write_body, content_type = "application/scim+json"),
             responses(
                 (status = 200, description = "the replaced resource; ETag header", body = Object, content_type = "application/scim+json"),
                 (status = 404, description = "no such resource", body = super::docs::ErrorDoc, content_type = "application/scim+json"),
@@ -140,7 +141,7 @@ macro_rules! resource_handlers {
                 ("attributes" = Option<String>, Query, description = "return the resource with these attributes"),
                 ("excludedAttributes" = Option<String>, Query, description = "return the resource without these attributes"),
             ),
-            request_body(content = super::docs::PatchOpDoc, content_type = "application/scim+json"),
+            request_body(content = $patch_body, content_type = "application/scim+json"),
             responses(
                 (status = 200, description = "the modified resource (Users, or Groups when attributes are asked for)", body = Object, content_type = "application/scim+json"),
                 (status = 204, description = "modified (Groups)"),
@@ -187,6 +188,7 @@ resource_handlers! {
     list_path: "/Users", item_path: "/Users/{id}", search_path: "/Users/.search",
     list: list_users, create: create_user, search: search_users,
     get: get_user, replace: replace_user, patch: patch_user, delete: delete_user,
+    write_body: super::request_docs::UserWriteDoc, patch_body: super::request_docs::UserPatchDoc,
 }
 
 resource_handlers! {
@@ -194,4 +196,5 @@ resource_handlers! {
     list_path: "/Groups", item_path: "/Groups/{id}", search_path: "/Groups/.search",
     list: list_groups, create: create_group, search: search_groups,
     get: get_group, replace: replace_group, patch: patch_group, delete: delete_group,
+    write_body: super::request_docs::GroupWriteDoc, patch_body: super::request_docs::GroupPatchDoc,
 }

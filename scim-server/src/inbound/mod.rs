@@ -20,6 +20,9 @@
 //! - applying a record twice is the same as once (the upsert is idempotent), so at-least-once
 //!   processing converges.
 
+pub mod callback;
+mod callback_delivery;
+mod callback_store;
 pub mod cli;
 pub mod events;
 pub mod http;
@@ -62,6 +65,8 @@ pub struct InboundConfig {
     /// HR event sources (`[[inbound.sources]]`): who may post events, signed with which secrets,
     /// mapped by which file.
     pub sources: Vec<events::SourceConfig>,
+    /// Outcome callbacks (`[[inbound.callbacks]]`): where each tenant's outcomes are POSTed.
+    pub callbacks: Vec<callback::CallbackConfig>,
 }
 
 impl Default for InboundConfig {
@@ -76,6 +81,7 @@ impl Default for InboundConfig {
             backoff_max_seconds: 600,
             poll_interval_ms: 1000,
             sources: Vec::new(),
+            callbacks: Vec::new(),
         }
     }
 }
@@ -99,6 +105,7 @@ impl InboundConfig {
                 .check()
                 .map_err(|why| format!("`inbound.sources[{i}]`: {why}"))?;
         }
+        callback::validate(&self.callbacks)?;
         if self.backoff_max_seconds < self.backoff_base_seconds {
             return Err(
                 "`inbound.backoff_max_seconds`: must be at least `inbound.backoff_base_seconds`"

@@ -129,6 +129,9 @@ impl Worker {
                     let now = self.state.clock.now();
                     if job.attempts >= cfg.max_attempts {
                         tracing::error!(error = %why, "giving the job up: dead letter");
+                        let end = super::callback::JobEnd::Dead(&why);
+                        super::callback::job_settled(&self.state, &job.tenant, &job.id, end)
+                            .await?;
                         queue.bury(&job.id, &self.owner, now, &why).await?;
                         return Ok(JobEnd::Buried(why));
                     }
@@ -141,6 +144,8 @@ impl Worker {
                 }
             }
         }
+        let end = super::callback::JobEnd::Finished;
+        super::callback::job_settled(&self.state, &job.tenant, &job.id, end).await?;
         queue
             .finish(&job.id, &self.owner, self.state.clock.now())
             .await?;

@@ -126,6 +126,12 @@ pub async fn append_in(
 /// Appends `event` to `ctx`'s tenant chain inside the caller's transaction (see the module
 /// documentation); returns its sequence number. The record commits or rolls back with the
 /// caller's transaction.
+///
+/// The append locks the tenant's chain head until that transaction ends (PostgreSQL: the
+/// `tenant_chain` row; SQLite: the database's write lock), so every writer of the tenant waits
+/// for it: keep the transaction short. On SQLite, make the append (or another write) the
+/// transaction's first statement, or begin it with `BEGIN IMMEDIATE`: a transaction that read
+/// first cannot take the write lock once another writer has committed (`SQLITE_BUSY`).
 pub async fn append_event_in(
     conn: &mut (impl WriteConn + ?Sized),
     ctx: &WriteContext,

@@ -35,9 +35,11 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod callbacks;
 mod change_log;
 mod commands;
 mod governance;
+mod guard;
 mod inbound;
 mod lifecycle;
 

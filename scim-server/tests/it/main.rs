@@ -2,6 +2,7 @@
 
 mod auth;
 mod bridge;
+mod callbacks;
 mod console;
 mod console_browser;
 mod e2e;

@@ -170,3 +170,61 @@ pub async fn activity(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scim_core::change_log::AuditEvent;
+
+    fn record(
+        seq: u64,
+        resource_type: &str,
+        id: &str,
+        operation: &str,
+        json: String,
+    ) -> ChangeRecord {
+        ChangeRecord {
+            tenant: "t".into(),
+            seq,
+            resource_type: resource_type.into(),
+            resource_id: id.into(),
+            version: 1,
+            operation: operation.into(),
+            change_json: json,
+            principal: "console:alice".into(),
+            request_id: None,
+            occurred_at: "2026-01-01T00:00:00Z".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// An audit event shows its kind where a write shows its operation, and links its subject
+    /// only when the subject is a person or group; a record of the snapshot format still shows
+    /// its paths.
+    #[test]
+    fn events_and_old_records_render() {
+        let event = |ty: &str, id: &str| {
+            let e = AuditEvent::new("governance.decision", ty, id, serde_json::json!({})).unwrap();
+            serde_json::to_string(&e).unwrap()
+        };
+        let old = r#"{"resourceType":"User","id":"u1","version":2,"operation":"replace","changedPaths":["title"],"before":{"title":"a"},"after":{"title":"b"}}"#;
+        let html = changes_table(
+            &[
+                record(3, "Campaign", "c-1", "event", event("Campaign", "c-1")),
+                record(2, "User", "u1", "event", event("User", "u1")),
+                record(1, "User", "u1", "replace", old.into()),
+            ],
+            "changes",
+            true,
+        )
+        .into_string();
+        assert!(html.contains("governance.decision Campaign"), "{html}");
+        assert!(!html.contains("/console/people/c-1"), "{html}");
+        assert!(html.contains("/console/people/u1"), "{html}");
+        assert!(
+            html.contains("replace User") && html.contains("title"),
+            "{html}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Runs the real binary with the test's configuration file; returns (success, stdout, stderr).
-fn binary(config: &Path, args: &[&str]) -> (bool, String, String) {
+pub(super) fn binary(config: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scim-server"))
         .arg("--config")
         .arg(config)
