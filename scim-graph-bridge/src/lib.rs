@@ -28,8 +28,8 @@ pub mod error;
 #[cfg(feature = "fake-graph")]
 pub mod fake_graph;
 pub mod graph;
-pub mod holders;
 pub mod guard;
+pub mod holders;
 pub mod notify;
 pub mod outbox;
 pub mod overrides;

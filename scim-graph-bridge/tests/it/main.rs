@@ -2,8 +2,8 @@
 
 mod db;
 mod graph_client;
-mod holders;
 mod guard;
+mod holders;
 mod migrations;
 mod reconcile;
 #[allow(dead_code)]
