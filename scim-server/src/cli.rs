@@ -7,6 +7,7 @@
 //! scim-server audit verify [--tenant T]
 //! scim-server completions SHELL | man DIR
 //! scim-server inbound status | inbound dead-letters list|retry ID
+//! scim-server import FILE.csv --mapping FILE.toml [--tenant T] [--dry-run] [--report FILE] [--delimiter D]
 //! scim-server governance review create|list|show|items|decide|apply … | governance exceptions list|remove … | governance run
 //! ```
 
@@ -74,6 +75,9 @@ pub enum Command {
     /// The HR intake queue: status and dead letters.
     #[command(subcommand)]
     Inbound(crate::inbound::cli::InboundCommand),
+    /// Import employees from a CSV file: upserts by `externalId`, checked first, with a per-row
+    /// report (`--dry-run` writes nothing).
+    Import(crate::inbound::import_cli::ImportArgs),
     /// Governance: access reviews, exceptions, the governance schedule.
     #[command(subcommand)]
     Governance(crate::governance::cli::GovernanceCommand),
@@ -192,6 +196,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Serve => server::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Bridge(cmd) => crate::bridge::cli::run(cmd, &config).await,
         Command::Inbound(cmd) => crate::inbound::cli::run(cmd, &config).await,
+        Command::Import(args) => crate::inbound::import_cli::run(args, &config).await,
         Command::Governance(cmd) => crate::governance::cli::run(cmd, &config).await,
         Command::CheckConfig => check_config(&config),
         Command::Migrate => migrate(&config).await,

@@ -304,10 +304,12 @@ impl Config {
         Ok(config)
     }
 
-    /// The `[console]` section as [`crate::console::ConsoleConfig`] (its defaults when absent),
-    /// validated; errors name the key.
+    /// The `[console]` section as [`crate::console::ConsoleConfig`] (its defaults when absent)
+    /// with `SCIM_CONSOLE_*` overrides from the process environment, validated; errors name the
+    /// key or the variable.
     pub fn console_config(&self) -> Result<crate::console::ConsoleConfig, ConfigError> {
-        crate::console::ConsoleConfig::from_table(self.console.as_ref().map(|t| &t.0))
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        crate::console::ConsoleConfig::from_table_and_env(self.console.as_ref().map(|t| &t.0), &env)
     }
 
     /// The `[governance]` section as [`crate::governance::GovernanceConfig`] (its defaults when

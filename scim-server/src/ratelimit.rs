@@ -84,6 +84,28 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 }
 
+/// A keyed limit for another part of the server, on the same GCRA and [`Clock`] as the
+/// request limits (the HR intake limits each event source with one).
+pub struct Limit<K: Hash + Eq + Clone>(KeyedLimit<K>);
+
+impl<K: Hash + Eq + Clone> std::fmt::Debug for Limit<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limit").finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone> Limit<K> {
+    /// `per_second` sustained with bursts of `burst`, on `clock`.
+    pub fn new(per_second: f64, burst: u32, clock: Arc<dyn Clock>) -> Self {
+        Self(KeyedLimit::new(per_second, burst, ClockAdapter(clock)))
+    }
+
+    /// Takes one cell for `key`; `Err(seconds)` (at least 1) until the next one is due.
+    pub fn check(&self, key: &K) -> Result<(), u64> {
+        self.0.check(key)
+    }
+}
+
 /// The server's rate limits (see the module documentation).
 pub struct RateLimiter {
     config: RateLimitConfig,

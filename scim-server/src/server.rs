@@ -110,9 +110,11 @@ pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> any
 /// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 30 seconds
 /// gives the planner statistics where they are missing or stale (PostgreSQL; see
 /// `Store::refresh_statistics`), and every ten minutes deletes OAuth access tokens expired for
-/// over an hour and assertion `jti`s past their expiry.
+/// over an hour and assertion `jti`s past their expiry, and the HR intake's finished jobs and
+/// event ids older than `inbound.job_retention_days`.
 pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
+    let intake = state.inbound.clone();
     let health = state.db_health.clone();
     let clock = state.clock.clone();
     tokio::spawn(async move {
@@ -140,6 +142,13 @@ pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(tokens = n, "expired access tokens purged"),
                         Err(e) => tracing::warn!(error = %e, "purging expired access tokens failed"),
+                    }
+                    if let Some(intake) = &intake {
+                        match intake.purge(clock.now()).await {
+                            Ok(p) if p.jobs + p.events == 0 => {}
+                            Ok(p) => tracing::info!(jobs = p.jobs, events = p.events, "finished HR intake jobs purged"),
+                            Err(e) => tracing::warn!(error = %e, "purging finished HR intake jobs failed"),
+                        }
                     }
                 }
             }

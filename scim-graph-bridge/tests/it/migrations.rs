@@ -73,6 +73,7 @@ async fn old_database_upgrades_in_place(db: TestDb) {
     .await;
     // the two that bring an old database up to date come first; later ones add tables
     assert_eq!(applied[..2], ["10001", "10002"], "{applied:?}");
+    assert_eq!(applied, migration_versions());
     // the hand-rolled bookkeeping is gone
     match &db.store {
         BridgeStore::Sqlite(p) => {
@@ -123,4 +124,18 @@ async fn postgres_old_database_upgrades_in_place() {
 #[tokio::test]
 async fn sqlite_a_foreign_migration_in_the_shared_table_is_not_refused() {
     a_foreign_migration_in_the_shared_table_is_not_refused(db::sqlite_unmigrated().await).await;
+}
+
+/// The versions of the bridge's migration files (both dialects are numbered alike), ascending.
+fn migration_versions() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut versions: Vec<u64> = std::fs::read_dir(dir)
+        .expect("migrations directory")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.split('_').next()?.parse().ok()
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.iter().map(u64::to_string).collect()
 }

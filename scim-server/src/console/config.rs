@@ -114,13 +114,119 @@ impl RoleMapping {
 }
 
 impl ConsoleConfig {
-    /// Parses and validates the `[console]` table (defaults when absent).
+    /// Parses and validates the `[console]` table (defaults when absent), without environment
+    /// overrides.
     pub fn from_table(table: Option<&toml::Table>) -> Result<Self, ConfigError> {
-        let config = match table {
-            Some(t) => Self::deserialize(toml::Value::Table(t.clone()))
-                .map_err(|e| ConfigError::new("console", e.to_string().trim_end()))?,
-            None => Self::default(),
-        };
+        Self::from_table_and_env(table, &[])
+    }
+
+    /// Parses the `[console]` table with `SCIM_CONSOLE_*` overrides from `env` (pairs of
+    /// variable name and value), then validates it. A variable overrides the key it names:
+    ///
+    /// | variable | key |
+    /// |---|---|
+    /// | `SCIM_CONSOLE_ENABLED` | `enabled` (`true` / `false`) |
+    /// | `SCIM_CONSOLE_IDLE_TIMEOUT_MINUTES`, `…_ABSOLUTE_TIMEOUT_HOURS`, `…_LINK_VALID_MINUTES` | the timeouts |
+    /// | `SCIM_CONSOLE_OIDC_ISSUER`, `…_CLIENT_ID`, `…_CLIENT_SECRET`, `…_REDIRECT_URL` | `oidc.*` |
+    /// | `SCIM_CONSOLE_OIDC_SCOPES` | `oidc.scopes`, separated by commas or spaces |
+    /// | `SCIM_CONSOLE_ROLES_<tenant>_<ROLE>` | `roles.<tenant>.<role>`, comma-separated (the tenant as spelled, the role last: `SCIM_CONSOLE_ROLES_default_ADMIN`) |
+    ///
+    /// An unknown `SCIM_CONSOLE_` variable is an error naming it, as a misspelt key is.
+    pub fn from_table_and_env(
+        table: Option<&toml::Table>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut table = table.cloned().unwrap_or_default();
+        let mut overridden = false;
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("SCIM_CONSOLE_") else {
+                continue;
+            };
+            overridden = true;
+            let bad = |why: &str| ConfigError::new(name.as_str(), why);
+            let list = || {
+                toml::Value::Array(
+                    value
+                        .split([',', ' '])
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
+                )
+            };
+            let sub = |table: &mut toml::Table, name: &str| -> Result<toml::Table, ConfigError> {
+                match table.remove(name) {
+                    Some(toml::Value::Table(t)) => Ok(t),
+                    None => Ok(toml::Table::new()),
+                    Some(_) => Err(ConfigError::new(
+                        format!("console.{name}"),
+                        "must be a table",
+                    )),
+                }
+            };
+            match key {
+                "ENABLED" => {
+                    let v = match value.trim().to_ascii_lowercase().as_str() {
+                        "true" | "1" | "yes" | "on" => true,
+                        "false" | "0" | "no" | "off" => false,
+                        _ => return Err(bad("expected true or false")),
+                    };
+                    table.insert("enabled".into(), toml::Value::Boolean(v));
+                }
+                "IDLE_TIMEOUT_MINUTES" | "ABSOLUTE_TIMEOUT_HOURS" | "LINK_VALID_MINUTES" => {
+                    let v: i64 = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("expected a whole number"))?;
+                    table.insert(key.to_ascii_lowercase(), toml::Value::Integer(v));
+                }
+                "OIDC_ISSUER" | "OIDC_CLIENT_ID" | "OIDC_CLIENT_SECRET" | "OIDC_REDIRECT_URL"
+                | "OIDC_SCOPES" => {
+                    let mut oidc = sub(&mut table, "oidc")?;
+                    let field = key["OIDC_".len()..].to_ascii_lowercase();
+                    let v = if field == "scopes" {
+                        list()
+                    } else {
+                        toml::Value::String(value.clone())
+                    };
+                    oidc.insert(field, v);
+                    table.insert("oidc".into(), toml::Value::Table(oidc));
+                }
+                _ => {
+                    let Some((tenant, role)) = key
+                        .strip_prefix("ROLES_")
+                        .and_then(|rest| rest.rsplit_once('_'))
+                        .filter(|(t, r)| {
+                            !t.is_empty()
+                                && ["VIEWER", "OPERATOR", "APPROVER", "ADMIN"]
+                                    .contains(&r.to_ascii_uppercase().as_str())
+                        })
+                    else {
+                        return Err(bad(
+                            "not a [console] key; see docs/console.md for the SCIM_CONSOLE_ \
+                             variables",
+                        ));
+                    };
+                    let mut roles = sub(&mut table, "roles")?;
+                    let mut mapping = match roles.remove(tenant) {
+                        Some(toml::Value::Table(t)) => t,
+                        _ => toml::Table::new(),
+                    };
+                    mapping.insert(role.to_ascii_lowercase(), list());
+                    roles.insert(tenant.to_string(), toml::Value::Table(mapping));
+                    table.insert("roles".into(), toml::Value::Table(roles));
+                }
+            }
+        }
+        let config = Self::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let why = e.to_string();
+            let why = why.trim_end();
+            if overridden {
+                ConfigError::new("console", format!("{why} (with SCIM_CONSOLE_* variables)"))
+            } else {
+                ConfigError::new("console", why)
+            }
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -226,6 +332,70 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_variables_override_the_table() {
+        let file: toml::Table = "idle_timeout_minutes = 10\n[roles.default]\nviewer = [\"v\"]"
+            .parse()
+            .unwrap();
+        let c = ConsoleConfig::from_table_and_env(
+            Some(&file),
+            &env(&[
+                ("SCIM_CONSOLE_IDLE_TIMEOUT_MINUTES", "5"),
+                ("SCIM_CONSOLE_ENABLED", "false"),
+                ("SCIM_CONSOLE_OIDC_ISSUER", "https://login.example/v2.0"),
+                ("SCIM_CONSOLE_OIDC_CLIENT_ID", "app"),
+                ("SCIM_CONSOLE_OIDC_CLIENT_SECRET", "s3cret"),
+                ("SCIM_CONSOLE_OIDC_SCOPES", "openid, email"),
+                ("SCIM_CONSOLE_ROLES_default_ADMIN", "Console.Admin, g-1"),
+                ("SCIM_CONSOLE_ROLES_eu_west_operator", "ops"),
+                ("SCIM_LOG", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.idle_timeout_minutes, 5);
+        assert!(!c.enabled);
+        let oidc = c.oidc.as_ref().unwrap();
+        assert_eq!(oidc.issuer, "https://login.example/v2.0");
+        assert_eq!(oidc.client_secret.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(oidc.scopes, vec!["openid", "email"]);
+        assert_eq!(c.roles["default"].admin, vec!["Console.Admin", "g-1"]);
+        assert_eq!(c.roles["default"].viewer, vec!["v"], "the file's keys stay");
+        assert_eq!(c.roles["eu_west"].operator, vec!["ops"]);
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the secret is redacted"
+        );
+    }
+
+    #[test]
+    fn bad_environment_variables_are_named() {
+        for (name, value) in [
+            ("SCIM_CONSOLE_IDLE_TIMEOUT_MINUTES", "soon"),
+            ("SCIM_CONSOLE_ENABLED", "perhaps"),
+            ("SCIM_CONSOLE_COLOUR", "blue"),
+            ("SCIM_CONSOLE_ROLES_default_ROOT", "x"),
+        ] {
+            let e = ConsoleConfig::from_table_and_env(None, &env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        let e = ConsoleConfig::from_table_and_env(
+            None,
+            &env(&[("SCIM_CONSOLE_IDLE_TIMEOUT_MINUTES", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("console.idle_timeout_minutes"), "{e}");
     }
 
     #[test]

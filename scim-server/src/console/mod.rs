@@ -4,6 +4,10 @@
 //! - [`roles`]: roles, actions, and the [`roles::Permit`] only [`roles::authorize`] makes;
 //! - [`service`]: what each page reads and each action does, authorised per role, on the same
 //!   [`crate::store::Store`] and token functions as the SCIM API and the CLI;
+//! - [`actions`]: new hire, update, termination and rehire through the one write pipeline,
+//!   dated ones through the HR intake's queue;
+//! - [`queues`]: the HR intake's jobs and the Graph bridge's queue, plans and dead letters,
+//!   through their own APIs; retrying a dead letter;
 //! - [`session`] and [`oidc`]: sign-in (authorization code + PKCE, or a one-time admin link),
 //!   database sessions with idle and absolute timeouts, CSRF tokens;
 //! - [`db`]: the console's tables on a pool of its own;
@@ -14,11 +18,13 @@
 //! recorded in `console_actions` with the person's identity; no inline script or style (the
 //! Content-Security-Policy forbids it); every form works without JavaScript.
 
+pub mod actions;
 pub mod assets;
 pub mod config;
 pub mod db;
 pub mod oidc;
 pub mod pages;
+pub mod queues;
 pub mod roles;
 pub mod service;
 pub mod session;
@@ -49,7 +55,7 @@ struct Inner {
     config: ConsoleConfig,
     oidc: Option<oidc::OidcClient>,
     default_tenant: String,
-    bridge_configured: bool,
+    bridge: Option<scim_graph_bridge::store::BridgeStore>,
 }
 
 impl std::fmt::Debug for Console {
@@ -67,13 +73,14 @@ impl axum::extract::FromRef<Console> for AppState {
 }
 
 impl Console {
-    /// A console over `app`, with its tables on `db`.
+    /// A console over `app`, with its tables on `db`, and the Graph bridge's tables when
+    /// `[graph]` is configured.
     pub fn new(
         app: AppState,
         db: ConsoleDb,
         config: ConsoleConfig,
         default_tenant: impl Into<String>,
-        bridge_configured: bool,
+        bridge: Option<scim_graph_bridge::store::BridgeStore>,
     ) -> anyhow::Result<Self> {
         let oidc = match &config.oidc {
             Some(c) => Some(oidc::OidcClient::new(c.clone(), app.clock.clone())?),
@@ -86,7 +93,7 @@ impl Console {
                 config,
                 oidc,
                 default_tenant: default_tenant.into(),
-                bridge_configured,
+                bridge,
             }),
         })
     }
@@ -118,7 +125,12 @@ impl Console {
 
     /// Whether `[graph]` is configured (the dashboard says so).
     pub fn bridge_configured(&self) -> bool {
-        self.inner.bridge_configured
+        self.inner.bridge.is_some()
+    }
+
+    /// The Graph bridge's tables (plans, dead letters, queue), when `[graph]` is configured.
+    pub fn bridge(&self) -> Option<&scim_graph_bridge::store::BridgeStore> {
+        self.inner.bridge.as_ref()
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) when the console is reached over HTTPS:
@@ -278,7 +290,34 @@ pub fn router(console: Console) -> Router {
             get(pages::auth::link_page).post(pages::auth::link_use),
         )
         .route("/console/people", get(pages::directory::people))
+        .route(
+            "/console/people/new",
+            get(pages::people::new_hire).post(pages::people::hire),
+        )
         .route("/console/people/{id}", get(pages::directory::person))
+        .route(
+            "/console/people/{id}/update",
+            get(pages::people::edit).post(pages::people::update),
+        )
+        .route(
+            "/console/people/{id}/terminate",
+            get(pages::people::confirm_terminate).post(pages::people::terminate),
+        )
+        .route(
+            "/console/people/{id}/rehire",
+            get(pages::people::confirm_rehire).post(pages::people::rehire),
+        )
+        .route("/console/intake", get(pages::queues::intake))
+        .route("/console/intake/{id}", get(pages::queues::intake_job))
+        .route(
+            "/console/intake/{id}/retry",
+            get(pages::queues::confirm_intake_retry).post(pages::queues::retry_intake),
+        )
+        .route("/console/bridge", get(pages::queues::bridge))
+        .route(
+            "/console/bridge/dead-letters/{id}/retry",
+            get(pages::queues::confirm_bridge_retry).post(pages::queues::retry_bridge),
+        )
         .route("/console/groups", get(pages::directory::groups))
         .route("/console/groups/{id}", get(pages::directory::group))
         .route(
@@ -310,7 +349,10 @@ pub async fn mount(config: &crate::config::Config, app: &AppState) -> anyhow::Re
             return Ok(Router::new());
         }
     };
-    let bridge = crate::bridge::graph_config(config)?.is_some();
+    let bridge = match crate::bridge::graph_config(config)? {
+        Some(_) => Some(crate::bridge::open_bridge_store(&config.database_url).await?),
+        None => None,
+    };
     let console = Console::new(
         app.clone(),
         db,

@@ -61,6 +61,18 @@ pub enum Action {
     CreateToken,
     /// Revoke a bearer token.
     RevokeToken,
+    /// A new hire (joiner): create a person, active now or from a start date.
+    Hire,
+    /// Update a person (mover): department, title, manager, employee id.
+    Update,
+    /// Terminate a person (leaver), now or at a date.
+    Terminate,
+    /// Rehire a former employee, now or at a date.
+    Rehire,
+    /// Queue an HR intake dead letter again.
+    RetryIntakeJob,
+    /// Put a Graph bridge dead letter back on the bridge's queue.
+    RetryBridgeWork,
 }
 
 impl Action {
@@ -71,8 +83,28 @@ impl Action {
             Action::ViewTokens => "view_tokens",
             Action::CreateToken => "create_token",
             Action::RevokeToken => "revoke_token",
+            Action::Hire => "hire",
+            Action::Update => "update",
+            Action::Terminate => "terminate",
+            Action::Rehire => "rehire",
+            Action::RetryIntakeJob => "retry_intake_job",
+            Action::RetryBridgeWork => "retry_bridge_work",
         }
     }
+
+    /// Every action, for tables and tests that cover each.
+    pub const ALL: &'static [Action] = &[
+        Action::ViewDirectory,
+        Action::ViewTokens,
+        Action::CreateToken,
+        Action::RevokeToken,
+        Action::Hire,
+        Action::Update,
+        Action::Terminate,
+        Action::Rehire,
+        Action::RetryIntakeJob,
+        Action::RetryBridgeWork,
+    ];
 
     /// The roles that may take this action.
     pub fn allowed_roles(self) -> &'static [Role] {
@@ -81,6 +113,15 @@ impl Action {
             Action::ViewDirectory | Action::ViewTokens => EVERYONE,
             // A bearer token can write every resource of the tenant: only admins mint or revoke.
             Action::CreateToken | Action::RevokeToken => &[Role::Admin],
+            // Joiner, mover and leaver work and retrying stuck work are the operator's job; the
+            // roles ranked above it (`admin` > `approver` > `operator`, as sign-in ranks them)
+            // include it.
+            Action::Hire
+            | Action::Update
+            | Action::Terminate
+            | Action::Rehire
+            | Action::RetryIntakeJob
+            | Action::RetryBridgeWork => &[Role::Operator, Role::Approver, Role::Admin],
         }
     }
 }
@@ -150,6 +191,12 @@ pub fn authorize(operator: &Operator, action: Action) -> Result<Permit, Forbidde
                 Action::ViewTokens => "view tokens",
                 Action::CreateToken => "create tokens",
                 Action::RevokeToken => "revoke tokens",
+                Action::Hire => "hire people",
+                Action::Update => "update people",
+                Action::Terminate => "terminate people",
+                Action::Rehire => "rehire people",
+                Action::RetryIntakeJob => "retry intake jobs",
+                Action::RetryBridgeWork => "retry Graph bridge work",
             },
         })
     }
@@ -179,14 +226,32 @@ mod tests {
             (Action::ViewTokens, vec![Viewer, Operator, Approver, Admin]),
             (Action::CreateToken, vec![Admin]),
             (Action::RevokeToken, vec![Admin]),
+            (Action::Hire, vec![Operator, Approver, Admin]),
+            (Action::Update, vec![Operator, Approver, Admin]),
+            (Action::Terminate, vec![Operator, Approver, Admin]),
+            (Action::Rehire, vec![Operator, Approver, Admin]),
+            (Action::RetryIntakeJob, vec![Operator, Approver, Admin]),
+            (Action::RetryBridgeWork, vec![Operator, Approver, Admin]),
         ] {
             for role in [Viewer, Operator, Approver, Admin] {
+                assert!(Action::ALL.contains(&action));
                 let permit = authorize(&operator(role), action);
                 assert_eq!(permit.is_ok(), allowed.contains(&role), "{role} {action:?}");
                 if let Ok(p) = permit {
                     assert_eq!(p.action(), action);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_action_has_a_name_and_a_role_that_may_take_it() {
+        for action in Action::ALL {
+            assert!(!action.as_str().is_empty());
+            assert!(
+                authorize(&operator(Role::Admin), *action).is_ok(),
+                "{action:?}"
+            );
         }
     }
 

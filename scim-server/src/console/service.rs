@@ -33,6 +33,10 @@ pub struct Dashboard {
     pub bridge_configured: bool,
     /// The newest console actions.
     pub recent_actions: Vec<ActionRow>,
+    /// The HR intake queue (all tenants), when the server runs the intake.
+    pub intake: Option<crate::inbound::queue::QueueStatus>,
+    /// The Graph bridge's lag and dead letters for this tenant, when `[graph]` is configured.
+    pub bridge: Option<super::queues::BridgeOverview>,
 }
 
 /// Which list.
@@ -83,6 +87,10 @@ pub struct Search {
     pub order: String,
     /// 1-based index of the first row.
     pub start: u64,
+    /// The page after the row with this key ([`super::db::ListKey::encode`]).
+    pub after: String,
+    /// The page before the row with this key.
+    pub before: String,
 }
 
 /// One page of a list.
@@ -94,6 +102,10 @@ pub struct Listing {
     pub start: u64,
     /// The rows, as the SCIM API returns them.
     pub rows: Vec<Value>,
+    /// The next page's `after=` key, when the list pages by key and there is a next page.
+    pub next: Option<String>,
+    /// The previous page's `before=` key, when the list pages by key and this is not the first.
+    pub previous: Option<String>,
 }
 
 /// Which field of the search form an error belongs to.
@@ -148,6 +160,11 @@ pub async fn dashboard(console: &Console, operator: &Operator) -> Result<Dashboa
         chain_head: console.db().chain_head(tenant).await?,
         bridge_configured: console.bridge_configured(),
         recent_actions: console.db().recent_actions(tenant, 5).await?,
+        intake: match console.app().inbound.as_deref() {
+            Some(i) => Some(i.queue.status(console.app().clock.now()).await?),
+            None => None,
+        },
+        bridge: super::queues::bridge_overview(console, operator).await?,
     })
 }
 
@@ -218,6 +235,13 @@ pub async fn list(
             }
         },
     };
+    let descending = search.order == "descending";
+    if search.filter.trim().is_empty() {
+        return Ok(Ok(keyset_page(
+            console, operator, kind, rt, search, sort, descending,
+        )
+        .await?));
+    }
     let params = QueryParams {
         filter,
         sort_by: Some(sort.to_string()),
@@ -253,7 +277,88 @@ pub async fn list(
             .iter()
             .map(|r| r.to_json(&app.registry, None))
             .collect(),
+        next: None,
+        previous: None,
     }))
+}
+
+/// A page of a list without a SCIM filter (the plain box or nothing), paged by key on an index
+/// that yields the order (migration 0031): the database reads one page of keys and the count
+/// from indexes, then the store reads the page's resources by id. `start` only numbers the rows
+/// shown (or skips rows for a page reached by number without a key).
+async fn keyset_page(
+    console: &Console,
+    operator: &Operator,
+    kind: Kind,
+    rt: &scim_core::schema::ResourceType,
+    search: &Search,
+    sort: &str,
+    descending: bool,
+) -> Result<Listing, ConsoleError> {
+    use super::db::{KeysetQuery, ListKey, ListOrder};
+    let app = console.app();
+    let order = if sort == "meta.lastModified" {
+        ListOrder::LastModified
+    } else {
+        ListOrder::Name
+    };
+    let text = search.q.trim();
+    let prefix = (!text.is_empty()).then(|| crate::store::row::fold(text));
+    let after = ListKey::decode(&search.after, order);
+    let before = ListKey::decode(&search.before, order);
+    let start = search.start.max(1);
+    // Going back runs the query the other way from the first row shown, then turns it round.
+    let backwards = after.is_none() && before.is_some();
+    let limit = i64::try_from(PAGE_SIZE).unwrap_or(25) + 1;
+    let mut keys = console
+        .db()
+        .list_keys(&KeysetQuery {
+            tenant: &operator.tenant,
+            resource_type: kind.resource_type(),
+            order,
+            descending: descending != backwards,
+            prefix: prefix.as_deref(),
+            after: after.as_ref().or(before.as_ref()),
+            offset: if after.is_none() && before.is_none() {
+                start - 1
+            } else {
+                0
+            },
+            limit,
+        })
+        .await?;
+    let more = keys.len() as u64 > PAGE_SIZE;
+    keys.truncate(PAGE_SIZE as usize);
+    if backwards {
+        keys.reverse();
+    }
+    let total = console
+        .db()
+        .count_keys(&operator.tenant, kind.resource_type(), prefix.as_deref())
+        .await?;
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in &keys {
+        // A row deleted between the two reads is left out of this page.
+        if let Some(r) = app
+            .resources
+            .get(&operator.tenant, rt, &key.id, Load::default())
+            .await?
+        {
+            rows.push(r.to_json(&app.registry, None));
+        }
+    }
+    let has_next = if backwards { true } else { more };
+    let has_previous = if backwards { more } else { start > 1 };
+    Ok(Listing {
+        total,
+        start,
+        next: keys.last().filter(|_| has_next).map(|k| k.encode(order)),
+        previous: keys
+            .first()
+            .filter(|_| has_previous)
+            .map(|k| k.encode(order)),
+        rows,
+    })
 }
 
 /// A person or group by id, with its timeline (newest first, older than `before`).
@@ -289,33 +394,125 @@ pub async fn detail(
     })
 }
 
-/// Records an action in the console's log.
-async fn record_action(
+/// Members shown per page of a group.
+pub const MEMBERS_PAGE: i64 = 50;
+
+/// One page of a group's members.
+#[derive(Debug, Clone)]
+pub struct Members {
+    /// Members in all.
+    pub total: u64,
+    /// This page, by id.
+    pub rows: Vec<super::db::MemberRow>,
+    /// The next page's `after=` (the last id shown), when there is one.
+    pub next: Option<String>,
+}
+
+/// A page of the members of group `id`, after member id `after` (paged by the membership
+/// table's key: a group can have hundreds of thousands of members).
+pub async fn members(
     console: &Console,
-    permit: &Permit,
+    operator: &Operator,
+    id: &str,
+    after: &str,
+) -> Result<Members, ConsoleError> {
+    authorize(operator, Action::ViewDirectory)?;
+    let mut rows = console
+        .db()
+        .group_members(&operator.tenant, id, after, MEMBERS_PAGE + 1)
+        .await?;
+    let more = rows.len() as i64 > MEMBERS_PAGE;
+    rows.truncate(MEMBERS_PAGE as usize);
+    Ok(Members {
+        total: console.db().count_members(&operator.tenant, id).await?,
+        next: rows.last().filter(|_| more).map(|r| r.member_id.clone()),
+        rows,
+    })
+}
+
+/// Records an action (allowed or refused) twice: as an audit event in the tenant's
+/// hash-chained change log (`console.action`, principal `console:<subject>`), which `audit
+/// verify` checks and no one can edit unnoticed, and in the console's own action log, which the
+/// Activity page lists.
+pub(crate) async fn log_action(
+    console: &Console,
+    operator: &Operator,
+    action: Action,
     target: &str,
+    outcome: &str,
     request_id: Option<&str>,
 ) -> Result<(), ConsoleError> {
-    let op = permit.operator();
+    let subject_type = match action {
+        Action::ViewDirectory
+        | Action::Hire
+        | Action::Update
+        | Action::Terminate
+        | Action::Rehire => "User",
+        Action::ViewTokens | Action::CreateToken | Action::RevokeToken => "Token",
+        Action::RetryIntakeJob => "IntakeJob",
+        Action::RetryBridgeWork => "BridgeDeadLetter",
+    };
+    // The subject id must be a short printable string; a form's free text may be neither.
+    let subject_id = if target.is_empty()
+        || target.len() > scim_core::change_log::MAX_EVENT_SUBJECT_ID_BYTES
+        || target.chars().any(char::is_control)
+    {
+        "-"
+    } else {
+        target
+    };
+    let detail = serde_json::json!({
+        "action": action.as_str(),
+        "outcome": outcome,
+        "operator": operator.display_name,
+        "role": operator.role.as_str(),
+    });
+    let event =
+        scim_core::change_log::AuditEvent::new("console.action", subject_type, subject_id, detail)?;
+    let ctx = crate::store::WriteContext {
+        tenant: operator.tenant.clone(),
+        principal: operator.principal(),
+        request_id: request_id.map(str::to_string),
+        now: console.app().clock.now(),
+    };
+    console.app().store.append_event(&ctx, &event).await?;
     console
         .db()
         .record_action(NewAction {
-            tenant: &op.tenant,
+            tenant: &operator.tenant,
             at: console.now(),
-            subject: &op.subject,
-            display_name: &op.display_name,
-            role: op.role.as_str(),
-            action: permit.action().as_str(),
+            subject: &operator.subject,
+            display_name: &operator.display_name,
+            role: operator.role.as_str(),
+            action: action.as_str(),
             target,
-            outcome: "ok",
+            outcome,
             request_id,
         })
         .await?;
     Ok(())
 }
 
+/// Records an allowed action (outcome `ok`).
+pub(crate) async fn record_action(
+    console: &Console,
+    permit: &Permit,
+    target: &str,
+    request_id: Option<&str>,
+) -> Result<(), ConsoleError> {
+    log_action(
+        console,
+        permit.operator(),
+        permit.action(),
+        target,
+        "ok",
+        request_id,
+    )
+    .await
+}
+
 /// Authorises an action; a refusal is recorded before it is returned.
-async fn permit(
+pub(crate) async fn permit(
     console: &Console,
     operator: &Operator,
     action: Action,
@@ -325,20 +522,7 @@ async fn permit(
     match authorize(operator, action) {
         Ok(p) => Ok(p),
         Err(refused) => {
-            console
-                .db()
-                .record_action(NewAction {
-                    tenant: &operator.tenant,
-                    at: console.now(),
-                    subject: &operator.subject,
-                    display_name: &operator.display_name,
-                    role: operator.role.as_str(),
-                    action: action.as_str(),
-                    target,
-                    outcome: "refused",
-                    request_id,
-                })
-                .await?;
+            log_action(console, operator, action, target, "refused", request_id).await?;
             tracing::warn!(subject = %operator.subject, role = %operator.role, action = action.as_str(), "console action refused");
             Err(refused.into())
         }

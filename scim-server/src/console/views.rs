@@ -17,6 +17,10 @@ pub enum Nav {
     People,
     /// Groups.
     Groups,
+    /// The HR intake's jobs.
+    Intake,
+    /// The Graph bridge.
+    Bridge,
     /// Tokens.
     Tokens,
     /// The console's action log.
@@ -29,6 +33,8 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Dashboard, "/console", "Dashboard"),
     (Nav::People, "/console/people", "People"),
     (Nav::Groups, "/console/groups", "Groups"),
+    (Nav::Intake, "/console/intake", "Intake"),
+    (Nav::Bridge, "/console/bridge", "Bridge"),
     (Nav::Tokens, "/console/admin/tokens", "Tokens"),
     (Nav::Activity, "/console/activity", "Activity"),
 ];

@@ -168,6 +168,12 @@ pub async fn accept_event(
         now,
     )
     .map_err(|e| refused(e.0))?;
+    if let Err(seconds) = intake.check_event_rate(tenant, source) {
+        return Err(Error::too_many_requests(format!(
+            "too many events from source {source:?} (`inbound.events_per_second`); retry after \
+             {seconds} s"
+        )));
+    }
     let event: Event = serde_json::from_slice(body).map_err(|e| {
         Error::invalid_syntax(format!(
             "an HR event is {{\"id\", \"type\", \"effective\"?, \"employee\"}}: {e}"

@@ -59,6 +59,27 @@ pub struct Source {
     pub lookup: Option<String>,
 }
 
+impl Source {
+    /// The HR fields this value reads.
+    pub fn fields(&self) -> Vec<&str> {
+        match &self.from {
+            Some(f) => vec![f.as_str()],
+            None => self.concat.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A record the mapping refuses, with the HR field(s) and the attribute at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The HR field (several joined by `+` for a `concat`).
+    pub field: String,
+    /// The SCIM attribute path it maps to.
+    pub path: String,
+    /// The SCIM error (400).
+    pub error: Error,
+}
+
 /// A value transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,14 +118,57 @@ impl Mapping {
 
     /// The SCIM user (a JSON object) an HR record maps to.
     pub fn apply(&self, record: &Map<String, Value>) -> Result<Value> {
+        self.apply_naming_fields(record).map_err(|e| e.error)
+    }
+
+    /// [`Mapping::apply`], with a refusal naming the HR field(s) it came from (a CSV report
+    /// names the column).
+    pub fn apply_naming_fields(
+        &self,
+        record: &Map<String, Value>,
+    ) -> std::result::Result<Value, FieldError> {
         let mut user = Map::new();
         for (path, source) in &self.attributes {
-            let Some(value) = self.value(record, source)? else {
+            let at = |error: Error| FieldError {
+                field: source.fields().join("+"),
+                path: path.clone(),
+                error,
+            };
+            let Some(value) = self.value(record, source).map_err(at)? else {
                 continue;
             };
-            put(&mut user, &target(path)?, value);
+            put(&mut user, &target(path).map_err(at)?, value);
         }
         Ok(Value::Object(user))
+    }
+
+    /// Every HR field the mapping reads, each once: the employee id's first, then in attribute
+    /// order.
+    pub fn fields(&self) -> Vec<&str> {
+        let mut seen = self.fields_of("externalId");
+        for source in self.attributes.values() {
+            for f in source.fields() {
+                if !seen.contains(&f) {
+                    seen.push(f);
+                }
+            }
+        }
+        seen
+    }
+
+    /// The HR field(s) the attribute at `path` comes from (`externalId`'s: the employee id).
+    pub fn fields_of(&self, path: &str) -> Vec<&str> {
+        self.attributes
+            .get(path)
+            .map(Source::fields)
+            .unwrap_or_default()
+    }
+
+    /// The mapped attribute paths and the HR fields each reads.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, Vec<&str>)> {
+        self.attributes
+            .iter()
+            .map(|(path, source)| (path.as_str(), source.fields()))
     }
 
     fn value(&self, record: &Map<String, Value>, source: &Source) -> Result<Option<String>> {

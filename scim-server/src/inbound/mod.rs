@@ -26,6 +26,8 @@ mod callback_store;
 pub mod cli;
 pub mod events;
 pub mod http;
+pub mod import;
+pub mod import_cli;
 pub mod mapping;
 pub mod queue;
 pub mod request;
@@ -33,9 +35,14 @@ pub mod signature;
 pub mod upsert;
 pub mod worker;
 
+use crate::clock::{Clock, SystemClock};
+use crate::ratelimit::Limit;
 use crate::store::side_pool::{SidePool, open_side_pool};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -65,6 +72,21 @@ pub struct InboundConfig {
     /// HR event sources (`[[inbound.sources]]`): who may post events, signed with which secrets,
     /// mapped by which file.
     pub sources: Vec<events::SourceConfig>,
+    /// Mapping files CSV uploads may name (`[inbound.mappings]`: name = path), for every
+    /// tenant; an upload may also name one of its tenant's event sources.
+    pub mappings: BTreeMap<String, PathBuf>,
+    /// Largest CSV upload in bytes (`POST /inbound/v1/imports`); bigger files go through
+    /// `scim-server import`.
+    pub max_import_bytes: usize,
+    /// Days a finished job (and an event id) is kept before the upkeep task deletes it; dead
+    /// letters are kept until retried.
+    pub job_retention_days: u64,
+    /// HR events accepted per second per source (sustained); a source over it is answered
+    /// 429 with `Retry-After`. Only events whose signature verified count, so nobody without
+    /// the secret can use up a source's allowance.
+    pub events_per_second: u32,
+    /// Events a source may send at once above the sustained rate.
+    pub events_burst: u32,
     /// Outcome callbacks (`[[inbound.callbacks]]`): where each tenant's outcomes are POSTed.
     pub callbacks: Vec<callback::CallbackConfig>,
 }
@@ -81,6 +103,11 @@ impl Default for InboundConfig {
             backoff_max_seconds: 600,
             poll_interval_ms: 1000,
             sources: Vec::new(),
+            mappings: BTreeMap::new(),
+            max_import_bytes: 32 << 20,
+            job_retention_days: 30,
+            events_per_second: 20,
+            events_burst: 200,
             callbacks: Vec::new(),
         }
     }
@@ -95,6 +122,13 @@ impl InboundConfig {
             ("inbound.lease_seconds", self.lease_seconds),
             ("inbound.backoff_base_seconds", self.backoff_base_seconds),
             ("inbound.poll_interval_ms", self.poll_interval_ms),
+            ("inbound.max_import_bytes", self.max_import_bytes as u64),
+            ("inbound.job_retention_days", self.job_retention_days),
+            (
+                "inbound.events_per_second",
+                u64::from(self.events_per_second),
+            ),
+            ("inbound.events_burst", u64::from(self.events_burst)),
         ] {
             if value == 0 {
                 return Err(format!("`{key}`: must be greater than 0"));
@@ -104,6 +138,17 @@ impl InboundConfig {
             source
                 .check()
                 .map_err(|why| format!("`inbound.sources[{i}]`: {why}"))?;
+        }
+        for name in self.mappings.keys() {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "`inbound.mappings.{name}`: a mapping name is letters, digits, `-` and `_`"
+                ));
+            }
         }
         callback::validate(&self.callbacks)?;
         if self.backoff_max_seconds < self.backoff_base_seconds {
@@ -141,24 +186,72 @@ pub struct Intake {
     /// `[inbound]`.
     pub config: InboundConfig,
     sources: Vec<events::Source>,
+    mappings: BTreeMap<String, mapping::Mapping>,
+    event_limit: Limit<(String, String)>,
     wake: Notify,
 }
 
 impl Intake {
-    /// An intake over `queue` (without event sources).
+    /// An intake over `queue` (without event sources), its limits on the system clock.
     pub fn new(queue: Queue, config: InboundConfig) -> Self {
+        let event_limit = Self::event_limit(&config, Arc::new(SystemClock));
         Self {
             queue,
             config,
             sources: Vec::new(),
+            mappings: BTreeMap::new(),
+            event_limit,
             wake: Notify::new(),
         }
+    }
+
+    fn event_limit(config: &InboundConfig, clock: Arc<dyn Clock>) -> Limit<(String, String)> {
+        Limit::new(
+            f64::from(config.events_per_second),
+            config.events_burst,
+            clock,
+        )
+    }
+
+    /// Reads the time of its limits from `clock` (tests advance it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.event_limit = Self::event_limit(&self.config, clock);
+        self
     }
 
     /// Accepts HR events from `sources`.
     pub fn with_sources(mut self, sources: Vec<events::Source>) -> Self {
         self.sources = sources;
         self
+    }
+
+    /// CSV uploads may name these mappings (`[inbound.mappings]`).
+    pub fn with_mappings(mut self, mappings: BTreeMap<String, mapping::Mapping>) -> Self {
+        self.mappings = mappings;
+        self
+    }
+
+    /// The mapping `name` for a CSV upload of `tenant`: one of `[inbound.mappings]`, else the
+    /// mapping of the tenant's event source `name`.
+    pub fn mapping(&self, tenant: &str, name: &str) -> Option<&mapping::Mapping> {
+        self.mappings
+            .get(name)
+            .or_else(|| self.source(tenant, name).map(|s| &s.mapping))
+    }
+
+    /// Counts one verified event of `tenant`'s `source`; `Err(seconds)` when the source is over
+    /// `inbound.events_per_second` (with `inbound.events_burst`).
+    pub fn check_event_rate(&self, tenant: &str, source: &str) -> Result<(), u64> {
+        self.event_limit
+            .check(&(tenant.to_string(), source.to_string()))
+    }
+
+    /// Deletes finished jobs and event ids older than `inbound.job_retention_days` (run by the
+    /// server's upkeep task).
+    pub async fn purge(&self, now: time::OffsetDateTime) -> crate::store::Result<queue::Purged> {
+        let days = i64::try_from(self.config.job_retention_days).unwrap_or(i64::MAX / 86_400);
+        let before = now - time::Duration::days(days.min(365_000));
+        self.queue.purge(before, 500).await
     }
 
     /// The event source `name` of `tenant`.
@@ -229,16 +322,179 @@ pub async fn accept_bulk_upload(
     Ok(job.id)
 }
 
-/// `GET /inbound/v1/jobs/{id}`: a job of the caller's tenant with its per-record outcomes.
+/// What an upload came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportReply {
+    /// Every row passed its checks and was queued as this job.
+    Queued(String),
+    /// `dryRun`: what each row would do; nothing was written or queued.
+    Preview(ImportPreview),
+}
+
+/// The preview of an upload (`dryRun=true`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportPreview {
+    /// Rows per outcome.
+    pub counts: import::Tally,
+    /// Each row's outcome (`created`, `updated`, `unchanged`, `failed`, `rejected`).
+    pub rows: Vec<import::ReportLine>,
+}
+
+/// Rows named in the refusal of an upload (the rest are counted).
+const REFUSED_ROWS_SHOWN: usize = 10;
+
+/// `POST /inbound/v1/imports`: a CSV file mapped by the mapping `mapping_name`. Every row is
+/// checked first: when one is refused the upload is a 400 naming the rows and columns, and
+/// nothing is queued. Otherwise the rows become one job (a record per row, `bulkId` = the row
+/// number), applied by the worker like a bulkUpload; with `dry_run` each row is previewed
+/// through the write pipeline's decision instead and nothing is written.
+pub async fn accept_import(
+    state: &crate::state::AppState,
+    ctx: &crate::service::RequestCtx,
+    mapping_name: &str,
+    delimiter: Option<&str>,
+    dry_run: bool,
+    body: &[u8],
+) -> scim_core::Result<ImportReply> {
+    ctx.require_write()?;
+    let intake = intake_of(state)?;
+    let mapping = intake.mapping(ctx.tenant(), mapping_name).ok_or_else(|| {
+        scim_core::Error::invalid_value(format!(
+            "no mapping named {mapping_name:?}: name one of `[inbound.mappings]` or an HR event \
+             source of this tenant"
+        ))
+    })?;
+    let delimiter = import::delimiter(delimiter).map_err(scim_core::Error::invalid_value)?;
+    let users = state
+        .registry
+        .resource_type(scim_core::schema::USER_RESOURCE)
+        .ok_or_else(scim_core::Error::internal)?;
+    let mut rows = import::CsvRows::open(body, delimiter, mapping, &state.registry, users)
+        .map_err(|e| scim_core::Error::invalid_value(format!("{e}; nothing was queued")))?;
+    let mut good = Vec::new();
+    let mut refused = Vec::new();
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next_row() {
+        match row {
+            Ok(row) => {
+                lines.push(None);
+                good.push(row);
+            }
+            Err(e) => {
+                lines.push(Some(import::ReportLine::rejected(&e)));
+                refused.push(e);
+            }
+        }
+    }
+    if dry_run {
+        let mut previews = good.into_iter();
+        let mut preview = ImportPreview {
+            counts: import::Tally::default(),
+            rows: Vec::with_capacity(lines.len()),
+        };
+        for line in lines {
+            let line = match line {
+                Some(rejected) => rejected,
+                None => {
+                    let Some(row) = previews.next() else { break };
+                    let (outcome, error) = match upsert::preview(state, ctx, row.user).await {
+                        Ok(o) => (o.as_str().to_string(), String::new()),
+                        Err(e) if e.status() < 500 => (
+                            queue::Outcome::Failed.as_str().to_string(),
+                            format!("{} {}", e.status(), e.detail()),
+                        ),
+                        Err(e) => return Err(e),
+                    };
+                    import::ReportLine {
+                        row: row.row,
+                        employee_id: row.external_id,
+                        outcome,
+                        column: String::new(),
+                        error,
+                    }
+                }
+            };
+            preview.counts.count(&line.outcome);
+            preview.rows.push(line);
+        }
+        return Ok(ImportReply::Preview(preview));
+    }
+    if !refused.is_empty() {
+        let shown: Vec<String> = refused
+            .iter()
+            .take(REFUSED_ROWS_SHOWN)
+            .map(ToString::to_string)
+            .collect();
+        return Err(scim_core::Error::invalid_value(format!(
+            "{} of {} rows refused; nothing was queued: {}{}",
+            refused.len(),
+            refused.len() + good.len(),
+            shown.join("; "),
+            if refused.len() > REFUSED_ROWS_SHOWN {
+                " (preview with dryRun=true for every row)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if good.is_empty() {
+        return Err(scim_core::Error::invalid_value(
+            "the file has a header but no rows; nothing was queued",
+        ));
+    }
+    let job = queue::NewJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant: ctx.tenant().to_string(),
+        principal: ctx.principal.id.clone(),
+        request_id: ctx.request_id.clone(),
+        source: "csv".into(),
+        operations: good
+            .into_iter()
+            .map(|row| queue::NewOperation {
+                bulk_id: Some(row.row.to_string()),
+                external_id: Some(row.external_id),
+                data: row.user,
+            })
+            .collect(),
+    };
+    intake.queue.enqueue(&job, state.clock.now()).await?;
+    tracing::info!(job_id = %job.id, rows = job.operations.len(), mapping = mapping_name, "CSV upload queued");
+    intake.notify();
+    Ok(ImportReply::Queued(job.id))
+}
+
+/// `GET /inbound/v1/jobs/{id}`: a job of the caller's tenant with its per-record outcomes (the
+/// first [`queue::OPERATIONS_PAGE`]).
 pub async fn job(
     state: &crate::state::AppState,
     ctx: &crate::service::RequestCtx,
     id: &str,
 ) -> scim_core::Result<queue::JobView> {
+    job_page(state, ctx, id, 1, queue::OPERATIONS_PAGE).await
+}
+
+/// Most operations one job page shows.
+pub const MAX_OPERATIONS_PAGE: u32 = 10_000;
+
+/// [`job`], showing `count` (at most [`MAX_OPERATIONS_PAGE`]) records from `start_index`
+/// (1-based).
+pub async fn job_page(
+    state: &crate::state::AppState,
+    ctx: &crate::service::RequestCtx,
+    id: &str,
+    start_index: u64,
+    count: u32,
+) -> scim_core::Result<queue::JobView> {
     let intake = intake_of(state)?;
     intake
         .queue
-        .job(ctx.tenant(), id)
+        .job_page(
+            ctx.tenant(),
+            id,
+            start_index,
+            count.min(MAX_OPERATIONS_PAGE),
+        )
         .await?
         .ok_or_else(|| scim_core::Error::not_found_detail(format!("no intake job {id}")))
 }
@@ -265,9 +521,24 @@ pub async fn open_intake(
         .enumerate()
         .map(|(i, s)| s.load().with_context(|| format!("`inbound.sources[{i}]`")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mappings = config
+        .inbound
+        .mappings
+        .iter()
+        .map(|(name, path)| {
+            let what = || format!("`inbound.mappings.{name}`: {}", path.display());
+            let text = std::fs::read_to_string(path).with_context(what)?;
+            let mapping = mapping::Mapping::parse(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(what)?;
+            Ok((name.clone(), mapping))
+        })
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let queue = open_queue(&config.database_url).await?;
     Ok(Some(std::sync::Arc::new(
-        Intake::new(queue, config.inbound.clone()).with_sources(sources),
+        Intake::new(queue, config.inbound.clone())
+            .with_sources(sources)
+            .with_mappings(mappings),
     )))
 }
 

@@ -205,11 +205,18 @@ pub struct JobView {
     /// When finished.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished: Option<OffsetDateTime>,
-    /// Operations per outcome.
+    /// Operations per outcome (all of them, whatever page is shown).
     pub counts: Counts,
-    /// The operations in request order.
+    /// The position (1-based) of the first operation shown.
+    pub start_index: u64,
+    /// How many operations are shown.
+    pub items_per_page: u64,
+    /// The operations shown, in request order (`?startIndex=&count=` pages through them).
     pub operations: Vec<OperationView>,
 }
+
+/// Operations a job view shows unless asked otherwise (every bulkUpload job fits).
+pub const OPERATIONS_PAGE: u32 = 1000;
 
 /// Operations per outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -264,6 +271,15 @@ pub struct QueueStatus {
     pub oldest_age_seconds: f64,
 }
 
+/// What [`Queue::purge`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    /// Finished jobs (with their operations).
+    pub jobs: u64,
+    /// Event ids.
+    pub events: u64,
+}
+
 fn ns(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
 }
@@ -298,21 +314,29 @@ macro_rules! insert_job {
         .bind($lane)
         .execute($tx)
         .await?;
-        for (seq, op) in job.operations.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO inbound_operations (job_id, seq, bulk_id, external_id, data) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&job.id)
-            .bind(seq as i64)
-            .bind(&op.bulk_id)
-            .bind(&op.external_id)
-            .bind(op.data.to_string())
-            .execute($tx)
-            .await?;
+        // Many rows per statement (a CSV upload's job may hold 100,000 records; one round trip
+        // each would keep the request waiting): 5 parameters a row stays far below either
+        // database's limit on parameters per statement.
+        let mut seq = 0i64;
+        for chunk in job.operations.chunks(OPERATIONS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO inbound_operations (job_id, seq, bulk_id, external_id, data) ",
+            );
+            insert.push_values(chunk, |mut row, op| {
+                row.push_bind(&job.id)
+                    .push_bind(seq)
+                    .push_bind(&op.bulk_id)
+                    .push_bind(&op.external_id)
+                    .push_bind(op.data.to_string());
+                seq += 1;
+            });
+            insert.build().execute(&mut *$tx).await?;
         }
     }};
 }
+
+/// Operations inserted by one statement.
+const OPERATIONS_PER_INSERT: usize = 500;
 
 const JOB_COLUMNS: &str =
     "id, tenant_id, source, status, attempts, last_error, created_ns, finished_ns";
@@ -472,14 +496,23 @@ impl Queue {
         })
     }
 
-    /// The operations of a job that are not final yet, in order.
-    pub async fn pending_operations(&self, job_id: &str) -> Result<Vec<PendingOperation>> {
+    /// The operations of a job that are not final yet, in order: at most `limit` of them after
+    /// position `after` (a CSV upload's job may hold 100,000 records; the worker reads them a
+    /// page at a time).
+    pub async fn pending_operations(
+        &self,
+        job_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingOperation>> {
         on_pool!(self, |pool, pg| {
             let rows = sqlx::query(
                 "SELECT seq, bulk_id, data FROM inbound_operations WHERE job_id = $1 AND \
-                 outcome IS NULL ORDER BY seq",
+                 outcome IS NULL AND seq > $2 ORDER BY seq LIMIT $3",
             )
             .bind(job_id)
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(pool)
             .await?;
             rows.into_iter()
@@ -608,8 +641,20 @@ impl Queue {
         })
     }
 
-    /// A job of `tenant` with its operations.
+    /// A job of `tenant` with its counts and its first [`OPERATIONS_PAGE`] operations.
     pub async fn job(&self, tenant: &str, job_id: &str) -> Result<Option<JobView>> {
+        self.job_page(tenant, job_id, 1, OPERATIONS_PAGE).await
+    }
+
+    /// A job of `tenant` with its counts (over all its operations) and `count` operations from
+    /// position `start_index` (1-based, like a SCIM list): a CSV upload's job may hold 100,000.
+    pub async fn job_page(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        start_index: u64,
+        count: u32,
+    ) -> Result<Option<JobView>> {
         on_pool!(self, |pool, pg| {
             let row = sqlx::query(&format!(
                 "SELECT {JOB_COLUMNS} FROM inbound_jobs WHERE id = $1 AND tenant_id = $2"
@@ -621,31 +666,44 @@ impl Queue {
             let Some(row) = row else {
                 return Ok(None);
             };
-            let ops = sqlx::query(
-                "SELECT bulk_id, external_id, outcome, resource_id, error FROM \
-                 inbound_operations WHERE job_id = $1 ORDER BY seq",
+            let mut counts = Counts::default();
+            for r in sqlx::query(
+                "SELECT outcome, COUNT(*) AS n FROM inbound_operations WHERE job_id = $1 \
+                 GROUP BY outcome",
             )
             .bind(job_id)
             .fetch_all(pool)
+            .await?
+            {
+                let outcome: Option<String> = r.try_get("outcome")?;
+                let n = u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0);
+                counts.total += n;
+                match outcome.as_deref() {
+                    Some("created") => counts.created += n,
+                    Some("updated") => counts.updated += n,
+                    Some("unchanged") => counts.unchanged += n,
+                    Some("failed") => counts.failed += n,
+                    _ => counts.pending += n,
+                }
+            }
+            let offset = i64::try_from(start_index.max(1) - 1).unwrap_or(i64::MAX);
+            let ops = sqlx::query(
+                "SELECT bulk_id, external_id, outcome, resource_id, error FROM \
+                 inbound_operations WHERE job_id = $1 ORDER BY seq LIMIT $2 OFFSET $3",
+            )
+            .bind(job_id)
+            .bind(i64::from(count))
+            .bind(offset)
+            .fetch_all(pool)
             .await?;
-            let mut counts = Counts::default();
             let mut operations = Vec::with_capacity(ops.len());
             for r in ops {
                 let outcome: Option<String> = r.try_get("outcome")?;
-                let outcome = outcome.unwrap_or_else(|| "pending".into());
-                counts.total += 1;
-                match outcome.as_str() {
-                    "created" => counts.created += 1,
-                    "updated" => counts.updated += 1,
-                    "unchanged" => counts.unchanged += 1,
-                    "failed" => counts.failed += 1,
-                    _ => counts.pending += 1,
-                }
                 let error: Option<String> = r.try_get("error")?;
                 operations.push(OperationView {
                     bulk_id: r.try_get("bulk_id")?,
                     external_id: r.try_get("external_id")?,
-                    outcome,
+                    outcome: outcome.unwrap_or_else(|| "pending".into()),
                     id: r.try_get("resource_id")?,
                     error: error.and_then(|e| serde_json::from_str(&e).ok()),
                 });
@@ -661,6 +719,8 @@ impl Queue {
                 created: from_ns(row.try_get("created_ns")?)?,
                 finished: finished.map(from_ns).transpose()?,
                 counts,
+                start_index: start_index.max(1),
+                items_per_page: operations.len() as u64,
                 operations,
             }))
         })
@@ -744,6 +804,60 @@ impl Queue {
         })
     }
 
+    /// Deletes jobs finished before `before` (completed, completed with errors, superseded)
+    /// with their operations, at most `batch` jobs per transaction until none is left, and
+    /// event ids received before `before`. Dead letters stay until retried; queued and running
+    /// jobs are never touched. Forgetting an old event id is safe: Standard Webhooks refuses
+    /// any delivery whose timestamp is more than five minutes off, so a replay of it is refused
+    /// by its signature check before its id is looked at.
+    pub async fn purge(&self, before: OffsetDateTime, batch: u32) -> Result<Purged> {
+        let mut purged = Purged::default();
+        loop {
+            let n = on_pool!(self, |pool, pg| {
+                let mut tx = if pg {
+                    pool.begin().await?
+                } else {
+                    pool.begin_with("BEGIN IMMEDIATE").await?
+                };
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM inbound_jobs WHERE status IN ($1, $2, $3) AND finished_ns < \
+                     $4 ORDER BY finished_ns LIMIT $5",
+                )
+                .bind(status::COMPLETED)
+                .bind(status::COMPLETED_WITH_ERRORS)
+                .bind(status::SUPERSEDED)
+                .bind(ns(before))
+                .bind(i64::from(batch.max(1)))
+                .fetch_all(&mut *tx)
+                .await?;
+                for id in &ids {
+                    sqlx::query("DELETE FROM inbound_operations WHERE job_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM inbound_jobs WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok::<u64, StoreError>(ids.len() as u64)
+            })?;
+            purged.jobs += n;
+            if n < u64::from(batch.max(1)) {
+                break;
+            }
+        }
+        purged.events = on_pool!(self, |pool, pg| {
+            sqlx::query("DELETE FROM inbound_events WHERE received_ns < $1")
+                .bind(ns(before))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(purged)
+    }
+
     /// Remembers that `employee` reports to `manager`, who does not exist yet.
     pub async fn link_manager(&self, tenant: &str, employee: &str, manager: &str) -> Result<()> {
         on_pool!(self, |pool, pg| {
@@ -761,9 +875,22 @@ impl Queue {
         })
     }
 
-    /// Forgets a waiting manager link (resolved, or superseded by a newer record).
+    /// Forgets a waiting manager link (resolved, or superseded by a newer record). Every record
+    /// applied asks this, and almost none has a link: looking first spares a write transaction
+    /// (and its sync to disk) per record.
     pub async fn unlink_manager(&self, tenant: &str, employee: &str) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let waiting = sqlx::query(
+                "SELECT 1 FROM inbound_manager_links WHERE tenant_id = $1 AND \
+                 employee_external_id = $2",
+            )
+            .bind(tenant)
+            .bind(employee)
+            .fetch_optional(pool)
+            .await?;
+            if waiting.is_none() {
+                return Ok(());
+            }
             sqlx::query(
                 "DELETE FROM inbound_manager_links WHERE tenant_id = $1 AND \
                  employee_external_id = $2",

@@ -14,9 +14,10 @@
 //! or a later job) sets it on every report waiting for it.
 
 use super::queue::{Outcome, Queue};
+use crate::service::write::{self, Preview, WriteRequest};
 use crate::service::{PatchReply, RequestCtx, resources};
 use crate::state::AppState;
-use scim_core::patch::PATCH_OP_URN;
+use scim_core::patch::{PATCH_OP_URN, PatchRequest};
 use scim_core::query::QueryParams;
 use scim_core::schema::{ENTERPRISE_USER_URN, USER_RESOURCE};
 use scim_core::{Error, Result};
@@ -99,10 +100,7 @@ async fn find(state: &AppState, ctx: &RequestCtx, external: &str) -> Result<Opti
 
 /// A path-less PATCH replacing what `value` carries; returns the user's version afterwards.
 async fn patch_user(state: &AppState, ctx: &RequestCtx, id: &str, value: Value) -> Result<u64> {
-    let body = json!({
-        "schemas": [PATCH_OP_URN],
-        "Operations": [{ "op": "replace", "value": value }],
-    });
+    let body = patch_body(value);
     let reply = resources::patch(
         state,
         ctx,
@@ -119,13 +117,34 @@ async fn patch_user(state: &AppState, ctx: &RequestCtx, id: &str, value: Value) 
     })
 }
 
-/// Applies one HR user record for the caller's tenant.
-pub async fn apply(
-    state: &AppState,
-    queue: &Queue,
-    ctx: &RequestCtx,
-    data: Value,
-) -> Result<Applied> {
+/// What a record comes to before anything is written: its key, the manager it waits for (named
+/// by an `externalId` no user has yet), and the write.
+struct Planned {
+    external: String,
+    waiting_for: Option<String>,
+    step: Step,
+}
+
+enum Step {
+    /// No user has the `externalId`: create this body.
+    Create(Value),
+    /// The user `id` at `version`: a path-less PATCH `replace` of this value.
+    Patch {
+        id: String,
+        version: u64,
+        value: Value,
+    },
+}
+
+fn patch_body(value: Value) -> Value {
+    json!({
+        "schemas": [PATCH_OP_URN],
+        "Operations": [{ "op": "replace", "value": value }],
+    })
+}
+
+/// Reads what `data` needs (its user, its manager) and decides the write.
+async fn plan(state: &AppState, ctx: &RequestCtx, data: Value) -> Result<Planned> {
     let external = external_id(&data)?;
     let Value::Object(mut obj) = data else {
         return Err(Error::invalid_syntax("`data` must be a SCIM User object"));
@@ -145,19 +164,119 @@ pub async fn apply(
             waiting_for = Some(manager);
         }
     }
-    let applied = match find(state, ctx, &external).await? {
+    let step = match find(state, ctx, &external).await? {
         None => {
             if key_of(&obj, "active").is_none() {
                 obj.insert("active".into(), Value::Bool(true));
             }
-            let reply = resources::create(
-                state,
-                ctx,
-                USER_RESOURCE,
-                Value::Object(obj),
-                &QueryParams::default(),
-            )
-            .await?;
+            Step::Create(Value::Object(obj))
+        }
+        Some((id, version)) => {
+            if let Some(k) = key_of(&obj, "schemas").cloned() {
+                obj.remove(&k);
+            }
+            Step::Patch {
+                id,
+                version,
+                value: Value::Object(obj),
+            }
+        }
+    };
+    Ok(Planned {
+        external,
+        waiting_for,
+        step,
+    })
+}
+
+/// What applying `data` would do, decided by the write pipeline's own steps
+/// ([`write::preview`]) and written nowhere: `created`, `updated` or `unchanged`, or the error
+/// the write would answer. A manager who does not exist yet is left out, as the write would.
+pub async fn preview(state: &AppState, ctx: &RequestCtx, data: Value) -> Result<Outcome> {
+    let writer = ctx.writer()?;
+    let rt = state
+        .registry
+        .resource_type(USER_RESOURCE)
+        .ok_or_else(|| Error::not_found_detail("no User resource type"))?;
+    let planned = plan(state, ctx, data).await?;
+    let (own_id, body) = match &planned.step {
+        Step::Create(body) => (None, body),
+        Step::Patch { id, value, .. } => (Some(id.as_str()), value),
+    };
+    if let Some(user_name) = body
+        .as_object()
+        .and_then(|o| key_of(o, "userName").and_then(|k| o.get(k)))
+        .and_then(Value::as_str)
+    {
+        check_user_name_free(state, ctx, user_name, own_id).await?;
+    }
+    let request = match planned.step {
+        Step::Create(body) => WriteRequest::Create { body },
+        Step::Patch { id, value, .. } => WriteRequest::Patch {
+            id,
+            request: PatchRequest::parse(
+                patch_body(value),
+                state.settings.limits.max_patch_operations,
+            )?,
+            if_match: None,
+        },
+    };
+    Ok(match write::preview(state, &writer, rt, request).await? {
+        Preview::Create => Outcome::Created,
+        Preview::Unchanged => Outcome::Unchanged,
+        Preview::Change | Preview::Delete => Outcome::Updated,
+    })
+}
+
+/// A preview's stand-in for the store's uniqueness constraint (which only a write meets): the
+/// 409 the write would answer when another user holds `user_name` (RFC 7643 §4.1: `userName`
+/// is unique, compared case-insensitively).
+async fn check_user_name_free(
+    state: &AppState,
+    ctx: &RequestCtx,
+    user_name: &str,
+    own_id: Option<&str>,
+) -> Result<()> {
+    let params = QueryParams {
+        filter: Some(format!(
+            "userName eq {}",
+            Value::String(user_name.to_string())
+        )),
+        attributes: Some("id".into()),
+        count: Some("2".into()),
+        ..QueryParams::default()
+    };
+    let found = resources::list(state, ctx, USER_RESOURCE, &params).await?;
+    let taken = found["Resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str())
+        .any(|id| Some(id) != own_id);
+    if taken {
+        return Err(Error::uniqueness(format!(
+            "userName {user_name:?} is already taken by another user"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies one HR user record for the caller's tenant.
+pub async fn apply(
+    state: &AppState,
+    queue: &Queue,
+    ctx: &RequestCtx,
+    data: Value,
+) -> Result<Applied> {
+    let Planned {
+        external,
+        waiting_for,
+        step,
+    } = plan(state, ctx, data).await?;
+    let applied = match step {
+        Step::Create(body) => {
+            let reply =
+                resources::create(state, ctx, USER_RESOURCE, body, &QueryParams::default()).await?;
             let id = reply
                 .body
                 .get("id")
@@ -169,11 +288,8 @@ pub async fn apply(
                 id,
             }
         }
-        Some((id, version)) => {
-            if let Some(k) = key_of(&obj, "schemas").cloned() {
-                obj.remove(&k);
-            }
-            let after = patch_user(state, ctx, &id, Value::Object(obj)).await?;
+        Step::Patch { id, version, value } => {
+            let after = patch_user(state, ctx, &id, value).await?;
             Applied {
                 outcome: if after == version {
                     Outcome::Unchanged

@@ -75,12 +75,17 @@ impl Worker {
             return Ok(None);
         };
         let span = tracing::info_span!("inbound_job", job_id = %job.id, tenant = %job.tenant, attempt = job.attempts);
-        let end = tracing::Instrument::instrument(self.process(&job), span).await?;
+        let end =
+            tracing::Instrument::instrument(self.process(&job, now + cfg.lease()), span).await?;
         Ok(Some((job.id, end)))
     }
 
-    async fn process(&self, job: &ClaimedJob) -> anyhow::Result<JobEnd> {
-        let cfg = &self.intake.config;
+    /// Applies a job whose lease runs until `lease_until`.
+    async fn process(
+        &self,
+        job: &ClaimedJob,
+        mut lease_until: time::OffsetDateTime,
+    ) -> anyhow::Result<JobEnd> {
         let queue = &self.intake.queue;
         let ctx = RequestCtx {
             principal: Principal {
@@ -99,14 +104,61 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| self.state.settings.base_path.clone()),
         };
-        for op in queue.pending_operations(&job.id).await? {
+        let mut after = -1;
+        loop {
+            let page = queue.pending_operations(&job.id, after, Self::PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            if let Some(end) = self.process_page(job, &ctx, page, &mut lease_until).await? {
+                return Ok(end);
+            }
+        }
+        let end = super::callback::JobEnd::Finished;
+        super::callback::job_settled(&self.state, &job.tenant, &job.id, end).await?;
+        queue
+            .finish(&job.id, &self.owner, self.state.clock.now())
+            .await?;
+        tracing::info!("job finished");
+        Ok(JobEnd::Finished)
+    }
+
+    /// Records read from the queue at a time (a CSV upload's job may hold 100,000).
+    const PAGE: u32 = 500;
+
+    /// Applies one page of a job's records; `Some` when the attempt ends early.
+    async fn process_page(
+        &self,
+        job: &ClaimedJob,
+        job_ctx: &RequestCtx,
+        page: Vec<super::queue::PendingOperation>,
+        lease_until: &mut time::OffsetDateTime,
+    ) -> anyhow::Result<Option<JobEnd>> {
+        let cfg = &self.intake.config;
+        let queue = &self.intake.queue;
+        for op in page {
+            // Each record writes under a request id of its own: a create retried after an
+            // unknown outcome is recognised by it (`service::write`), and two records of one
+            // job must never be taken for one another.
+            let ctx = RequestCtx {
+                request_id: Some(format!(
+                    "{}#{}",
+                    job_ctx.request_id.as_deref().unwrap_or(&job.id),
+                    op.seq
+                )),
+                ..job_ctx.clone()
+            };
+            // The lease is renewed once half of it has passed (not per record: each renewal is
+            // a write), so a worker that stalled past its lease finds out before writing.
             let now = self.state.clock.now();
-            if !queue
-                .extend_lease(&job.id, &self.owner, now + cfg.lease())
-                .await?
-            {
-                tracing::warn!("lease lost to another worker; stopping this attempt");
-                return Ok(JobEnd::LeaseLost);
+            if now > *lease_until - cfg.lease() / 2 {
+                if !queue
+                    .extend_lease(&job.id, &self.owner, now + cfg.lease())
+                    .await?
+                {
+                    tracing::warn!("lease lost to another worker; stopping this attempt");
+                    return Ok(Some(JobEnd::LeaseLost));
+                }
+                *lease_until = now + cfg.lease();
             }
             match upsert::apply(&self.state, queue, &ctx, op.data).await {
                 Ok(applied) => {
@@ -133,24 +185,18 @@ impl Worker {
                         super::callback::job_settled(&self.state, &job.tenant, &job.id, end)
                             .await?;
                         queue.bury(&job.id, &self.owner, now, &why).await?;
-                        return Ok(JobEnd::Buried(why));
+                        return Ok(Some(JobEnd::Buried(why)));
                     }
                     let delay = cfg.backoff(job.attempts, rand::random::<f64>());
                     tracing::warn!(error = %why, retry_in_s = delay.as_secs_f64(), "transient failure; retrying later");
                     queue
                         .retry_later(&job.id, &self.owner, now + delay, &why)
                         .await?;
-                    return Ok(JobEnd::RetryLater(why));
+                    return Ok(Some(JobEnd::RetryLater(why)));
                 }
             }
         }
-        let end = super::callback::JobEnd::Finished;
-        super::callback::job_settled(&self.state, &job.tenant, &job.id, end).await?;
-        queue
-            .finish(&job.id, &self.owner, self.state.clock.now())
-            .await?;
-        tracing::info!("job finished");
-        Ok(JobEnd::Finished)
+        Ok(None)
     }
 
     /// Processes due jobs until none is left; returns how many were processed (bounded by

@@ -244,6 +244,69 @@ pub async fn write_loading(
     .await
 }
 
+/// What a write would do, decided by the same steps as [`write()`] (normalise, load, decide in
+/// the core, validate) but stored nowhere: for previews such as `scim-server import --dry-run`,
+/// whose "would update" and "would leave unchanged" must agree with what the write then does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preview {
+    /// A new resource would be stored.
+    Create,
+    /// The resource would get a new version and a change record.
+    Change,
+    /// Nothing would be written (a PATCH that changes nothing).
+    Unchanged,
+    /// The resource would be deleted.
+    Delete,
+}
+
+/// Decides `request` as [`write()`] would, without storing anything or taking a write lock. A
+/// refusal (a bad value, a missing resource) is the error the write would answer. Uniqueness is
+/// the store's constraint, so a create that would collide previews as [`Preview::Create`].
+pub async fn preview(
+    state: &AppState,
+    writer: &Writer,
+    rt: &ResourceType,
+    request: WriteRequest,
+) -> Result<Preview> {
+    let pipeline = Pipeline {
+        registry: &state.registry,
+        resources: state.resources.as_ref(),
+        clock: state.clock.as_ref(),
+        writer,
+        rt,
+        limits: state.settings.limits.resource_limits(),
+    };
+    let if_match = request.if_match().map(str::to_string);
+    let id = request
+        .id()
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let prepared = pipeline.prepare(request)?;
+    let existing = match &prepared {
+        Prepared::Create(_) => None,
+        _ => {
+            let found = state
+                .resources
+                .get(&writer.tenant, rt, &id, Load::default())
+                .await?
+                .ok_or_else(|| Error::not_found(&rt.name, &id))?;
+            check_if_match(if_match.as_deref(), found.meta.version)?;
+            Some(found)
+        }
+    };
+    Ok(
+        match pipeline
+            .decide(&id, &prepared, existing, state.clock.now())
+            .await?
+        {
+            Decision::Unchanged(_) => Preview::Unchanged,
+            Decision::Store { expected: None, .. } => Preview::Create,
+            Decision::Store { .. } => Preview::Change,
+            Decision::Delete { .. } => Preview::Delete,
+        },
+    )
+}
+
 /// Finds a resource id by `externalId` (HR-style upserts).
 pub async fn find_by_external_id(
     state: &AppState,

@@ -3,7 +3,9 @@
 // loopback. Run by the cargo test `console_browser` (tests/it/console_browser.rs), which passes:
 //   SCIM_SERVER_BIN    the scim-server binary
 //   SCIM_WORK_DIR      a scratch directory (database, config)
-//   SCREENSHOT_DIR     where the page screenshots go (docs/console)
+//   SCREENSHOT_DIR     where the page screenshots go (under target/; copied to docs/console
+//                      only with SCIM_UPDATE_SCREENSHOTS=1)
+//   GRAPH_SECTION      the server's [graph] section, for the fake Graph the cargo test runs
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 // Selectors are roles and labels, as a screen reader finds things.
 
@@ -21,6 +23,7 @@ import { chromium } from 'playwright-core';
 const serverBin = process.env.SCIM_SERVER_BIN;
 const workDir = process.env.SCIM_WORK_DIR;
 const shots = process.env.SCREENSHOT_DIR;
+const graphSection = process.env.GRAPH_SECTION || '';
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 for (const [name, value] of Object.entries({ SCIM_SERVER_BIN: serverBin, SCIM_WORK_DIR: workDir, SCREENSHOT_DIR: shots })) {
   if (!value) throw new Error(`${name} is not set (run through the cargo test console_browser)`);
@@ -54,6 +57,7 @@ async function freePort() {
 const people = {
   ada: { name: 'Ada Admin', email: 'ada@corp.example', groups: ['console-admins', 'all-staff'] },
   vic: { name: 'Vic Viewer', email: 'vic@corp.example', groups: ['console-viewers', 'all-staff'] },
+  otto: { name: 'Otto Operator', email: 'otto@corp.example', groups: ['console-operators', 'all-staff'] },
   nora: { name: 'Nora Nobody', email: 'nora@corp.example', groups: ['all-staff'] },
 };
 const idpPort = await freePort();
@@ -100,7 +104,10 @@ client_secret = "${clientSecret}"
 
 [console.roles.default]
 admin = ["console-admins"]
+operator = ["console-operators"]
 viewer = ["console-viewers"]
+
+${graphSection}
 `);
 const server = spawn(serverBin, ['serve', '--config', configPath], {
   env: { PATH: process.env.PATH, SCIM_TOKEN: token, SCIM_LOG: 'warn' },
@@ -240,6 +247,81 @@ try {
     await context.close();
   });
 
+  await journey('an operator hires a person, sees their Graph plan, and terminates them: the leaver steps', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await signIn(context, 'otto');
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'People' }).click();
+    await page.getByRole('link', { name: 'New hire' }).click();
+    await page.getByRole('heading', { name: 'New hire' }).waitFor();
+    await page.getByLabel('User name', { exact: true }).fill('mary.jackson@corp.example');
+    await page.getByLabel('Given name').fill('Mary');
+    await page.getByLabel('Family name').fill('Jackson');
+    await page.getByLabel('Work e-mail').fill('mary.jackson@corp.example');
+    await page.getByLabel('Employee id').fill('E-1001');
+    await page.getByLabel('Department').fill('Engineering');
+    await page.getByLabel('Manager (user name)').fill('nobody@corp.example');
+    await shot(page, 'new-hire');
+    await page.getByRole('button', { name: 'Hire' }).click();
+    // The error is next to its field, and the form keeps what was typed.
+    const managerError = page.locator('#manager-error');
+    await managerError.waitFor();
+    assert.match(await managerError.innerText(), /no person has the user name "nobody@corp.example"/);
+    assert.equal(await page.getByLabel('Manager (user name)').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByLabel('Family name').inputValue(), 'Jackson');
+    await shot(page, 'new-hire-error');
+    await page.getByLabel('Manager (user name)').fill('grace.hopper@corp.example');
+    await page.getByRole('button', { name: 'Hire' }).click();
+    await page.getByText('mary.jackson@corp.example is hired and active.').waitFor();
+    await page.getByRole('link', { name: "Open the person's page" }).click();
+    await page.getByRole('heading', { name: 'mary.jackson@corp.example' }).waitFor();
+    const timeline = await page.locator('section[aria-labelledby=timeline]').innerText();
+    assert.match(timeline, /create User[\s\S]*console:otto/, 'the change record names the operator');
+
+    // The bridge plans and applies within seconds; the page shows the current plan.
+    const current = page.getByRole('article', { name: 'Current plan' });
+    for (let i = 0; ; i++) {
+      if (await current.count() > 0 && /applied/.test(await current.innerText())) break;
+      assert.ok(i < 60, 'no applied plan within 30 s');
+      await page.waitForTimeout(500);
+      await page.reload();
+    }
+    const joiner = await current.innerText();
+    assert.match(joiner, /Current plan: create/);
+    assert.match(joiner, /create_user/);
+    assert.match(joiner, /add_group eng — done/);
+    await shot(page, 'person-plan');
+
+    await page.getByRole('navigation', { name: 'Actions' }).getByRole('link', { name: 'Terminate' }).click();
+    await page.getByRole('heading', { name: 'Terminate mary.jackson@corp.example' }).waitFor();
+    await shot(page, 'terminate');
+    await page.getByRole('button', { name: 'Terminate' }).click();
+    await page.getByText('The person is terminated.').waitFor();
+    await page.getByRole('link', { name: "Open the person's page" }).click();
+    for (let i = 0; ; i++) {
+      if (/Current plan: leaver/.test(await current.innerText().catch(() => ''))) break;
+      assert.ok(i < 60, 'no leaver plan within 30 s');
+      await page.waitForTimeout(500);
+      await page.reload();
+    }
+    const leaver = await current.innerText();
+    assert.match(leaver, /disable_account/);
+    assert.match(leaver, /revoke_sessions/);
+    assert.match(leaver, /remove_group eng/);
+    assert.match(await page.locator('section[aria-labelledby=timeline]').innerText(), /patch User[\s\S]*console:otto/);
+    await shot(page, 'leaver-plan');
+
+    await page.goto(`${consoleBase}/console/activity`);
+    assert.match(await page.locator('main').innerText(), /Otto Operator[\s\S]*terminate/);
+    await page.goto(`${consoleBase}/console/bridge`);
+    await page.getByRole('heading', { name: 'Graph bridge' }).waitFor();
+    await shot(page, 'bridge');
+    await page.goto(`${consoleBase}/console/intake`);
+    await page.getByRole('heading', { name: 'HR intake' }).waitFor();
+    await shot(page, 'intake');
+    await context.close();
+  });
+
   await journey('a form post without the session CSRF token is refused', async () => {
     const context = await browser.newContext();
     const page = await signIn(context, 'ada');
@@ -257,7 +339,7 @@ try {
     await context.close();
   });
 
-  await journey('a viewer gets 403 for every token action', async () => {
+  await journey('a viewer gets 403 for every action', async () => {
     const context = await browser.newContext();
     const page = await signIn(context, 'vic');
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
@@ -277,6 +359,23 @@ try {
     await page.getByRole('button', { name: 'Revoke token' }).click();
     await page.getByRole('heading', { name: 'Not allowed' }).waitFor();
     await shot(page, 'forbidden');
+    // Every joiner, mover, leaver and retry action too, whatever the page shows.
+    const grace = ids['grace.hopper@corp.example'];
+    for (const [path, what] of [
+      ['/console/people/new', 'hire people'],
+      [`/console/people/${grace}/update`, 'update people'],
+      [`/console/people/${grace}/terminate`, 'terminate people'],
+      [`/console/people/${grace}/rehire`, 'rehire people'],
+      ['/console/intake/any-job/retry', 'retry intake jobs'],
+      ['/console/bridge/dead-letters/any-letter/retry', 'retry Graph bridge work'],
+    ]) {
+      const res = await page.request.post(`${consoleBase}${path}`, { form: { csrf, user_name: 'sneaky@corp.example', title: 'x' } });
+      assert.equal(res.status(), 403, path);
+      assert.match(await res.text(), new RegExp(`the viewer role may not ${what}`), path);
+    }
+    assert.equal((await scim('GET', `Users/${grace}`)).active, true, 'the viewer changed nothing');
+    await page.goto(`${consoleBase}/console/people/${grace}`);
+    assert.equal(await page.getByRole('navigation', { name: 'Actions' }).count(), 0, 'no action buttons for a viewer');
     await page.goto(`${consoleBase}/console/activity`);
     assert.match(await page.locator('main').innerText(), /Vic Viewer[\s\S]*revoke_token\s+\S+\s+refused/);
     await shot(page, 'activity');

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use scim_graph_bridge::store::BridgeStore;
 use scim_server::auth::{
     AuthConfig, AuthService, CredentialKind, ManualClock, Principal, token_store,
 };
@@ -15,6 +16,7 @@ use scim_server::config::Config;
 use scim_server::console::db::ConsoleDb;
 use scim_server::console::roles::{Operator, Role};
 use scim_server::console::{Console, ConsoleConfig};
+use scim_server::inbound::{InboundConfig, Intake, Queue};
 use scim_server::service::RequestCtx;
 use scim_server::state::AppState;
 use serde_json::json;
@@ -22,14 +24,17 @@ use std::sync::Arc;
 use time::macros::datetime;
 use tower::ServiceExt;
 
-struct Fixture {
-    console: Console,
-    router: Router,
-    clock: Arc<ManualClock>,
-    app: AppState,
+pub(crate) struct Fixture {
+    pub console: Console,
+    pub router: Router,
+    pub clock: Arc<ManualClock>,
+    pub app: AppState,
+    pub bridge: BridgeStore,
 }
 
-async fn fixture(db: &TestDb) -> Fixture {
+/// A console on `db` with the HR intake's queue and the Graph bridge's tables on the same
+/// database, as `serve` opens them with `[graph]` set.
+pub(crate) async fn fixture(db: &TestDb) -> Fixture {
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 09:00 UTC)));
     let config = Config::default();
     scim_server::server::ensure_tenant(db.store.as_ref(), "default", clock.as_ref())
@@ -41,17 +46,28 @@ async fn fixture(db: &TestDb) -> Fixture {
         clock.clone(),
     )
     .unwrap();
-    let app = AppState::with_clock(&config, db.store.clone(), Arc::new(auth), clock.clone());
-    let console_db = match &db.raw {
-        Raw::Sqlite(s, _) => ConsoleDb::Sqlite(s.pool().clone()),
-        Raw::Postgres(s, _, _) => ConsoleDb::Postgres(s.pool().clone()),
+    let (console_db, queue, bridge) = match &db.raw {
+        Raw::Sqlite(s, _) => (
+            ConsoleDb::Sqlite(s.pool().clone()),
+            Queue::Sqlite(s.pool().clone()),
+            BridgeStore::Sqlite(s.pool().clone()),
+        ),
+        Raw::Postgres(s, _, _) => (
+            ConsoleDb::Postgres(s.pool().clone()),
+            Queue::Postgres(s.pool().clone()),
+            BridgeStore::Postgres(s.pool().clone()),
+        ),
     };
+    bridge.migrate().await.unwrap();
+    let intake = Arc::new(Intake::new(queue, InboundConfig::default()));
+    let app = AppState::with_clock(&config, db.store.clone(), Arc::new(auth), clock.clone())
+        .with_inbound(intake);
     let console = Console::new(
         app.clone(),
         console_db,
         ConsoleConfig::default(),
         "default",
-        false,
+        Some(bridge.clone()),
     )
     .unwrap();
     Fixture {
@@ -59,17 +75,18 @@ async fn fixture(db: &TestDb) -> Fixture {
         console,
         clock,
         app,
+        bridge,
     }
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
 }
 
 impl Fixture {
-    async fn send(&self, req: Request<Body>) -> Reply {
+    pub async fn send(&self, req: Request<Body>) -> Reply {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
@@ -82,7 +99,7 @@ impl Fixture {
         }
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
         let mut req = Request::get(path);
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
@@ -90,7 +107,7 @@ impl Fixture {
         self.send(req.body(Body::empty()).unwrap()).await
     }
 
-    async fn post(&self, path: &str, cookie: Option<&str>, form: &str) -> Reply {
+    pub async fn post(&self, path: &str, cookie: Option<&str>, form: &str) -> Reply {
         let mut req =
             Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(c) = cookie {
@@ -101,7 +118,7 @@ impl Fixture {
     }
 
     /// Signs in with `role` and returns the `Cookie` header value and the CSRF token.
-    async fn sign_in(&self, role: Role) -> (String, String) {
+    pub async fn sign_in(&self, role: Role) -> (String, String) {
         let operator = Operator {
             tenant: "default".into(),
             subject: format!("sub-{role}"),
@@ -115,7 +132,7 @@ impl Fixture {
         (cookie, csrf_of(&page.body))
     }
 
-    async fn create_user(&self, user_name: &str, display: &str) -> String {
+    pub async fn create_user(&self, user_name: &str, display: &str) -> String {
         let ctx = RequestCtx {
             principal: Principal {
                 tenant: "default".into(),
@@ -144,13 +161,13 @@ impl Fixture {
     }
 }
 
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at =
         page.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
     page[at..].split('"').next().unwrap().to_string()
 }
 
-fn location(reply: &Reply) -> &str {
+pub(crate) fn location(reply: &Reply) -> &str {
     reply
         .headers
         .get(header::LOCATION)

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const TOKEN: &str = "inbound-test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "inbound-test-token-0123456789abcdef";
 const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:contoso:1.0:User";
@@ -26,14 +26,14 @@ fn sample() -> Value {
 }
 
 /// The database a test's servers share (kept across restarts).
-struct Db {
-    url: String,
+pub(crate) struct Db {
+    pub(crate) url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
 
 impl Db {
-    fn sqlite() -> Db {
+    pub(crate) fn sqlite() -> Db {
         let dir = tempfile::tempdir().unwrap();
         Db {
             url: format!("sqlite://{}", dir.path().join("scim.db").display()),
@@ -42,7 +42,7 @@ impl Db {
         }
     }
 
-    async fn postgres() -> Db {
+    pub(crate) async fn postgres() -> Db {
         use sqlx::Connection;
         let base = postgres_base();
         let admin = format!("{base}/postgres");
@@ -62,7 +62,7 @@ impl Db {
     }
 
     /// Runs the binary's CLI on this database; (exit code, stdout).
-    fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
+    pub(crate) fn cli(&self, args: &[&str]) -> (Option<i32>, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_scim-server"))
             .args(args)
             .env_clear()
@@ -77,7 +77,7 @@ impl Db {
     }
 
     /// The number of change records of the default tenant (`audit verify`).
-    fn change_records(&self) -> u64 {
+    pub(crate) fn change_records(&self) -> u64 {
         let (code, out) = self.cli(&["audit", "verify", "--tenant", "default"]);
         assert_eq!(code, Some(0), "{out}");
         out.split_whitespace()
@@ -112,14 +112,14 @@ impl Drop for Db {
 }
 
 /// A running `scim-server serve`.
-struct Server {
-    child: ChildGuard,
-    root: String,
-    client: Client,
+pub(crate) struct Server {
+    pub(crate) child: ChildGuard,
+    pub(crate) root: String,
+    pub(crate) client: Client,
 }
 
 impl Server {
-    fn start(db: &Db, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(db: &Db, env: &[(&str, &str)]) -> Server {
         let mut child = ChildGuard(
             Command::new(env!("CARGO_BIN_EXE_scim-server"))
                 .arg("serve")
@@ -159,7 +159,7 @@ impl Server {
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -200,7 +200,7 @@ impl Server {
     }
 
     /// Polls a job until it is finished (bounded).
-    async fn finished(&self, job: &str) -> Value {
+    pub(crate) async fn finished(&self, job: &str) -> Value {
         for _ in 0..600 {
             let (status, _, body) = self.send(reqwest::Method::GET, job, None).await;
             assert_eq!(status, StatusCode::OK, "{body}");
@@ -220,7 +220,7 @@ impl Server {
     }
 
     /// The user with an externalId.
-    async fn user(&self, external: &str) -> Value {
+    pub(crate) async fn user(&self, external: &str) -> Value {
         let path = format!("/scim/v2/Users?filter=externalId%20eq%20%22{external}%22");
         let (status, _, list) = self.send(reqwest::Method::GET, &path, None).await;
         assert_eq!(status, StatusCode::OK);
@@ -237,7 +237,7 @@ fn bulk(records: Vec<Value>) -> Value {
     json!({"schemas": [BULK], "Operations": ops, "failOnErrors": null})
 }
 
-fn outcomes(job: &Value) -> Vec<String> {
+pub(crate) fn outcomes(job: &Value) -> Vec<String> {
     job["operations"]
         .as_array()
         .unwrap()

@@ -4,7 +4,7 @@
 //! inactive and activated at its start, a future termination applied at its time, and a later
 //! termination superseding a pending one. The HTTP route is exercised through the router.
 
-use crate::inbound_queue::{Env, env_with};
+use crate::inbound_queue::{Env, env_configured};
 use crate::support::{TestDb, run};
 use axum::body::Body;
 use base64::Engine;
@@ -38,6 +38,13 @@ fn secret(byte: u8) -> String {
 }
 
 async fn events_env(db: &TestDb) -> Env {
+    events_env_configured(db, |_| {}).await
+}
+
+async fn events_env_configured(
+    db: &TestDb,
+    configure: impl FnOnce(&mut scim_server::inbound::InboundConfig),
+) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mapping = dir.path().join("workday.toml");
     std::fs::write(&mapping, MAPPING).unwrap();
@@ -50,7 +57,7 @@ async fn events_env(db: &TestDb) -> Env {
     }
     .load()
     .unwrap();
-    env_with(db, vec![source]).await
+    env_configured(db, vec![source], configure).await
 }
 
 /// Signs `body` with secret `byte` at the clock's time (offset by `skew` seconds).
@@ -223,6 +230,80 @@ async fn signed_events_and_effective_dates(db: Arc<TestDb>) {
     assert_eq!(replayed.status(), 200);
     assert_eq!(drain(&e).await, 1);
     assert_eq!(user(&e, "E7").await["active"], true, "rehired");
+}
+
+/// Verified events count against their source's limit (a bad signature is 401 and counts
+/// nothing); the limit refills on the clock. Finished jobs and event ids older than the retention
+/// are purged, while queued jobs stay; a replay of a purged event is refused by its stale
+/// timestamp.
+async fn event_rate_limit_and_purge(db: Arc<TestDb>) {
+    let e = events_env_configured(&db, |cfg| {
+        cfg.events_per_second = 1;
+        cfg.events_burst = 2;
+        cfg.job_retention_days = 30;
+    })
+    .await;
+    let event = |i: u32| json!({"id": format!("evt-{i}"), "type": "update", "employee": {"employeeId": format!("E{i}"), "email": format!("e{i}@contoso.example")}});
+    post(&e, 1, "m1", &event(1)).await.unwrap();
+    let (ts, _, bytes) = sign(&e, 1, "m2", &event(2), 0);
+    let bad = Signed {
+        id: Some("m2"),
+        timestamp: Some(&ts),
+        signature: Some("v1,AAAA"),
+    };
+    let err = accept_event(&e.state, "default", "workday", bad, &bytes)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 401, "a bad signature is refused, not counted");
+    post(&e, 1, "m2", &event(2)).await.unwrap();
+    let err = post(&e, 1, "m3", &event(3)).await.unwrap_err();
+    assert_eq!(err.status(), 429, "{}", err.detail());
+    assert!(
+        err.detail().contains("events_per_second"),
+        "{}",
+        err.detail()
+    );
+    e.clock.advance(time::Duration::seconds(1));
+    let (old_ts, old_sig, old_bytes) = sign(&e, 1, "m3", &event(3), 0);
+    post(&e, 1, "m3", &event(3)).await.unwrap();
+    assert_eq!(drain(&e).await, 3);
+    // A job still waiting is never purged.
+    e.clock.advance(time::Duration::seconds(1));
+    let waiting = post(&e, 1, "m4", &event(4)).await.unwrap();
+
+    e.clock.advance(time::Duration::days(29));
+    assert_eq!(
+        e.intake.purge(e.clock.now()).await.unwrap().jobs,
+        0,
+        "kept 30 days"
+    );
+    e.clock.advance(time::Duration::days(2));
+    let purged = e.intake.purge(e.clock.now()).await.unwrap();
+    assert_eq!((purged.jobs, purged.events), (3, 4), "{purged:?}");
+    let job = waiting["jobs"][0]["id"].as_str().unwrap();
+    let kept = e.intake.queue.job("default", job).await.unwrap().unwrap();
+    assert_eq!(kept.status, "queued");
+    assert_eq!(drain(&e).await, 1);
+    // The purged event id cannot be replayed: its signed timestamp is long stale.
+    let replay = Signed {
+        id: Some("m3"),
+        timestamp: Some(&old_ts),
+        signature: Some(&old_sig),
+    };
+    let err = accept_event(&e.state, "default", "workday", replay, &old_bytes)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 401);
+}
+
+#[tokio::test]
+async fn sqlite_event_rate_limit_and_purge() {
+    run(TestDb::sqlite().await, event_rate_limit_and_purge).await;
+}
+
+#[tokio::test]
+async fn postgres_event_rate_limit_and_purge() {
+    run(TestDb::postgres().await, event_rate_limit_and_purge).await;
 }
 
 #[tokio::test]

@@ -38,6 +38,15 @@ pub(crate) async fn env_with(
     db: &TestDb,
     sources: Vec<scim_server::inbound::events::Source>,
 ) -> Env {
+    env_configured(db, sources, |_| {}).await
+}
+
+/// [`env_with`], with `configure` applied to the intake's settings.
+pub(crate) async fn env_configured(
+    db: &TestDb,
+    sources: Vec<scim_server::inbound::events::Source>,
+    configure: impl FnOnce(&mut InboundConfig),
+) -> Env {
     let url = match &db.raw {
         Raw::Sqlite(_, dir) => format!("sqlite://{}", dir.path().join("scim.db").display()),
         Raw::Postgres(_, _, name) => format!("{}/{name}", postgres_base()),
@@ -45,15 +54,20 @@ pub(crate) async fn env_with(
     let clock = Arc::new(ManualClock::new(
         OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap(),
     ));
-    let cfg = InboundConfig {
+    let mut cfg = InboundConfig {
         max_attempts: 3,
         lease_seconds: 60,
         backoff_base_seconds: 10,
         backoff_max_seconds: 100,
         ..InboundConfig::default()
     };
-    let intake = Arc::new(Intake::new(open_queue(&url).await.unwrap(), cfg).with_sources(sources));
+    configure(&mut cfg);
     let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let intake = Arc::new(
+        Intake::new(open_queue(&url).await.unwrap(), cfg)
+            .with_sources(sources)
+            .with_clock(dyn_clock.clone()),
+    );
     let auth = AuthService::from_config(
         &AuthConfig::default(),
         token_store(db.store.clone()),

@@ -108,6 +108,24 @@ pub async fn show(
                     }
                 }
             }
+            section aria-labelledby="work" {
+                h2 #work { "Provisioning work" }
+                div.cards {
+                    @match &d.intake {
+                        Some(q) => {
+                            div.card { div.figure { (q.queued + q.running) } div.label { a href="/console/intake" { "intake jobs waiting" } } }
+                            div.card { div.figure { (q.scheduled) } div.label { "intake jobs scheduled" } }
+                            div.card { div.figure { (q.dead) } div.label { a href="/console/intake" { "intake dead letters" } } }
+                        }
+                        None => div.card { div.figure { "off" } div.label { "HR intake" } },
+                    }
+                    @if let Some(b) = &d.bridge {
+                        div.card { div.figure { (b.lag) } div.label { a href="/console/bridge" { "bridge lag (changes)" } } }
+                        div.card { div.figure { (b.status.pending) } div.label { "bridge plans waiting" } }
+                        div.card { div.figure { (b.dead_letters.len()) } div.label { a href="/console/bridge" { "Graph dead letters" } } }
+                    }
+                }
+            }
             section aria-labelledby="chain" {
                 h2 #chain { "Audit chain" }
                 @match &d.chain_head {

@@ -6,6 +6,9 @@
 //! and the address bar keeps the search so it can be bookmarked and shared.
 
 use super::dashboard::changes_table;
+use super::queues as queues_page;
+use crate::console::queues;
+use crate::console::roles::{Action, authorize};
 use crate::console::service::{self, FieldError, Kind, Listing, PAGE_SIZE, Search};
 use crate::console::session::Session;
 use crate::console::views::{Nav, dash, page};
@@ -24,16 +27,20 @@ fn section(kind: Kind) -> (&'static str, &'static str, Nav) {
     }
 }
 
-fn search_href(kind: Kind, s: &Search, start: u64) -> String {
+fn search_href(kind: Kind, s: &Search, start: u64, key: Option<(&str, &str)>) -> String {
     let (path, _, _) = section(kind);
-    let query = serde_urlencoded::to_string([
+    let start = start.to_string();
+    let mut pairs = vec![
         ("q", s.q.as_str()),
         ("filter", s.filter.as_str()),
         ("sort", s.sort.as_str()),
         ("order", s.order.as_str()),
-        ("start", &start.to_string()),
-    ])
-    .unwrap_or_default();
+        ("start", start.as_str()),
+    ];
+    if let Some(pair) = key {
+        pairs.push(pair);
+    }
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     format!("/console/{path}?{query}")
 }
 
@@ -161,12 +168,17 @@ fn results(kind: Kind, s: &Search, listing: &Option<Listing>) -> Markup {
                             }
                         } }
                     } }
+                    @let back = l.start.saturating_sub(PAGE_SIZE).max(1);
                     nav.pager aria-label="Pages" {
-                        @if l.start > 1 {
-                            a href=(search_href(kind, s, l.start.saturating_sub(PAGE_SIZE).max(1))) { "Previous page" }
+                        @if let Some(key) = &l.previous {
+                            a href=(search_href(kind, s, back, Some(("before", key)))) { "Previous page" }
+                        } @else if l.start > 1 && !s.filter.trim().is_empty() {
+                            a href=(search_href(kind, s, back, None)) { "Previous page" }
                         }
-                        @if last < l.total {
-                            a href=(search_href(kind, s, last + 1)) { "Next page" }
+                        @if let Some(key) = &l.next {
+                            a href=(search_href(kind, s, last + 1, Some(("after", key)))) { "Next page" }
+                        } @else if last < l.total && !s.filter.trim().is_empty() {
+                            a href=(search_href(kind, s, last + 1, None)) { "Next page" }
                         }
                     }
                 }
@@ -196,6 +208,9 @@ async fn list_page(
         nav,
         title,
         html! {
+            @if kind == Kind::User && authorize(&session.operator, Action::Hire).is_ok() {
+                p { a.button href="/console/people/new" { "New hire" } }
+            }
             (search_form(kind, &s, &error))
             (results(kind, &s, &listing))
         },
@@ -221,10 +236,12 @@ pub async fn groups(
     list_page(console, session, Kind::Group, s).await
 }
 
-/// `?before=` of a timeline (older records).
+/// `?before=` of a timeline (older records); `?after=` of a group's member list.
 #[derive(Debug, Default, Deserialize)]
 pub struct TimelineQuery {
     before: Option<u64>,
+    #[serde(default)]
+    after: String,
 }
 
 /// A value for the attribute list: strings as they are, everything else as compact JSON.
@@ -258,6 +275,15 @@ async fn detail_page(
     q: TimelineQuery,
 ) -> Result<Markup, ConsoleError> {
     let d = service::detail(&console, &session.operator, kind, &id, q.before).await?;
+    let may_act = authorize(&session.operator, Action::Update).is_ok();
+    let plans = match kind {
+        Kind::User => queues::plans(&console, &session.operator, &id).await?,
+        Kind::Group => Vec::new(),
+    };
+    let members = match kind {
+        Kind::Group => Some(service::members(&console, &session.operator, &id, &q.after).await?),
+        Kind::User => None,
+    };
     let r = &d.resource;
     let (path, _, nav) = section(kind);
     let title = match kind {
@@ -278,6 +304,17 @@ async fn detail_page(
         &title,
         html! {
             p { "Id " code { (id) } }
+            @if kind == Kind::User && may_act {
+                nav.actions aria-label="Actions" {
+                    a.button href=(format!("/console/people/{id}/update")) { "Update" }
+                    @if r.get("active").and_then(Value::as_bool) == Some(false) {
+                        a.button href=(format!("/console/people/{id}/rehire")) { "Rehire" }
+                    }
+                    // Also for an inactive person: a pre-hire (inactive until the start date)
+                    // can be terminated before starting.
+                    a.button.danger href=(format!("/console/people/{id}/terminate")) { "Terminate" }
+                }
+            }
             section aria-labelledby="attributes" {
                 h2 #attributes { "Attributes" }
                 dl.attrs {
@@ -305,11 +342,28 @@ async fn detail_page(
                     }
                 }
             } @else {
-                section aria-labelledby="members" {
-                    h2 #members { "Members" }
-                    p { "A group's members are listed on each person's page (under Groups): a large group's member list is not loaded here." }
+                @if let Some(m) = &members {
+                    section aria-labelledby="members" {
+                        h2 #members { "Members" }
+                        @if m.total == 0 {
+                            p { "No members." }
+                        } @else {
+                            p { (m.total) " in all, by id, " (service::MEMBERS_PAGE) " a page." }
+                            ul.members { @for row in &m.rows {
+                                @let section = if row.member_type == "Group" { "groups" } else { "people" };
+                                li { a href=(format!("/console/{section}/{}", row.member_id)) { (row.display.as_deref().unwrap_or(&row.member_id)) } }
+                            } }
+                            nav.pager aria-label="Member pages" {
+                                @if !q.after.is_empty() { a href=(format!("/console/groups/{id}")) { "First members" } }
+                                @if let Some(next) = &m.next {
+                                    a href=(format!("/console/groups/{id}?{}", serde_urlencoded::to_string([("after", next.as_str())]).unwrap_or_default())) { "More members" }
+                                }
+                            }
+                        }
+                    }
                 }
             }
+            @if kind == Kind::User { (queues_page::plans_section(&plans, console.bridge_configured())) }
             section aria-labelledby="timeline" {
                 h2 #timeline { "Timeline" }
                 p { "Every change to this record, newest first, with the credential that made it." }

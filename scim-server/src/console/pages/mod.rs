@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod dashboard;
 pub mod directory;
+pub mod people;
+pub mod queues;
 pub mod tokens;
 
 use super::session::Session;
