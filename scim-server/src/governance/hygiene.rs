@@ -571,6 +571,40 @@ pub async fn collect(
     Ok(report)
 }
 
+/// For the schedule worker: when `hygiene_interval_minutes` have passed since `last` (or at the
+/// first pass), a report of every tenant with the default thresholds, which publishes the
+/// gauges; nothing without the bridge in apply mode. Failures are logged, tried at the next
+/// interval.
+pub async fn periodic(gov: &crate::governance::Governance, last: &mut Option<OffsetDateTime>) {
+    let minutes = gov.config.hygiene_interval_minutes;
+    let now = gov.clock.now();
+    let due = last.is_none_or(|l| {
+        now - l >= time::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX))
+    });
+    if minutes == 0
+        || !due
+        || gov
+            .bridge
+            .as_ref()
+            .is_none_or(|b| b.bridge.client().is_none())
+    {
+        return;
+    }
+    *last = Some(now);
+    let tenants = match gov.scim.list_tenants().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing tenants for the hygiene report failed");
+            return;
+        }
+    };
+    for tenant in tenants {
+        if let Err(e) = report(gov, &tenant.id, HygieneOptions::default()).await {
+            tracing::warn!(tenant = %tenant.id, error = %e.detail(), "hygiene report failed");
+        }
+    }
+}
+
 /// The report of `tenant` now, from `gov`'s bridge (503 without one).
 pub async fn report(
     gov: &crate::governance::Governance,

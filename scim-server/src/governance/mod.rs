@@ -74,6 +74,9 @@ pub struct GovernanceConfig {
     pub smtp: Option<notify::SmtpConfig>,
     /// Time-bound grants (`[[governance.jit.policies]]`).
     pub jit: jit::JitConfig,
+    /// Minutes between the hygiene reports the schedule worker makes of every tenant (for the
+    /// gauges on `/metrics`); 0 makes none (reports are then made only when asked for).
+    pub hygiene_interval_minutes: u64,
 }
 
 impl Default for GovernanceConfig {
@@ -88,6 +91,7 @@ impl Default for GovernanceConfig {
             webhooks: Vec::new(),
             smtp: None,
             jit: jit::JitConfig::default(),
+            hygiene_interval_minutes: 60,
         }
     }
 }

@@ -133,6 +133,24 @@ async fn served_grant(postgres: bool) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // the schedule worker publishes the hygiene report's and the grants' gauges
+    let mut metrics = String::new();
+    for _ in 0..300 {
+        metrics = http
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics");
+        if metrics.contains("scim_governance_jit_grants{status=\"active\"} 1")
+            && metrics.contains("scim_governance_stale_accounts{tenant=\"default\"}")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let status = tokio::task::spawn_blocking(move || child.wait())
@@ -140,6 +158,11 @@ async fn served_grant(postgres: bool) {
         .unwrap()
         .expect("wait");
     assert!(granted, "serve's bridge granted the approved role");
+    assert!(
+        metrics.contains("scim_governance_jit_grants{status=\"active\"} 1")
+            && metrics.contains("scim_governance_stale_accounts{tenant=\"default\"}"),
+        "{metrics}"
+    );
     assert!(status.success(), "graceful exit: {status:?}");
 
     let (ok, out, err) = run(
