@@ -261,7 +261,9 @@ impl BridgeStore {
     }
 
     /// Applied leaver plans recorded in `[from, to)` of a tenant (every tenant with `None`),
-    /// oldest first, at most `limit`: what leaver evidence is built from.
+    /// oldest first, at most `limit`: what leaver evidence is built from. A plan the mass-change
+    /// guard holds is recorded in apply mode too, but has made no Graph call: it is left out
+    /// until approved (the approved plan is recorded anew).
     pub async fn leaver_plans(
         &self,
         tenant: Option<&str>,
@@ -271,7 +273,7 @@ impl BridgeStore {
     ) -> Result<Vec<PlanRecord>> {
         on_pool!(self, |pool, pg| {
             let rows = sqlx::query("SELECT id, tenant_id, user_id, created_at_ms, mode, status, plan_json, report_json FROM bridge_plans
-                 WHERE tenant_id = COALESCE($1, tenant_id) AND kind = 'leaver' AND mode = 'apply'
+                 WHERE tenant_id = COALESCE($1, tenant_id) AND kind = 'leaver' AND mode = 'apply' AND status <> 'held'
                  AND created_at_ms >= $2 AND created_at_ms < $3 ORDER BY created_at_ms, id LIMIT $4")
             .bind(tenant)
             .bind(to_millis(from))
