@@ -95,6 +95,20 @@ pub fn plausible_address(s: &str) -> bool {
         && ok_chars
 }
 
+/// A person's name and e-mail from a SCIM user: its `userName`, and its primary (or first)
+/// e-mail, else the `userName` when that is an address.
+pub fn contact(user: &Value) -> (String, Option<String>) {
+    let name = user["userName"].as_str().unwrap_or_default().to_string();
+    let emails = user["emails"].as_array().cloned().unwrap_or_default();
+    let email = emails
+        .iter()
+        .find(|e| e["primary"].as_bool() == Some(true))
+        .or_else(|| emails.first())
+        .and_then(|e| e["value"].as_str().map(str::to_owned))
+        .or_else(|| name.contains('@').then(|| name.clone()));
+    (name, email)
+}
+
 /// Something to tell one person.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,6 +133,31 @@ pub struct Notification {
     pub due_at: OffsetDateTime,
     /// Where to decide, when configured.
     pub review_url: Option<String>,
+}
+
+/// A time-bound grant waiting for a decision, told to one person who may approve it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    /// `jit.approval_requested`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Tenant.
+    pub tenant: String,
+    /// The person who may approve (a SCIM userName).
+    pub recipient: String,
+    /// Where they get e-mail, if known.
+    pub email: Option<String>,
+    /// The grant request's id (what `POST /governance/v1/grants/{id}/approve` names).
+    pub grant_id: String,
+    /// The catalog grant, `kind:name`.
+    pub grant: String,
+    /// Who would hold it (a SCIM userName, else the id).
+    pub user: String,
+    /// For how long, ISO 8601.
+    pub duration: String,
+    /// Why, as the requester wrote it.
+    pub justification: String,
 }
 
 /// How one delivery went.
@@ -167,11 +206,50 @@ impl Notifier {
     /// Delivers `n` to every webhook and, with SMTP and an address, by e-mail. Failures are
     /// reported, never raised: a notification is not worth failing a review over.
     pub async fn send(&self, n: &Notification, now: OffsetDateTime) -> Vec<Delivery> {
+        let data = serde_json::to_value(n).unwrap_or_default();
+        self.deliver(&n.kind, data, n.email.as_deref(), subject(n), text(n), now)
+            .await
+    }
+
+    /// Tells a possible approver of a time-bound grant waiting for a decision, on the same
+    /// channels as reviews.
+    pub async fn send_approval(&self, a: &ApprovalRequest, now: OffsetDateTime) -> Vec<Delivery> {
+        let data = serde_json::to_value(a).unwrap_or_default();
+        let subject = format!(
+            "Time-bound access request: {} for {} ({})",
+            a.grant, a.user, a.duration
+        );
+        let text = format!(
+            "Hello {},\r\n\r\n{} asks for {} for {} (request {}).\r\nJustification: {}\r\n\r\n\
+             Approve or deny it: scim-server governance grant approve|deny {} --approver YOU, or \
+             POST /governance/v1/grants/{}/approve.\r\n",
+            a.recipient,
+            a.user,
+            a.grant,
+            a.duration,
+            a.grant_id,
+            a.justification,
+            a.grant_id,
+            a.grant_id
+        );
+        self.deliver(&a.kind, data, a.email.as_deref(), subject, text, now)
+            .await
+    }
+
+    async fn deliver(
+        &self,
+        kind: &str,
+        data: Value,
+        email: Option<&str>,
+        subject: String,
+        text: String,
+        now: OffsetDateTime,
+    ) -> Vec<Delivery> {
         let mut out = Vec::new();
         let body = json!({
-            "type": n.kind,
+            "type": kind,
             "timestamp": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "data": n,
+            "data": data,
         })
         .to_string();
         for (url, key) in &self.webhooks {
@@ -199,17 +277,17 @@ impl Notifier {
                 detail: failure,
             });
         }
-        if let (Some(smtp), Some(to)) = (&self.smtp, &n.email) {
+        if let (Some(smtp), Some(to)) = (&self.smtp, email) {
             let failure = match plausible_address(to) {
                 false => Some("not an e-mail address".to_string()),
-                true => send_mail(smtp, to, &subject(n), &text(n), now)
+                true => send_mail(smtp, to, &subject, &text, now)
                     .await
                     .err()
                     .map(|e| e.to_string()),
             };
             out.push(Delivery {
                 channel: "email".into(),
-                target: to.clone(),
+                target: to.to_string(),
                 ok: failure.is_none(),
                 detail: failure,
             });

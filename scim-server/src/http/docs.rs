@@ -160,16 +160,3 @@ pub struct ListResponseDoc {
     #[serde(rename = "Resources")]
     pub resources: Vec<serde_json::Value>,
 }
-
-/// A BulkRequest envelope (RFC 7644 §3.7), as the HR intake's `bulkUpload` takes it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkRequestDoc {
-    /// `["urn:ietf:params:scim:api:messages:2.0:BulkRequest"]`
-    pub schemas: Vec<String>,
-    /// Stop after this many errors.
-    pub fail_on_errors: Option<u64>,
-    /// The operations.
-    #[serde(rename = "Operations")]
-    pub operations: Vec<serde_json::Value>,
-}

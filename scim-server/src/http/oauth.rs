@@ -14,19 +14,39 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct TokenRequestDoc {
     /// `client_credentials` or `urn:ietf:params:oauth:grant-type:jwt-bearer`.
-    pub grant_type: String,
+    pub grant_type: GrantTypeDoc,
     /// The client id (client secret and assertion clients).
     pub client_id: Option<String>,
     /// The client secret (`client_secret_post`).
     pub client_secret: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
-    pub client_assertion_type: Option<String>,
+    pub client_assertion_type: Option<AssertionTypeDoc>,
     /// A signed JWT identifying the client (RFC 7523 §2.2).
     pub client_assertion: Option<String>,
     /// A signed JWT for the `jwt-bearer` grant (RFC 7523 §2.1).
     pub assertion: Option<String>,
     /// Ignored: a token grants the client's configured access.
     pub scope: Option<String>,
+}
+
+/// The grant types the endpoint serves (RFC 6749 §4.4.2; RFC 7523 §2.1); any other is
+/// `unsupported_grant_type`.
+#[derive(Debug, Serialize, ToSchema)]
+pub enum GrantTypeDoc {
+    /// Client credentials (RFC 6749 §4.4).
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// A JWT as the authorisation grant (RFC 7523 §2.1).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
+}
+
+/// The one client assertion type (RFC 7523 §2.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub enum AssertionTypeDoc {
+    /// A JWT identifying the client.
+    #[serde(rename = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")]
+    JwtBearer,
 }
 
 /// A token response (RFC 6749 §5.1).

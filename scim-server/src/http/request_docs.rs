@@ -237,6 +237,37 @@ fn bulk_request() -> Value {
     })
 }
 
+/// The HR intake's bulkUpload body (Microsoft's API-driven inbound provisioning format): only
+/// `POST /Users` operations, each a User whose `externalId` is the employee id, at most 50 by
+/// default (`inbound.max_operations`); `failOnErrors` is ignored and Microsoft's samples send
+/// `null`.
+fn bulk_upload() -> Value {
+    let data = merged(
+        user_write(),
+        json!({"required": ["schemas", "userName", "externalId"]}),
+    );
+    let create_user = json!({
+        "type": "object", "required": ["method", "path", "bulkId", "data"], "additionalProperties": false,
+        "properties": {
+            "method": {"type": "string", "enum": ["POST"]},
+            "path": {"type": "string", "enum": ["/Users"]},
+            "bulkId": identifier(),
+            "data": data
+        }
+    });
+    json!({
+        "type": "object",
+        "description": "an Entra API-driven inbound provisioning bulkUpload: a BulkRequest (RFC 7644 §3.7) of `POST /Users` operations, upserted by `externalId`",
+        "required": ["schemas", "Operations"],
+        "additionalProperties": false,
+        "properties": {
+            "schemas": schemas_of(&[BULK_URN]),
+            "failOnErrors": {"type": ["integer", "null"], "minimum": 0},
+            "Operations": {"type": "array", "minItems": 1, "maxItems": 50, "items": create_user}
+        }
+    })
+}
+
 fn merged(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
@@ -300,6 +331,10 @@ request_schema!(
     /// A BulkRequest.
     BulkRequestDoc, "BulkRequest", bulk_request
 );
+request_schema!(
+    /// The HR intake's bulkUpload body.
+    BulkUploadDoc, "BulkUpload", bulk_upload
+);
 
 #[cfg(test)]
 mod tests {
@@ -316,6 +351,7 @@ mod tests {
             ("GroupPatchOp", group_patch()),
             ("SearchRequest", search_request()),
             ("BulkRequest", bulk_request()),
+            ("BulkUpload", bulk_upload()),
         ] {
             let back = serde_json::to_value(schema(text.clone())).unwrap();
             assert_eq!(back, text, "{name}");

@@ -39,7 +39,7 @@ fn root_url(state: &AppState, scim_base: &str) -> String {
 /// BulkRequest of `POST /Users` operations), queued as one job and applied asynchronously as
 /// upserts keyed on `externalId`.
 #[utoipa::path(post, path = "/inbound/v1/bulkUpload", tag = "HR intake",
-    request_body(content = crate::http::docs::BulkRequestDoc, content_type = "application/scim+json"),
+    request_body(content = crate::http::request_docs::BulkUploadDoc, content_type = "application/scim+json"),
     responses(
         (status = 202, description = "queued; `Location` names the job to poll", body = Object, content_type = "application/scim+json"),
         (status = 400, description = "not a bulkUpload body, too many operations, or an operation other than POST /Users", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),

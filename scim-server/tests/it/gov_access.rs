@@ -51,9 +51,16 @@ approval = "auto"
 /// The database a test's components share across restarts.
 pub struct Db {
     pub url: String,
+    /// Where approvers' e-mail goes (`[governance.smtp]`), alive across restarts.
+    pub smtp: crate::support::SmtpSink,
+    /// Where governance webhooks go (`[[governance.webhooks]]`, signed with [`WEBHOOK_SECRET`]).
+    pub hook: crate::support::WebhookSink,
     _dir: tempfile::TempDir,
     _pg: Option<crate::support::PgDatabase>,
 }
+
+/// The governance webhooks' signing secret in these tests.
+pub const WEBHOOK_SECRET: &str = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 impl Db {
     /// SQLite in a temporary directory, or a fresh PostgreSQL database (`None` when PostgreSQL
@@ -64,12 +71,16 @@ impl Db {
             let pg = crate::support::PgDatabase::create().await?;
             return Some(Db {
                 url: pg.url.clone(),
+                smtp: crate::support::SmtpSink::start().await,
+                hook: crate::support::WebhookSink::start().await,
                 _dir: dir,
                 _pg: Some(pg),
             });
         }
         Some(Db {
             url: format!("sqlite://{}", dir.path().join("scim.db").display()),
+            smtp: crate::support::SmtpSink::start().await,
+            hook: crate::support::WebhookSink::start().await,
             _dir: dir,
             _pg: None,
         })
@@ -107,7 +118,9 @@ pub fn config_text(fake: &FakeGraph, db: &Db, rules: &std::path::Path) -> String
          [inbound]\npoll_interval_ms = 50\n\
          [graph]\ntenant_id = {:?}\nclient_id = {:?}\nclient_secret = {:?}\nmode = \"apply\"\n\
          writes_per_second = 1000.0\nwrite_burst = 1000\nauthority_url = {:?}\ngraph_url = {:?}\nrules = {:?}\n\
-         [governance]\npoll_interval_seconds = 1\n{JIT_POLICIES}",
+         [governance]\npoll_interval_seconds = 1\n{JIT_POLICIES}\n\
+         [governance.smtp]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"governance@contoso.example\"\n\
+         [[governance.webhooks]]\nurl = {:?}\nsecret = {WEBHOOK_SECRET:?}\n",
         db.url,
         cfg.tenant_id,
         cfg.client_id,
@@ -115,6 +128,8 @@ pub fn config_text(fake: &FakeGraph, db: &Db, rules: &std::path::Path) -> String
         fake.authority_url(),
         fake.graph_url(),
         rules.display().to_string(),
+        db.smtp.port,
+        db.hook.url,
     )
 }
 

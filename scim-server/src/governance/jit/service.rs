@@ -76,10 +76,12 @@ struct Person {
     user_name: Option<String>,
     active: bool,
     manager: Option<String>,
+    email: Option<String>,
 }
 
 fn person(id: String, json: &serde_json::Value) -> Person {
     Person {
+        email: crate::governance::notify::contact(json).1,
         user_name: json["userName"].as_str().map(str::to_owned),
         active: !matches!(json.get("active"), Some(serde_json::Value::Bool(false))),
         manager: json[scim_core::schema::ENTERPRISE_USER_URN]["manager"]["value"]
@@ -307,8 +309,73 @@ async fn create(
         .await?;
     if g.status == GrantStatus::Active {
         reconcile_user(gov, tenant, &g.user).await?;
+    } else if let Err(e) = notify_approvers(gov, tenant, &g, policy).await {
+        // The request is stored; a failed lookup for the notification must not undo it.
+        tracing::warn!(grant = %g.id, error = %e, "could not notify the approvers of a time-bound grant");
     }
     Ok(g)
+}
+
+/// Tells each person who may approve `g` (its policy's approvers and, with `approval =
+/// "manager"`, the user's manager) that it waits for a decision, and records the deliveries as
+/// a `jit.notified` event. Unknown or inactive approvers and the user themself are skipped: none
+/// of them could approve.
+async fn notify_approvers(
+    gov: &Governance,
+    tenant: &str,
+    g: &JitGrant,
+    policy: &JitPolicy,
+) -> Result<usize> {
+    let Some(user) = find_person(gov, tenant, &g.user).await? else {
+        return Ok(0);
+    };
+    let mut keys: Vec<String> = Vec::new();
+    if policy.approval == Approval::Manager
+        && let Some(manager) = &user.manager
+    {
+        keys.push(manager.clone());
+    }
+    keys.extend(policy.approvers.iter().cloned());
+    let now = gov.clock.now();
+    let mut told = std::collections::BTreeSet::new();
+    let mut deliveries = Vec::new();
+    for key in keys {
+        let Some(approver) = find_person(gov, tenant, &key).await? else {
+            continue;
+        };
+        if !approver.active || approver.id == user.id || !told.insert(approver.id.clone()) {
+            continue;
+        }
+        let recipient = approver.user_name.clone().unwrap_or(approver.id.clone());
+        let request = crate::governance::notify::ApprovalRequest {
+            kind: "jit.approval_requested".into(),
+            tenant: tenant.into(),
+            recipient: recipient.clone(),
+            email: approver.email.clone(),
+            grant_id: g.id.clone(),
+            grant: g.grant.clone(),
+            user: user.user_name.clone().unwrap_or(user.id.clone()),
+            duration: g.duration.clone(),
+            justification: g.justification.clone(),
+        };
+        let sent = gov.notifier.send_approval(&request, now).await;
+        deliveries.push(serde_json::json!({
+            "approver": recipient,
+            "deliveries": crate::governance::notify::deliveries_json(&sent),
+        }));
+    }
+    if !deliveries.is_empty() {
+        let record = Event::new(
+            tenant,
+            now,
+            "jit.notified",
+            &g.id,
+            "governance",
+            serde_json::json!({"approvers": deliveries}),
+        );
+        gov.store.record(&[record]).await?;
+    }
+    Ok(told.len())
 }
 
 async fn load(gov: &Governance, tenant: &str, id: &str) -> Result<JitGrant> {

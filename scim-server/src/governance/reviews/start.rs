@@ -40,18 +40,9 @@ async fn scim_user_by_match(
         .map(|r| (r.id.clone(), r.to_json(&gov.registry, None))))
 }
 
-/// A reviewer's name and e-mail from a SCIM user: its `userName`, and its primary (or first)
-/// e-mail, else the `userName` when that is an address.
+/// A reviewer's name and e-mail from a SCIM user (`notify::contact`).
 fn person(user: &Value) -> (String, Option<String>) {
-    let name = user["userName"].as_str().unwrap_or_default().to_string();
-    let emails = user["emails"].as_array().cloned().unwrap_or_default();
-    let email = emails
-        .iter()
-        .find(|e| e["primary"].as_bool() == Some(true))
-        .or_else(|| emails.first())
-        .and_then(|e| e["value"].as_str().map(str::to_owned))
-        .or_else(|| name.contains('@').then(|| name.clone()));
-    (name, email)
+    crate::governance::notify::contact(user)
 }
 
 fn named(reviewer: &str) -> (String, Option<String>) {

@@ -106,7 +106,10 @@ impl Event {
     ) -> Self {
         Self {
             tenant: tenant.into(),
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (UUIDv7, monotonic within the process): events are listed by
+            // `(at_ms, id)`, so two recorded at the same instant (a request and its automatic
+            // approval, a request and its notification) keep the order they happened in.
+            id: uuid::Uuid::now_v7().to_string(),
             at,
             kind: kind.into(),
             subject: subject.into(),

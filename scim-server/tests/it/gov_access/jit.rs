@@ -48,6 +48,7 @@ async fn granted_then_removed_at_expiry_across_a_restart(env: Env) {
     assert_eq!(status, StatusCode::CREATED, "{grant}");
     assert_eq!(grant["status"], "pending");
     let id = grant["id"].as_str().unwrap().to_string();
+    approvers_are_told(&env, &id, mgr, ada);
     // a second request for the same grant is a conflict
     let (status, _) = env
         .call(post.clone(), "/governance/v1/grants", Some(request))
@@ -136,7 +137,12 @@ async fn granted_then_removed_at_expiry_across_a_restart(env: Env) {
     assert_eq!(grant["status"], "expired");
     assert_eq!(
         env.event_kinds(&id).await,
-        ["jit.requested", "jit.approved", "jit.expired"]
+        [
+            "jit.requested",
+            "jit.notified",
+            "jit.approved",
+            "jit.expired"
+        ]
     );
     assert!(env.groups(ada).contains("support"), "the rest stays");
     assert_eq!(env.audit_problems().await, Vec::<String>::new());
@@ -227,4 +233,42 @@ async fn auto_approval_extension_and_revocation(env: Env) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jit_auto_approval_extension_and_revocation() {
     on_both(auto_approval_extension_and_revocation).await;
+}
+
+/// A pending request is told to who may approve it: the manager (the policy's other approver,
+/// `secops@contoso.example`, has no SCIM user here and is skipped), by a signed webhook and by
+/// e-mail; nobody else is told.
+fn approvers_are_told(env: &Env, id: &str, manager: &str, user: &str) {
+    use scim_server::inbound::signature::{SigningKey, verify};
+    let hooks = env.db.hook.received();
+    assert_eq!(hooks.len(), 1, "one webhook per approver");
+    let (headers, body) = &hooks[0];
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    verify(
+        &[SigningKey::parse(super::WEBHOOK_SECRET).unwrap()],
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+        body,
+        time::OffsetDateTime::from_unix_timestamp(h("webhook-timestamp").unwrap().parse().unwrap())
+            .unwrap(),
+    )
+    .expect("a valid Standard Webhooks signature");
+    let payload: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(payload["type"], "jit.approval_requested", "{payload}");
+    assert_eq!(payload["data"]["recipient"], manager, "{payload}");
+    assert_eq!(payload["data"]["grantId"], id, "{payload}");
+    assert_eq!(payload["data"]["grant"], "role:helpdesk", "{payload}");
+    assert_eq!(payload["data"]["user"], user, "{payload}");
+    let mails = env.db.smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].to, vec![manager.to_string()]);
+    assert!(
+        mails[0]
+            .data
+            .contains("Subject: Time-bound access request: role:helpdesk for"),
+        "{}",
+        mails[0].data
+    );
+    assert!(mails[0].data.contains(id), "{}", mails[0].data);
 }
