@@ -74,7 +74,8 @@ fn gov(state: &AppState) -> Result<&super::Governance, ApiError> {
         (status = 400, description = "an invalid campaign: the detail names the field", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
         (status = 403, description = "read-only credential", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
         (status = 502, description = "Graph could not be read", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
-        (status = 503, description = "governance or the Graph bridge is not configured", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 404, description = "governance is not enabled on this server", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 409, description = "the Graph bridge is not configured, or in plan mode (a review reads Graph)", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_review(

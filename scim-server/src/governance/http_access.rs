@@ -265,9 +265,9 @@ pub async fn revoke_grant(
     responses(
         (status = 200, description = "the report", body = HygieneReport),
         (status = 400, description = "a bad parameter", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
-        (status = 409, description = "the bridge is in plan mode (the report reads Graph)", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 409, description = "the Graph bridge is not configured, or in plan mode (the report reads Graph)", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
         (status = 502, description = "Graph could not be read", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
-        (status = 503, description = "governance or the Graph bridge is not configured", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
+        (status = 404, description = "governance is not enabled on this server", body = crate::http::docs::ErrorDoc, content_type = "application/scim+json"),
     ),
     security(("bearer" = [])))]
 pub async fn hygiene_report(

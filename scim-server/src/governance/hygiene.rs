@@ -605,7 +605,7 @@ pub async fn periodic(gov: &crate::governance::Governance, last: &mut Option<Off
     }
 }
 
-/// The report of `tenant` now, from `gov`'s bridge (503 without one).
+/// The report of `tenant` now, from `gov`'s bridge (409 without one, as in plan mode).
 pub async fn report(
     gov: &crate::governance::Governance,
     tenant: &str,
@@ -613,7 +613,7 @@ pub async fn report(
 ) -> Result<HygieneReport> {
     let b = gov.bridge.as_ref().ok_or_else(|| {
         Error::new(
-            503,
+            409,
             None,
             "hygiene reports read Microsoft Graph: configure the Graph bridge (`[graph]`) on \
              this server",

@@ -170,11 +170,13 @@ impl std::fmt::Debug for Governance {
 }
 
 impl Governance {
-    /// The bridge, or 503 naming what to configure.
+    /// The bridge, or 409 naming what to configure: the server's configuration, not a passing
+    /// outage, stands in the way (a 503 would invite clients to retry), as with the bridge in
+    /// plan mode.
     pub(crate) fn bridge(&self) -> scim_core::Result<&BridgeContext> {
         self.bridge.as_ref().ok_or_else(|| {
             scim_core::Error::new(
-                503,
+                409,
                 None,
                 "access reviews read and change Microsoft Graph: configure the Graph bridge \
                  (`[graph]`) on this server",
@@ -236,11 +238,13 @@ pub async fn open_governance(
     })))
 }
 
-/// The caller's governance, or 503 when this server has none.
+/// The caller's governance, or 404 when this server has none.
 pub(crate) fn governance_of(state: &crate::state::AppState) -> scim_core::Result<&Governance> {
+    // 404, not 503: the API does not exist on this server until configured, which no retry
+    // changes.
     state.governance.as_deref().ok_or_else(|| {
         scim_core::Error::new(
-            503,
+            404,
             None,
             "governance is not enabled on this server (`[governance] enabled`, and a database \
              file or PostgreSQL in `database_url`)",

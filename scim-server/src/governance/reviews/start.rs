@@ -96,7 +96,7 @@ pub async fn start(gov: &Governance, tenant: &str, id: &str) -> scim_core::Resul
     let bridge = gov.bridge()?;
     let client = bridge.bridge.client().ok_or_else(|| {
         Error::new(
-            503,
+            409,
             None,
             "the Graph bridge is in plan mode (no credentials): a review needs to read Graph",
         )
