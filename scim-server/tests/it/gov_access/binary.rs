@@ -133,9 +133,11 @@ async fn served_grant(postgres: bool) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // the schedule worker publishes the hygiene report's and the grants' gauges
+    // the schedule worker publishes the hygiene report's and the grants' gauges; its first
+    // report reads every user and Graph, which on a loaded CI machine took over 15 s once
+    // (bounded at 60 s)
     let mut metrics = String::new();
-    for _ in 0..300 {
+    for _ in 0..1200 {
         metrics = http
             .get(format!("{root}/metrics"))
             .send()
