@@ -18,7 +18,7 @@
 //! printable HTML page) read the stored records of a period.
 
 use crate::governance::Governance;
-use crate::governance::store::{Event, GovStore};
+use crate::governance::store::{Event, GovStore, on_pool};
 use crate::store::StoreError;
 use scim_core::Error;
 use scim_graph_bridge::graph::Outcome;
@@ -240,15 +240,6 @@ pub fn assemble(
 #[derive(Debug, Clone)]
 pub struct EvidenceStore {
     pool: GovStore,
-}
-
-macro_rules! on_pool {
-    ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            GovStore::Sqlite($p) => $body,
-            GovStore::Postgres($p) => $body,
-        }
-    };
 }
 
 impl EvidenceStore {

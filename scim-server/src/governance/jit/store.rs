@@ -3,7 +3,7 @@
 //! `gov_events` record and its change-log event.
 
 use super::{GrantStatus, JitGrant, format_duration};
-use crate::governance::store::{Event, GovStore, Task};
+use crate::governance::store::{Event, GovStore, Task, on_pool};
 use crate::store::{StoreError, WriteContext};
 use scim_core::Error;
 use scim_core::change_log::AuditEvent;
@@ -23,16 +23,6 @@ fn from_ms(v: i64) -> OffsetDateTime {
 
 fn db_error(e: sqlx::Error) -> Error {
     StoreError::Database(e).into()
-}
-
-/// Runs the same body against either pool kind.
-macro_rules! on_pool {
-    ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            GovStore::Sqlite($p) => $body,
-            GovStore::Postgres($p) => $body,
-        }
-    };
 }
 
 /// Inserts schedule entries and governance events on the transaction `$tx`, then appends the

@@ -33,6 +33,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 /// Inserts `$events` on the transaction `$tx`, each also appended to the tenant's change-log
 /// hash chain as an audit event (last, as the chain asks: writers serialise on its head), so
