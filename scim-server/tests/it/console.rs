@@ -585,28 +585,7 @@ async fn pages_carry_security_headers_and_assets_are_immutable(db: Arc<TestDb>) 
     );
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
+crate::support::both!(
     one_time_link_signs_in_once,
     sessions_end_when_idle_or_too_old_and_on_sign_out,
     forms_without_the_session_csrf_token_are_refused,

@@ -17,7 +17,7 @@ use scim_server::service::RequestCtx;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 fn form(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap()
@@ -953,28 +953,7 @@ async fn a_group_lists_its_members_a_page_at_a_time(db: Arc<TestDb>) {
     );
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
+crate::support::both!(
     hire_update_terminate_and_rehire_now,
     dated_actions_run_from_the_intake_queue_at_their_date,
     a_viewer_gets_403_for_every_action,

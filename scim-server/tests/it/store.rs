@@ -1933,28 +1933,6 @@ async fn membership_cost_is_independent_of_group_size(db: Arc<TestDb>) {
     );
 }
 
-/// Runs each named suite function against a fresh SQLite and a fresh PostgreSQL database.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
 mod slow {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "sets up a 100,000-member group; run with --ignored"]
@@ -1977,7 +1955,7 @@ mod slow {
     }
 }
 
-both!(
+crate::support::both!(
     crud,
     tenants_and_tokens,
     uniqueness,
