@@ -3,7 +3,7 @@
 //!
 //! A component that keeps tables (the bridge's [`crate::store::BridgeStore`], the server's
 //! intake queue, governance and console pools) holds an enum with a `Sqlite` and a `Postgres`
-//! variant, declares it with [`impl_on_pool!`], and writes each access once with [`on_pool!`]:
+//! variant, declares it with [`impl_on_pool!`](crate::impl_on_pool), and writes each access once with [`on_pool!`](crate::on_pool):
 //! the statements use `$n` placeholders, which both sqlx drivers accept, and sqlx's generic
 //! executors take either pool, so the body is the same text on both sides of the `match` the
 //! macro expands to. The few fragments that differ by dialect (`FOR UPDATE SKIP LOCKED`,
@@ -22,14 +22,14 @@ pub enum PoolRef<'a> {
     Postgres(&'a PgPool),
 }
 
-/// A handle on a database of either kind ([`impl_on_pool!`] implements it).
+/// A handle on a database of either kind ([`impl_on_pool!`](crate::impl_on_pool) implements it).
 pub trait OnPool {
     /// The pool, by kind.
     fn pool_ref(&self) -> PoolRef<'_>;
 }
 
 impl<'a> PoolRef<'a> {
-    /// The pool `db` holds ([`on_pool!`] matches on it).
+    /// The pool `db` holds ([`on_pool!`](crate::on_pool) matches on it).
     pub fn of<T: OnPool + ?Sized>(db: &'a T) -> PoolRef<'a> {
         db.pool_ref()
     }

@@ -13,7 +13,6 @@ use scim_server::console::db::{ListOrder, keyset_sql};
 use scim_server::console::roles::Role;
 use scim_server::inbound::queue::{NewJob, NewOperation, status};
 use scim_server::inbound::worker::Worker;
-use scim_server::service::RequestCtx;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -900,16 +899,16 @@ async fn a_group_lists_its_members_a_page_at_a_time(db: Arc<TestDb>) {
                 .await,
         );
     }
-    let ctx = RequestCtx {
-        principal: scim_server::auth::Principal {
-            tenant: "default".into(),
-            id: "tok_hr".into(),
-            read_only: false,
-            kind: scim_server::auth::CredentialKind::StaticToken,
-        },
-        request_id: None,
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let ctx = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            "default",
+            "tok_hr",
+            false,
+            scim_server::auth::CredentialKind::StaticToken,
+        ),
+        None,
+        "http://localhost/scim/v2",
+    );
     let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
     let group = scim_server::service::resources::create(
         &f.app,

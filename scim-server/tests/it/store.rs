@@ -10,8 +10,7 @@ use scim_core::schema::{
     AttributeDef, AttributeType, ENTERPRISE_USER_URN, ResolvedPath, ResourceType, Schema,
     SchemaRegistry,
 };
-use scim_server::auth::{CredentialKind, Principal};
-use scim_server::service::RequestCtx;
+use scim_server::auth::CredentialKind;
 use scim_server::store::{Load, Resources, Store, StoreError, Tenant, TokenRecord, WriteContext};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -53,16 +52,16 @@ fn t0() -> OffsetDateTime {
 
 /// A write context as the service's write capability makes it (the only way to get one).
 fn ctx_with(tenant: &str, request_id: Option<&str>) -> WriteContext {
-    let request = RequestCtx {
-        principal: Principal {
-            tenant: tenant.into(),
-            id: "token:test".into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: request_id.map(str::to_string),
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let request = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            tenant,
+            "token:test",
+            false,
+            CredentialKind::StaticToken,
+        ),
+        request_id.map(str::to_string),
+        "http://localhost/scim/v2",
+    );
     request.writer().unwrap().context(t0())
 }
 

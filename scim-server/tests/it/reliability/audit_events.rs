@@ -10,8 +10,7 @@ use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::outbox::OutboxReader as _;
 use scim_graph_bridge::store::BridgeStore;
-use scim_server::auth::{CredentialKind, Principal};
-use scim_server::service::RequestCtx;
+use scim_server::auth::CredentialKind;
 use scim_server::store::WriteContext;
 use scim_server::store::change_log::{StoreChangeLog, append_event_in};
 use serde_json::json;
@@ -24,16 +23,11 @@ fn at(seconds: i64) -> OffsetDateTime {
 
 /// A write context as the write capability makes it (the only way to get one).
 fn ctx(principal: &str, seconds: i64) -> WriteContext {
-    let request = RequestCtx {
-        principal: Principal {
-            tenant: "t1".into(),
-            id: principal.into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: Some(format!("req-{seconds}")),
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let request = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal("t1", principal, false, CredentialKind::StaticToken),
+        Some(format!("req-{seconds}")),
+        "http://localhost/scim/v2",
+    );
     request.writer().unwrap().context(at(seconds))
 }
 
