@@ -523,7 +523,8 @@ pub async fn report(
         p.id.chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-    let mut response = Body::from_stream(pages).into_response();
+    // Fused: the server's layers (compression) may poll a body once more after its end.
+    let mut response = Body::from_stream(futures::StreamExt::fuse(pages)).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
