@@ -36,6 +36,28 @@ pub fn max_file_bytes(console: &Console) -> usize {
     )
 }
 
+/// A size for people: `32.0 MiB`, `200 bytes`.
+pub fn size_text(bytes: usize) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    } else if b >= KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// What a person reads when their file is over `limit` bytes.
+pub fn too_large_message(limit: usize) -> String {
+    format!(
+        "the file is larger than {} (the server's `inbound.max_import_bytes`); split it into \
+         smaller files, or import it on the server with `scim-server import`",
+        size_text(limit)
+    )
+}
+
 fn intake(console: &Console) -> Result<&Intake, ConsoleError> {
     console.app().inbound.as_deref().ok_or_else(|| {
         ConsoleError::NotFound(
@@ -69,6 +91,8 @@ pub struct Upload<'a> {
     pub delimiter: &'a str,
     /// The file's bytes; `None` when no file was chosen.
     pub file: Option<&'a [u8]>,
+    /// The file was larger than [`max_file_bytes`] (and not read).
+    pub oversize: bool,
 }
 
 /// Checks the form's fields the import function would refuse without naming a field.
@@ -79,6 +103,9 @@ fn check_fields(
 ) -> Result<Result<(), FieldError>, ConsoleError> {
     let intake = intake(console)?;
     let field = |field: &'static str, message: String| Ok(Err(FieldError { field, message }));
+    if upload.oversize {
+        return field("file", too_large_message(intake.config.max_import_bytes));
+    }
     if upload.mapping.is_empty() {
         return field(
             "mapping",
@@ -358,6 +385,13 @@ pub fn report_csv(lines: &[ReportLine], header: bool) -> Result<Vec<u8>, Console
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(size_text(200), "200 bytes");
+        assert_eq!(size_text(1536), "1.5 KiB");
+        assert_eq!(size_text(32 << 20), "32.0 MiB");
+    }
 
     #[test]
     fn report_lines_as_the_command_writes_them() {

@@ -131,6 +131,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::BAD_REQUEST => "Cannot do that",
         StatusCode::UNAUTHORIZED => "Sign-in failed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
         _ => "Something went wrong",
     };
     bare_page(

@@ -416,12 +416,48 @@ async fn bad_uploads_are_refused_and_queue_nothing(db: Arc<TestDb>) {
             let r = post_multipart(&f, path, &cookie, body.clone(), false).await;
             assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{what} {path}");
             assert!(
-                r.body.contains("inbound.max_import_bytes"),
+                r.body
+                    .contains("larger than 200 bytes (the server's `inbound.max_import_bytes`)")
+                    || r.body.contains(
+                        "larger than 200 bytes (the server&#39;s `inbound.max_import_bytes`)"
+                    ),
                 "{what}: {}",
                 r.body
             );
         }
     }
+    // A file just over the limit: the form again, the error next to the file.
+    let r = post_multipart(
+        &f,
+        "/console/upload",
+        &cookie,
+        multipart(&[("csrf", &csrf), ("mapping", "hr")], Some(big.as_bytes())),
+        false,
+    )
+    .await;
+    assert!(r.body.contains("id=\"file-error\""), "{}", r.body);
+    // With htmx the same error comes in the preview region (200: htmx swaps only a success).
+    let r = post_multipart(
+        &f,
+        "/console/upload/preview",
+        &cookie,
+        multipart(&[("csrf", &csrf), ("mapping", "hr")], Some(big.as_bytes())),
+        true,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Not uploaded") && r.body.contains("inbound.max_import_bytes"));
+    // A body whose file comes before any CSRF token is refused as it stands.
+    let r = post_multipart(
+        &f,
+        "/console/upload",
+        &cookie,
+        multipart(&[], Some(big.as_bytes())),
+        false,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.body.contains("Too large") && r.body.contains("inbound.max_import_bytes"));
     // (fields, file, field at fault, words)
     type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a [u8]>, &'a str, &'a str);
     let cases: Vec<Case> = vec![

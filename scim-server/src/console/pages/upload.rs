@@ -37,19 +37,16 @@ pub struct UploadPost {
     pub mapping: String,
     /// The delimiter's name.
     pub delimiter: String,
-    /// The file, when one was chosen.
+    /// The file, when one was chosen (and fit).
     pub file: Option<Vec<u8>>,
+    /// The file was larger than `inbound.max_import_bytes` (and not read further).
+    pub oversize: bool,
     /// Whether htmx sent it (the answer is a region of the page).
     pub htmx: bool,
 }
 
 fn too_large(limit: usize) -> ConsoleError {
-    ConsoleError::TooLarge(format!(
-        "the file is larger than {limit} bytes ({:.1} MiB, the server's \
-         `inbound.max_import_bytes`); split it into smaller files, or import it on the server \
-         with `scim-server import`",
-        limit as f64 / (1024.0 * 1024.0)
-    ))
+    ConsoleError::TooLarge(upload::too_large_message(limit))
 }
 
 fn unreadable(limit: usize, e: &MultipartError) -> ConsoleError {
@@ -84,7 +81,8 @@ where
                 ))
             })?;
         let (mut csrf, mut mapping, mut delimiter, mut file) = (None, None, None, None);
-        while let Some(mut field) = multipart
+        let mut oversize = false;
+        'fields: while let Some(mut field) = multipart
             .next_field()
             .await
             .map_err(|e| unreadable(limit, &e))?
@@ -95,7 +93,14 @@ where
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(|e| unreadable(limit, &e))? {
                     if bytes.len() + chunk.len() > limit {
-                        return Err(too_large(limit));
+                        // The form sends its CSRF token first: with it checked, the page answers
+                        // with the error next to the file (htmx can show that); without it, the
+                        // request is refused as it stands.
+                        if csrf.is_none() {
+                            return Err(too_large(limit));
+                        }
+                        oversize = true;
+                        break 'fields;
                     }
                     bytes.extend_from_slice(&chunk);
                 }
@@ -125,7 +130,8 @@ where
             session,
             mapping: mapping.unwrap_or_default().trim().to_string(),
             delimiter: delimiter.unwrap_or_default().trim().to_string(),
-            file,
+            file: file.filter(|_| !oversize),
+            oversize,
             htmx,
         })
     }
@@ -137,6 +143,7 @@ impl UploadPost {
             mapping: &self.mapping,
             delimiter: &self.delimiter,
             file: self.file.as_deref(),
+            oversize: self.oversize,
         }
     }
 }
@@ -182,7 +189,7 @@ fn upload_form(
             div.field {
                 label for="file" { "CSV file" }
                 p.hint #file-hint { "UTF-8 text, the header row first, one employee per row. At most "
-                    (format!("{:.1} MiB", limit as f64 / (1024.0 * 1024.0))) "." }
+                    (upload::size_text(limit)) "." }
                 input #file type="file" name="file" accept=".csv,text/csv,text/plain"
                     aria-describedby=(described("file", "file-hint"))
                     aria-invalid=[error_for(errors, "file").map(|_| "true")];
@@ -356,6 +363,8 @@ fn refused(
     let body = upload_page(console, &post.session, Some(post), None, &errors)?;
     let status = if post.htmx {
         StatusCode::OK
+    } else if post.oversize {
+        StatusCode::PAYLOAD_TOO_LARGE
     } else {
         StatusCode::BAD_REQUEST
     };
