@@ -73,6 +73,15 @@ pub enum Action {
     RetryIntakeJob,
     /// Put a Graph bridge dead letter back on the bridge's queue.
     RetryBridgeWork,
+    /// Preview a CSV upload (each row's outcome; nothing written).
+    PreviewImport,
+    /// Upload a CSV file of employees as an HR intake job.
+    RunImport,
+    /// See the server's tenants, the Graph rules in effect and the configuration (secrets
+    /// redacted).
+    ViewAdmin,
+    /// Create a tenant.
+    CreateTenant,
 }
 
 impl Action {
@@ -89,6 +98,10 @@ impl Action {
             Action::Rehire => "rehire",
             Action::RetryIntakeJob => "retry_intake_job",
             Action::RetryBridgeWork => "retry_bridge_work",
+            Action::PreviewImport => "preview_import",
+            Action::RunImport => "run_import",
+            Action::ViewAdmin => "view_admin",
+            Action::CreateTenant => "create_tenant",
         }
     }
 
@@ -104,6 +117,10 @@ impl Action {
         Action::Rehire,
         Action::RetryIntakeJob,
         Action::RetryBridgeWork,
+        Action::PreviewImport,
+        Action::RunImport,
+        Action::ViewAdmin,
+        Action::CreateTenant,
     ];
 
     /// The roles that may take this action.
@@ -122,6 +139,14 @@ impl Action {
             | Action::Rehire
             | Action::RetryIntakeJob
             | Action::RetryBridgeWork => &[Role::Operator, Role::Approver, Role::Admin],
+            // A CSV upload is a batch of joiner and mover writes: the operator's work. A preview
+            // writes nothing but reads every row's person, so it takes the same role.
+            Action::PreviewImport | Action::RunImport => {
+                &[Role::Operator, Role::Approver, Role::Admin]
+            }
+            // Tenants, the Graph rules and the configuration are the server's, not one
+            // tenant's directory: admins only.
+            Action::ViewAdmin | Action::CreateTenant => &[Role::Admin],
         }
     }
 }
@@ -197,6 +222,10 @@ pub fn authorize(operator: &Operator, action: Action) -> Result<Permit, Forbidde
                 Action::Rehire => "rehire people",
                 Action::RetryIntakeJob => "retry intake jobs",
                 Action::RetryBridgeWork => "retry Graph bridge work",
+                Action::PreviewImport => "preview CSV uploads",
+                Action::RunImport => "upload CSV files",
+                Action::ViewAdmin => "view the server's administration pages",
+                Action::CreateTenant => "create tenants",
             },
         })
     }
@@ -232,6 +261,10 @@ mod tests {
             (Action::Rehire, vec![Operator, Approver, Admin]),
             (Action::RetryIntakeJob, vec![Operator, Approver, Admin]),
             (Action::RetryBridgeWork, vec![Operator, Approver, Admin]),
+            (Action::PreviewImport, vec![Operator, Approver, Admin]),
+            (Action::RunImport, vec![Operator, Approver, Admin]),
+            (Action::ViewAdmin, vec![Admin]),
+            (Action::CreateTenant, vec![Admin]),
         ] {
             for role in [Viewer, Operator, Approver, Admin] {
                 assert!(Action::ALL.contains(&action));

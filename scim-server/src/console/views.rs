@@ -23,6 +23,10 @@ pub enum Nav {
     Bridge,
     /// Tokens.
     Tokens,
+    /// CSV upload.
+    Upload,
+    /// Admin: tenants, rules, configuration.
+    Admin,
     /// The console's action log.
     Activity,
     /// None (sign-in, errors).
@@ -35,7 +39,9 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Groups, "/console/groups", "Groups"),
     (Nav::Intake, "/console/intake", "Intake"),
     (Nav::Bridge, "/console/bridge", "Bridge"),
+    (Nav::Upload, "/console/upload", "Upload"),
     (Nav::Tokens, "/console/admin/tokens", "Tokens"),
+    (Nav::Admin, "/console/admin", "Admin"),
     (Nav::Activity, "/console/activity", "Activity"),
 ];
 
@@ -125,6 +131,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::BAD_REQUEST => "Cannot do that",
         StatusCode::UNAUTHORIZED => "Sign-in failed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
         _ => "Something went wrong",
     };
     bare_page(

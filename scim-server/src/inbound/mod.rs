@@ -239,6 +239,19 @@ impl Intake {
             .or_else(|| self.source(tenant, name).map(|s| &s.mapping))
     }
 
+    /// The names a CSV upload of `tenant` may give as its mapping: every `[inbound.mappings]`
+    /// entry, then the tenant's event sources (whose mappings [`Intake::mapping`] also finds),
+    /// each once, in that order.
+    pub fn mapping_names(&self, tenant: &str) -> Vec<String> {
+        let mut names: Vec<String> = self.mappings.keys().cloned().collect();
+        for source in self.sources.iter().filter(|s| s.tenant == tenant) {
+            if !names.contains(&source.name) {
+                names.push(source.name.clone());
+            }
+        }
+        names
+    }
+
     /// Counts one verified event of `tenant`'s `source`; `Err(seconds)` when the source is over
     /// `inbound.events_per_second` (with `inbound.events_burst`).
     pub fn check_event_rate(&self, tenant: &str, source: &str) -> Result<(), u64> {

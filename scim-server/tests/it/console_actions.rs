@@ -480,8 +480,30 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
                 form(&[("csrf", &csrf)]),
                 "retry Graph bridge work",
             ),
+            (
+                "/console/admin/tenants".to_string(),
+                form(&[("csrf", &csrf), ("id", "sneaky")]),
+                "create tenants",
+            ),
         ] {
             let r = f.post(&path, Some(&cookie), &body).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+            assert!(
+                r.body.contains(&format!("the {role} role may not {what}")),
+                "{path}: {}",
+                r.body
+            );
+        }
+        // The CSV upload's actions post a file (multipart/form-data).
+        for (path, what) in [
+            ("/console/upload/preview", "preview CSV uploads"),
+            ("/console/upload", "upload CSV files"),
+        ] {
+            let body = crate::console_ops::multipart(
+                &[("csrf", &csrf), ("mapping", "hr")],
+                Some(b"Employee ID\nE1\n"),
+            );
+            let r = crate::console_ops::post_multipart(&f, path, &cookie, body, false).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
             assert!(
                 r.body.contains(&format!("the {role} role may not {what}")),
@@ -518,7 +540,7 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
         .filter(|a| a.outcome == "refused")
         .map(|a| a.action)
         .collect();
-    assert_eq!(refused.len(), 6, "{refused:?}");
+    assert_eq!(refused.len(), 9, "{refused:?}");
     let viewer = |a: &str| {
         (
             "console:sub-viewer".to_string(),
