@@ -22,6 +22,7 @@ pub mod actions;
 pub mod assets;
 pub mod config;
 pub mod db;
+pub mod governance;
 pub mod oidc;
 pub mod pages;
 pub mod queues;
@@ -56,6 +57,7 @@ struct Inner {
     oidc: Option<oidc::OidcClient>,
     default_tenant: String,
     bridge: Option<scim_graph_bridge::store::BridgeStore>,
+    hygiene: governance::HygieneCache,
 }
 
 impl std::fmt::Debug for Console {
@@ -94,6 +96,7 @@ impl Console {
                 oidc,
                 default_tenant: default_tenant.into(),
                 bridge,
+                hygiene: governance::HygieneCache::default(),
             }),
         })
     }
@@ -131,6 +134,11 @@ impl Console {
     /// The Graph bridge's tables (plans, dead letters, queue), when `[graph]` is configured.
     pub fn bridge(&self) -> Option<&scim_graph_bridge::store::BridgeStore> {
         self.inner.bridge.as_ref()
+    }
+
+    /// The latest hygiene report per tenant (the Hygiene page).
+    pub fn hygiene_cache(&self) -> &governance::HygieneCache {
+        &self.inner.hygiene
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) when the console is reached over HTTPS:
@@ -175,6 +183,10 @@ pub enum ConsoleError {
     /// The role may not take the action.
     #[error(transparent)]
     Forbidden(#[from] roles::Forbidden),
+    /// Refused for a reason other than the role (an item assigned to another reviewer, an
+    /// approver a time-bound grant's policy does not name): 403 with the reason.
+    #[error("{0}")]
+    Refused(String),
     /// A form without the session's CSRF token.
     #[error(
         "this form was not sent from a console page of your current session; reload the page and try again"
@@ -222,7 +234,9 @@ impl IntoResponse for ConsoleError {
             ConsoleError::SignedOut(reason) => {
                 return Redirect::to(&format!("/console/signin?reason={reason}")).into_response();
             }
-            ConsoleError::Forbidden(_) | ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::Forbidden(_) | ConsoleError::Refused(_) | ConsoleError::Csrf => {
+                StatusCode::FORBIDDEN
+            }
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::SignIn(oidc::OidcError::Provider(_)) => StatusCode::BAD_GATEWAY,
@@ -329,6 +343,36 @@ pub fn router(console: Console) -> Router {
             get(pages::tokens::confirm_revoke).post(pages::tokens::revoke),
         )
         .route("/console/activity", get(pages::dashboard::activity))
+        .route("/console/reviews", get(pages::reviews::inbox))
+        .route("/console/reviews/campaigns", get(pages::reviews::campaigns))
+        .route(
+            "/console/reviews/campaigns/{id}",
+            get(pages::reviews::campaign),
+        )
+        .route(
+            "/console/reviews/{review}/decisions",
+            post(pages::reviews::decide_selected),
+        )
+        .route(
+            "/console/reviews/{review}/items/{item}",
+            get(pages::reviews::item).post(pages::reviews::decide_item),
+        )
+        .route(
+            "/console/jit",
+            get(pages::access::grants).post(pages::access::request),
+        )
+        .route("/console/jit/{id}", get(pages::access::grant))
+        .route("/console/jit/{id}/approve", post(pages::access::approve))
+        .route("/console/jit/{id}/deny", post(pages::access::deny))
+        .route(
+            "/console/hygiene",
+            get(pages::access::hygiene).post(pages::access::refresh_hygiene),
+        )
+        .route("/console/evidence", get(pages::access::evidence_list))
+        .route(
+            "/console/evidence/export",
+            get(pages::access::evidence_export),
+        )
         .route("/console/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)

@@ -73,6 +73,17 @@ pub enum Action {
     RetryIntakeJob,
     /// Put a Graph bridge dead letter back on the bridge's queue.
     RetryBridgeWork,
+    /// See the governance pages: one's review inbox, time-bound grants, hygiene, leaver
+    /// evidence (and download it).
+    ViewGovernance,
+    /// See every access review campaign of the tenant with its items.
+    ViewCampaigns,
+    /// Decide access review items assigned to oneself (keep or revoke, with a justification).
+    DecideReview,
+    /// Ask for a time-bound grant for a person.
+    RequestGrant,
+    /// Approve or deny a pending time-bound grant.
+    DecideGrant,
 }
 
 impl Action {
@@ -89,6 +100,11 @@ impl Action {
             Action::Rehire => "rehire",
             Action::RetryIntakeJob => "retry_intake_job",
             Action::RetryBridgeWork => "retry_bridge_work",
+            Action::ViewGovernance => "view_governance",
+            Action::ViewCampaigns => "view_campaigns",
+            Action::DecideReview => "decide_review",
+            Action::RequestGrant => "request_grant",
+            Action::DecideGrant => "decide_grant",
         }
     }
 
@@ -104,13 +120,18 @@ impl Action {
         Action::Rehire,
         Action::RetryIntakeJob,
         Action::RetryBridgeWork,
+        Action::ViewGovernance,
+        Action::ViewCampaigns,
+        Action::DecideReview,
+        Action::RequestGrant,
+        Action::DecideGrant,
     ];
 
     /// The roles that may take this action.
     pub fn allowed_roles(self) -> &'static [Role] {
         const EVERYONE: &[Role] = &[Role::Viewer, Role::Operator, Role::Approver, Role::Admin];
         match self {
-            Action::ViewDirectory | Action::ViewTokens => EVERYONE,
+            Action::ViewDirectory | Action::ViewTokens | Action::ViewGovernance => EVERYONE,
             // A bearer token can write every resource of the tenant: only admins mint or revoke.
             Action::CreateToken | Action::RevokeToken => &[Role::Admin],
             // Joiner, mover and leaver work and retrying stuck work are the operator's job; the
@@ -121,7 +142,13 @@ impl Action {
             | Action::Terminate
             | Action::Rehire
             | Action::RetryIntakeJob
-            | Action::RetryBridgeWork => &[Role::Operator, Role::Approver, Role::Admin],
+            | Action::RetryBridgeWork
+            | Action::RequestGrant => &[Role::Operator, Role::Approver, Role::Admin],
+            // Deciding access (a review item, a time-bound grant) is the approver's job; the
+            // admin, ranked above, includes it.
+            Action::DecideReview | Action::DecideGrant => &[Role::Approver, Role::Admin],
+            // Every campaign with every reviewer's items: the people who run the reviews.
+            Action::ViewCampaigns => &[Role::Admin],
         }
     }
 }
@@ -197,6 +224,11 @@ pub fn authorize(operator: &Operator, action: Action) -> Result<Permit, Forbidde
                 Action::Rehire => "rehire people",
                 Action::RetryIntakeJob => "retry intake jobs",
                 Action::RetryBridgeWork => "retry Graph bridge work",
+                Action::ViewGovernance => "view governance",
+                Action::ViewCampaigns => "view review campaigns",
+                Action::DecideReview => "decide access reviews",
+                Action::RequestGrant => "request time-bound access",
+                Action::DecideGrant => "approve or deny time-bound access",
             },
         })
     }
@@ -232,6 +264,14 @@ mod tests {
             (Action::Rehire, vec![Operator, Approver, Admin]),
             (Action::RetryIntakeJob, vec![Operator, Approver, Admin]),
             (Action::RetryBridgeWork, vec![Operator, Approver, Admin]),
+            (
+                Action::ViewGovernance,
+                vec![Viewer, Operator, Approver, Admin],
+            ),
+            (Action::ViewCampaigns, vec![Admin]),
+            (Action::DecideReview, vec![Approver, Admin]),
+            (Action::RequestGrant, vec![Operator, Approver, Admin]),
+            (Action::DecideGrant, vec![Approver, Admin]),
         ] {
             for role in [Viewer, Operator, Approver, Admin] {
                 assert!(Action::ALL.contains(&action));

@@ -451,6 +451,8 @@ pub(crate) async fn log_action(
         Action::ViewTokens | Action::CreateToken | Action::RevokeToken => "Token",
         Action::RetryIntakeJob => "IntakeJob",
         Action::RetryBridgeWork => "BridgeDeadLetter",
+        Action::ViewGovernance | Action::ViewCampaigns | Action::DecideReview => "AccessReview",
+        Action::RequestGrant | Action::DecideGrant => "JitGrant",
     };
     // The subject id must be a short printable string; a form's free text may be neither.
     let subject_id = if target.is_empty()

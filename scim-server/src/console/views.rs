@@ -25,6 +25,14 @@ pub enum Nav {
     Tokens,
     /// The console's action log.
     Activity,
+    /// Access reviews: one's inbox, campaigns.
+    Reviews,
+    /// Time-bound (JIT) grants.
+    Grants,
+    /// Hygiene reports.
+    Hygiene,
+    /// Leaver evidence.
+    Evidence,
     /// None (sign-in, errors).
     None,
 }
@@ -37,6 +45,10 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Bridge, "/console/bridge", "Bridge"),
     (Nav::Tokens, "/console/admin/tokens", "Tokens"),
     (Nav::Activity, "/console/activity", "Activity"),
+    (Nav::Reviews, "/console/reviews", "Reviews"),
+    (Nav::Grants, "/console/jit", "JIT access"),
+    (Nav::Hygiene, "/console/hygiene", "Hygiene"),
+    (Nav::Evidence, "/console/evidence", "Evidence"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -1,11 +1,13 @@
 //! Thin handlers: extract the session and the form, call one [`super::service`] function,
 //! render the result with [`super::views`].
 
+pub mod access;
 pub mod auth;
 pub mod dashboard;
 pub mod directory;
 pub mod people;
 pub mod queues;
+pub mod reviews;
 pub mod tokens;
 
 use super::session::Session;
