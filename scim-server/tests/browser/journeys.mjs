@@ -19,6 +19,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
+import { approver, governanceJourneys, governanceSection } from './governance.mjs';
 
 const serverBin = process.env.SCIM_SERVER_BIN;
 const workDir = process.env.SCIM_WORK_DIR;
@@ -59,6 +60,7 @@ const people = {
   vic: { name: 'Vic Viewer', email: 'vic@corp.example', groups: ['console-viewers', 'all-staff'] },
   otto: { name: 'Otto Operator', email: 'otto@corp.example', groups: ['console-operators', 'all-staff'] },
   nora: { name: 'Nora Nobody', email: 'nora@corp.example', groups: ['all-staff'] },
+  ...approver,
 };
 const idpPort = await freePort();
 const consolePort = await freePort();
@@ -106,8 +108,10 @@ client_secret = "${clientSecret}"
 admin = ["console-admins"]
 operator = ["console-operators"]
 viewer = ["console-viewers"]
+approver = ["console-approvers"]
 
 ${graphSection}
+${governanceSection}
 `);
 const server = spawn(serverBin, ['serve', '--config', configPath], {
   env: { PATH: process.env.PATH, SCIM_TOKEN: token, SCIM_LOG: 'warn' },
@@ -321,6 +325,8 @@ try {
     await shot(page, 'intake');
     await context.close();
   });
+
+  await governanceJourneys({ browser, base: consoleBase, token, journey, signIn, shot, scim });
 
   await journey('a form post without the session CSRF token is refused', async () => {
     const context = await browser.newContext();
