@@ -691,6 +691,155 @@ async fn hygiene_and_leaver_evidence(env: Env) {
     assert!(bad.body.contains("json, csv, html"));
 }
 
+/// A review of `n` items for `reviewer` (and its e-mail address), stored as a started review
+/// stores them; returns the review id.
+async fn stored_review(
+    env: &Env,
+    name: &str,
+    reviewer: &str,
+    email: Option<&str>,
+    n: usize,
+) -> String {
+    use scim_server::governance::store::{ItemRow, ReviewRow};
+    let now = env.clock.now();
+    let ms = scim_graph_bridge::clock::to_millis(now);
+    let id = uuid::Uuid::new_v4().to_string();
+    let spec = json!({
+        "name": name, "scope": [{"group": "eng"}],
+        "reviewers": {"mode": "named", "reviewer": reviewer},
+        "dueAt": rfc3339(now + time::Duration::days(7)), "defaultDecision": "keep"
+    });
+    let row = ReviewRow {
+        tenant_id: "default".into(),
+        id: id.clone(),
+        name: name.into(),
+        spec: spec.to_string(),
+        status: "scheduled".into(),
+        starts_at_ms: ms,
+        due_at_ms: ms + 7 * 86_400_000,
+        created_at_ms: ms,
+        created_by: "cli".into(),
+        started_at_ms: None,
+        completed_at_ms: None,
+        applied_at_ms: None,
+    };
+    env.gov.store.insert_review(&row, &[], &[]).await.unwrap();
+    let items: Vec<ItemRow> = (0..n)
+        .map(|i| ItemRow {
+            tenant_id: "default".into(),
+            review_id: id.clone(),
+            id: format!("item-{i:03}"),
+            target: json!({"catalog": {"grant": {"kind": "group", "name": "eng"}}}).to_string(),
+            target_label: "group \"eng\"".into(),
+            graph_user_id: format!("g-{i:03}"),
+            user_principal_name: Some(format!("holder{i:03}@contoso.example")),
+            display_name: None,
+            scim_user_id: None,
+            assignment_id: None,
+            reviewer: reviewer.into(),
+            reviewer_email: email.map(str::to_string),
+            last_sign_in_ms: None,
+            rule_derived: 1,
+            recommendation: "keep".into(),
+            recommendation_reason: "the rules grant it".into(),
+            decision: None,
+            justification: None,
+            decided_by: None,
+            decided_at_ms: None,
+            outcome: None,
+            outcome_detail: None,
+            applied_at_ms: None,
+        })
+        .collect();
+    assert!(
+        env.gov
+            .store
+            .start_review("default", &id, &items, &[], &[], now)
+            .await
+            .unwrap()
+    );
+    id
+}
+
+async fn the_inbox_pages_by_key_and_matches_either_name(env: Env) {
+    // 30 items naming mia by user name, 12 naming her only by e-mail address, 5 for someone else
+    let first = stored_review(&env, "Big review", "Mia.K@contoso.example", None, 30).await;
+    stored_review(
+        &env,
+        "Second review",
+        "Mia K",
+        Some("mia@CONTOSO.example"),
+        12,
+    )
+    .await;
+    stored_review(&env, "Not hers", "secops@contoso.example", None, 5).await;
+    let f = console(&env, true).await;
+    let operator = Operator {
+        tenant: "default".into(),
+        subject: "sub-mia".into(),
+        display_name: "mia".into(),
+        role: Role::Approver,
+    };
+    let names = ReviewerIdentity {
+        email: Some("mia@contoso.example".into()),
+        username: Some("mia.k@contoso.example".into()),
+    };
+    let set_cookie = f.console.start_session_as(&operator, &names).await.unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let mut path = "/console/reviews".to_string();
+    let mut seen: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = f.get(&path, Some(&cookie)).await;
+        assert_ok(&page, &path);
+        assert!(
+            page.body.contains("Waiting for your decision (42)"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("Not hers"));
+        pages += 1;
+        seen.extend(
+            page.body
+                .split("<a href=\"/console/reviews/")
+                .skip(1)
+                .filter_map(|s| s.split('"').next())
+                .filter(|s| s.contains("/items/"))
+                .map(str::to_string),
+        );
+        match page
+            .body
+            .split("href=\"")
+            .find(|s| s.contains(">Next page<"))
+        {
+            Some(next) => path = next.split('"').next().unwrap().replace("&amp;", "&"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(seen.len(), 42, "{seen:?}");
+    let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), 42, "each item once");
+    // deciding one moves it to the decided tab
+    let page = f.get("/console/reviews", Some(&cookie)).await;
+    let csrf = csrf_of(&page.body);
+    let r = f
+        .post(
+            &format!("/console/reviews/{first}/items/item-007"),
+            Some(&cookie),
+            &form(&[
+                ("csrf", &csrf),
+                ("decision", "revoke"),
+                ("justification", "not needed"),
+            ]),
+        )
+        .await;
+    assert_ok(&r, "decide");
+    let decided = f.get("/console/reviews?show=decided", Some(&cookie)).await;
+    assert!(decided.body.contains("holder007@contoso.example"));
+    assert!(decided.body.contains("Waiting for your decision (41)"));
+}
+
 async fn pages_say_when_governance_or_the_bridge_is_missing(env: Env) {
     let f = console(&env, false).await;
     let (cookie, _) = sign_in(&f, "ada", Role::Admin, Some("ada@contoso.example")).await;
@@ -768,5 +917,6 @@ mod run {
         an_operator_requests_time_bound_access_and_an_approver_decides,
         hygiene_and_leaver_evidence,
         pages_say_when_governance_or_the_bridge_is_missing,
+        the_inbox_pages_by_key_and_matches_either_name,
     );
 }
