@@ -485,6 +485,45 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
                 form(&[("csrf", &csrf), ("id", "sneaky")]),
                 "create tenants",
             ),
+            // Governance (console_gov.rs): refused before governance is even looked for.
+            (
+                "/console/reviews/any-review/decisions".to_string(),
+                form(&[
+                    ("csrf", &csrf),
+                    ("item", "i"),
+                    ("decision", "keep"),
+                    ("justification", "x"),
+                ]),
+                "decide access reviews",
+            ),
+            (
+                "/console/reviews/any-review/items/any-item".to_string(),
+                form(&[
+                    ("csrf", &csrf),
+                    ("decision", "revoke"),
+                    ("justification", "x"),
+                ]),
+                "decide access reviews",
+            ),
+            (
+                "/console/jit".to_string(),
+                form(&[
+                    ("csrf", &csrf),
+                    ("user", "ada@example.com"),
+                    ("grant", "role:helpdesk"),
+                ]),
+                "request time-bound access",
+            ),
+            (
+                "/console/jit/any-grant/approve".to_string(),
+                form(&[("csrf", &csrf)]),
+                "approve or deny time-bound access",
+            ),
+            (
+                "/console/jit/any-grant/deny".to_string(),
+                form(&[("csrf", &csrf), ("note", "x")]),
+                "approve or deny time-bound access",
+            ),
         ] {
             let r = f.post(&path, Some(&cookie), &body).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
@@ -511,6 +550,20 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
                 r.body
             );
         }
+    }
+    // Every campaign with every reviewer's items is the admins' (a page, not an action: refused,
+    // not recorded).
+    let (cookie, _) = f.sign_in(Role::Viewer).await;
+    for path in [
+        "/console/reviews/campaigns",
+        "/console/reviews/campaigns/any",
+    ] {
+        let r = f.get(path, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            r.body
+                .contains("the viewer role may not view review campaigns")
+        );
     }
     assert_eq!(f.user(&ada).await, before, "nothing changed");
     let users = f.get("/console/people", Some(&f.admin().await.0)).await;
@@ -540,7 +593,7 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
         .filter(|a| a.outcome == "refused")
         .map(|a| a.action)
         .collect();
-    assert_eq!(refused.len(), 9, "{refused:?}");
+    assert_eq!(refused.len(), 14, "{refused:?}");
     let viewer = |a: &str| {
         (
             "console:sub-viewer".to_string(),

@@ -217,8 +217,10 @@ macro_rules! insert_tasks {
 }
 
 // After the macros, which the submodule uses.
+mod inbox;
 mod reviews;
 
+pub use inbox::{InboxFilter, MAX_REVIEWER_NAMES};
 pub use reviews::{Decision, ExceptionRow, ItemRow, ReviewRow};
 
 impl GovStore {
