@@ -122,19 +122,19 @@ pub(crate) fn operator_ctx(
 ) -> RequestCtx {
     let op = permit.operator();
     let settings = &console.app().settings;
-    RequestCtx {
-        principal: Principal {
-            tenant: op.tenant.clone(),
-            id: op.principal(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: request_id.map(str::to_string),
-        base_url: settings
+    RequestCtx::new(
+        Principal::new(
+            op.tenant.clone(),
+            op.principal(),
+            false,
+            CredentialKind::StaticToken,
+        ),
+        request_id.map(str::to_string),
+        settings
             .public_url
             .clone()
             .unwrap_or_else(|| settings.base_path.clone()),
-    }
+    )
 }
 
 fn users(console: &Console) -> Result<&ResourceType, ConsoleError> {

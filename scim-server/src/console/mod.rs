@@ -27,6 +27,7 @@ pub mod admin;
 pub mod assets;
 pub mod config;
 pub mod db;
+pub mod governance;
 pub mod oidc;
 pub mod pages;
 pub mod queues;
@@ -63,6 +64,7 @@ struct Inner {
     default_tenant: String,
     bridge: Option<scim_graph_bridge::store::BridgeStore>,
     server: OnceLock<admin::ServerView>,
+    hygiene: governance::HygieneCache,
 }
 
 impl std::fmt::Debug for Console {
@@ -102,6 +104,7 @@ impl Console {
                 default_tenant: default_tenant.into(),
                 bridge,
                 server: OnceLock::new(),
+                hygiene: governance::HygieneCache::default(),
             }),
         })
     }
@@ -151,6 +154,9 @@ impl Console {
     /// What the admin pages show about the server, once [`Console::set_server_view`] ran.
     pub fn server_view(&self) -> Option<&admin::ServerView> {
         self.inner.server.get()
+    /// The latest hygiene report per tenant (the Hygiene page).
+    pub fn hygiene_cache(&self) -> &governance::HygieneCache {
+        &self.inner.hygiene
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) when the console is reached over HTTPS:
@@ -195,6 +201,10 @@ pub enum ConsoleError {
     /// The role may not take the action.
     #[error(transparent)]
     Forbidden(#[from] roles::Forbidden),
+    /// Refused for a reason other than the role (an item assigned to another reviewer, an
+    /// approver a time-bound grant's policy does not name): 403 with the reason.
+    #[error("{0}")]
+    Refused(String),
     /// A form without the session's CSRF token.
     #[error(
         "this form was not sent from a console page of your current session; reload the page and try again"
@@ -388,6 +398,36 @@ pub fn router(console: Console) -> Router {
         .route("/console/admin/rules", get(pages::admin::rules))
         .route("/console/admin/config", get(pages::admin::config))
         .route("/console/activity", get(pages::dashboard::activity))
+        .route("/console/reviews", get(pages::reviews::inbox))
+        .route("/console/reviews/campaigns", get(pages::reviews::campaigns))
+        .route(
+            "/console/reviews/campaigns/{id}",
+            get(pages::reviews::campaign),
+        )
+        .route(
+            "/console/reviews/{review}/decisions",
+            post(pages::reviews::decide_selected),
+        )
+        .route(
+            "/console/reviews/{review}/items/{item}",
+            get(pages::reviews::item).post(pages::reviews::decide_item),
+        )
+        .route(
+            "/console/jit",
+            get(pages::access::grants).post(pages::access::request),
+        )
+        .route("/console/jit/{id}", get(pages::access::grant))
+        .route("/console/jit/{id}/approve", post(pages::access::approve))
+        .route("/console/jit/{id}/deny", post(pages::access::deny))
+        .route(
+            "/console/hygiene",
+            get(pages::access::hygiene).post(pages::access::refresh_hygiene),
+        )
+        .route("/console/evidence", get(pages::access::evidence_list))
+        .route(
+            "/console/evidence/export",
+            get(pages::access::evidence_export),
+        )
         .route("/console/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)

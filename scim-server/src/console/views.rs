@@ -29,6 +29,14 @@ pub enum Nav {
     Admin,
     /// The console's action log.
     Activity,
+    /// Access reviews: one's inbox, campaigns.
+    Reviews,
+    /// Time-bound (JIT) grants.
+    Grants,
+    /// Hygiene reports.
+    Hygiene,
+    /// Leaver evidence.
+    Evidence,
     /// None (sign-in, errors).
     None,
 }
@@ -43,6 +51,10 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Tokens, "/console/admin/tokens", "Tokens"),
     (Nav::Admin, "/console/admin", "Admin"),
     (Nav::Activity, "/console/activity", "Activity"),
+    (Nav::Reviews, "/console/reviews", "Reviews"),
+    (Nav::Grants, "/console/jit", "JIT access"),
+    (Nav::Hygiene, "/console/hygiene", "Hygiene"),
+    (Nav::Evidence, "/console/evidence", "Evidence"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -324,8 +324,8 @@ pub async fn accept_bulk_upload(
     let job = queue::NewJob {
         id: uuid::Uuid::new_v4().to_string(),
         tenant: ctx.tenant().to_string(),
-        principal: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
+        principal: ctx.principal().id().to_string(),
+        request_id: ctx.request_id().map(str::to_string),
         source: "bulkUpload".into(),
         operations,
     };
@@ -459,8 +459,8 @@ pub async fn accept_import(
     let job = queue::NewJob {
         id: uuid::Uuid::new_v4().to_string(),
         tenant: ctx.tenant().to_string(),
-        principal: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
+        principal: ctx.principal().id().to_string(),
+        request_id: ctx.request_id().map(str::to_string),
         source: "csv".into(),
         operations: good
             .into_iter()

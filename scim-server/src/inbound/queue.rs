@@ -12,6 +12,7 @@
 //! configured attempts; `inbound dead-letters retry` queues it again).
 
 use crate::store::{Result, StoreError};
+use scim_graph_bridge::on_pool;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -25,24 +26,7 @@ pub enum Queue {
     /// PostgreSQL.
     Postgres(sqlx::PgPool),
 }
-
-/// Runs the same body against either pool kind; `$pg` tells which.
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
-        match $self {
-            Queue::Sqlite($pool) => {
-                #[allow(unused_variables)]
-                let $pg = false;
-                $body
-            }
-            Queue::Postgres($pool) => {
-                #[allow(unused_variables)]
-                let $pg = true;
-                $body
-            }
-        }
-    };
-}
+scim_graph_bridge::impl_on_pool!(Queue);
 
 /// Job status names as stored and shown.
 pub mod status {

@@ -21,6 +21,7 @@ import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
 import { uploadConfig, uploadJourney, uploadRefusals } from './upload.mjs';
 import { adminJourney } from './admin.mjs';
+import { approver, governanceJourneys, governanceSection } from './governance.mjs';
 
 const serverBin = process.env.SCIM_SERVER_BIN;
 const workDir = process.env.SCIM_WORK_DIR;
@@ -61,6 +62,7 @@ const people = {
   vic: { name: 'Vic Viewer', email: 'vic@corp.example', groups: ['console-viewers', 'all-staff'] },
   otto: { name: 'Otto Operator', email: 'otto@corp.example', groups: ['console-operators', 'all-staff'] },
   nora: { name: 'Nora Nobody', email: 'nora@corp.example', groups: ['all-staff'] },
+  ...approver,
 };
 const idpPort = await freePort();
 const consolePort = await freePort();
@@ -108,9 +110,11 @@ client_secret = "${clientSecret}"
 admin = ["console-admins"]
 operator = ["console-operators"]
 viewer = ["console-viewers"]
+approver = ["console-approvers"]
 
 ${graphSection}
 ${uploadConfig(workDir)}
+${governanceSection}
 `);
 const server = spawn(serverBin, ['serve', '--config', configPath], {
   env: { PATH: process.env.PATH, SCIM_TOKEN: token, SCIM_LOG: 'warn' },
@@ -328,6 +332,7 @@ try {
   await uploadJourney({ journey, browser, signIn, consoleBase, shot, scim, workDir });
   const graphSecret = (graphSection.match(/client_secret = "([^"]*)"/) || [])[1];
   await adminJourney({ journey, browser, signIn, consoleBase, shot, secrets: [clientSecret, token, graphSecret].filter(Boolean) });
+  await governanceJourneys({ browser, base: consoleBase, token, journey, signIn, shot, scim });
 
   await journey('a form post without the session CSRF token is refused', async () => {
     const context = await browser.newContext();

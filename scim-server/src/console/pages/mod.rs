@@ -2,11 +2,13 @@
 //! render the result with [`super::views`].
 
 pub mod admin;
+pub mod access;
 pub mod auth;
 pub mod dashboard;
 pub mod directory;
 pub mod people;
 pub mod queues;
+pub mod reviews;
 pub mod tokens;
 pub mod upload;
 
