@@ -115,7 +115,8 @@ profile_db() {  # profile_db KIND
   stop
   [ "$CALLGRIND" = 1 ] || return 0
   for case in W1:env W1:stored W2:env W2:stored; do
-    local w="${case%%:*}" t="${case##*:}" tok="$TOKEN" file="$OUT/callgrind-$LABEL-${w}-$t.out"
+    local w="${case%%:*}" t="${case##*:}" tok="$TOKEN"
+    local file="$OUT/callgrind-$LABEL-$w-$t.out"
     [ "$t" = stored ] && tok="$stored"
     start valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$file"
     load "$tok" "$w" --requests 50 --warmup 0 --concurrency 1   # warm caches and pools, unmeasured
@@ -124,7 +125,7 @@ profile_db() {  # profile_db KIND
     callgrind_control -i off "$SERVER_PID" >/dev/null
     stop
     local total
-    total="$(callgrind_annotate "$file" 2>/dev/null | grep -m1 'PROGRAM TOTALS' | grep -Eo '^[0-9,]+' | tr -d ,)"
+    total="$(callgrind_annotate "$file" 2>/dev/null | grep 'PROGRAM TOTALS' | grep -Eo '^[0-9,]+' | tr -d , || true)"
     echo "$LABEL $w $t instructions per request: $(python3 -c "print(round($total / ($N + 1)))") ($total over $((N + 1)) requests)" \
       | tee -a "$OUT/summary.txt"
   done
