@@ -435,15 +435,20 @@ impl ListResponse {
     /// empty (Entra expects `"Resources": []` for no match, reference §1.4 C); `nextCursor` when
     /// set (RFC 9865).
     pub fn to_json(&self) -> Value {
+        self.clone().into_json()
+    }
+
+    /// [`Self::to_json`], consuming the response: the resources move into it, uncopied.
+    pub fn into_json(self) -> Value {
         let mut out = Map::new();
         out.insert("schemas".into(), Value::from(vec![LIST_RESPONSE_URN]));
         out.insert("totalResults".into(), Value::from(self.total_results));
         out.insert("startIndex".into(), Value::from(self.start_index));
         out.insert("itemsPerPage".into(), Value::from(self.resources.len()));
-        if let Some(cursor) = &self.next_cursor {
-            out.insert("nextCursor".into(), Value::String(cursor.clone()));
+        if let Some(cursor) = self.next_cursor {
+            out.insert("nextCursor".into(), Value::String(cursor));
         }
-        out.insert("Resources".into(), Value::Array(self.resources.clone()));
+        out.insert("Resources".into(), Value::Array(self.resources));
         Value::Object(out)
     }
 }

@@ -135,27 +135,44 @@ impl Resource {
     /// This is also the form filters are evaluated against, since `id` and `meta.*` are
     /// filterable (RFC 7644 §3.4.2.2).
     pub fn to_json(&self, registry: &SchemaRegistry, base_url: Option<&str>) -> Value {
-        let rt = registry.resource_type(&self.resource_type);
+        self.clone().into_json(registry, base_url)
+    }
+
+    /// [`Self::to_json`], consuming the resource: the attribute values move into the
+    /// representation instead of being copied (the read path renders each resource once).
+    pub fn into_json(self, registry: &SchemaRegistry, base_url: Option<&str>) -> Value {
+        let Resource {
+            resource_type,
+            id,
+            attributes,
+            meta: resource_meta,
+        } = self;
+        let rt = registry.resource_type(&resource_type);
         let mut schemas = vec![Value::String(
             rt.map(|r| r.schema.clone())
-                .unwrap_or_else(|| self.resource_type.clone()),
+                .unwrap_or_else(|| resource_type.clone()),
         )];
-        let mut out = Map::new();
+        let core = rt.and_then(|rt| registry.schema(&rt.schema));
+        let mut out = Map::with_capacity(attributes.len() + 3);
         out.insert("schemas".into(), Value::Null);
-        out.insert("id".into(), Value::String(self.id.clone()));
-        for (key, value) in &self.attributes {
+        let location = base_url.map(|base| {
+            let endpoint = rt.map(|r| r.endpoint.trim_start_matches('/').to_string());
+            let endpoint = endpoint.unwrap_or_else(|| format!("{resource_type}s"));
+            format!("{}/{}/{}", base.trim_end_matches('/'), endpoint, id)
+        });
+        out.insert("id".into(), Value::String(id));
+        for (key, mut value) in attributes {
             if value.is_null() {
                 continue;
             }
-            if let Some(urn) = rt.and_then(|rt| registry.extension_urn(rt, key)) {
+            if let Some(urn) = rt.and_then(|rt| registry.extension_urn(rt, &key)) {
                 if value.as_object().is_some_and(|o| !o.is_empty()) {
                     schemas.push(Value::String(urn.to_string()));
                 }
-                let mut ext = value.clone();
-                if let (Some(schema), Some(obj)) = (registry.schema(urn), ext.as_object_mut()) {
+                if let (Some(schema), Some(obj)) = (registry.schema(urn), value.as_object_mut()) {
                     obj.retain(|k, _| schema.attribute(k).is_none_or(|a| !a.is_secret()));
                 }
-                out.insert(key.clone(), ext);
+                out.insert(key, value);
                 continue;
             }
             // An extension object no schema declares (a custom extension Entra sends) is kept
@@ -163,48 +180,37 @@ impl Resource {
             // listed too.
             if key.starts_with("urn:") && value.as_object().is_some_and(|o| !o.is_empty()) {
                 schemas.push(Value::String(key.clone()));
-                out.insert(key.clone(), value.clone());
+                out.insert(key, value);
                 continue;
             }
-            let never = rt
-                .and_then(|rt| registry.schema(&rt.schema))
-                .and_then(|s| s.attribute(key))
+            let never = core
+                .and_then(|s| s.attribute(&key))
                 .is_some_and(|a| a.is_secret());
             if !never {
-                out.insert(key.clone(), value.clone());
+                out.insert(key, value);
             }
         }
         out.insert("schemas".into(), Value::Array(schemas));
         if let Some(base) = base_url {
             add_member_refs(&mut out, registry, base);
         }
-        let mut meta = Map::new();
-        meta.insert(
-            "resourceType".into(),
-            Value::String(self.resource_type.clone()),
-        );
+        let mut meta = Map::with_capacity(5);
+        meta.insert("resourceType".into(), Value::String(resource_type));
         meta.insert(
             "created".into(),
-            Value::String(format_datetime(self.meta.created)),
+            Value::String(format_datetime(resource_meta.created)),
         );
         meta.insert(
             "lastModified".into(),
-            Value::String(format_datetime(self.meta.last_modified)),
+            Value::String(format_datetime(resource_meta.last_modified)),
         );
-        if let Some(base) = base_url {
-            let endpoint = rt.map(|r| r.endpoint.trim_start_matches('/').to_string());
-            let endpoint = endpoint.unwrap_or_else(|| format!("{}s", self.resource_type));
-            meta.insert(
-                "location".into(),
-                Value::String(format!(
-                    "{}/{}/{}",
-                    base.trim_end_matches('/'),
-                    endpoint,
-                    self.id
-                )),
-            );
+        if let Some(location) = location {
+            meta.insert("location".into(), Value::String(location));
         }
-        meta.insert("version".into(), Value::String(self.etag().to_string()));
+        meta.insert(
+            "version".into(),
+            Value::String(ETag::new(resource_meta.version).to_string()),
+        );
         out.insert("meta".into(), Value::Object(meta));
         Value::Object(out)
     }

@@ -119,10 +119,13 @@ impl AuthService {
                 })
                 .clone()
         };
-        let entra = config
-            .entra_jwt
-            .as_ref()
-            .map(|c| Arc::new(EntraJwt::new(c, jwks_for(&c.jwks_url), clock.clone())));
+        let cache_for = Duration::from_secs(config.token_cache_seconds);
+        let entra = config.entra_jwt.as_ref().map(|c| {
+            Arc::new(
+                EntraJwt::new(c, jwks_for(&c.jwks_url), clock.clone())
+                    .cache_verified_for(cache_for),
+            )
+        });
         let oauth = Arc::new(OAuthServer::new(
             config,
             tokens.clone(),
@@ -138,7 +141,7 @@ impl AuthService {
             basic,
             tokens: StaticTokens::new(tokens, clock)
                 .accept_bare_token(config.accept_bare_token)
-                .cache_verified_for(std::time::Duration::from_secs(config.token_cache_seconds)),
+                .cache_verified_for(cache_for),
             entra,
             oauth,
             accept_bare: config.accept_bare_token,
@@ -205,6 +208,11 @@ impl AuthService {
         }
     }
 
+    /// How many verified credentials this process holds in its caches (tokens and JWTs).
+    pub fn cached_credentials(&self) -> usize {
+        self.tokens.cached() + self.entra.as_ref().map_or(0, |e| e.cached())
+    }
+
     /// The principal for a bearer token taken out of its header.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
         // First, because an operator-chosen SCIM_TOKEN may contain dots and look like a JWT.
@@ -237,5 +245,9 @@ impl Authenticator for AuthService {
 
     async fn offers_basic(&self) -> bool {
         self.basic.any().await
+    }
+
+    fn forget_credential(&self, id: &str) {
+        self.tokens.forget(id);
     }
 }

@@ -3,7 +3,7 @@
 //! ```toml
 //! [auth]
 //! accept_bare_token = true
-//! token_cache_seconds = 5                # how long a revoked token may still pass on a replica
+//! token_cache_seconds = 5                # how long a verified credential is reused without a check
 //!
 //! [auth.entra_jwt]                      # Entra "blank secret token" mode (testing only)
 //! tenants = { "aaaaaaaa-0000-1111-2222-bbbbbbbbbbbb" = "default" }
@@ -56,9 +56,10 @@ pub use scim_graph_bridge::config::ConfigError;
 pub struct AuthConfig {
     /// Accept `Authorization: <token>` with no scheme, as some Okta orgs send it (default true).
     pub accept_bare_token: bool,
-    /// How long a verified static or issued token is trusted before the store is asked again
-    /// (default 5): the most a revocation by another replica or `token revoke` takes to apply.
-    /// 0 asks the store on every request.
+    /// How long a verified credential (static or issued token, Basic credential, Entra JWT) is
+    /// trusted before it is checked again (default 5): the most a revocation by another replica
+    /// or `token revoke` takes to apply (a revocation through this process's console applies at
+    /// once). A JWT is never trusted past its `exp` plus leeway. 0 checks every request.
     pub token_cache_seconds: u64,
     /// Entra-issued JWTs ("blank secret token" mode). Off when absent.
     pub entra_jwt: Option<EntraJwtConfig>,

@@ -17,9 +17,11 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::cache::{DEFAULT_CAPACITY, VerifiedCache};
 use super::clock::Clock;
 use super::config::EntraJwtConfig;
 use super::jwks::{JwksCache, JwksError};
+use super::secret::sha256;
 use super::{AuthError, CredentialKind, Principal};
 
 /// The claims of a verified JWT.
@@ -145,6 +147,9 @@ pub struct EntraJwt {
     read_only: bool,
     jwks: Arc<JwksCache>,
     clock: Arc<dyn Clock>,
+    /// Principals of JWTs verified recently, by the token's digest, each trusted until the
+    /// earlier of the cache lifetime and the token's `exp` plus leeway (see [`super::cache`]).
+    verified: VerifiedCache<Principal>,
 }
 
 impl fmt::Debug for EntraJwt {
@@ -180,6 +185,10 @@ impl EntraJwt {
             })
             .collect();
         Self {
+            verified: VerifiedCache::new(
+                time::Duration::seconds(super::token::DEFAULT_TOKEN_CACHE_SECONDS as i64),
+                DEFAULT_CAPACITY,
+            ),
             issuers,
             audience: config.audience.clone(),
             leeway: config.leeway_seconds,
@@ -189,8 +198,42 @@ impl EntraJwt {
         }
     }
 
-    /// The principal for an Entra-issued JWT.
+    /// Trusts a verified JWT for at most `lifetime` (never past its `exp` plus leeway) before
+    /// checking its signature and claims again; zero checks every request.
+    pub fn cache_verified_for(mut self, lifetime: std::time::Duration) -> Self {
+        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::ZERO);
+        self.verified = VerifiedCache::new(lifetime, DEFAULT_CAPACITY);
+        self
+    }
+
+    /// The principal for an Entra-issued JWT: from the cache when the same token was verified
+    /// within the cache lifetime and is still within its `exp` plus leeway, otherwise by checking
+    /// signature and claims.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let digest = sha256(token);
+        let now = self.clock.now();
+        if let Some(principal) = self.verified.get(&digest, now) {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.verify_uncached(token, now).await?;
+        let leeway = time::Duration::seconds(i64::try_from(self.leeway).unwrap_or(i64::MAX));
+        // `check_times` accepts up to and including `exp + leeway`; the cache stops trusting the
+        // entry at that instant and leaves the last word to a fresh check.
+        self.verified
+            .keep(digest, principal.clone(), now, exp.checked_add(leeway));
+        Ok(principal)
+    }
+
+    /// How many verified JWTs are cached (for tests of the cache).
+    pub fn cached(&self) -> usize {
+        self.verified.len()
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Principal, OffsetDateTime), AuthError> {
         let claims = verify_rs256(token, &self.jwks, "JWT").await?;
         let iss = string_claim(&claims, "iss").unwrap_or_default();
         let (guid, tenant) = self
@@ -200,7 +243,7 @@ impl EntraJwt {
         if !audience_matches(&claims, &self.audience) {
             return Err(AuthError::new("JWT audience not accepted"));
         }
-        check_times(&claims, self.clock.now(), self.leeway, "JWT")?;
+        let exp = check_times(&claims, now, self.leeway, "JWT")?;
         if let Some(tid) = claims.get("tid")
             && tid.as_str().map(str::to_ascii_lowercase).as_deref() != Some(guid.as_str())
         {
@@ -211,12 +254,13 @@ impl EntraJwt {
             .find_map(|c| string_claim(&claims, c))
             .unwrap_or("entra")
             .to_owned();
-        Ok(Principal {
+        let principal = Principal {
             tenant: tenant.clone(),
             id,
             read_only: self.read_only,
             kind: CredentialKind::EntraJwt,
-        })
+        };
+        Ok((principal, exp))
     }
 }
 

@@ -15,7 +15,8 @@
 //! - [`config`]: the `[auth]` section;
 //! - [`chain`]: [`AuthService`], all of the above behind one [`Authenticator`];
 //! - [`middleware`]: an axum middleware putting the [`Principal`] into request extensions;
-//! - [`secret`] and [`clock`]: hashing and redaction of secrets; time as a parameter.
+//! - [`secret`] and [`clock`]: hashing and redaction of secrets; time as a parameter;
+//! - [`cache`]: credentials verified recently, by digest, for `[auth] token_cache_seconds`.
 //!
 //! Invariants: no secret is stored or logged (only SHA-256 hashes are stored); every hash
 //! comparison is constant-time; only RS256 JWTs are accepted; every [`Principal`] names the one
@@ -25,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
 pub mod basic;
+pub mod cache;
 pub mod chain;
 pub mod clock;
 pub mod config;
@@ -175,6 +177,14 @@ pub trait Authenticator: Send + Sync + 'static {
     /// credentials answer false.
     async fn offers_basic(&self) -> bool {
         false
+    }
+
+    /// Token `id` (static, access token or Basic credential) was revoked by this process: stop
+    /// trusting any cached verification of it now, instead of after the cache lifetime (which
+    /// bounds a revocation made by another replica or the CLI). Authenticators without a cache
+    /// have nothing to do.
+    fn forget_credential(&self, id: &str) {
+        let _ = id;
     }
 }
 

@@ -10,14 +10,14 @@
 //! The `SCIM_TOKEN` environment token (automation, CI) is never stored: only its digest is kept
 //! in memory and compared in constant time.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::HeaderMap;
 use time::OffsetDateTime;
 
+use super::cache::{DEFAULT_CAPACITY, VerifiedCache};
 use super::clock::Clock;
 use super::header::bearer_token;
 use super::secret::{SecretString, digest_matches_hex, generate_secret, hash_secret, sha256};
@@ -250,50 +250,6 @@ impl fmt::Debug for EnvToken {
 /// replica, `scim-server token revoke`) may take to reach this process.
 pub const DEFAULT_TOKEN_CACHE_SECONDS: u64 = 5;
 
-/// At most this many verified records are kept; past it the cache starts again empty, so a
-/// flood of distinct valid tokens costs lookups, never memory.
-const MAX_CACHED_TOKENS: usize = 10_000;
-
-/// Token records this process verified recently, by secret hash, with when they were read.
-///
-/// Only records that were valid when read are kept (an unknown or revoked secret is looked up
-/// every time, so failed attempts cannot fill the cache), and expiry is still judged on each use.
-/// What the cache trades is revocation latency: a revoked token keeps working here for at most
-/// the cache's lifetime.
-struct VerifiedTokens {
-    lifetime: time::Duration,
-    records: Mutex<HashMap<String, (TokenRecord, OffsetDateTime)>>,
-}
-
-impl VerifiedTokens {
-    fn new(lifetime: time::Duration) -> Self {
-        Self {
-            lifetime,
-            records: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, hash: &str, now: OffsetDateTime) -> Option<TokenRecord> {
-        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let (record, read_at) = records.get(hash)?;
-        (now < *read_at + self.lifetime).then(|| record.clone())
-    }
-
-    fn keep(&self, hash: String, record: &TokenRecord, now: OffsetDateTime) {
-        if self.lifetime <= time::Duration::ZERO {
-            return;
-        }
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        if records.len() >= MAX_CACHED_TOKENS {
-            records.retain(|_, (_, read_at)| now < *read_at + self.lifetime);
-            if records.len() >= MAX_CACHED_TOKENS {
-                records.clear();
-            }
-        }
-        records.insert(hash, (record.clone(), now));
-    }
-}
-
 /// Authenticates static tokens and issued access tokens (and the `SCIM_TOKEN` environment
 /// token, when given).
 #[derive(Clone)]
@@ -302,7 +258,8 @@ pub struct StaticTokens {
     clock: Arc<dyn Clock>,
     env: Option<EnvToken>,
     accept_bare: bool,
-    verified: Arc<VerifiedTokens>,
+    /// Records valid when read, by the digest of their secret (see [`super::cache`]).
+    verified: Arc<VerifiedCache<TokenRecord>>,
 }
 
 impl fmt::Debug for StaticTokens {
@@ -325,19 +282,37 @@ impl StaticTokens {
             clock,
             env: None,
             accept_bare: true,
-            verified: Arc::new(VerifiedTokens::new(time::Duration::seconds(
-                DEFAULT_TOKEN_CACHE_SECONDS as i64,
-            ))),
+            verified: Arc::new(VerifiedCache::new(
+                time::Duration::seconds(DEFAULT_TOKEN_CACHE_SECONDS as i64),
+                DEFAULT_CAPACITY,
+            )),
         }
     }
 
     /// Trusts a verified token record for `lifetime` before reading it from the store again,
     /// which bounds how long a revocation made by another process takes to apply here (zero:
-    /// every request reads the store).
-    pub fn cache_verified_for(mut self, lifetime: std::time::Duration) -> Self {
+    /// every request reads the store), keeping at most [`DEFAULT_CAPACITY`] records.
+    pub fn cache_verified_for(self, lifetime: std::time::Duration) -> Self {
+        self.cache_verified(lifetime, DEFAULT_CAPACITY)
+    }
+
+    /// [`Self::cache_verified_for`] with at most `capacity` records kept.
+    pub fn cache_verified(mut self, lifetime: std::time::Duration, capacity: usize) -> Self {
         let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::ZERO);
-        self.verified = Arc::new(VerifiedTokens::new(lifetime));
+        self.verified = Arc::new(VerifiedCache::new(lifetime, capacity));
         self
+    }
+
+    /// Forgets the cached record of token `id` (static, access token or Basic credential): a
+    /// revocation made through this process applies to its next request, not after the cache
+    /// lifetime.
+    pub fn forget(&self, id: &str) {
+        self.verified.forget(|record| record.id == id);
+    }
+
+    /// How many verified records are cached (for tests of the bound).
+    pub fn cached(&self) -> usize {
+        self.verified.len()
     }
 
     /// Also accepts `secret` (the `SCIM_TOKEN` environment variable) as a read-write token of
@@ -383,15 +358,15 @@ impl StaticTokens {
             return Ok(principal);
         }
         let digest = sha256(secret);
-        let hash = hex::encode(digest);
         let now = self.clock.now();
-        let record = match self.verified.get(&hash, now) {
+        let record = match self.verified.get(&digest, now) {
             Some(record) => record,
-            None => match self.store.token_by_hash(&hash).await {
+            None => match self.store.token_by_hash(&hex::encode(digest)).await {
                 Ok(Some(record)) => {
                     if record.revoked.is_none() && digest_matches_hex(&digest, &record.secret_hash)
                     {
-                        self.verified.keep(hash, &record, now);
+                        self.verified
+                            .keep(digest, record.clone(), now, record.expires);
                     }
                     record
                 }

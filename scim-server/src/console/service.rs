@@ -606,6 +606,8 @@ pub async fn revoke_token(
     if token.revoked.is_none() {
         let store = crate::auth::token_store(console.app().store.clone());
         crate::auth::revoke_token(store.as_ref(), id, console.app().clock.now()).await?;
+        // Refused on this replica's next request; the others within `[auth] token_cache_seconds`.
+        console.app().authenticator.forget_credential(id);
     }
     record_action(console, &permit, id, request_id).await?;
     Ok(token)

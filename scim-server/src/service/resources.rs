@@ -46,17 +46,19 @@ fn load_for(state: &AppState, rt: &ResourceType, projection: &Projection) -> Loa
     }
 }
 
+/// The representation of `r` as the projection shows it. The resource is consumed: its
+/// attribute values move into the body rather than being copied.
 fn render(
     state: &AppState,
     ctx: &RequestCtx,
     rt: &ResourceType,
-    r: &Resource,
+    r: Resource,
     p: &Projection,
 ) -> Value {
     p.apply(
         &state.registry,
         rt,
-        r.to_json(&state.registry, Some(&ctx.base_url)),
+        r.into_json(&state.registry, Some(&ctx.base_url)),
     )
 }
 
@@ -64,13 +66,15 @@ fn reply(
     state: &AppState,
     ctx: &RequestCtx,
     rt: &ResourceType,
-    r: &Resource,
+    r: Resource,
     p: &Projection,
 ) -> ResourceReply {
+    let etag = r.etag();
+    let location = location(&ctx.base_url, rt, &r.id);
     ResourceReply {
         body: render(state, ctx, rt, r, p),
-        etag: r.etag(),
-        location: location(&ctx.base_url, rt, &r.id),
+        etag,
+        location,
     }
 }
 
@@ -111,7 +115,7 @@ pub async fn get(
         state,
         ctx,
         rt,
-        &resource,
+        resource,
         &projection,
     )))
 }
@@ -129,7 +133,7 @@ fn check_filter_length(state: &AppState, filter: &str) -> Result<()> {
 }
 
 fn list_response(total: u64, start_index: u64, resources: Vec<Value>) -> Value {
-    ListResponse::new(total, start_index, resources).to_json()
+    ListResponse::new(total, start_index, resources).into_json()
 }
 
 /// GET a list (RFC 7644 §3.4.2): filter, sort, paging, projection. No match is 200 with
@@ -168,7 +172,7 @@ async fn run_list(
         .await?;
     let resources = page
         .resources
-        .iter()
+        .into_iter()
         .map(|r| render(state, ctx, rt, r, &query.projection))
         .collect();
     Ok(list_response(page.total, query.start_index, resources))
@@ -251,7 +255,7 @@ pub async fn search(
         remaining = remaining.saturating_sub(page.resources.len() as u64);
         resources.extend(
             page.resources
-                .iter()
+                .into_iter()
                 .map(|r| render(state, ctx, rt, r, &page_query.projection)),
         );
     }
@@ -290,7 +294,7 @@ async fn written_reply(
         Some(r) if covered => r,
         _ => fetch(state, ctx, rt, &written.id, load).await?,
     };
-    Ok(reply(state, ctx, rt, &resource, &projection))
+    Ok(reply(state, ctx, rt, resource, &projection))
 }
 
 /// PUT a resource (RFC 7644 §3.5.1): 200 with the resource (projected by `attributes` /

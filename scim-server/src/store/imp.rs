@@ -132,47 +132,59 @@ macro_rules! impl_sql_store {
                 }
             }
 
-            async fn load_extra(
+            /// A Group's members (the reply shows them), in member id order.
+            async fn load_members(
                 &self,
                 tenant: &str,
-                rt: &scim_core::schema::ResourceType,
                 resource: &mut scim_core::resource::Resource,
-                load: $crate::store::Load,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
-                if load.members && rt.is_group() {
-                    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
-                        "SELECT m.member_id, m.member_type, r.display FROM memberships m \
-                         JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
-                         WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id{}",
-                        self.dialect().byte_order()
-                    ))
-                    .bind(tenant)
-                    .bind(&resource.id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let list = rows
+                let rows: Vec<(String, String, Option<String>)> =
+                    sqlx::query_as(&$crate::store::sql::members_statement(self.dialect()))
+                .bind(tenant)
+                .bind(&resource.id)
+                .fetch_all(&self.pool)
+                .await?;
+                let list = rows
+                    .into_iter()
+                    .map(|(id, ty, display)| row::member_value(id, ty, display))
+                    .collect();
+                row::set_list(resource, "members", list);
+                Ok(())
+            }
+
+            /// The members of every group on a page, in one statement whatever the page size.
+            async fn load_page_members(
+                &self,
+                tenant: &str,
+                resources: &mut [scim_core::resource::Resource],
+            ) -> $crate::store::Result<()> {
+                use $crate::store::row;
+                use std::collections::HashMap;
+                if resources.is_empty() {
+                    return Ok(());
+                }
+                let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+                let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                let rows: Vec<(String, String, String, Option<String>)> =
+                    sqlx::query_as(&$crate::store::sql::members_of_statement(self.dialect()))
+                        .bind(tenant)
+                        .bind(ids)
+                        .fetch_all(&self.pool)
+                        .await?;
+                let mut by_group: HashMap<String, Vec<(String, String, Option<String>)>> =
+                    HashMap::new();
+                for (group, id, ty, display) in rows {
+                    by_group.entry(group).or_default().push((id, ty, display));
+                }
+                for resource in resources.iter_mut() {
+                    let mut members = by_group.remove(&resource.id).unwrap_or_default();
+                    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    let list = members
                         .into_iter()
                         .map(|(id, ty, display)| row::member_value(id, ty, display))
                         .collect();
                     row::set_list(resource, "members", list);
-                }
-                if load.groups && rt.is_user() {
-                    let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
-                        "SELECT m.group_id, r.display FROM memberships m \
-                         JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.group_id \
-                         WHERE m.tenant_id = $1 AND m.member_id = $2 ORDER BY m.group_id{}",
-                        self.dialect().byte_order()
-                    ))
-                    .bind(tenant)
-                    .bind(&resource.id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let list = rows
-                        .into_iter()
-                        .map(|(id, display)| row::group_value(id, display))
-                        .collect();
-                    row::set_list(resource, "groups", list);
                 }
                 Ok(())
             }
@@ -492,18 +504,26 @@ macro_rules! impl_sql_store {
                 load: $crate::store::Load,
             ) -> $crate::store::Result<Option<scim_core::resource::Resource>> {
                 $crate::metrics::timed("get", async {
-                    let row: Option<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
-                        "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = $3",
-                        self.dialect().resource_columns()
-                    ))
-                    .bind(tenant)
-                    .bind(&rt.name)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let Some(row) = row else { return Ok(None) };
+                    // A User's groups come in the same statement (one round trip); a Group's
+                    // members, which may be many, in a second one.
+                    let groups = load.groups && rt.is_user();
+                    let row: Option<$crate::store::row::ResourceRow> =
+                        sqlx::query_as(&$crate::store::sql::get_statement(self.dialect(), groups))
+                            .bind(tenant)
+                            .bind(&rt.name)
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    let Some(mut row) = row else { return Ok(None) };
+                    let groups_json = row.groups_json.take();
                     let mut resource = row.into_resource()?;
-                    self.load_extra(tenant, rt, &mut resource, load).await?;
+                    if groups {
+                        let list = $crate::store::row::groups_from_json(groups_json.as_deref())?;
+                        $crate::store::row::set_list(&mut resource, "groups", list);
+                    }
+                    if load.members && rt.is_group() {
+                        self.load_members(tenant, &mut resource).await?;
+                    }
                     Ok(Some(resource))
                 })
                 .await
@@ -654,25 +674,43 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<$crate::store::Page> {
                 $crate::metrics::timed("list", async {
                     let sql = self.list_sql(tenant, rt, query);
-                    let count_args = self.arguments(&sql.args[..sql.count_args])?;
-                    let total: i64 = sqlx::query_scalar_with(&sql.count, count_args)
-                        .fetch_one(&self.pool)
-                        .await?;
-                    let mut resources = Vec::new();
-                    if query.count > 0 && total > 0 {
+                    // A page of users brings their groups along (one statement).
+                    let groups = load.groups && rt.is_user();
+                    let mut rows: Vec<$crate::store::row::ResourceRow> = Vec::new();
+                    if query.count > 0 {
                         let args = self.arguments(&sql.args)?;
-                        let rows: Vec<$crate::store::row::ResourceRow> =
-                            sqlx::query_as_with(&sql.page, args).fetch_all(&self.pool).await?;
-                        for row in rows {
-                            let mut resource = row.into_resource()?;
-                            self.load_extra(tenant, rt, &mut resource, load).await?;
-                            resources.push(resource);
-                        }
+                        let text = if groups { sql.page_with_groups() } else { sql.page.clone() };
+                        rows = sqlx::query_as_with(&text, args).fetch_all(&self.pool).await?;
                     }
-                    Ok($crate::store::Page {
-                        total: u64::try_from(total).unwrap_or_default(),
-                        resources,
-                    })
+                    // A page shorter than asked for, and not empty past the first, ends the
+                    // results: its length gives the total without a COUNT (a lookup such as
+                    // `userName eq` is then one statement). Otherwise count.
+                    let skipped = query.start_index.max(1) - 1;
+                    let short = (rows.len() as u64) < query.count;
+                    let total = if short && (skipped == 0 || !rows.is_empty()) {
+                        skipped + rows.len() as u64
+                    } else {
+                        let count_args = self.arguments(&sql.args[..sql.count_args])?;
+                        let total: i64 = sqlx::query_scalar_with(&sql.count, count_args)
+                            .fetch_one(&self.pool)
+                            .await?;
+                        u64::try_from(total).unwrap_or_default()
+                    };
+                    let mut resources = Vec::with_capacity(rows.len());
+                    for mut row in rows {
+                        let groups_json = row.groups_json.take();
+                        let mut resource = row.into_resource()?;
+                        if groups {
+                            let list =
+                                $crate::store::row::groups_from_json(groups_json.as_deref())?;
+                            $crate::store::row::set_list(&mut resource, "groups", list);
+                        }
+                        resources.push(resource);
+                    }
+                    if load.members && rt.is_group() {
+                        self.load_page_members(tenant, &mut resources).await?;
+                    }
+                    Ok($crate::store::Page { total, resources })
                 })
                 .await
             }

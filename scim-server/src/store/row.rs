@@ -212,6 +212,21 @@ pub fn group_value(id: String, display: Option<String>) -> Value {
     Value::Object(m)
 }
 
+/// A User's `groups` list from the `groups_json` column of [`super::sql::get_statement`] (NULL
+/// when there are none), in group id order.
+pub fn groups_from_json(json: Option<&str>) -> Result<Vec<Value>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let mut pairs: Vec<(String, Option<String>)> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("groups of a user: {e}")))?;
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(pairs
+        .into_iter()
+        .map(|(id, display)| group_value(id, display))
+        .collect())
+}
+
 /// Replaces the multi-valued attribute `name` of `resource` with `list`, leaving it absent when
 /// `list` is empty (a loaded `members` or `groups` list).
 pub fn set_list(resource: &mut Resource, name: &str, list: Vec<Value>) {
@@ -246,6 +261,10 @@ pub struct ResourceRow {
     pub last_modified_ns: i64,
     /// The attributes as JSON text.
     pub attributes: String,
+    /// A User's groups as `[[group id, display], …]` when the statement selected them
+    /// ([`super::sql::get_statement`]); absent otherwise.
+    #[sqlx(default)]
+    pub groups_json: Option<String>,
 }
 
 impl ResourceRow {

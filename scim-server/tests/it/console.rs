@@ -368,6 +368,20 @@ async fn token_actions_are_refused_to_every_role_but_admin(db: Arc<TestDb>) {
         )
         .await;
     assert_eq!(created.status, StatusCode::OK);
+    // The secret, shown once, authenticates (and this replica now caches its verification).
+    let secret = created
+        .body
+        .split("value=\"scim_")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|rest| format!("scim_{rest}"))
+        .expect("the secret is shown once");
+    let mut bearer = http::HeaderMap::new();
+    bearer.insert(
+        header::AUTHORIZATION,
+        format!("Bearer {secret}").parse().unwrap(),
+    );
+    assert!(f.app.authenticator.authenticate(&bearer).await.is_ok());
     let store = token_store(db.store.clone());
     let id = scim_server::auth::list_tokens(store.as_ref(), Some("default"))
         .await
@@ -429,6 +443,17 @@ async fn token_actions_are_refused_to_every_role_but_admin(db: Arc<TestDb>) {
             .unwrap()[0]
             .revoked
             .is_some()
+    );
+    // Revoked through this replica: refused on its next request, without waiting for the
+    // verified-credential cache lifetime (the clock has not moved).
+    assert_eq!(
+        f.app
+            .authenticator
+            .authenticate(&bearer)
+            .await
+            .unwrap_err()
+            .to_string(),
+        "token is revoked"
     );
     let missing = f
         .post(

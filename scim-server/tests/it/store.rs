@@ -1555,6 +1555,49 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
             "member_id",
         ),
     ];
+    // The reads that are not list queries, as the store sends them: by id (a User's groups in
+    // the same statement), a group's members, and a page's members in one statement. (`&`: every
+    // one of the columns is searched.) A member list searches `memberships` by group; joining
+    // the members' rows for their display names is the planner's choice by the group's size (for
+    // a group holding 1 in 40 of the tenant's users, as here, PostgreSQL hashes a scan of the
+    // users, as it should for a large group; for a small one it searches the primary key).
+    let reads = {
+        use scim_server::store::sql::{
+            Arg, get_statement, members_of_statement, members_statement,
+        };
+        let dialect = match &db.raw {
+            Raw::Sqlite(..) => scim_server::store::sql::Dialect::Sqlite,
+            Raw::Postgres(..) => scim_server::store::sql::Dialect::Postgres,
+        };
+        let t = |s: &str| Arg::Text(s.to_string());
+        let by_id = vec![t("t1"), t("User"), t("filler-7")];
+        vec![
+            (
+                "GET by id",
+                get_statement(dialect, false),
+                by_id.clone(),
+                "id",
+            ),
+            (
+                "GET a User by id with its groups",
+                get_statement(dialect, true),
+                by_id,
+                "id&member_id",
+            ),
+            (
+                "a group's members",
+                members_statement(dialect),
+                vec![t("t1"), t("g-7")],
+                "group_id",
+            ),
+            (
+                "a page's members",
+                members_of_statement(dialect),
+                vec![t("t1"), t(r#"["g-7","g-8"]"#)],
+                "group_id",
+            ),
+        ]
+    };
     // First as an initial sync meets them. SQLite's planner picks lookups by their equality terms
     // without statistics. PostgreSQL's does not: with no statistics (this machine runs it with
     // autovacuum off) an index matching only the tenant costs the planner about what the exact
@@ -1584,7 +1627,17 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
         }
         for (name, rt, filter, column) in &cases {
             let q = query(Some(filter.clone()));
-            for statement in [Statement::Count, Statement::Page] {
+            for statement in [Statement::Count, Statement::Page, Statement::PageWithGroups] {
+                // A page of users with their groups (one statement) also searches memberships.
+                let column = match statement {
+                    Statement::PageWithGroups if rt.name != "User" => continue,
+                    Statement::PageWithGroups => &column
+                        .split('|')
+                        .map(|c| format!("{c}&member_id"))
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                    _ => *column,
+                };
                 let plan = explain(&db, rt, &q, statement, mode).await;
                 assert_indexed(
                     &db,
@@ -1593,6 +1646,15 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
                     &format!("{name} ({statement:?}, {mode:?} plan, analysed: {analysed})"),
                 );
             }
+        }
+        for (name, text, args, columns) in &reads {
+            let plan = explain_sql(&db, text, args, mode).await;
+            assert_indexed(
+                &db,
+                &plan,
+                columns,
+                &format!("{name} ({mode:?} plan, analysed: {analysed})"),
+            );
         }
     }
 }
@@ -1607,6 +1669,7 @@ enum PlanMode {
 enum Statement {
     Count,
     Page,
+    PageWithGroups,
 }
 
 /// Asserts that `plan` searches an index on one of `columns` (`|`-separated) and scans nothing.
@@ -1616,6 +1679,8 @@ fn assert_indexed(db: &TestDb, plan: &str, columns: &str, case: &str) {
         Raw::Sqlite(..) => {
             !plan.contains("SCAN r")
                 && !plan.contains("SCAN v")
+                && !plan.contains("SCAN m")
+                && !plan.contains("SCAN g")
                 && plan.lines().any(|l| {
                     l.starts_with("SEARCH")
                         && (l.contains(&format!("({column}=?"))
@@ -1632,7 +1697,7 @@ fn assert_indexed(db: &TestDb, plan: &str, columns: &str, case: &str) {
         }
     };
     assert!(
-        columns.split('|').any(searched),
+        columns.split('|').any(|all| all.split('&').all(&searched)),
         "{case}: no index search on {columns}:\n{plan}"
     );
 }
@@ -1645,17 +1710,29 @@ async fn explain(
     statement: Statement,
     mode: PlanMode,
 ) -> String {
-    use scim_server::store::sql::{Arg, ListSql};
-    fn text_and_args(sql: &ListSql, statement: Statement) -> (&str, &[Arg]) {
-        match statement {
-            Statement::Count => (&sql.count, &sql.args[..sql.count_args]),
-            Statement::Page => (&sql.page, &sql.args[..]),
-        }
-    }
+    let sql = match &db.raw {
+        Raw::Sqlite(store, _) => store.list_sql("t1", rt, q),
+        Raw::Postgres(store, _, _) => store.list_sql("t1", rt, q),
+    };
+    let (text, args) = match statement {
+        Statement::Count => (sql.count.clone(), &sql.args[..sql.count_args]),
+        Statement::Page => (sql.page.clone(), &sql.args[..]),
+        Statement::PageWithGroups => (sql.page_with_groups(), &sql.args[..]),
+    };
+    explain_sql(db, &text, args, mode).await
+}
+
+/// The plan of `text` with `args`, as the store would send it (PostgreSQL: as a custom or a
+/// generic plan).
+async fn explain_sql(
+    db: &TestDb,
+    text: &str,
+    args: &[scim_server::store::sql::Arg],
+    mode: PlanMode,
+) -> String {
+    use scim_server::store::sql::Arg;
     match &db.raw {
         Raw::Sqlite(store, _) => {
-            let sql = store.list_sql("t1", rt, q);
-            let (text, args) = text_and_args(&sql, statement);
             let text = format!("EXPLAIN QUERY PLAN {text}");
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&text);
             for a in args {
@@ -1670,8 +1747,6 @@ async fn explain(
             rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
         }
         Raw::Postgres(store, _, _) => {
-            let sql = store.list_sql("t1", rt, q);
-            let (text, args) = text_and_args(&sql, statement);
             let mut conn = store.pool().acquire().await.unwrap();
             let cache_mode = match mode {
                 PlanMode::Custom => "force_custom_plan",

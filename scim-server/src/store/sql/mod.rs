@@ -103,6 +103,24 @@ pub struct ListSql {
     pub args: Vec<Arg>,
     /// How many leading parameters the count query uses.
     pub count_args: usize,
+    /// The page's order again, over the page as a derived table `q` (see
+    /// [`ListSql::page_with_groups`]).
+    outer_order: String,
+    dialect: Dialect,
+}
+
+impl ListSql {
+    /// The page query with each user's groups in a `groups_json` column, so a page of users is
+    /// one statement: the page is chosen first (its `LIMIT` inside), and only its rows look up
+    /// their groups. Parameters: all of `args`.
+    pub fn page_with_groups(&self) -> String {
+        format!(
+            "SELECT q.*, {} FROM ({}) q ORDER BY {}",
+            groups_column(self.dialect, "$1", "q.id"),
+            self.page,
+            self.outer_order
+        )
+    }
 }
 
 impl Dialect {
@@ -157,6 +175,61 @@ impl Dialect {
     }
 }
 
+/// The statement reading one resource by id (`$1` tenant, `$2` type, `$3` id). With `groups`
+/// (a User whose `groups` the reply shows) the row also carries them as a JSON array of
+/// `[group id, display]` pairs in `groups_json` (NULL or `[]` when there are none), so a read is
+/// one statement and one round trip: the correlated subquery searches `memberships_member` and
+/// the groups' primary key.
+pub fn get_statement(dialect: Dialect, groups: bool) -> String {
+    let cols = dialect.resource_columns();
+    let extra = if groups {
+        format!(", {}", groups_column(dialect, "r.tenant_id", "r.id"))
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {cols}{extra} FROM resources r \
+         WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = $3"
+    )
+}
+
+/// The `groups_json` column: the groups of the user whose tenant and id are the SQL expressions
+/// `tenant` and `id`, as a JSON array of `[group id, display]` pairs (NULL or `[]` when none).
+fn groups_column(dialect: Dialect, tenant: &str, id: &str) -> String {
+    let aggregate = match dialect {
+        Dialect::Sqlite => "json_group_array(json_array(m.group_id, g.display))",
+        Dialect::Postgres => "jsonb_agg(jsonb_build_array(m.group_id, g.display))::text",
+    };
+    format!(
+        "(SELECT {aggregate} FROM memberships m \
+         JOIN resources g ON g.tenant_id = m.tenant_id AND g.id = m.group_id \
+         WHERE m.tenant_id = {tenant} AND m.member_id = {id}) AS groups_json"
+    )
+}
+
+/// The members of one group in member id order (`$1` tenant, `$2` group id): member id, type
+/// and display name, searching the membership primary key and the members' primary key.
+pub fn members_statement(dialect: Dialect) -> String {
+    format!(
+        "SELECT m.member_id, m.member_type, r.display FROM memberships m \
+         JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
+         WHERE m.tenant_id = $1 AND m.group_id = $2 ORDER BY m.member_id{}",
+        dialect.byte_order()
+    )
+}
+
+/// The members of a page of groups in one statement (`$1` tenant, `$2` the groups' ids as a
+/// JSON array): rows of group id, member id, member type and display name, in no particular
+/// order.
+pub fn members_of_statement(dialect: Dialect) -> String {
+    format!(
+        "SELECT m.group_id, m.member_id, m.member_type, r.display FROM memberships m \
+         JOIN resources r ON r.tenant_id = m.tenant_id AND r.id = m.member_id \
+         WHERE m.tenant_id = $1 AND m.group_id IN ({})",
+        dialect.strings_of("$2")
+    )
+}
+
 /// Compiles a list query for `tenant` and resource type `rt`.
 pub fn compile_list(
     dialect: Dialect,
@@ -178,6 +251,7 @@ pub fn compile_list(
     let count_args = sql.args.len();
     let collate = if sql.pg() { " COLLATE \"C\"" } else { "" };
     let cols = dialect.resource_columns();
+    let mut outer_order = format!("q.id{collate} ASC");
     let page = match &query.sort {
         Some(sort) => {
             let key = sort::sort_key(&mut sql, rt, &sort.path);
@@ -189,6 +263,7 @@ pub fn compile_list(
             let offset = sql.bind(Arg::Int(
                 i64::try_from(query.start_index.max(1) - 1).unwrap_or(i64::MAX),
             ));
+            outer_order = format!("(q.sort_key IS NULL), q.sort_key {dir}, q.id{collate} ASC");
             // The key is computed once per row in a derived table (SQLite does not resolve
             // correlated table-valued functions inside ORDER BY).
             format!(
@@ -224,6 +299,8 @@ pub fn compile_list(
         count,
         args: sql.args,
         count_args,
+        outer_order,
+        dialect,
     }
 }
 

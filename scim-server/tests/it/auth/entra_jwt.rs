@@ -23,6 +23,55 @@ async fn entra_jwt_valid_token_selects_the_mapped_tenant() {
     assert_eq!(s.jwks.hits(), 1);
 }
 
+/// A verified JWT is reused for the cache lifetime, but never past its `exp` plus leeway: the
+/// cache accepts nothing a fresh check would refuse, however long its lifetime.
+#[tokio::test]
+async fn verified_jwts_are_cached_but_never_past_their_expiry() {
+    let jwks = JwksServer::start(vec![jwk(KEY1_JWK)]).await;
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut entra = EntraJwtConfig::new(ENTRA_TENANT_A, "tenant-a");
+    entra.jwks_url = jwks.url.clone();
+    let leeway = entra.leeway_seconds as i64;
+    let config = AuthConfig {
+        entra_jwt: Some(entra),
+        token_cache_seconds: 3600,
+        ..AuthConfig::default()
+    };
+    let auth =
+        AuthService::from_config(&config, Arc::new(MemTokens::default()), clock.clone()).unwrap();
+    let token = sign(
+        KEY1_PEM,
+        "test-key-1",
+        &with(entra_claims(T0), "exp", json!(unix(T0) + 10)),
+    );
+    assert!(auth.verify_token(&token).await.is_ok());
+    assert_eq!(auth.cached_credentials(), 1);
+    assert!(auth.verify_token(&token).await.is_ok());
+    assert_eq!(auth.cached_credentials(), 1, "served from the cache");
+    clock.advance(time::Duration::seconds(10 + leeway));
+    assert!(
+        auth.verify_token(&token).await.is_ok(),
+        "exp + leeway is still accepted"
+    );
+    clock.advance(time::Duration::seconds(1));
+    assert_eq!(auth.verify_token(&token).await, err("JWT expired"));
+    assert_eq!(auth.verify_token(&token).await, err("JWT expired"));
+
+    // Lifetime zero: nothing is kept.
+    let uncached = AuthService::from_config(
+        &AuthConfig {
+            token_cache_seconds: 0,
+            ..config.clone()
+        },
+        Arc::new(MemTokens::default()),
+        clock.clone(),
+    )
+    .unwrap();
+    let fresh = sign(KEY1_PEM, "test-key-1", &entra_claims(clock.now()));
+    assert!(uncached.verify_token(&fresh).await.is_ok());
+    assert_eq!(uncached.cached_credentials(), 0);
+}
+
 #[tokio::test]
 async fn entra_jwt_claim_failures() {
     let s = entra_setup().await;

@@ -170,6 +170,41 @@ async fn verified_tokens_are_cached_for_the_revocation_bound() {
     assert_eq!(store.lookups(), before + 3);
 }
 
+/// The cache holds at most its capacity: past it, expired entries go first, then everything,
+/// so distinct valid tokens cost lookups, never memory. A revocation through this process
+/// (`forget`) applies to the next request.
+#[tokio::test]
+async fn the_verified_token_cache_is_bounded_and_forgets_revoked_tokens() {
+    let store = Arc::new(MemTokens::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let auth = StaticTokens::new(store.clone(), clock.clone())
+        .cache_verified(std::time::Duration::from_secs(60), 3);
+    let mut tokens = Vec::new();
+    for n in 0..5 {
+        tokens.push(
+            create_token(&*store, "acme", &format!("t{n}"), false, T0)
+                .await
+                .unwrap(),
+        );
+    }
+    for (_, secret) in &tokens {
+        assert!(auth.verify(secret.expose()).await.is_ok());
+        assert!(auth.cached() <= 3, "{} cached", auth.cached());
+    }
+    assert_eq!(store.lookups(), 5);
+
+    let (record, secret) = &tokens[4];
+    assert!(auth.verify(secret.expose()).await.is_ok());
+    assert_eq!(store.lookups(), 5, "the last one is cached");
+    assert!(revoke_token(&*store, &record.id, T0).await.unwrap());
+    assert!(
+        auth.verify(secret.expose()).await.is_ok(),
+        "revoked elsewhere: still trusted within the lifetime"
+    );
+    auth.forget(&record.id);
+    assert_eq!(auth.verify(secret.expose()).await, err("token is revoked"));
+}
+
 #[tokio::test]
 async fn every_token_belongs_to_its_tenant_and_cli_helpers_list_them() {
     let store = Arc::new(MemTokens::default());
