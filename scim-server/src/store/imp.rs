@@ -492,8 +492,8 @@ macro_rules! impl_sql_store {
                 principal: &str,
                 request_id: &str,
             ) -> $crate::store::Result<Option<String>> {
-                // Sealed records first, then records awaiting sealing (PostgreSQL), which a
-                // long-running transaction may hold back.
+                // Sealed records first, then records awaiting sealing (PostgreSQL: a retry can
+                // arrive between its first attempt's commit and the sealing of its record).
                 Ok(sqlx::query_scalar(
                     "SELECT c.resource_id FROM (\
                      SELECT resource_id, resource_type, 0 AS pending, tenant_seq AS ord FROM scim_changes \
@@ -795,21 +795,32 @@ macro_rules! impl_sql_store {
                     self.seal_pending().await?;
                     let mut verifier = $crate::store::chain::Verifier::new(tenant);
                     let mut after = 0;
-                    loop {
-                        let batch = self.read_changes(tenant, after, 1000).await?;
-                        let Some(last) = batch.last() else { break };
-                        after = last.seq;
-                        batch.iter().for_each(|r| verifier.push(r));
-                    }
-                    let head: Option<(i64, String)> = sqlx::query_as(
-                        "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
-                    )
-                    .bind(tenant)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let head = match head {
-                        Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
-                        None => None,
+                    // Writes may go on meanwhile: a head read after the records can be ahead of
+                    // them. The records it covers are then read too (a few times at most), so
+                    // that only records truly missing are reported as such.
+                    let mut catch_up = 0;
+                    let head = loop {
+                        loop {
+                            let batch = self.read_changes(tenant, after, 1000).await?;
+                            let Some(last) = batch.last() else { break };
+                            after = last.seq;
+                            batch.iter().for_each(|r| verifier.push(r));
+                        }
+                        let head: Option<(i64, String)> = sqlx::query_as(
+                            "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
+                        )
+                        .bind(tenant)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        let head = match head {
+                            Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
+                            None => None,
+                        };
+                        catch_up += 1;
+                        match &head {
+                            Some((seq, _)) if *seq > after && catch_up < 5 => continue,
+                            _ => break head,
+                        }
                     };
                     Ok(verifier.finish(head))
                 })
