@@ -34,7 +34,7 @@
 //! Here a long-running transaction delays only its own records.
 //!
 //! A crash between a write's commit and its sealing leaves a pending record, which the next round
-//! seals: another write's, a reader's ([`super::ChangeLog::changes_after`], `verify_chain`, the
+//! seals: another write's, a reader's ([`super::ChangeLogStore::changes_after`], `verify_chain`, the
 //! bridge's `heads`), or the server's sweep every second.
 
 use super::chain::{self, Unsealed};

@@ -15,7 +15,7 @@ use scim_core::change::Change;
 use scim_core::change_log::{AuditEvent, ChangeCursor};
 use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
-use scim_graph_bridge::outbox::ChangeLog as _;
+use scim_graph_bridge::outbox::OutboxReader as _;
 use scim_server::auth::{CredentialKind, Principal};
 use scim_server::service::RequestCtx;
 use scim_server::store::WriteContext;
