@@ -156,7 +156,7 @@ impl PostgresStore {
     ) -> Result<u64> {
         let record = super::chain::Unsealed::new(ctx, super::chain::RecordBody::event(event)?);
         let mut tx = self.pool.begin().await?;
-        let change_id = super::seal::insert_pending(&mut *tx, &record).await?;
+        let change_id = super::seal::insert_pending(&mut tx, &record).await?;
         super::commit(tx).await?;
         self.sealer
             .sequence_of(&self.pool, &record.tenant, &record.resource_id, change_id)

@@ -16,8 +16,7 @@ use scim_core::change_log::{AuditEvent, ChangeCursor};
 use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::outbox::OutboxReader as _;
-use scim_server::auth::{CredentialKind, Principal};
-use scim_server::service::RequestCtx;
+use scim_server::auth::CredentialKind;
 use scim_server::store::WriteContext;
 use scim_server::store::change_log::{StoreChangeLog, append_event_in};
 use std::collections::HashSet;
@@ -28,16 +27,11 @@ const TASKS: usize = 16;
 const USERS_PER_TASK: usize = 20;
 
 fn ctx(tenant: &str, principal: &str) -> WriteContext {
-    let request = RequestCtx {
-        principal: Principal {
-            tenant: tenant.into(),
-            id: principal.into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: None,
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let request = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(tenant, principal, false, CredentialKind::StaticToken),
+        None,
+        "http://localhost/scim/v2",
+    );
     request
         .writer()
         .unwrap()
