@@ -109,7 +109,8 @@ pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> any
 /// The server's background upkeep: probes the database for `/readyz` every
 /// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 30 seconds
 /// gives the planner statistics where they are missing or stale (PostgreSQL; see
-/// `Store::refresh_statistics`), and every ten minutes deletes OAuth access tokens expired for
+/// `Store::refresh_statistics`), every second seals change records a crash or a caller's own
+/// transaction left unsealed (PostgreSQL; see `store::seal`), and every ten minutes deletes OAuth access tokens expired for
 /// over an hour and assertion `jti`s past their expiry, and the HR intake's finished jobs and
 /// event ids older than `inbound.job_retention_days`.
 pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
@@ -124,8 +125,17 @@ pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut statistics = tokio::time::interval(Duration::from_secs(30));
         statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seal = tokio::time::interval(Duration::from_secs(1));
+        seal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = seal.tick() => {
+                    match store.seal().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(records = n, "change records sealed by the sweep"),
+                        Err(e) => tracing::warn!(error = %e, "sealing the change log failed"),
+                    }
+                }
                 _ = statistics.tick() => {
                     match store.refresh_statistics().await {
                         Ok(tables) if tables.is_empty() => {}

@@ -92,6 +92,68 @@ impl RecordBody {
     }
 }
 
+/// A record as its writer leaves it: every hashed field but the chain's own (`seq`,
+/// `prev_hash`), which [`Unsealed::seal`] adds. On PostgreSQL this is what a write commits
+/// (`scim_changes_pending`); the sealer numbers it later (see `store::seal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsealed {
+    /// Tenant.
+    pub tenant: String,
+    /// Resource type (or an event's subject type).
+    pub resource_type: String,
+    /// Resource id (or an event's subject id).
+    pub resource_id: String,
+    /// Resource version (0 for an event).
+    pub version: u64,
+    /// `create`, `replace`, `patch`, `delete` or `event`.
+    pub operation: String,
+    /// The change description or event, JSON.
+    pub change_json: String,
+    /// Who wrote.
+    pub principal: String,
+    /// The request's id, if any.
+    pub request_id: Option<String>,
+    /// RFC 3339.
+    pub occurred_at: String,
+}
+
+impl Unsealed {
+    /// `body` as written by `ctx`.
+    pub fn new(ctx: &WriteContext, body: RecordBody) -> Self {
+        Self {
+            tenant: ctx.tenant.clone(),
+            resource_type: body.resource_type,
+            resource_id: body.resource_id,
+            version: body.version,
+            operation: body.operation.to_string(),
+            change_json: body.change_json,
+            principal: ctx.principal.clone(),
+            request_id: ctx.request_id.clone(),
+            occurred_at: format_datetime(ctx.now),
+        }
+    }
+
+    /// The record appended after `(last_seq, last_hash)` of its tenant's chain.
+    pub fn seal(self, last_seq: u64, last_hash: &str) -> ChangeRecord {
+        let mut record = ChangeRecord {
+            tenant: self.tenant,
+            seq: last_seq + 1,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            version: self.version,
+            operation: self.operation,
+            change_json: self.change_json,
+            principal: self.principal,
+            request_id: self.request_id,
+            occurred_at: self.occurred_at,
+            prev_hash: last_hash.to_string(),
+            hash: String::new(),
+        };
+        record.hash = record_hash(&record);
+        record
+    }
+}
+
 /// The record appended after `(last_seq, last_hash)` for `body`, written by `ctx`.
 pub fn next_record(
     ctx: &WriteContext,
@@ -99,22 +161,7 @@ pub fn next_record(
     last_seq: u64,
     last_hash: &str,
 ) -> ChangeRecord {
-    let mut record = ChangeRecord {
-        tenant: ctx.tenant.clone(),
-        seq: last_seq + 1,
-        resource_type: body.resource_type,
-        resource_id: body.resource_id,
-        version: body.version,
-        operation: body.operation.to_string(),
-        change_json: body.change_json,
-        principal: ctx.principal.clone(),
-        request_id: ctx.request_id.clone(),
-        occurred_at: format_datetime(ctx.now),
-        prev_hash: last_hash.to_string(),
-        hash: String::new(),
-    };
-    record.hash = record_hash(&record);
-    record
+    Unsealed::new(ctx, body).seal(last_seq, last_hash)
 }
 
 /// Incremental chain verification: feed records in `seq` order, then [`Verifier::finish`].

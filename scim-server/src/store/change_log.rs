@@ -1,8 +1,8 @@
 //! The change log's SQL: appending a record to a tenant's chain ([`append_in`],
 //! [`append_event_in`]), and the Graph bridge's [`OutboxReader`] over `scim_changes`.
 //!
-//! This file and the store's own statements are the only SQL that names `scim_changes` or
-//! `tenant_chain`: consumers get typed [`ChangeLogEntry`] values (`scim_core::change_log`), so
+//! This file, [`super::seal`] and the store's own statements are the only SQL that names
+//! `scim_changes`, `scim_changes_pending` or `tenant_chain`: consumers get typed [`ChangeLogEntry`] values (`scim_core::change_log`), so
 //! the table's shape stays the store's business. Entries carry no deltas and no hashes (see
 //! [`scim_core::change_log`]); an audit event comes back as [`Record::Event`], never as a
 //! resource write; `audit verify` reads full records through
@@ -14,7 +14,8 @@
 //! ([`super::ChangeLogStore::append_event`]) or inside the caller's transaction on the server's
 //! database ([`append_event_in`]), so that, say, a decision row and its audit record commit
 //! together. Either way a [`WriteContext`] is needed, which only a `service::write::Writer`
-//! makes.
+//! makes. On SQLite the record is numbered and chained in that transaction; on PostgreSQL it is
+//! sealed after commit ([`super::seal`]), and readers only ever see sealed records.
 
 use super::chain::{self, RecordBody};
 use super::row::{version_from_db, version_to_db};
@@ -58,18 +59,19 @@ impl WriteConn for PgConnection {
     }
 }
 
-/// Appends `body` as the next record of `ctx`'s tenant chain, inside the transaction open on
-/// `conn`, and returns its sequence number. Writers of a tenant serialise on its
-/// `tenant_chain` row (PostgreSQL: `FOR UPDATE`; SQLite: the first statement is a write, which
-/// takes the database's write lock), so sequence numbers are gap-free in commit order.
+/// Appends `body` to `ctx`'s tenant chain inside the transaction open on `conn`.
+///
+/// SQLite: the record is numbered and hashed here (writers are serialised by the database's write
+/// lock, which the first statement, a write, takes), and its sequence number is returned.
+/// PostgreSQL: the record is inserted unnumbered and sealed after the transaction commits (see
+/// [`super::seal`]), so writers of a tenant do not wait for each other; `None` is returned.
 pub async fn append_in(
     conn: &mut (impl WriteConn + ?Sized),
     ctx: &WriteContext,
     body: RecordBody,
-) -> super::Result<u64> {
-    macro_rules! append {
-        ($c:expr, $for_update:literal) => {{
-            let c = $c;
+) -> super::Result<Option<u64>> {
+    match conn.conn() {
+        Conn::Sqlite(c) => {
             sqlx::query(
                 "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
                  ON CONFLICT (tenant_id) DO NOTHING",
@@ -78,13 +80,11 @@ pub async fn append_in(
             .bind(chain::GENESIS_HASH)
             .execute(&mut *c)
             .await?;
-            let (last_seq, last_hash): (i64, String) = sqlx::query_as(concat!(
-                "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
-                $for_update
-            ))
-            .bind(&ctx.tenant)
-            .fetch_one(&mut *c)
-            .await?;
+            let (last_seq, last_hash): (i64, String) =
+                sqlx::query_as("SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1")
+                    .bind(&ctx.tenant)
+                    .fetch_one(&mut *c)
+                    .await?;
             let rec = chain::next_record(ctx, body, version_from_db(last_seq)?, &last_hash);
             let seq = version_to_db(rec.seq)?;
             sqlx::query(
@@ -114,29 +114,31 @@ pub async fn append_in(
             .bind(&rec.hash)
             .execute(&mut *c)
             .await?;
-            Ok(rec.seq)
-        }};
-    }
-    match conn.conn() {
-        Conn::Sqlite(c) => append!(c, ""),
-        Conn::Postgres(c) => append!(c, " FOR UPDATE"),
+            Ok(Some(rec.seq))
+        }
+        Conn::Postgres(c) => {
+            super::seal::insert_pending(c, &chain::Unsealed::new(ctx, body)).await?;
+            Ok(None)
+        }
     }
 }
 
 /// Appends `event` to `ctx`'s tenant chain inside the caller's transaction (see the module
-/// documentation); returns its sequence number. The record commits or rolls back with the
-/// caller's transaction.
+/// documentation). The record commits or rolls back with the caller's transaction. Returns its
+/// sequence number on SQLite; on PostgreSQL (`None`) the record is numbered after commit, by the
+/// next sealing round (any write's, a change-log reader's, or the server's sweep within a
+/// second).
 ///
-/// The append locks the tenant's chain head until that transaction ends (PostgreSQL: the
-/// `tenant_chain` row; SQLite: the database's write lock), so every writer of the tenant waits
-/// for it: keep the transaction short. On SQLite, make the append (or another write) the
-/// transaction's first statement, or begin it with `BEGIN IMMEDIATE`: a transaction that read
-/// first cannot take the write lock once another writer has committed (`SQLITE_BUSY`).
+/// SQLite: the append takes the database's write lock until the transaction ends, so make it
+/// (or another write) the transaction's first statement, or begin it with `BEGIN IMMEDIATE`: a
+/// transaction that read first cannot take the write lock once another writer has committed
+/// (`SQLITE_BUSY`). PostgreSQL: the append locks nothing; the record is sealed after the
+/// records of transactions that committed before it.
 pub async fn append_event_in(
     conn: &mut (impl WriteConn + ?Sized),
     ctx: &WriteContext,
     event: &AuditEvent,
-) -> super::Result<u64> {
+) -> super::Result<Option<u64>> {
     append_in(conn, ctx, RecordBody::event(event)?).await
 }
 
@@ -150,7 +152,9 @@ pub struct StoreChangeLog {
 #[derive(Debug, Clone)]
 enum Pool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// With the sealer [`StoreChangeLog::heads`] runs first, so readers see every record
+    /// committed before they asked (unless an older transaction is still running).
+    Postgres(PgPool, std::sync::Arc<super::seal::Sealer>),
 }
 
 /// A `scim_changes` row as the log's readers select it.
@@ -185,14 +189,17 @@ impl StoreChangeLog {
     /// The log of the PostgreSQL database `pool` is open on.
     pub fn postgres(pool: PgPool) -> Self {
         Self {
-            pool: Pool::Postgres(pool),
+            pool: Pool::Postgres(pool, Default::default()),
         }
     }
 
     async fn heads(&self) -> super::Result<Vec<ChangeCursor>> {
         let rows: Vec<(String, i64)> = match &self.pool {
             Pool::Sqlite(p) => sqlx::query_as(HEADS).fetch_all(p).await?,
-            Pool::Postgres(p) => sqlx::query_as(HEADS).fetch_all(p).await?,
+            Pool::Postgres(p, sealer) => {
+                sealer.seal(p).await?;
+                sqlx::query_as(HEADS).fetch_all(p).await?
+            }
         };
         rows.into_iter()
             .map(|(tenant, seq)| {
@@ -220,7 +227,7 @@ impl StoreChangeLog {
                     .fetch_all(p)
                     .await?
             }
-            Pool::Postgres(p) => {
+            Pool::Postgres(p, _) => {
                 sqlx::query_as(READ_AFTER)
                     .bind(&cursor.tenant)
                     .bind(after)

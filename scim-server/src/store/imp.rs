@@ -1,14 +1,15 @@
 //! The [`Store`](super::Store) implementation shared by SQLite and PostgreSQL.
 //!
 //! Both databases run the same statements (sqlx's SQLite driver accepts `$N` placeholders);
-//! what differs is confined to [`Dialect`](super::sql::Dialect) fragments and to each store's
+//! what differs is confined to [`Dialect`](super::sql::Dialect) fragments, to each store's
 //! `begin_write` (SQLite: one writer at a time, `BEGIN IMMEDIATE`; PostgreSQL: a plain
-//! transaction, writers of one tenant serialised by the `tenant_chain` row lock). The macro
+//! transaction) and to the change log's sealing (SQLite: in the write's transaction; PostgreSQL:
+//! after commit, `after_write` and `seal_pending`, see [`super::seal`]). The macro
 //! expands the one body for each driver's concrete types, since sqlx's generic executor bounds
 //! do not make a readable generic implementation.
 
 /// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `dialect()`,
-/// `begin_write()` and `arguments()`.
+/// `begin_write()`, `arguments()`, `after_write()`, `seal_pending()` and `append_event_own()`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -23,6 +24,26 @@ macro_rules! impl_sql_store {
                 let body = $crate::store::chain::RecordBody::write(resource_type, id, change)?;
                 $crate::store::change_log::append_in(&mut **tx, ctx, body).await?;
                 Ok(())
+            }
+
+            /// Change records after `after`, sealed ones only (the caller seals first).
+            async fn read_changes(
+                &self,
+                tenant: &str,
+                after: u64,
+                limit: u64,
+            ) -> $crate::store::Result<Vec<$crate::store::ChangeRecord>> {
+                let rows: Vec<$crate::store::row::ChangeRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2 \
+                     ORDER BY tenant_seq LIMIT $3",
+                    $crate::store::row::CHANGE_COLUMNS
+                ))
+                .bind(tenant)
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
             }
 
             async fn insert_values(
@@ -470,6 +491,7 @@ macro_rules! impl_sql_store {
                     }
                     self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
                     $crate::store::commit(w.tx).await?;
+                    self.after_write().await;
                     Ok(())
                 })
                 .await
@@ -482,11 +504,18 @@ macro_rules! impl_sql_store {
                 principal: &str,
                 request_id: &str,
             ) -> $crate::store::Result<Option<String>> {
+                // Sealed records first, then records awaiting sealing (PostgreSQL: a retry can
+                // arrive between its first attempt's commit and the sealing of its record).
                 Ok(sqlx::query_scalar(
-                    "SELECT c.resource_id FROM scim_changes c JOIN resources r \
-                     ON r.tenant_id = c.tenant_id AND r.resource_type = c.resource_type AND r.id = c.resource_id \
-                     WHERE c.tenant_id = $1 AND c.request_id = $2 AND c.resource_type = $3 \
-                     AND c.principal = $4 AND c.operation = 'create' ORDER BY c.tenant_seq LIMIT 1",
+                    "SELECT c.resource_id FROM (\
+                     SELECT resource_id, resource_type, 0 AS pending, tenant_seq AS ord FROM scim_changes \
+                     WHERE tenant_id = $1 AND request_id = $2 AND resource_type = $3 \
+                     AND principal = $4 AND operation = 'create' \
+                     UNION ALL SELECT resource_id, resource_type, 1, id FROM scim_changes_pending \
+                     WHERE tenant_id = $1 AND request_id = $2 AND resource_type = $3 \
+                     AND principal = $4 AND operation = 'create') c JOIN resources r \
+                     ON r.tenant_id = $1 AND r.resource_type = c.resource_type AND r.id = c.resource_id \
+                     ORDER BY c.pending, c.ord LIMIT 1",
                 )
                 .bind(tenant)
                 .bind(request_id)
@@ -593,6 +622,7 @@ macro_rules! impl_sql_store {
                     }
                     self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
                     $crate::store::commit(w.tx).await?;
+                    self.after_write().await;
                     Ok(())
                 })
                 .await
@@ -660,6 +690,7 @@ macro_rules! impl_sql_store {
                             .await?;
                     }
                     $crate::store::commit(w.tx).await?;
+                    self.after_write().await;
                     Ok(())
                 })
                 .await
@@ -780,12 +811,7 @@ macro_rules! impl_sql_store {
                 ctx: &$crate::store::WriteContext,
                 event: &scim_core::change_log::AuditEvent,
             ) -> $crate::store::Result<u64> {
-                $crate::metrics::timed("append_event", async {
-                    let mut w = self.begin_write().await?;
-                    let seq = $crate::store::change_log::append_event_in(&mut *w.tx, ctx, event).await?;
-                    $crate::store::commit(w.tx).await?;
-                    Ok(seq)
-                })
+                $crate::metrics::timed("append_event", self.append_event_own(ctx, event))
                 .await
             }
 
@@ -796,41 +822,43 @@ macro_rules! impl_sql_store {
                 limit: u64,
             ) -> $crate::store::Result<Vec<$crate::store::ChangeRecord>> {
                 $crate::metrics::timed("changes_after", async {
-                    let rows: Vec<$crate::store::row::ChangeRow> = sqlx::query_as(&format!(
-                        "SELECT {} FROM scim_changes WHERE tenant_id = $1 AND tenant_seq > $2 \
-                         ORDER BY tenant_seq LIMIT $3",
-                        $crate::store::row::CHANGE_COLUMNS
-                    ))
-                    .bind(tenant)
-                    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_all(&self.pool)
-                    .await?;
-                    rows.into_iter().map(TryInto::try_into).collect()
+                    self.seal_pending().await?;
+                    self.read_changes(tenant, after, limit).await
                 })
                 .await
             }
 
             async fn verify_chain(&self, tenant: &str) -> $crate::store::Result<$crate::store::ChainReport> {
                 $crate::metrics::timed("verify_chain", async {
-
+                    self.seal_pending().await?;
                     let mut verifier = $crate::store::chain::Verifier::new(tenant);
                     let mut after = 0;
-                    loop {
-                        let batch = self.changes_after(tenant, after, 1000).await?;
-                        let Some(last) = batch.last() else { break };
-                        after = last.seq;
-                        batch.iter().for_each(|r| verifier.push(r));
-                    }
-                    let head: Option<(i64, String)> = sqlx::query_as(
-                        "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
-                    )
-                    .bind(tenant)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    let head = match head {
-                        Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
-                        None => None,
+                    // Writes may go on meanwhile: a head read after the records can be ahead of
+                    // them. The records it covers are then read too (a few times at most), so
+                    // that only records truly missing are reported as such.
+                    let mut catch_up = 0;
+                    let head = loop {
+                        loop {
+                            let batch = self.read_changes(tenant, after, 1000).await?;
+                            let Some(last) = batch.last() else { break };
+                            after = last.seq;
+                            batch.iter().for_each(|r| verifier.push(r));
+                        }
+                        let head: Option<(i64, String)> = sqlx::query_as(
+                            "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
+                        )
+                        .bind(tenant)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                        let head = match head {
+                            Some((seq, hash)) => Some(($crate::store::row::version_from_db(seq)?, hash)),
+                            None => None,
+                        };
+                        catch_up += 1;
+                        match &head {
+                            Some((seq, _)) if *seq > after && catch_up < 5 => continue,
+                            _ => break head,
+                        }
                     };
                     Ok(verifier.finish(head))
                 })
@@ -838,8 +866,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn tenants_with_changes(&self) -> $crate::store::Result<Vec<String>> {
+                self.seal_pending().await?;
                 let mut ids: Vec<String> = sqlx::query_scalar(
-                    "SELECT tenant_id FROM tenant_chain UNION SELECT DISTINCT tenant_id FROM scim_changes",
+                    "SELECT tenant_id FROM tenant_chain UNION SELECT DISTINCT tenant_id FROM scim_changes \
+                     UNION SELECT DISTINCT tenant_id FROM scim_changes_pending",
                 )
                 .fetch_all(&self.pool)
                 .await?;
@@ -848,6 +878,9 @@ macro_rules! impl_sql_store {
                 Ok(ids)
             }
 
+            async fn seal(&self) -> $crate::store::Result<u64> {
+                self.sweep_changes().await
+            }
         }
     };
 }

@@ -4,6 +4,11 @@
 //! Invariants every implementation keeps:
 //! - every write commits in one transaction with its change record (the outbox, hash-chained per
 //!   tenant), so a write without its record, or a record without its write, cannot exist;
+//! - a change record is readable only once sealed (numbered and chained), each exactly once, with
+//!   numbers given in sealing order, so a reader never sees a gap a later read fills: SQLite
+//!   seals in the write's transaction (the database serialises writers), PostgreSQL after
+//!   commit, one sealer at a time ([`seal`]), so no lock is held across a PostgreSQL write
+//!   transaction for the chain's sake;
 //! - every row is keyed by tenant, and no method reads or writes across tenants;
 //! - `userName` (User) and `displayName` (Group) are unique per tenant, case-insensitively,
 //!   enforced by a database constraint (concurrent creates of one name: exactly one succeeds);
@@ -20,13 +25,16 @@
 //! - `resource_values`: lower-cased values of `emails`, `phoneNumbers`, … for index lookups;
 //! - `memberships`: `(tenant_id, group_id, member_id)`, deleted with either end (`ON DELETE
 //!   CASCADE`);
-//! - `scim_changes` (the outbox; other crates read it through [`change_log`]) and `tenant_chain` (each
-//!   tenant's chain head: last sequence number and hash; writers of a tenant serialise on it);
+//! - `scim_changes` (the outbox, sealed records; other crates read it through [`change_log`]),
+//!   `scim_changes_pending` (PostgreSQL: committed records awaiting the sealer) and `tenant_chain`
+//!   (each tenant's chain head: last sequence number and hash; SQLite writers and PostgreSQL
+//!   sealers update it);
 //! - `tenants`, `tokens`.
 //!
 //! Modules: [`sqlite`] and [`postgres`] (the two stores, one implementation expanded for each
 //! driver from `imp`), [`sql`] (filter, sort and paging compilation), [`row`] (the columns a
-//! resource's row derives from it) and [`chain`] (the change log's hash chain). Open a store with
+//! resource's row derives from it), [`chain`] (the change log's hash chain) and [`seal`]
+//! (sealing it after commit on PostgreSQL). Open a store with
 //! [`open_store`].
 
 pub mod chain;
@@ -34,6 +42,7 @@ pub mod change_log;
 mod imp;
 pub mod postgres;
 pub mod row;
+pub mod seal;
 pub mod side_pool;
 pub mod sql;
 pub mod sqlite;
@@ -488,6 +497,13 @@ pub trait ChangeLogStore: Send + Sync {
     /// Every tenant id that has change records or a chain head, whether or not the tenant
     /// exists (so `audit verify` misses no record).
     async fn tenants_with_changes(&self) -> Result<Vec<String>>;
+
+    /// The sweep: seals change records that committed without being sealed (a crash between a
+    /// write's commit and its sealing, an event appended in a caller's own transaction) and
+    /// returns how many. PostgreSQL only (see [`seal`]); SQLite seals in the write's transaction.
+    async fn seal(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// SCIM resources: reads, and writes that each commit with their change record.

@@ -1,14 +1,17 @@
 //! The PostgreSQL store, for deployments that outgrow one machine: any number of stateless
 //! `scim-server` replicas over one database. Nothing here depends on a single process: unique
 //! keys are constraints, versions are compare-and-swap in the `UPDATE`, and writers of one tenant
-//! serialise on the tenant's `tenant_chain` row (`SELECT … FOR UPDATE`, taken as the last step of
-//! the transaction) so change-log sequence numbers are gap-free and in commit order.
+//! do not wait for each other: each write commits an unnumbered change record, which a single
+//! sealer at a time (across replicas) numbers and chains after commit ([`super::seal`]), so
+//! readers see sequence numbers gap-free and never filled in later.
 
+use super::seal::Sealer;
 use super::sql::{Arg, Dialect};
-use super::{Result, StoreError};
+use super::{Result, StoreError, WriteContext};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Arguments, Postgres};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `ignore_missing`: the Graph bridge's migrations share `_sqlx_migrations` on this database in
@@ -22,6 +25,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// This process's change-log sealer (see [`super::seal`]).
+    sealer: Arc<Sealer>,
 }
 
 /// An open write transaction.
@@ -40,7 +45,10 @@ impl PostgresStore {
             .idle_timeout(Some(Duration::from_secs(600)))
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            sealer: Arc::default(),
+        };
         super::Store::migrate(&store).await?;
         Ok(store)
     }
@@ -110,6 +118,49 @@ impl PostgresStore {
         }
         tx.commit().await?;
         Ok(analysed)
+    }
+
+    /// After a write's commit: seals its change record (and any other sealable one).
+    async fn after_write(&self) {
+        self.sealer.after_commit(&self.pool).await;
+    }
+
+    /// Seals every change record committed so far that no running transaction can precede.
+    async fn seal_pending(&self) -> Result<u64> {
+        self.sealer.seal(&self.pool).await
+    }
+
+    /// The server's sweep: seals what a crash or a caller's own transaction left pending, and
+    /// vacuums the pending table once many sealed rows have left dead tuples in it (its index is
+    /// read from the oldest entry on; where autovacuum is off, nothing else would clean it).
+    async fn sweep_changes(&self) -> Result<u64> {
+        let sealed = self.seal_pending().await?;
+        let dead: Option<i64> = sqlx::query_scalar(
+            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'scim_changes_pending'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if dead.unwrap_or(0) > 10_000 {
+            sqlx::query("VACUUM (SKIP_LOCKED) scim_changes_pending")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(sealed)
+    }
+
+    /// Appends `event` in a transaction of its own and returns its sequence number, once sealed.
+    async fn append_event_own(
+        &self,
+        ctx: &WriteContext,
+        event: &scim_core::change_log::AuditEvent,
+    ) -> Result<u64> {
+        let record = super::chain::Unsealed::new(ctx, super::chain::RecordBody::event(event)?);
+        let mut tx = self.pool.begin().await?;
+        let change_id = super::seal::insert_pending(&mut tx, &record).await?;
+        super::commit(tx).await?;
+        self.sealer
+            .sequence_of(&self.pool, &record.tenant, &record.resource_id, change_id)
+            .await
     }
 
     async fn begin_write(&self) -> Result<WriteTx> {

@@ -7,7 +7,7 @@
 //! Readers never wait for writers (WAL).
 
 use super::sql::{Arg, Dialect};
-use super::{Result, StoreError};
+use super::{Result, StoreError, WriteContext};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -115,6 +115,32 @@ impl SqliteStore {
     /// `ANALYZE` would change its choices), so there is nothing to refresh.
     async fn analyze_stale_tables(&self) -> Result<Vec<&'static str>> {
         Ok(Vec::new())
+    }
+
+    /// Change records are sealed in their write's transaction here: nothing to do after commit.
+    async fn after_write(&self) {}
+
+    /// Nothing is ever pending on SQLite.
+    async fn seal_pending(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn sweep_changes(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Appends `event` in a transaction of its own (numbered and chained in it).
+    async fn append_event_own(
+        &self,
+        ctx: &WriteContext,
+        event: &scim_core::change_log::AuditEvent,
+    ) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        let seq = super::change_log::append_event_in(&mut *w.tx, ctx, event).await?;
+        super::commit(w.tx).await?;
+        seq.ok_or_else(|| {
+            StoreError::Corrupt("an SQLite append returned no sequence number".into())
+        })
     }
 
     async fn begin_write(&self) -> Result<WriteTx> {

@@ -7,6 +7,7 @@
 //! test cuts the connection once per phase.
 
 mod audit_events;
+mod chain_seal;
 mod change_size;
 mod crash;
 mod diskfull;
