@@ -154,6 +154,8 @@ impl Console {
     /// What the admin pages show about the server, once [`Console::set_server_view`] ran.
     pub fn server_view(&self) -> Option<&admin::ServerView> {
         self.inner.server.get()
+    }
+
     /// The latest hygiene report per tenant (the Hygiene page).
     pub fn hygiene_cache(&self) -> &governance::HygieneCache {
         &self.inner.hygiene
@@ -202,7 +204,8 @@ pub enum ConsoleError {
     #[error(transparent)]
     Forbidden(#[from] roles::Forbidden),
     /// Refused for a reason other than the role (an item assigned to another reviewer, an
-    /// approver a time-bound grant's policy does not name): 403 with the reason.
+    /// approver a time-bound grant's policy does not name, a server-wide page asked for from
+    /// another tenant than the server's default one): 403 with the reason.
     #[error("{0}")]
     Refused(String),
     /// A form without the session's CSRF token.
@@ -219,10 +222,6 @@ pub enum ConsoleError {
     /// An upload larger than the server accepts.
     #[error("{0}")]
     TooLarge(String),
-    /// Refused for a reason other than the role (e.g. a server-wide page asked for from another
-    /// tenant than the server's default one).
-    #[error("{0}")]
-    Refused(String),
     /// Sign-in failed.
     #[error(transparent)]
     SignIn(#[from] oidc::OidcError),

@@ -1,8 +1,8 @@
 //! Thin handlers: extract the session and the form, call one [`super::service`] function,
 //! render the result with [`super::views`].
 
-pub mod admin;
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod dashboard;
 pub mod directory;
