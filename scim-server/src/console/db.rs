@@ -20,6 +20,7 @@
 use crate::store::row::{CHANGE_COLUMNS, ChangeRow};
 use crate::store::side_pool::{SidePool, open_side_pool};
 use crate::store::{ChangeRecord, StoreError};
+use scim_graph_bridge::on_pool;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
@@ -34,17 +35,7 @@ pub enum ConsoleDb {
     /// PostgreSQL.
     Postgres(PgPool),
 }
-
-/// Runs one statement on whichever pool `$db` holds: the statements are written with `$n`
-/// placeholders, which both drivers accept.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            ConsoleDb::Sqlite($pool) => $body,
-            ConsoleDb::Postgres($pool) => $body,
-        }
-    };
-}
+scim_graph_bridge::impl_on_pool!(ConsoleDb);
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -398,6 +398,44 @@ impl Env {
 }
 
 /// Worker settings for tests: a fixed owner, short backoff.
+impl Env {
+    /// The database the server and the bridge share, as a `database_url`.
+    fn database_url(&self) -> String {
+        match &self.db {
+            Db::Sqlite => format!("sqlite://{}", self.dir.path().join("scim.db").display()),
+            Db::Postgres(admin, name) => format!("{}/{name}", admin.trim_end_matches("/postgres")),
+        }
+    }
+}
+
+/// Sends one Entra-format bulkUpload record through the HR intake as the `hr` credential and
+/// runs the intake worker until idle; returns the caller's context and the job id.
+async fn send_hr_record(
+    state: &AppState,
+    worker: &scim_server::inbound::worker::Worker,
+    record: Value,
+) -> (scim_server::service::RequestCtx, String) {
+    let ctx = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            TENANT,
+            "hr",
+            false,
+            scim_server::auth::CredentialKind::StaticToken,
+        ),
+        None,
+        "http://localhost/scim/v2",
+    );
+    let body = json!({
+        "schemas": [scim_core::bulk::BULK_REQUEST_URN],
+        "Operations": [{"method": "POST", "path": "/Users", "bulkId": "1", "data": record}],
+    });
+    let id = scim_server::inbound::accept_bulk_upload(state, &ctx, body)
+        .await
+        .expect("accepted");
+    assert_eq!(worker.run_until_idle(10).await.expect("intake round"), 1);
+    (ctx, id)
+}
+
 fn test_worker_config() -> WorkerConfig {
     WorkerConfig {
         owner: "it-worker".into(),

@@ -1003,7 +1003,9 @@ async fn count_is_capped_at_the_maximum_page_size() {
             new_user("u0", "u0"),
             new_user("u1", "u1"),
             new_user("u2", "u2"),
-            get("/Users?count=100").check(|b| {
+            // Bodies of lists with several resources stay out of the snapshots: resources
+            // created in the same instant come back in id order, which differs run to run.
+            get("/Users?count=100").no_body().check(|b| {
                 assert_eq!(b["totalResults"], 3);
                 assert_eq!(b["itemsPerPage"], 2);
                 assert_eq!(b["Resources"].as_array().unwrap().len(), 2);
@@ -1577,11 +1579,13 @@ async fn root_search_pages_users_then_groups() {
             new_user("s1", "s1"),
             new_user("s2", "s2"),
             new_group("G1", "g1"),
-            post("/.search", json!({"startIndex": 2, "count": 2})).check(|b| {
-                assert_eq!(b["totalResults"], 3);
-                assert_eq!(b["Resources"].as_array().unwrap().len(), 2);
-                assert_eq!(b["Resources"][1]["displayName"], "G1");
-            }),
+            post("/.search", json!({"startIndex": 2, "count": 2}))
+                .no_body()
+                .check(|b| {
+                    assert_eq!(b["totalResults"], 3);
+                    assert_eq!(b["Resources"].as_array().unwrap().len(), 2);
+                    assert_eq!(b["Resources"][1]["displayName"], "G1");
+                }),
         ],
     )
     .await;
@@ -1706,7 +1710,9 @@ async fn a_bulk_out_of_time_stops_between_operations_and_says_what_ran() {
                         .contains("not run")
                 );
             }),
-            get("/Users?filter=userName+sw+%22late%22").check(|b| assert_eq!(b["totalResults"], 3)),
+            get("/Users?filter=userName+sw+%22late%22")
+                .no_body()
+                .check(|b| assert_eq!(b["totalResults"], 3)),
         ],
     )
     .await;

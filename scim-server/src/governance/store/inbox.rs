@@ -1,10 +1,10 @@
 //! A reviewer's inbox and a review's items, a page at a time: read-only statements for the
 //! console's governance pages (migration 0070 indexes them). The API's
-//! [`GovStore::items`] loads a review's items whole; a console page never does. The pool
-//! dispatch is the parent module's `on_pool!`, named by path (`super::on_pool!`).
+//! [`GovStore::items`] loads a review's items whole; a console page never does.
 
 use super::{GovStore, ItemRow};
 use crate::store::Result;
+use scim_graph_bridge::on_pool;
 
 /// Which items of a reviewer's inbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl GovStore {
         }
         let limit_at = n + 2 + if after.is_some() { 2 } else { 0 };
         sql.push_str(&format!(" ORDER BY i.review_id, i.id LIMIT ${limit_at}"));
-        super::on_pool!(self, |pool| {
+        on_pool!(self, |pool| {
             let mut q = sqlx::query_as::<_, ItemRow>(&sql).bind(tenant);
             for name in &names {
                 q = q.bind(name);
@@ -95,7 +95,7 @@ impl GovStore {
             return Ok(0);
         }
         let sql = format!("SELECT COUNT(*) {}", inbox_where(names.len(), filter));
-        let count: i64 = super::on_pool!(self, |pool| {
+        let count: i64 = on_pool!(self, |pool| {
             let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(tenant);
             for name in &names {
                 q = q.bind(name);
@@ -113,7 +113,7 @@ impl GovStore {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ItemRow>> {
-        super::on_pool!(self, |pool| {
+        on_pool!(self, |pool| {
             Ok(sqlx::query_as(
                 "SELECT * FROM gov_review_items WHERE tenant_id = $1 AND review_id = $2 \
                  AND id > $3 ORDER BY id LIMIT $4",
@@ -134,7 +134,7 @@ impl GovStore {
         review: &str,
         item: &str,
     ) -> Result<Option<ItemRow>> {
-        super::on_pool!(self, |pool| {
+        on_pool!(self, |pool| {
             Ok(sqlx::query_as(
                 "SELECT * FROM gov_review_items WHERE tenant_id = $1 AND review_id = $2 AND id = $3",
             )

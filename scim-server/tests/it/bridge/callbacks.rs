@@ -7,35 +7,10 @@ use super::*;
 use crate::callbacks::{Receiver, callback_config};
 use scim_server::inbound::callback::Callbacks;
 use scim_server::inbound::worker::Worker as IntakeWorker;
-use scim_server::inbound::{InboundConfig, Intake, accept_bulk_upload, open_queue};
-
-fn database_url(env: &Env) -> String {
-    match &env.db {
-        Db::Sqlite => format!("sqlite://{}", env.dir.path().join("scim.db").display()),
-        Db::Postgres(admin, name) => format!("{}/{name}", admin.trim_end_matches("/postgres")),
-    }
-}
+use scim_server::inbound::{InboundConfig, Intake, open_queue};
 
 async fn send(state: &AppState, worker: &IntakeWorker, record: Value) -> String {
-    let ctx = scim_server::test_support::request_ctx(
-        scim_server::test_support::principal(
-            TENANT,
-            "hr",
-            false,
-            scim_server::auth::CredentialKind::StaticToken,
-        ),
-        None,
-        "http://localhost/scim/v2",
-    );
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-        "Operations": [{"method": "POST", "path": "/Users", "bulkId": "1", "data": record}],
-    });
-    let id = accept_bulk_upload(state, &ctx, body)
-        .await
-        .expect("accepted");
-    assert_eq!(worker.run_until_idle(10).await.expect("intake round"), 1);
-    id
+    send_hr_record(state, worker, record).await.1
 }
 
 /// The types and job ids of the messages the receiver got so far (all signed).
@@ -59,7 +34,7 @@ fn received(receiver: &Receiver) -> Vec<(String, String)> {
 async fn hr_outcomes_follow_the_bridge(env: &Env) {
     let clock: Arc<dyn scim_server::clock::Clock> = Arc::new(scim_server::clock::SystemClock);
     let receiver = Receiver::start(clock.clone()).await;
-    let queue = open_queue(&database_url(env)).await.expect("queue");
+    let queue = open_queue(&env.database_url()).await.expect("queue");
     let callbacks = Arc::new(
         Callbacks::new(
             queue.clone(),

@@ -206,7 +206,7 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     assert!(approved.1.contains("approved"), "{}", approved.1);
     let restarted = BridgeContext::open(
         &env.graph,
-        &database_url(&env),
+        &env.database_url(),
         env.store.clone(),
         Arc::new(scim_core::schema::SchemaRegistry::builtin()),
         Arc::new(SystemClock),
@@ -309,13 +309,6 @@ async fn mass_leavers_wait_for_an_operator(env: Env) {
     assert_eq!(code, ExitCode::FAILURE);
     drop(restarted);
     env.finish().await;
-}
-
-fn database_url(env: &Env) -> String {
-    match &env.db {
-        Db::Sqlite => format!("sqlite://{}", env.dir.path().join("scim.db").display()),
-        Db::Postgres(admin, name) => format!("{}/{name}", admin.trim_end_matches("/postgres")),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

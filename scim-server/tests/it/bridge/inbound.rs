@@ -5,35 +5,11 @@
 
 use super::*;
 use scim_server::inbound::worker::Worker as IntakeWorker;
-use scim_server::inbound::{InboundConfig, Intake, accept_bulk_upload, job, open_queue};
-
-fn database_url(env: &Env) -> String {
-    match &env.db {
-        Db::Sqlite => format!("sqlite://{}", env.dir.path().join("scim.db").display()),
-        Db::Postgres(admin, name) => format!("{}/{name}", admin.trim_end_matches("/postgres")),
-    }
-}
+use scim_server::inbound::{InboundConfig, Intake, job, open_queue};
 
 /// Sends one record through the intake and applies it; returns its outcome.
 async fn send(state: &AppState, worker: &IntakeWorker, record: Value) -> String {
-    let ctx = scim_server::test_support::request_ctx(
-        scim_server::test_support::principal(
-            TENANT,
-            "hr",
-            false,
-            scim_server::auth::CredentialKind::StaticToken,
-        ),
-        None,
-        "http://localhost/scim/v2",
-    );
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-        "Operations": [{"method": "POST", "path": "/Users", "bulkId": "1", "data": record}],
-    });
-    let id = accept_bulk_upload(state, &ctx, body)
-        .await
-        .expect("accepted");
-    assert_eq!(worker.run_until_idle(10).await.expect("intake round"), 1);
+    let (ctx, id) = send_hr_record(state, worker, record).await;
     let view = job(state, &ctx, &id).await.expect("job");
     assert_eq!(view.status, "completed", "{view:?}");
     view.operations[0].outcome.clone()
@@ -41,7 +17,7 @@ async fn send(state: &AppState, worker: &IntakeWorker, record: Value) -> String 
 
 async fn hr_joiner_mover_leaver(env: &Env) {
     let intake = Arc::new(Intake::new(
-        open_queue(&database_url(env)).await.expect("intake queue"),
+        open_queue(&env.database_url()).await.expect("intake queue"),
         InboundConfig::default(),
     ));
     let clock = Arc::new(scim_server::clock::SystemClock);
