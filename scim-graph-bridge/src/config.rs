@@ -65,7 +65,7 @@ pub enum Mode {
 }
 
 /// The `[graph]` configuration section.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GraphConfig {
     /// Entra tenant id or domain.

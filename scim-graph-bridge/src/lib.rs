@@ -34,6 +34,7 @@ pub mod notify;
 pub mod outbox;
 pub mod overrides;
 pub mod plan;
+pub mod pool;
 pub mod reconcile;
 pub mod rules;
 pub mod secret;

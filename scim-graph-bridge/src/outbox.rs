@@ -1,6 +1,6 @@
 //! Where the bridge reads the change log from: implemented by the server over its store.
 //!
-//! The bridge never reads the server's tables. It asks a [`ChangeLog`] for each tenant's head
+//! The bridge never reads the server's tables. It asks an [`OutboxReader`] for each tenant's head
 //! and for the typed entries after its cursor ([`scim_core::change_log`]), and keeps its cursor
 //! in its own table. [`MemoryChangeLog`] is an in-memory log for tests and demos.
 
@@ -15,7 +15,7 @@ use crate::Result;
 
 /// Read access to the server's change log (the outbox).
 #[async_trait::async_trait]
-pub trait ChangeLog: Send + Sync {
+pub trait OutboxReader: Send + Sync {
     /// Every tenant with at least one record, with its newest sequence number, by tenant.
     /// Errors use [`crate::Error::ChangeLog`].
     async fn heads(&self) -> Result<Vec<ChangeCursor>>;
@@ -92,7 +92,7 @@ impl MemoryChangeLog {
 }
 
 #[async_trait::async_trait]
-impl ChangeLog for MemoryChangeLog {
+impl OutboxReader for MemoryChangeLog {
     async fn heads(&self) -> Result<Vec<ChangeCursor>> {
         let all = self.entries.lock().expect("change log");
         Ok(all

@@ -15,7 +15,7 @@ use crate::directory::UserDirectory;
 use crate::graph::Outcome;
 use crate::guard::{Admission, GuardAlert, is_leaver_action};
 use crate::notify::{BridgeEvents, Settled, SettledOutcome};
-use crate::outbox::ChangeLog;
+use crate::outbox::OutboxReader;
 use crate::plan::{Plan, delete_due_at};
 use crate::reconcile::{Bridge, Reconciled, UserLink};
 use crate::store::{BridgeStore, DeadLetter, FailOutcome, Status, WorkItem};
@@ -96,7 +96,7 @@ pub struct Worker {
 #[derive(Clone)]
 struct Inner {
     store: BridgeStore,
-    log: Arc<dyn ChangeLog>,
+    log: Arc<dyn OutboxReader>,
     bridge: Bridge,
     dir: Arc<dyn UserDirectory>,
     cfg: WorkerConfig,
@@ -154,7 +154,7 @@ impl Worker {
     /// A worker over `store`, consuming `log` and reading users from `dir`.
     pub fn new(
         store: BridgeStore,
-        log: Arc<dyn ChangeLog>,
+        log: Arc<dyn OutboxReader>,
         bridge: Bridge,
         dir: Arc<dyn UserDirectory>,
         cfg: WorkerConfig,
@@ -505,7 +505,7 @@ pub async fn plan_for_user(
 }
 
 /// `bridge status`: the bridge's queue and its position in `log`.
-pub async fn status(store: &BridgeStore, log: &dyn ChangeLog) -> Result<Status> {
+pub async fn status(store: &BridgeStore, log: &dyn OutboxReader) -> Result<Status> {
     store.status(log).await
 }
 

@@ -46,3 +46,5 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;

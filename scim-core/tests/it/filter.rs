@@ -8,8 +8,8 @@ use scim_v2::filter::{
 };
 use serde_json::json;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
+use scim_core::schema::USER_URN as CORE;
 
 fn path(s: &str) -> AttrPath {
     let (uri, rest) = match s.rfind(':') {

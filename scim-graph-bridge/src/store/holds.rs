@@ -5,12 +5,13 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
+use super::BridgeStore;
 use super::queue::upsert_work;
-use super::{BridgeStore, on_pool};
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
 use crate::config::GuardConfig;
 use crate::guard::{Admission, Decision, Hold, HoldStatus, limit};
+use crate::on_pool;
 use crate::plan::Plan;
 
 const HOLD_COLUMNS: &str = "id, tenant_id, user_id, status, reason, plan_json, created_at_ms, \

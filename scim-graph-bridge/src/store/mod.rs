@@ -25,7 +25,8 @@ pub use queue::{FailOutcome, WorkItem};
 
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
-use crate::outbox::ChangeLog;
+use crate::on_pool;
+use crate::outbox::OutboxReader;
 use crate::plan::Plan;
 use crate::reconcile::{ApplyReport, UserLink};
 
@@ -37,26 +38,7 @@ pub enum BridgeStore {
     /// PostgreSQL.
     Postgres(sqlx::PgPool),
 }
-
-/// Runs the same body against either pool kind; `$pg` tells which (for the few fragments that
-/// differ: `LEAST`/`MIN`, `FOR UPDATE`).
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
-        match $self {
-            BridgeStore::Sqlite($pool) => {
-                #[allow(unused_variables)]
-                let $pg = false;
-                $body
-            }
-            BridgeStore::Postgres($pool) => {
-                #[allow(unused_variables)]
-                let $pg = true;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use on_pool;
+crate::impl_on_pool!(BridgeStore);
 
 /// The bridge's migrations per dialect (`migrations/{sqlite,postgres}`, numbered alike).
 ///
@@ -435,7 +417,7 @@ impl BridgeStore {
     }
 
     /// Counters for `bridge status`; the outbox heads come from `log`.
-    pub async fn status(&self, log: &dyn ChangeLog) -> Result<Status> {
+    pub async fn status(&self, log: &dyn OutboxReader) -> Result<Status> {
         let n = on_pool!(self, |pool, _pg| {
             let mut n = Vec::new();
             for q in [

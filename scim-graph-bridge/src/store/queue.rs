@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use scim_core::change_log::{ChangeCursor, contiguous};
 use scim_core::schema::USER_RESOURCE;
 
-use super::{BridgeStore, on_pool, seq_to_db};
+use super::{BridgeStore, seq_to_db};
 use crate::Result;
 use crate::clock::{from_millis, to_millis};
-use crate::outbox::ChangeLog;
+use crate::on_pool;
+use crate::outbox::OutboxReader;
 
 /// A claimed unit of work: one user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +87,7 @@ impl BridgeStore {
     /// once it is.
     pub async fn ingest(
         &self,
-        log: &dyn ChangeLog,
+        log: &dyn OutboxReader,
         now: OffsetDateTime,
         limit: i64,
     ) -> Result<usize> {

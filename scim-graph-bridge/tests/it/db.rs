@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scim_core::change::Operation;
-use scim_graph_bridge::outbox::{ChangeLog, MemoryChangeLog};
+use scim_graph_bridge::outbox::{MemoryChangeLog, OutboxReader};
 use scim_graph_bridge::store::BridgeStore;
 use sqlx::ConnectOptions;
 use time::OffsetDateTime;
@@ -104,7 +104,7 @@ impl TestDb {
     }
 
     /// The change log as the worker takes it.
-    pub fn change_log(&self) -> Arc<dyn ChangeLog> {
+    pub fn change_log(&self) -> Arc<dyn OutboxReader> {
         self.log.clone()
     }
 

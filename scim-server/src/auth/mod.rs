@@ -61,17 +61,56 @@ pub enum CredentialKind {
 }
 
 /// The authenticated caller: the tenant every data access is keyed by.
+///
+/// A capability (STYLE.md, lldap's habit): its fields are private and only this crate's
+/// authenticators (static tokens, Entra JWTs, OAuth access tokens) and its own internal actors
+/// (the console after its role check, the HR intake worker for the job's submitter) make one, so
+/// holding a `Principal` means a credential was checked. Tests build one through
+/// `crate::test_support` (feature `test-support`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    tenant: String,
+    id: String,
+    read_only: bool,
+    kind: CredentialKind,
+}
+
+impl Principal {
+    /// A caller authenticated as `id` of `tenant` (crate-private: see the type's doc).
+    pub(crate) fn new(
+        tenant: impl Into<String>,
+        id: impl Into<String>,
+        read_only: bool,
+        kind: CredentialKind,
+    ) -> Self {
+        Self {
+            tenant: tenant.into(),
+            id: id.into(),
+            read_only,
+            kind,
+        }
+    }
+
     /// The tenant the credential belongs to.
-    pub tenant: String,
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     /// A stable, non-secret name for the caller (token id, JWT `sub`/`appid`, OAuth client id),
     /// recorded in the change log.
-    pub id: String,
-    /// Read-only credentials may not write (403).
-    pub read_only: bool,
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether the credential is read-only (writes answer 403).
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// How the caller authenticated.
-    pub kind: CredentialKind,
+    pub fn kind(&self) -> CredentialKind {
+        self.kind
+    }
 }
 
 /// Why authentication failed. It answers 401 with `WWW-Authenticate: Bearer` (and `Basic`, added

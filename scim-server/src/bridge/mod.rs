@@ -14,7 +14,7 @@
 //!
 //! Invariants:
 //! - The bridge is a separate consumer of the change log: it reads typed entries through
-//!   [`StoreChangeLog`] (the bridge's [`ChangeLog`] seam; no bridge code names `scim_changes`),
+//!   [`StoreChangeLog`] (the bridge's [`OutboxReader`] seam; no bridge code names `scim_changes`),
 //!   opens its own connection pool from the same `database_url` and never writes the server's
 //!   tables (only its `bridge_*` tables, created by its own migrations at start).
 //! - Plan or apply is decided by the bridge crate ([`GraphConfig::effective_mode`]): plan mode,
@@ -36,7 +36,7 @@ use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::clock::{Clock, SystemClock};
 use scim_graph_bridge::config::GraphConfig;
 use scim_graph_bridge::directory::UserDirectory;
-use scim_graph_bridge::outbox::ChangeLog;
+use scim_graph_bridge::outbox::OutboxReader;
 use scim_graph_bridge::reconcile::Bridge;
 use scim_graph_bridge::store::BridgeStore;
 use scim_graph_bridge::worker::{RoundStats, Worker, WorkerConfig};
@@ -71,7 +71,7 @@ pub async fn open_bridge_store(database_url: &str) -> anyhow::Result<BridgeStore
 }
 
 /// The server's change log over the bridge's own pool (the same database).
-pub fn change_log(bridge_store: &BridgeStore) -> Arc<dyn ChangeLog> {
+pub fn change_log(bridge_store: &BridgeStore) -> Arc<dyn OutboxReader> {
     Arc::new(match bridge_store {
         BridgeStore::Sqlite(pool) => StoreChangeLog::sqlite(pool.clone()),
         BridgeStore::Postgres(pool) => StoreChangeLog::postgres(pool.clone()),
@@ -88,7 +88,7 @@ pub struct BridgeContext {
     /// The bridge's tables in the server's database.
     pub store: BridgeStore,
     /// The server's change log, which the worker consumes.
-    pub change_log: Arc<dyn ChangeLog>,
+    pub change_log: Arc<dyn OutboxReader>,
     /// The SCIM users, read through the server's store.
     pub directory: Arc<dyn UserDirectory>,
     /// Where the worker reports settled plans and guard alerts.

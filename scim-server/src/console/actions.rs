@@ -109,22 +109,32 @@ fn writer(
     permit: &Permit,
     request_id: Option<&str>,
 ) -> Result<Writer, ConsoleError> {
+    Ok(operator_ctx(console, permit, request_id).writer()?)
+}
+
+/// The request context of the operator a permit names, for the service functions the SCIM
+/// API's handlers call (principal `console:<subject>`, never read-only: the permit is the
+/// authorisation).
+pub(crate) fn operator_ctx(
+    console: &Console,
+    permit: &Permit,
+    request_id: Option<&str>,
+) -> RequestCtx {
     let op = permit.operator();
     let settings = &console.app().settings;
-    let ctx = RequestCtx {
-        principal: Principal {
-            tenant: op.tenant.clone(),
-            id: op.principal(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: request_id.map(str::to_string),
-        base_url: settings
+    RequestCtx::new(
+        Principal::new(
+            op.tenant.clone(),
+            op.principal(),
+            false,
+            CredentialKind::StaticToken,
+        ),
+        request_id.map(str::to_string),
+        settings
             .public_url
             .clone()
             .unwrap_or_else(|| settings.base_path.clone()),
-    };
-    Ok(ctx.writer()?)
+    )
 }
 
 fn users(console: &Console) -> Result<&ResourceType, ConsoleError> {

@@ -20,13 +20,13 @@
 //! ```
 
 use crate::config::{ConfigError, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::roles::Role;
 
 /// The `[console]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// Serve the console at `/console` (default true).
@@ -57,7 +57,7 @@ impl Default for ConsoleConfig {
 }
 
 /// `[console.oidc]`: an OpenID Connect provider (Entra ID, or any provider with discovery).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The issuer; `{issuer}/.well-known/openid-configuration` is its discovery document, and the
@@ -84,7 +84,7 @@ fn default_scopes() -> Vec<String> {
 /// `[console.roles.<tenant>]`: claim values (group object ids, group names or app role values,
 /// compared exactly) that grant each role in one tenant. A person matching several roles gets
 /// the highest (`admin` > `approver` > `operator` > `viewer`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoleMapping {
     /// Values granting `viewer`.

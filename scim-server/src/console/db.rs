@@ -623,3 +623,39 @@ impl ConsoleDb {
         }))
     }
 }
+
+/// The names a signed-in person is known by to governance (migration 0070), kept apart from
+/// [`SessionRow`]: only the governance pages read them.
+impl ConsoleDb {
+    /// Stores the `email` and `preferred_username` of a session's person.
+    pub async fn set_session_names(
+        &self,
+        id_hash: &str,
+        names: &super::governance::ReviewerIdentity,
+    ) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE console_sessions SET email = $1, username = $2 WHERE id_hash = $3")
+                .bind(names.email.as_deref())
+                .bind(names.username.as_deref())
+                .bind(id_hash)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The names stored with a session (none for a one-time admin link).
+    pub async fn session_names(
+        &self,
+        id_hash: &str,
+    ) -> Result<super::governance::ReviewerIdentity> {
+        let row: Option<(Option<String>, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT email, username FROM console_sessions WHERE id_hash = $1")
+                .bind(id_hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        let (email, username) = row.unwrap_or_default();
+        Ok(super::governance::ReviewerIdentity { email, username })
+    }
+}

@@ -10,6 +10,10 @@
 //!   through their own APIs; retrying a dead letter;
 //! - [`session`] and [`oidc`]: sign-in (authorization code + PKCE, or a one-time admin link),
 //!   database sessions with idle and absolute timeouts, CSRF tokens;
+//! - [`upload`]: CSV uploads (preview, run, progress, per-row report) through the HR intake's
+//!   own import function and job queue;
+//! - [`admin`]: tenants, the Graph rules in effect and the configuration with every secret
+//!   redacted, for admins of the server's default tenant;
 //! - [`db`]: the console's tables on a pool of its own;
 //! - [`views`], [`pages`], [`assets`]: maud templates, thin handlers, embedded static files.
 //!
@@ -19,29 +23,32 @@
 //! Content-Security-Policy forbids it); every form works without JavaScript.
 
 pub mod actions;
+pub mod admin;
 pub mod assets;
 pub mod config;
 pub mod db;
+pub mod governance;
 pub mod oidc;
 pub mod pages;
 pub mod queues;
 pub mod roles;
 pub mod service;
 pub mod session;
+pub mod upload;
 pub mod views;
 
 pub use config::ConsoleConfig;
 
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use db::ConsoleDb;
 use http::{HeaderValue, StatusCode, header};
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The console's state: the server's [`AppState`] plus the console's own parts.
 #[derive(Clone)]
@@ -56,6 +63,8 @@ struct Inner {
     oidc: Option<oidc::OidcClient>,
     default_tenant: String,
     bridge: Option<scim_graph_bridge::store::BridgeStore>,
+    server: OnceLock<admin::ServerView>,
+    hygiene: governance::HygieneCache,
 }
 
 impl std::fmt::Debug for Console {
@@ -94,6 +103,8 @@ impl Console {
                 oidc,
                 default_tenant: default_tenant.into(),
                 bridge,
+                server: OnceLock::new(),
+                hygiene: governance::HygieneCache::default(),
             }),
         })
     }
@@ -131,6 +142,23 @@ impl Console {
     /// The Graph bridge's tables (plans, dead letters, queue), when `[graph]` is configured.
     pub fn bridge(&self) -> Option<&scim_graph_bridge::store::BridgeStore> {
         self.inner.bridge.as_ref()
+    }
+
+    /// Gives the admin pages the server's configuration (redacted) and Graph rules; `mount`
+    /// does this at start-up. The first call wins; without one the admin pages say the
+    /// configuration is unknown.
+    pub fn set_server_view(&self, view: admin::ServerView) {
+        let _ = self.inner.server.set(view);
+    }
+
+    /// What the admin pages show about the server, once [`Console::set_server_view`] ran.
+    pub fn server_view(&self) -> Option<&admin::ServerView> {
+        self.inner.server.get()
+    }
+
+    /// The latest hygiene report per tenant (the Hygiene page).
+    pub fn hygiene_cache(&self) -> &governance::HygieneCache {
+        &self.inner.hygiene
     }
 
     /// Cookies get `Secure` (and the `__Host-` prefix) when the console is reached over HTTPS:
@@ -175,6 +203,11 @@ pub enum ConsoleError {
     /// The role may not take the action.
     #[error(transparent)]
     Forbidden(#[from] roles::Forbidden),
+    /// Refused for a reason other than the role (an item assigned to another reviewer, an
+    /// approver a time-bound grant's policy does not name, a server-wide page asked for from
+    /// another tenant than the server's default one): 403 with the reason.
+    #[error("{0}")]
+    Refused(String),
     /// A form without the session's CSRF token.
     #[error(
         "this form was not sent from a console page of your current session; reload the page and try again"
@@ -186,6 +219,9 @@ pub enum ConsoleError {
     /// Bad input the person can correct.
     #[error("{0}")]
     BadRequest(String),
+    /// An upload larger than the server accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// Sign-in failed.
     #[error(transparent)]
     SignIn(#[from] oidc::OidcError),
@@ -222,7 +258,10 @@ impl IntoResponse for ConsoleError {
             ConsoleError::SignedOut(reason) => {
                 return Redirect::to(&format!("/console/signin?reason={reason}")).into_response();
             }
-            ConsoleError::Forbidden(_) | ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::Forbidden(_) | ConsoleError::Csrf | ConsoleError::Refused(_) => {
+                StatusCode::FORBIDDEN
+            }
+            ConsoleError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::SignIn(oidc::OidcError::Provider(_)) => StatusCode::BAD_GATEWAY,
@@ -275,6 +314,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
 
 /// The console's routes, under `/console`.
 pub fn router(console: Console) -> Router {
+    // A multipart body carries the file and a few small fields: room for both, so that the
+    // file's own limit (`inbound.max_import_bytes`) is the one a person meets.
+    let upload_limit = upload::max_file_bytes(&console).saturating_add(64 * 1024);
     Router::new()
         .route("/console", get(pages::dashboard::show))
         .route(
@@ -328,7 +370,63 @@ pub fn router(console: Console) -> Router {
             "/console/admin/tokens/{id}/revoke",
             get(pages::tokens::confirm_revoke).post(pages::tokens::revoke),
         )
+        .route(
+            "/console/upload",
+            get(pages::upload::form)
+                .post(pages::upload::run)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/console/upload/preview",
+            post(pages::upload::preview).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/console/upload/jobs/{id}", get(pages::upload::job))
+        .route(
+            "/console/upload/jobs/{id}/progress",
+            get(pages::upload::progress),
+        )
+        .route(
+            "/console/upload/jobs/{id}/report.csv",
+            get(pages::upload::report),
+        )
+        .route("/console/admin", get(pages::admin::index))
+        .route(
+            "/console/admin/tenants",
+            get(pages::admin::tenants).post(pages::admin::create_tenant),
+        )
+        .route("/console/admin/rules", get(pages::admin::rules))
+        .route("/console/admin/config", get(pages::admin::config))
         .route("/console/activity", get(pages::dashboard::activity))
+        .route("/console/reviews", get(pages::reviews::inbox))
+        .route("/console/reviews/campaigns", get(pages::reviews::campaigns))
+        .route(
+            "/console/reviews/campaigns/{id}",
+            get(pages::reviews::campaign),
+        )
+        .route(
+            "/console/reviews/{review}/decisions",
+            post(pages::reviews::decide_selected),
+        )
+        .route(
+            "/console/reviews/{review}/items/{item}",
+            get(pages::reviews::item).post(pages::reviews::decide_item),
+        )
+        .route(
+            "/console/jit",
+            get(pages::access::grants).post(pages::access::request),
+        )
+        .route("/console/jit/{id}", get(pages::access::grant))
+        .route("/console/jit/{id}/approve", post(pages::access::approve))
+        .route("/console/jit/{id}/deny", post(pages::access::deny))
+        .route(
+            "/console/hygiene",
+            get(pages::access::hygiene).post(pages::access::refresh_hygiene),
+        )
+        .route("/console/evidence", get(pages::access::evidence_list))
+        .route(
+            "/console/evidence/export",
+            get(pages::access::evidence_export),
+        )
         .route("/console/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)
@@ -360,6 +458,7 @@ pub async fn mount(config: &crate::config::Config, app: &AppState) -> anyhow::Re
         config.default_tenant.clone(),
         bridge,
     )?;
+    console.set_server_view(admin::ServerView::from_config(config));
     if console.oidc().is_none() {
         let secret = console.issue_admin_link().await?;
         let origin = match &config.public_url {

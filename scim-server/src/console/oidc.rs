@@ -87,6 +87,9 @@ pub struct Identity {
     pub display_name: String,
     /// The `groups` and `roles` claim values.
     pub claim_values: Vec<String>,
+    /// `email` and `preferred_username`: how access reviews and time-bound grant policies name
+    /// a person (a SCIM `userName` or an e-mail address).
+    pub names: super::governance::ReviewerIdentity,
 }
 
 fn random_token() -> String {
@@ -289,10 +292,15 @@ pub fn identity(claims: &Claims) -> Result<Identity, OidcError> {
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect();
+    let names = super::governance::ReviewerIdentity {
+        email: string_claim(claims, "email").map(str::to_string),
+        username: string_claim(claims, "preferred_username").map(str::to_string),
+    };
     Ok(Identity {
         subject,
         display_name,
         claim_values,
+        names,
     })
 }
 
@@ -362,6 +370,7 @@ mod tests {
             subject: "s".into(),
             display_name: "d".into(),
             claim_values: vec!["g1".into()],
+            names: Default::default(),
         };
         assert_eq!(
             tenant_role(&config, "default", &id),

@@ -451,6 +451,10 @@ pub(crate) async fn log_action(
         Action::ViewTokens | Action::CreateToken | Action::RevokeToken => "Token",
         Action::RetryIntakeJob => "IntakeJob",
         Action::RetryBridgeWork => "BridgeDeadLetter",
+        Action::PreviewImport | Action::RunImport => "IntakeJob",
+        Action::ViewAdmin | Action::CreateTenant => "Tenant",
+        Action::ViewGovernance | Action::ViewCampaigns | Action::DecideReview => "AccessReview",
+        Action::RequestGrant | Action::DecideGrant => "JitGrant",
     };
     // The subject id must be a short printable string; a form's free text may be neither.
     let subject_id = if target.is_empty()

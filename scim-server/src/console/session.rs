@@ -86,6 +86,17 @@ impl Console {
 
     /// Starts a session for `operator`: stores it and returns the `Set-Cookie` value.
     pub async fn start_session(&self, operator: &Operator) -> Result<String, ConsoleError> {
+        self.start_session_as(operator, &Default::default()).await
+    }
+
+    /// [`Console::start_session`] for a person the ID token names (`email`,
+    /// `preferred_username`): the names their review items and approvals are matched by
+    /// ([`super::governance`]).
+    pub async fn start_session_as(
+        &self,
+        operator: &Operator,
+        names: &super::governance::ReviewerIdentity,
+    ) -> Result<String, ConsoleError> {
         let now = self.now();
         let secret = generate_secret("cs_");
         let row = SessionRow {
@@ -98,9 +109,11 @@ impl Console {
             last_seen_at: now,
             expires_at: now + self.config().absolute_timeout().whole_seconds(),
         };
-        self.db()
-            .insert_session(&hash_secret(secret.expose()), &row)
-            .await?;
+        let id_hash = hash_secret(secret.expose());
+        self.db().insert_session(&id_hash, &row).await?;
+        if names.email.is_some() || names.username.is_some() {
+            self.db().set_session_names(&id_hash, names).await?;
+        }
         tracing::info!(
             tenant = %operator.tenant,
             subject = %operator.subject,

@@ -23,8 +23,20 @@ pub enum Nav {
     Bridge,
     /// Tokens.
     Tokens,
+    /// CSV upload.
+    Upload,
+    /// Admin: tenants, rules, configuration.
+    Admin,
     /// The console's action log.
     Activity,
+    /// Access reviews: one's inbox, campaigns.
+    Reviews,
+    /// Time-bound (JIT) grants.
+    Grants,
+    /// Hygiene reports.
+    Hygiene,
+    /// Leaver evidence.
+    Evidence,
     /// None (sign-in, errors).
     None,
 }
@@ -35,8 +47,14 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Groups, "/console/groups", "Groups"),
     (Nav::Intake, "/console/intake", "Intake"),
     (Nav::Bridge, "/console/bridge", "Bridge"),
+    (Nav::Upload, "/console/upload", "Upload"),
     (Nav::Tokens, "/console/admin/tokens", "Tokens"),
+    (Nav::Admin, "/console/admin", "Admin"),
     (Nav::Activity, "/console/activity", "Activity"),
+    (Nav::Reviews, "/console/reviews", "Reviews"),
+    (Nav::Grants, "/console/jit", "JIT access"),
+    (Nav::Hygiene, "/console/hygiene", "Hygiene"),
+    (Nav::Evidence, "/console/evidence", "Evidence"),
 ];
 
 fn head(title: &str) -> Markup {
@@ -125,6 +143,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::BAD_REQUEST => "Cannot do that",
         StatusCode::UNAUTHORIZED => "Sign-in failed",
+        StatusCode::PAYLOAD_TOO_LARGE => "Too large",
         _ => "Something went wrong",
     };
     bare_page(

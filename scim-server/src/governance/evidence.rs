@@ -18,10 +18,11 @@
 //! printable HTML page) read the stored records of a period.
 
 use crate::governance::Governance;
-use crate::governance::store::{Event, GovStore, on_pool};
+use crate::governance::store::{Event, GovStore};
 use crate::store::StoreError;
 use scim_core::Error;
 use scim_graph_bridge::graph::Outcome;
+use scim_graph_bridge::on_pool;
 use scim_graph_bridge::store::PlanRecord;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

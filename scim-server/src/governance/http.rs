@@ -58,7 +58,7 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
 }
 
 fn actor(ctx: &RequestCtx) -> String {
-    format!("token:{}", ctx.principal.id)
+    format!("token:{}", ctx.principal().id())
 }
 
 fn gov(state: &AppState) -> Result<&super::Governance, ApiError> {

@@ -46,7 +46,7 @@ fn query(raw: Option<String>) -> HashMap<String, String> {
 }
 
 fn actor(ctx: &RequestCtx) -> String {
-    format!("token:{}", ctx.principal.id)
+    format!("token:{}", ctx.principal().id())
 }
 
 fn gov(state: &AppState) -> Result<&super::Governance, ApiError> {

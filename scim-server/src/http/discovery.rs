@@ -15,7 +15,7 @@ use http::StatusCode;
 pub async fn service_provider_config(State(state): State<AppState>, Caller(ctx): Caller) -> Scim {
     Scim(
         StatusCode::OK,
-        svc::service_provider_config(&state, &ctx.base_url),
+        svc::service_provider_config(&state, ctx.base_url()),
     )
 }
 
@@ -24,7 +24,7 @@ pub async fn service_provider_config(State(state): State<AppState>, Caller(ctx):
     responses((status = 200, description = "ListResponse of ResourceType", body = super::docs::ListResponseDoc, content_type = "application/scim+json")),
     security(("bearer" = [])))]
 pub async fn resource_types(State(state): State<AppState>, Caller(ctx): Caller) -> Scim {
-    Scim(StatusCode::OK, svc::resource_types(&state, &ctx.base_url))
+    Scim(StatusCode::OK, svc::resource_types(&state, ctx.base_url()))
 }
 
 /// One resource type.
@@ -42,7 +42,7 @@ pub async fn resource_type(
 ) -> Result<Scim, ApiError> {
     Ok(Scim(
         StatusCode::OK,
-        svc::resource_type(&state, &ctx.base_url, &name)?,
+        svc::resource_type(&state, ctx.base_url(), &name)?,
     ))
 }
 
@@ -51,7 +51,7 @@ pub async fn resource_type(
     responses((status = 200, description = "ListResponse of Schema", body = super::docs::ListResponseDoc, content_type = "application/scim+json")),
     security(("bearer" = [])))]
 pub async fn schemas(State(state): State<AppState>, Caller(ctx): Caller) -> Scim {
-    Scim(StatusCode::OK, svc::schemas(&state, &ctx.base_url))
+    Scim(StatusCode::OK, svc::schemas(&state, ctx.base_url()))
 }
 
 /// One schema by URN.
@@ -69,6 +69,6 @@ pub async fn schema(
 ) -> Result<Scim, ApiError> {
     Ok(Scim(
         StatusCode::OK,
-        svc::schema(&state, &ctx.base_url, &urn)?,
+        svc::schema(&state, ctx.base_url(), &urn)?,
     ))
 }

@@ -189,15 +189,15 @@ impl FromRequestParts<AppState> for Caller {
             .get::<Principal>()
             .cloned()
             .ok_or_else(|| Error::unauthorized("authentication is required"))?;
-        Ok(Caller(RequestCtx {
+        Ok(Caller(RequestCtx::new(
             principal,
-            request_id: request_id(&parts.headers),
-            base_url: base_url(
+            request_id(&parts.headers),
+            base_url(
                 &state.settings,
                 &parts.headers,
                 parts.uri.authority().map(|a| a.as_str()),
             ),
-        }))
+        )))
     }
 }
 

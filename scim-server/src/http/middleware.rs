@@ -32,9 +32,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             return response;
         }
     };
-    tracing::Span::current().record("tenant", principal.tenant.as_str());
-    if let Err(retry_after) = state.rate_limiter.check(&principal.tenant) {
-        metrics::counter!(crate::metrics::RATE_LIMITED, "tenant" => principal.tenant.clone())
+    tracing::Span::current().record("tenant", principal.tenant());
+    if let Err(retry_after) = state.rate_limiter.check(principal.tenant()) {
+        metrics::counter!(crate::metrics::RATE_LIMITED, "tenant" => principal.tenant().to_string())
             .increment(1);
         return ApiError::rate_limited(retry_after).into_response();
     }

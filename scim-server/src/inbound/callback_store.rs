@@ -3,30 +3,13 @@
 //! `callback_bridge_settled` (the bridge's last outcome per user). Same statements on both
 //! databases (`$n` placeholders); PostgreSQL claims with `FOR UPDATE SKIP LOCKED`.
 
-use super::Queue;
 use super::callback::{Callbacks, settled_body, settled_type};
 use crate::store::{Result, StoreError};
 use scim_graph_bridge::notify::{Settled, SettledOutcome};
+use scim_graph_bridge::on_pool;
 use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
-
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
-        match $self {
-            Queue::Sqlite($pool) => {
-                #[allow(unused_variables)]
-                let $pg = false;
-                $body
-            }
-            Queue::Postgres($pool) => {
-                #[allow(unused_variables)]
-                let $pg = true;
-                $body
-            }
-        }
-    };
-}
 
 fn ns(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)

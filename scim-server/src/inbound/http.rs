@@ -166,7 +166,7 @@ pub async fn upload_csv(
 fn queued(state: &AppState, ctx: &crate::service::RequestCtx, id: &str) -> Response {
     let location = format!(
         "{}{}/{id}",
-        root_url(state, &ctx.base_url),
+        root_url(state, ctx.base_url()),
         crate::inbound::JOBS_PATH
     );
     let mut response = Scim(

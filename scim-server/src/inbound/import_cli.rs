@@ -251,21 +251,23 @@ pub async fn run(args: ImportArgs, config: &Config) -> anyhow::Result<ExitCode> 
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default()
     );
-    let ctx_for = |row: u64| RequestCtx {
-        principal: Principal {
-            tenant: tenant.clone(),
-            id: principal.clone(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        // One request id per row: a create retried after an unknown outcome is recognised by
-        // it, and two rows must never be mistaken for one another.
-        request_id: Some(format!("import-{run_id}#row-{row}")),
-        base_url: state
-            .settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| state.settings.base_path.clone()),
+    let ctx_for = |row: u64| {
+        RequestCtx::new(
+            Principal::new(
+                tenant.clone(),
+                principal.clone(),
+                false,
+                CredentialKind::StaticToken,
+            ),
+            // One request id per row: a create retried after an unknown outcome is recognised
+            // by it, and two rows must never be mistaken for one another.
+            Some(format!("import-{run_id}#row-{row}")),
+            state
+                .settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| state.settings.base_path.clone()),
+        )
     };
     let verb = if args.dry_run {
         "previewing"

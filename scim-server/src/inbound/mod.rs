@@ -239,6 +239,19 @@ impl Intake {
             .or_else(|| self.source(tenant, name).map(|s| &s.mapping))
     }
 
+    /// The names a CSV upload of `tenant` may give as its mapping: every `[inbound.mappings]`
+    /// entry, then the tenant's event sources (whose mappings [`Intake::mapping`] also finds),
+    /// each once, in that order.
+    pub fn mapping_names(&self, tenant: &str) -> Vec<String> {
+        let mut names: Vec<String> = self.mappings.keys().cloned().collect();
+        for source in self.sources.iter().filter(|s| s.tenant == tenant) {
+            if !names.contains(&source.name) {
+                names.push(source.name.clone());
+            }
+        }
+        names
+    }
+
     /// Counts one verified event of `tenant`'s `source`; `Err(seconds)` when the source is over
     /// `inbound.events_per_second` (with `inbound.events_burst`).
     pub fn check_event_rate(&self, tenant: &str, source: &str) -> Result<(), u64> {
@@ -311,8 +324,8 @@ pub async fn accept_bulk_upload(
     let job = queue::NewJob {
         id: uuid::Uuid::new_v4().to_string(),
         tenant: ctx.tenant().to_string(),
-        principal: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
+        principal: ctx.principal().id().to_string(),
+        request_id: ctx.request_id().map(str::to_string),
         source: "bulkUpload".into(),
         operations,
     };
@@ -446,8 +459,8 @@ pub async fn accept_import(
     let job = queue::NewJob {
         id: uuid::Uuid::new_v4().to_string(),
         tenant: ctx.tenant().to_string(),
-        principal: ctx.principal.id.clone(),
-        request_id: ctx.request_id.clone(),
+        principal: ctx.principal().id().to_string(),
+        request_id: ctx.request_id().map(str::to_string),
         source: "csv".into(),
         operations: good
             .into_iter()

@@ -12,6 +12,7 @@
 //! configured attempts; `inbound dead-letters retry` queues it again).
 
 use crate::store::{Result, StoreError};
+use scim_graph_bridge::on_pool;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -25,24 +26,7 @@ pub enum Queue {
     /// PostgreSQL.
     Postgres(sqlx::PgPool),
 }
-
-/// Runs the same body against either pool kind; `$pg` tells which.
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident, $pg:ident| $body:expr) => {
-        match $self {
-            Queue::Sqlite($pool) => {
-                #[allow(unused_variables)]
-                let $pg = false;
-                $body
-            }
-            Queue::Postgres($pool) => {
-                #[allow(unused_variables)]
-                let $pg = true;
-                $body
-            }
-        }
-    };
-}
+scim_graph_bridge::impl_on_pool!(Queue);
 
 /// Job status names as stored and shown.
 pub mod status {
@@ -723,6 +707,48 @@ impl Queue {
                 items_per_page: operations.len() as u64,
                 operations,
             }))
+        })
+    }
+
+    /// Up to `limit` operations of `tenant`'s job `job_id` after position `after_seq` (0-based
+    /// `seq`; `-1` for the first page), in order, each with its `seq`: a keyset page on the
+    /// operations' primary key, so reading a 100,000-row job page by page costs each page
+    /// alone (the console's report download). A job of another tenant has none.
+    pub async fn operations_after(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, OperationView)>> {
+        on_pool!(self, |pool, pg| {
+            let rows = sqlx::query(
+                "SELECT o.seq, o.bulk_id, o.external_id, o.outcome, o.resource_id, o.error FROM \
+                 inbound_operations o JOIN inbound_jobs j ON j.id = o.job_id WHERE o.job_id = $1 \
+                 AND j.tenant_id = $2 AND o.seq > $3 ORDER BY o.seq LIMIT $4",
+            )
+            .bind(job_id)
+            .bind(tenant)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            let mut page = Vec::with_capacity(rows.len());
+            for r in rows {
+                let outcome: Option<String> = r.try_get("outcome")?;
+                let error: Option<String> = r.try_get("error")?;
+                page.push((
+                    r.try_get("seq")?,
+                    OperationView {
+                        bulk_id: r.try_get("bulk_id")?,
+                        external_id: r.try_get("external_id")?,
+                        outcome: outcome.unwrap_or_else(|| "pending".into()),
+                        id: r.try_get("resource_id")?,
+                        error: error.and_then(|e| serde_json::from_str(&e).ok()),
+                    },
+                ));
+            }
+            Ok(page)
         })
     }
 

@@ -87,23 +87,22 @@ impl Worker {
         mut lease_until: time::OffsetDateTime,
     ) -> anyhow::Result<JobEnd> {
         let queue = &self.intake.queue;
-        let ctx = RequestCtx {
-            principal: Principal {
-                tenant: job.tenant.clone(),
-                id: job.principal.clone(),
-                read_only: false,
+        let ctx = RequestCtx::new(
+            Principal::new(
+                job.tenant.clone(),
+                job.principal.clone(),
+                false,
                 // Only the principal's id is recorded with writes; how it authenticated when
                 // submitting the job does not matter any more.
-                kind: CredentialKind::StaticToken,
-            },
-            request_id: job.request_id.clone(),
-            base_url: self
-                .state
+                CredentialKind::StaticToken,
+            ),
+            job.request_id.clone(),
+            self.state
                 .settings
                 .public_url
                 .clone()
                 .unwrap_or_else(|| self.state.settings.base_path.clone()),
-        };
+        );
         let mut after = -1;
         loop {
             let page = queue.pending_operations(&job.id, after, Self::PAGE).await?;
@@ -139,14 +138,15 @@ impl Worker {
             // Each record writes under a request id of its own: a create retried after an
             // unknown outcome is recognised by it (`service::write`), and two records of one
             // job must never be taken for one another.
-            let ctx = RequestCtx {
-                request_id: Some(format!(
+            let ctx = RequestCtx::new(
+                job_ctx.principal().clone(),
+                Some(format!(
                     "{}#{}",
-                    job_ctx.request_id.as_deref().unwrap_or(&job.id),
+                    job_ctx.request_id().unwrap_or(&job.id),
                     op.seq
                 )),
-                ..job_ctx.clone()
-            };
+                job_ctx.base_url(),
+            );
             // The lease is renewed once half of it has passed (not per record: each renewal is
             // a write), so a worker that stalled past its lease finds out before writing.
             let now = self.state.clock.now();

@@ -19,25 +19,55 @@ use scim_core::{Error, Result};
 use serde_json::Value;
 
 /// Who is calling and where the SCIM base is, for one request.
+///
+/// Made only where a [`Principal`] exists (the HTTP layer's `Caller` extractor after
+/// authentication, the crate's internal actors), so a service function that takes one is
+/// reached only by an authenticated caller; the fields are private for the same reason. Tests
+/// build one through `crate::test_support` (feature `test-support`).
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
-    /// The authenticated caller (its tenant keys every data access).
-    pub principal: Principal,
-    /// The request id, recorded with writes.
-    pub request_id: Option<String>,
-    /// The SCIM base URL as the client sees it, e.g. `https://host/scim/v2`.
-    pub base_url: String,
+    principal: Principal,
+    request_id: Option<String>,
+    base_url: String,
 }
 
 impl RequestCtx {
+    /// The context of a request by `principal` (crate-private: see the type's doc).
+    pub(crate) fn new(
+        principal: Principal,
+        request_id: Option<String>,
+        base_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            principal,
+            request_id,
+            base_url: base_url.into(),
+        }
+    }
+
+    /// The authenticated caller (its tenant keys every data access).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The request id, recorded with writes.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The SCIM base URL as the client sees it, e.g. `https://host/scim/v2`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// The caller's tenant.
     pub fn tenant(&self) -> &str {
-        &self.principal.tenant
+        self.principal.tenant()
     }
 
     /// Refuses writes by read-only credentials (403).
     pub fn require_write(&self) -> Result<()> {
-        if self.principal.read_only {
+        if self.principal.read_only() {
             Err(Error::forbidden(
                 "this credential is read-only and may not modify resources",
             ))

@@ -121,8 +121,8 @@ impl RequestCtx {
     pub fn writer(&self) -> Result<Writer> {
         self.require_write()?;
         Ok(Writer::acting_for(
-            self.principal.tenant.clone(),
-            self.principal.id.clone(),
+            self.principal.tenant().to_string(),
+            self.principal.id().to_string(),
             self.request_id.clone(),
         ))
     }

@@ -1,17 +1,17 @@
 //! The change log's SQL: appending a record to a tenant's chain ([`append_in`],
-//! [`append_event_in`]), and the Graph bridge's [`ChangeLog`] reader over `scim_changes`.
+//! [`append_event_in`]), and the Graph bridge's [`OutboxReader`] over `scim_changes`.
 //!
 //! This file and the store's own statements are the only SQL that names `scim_changes` or
 //! `tenant_chain`: consumers get typed [`ChangeLogEntry`] values (`scim_core::change_log`), so
 //! the table's shape stays the store's business. Entries carry no deltas and no hashes (see
 //! [`scim_core::change_log`]); an audit event comes back as [`Record::Event`], never as a
 //! resource write; `audit verify` reads full records through
-//! [`ChangeLog::changes_after`](super::ChangeLog::changes_after).
+//! [`ChangeLogStore::changes_after`](super::ChangeLogStore::changes_after).
 //!
 //! Appending: a resource write appends inside the store's own write transaction; anything else
 //! that must be in the tamper-evident log (a console action, a governance decision, a JIT
 //! approval) appends an [`AuditEvent`] either in a transaction of its own
-//! ([`super::ChangeLog::append_event`]) or inside the caller's transaction on the server's
+//! ([`super::ChangeLogStore::append_event`]) or inside the caller's transaction on the server's
 //! database ([`append_event_in`]), so that, say, a decision row and its audit record commit
 //! together. Either way a [`WriteContext`] is needed, which only a `service::write::Writer`
 //! makes.
@@ -23,7 +23,7 @@ use scim_core::change::Operation;
 use scim_core::change_log::{
     AuditEvent, ChangeCursor, ChangeLogEntry, EVENT_OPERATION, Record, ResourceWrite,
 };
-use scim_graph_bridge::outbox::ChangeLog;
+use scim_graph_bridge::outbox::OutboxReader;
 use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -265,7 +265,7 @@ fn log_error(e: StoreError) -> scim_graph_bridge::Error {
 }
 
 #[async_trait::async_trait]
-impl ChangeLog for StoreChangeLog {
+impl OutboxReader for StoreChangeLog {
     async fn heads(&self) -> scim_graph_bridge::Result<Vec<ChangeCursor>> {
         StoreChangeLog::heads(self).await.map_err(log_error)
     }

@@ -754,7 +754,7 @@ macro_rules! impl_sql_store {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::ChangeLog for $store {
+        impl $crate::store::ChangeLogStore for $store {
             async fn append_event(
                 &self,
                 ctx: &$crate::store::WriteContext,

@@ -420,14 +420,14 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<String> {
 }
 
 /// Storage for SCIM resources, tenants, credentials and the change log: the three capabilities
-/// ([`Resources`], [`Tenants`], [`ChangeLog`]) plus administration. Both databases implement it
+/// ([`Resources`], [`Tenants`], [`ChangeLogStore`]) plus administration. Both databases implement it
 /// with one shared implementation (`imp.rs`).
 ///
 /// A component that needs one capability takes that trait (the service's write pipeline takes
 /// [`Resources`]), so a test double or a wrapper implements a handful of methods, not all of
 /// them.
 #[async_trait]
-pub trait Store: Resources + Tenants + ChangeLog + 'static {
+pub trait Store: Resources + Tenants + ChangeLogStore + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks the database answers (for `/readyz`).
@@ -486,10 +486,12 @@ pub trait Tenants: Send + Sync {
     ) -> Result<bool>;
 }
 
-/// The change log (the outbox): read in order, audit events appended, and its hash chain
-/// verified.
+/// The store's side of the change log (the outbox): audit events appended, records read in
+/// order, the hash chain verified. Its consumer, the Graph bridge, reads through its own
+/// narrower trait, `scim_graph_bridge::outbox::OutboxReader` (typed entries and heads,
+/// implemented by [`change_log::StoreChangeLog`]).
 #[async_trait]
-pub trait ChangeLog: Send + Sync {
+pub trait ChangeLogStore: Send + Sync {
     /// Appends `event` (a console action, a governance decision, …: no resource changed) to
     /// `ctx`'s tenant chain in a transaction of its own, and returns its sequence number. Inside
     /// a transaction of the caller's, use [`change_log::append_event_in`] instead.

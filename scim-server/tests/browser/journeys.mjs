@@ -19,6 +19,9 @@ import path from 'node:path';
 import readline from 'node:readline';
 import Provider from 'oidc-provider';
 import { chromium } from 'playwright-core';
+import { uploadConfig, uploadJourney, uploadRefusals } from './upload.mjs';
+import { adminJourney } from './admin.mjs';
+import { approver, governanceJourneys, governanceSection } from './governance.mjs';
 
 const serverBin = process.env.SCIM_SERVER_BIN;
 const workDir = process.env.SCIM_WORK_DIR;
@@ -59,6 +62,7 @@ const people = {
   vic: { name: 'Vic Viewer', email: 'vic@corp.example', groups: ['console-viewers', 'all-staff'] },
   otto: { name: 'Otto Operator', email: 'otto@corp.example', groups: ['console-operators', 'all-staff'] },
   nora: { name: 'Nora Nobody', email: 'nora@corp.example', groups: ['all-staff'] },
+  ...approver,
 };
 const idpPort = await freePort();
 const consolePort = await freePort();
@@ -106,8 +110,11 @@ client_secret = "${clientSecret}"
 admin = ["console-admins"]
 operator = ["console-operators"]
 viewer = ["console-viewers"]
+approver = ["console-approvers"]
 
 ${graphSection}
+${uploadConfig(workDir)}
+${governanceSection}
 `);
 const server = spawn(serverBin, ['serve', '--config', configPath], {
   env: { PATH: process.env.PATH, SCIM_TOKEN: token, SCIM_LOG: 'warn' },
@@ -322,6 +329,11 @@ try {
     await context.close();
   });
 
+  await uploadJourney({ journey, browser, signIn, consoleBase, shot, scim, workDir });
+  const graphSecret = (graphSection.match(/client_secret = "([^"]*)"/) || [])[1];
+  await adminJourney({ journey, browser, signIn, consoleBase, shot, secrets: [clientSecret, token, graphSecret].filter(Boolean) });
+  await governanceJourneys({ browser, base: consoleBase, token, journey, signIn, shot, scim });
+
   await journey('a form post without the session CSRF token is refused', async () => {
     const context = await browser.newContext();
     const page = await signIn(context, 'ada');
@@ -368,11 +380,13 @@ try {
       [`/console/people/${grace}/rehire`, 'rehire people'],
       ['/console/intake/any-job/retry', 'retry intake jobs'],
       ['/console/bridge/dead-letters/any-letter/retry', 'retry Graph bridge work'],
+      ['/console/admin/tenants', 'create tenants'],
     ]) {
       const res = await page.request.post(`${consoleBase}${path}`, { form: { csrf, user_name: 'sneaky@corp.example', title: 'x' } });
       assert.equal(res.status(), 403, path);
       assert.match(await res.text(), new RegExp(`the viewer role may not ${what}`), path);
     }
+    await uploadRefusals(page, consoleBase, csrf);
     assert.equal((await scim('GET', `Users/${grace}`)).active, true, 'the viewer changed nothing');
     await page.goto(`${consoleBase}/console/people/${grace}`);
     assert.equal(await page.getByRole('navigation', { name: 'Actions' }).count(), 0, 'no action buttons for a viewer');

@@ -185,10 +185,10 @@ async fn serve_app(auth: AuthService) -> String {
     async fn whoami(State(auth): State<Arc<AuthService>>, headers: HeaderMap) -> Response {
         match auth.authenticate(&headers).await {
             Ok(p) => axum::Json(json!({
-                "tenant": p.tenant,
-                "id": p.id,
-                "read_only": p.read_only,
-                "kind": format!("{:?}", p.kind),
+                "tenant": p.tenant(),
+                "id": p.id(),
+                "read_only": p.read_only(),
+                "kind": format!("{:?}", p.kind()),
             }))
             .into_response(),
             Err(err) => err.to_response(),
@@ -203,12 +203,7 @@ async fn serve_app(auth: AuthService) -> String {
 }
 
 fn principal(tenant: &str, id: &str, read_only: bool, kind: CredentialKind) -> Principal {
-    Principal {
-        tenant: tenant.into(),
-        id: id.into(),
-        read_only,
-        kind,
-    }
+    scim_server::test_support::principal(tenant, id, read_only, kind)
 }
 
 fn err(detail: &str) -> Result<Principal, AuthError> {

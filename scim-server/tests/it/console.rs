@@ -9,15 +9,12 @@ use axum::body::Body;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use scim_graph_bridge::store::BridgeStore;
-use scim_server::auth::{
-    AuthConfig, AuthService, CredentialKind, ManualClock, Principal, token_store,
-};
+use scim_server::auth::{AuthConfig, AuthService, CredentialKind, ManualClock, token_store};
 use scim_server::config::Config;
 use scim_server::console::db::ConsoleDb;
 use scim_server::console::roles::{Operator, Role};
 use scim_server::console::{Console, ConsoleConfig};
 use scim_server::inbound::{InboundConfig, Intake, Queue};
-use scim_server::service::RequestCtx;
 use scim_server::state::AppState;
 use serde_json::json;
 use std::sync::Arc;
@@ -133,16 +130,16 @@ impl Fixture {
     }
 
     pub async fn create_user(&self, user_name: &str, display: &str) -> String {
-        let ctx = RequestCtx {
-            principal: Principal {
-                tenant: "default".into(),
-                id: "tok_hr".into(),
-                read_only: false,
-                kind: CredentialKind::StaticToken,
-            },
-            request_id: Some("req-hr-1".into()),
-            base_url: "http://localhost/scim/v2".into(),
-        };
+        let ctx = scim_server::test_support::request_ctx(
+            scim_server::test_support::principal(
+                "default",
+                "tok_hr",
+                false,
+                CredentialKind::StaticToken,
+            ),
+            Some("req-hr-1".into()),
+            "http://localhost/scim/v2",
+        );
         let body = json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": user_name, "displayName": display,
@@ -585,28 +582,7 @@ async fn pages_carry_security_headers_and_assets_are_immutable(db: Arc<TestDb>) 
     );
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
+crate::support::both!(
     one_time_link_signs_in_once,
     sessions_end_when_idle_or_too_old_and_on_sign_out,
     forms_without_the_session_csrf_token_are_refused,

@@ -13,11 +13,10 @@ use scim_server::console::db::{ListOrder, keyset_sql};
 use scim_server::console::roles::Role;
 use scim_server::inbound::queue::{NewJob, NewOperation, status};
 use scim_server::inbound::worker::Worker;
-use scim_server::service::RequestCtx;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 fn form(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap()
@@ -481,6 +480,50 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
                 form(&[("csrf", &csrf)]),
                 "retry Graph bridge work",
             ),
+            (
+                "/console/admin/tenants".to_string(),
+                form(&[("csrf", &csrf), ("id", "sneaky")]),
+                "create tenants",
+            ),
+            // Governance (console_gov.rs): refused before governance is even looked for.
+            (
+                "/console/reviews/any-review/decisions".to_string(),
+                form(&[
+                    ("csrf", &csrf),
+                    ("item", "i"),
+                    ("decision", "keep"),
+                    ("justification", "x"),
+                ]),
+                "decide access reviews",
+            ),
+            (
+                "/console/reviews/any-review/items/any-item".to_string(),
+                form(&[
+                    ("csrf", &csrf),
+                    ("decision", "revoke"),
+                    ("justification", "x"),
+                ]),
+                "decide access reviews",
+            ),
+            (
+                "/console/jit".to_string(),
+                form(&[
+                    ("csrf", &csrf),
+                    ("user", "ada@example.com"),
+                    ("grant", "role:helpdesk"),
+                ]),
+                "request time-bound access",
+            ),
+            (
+                "/console/jit/any-grant/approve".to_string(),
+                form(&[("csrf", &csrf)]),
+                "approve or deny time-bound access",
+            ),
+            (
+                "/console/jit/any-grant/deny".to_string(),
+                form(&[("csrf", &csrf), ("note", "x")]),
+                "approve or deny time-bound access",
+            ),
         ] {
             let r = f.post(&path, Some(&cookie), &body).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
@@ -490,6 +533,37 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
                 r.body
             );
         }
+        // The CSV upload's actions post a file (multipart/form-data).
+        for (path, what) in [
+            ("/console/upload/preview", "preview CSV uploads"),
+            ("/console/upload", "upload CSV files"),
+        ] {
+            let body = crate::console_ops::multipart(
+                &[("csrf", &csrf), ("mapping", "hr")],
+                Some(b"Employee ID\nE1\n"),
+            );
+            let r = crate::console_ops::post_multipart(&f, path, &cookie, body, false).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+            assert!(
+                r.body.contains(&format!("the {role} role may not {what}")),
+                "{path}: {}",
+                r.body
+            );
+        }
+    }
+    // Every campaign with every reviewer's items is the admins' (a page, not an action: refused,
+    // not recorded).
+    let (cookie, _) = f.sign_in(Role::Viewer).await;
+    for path in [
+        "/console/reviews/campaigns",
+        "/console/reviews/campaigns/any",
+    ] {
+        let r = f.get(path, Some(&cookie)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            r.body
+                .contains("the viewer role may not view review campaigns")
+        );
     }
     assert_eq!(f.user(&ada).await, before, "nothing changed");
     let users = f.get("/console/people", Some(&f.admin().await.0)).await;
@@ -519,7 +593,7 @@ async fn a_viewer_gets_403_for_every_action(db: Arc<TestDb>) {
         .filter(|a| a.outcome == "refused")
         .map(|a| a.action)
         .collect();
-    assert_eq!(refused.len(), 6, "{refused:?}");
+    assert_eq!(refused.len(), 14, "{refused:?}");
     let viewer = |a: &str| {
         (
             "console:sub-viewer".to_string(),
@@ -900,16 +974,16 @@ async fn a_group_lists_its_members_a_page_at_a_time(db: Arc<TestDb>) {
                 .await,
         );
     }
-    let ctx = RequestCtx {
-        principal: scim_server::auth::Principal {
-            tenant: "default".into(),
-            id: "tok_hr".into(),
-            read_only: false,
-            kind: scim_server::auth::CredentialKind::StaticToken,
-        },
-        request_id: None,
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let ctx = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            "default",
+            "tok_hr",
+            false,
+            scim_server::auth::CredentialKind::StaticToken,
+        ),
+        None,
+        "http://localhost/scim/v2",
+    );
     let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
     let group = scim_server::service::resources::create(
         &f.app,
@@ -953,28 +1027,7 @@ async fn a_group_lists_its_members_a_page_at_a_time(db: Arc<TestDb>) {
     );
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
+crate::support::both!(
     hire_update_terminate_and_rehire_now,
     dated_actions_run_from_the_intake_queue_at_their_date,
     a_viewer_gets_403_for_every_action,

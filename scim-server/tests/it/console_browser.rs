@@ -3,7 +3,10 @@
 //! fake Microsoft Graph this test starts on loopback, in apply mode), and drives Debian's
 //! headless Chromium with `playwright-core`: OpenID Connect sign-in, dashboard, search, a
 //! person's page, a new hire whose bridge plan appears on their page, a termination showing the
-//! leaver steps, token creation, CSRF refusals, a viewer's 403 on every action, sign-out.
+//! leaver steps, token creation, CSRF refusals, a viewer's 403 on every action, sign-out; and
+//! (`tests/browser/governance.mjs`, with `[governance]` and a time-bound grant policy) an
+//! approver deciding access review items in their inbox, one and two at once, and approving a
+//! time-bound grant an operator asked for; the hygiene report and leaver evidence downloaded.
 //!
 //! It saves a screenshot of each main page under the target directory
 //! (`target/tmp/console-screenshots/`); with `SCIM_UPDATE_SCREENSHOTS=1` it also copies them

@@ -15,10 +15,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 const TOKEN: &str = "e2e-token-0123456789abcdefghijklmnopqrstuv";
-const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+use scim_core::patch::PATCH_OP_URN as PATCH_OP;
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
+use scim_core::schema::GROUP_URN;
+use scim_core::schema::USER_URN;
 
 /// A running `scim-server serve` child process.
 struct Server {

@@ -1,16 +1,26 @@
-//! Router-level tests through `Router::oneshot` (no socket): content types, error bodies, every
-//! limit, authentication and authorisation, tenant isolation, rate limiting, discovery, ETags,
-//! PATCH status codes, soft delete, Bulk, and the OpenAPI snapshot.
+//! Router-level tests through `Router::oneshot` (no socket), as tables: content types, error
+//! bodies, every limit, authentication and authorisation, tenant isolation, rate limiting,
+//! discovery, ETags, PATCH status codes, soft delete, Bulk, and the OpenAPI snapshot.
+//!
+//! Each test is a scenario: a [`Setup`] (configuration, clock, tenants, tokens, a storage spy)
+//! and rows of [`Step`]s, mostly [`Call`]s that each state the status they must answer and the
+//! few properties the test is about. [`check`] runs the rows in order and compares the whole
+//! transcript (every request and reply, [`normalise`]d: ids named, times redacted) with an insta
+//! JSON snapshot `snapshots/it__http__<name>.snap`, so the snapshot pins everything else a client
+//! sees (rust-analyzer's `check(input, expect)` habit). Review a changed snapshot like code:
+//! `INSTA_UPDATE=always cargo nextest run -p scim-server http::` then `git diff`.
 
 use axum::Router;
 use axum::body::Body;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{Method, Request};
 use http_body_util::BodyExt;
+use scim_core::bulk::BULK_REQUEST_URN as BULK;
 use scim_core::change::Change;
-use scim_core::patch::MembershipDelta;
+use scim_core::error::ERROR_URN;
+use scim_core::patch::{MembershipDelta, PATCH_OP_URN};
 use scim_core::query::ListQuery;
 use scim_core::resource::Resource;
-use scim_core::schema::ResourceType;
+use scim_core::schema::{ENTERPRISE_USER_URN as ENTERPRISE, GROUP_URN, ResourceType, USER_URN};
 use scim_server::auth::{AuthConfig, AuthService, token_store};
 use scim_server::clock::{Clock, ManualClock, SystemClock};
 use scim_server::config::{Config, SecretString};
@@ -19,1248 +29,708 @@ use scim_server::store::{
     Load, Page, Resources, Result as StoreResult, Store, StoreError, Tenant, WriteContext,
 };
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use time::OffsetDateTime;
 use tower::ServiceExt;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 const BASE: &str = "/scim/v2";
-const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// The response headers a transcript keeps (the others vary or say nothing SCIM-specific).
+const KEPT_HEADERS: [&str; 5] = [
+    "content-type",
+    "location",
+    "etag",
+    "retry-after",
+    "www-authenticate",
+];
+
+// ---------------------------------------------------------------------------------------------
+// The table language.
+
+/// What a scenario starts from.
+#[derive(Default)]
+struct Setup {
+    /// Changes to the default test configuration (which has the [`TOKEN`] for `default`).
+    config: Option<fn(&mut Config)>,
+    /// A manual clock starting here (otherwise the system clock).
+    manual_clock: Option<OffsetDateTime>,
+    /// Wrap the resource store in a [`ResourceSpy`], whose counts each transcript row records.
+    spy: bool,
+    /// With the spy: each create moves the manual clock forward ten seconds (a slow database).
+    slow_creates: bool,
+    /// Extra tenants: (id, `bulk_upsert_by_external_id`).
+    tenants: &'static [(&'static str, bool)],
+    /// Static tokens: (name a row uses in [`Call::by`], tenant, read-only).
+    tokens: &'static [(&'static str, &'static str, bool)],
+}
+
+/// One row of a scenario.
+enum Step {
+    /// A request and what must come back.
+    Call(Box<Call>),
+    /// Moves the manual clock forward this many seconds.
+    Advance(i64),
+    /// Revokes the named token in the store.
+    Revoke(&'static str),
+}
+
+/// Who sends a request.
+enum Who {
+    /// The configured [`TOKEN`] of tenant `default`.
+    Admin,
+    /// No `Authorization` header (set one with [`Call::with`] for odd schemes).
+    Anonymous,
+    /// A token from [`Setup::tokens`], by name.
+    Token(&'static str),
+    /// This bearer value, as is.
+    Bearer(&'static str),
+}
+
+/// A request body.
+enum Send {
+    None,
+    /// JSON, sent as `application/scim+json`.
+    Json(Value),
+    /// Bytes with this `Content-Type` (or none).
+    Raw(Option<&'static str>, &'static str),
+}
+
+/// A request, the status it must answer, and the properties the row is about.
+///
+/// `${name}` in the path, the headers or the body's strings stands for an id a previous row saved
+/// with [`Call::save`]; the transcript writes the ids back as `${name}`.
+struct Call {
+    method: Method,
+    path: String,
+    /// The path is under [`BASE`] (false: `/healthz`, `/metrics`, …).
+    scim: bool,
+    who: Who,
+    headers: Vec<(&'static str, String)>,
+    send: Send,
+    expect: u16,
+    scim_type: Option<&'static str>,
+    /// (name, JSON pointer of an id or a URL ending in one).
+    save: Option<(&'static str, &'static str)>,
+    /// JSON pointers that must be missing from the reply (or an empty array).
+    absent: Vec<&'static str>,
+    /// The reply's keys, in order.
+    keys: Option<Vec<&'static str>>,
+    /// Text the raw reply must contain / must not contain.
+    contains: Vec<&'static str>,
+    lacks: Vec<&'static str>,
+    /// A targeted assertion on the reply body.
+    check: Option<fn(&Value)>,
+    /// Leave the body out of the transcript (large or varying documents).
+    no_body: bool,
+    /// A created resource: `Location` is `meta.location`, ends in `/Users/{id}` or
+    /// `/Groups/{id}`, and an ETag comes with it.
+    located: bool,
+    /// Spy: updates to refuse with a version mismatch first; expected resource reads, member
+    /// loads and clock sleeps during this call.
+    lose_races: usize,
+    reads: Option<usize>,
+    member_loads: Option<usize>,
+    sleeps: Option<u64>,
+}
+
+fn call(method: Method, path: impl Into<String>) -> Call {
+    Call {
+        method,
+        path: path.into(),
+        scim: true,
+        who: Who::Admin,
+        headers: Vec::new(),
+        send: Send::None,
+        expect: 200,
+        scim_type: None,
+        save: None,
+        absent: Vec::new(),
+        keys: None,
+        contains: Vec::new(),
+        lacks: Vec::new(),
+        check: None,
+        no_body: false,
+        located: false,
+        lose_races: 0,
+        reads: None,
+        member_loads: None,
+        sleeps: None,
+    }
+}
+
+fn get(path: impl Into<String>) -> Call {
+    call(Method::GET, path)
+}
+
+fn delete(path: impl Into<String>) -> Call {
+    call(Method::DELETE, path).expect(204)
+}
+
+fn post(path: impl Into<String>, body: Value) -> Call {
+    call(Method::POST, path).json(body)
+}
+
+fn put(path: impl Into<String>, body: Value) -> Call {
+    call(Method::PUT, path).json(body)
+}
+
+/// A PATCH with these operations.
+fn patch(path: impl Into<String>, ops: Value) -> Call {
+    call(Method::PATCH, path).json(json!({"schemas": [PATCH_OP_URN], "Operations": ops}))
+}
+
+/// A request outside the SCIM base (`/metrics`, `/healthz`, …), without credentials.
+fn root(path: &str) -> Call {
+    Call {
+        scim: false,
+        who: Who::Anonymous,
+        ..get(path)
+    }
+}
+
+/// Creates a user (active) and saves its id as `name`.
+fn new_user(user_name: &str, name: &'static str) -> Call {
+    post(
+        "/Users",
+        json!({"schemas": [USER_URN], "userName": user_name, "active": true}),
+    )
+    .expect(201)
+    .save(name)
+}
+
+/// Creates a group and saves its id as `name`.
+fn new_group(display_name: &str, name: &'static str) -> Call {
+    post(
+        "/Groups",
+        json!({"schemas": [GROUP_URN], "displayName": display_name}),
+    )
+    .expect(201)
+    .save(name)
+}
+
+fn bulk(ops: Value) -> Call {
+    post("/Bulk", json!({"schemas": [BULK], "Operations": ops}))
+}
+
+impl Call {
+    fn expect(mut self, status: u16) -> Self {
+        self.expect = status;
+        self
+    }
+    /// A SCIM error with this status and `scimType` (RFC 7644 §3.12).
+    fn fails(mut self, status: u16, scim_type: &'static str) -> Self {
+        self.expect = status;
+        self.scim_type = Some(scim_type);
+        self
+    }
+    fn json(mut self, body: Value) -> Self {
+        self.send = Send::Json(body);
+        self
+    }
+    fn raw(mut self, content_type: Option<&'static str>, body: &'static str) -> Self {
+        self.send = Send::Raw(content_type, body);
+        self
+    }
+    fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    fn by(mut self, token: &'static str) -> Self {
+        self.who = Who::Token(token);
+        self
+    }
+    fn who(mut self, who: Who) -> Self {
+        self.who = who;
+        self
+    }
+    fn save(self, name: &'static str) -> Self {
+        self.save_at(name, "/id")
+    }
+    fn save_at(mut self, name: &'static str, pointer: &'static str) -> Self {
+        self.save = Some((name, pointer));
+        self
+    }
+    fn absent(mut self, pointer: &'static str) -> Self {
+        self.absent.push(pointer);
+        self
+    }
+    fn keys(mut self, keys: &[&'static str]) -> Self {
+        self.keys = Some(keys.to_vec());
+        self
+    }
+    fn contains(mut self, text: &'static str) -> Self {
+        self.contains.push(text);
+        self
+    }
+    fn lacks(mut self, text: &'static str) -> Self {
+        self.lacks.push(text);
+        self
+    }
+    fn check(mut self, f: fn(&Value)) -> Self {
+        self.check = Some(f);
+        self
+    }
+    fn no_body(mut self) -> Self {
+        self.no_body = true;
+        self
+    }
+    fn located(mut self) -> Self {
+        self.located = true;
+        self
+    }
+    fn losing_races(mut self, n: usize) -> Self {
+        self.lose_races = n;
+        self
+    }
+    fn reads(mut self, n: usize) -> Self {
+        self.reads = Some(n);
+        self
+    }
+    fn member_loads(mut self, n: usize) -> Self {
+        self.member_loads = Some(n);
+        self
+    }
+    fn sleeps(mut self, n: u64) -> Self {
+        self.sleeps = Some(n);
+        self
+    }
+}
+
+impl From<Call> for Step {
+    fn from(c: Call) -> Step {
+        Step::Call(Box::new(c))
+    }
+}
+
+/// Rows from calls and other steps alike.
+macro_rules! steps {
+    ($($step:expr),* $(,)?) => { vec![$(Step::from($step)),*] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runner.
+
+/// Runs `steps` against a fresh app built from `setup`, asserts each row, and compares the
+/// normalised transcript with the snapshot `name`.
+async fn check(name: &str, setup: Setup, steps: Vec<Step>) {
+    let app = TestApp::start(&setup).await;
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut transcript = Vec::new();
+    for (row, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::Advance(seconds) => {
+                let clock = app
+                    .manual
+                    .as_ref()
+                    .expect("Advance needs Setup::manual_clock");
+                clock.advance(time::Duration::seconds(seconds));
+                transcript.push(json!({"advanceClockSeconds": seconds}));
+            }
+            Step::Revoke(token) => {
+                let (id, _) = &app.tokens[token];
+                app.store.revoke_token(id, app.clock.now()).await.unwrap();
+                transcript.push(json!({"revokeToken": token}));
+            }
+            Step::Call(c) => {
+                let entry = app.run(row, &c, &mut vars).await;
+                transcript.push(entry);
+            }
+        }
+    }
+    insta::assert_json_snapshot!(name, normalise(Value::Array(transcript), &vars));
+}
 
 struct TestApp {
     router: Router,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    manual: Option<Arc<ManualClock>>,
+    spy: Option<Arc<SpyCounts>>,
+    /// Token name -> (token id, secret).
+    tokens: BTreeMap<&'static str, (String, String)>,
     _dir: tempfile::TempDir,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts a SCIM error body with this status and optional scimType.
-    fn assert_error(&self, status: u16, scim_type: Option<&str>) {
-        assert_eq!(self.status.as_u16(), status, "{}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/scim+json"),
-            "{}",
-            self.body
-        );
-        assert_eq!(self.body["schemas"], json!([ERROR_URN]), "{}", self.body);
-        assert_eq!(
-            self.body["status"],
-            json!(status.to_string()),
-            "{}",
-            self.body
-        );
-        match scim_type {
-            Some(t) => assert_eq!(self.body["scimType"], t, "{}", self.body),
-            None => assert!(self.body.get("scimType").is_none(), "{}", self.body),
-        }
-    }
-}
-
-fn config() -> Config {
-    Config {
-        token: Some(SecretString::new(TOKEN)),
-        ..Config::default()
-    }
-}
-
-async fn app() -> TestApp {
-    app_with(config(), Arc::new(SystemClock)).await
-}
-
-async fn app_with(config: Config, clock: Arc<dyn Clock>) -> TestApp {
-    app_wrapping(config, clock, |s| s).await
-}
-
-/// An app whose resource store is wrapped by `wrap` (to observe what the service asks of
-/// storage).
-async fn app_wrapping(
-    config: Config,
-    clock: Arc<dyn Clock>,
-    wrap: impl FnOnce(Arc<dyn Resources>) -> Arc<dyn Resources>,
-) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("scim.db").display());
-    let store = scim_server::server::open_store(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    scim_server::server::ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref())
-        .await
-        .unwrap();
-    let auth = AuthService::from_config(
-        &AuthConfig::default(),
-        token_store(store.clone()),
-        clock.clone(),
-    )
-    .unwrap()
-    .with_env_token(
-        config.default_tenant.clone(),
-        config.token.as_ref().unwrap().expose(),
-    );
-    let auth = Arc::new(auth);
-    let resources = wrap(store.clone());
-    let state =
-        AppState::with_clock(&config, store.clone(), auth, clock.clone()).with_resources(resources);
-    TestApp {
-        router: scim_server::http::router(state),
-        store,
-        clock,
-        _dir: dir,
-    }
-}
-
 impl TestApp {
-    async fn raw(&self, req: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    async fn start(setup: &Setup) -> TestApp {
+        let mut config = Config {
+            token: Some(SecretString::new(TOKEN)),
+            ..Config::default()
         };
-        Reply {
-            status,
-            headers,
-            body,
+        if let Some(f) = setup.config {
+            f(&mut config);
         }
-    }
-
-    fn request(
-        method: Method,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> Request<Body> {
-        let mut b = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        match body {
-            Some(v) => b
-                .header("content-type", "application/scim+json")
-                .body(Body::from(serde_json::to_vec(v).unwrap()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        }
-    }
-
-    async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.raw(Self::request(
-            method,
-            &format!("{BASE}{path}"),
-            Some(token),
-            body.as_ref(),
-        ))
-        .await
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.call_as(TOKEN, method, path, body).await
-    }
-
-    async fn create_user(&self, user_name: &str) -> Value {
-        let r = self
-            .call(
-                Method::POST,
-                "/Users",
-                Some(json!({"schemas": [USER_URN], "userName": user_name, "active": true})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.body
-    }
-
-    async fn create_group(&self, name: &str) -> Value {
-        let r = self
-            .call(
-                Method::POST,
-                "/Groups",
-                Some(json!({"schemas": [GROUP_URN], "displayName": name})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.body
-    }
-
-    async fn token_for(&self, tenant: &str, read_only: bool) -> String {
-        if self.store.tenant(tenant).await.unwrap().is_none() {
-            self.store
+        let manual = setup.manual_clock.map(|t| Arc::new(ManualClock::new(t)));
+        let clock: Arc<dyn Clock> = match &manual {
+            Some(m) => m.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("scim.db").display());
+        let store = scim_server::server::open_store(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        scim_server::server::ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref())
+            .await
+            .unwrap();
+        for (id, upsert) in setup.tenants {
+            store
                 .create_tenant(&Tenant {
-                    id: tenant.into(),
-                    name: tenant.into(),
-                    bulk_upsert_by_external_id: false,
-                    created: self.clock.now(),
+                    id: (*id).into(),
+                    name: (*id).into(),
+                    bulk_upsert_by_external_id: *upsert,
+                    created: clock.now(),
                 })
                 .await
                 .unwrap();
         }
-        let (_, secret) = scim_server::auth::create_token(
-            self.store.as_ref(),
-            tenant,
-            "test",
-            read_only,
-            self.clock.now(),
-        )
-        .await
-        .unwrap();
-        secret.expose().to_string()
-    }
-}
-
-fn patch(ops: Value) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": ops})
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
-#[test]
-fn openapi_document_matches_snapshot() {
-    let doc = serde_json::to_value(scim_server::http::openapi("/scim/v2")).unwrap();
-    insta::assert_json_snapshot!("openapi", doc);
-}
-
-#[tokio::test]
-async fn request_content_types_are_accepted_and_responses_are_scim_json() {
-    let app = app().await;
-    for (i, ct) in [
-        Some("application/scim+json"),
-        Some("application/json"),
-        Some("application/json; charset=utf-8"),
-        Some("application/scim+json;charset=UTF-8"),
-        None,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut b = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{BASE}/Users"))
-            .header("authorization", format!("Bearer {TOKEN}"));
-        if let Some(ct) = ct {
-            b = b.header("content-type", ct);
-        }
-        let body = json!({"schemas": [USER_URN], "userName": format!("ct{i}")});
-        let r = app
-            .raw(
-                b.body(Body::from(serde_json::to_vec(&body).unwrap()))
-                    .unwrap(),
+        let mut tokens = BTreeMap::new();
+        for (name, tenant, read_only) in setup.tokens {
+            if store.tenant(tenant).await.unwrap().is_none() {
+                store
+                    .create_tenant(&Tenant {
+                        id: (*tenant).into(),
+                        name: (*tenant).into(),
+                        bulk_upsert_by_external_id: false,
+                        created: clock.now(),
+                    })
+                    .await
+                    .unwrap();
+            }
+            let (record, secret) = scim_server::auth::create_token(
+                store.as_ref(),
+                tenant,
+                "test",
+                *read_only,
+                clock.now(),
             )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{ct:?}: {}", r.body);
-        assert_eq!(r.header("content-type"), Some("application/scim+json"));
-        let location = r.header("location").unwrap();
-        assert!(
-            location.ends_with(&format!("/scim/v2/Users/{}", id(&r.body))),
-            "{location}"
-        );
-        assert_eq!(r.body["meta"]["location"], location);
-        assert!(r.header("etag").is_some());
-    }
-    let r = app
-        .raw(
-            Request::builder()
-                .method(Method::POST)
-                .uri(format!("{BASE}/Users"))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header("content-type", "text/plain")
-                .body(Body::from("userName=x"))
-                .unwrap(),
-        )
-        .await;
-    r.assert_error(415, None);
-}
-
-#[tokio::test]
-async fn errors_are_scim_bodies_with_string_status() {
-    let app = app().await;
-    app.call(Method::GET, "/Users/does-not-exist", None)
-        .await
-        .assert_error(404, None);
-    app.call(Method::GET, "/Groups/does-not-exist", None)
-        .await
-        .assert_error(404, None);
-    app.call(Method::GET, "/Nope", None)
-        .await
-        .assert_error(404, None);
-    app.call(Method::DELETE, "/Users", None)
-        .await
-        .assert_error(405, None);
-    let junk = app
-        .raw(
-            Request::builder()
-                .method(Method::POST)
-                .uri(format!("{BASE}/Users"))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header("content-type", "application/scim+json")
-                .body(Body::from("{not json"))
-                .unwrap(),
-        )
-        .await;
-    junk.assert_error(400, Some("invalidSyntax"));
-    let empty = app
-        .raw(
-            Request::builder()
-                .method(Method::POST)
-                .uri(format!("{BASE}/Users"))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    empty.assert_error(400, Some("invalidSyntax"));
-    // No userName: 400.
-    let r = app
-        .call(
-            Method::POST,
-            "/Users",
-            Some(json!({"schemas": [USER_URN], "displayName": "x"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert_eq!(r.body["schemas"], json!([ERROR_URN]));
-    // Duplicate userName: 409 uniqueness, case-insensitively.
-    app.create_user("dup@example.com").await;
-    app.call(
-        Method::POST,
-        "/Users",
-        Some(json!({"schemas": [USER_URN], "userName": "DUP@example.com"})),
-    )
-    .await
-    .assert_error(409, Some("uniqueness"));
-    app.create_group("Sales").await;
-    app.call(
-        Method::POST,
-        "/Groups",
-        Some(json!({"schemas": [GROUP_URN], "displayName": "Sales"})),
-    )
-    .await
-    .assert_error(409, Some("uniqueness"));
-}
-
-#[tokio::test]
-async fn probe_without_user_agent_and_unknown_parameters_gets_an_empty_list() {
-    let app = app().await;
-    for path in [
-        "/Users?aadOptscim062020&filter=userName+eq+%2201a1c4f0-0000-4000-8000-000000000000%22",
-        "/Users?filter=userName%20eq%20%22nobody%22&startIndex=1&count=100",
-        "/Groups?excludedAttributes=members&filter=displayName+eq+%22nobody%22",
-    ] {
-        let r = app.call(Method::GET, path, None).await;
-        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
-        assert_eq!(r.header("content-type"), Some("application/scim+json"));
-        assert_eq!(r.body["totalResults"], 0, "{path}");
-        assert_eq!(r.body["Resources"], json!([]), "{path}");
-        assert_eq!(
-            r.body["schemas"],
-            json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
-        );
-    }
-    // `+` is a space in a query string.
-    app.create_user("jane doe").await;
-    let r = app
-        .call(
-            Method::GET,
-            "/Users?filter=userName+eq+%22jane+doe%22",
-            None,
-        )
-        .await;
-    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
-}
-
-#[tokio::test]
-async fn body_over_the_limit_is_413() {
-    let mut c = config();
-    c.limits.max_body_bytes = 1024;
-    let app = app_with(c, Arc::new(SystemClock)).await;
-    let big = json!({"schemas": [USER_URN], "userName": "big", "displayName": "x".repeat(4096)});
-    app.call(Method::POST, "/Users", Some(big))
-        .await
-        .assert_error(413, None);
-    // Small bodies still pass.
-    app.create_user("small").await;
-}
-
-#[tokio::test]
-async fn filter_over_the_limit_is_400_invalid_filter() {
-    let mut c = config();
-    c.limits.max_filter_length = 64;
-    let app = app_with(c, Arc::new(SystemClock)).await;
-    let long = format!("userName eq \"{}\"", "a".repeat(100));
-    let path = format!(
-        "/Users?filter={}",
-        percent_encoding::utf8_percent_encode(&long, percent_encoding::NON_ALPHANUMERIC)
-    );
-    app.call(Method::GET, &path, None)
-        .await
-        .assert_error(400, Some("invalidFilter"));
-    app.call(
-        Method::POST,
-        "/Users/.search",
-        Some(json!({"filter": long})),
-    )
-    .await
-    .assert_error(400, Some("invalidFilter"));
-    // A malformed filter is invalidFilter too.
-    app.call(Method::GET, "/Users?filter=userName+eq", None)
-        .await
-        .assert_error(400, Some("invalidFilter"));
-}
-
-#[tokio::test]
-async fn count_is_capped_at_the_maximum_page_size() {
-    let mut c = config();
-    c.limits.max_page_size = 2;
-    let app = app_with(c, Arc::new(SystemClock)).await;
-    for i in 0..3 {
-        app.create_user(&format!("u{i}")).await;
-    }
-    let r = app.call(Method::GET, "/Users?count=100", None).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["totalResults"], 3);
-    assert_eq!(r.body["itemsPerPage"], 2);
-    assert_eq!(r.body["Resources"].as_array().unwrap().len(), 2);
-    let spc = app.call(Method::GET, "/ServiceProviderConfig", None).await;
-    assert_eq!(spc.body["filter"]["maxResults"], 2);
-}
-
-#[tokio::test]
-async fn patch_with_too_many_operations_is_400_too_many() {
-    let mut c = config();
-    c.limits.max_patch_operations = 2;
-    let app = app_with(c, Arc::new(SystemClock)).await;
-    let user = app.create_user("ops").await;
-    let ops: Vec<Value> = (0..3)
-        .map(|i| json!({"op": "replace", "path": "title", "value": format!("t{i}")}))
-        .collect();
-    app.call(
-        Method::PATCH,
-        &format!("/Users/{}", id(&user)),
-        Some(patch(json!(ops))),
-    )
-    .await
-    .assert_error(400, Some("tooMany"));
-}
-
-#[tokio::test]
-async fn bulk_over_the_limits_is_413() {
-    let mut c = config();
-    c.limits.max_bulk_operations = 2;
-    c.limits.max_bulk_payload_bytes = 4096;
-    let app = app_with(c, Arc::new(SystemClock)).await;
-    let op = |i: usize| {
-        json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
-               "data": {"schemas": [USER_URN], "userName": format!("bulk{i}")}})
-    };
-    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-                      "Operations": [op(0), op(1), op(2)]});
-    app.call(Method::POST, "/Bulk", Some(body))
-        .await
-        .assert_error(413, None);
-    let huge = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-                      "Operations": [{"method": "POST", "path": "/Users",
-                                      "data": {"userName": "x", "displayName": "y".repeat(8192)}}]});
-    app.call(Method::POST, "/Bulk", Some(huge))
-        .await
-        .assert_error(413, None);
-    let spc = app.call(Method::GET, "/ServiceProviderConfig", None).await;
-    assert_eq!(spc.body["bulk"]["maxOperations"], 2);
-    assert_eq!(spc.body["bulk"]["maxPayloadSize"], 4096);
-}
-
-#[tokio::test]
-async fn missing_or_bad_credentials_are_401_with_www_authenticate() {
-    let app = app().await;
-    for token in [None, Some("wrong-token-wrong-token")] {
-        let r = app
-            .raw(TestApp::request(
-                Method::GET,
-                &format!("{BASE}/Users"),
-                token,
-                None,
-            ))
-            .await;
-        r.assert_error(401, None);
-        assert!(
-            r.header("www-authenticate").unwrap().starts_with("Bearer"),
-            "{:?}",
-            r.headers
-        );
-        assert!(!r.body.to_string().contains("wrong-token"));
-    }
-    // The scheme is case-insensitive.
-    let r = app
-        .raw(
-            Request::builder()
-                .uri(format!("{BASE}/Users"))
-                .header("authorization", format!("bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    // Operational endpoints need no credential.
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
-        let r = app
-            .raw(Request::builder().uri(path).body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{path}");
-    }
-}
-
-/// A token revoked in the store is refused once the verified-token cache lifetime has passed
-/// (`[auth] token_cache_seconds`, the documented revocation bound).
-#[tokio::test]
-async fn revoked_tokens_are_refused() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let app = app_with(config(), clock.clone()).await;
-    let secret = app.token_for("default", false).await;
-    assert_eq!(
-        app.call_as(&secret, Method::GET, "/Users", None)
             .await
-            .status,
-        StatusCode::OK
-    );
-    let tokens = app.store.list_tokens(Some("default")).await.unwrap();
-    app.store
-        .revoke_token(&tokens[0].id, app.clock.now())
-        .await
+            .unwrap();
+            tokens.insert(*name, (record.id, secret.expose().to_string()));
+        }
+        let auth = AuthService::from_config(
+            &AuthConfig::default(),
+            token_store(store.clone()),
+            clock.clone(),
+        )
+        .unwrap()
+        .with_env_token(config.default_tenant.clone(), TOKEN);
+        let mut state = AppState::with_clock(&config, store.clone(), Arc::new(auth), clock.clone());
+        let spy = setup.spy.then(|| {
+            Arc::new(SpyCounts {
+                slow_creates: setup
+                    .slow_creates
+                    .then(|| manual.clone().expect("slow creates need a manual clock")),
+                ..SpyCounts::default()
+            })
+        });
+        if let Some(counts) = &spy {
+            state = state.with_resources(Arc::new(ResourceSpy {
+                inner: store.clone(),
+                counts: counts.clone(),
+            }));
+        }
+        TestApp {
+            router: scim_server::http::router(state),
+            store,
+            clock,
+            manual,
+            spy,
+            tokens,
+            _dir: dir,
+        }
+    }
+
+    /// Sends one row's request, asserts the row, and returns its transcript entry.
+    async fn run(&self, row: usize, c: &Call, vars: &mut Vec<(String, String)>) -> Value {
+        let path = format!(
+            "{}{}",
+            if c.scim { BASE } else { "" },
+            substitute(&c.path, vars)
+        );
+        let what = format!("row {row}: {} {path}", c.method);
+        let mut req = Request::builder().method(c.method.clone()).uri(&path);
+        let mut entry = serde_json::Map::new();
+        entry.insert("call".into(), json!(format!("{} {path}", c.method)));
+        match &c.who {
+            Who::Admin => req = req.header("authorization", format!("Bearer {TOKEN}")),
+            Who::Anonymous => {
+                if !c.headers.iter().any(|(h, _)| *h == "authorization") {
+                    entry.insert("as".into(), json!("anonymous"));
+                }
+            }
+            Who::Token(name) => {
+                let (_, secret) = self.tokens.get(name).expect("token named in Setup::tokens");
+                req = req.header("authorization", format!("Bearer {secret}"));
+                entry.insert("as".into(), json!(name));
+            }
+            Who::Bearer(value) => {
+                req = req.header("authorization", format!("Bearer {value}"));
+                entry.insert("as".into(), json!(format!("Bearer {value}")));
+            }
+        }
+        if !c.headers.is_empty() {
+            let mut sent = serde_json::Map::new();
+            for (name, value) in &c.headers {
+                let value = substitute(value, vars);
+                req = req.header(*name, &value);
+                sent.insert((*name).into(), json!(value));
+            }
+            entry.insert("with".into(), Value::Object(sent));
+        }
+        let req = match &c.send {
+            Send::None => req.body(Body::empty()),
+            Send::Json(v) => {
+                let v = substitute_json(v.clone(), vars);
+                let bytes = serde_json::to_vec(&v).unwrap();
+                entry.insert("send".into(), v);
+                req.header("content-type", "application/scim+json")
+                    .body(Body::from(bytes))
+            }
+            Send::Raw(ct, text) => {
+                if let Some(ct) = ct {
+                    req = req.header("content-type", *ct);
+                    entry.insert("contentType".into(), json!(ct));
+                }
+                entry.insert("sendRaw".into(), json!(text));
+                req.body(Body::from(*text))
+            }
+        }
         .unwrap();
-    let bound = scim_server::auth::DEFAULT_TOKEN_CACHE_SECONDS as i64;
-    clock.advance(time::Duration::seconds(bound));
-    app.call_as(&secret, Method::GET, "/Users", None)
-        .await
-        .assert_error(401, None);
-}
 
-#[tokio::test]
-async fn read_only_token_may_read_but_not_write() {
-    let app = app().await;
-    let user = app.create_user("ro-target").await;
-    let ro = app.token_for("default", true).await;
-    assert_eq!(
-        app.call_as(&ro, Method::GET, "/Users", None).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call_as(&ro, Method::POST, "/Users/.search", Some(json!({})))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let path = format!("/Users/{}", id(&user));
-    app.call_as(
-        &ro,
-        Method::POST,
-        "/Users",
-        Some(json!({"userName": "nope"})),
-    )
-    .await
-    .assert_error(403, None);
-    app.call_as(
-        &ro,
-        Method::PUT,
-        &path,
-        Some(json!({"userName": "ro-target"})),
-    )
-    .await
-    .assert_error(403, None);
-    app.call_as(
-        &ro,
-        Method::PATCH,
-        &path,
-        Some(patch(
-            json!([{"op": "replace", "path": "title", "value": "x"}]),
-        )),
-    )
-    .await
-    .assert_error(403, None);
-    app.call_as(&ro, Method::DELETE, &path, None)
-        .await
-        .assert_error(403, None);
-    app.call_as(
-        &ro,
-        Method::POST,
-        "/Bulk",
-        Some(json!({"Operations": [{"method": "DELETE", "path": path}]})),
-    )
-    .await
-    .assert_error(403, None);
-}
+        if let Some(spy) = &self.spy {
+            spy.lose_races.store(c.lose_races, SeqCst);
+        }
+        let before = self
+            .spy
+            .as_ref()
+            .map(|s| s.snapshot(self.manual.as_deref()));
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(text.clone()))
+        };
 
-#[tokio::test]
-async fn tenants_are_isolated() {
-    let app = app().await;
-    let user = app.create_user("shared-name").await;
-    let group = app.create_group("Shared").await;
-    let other = app.token_for("other", false).await;
-    let user_path = format!("/Users/{}", id(&user));
-    let group_path = format!("/Groups/{}", id(&group));
-    app.call_as(&other, Method::GET, &user_path, None)
-        .await
-        .assert_error(404, None);
-    app.call_as(&other, Method::GET, &group_path, None)
-        .await
-        .assert_error(404, None);
-    app.call_as(&other, Method::DELETE, &user_path, None)
-        .await
-        .assert_error(404, None);
-    app.call_as(
-        &other,
-        Method::PATCH,
-        &user_path,
-        Some(patch(
-            json!([{"op": "replace", "path": "title", "value": "x"}]),
-        )),
-    )
-    .await
-    .assert_error(404, None);
-    let list = app.call_as(&other, Method::GET, "/Users", None).await;
-    assert_eq!(list.body["totalResults"], 0);
-    let search = app
-        .call_as(&other, Method::POST, "/.search", Some(json!({})))
-        .await;
-    assert_eq!(search.body["totalResults"], 0, "{}", search.body);
-    // The same userName may exist in another tenant.
-    let r = app
-        .call_as(
-            &other,
-            Method::POST,
-            "/Users",
-            Some(json!({"userName": "shared-name"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    // A group in another tenant cannot take our user as a member.
-    let og = app
-        .call_as(
-            &other,
-            Method::POST,
-            "/Groups",
-            Some(json!({"displayName": "G"})),
-        )
-        .await;
-    let r = app
-        .call_as(
-            &other,
-            Method::PATCH,
-            &format!("/Groups/{}?attributes=members", id(&og.body)),
-            Some(patch(
-                json!([{"op": "add", "path": "members", "value": [{"value": id(&user)}]}]),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(
-        r.body.get("members").is_none_or(|m| m == &json!([])),
-        "{}",
-        r.body
-    );
-    // Still intact for its owner.
-    assert_eq!(
-        app.call(Method::GET, &user_path, None).await.status,
-        StatusCode::OK
-    );
-}
+        assert_eq!(status, c.expect, "{what}: {body}");
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if c.expect >= 400 && c.method != Method::HEAD {
+            assert_scim_error(&what, status, header("content-type"), &body, c.scim_type);
+        }
+        for pointer in &c.absent {
+            assert!(
+                body.pointer(pointer).is_none_or(|v| v == &json!([])),
+                "{what}: {pointer} present in {body}"
+            );
+        }
+        if let Some(keys) = &c.keys {
+            let got: Vec<&str> = body
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(&got, keys, "{what}: {body}");
+        }
+        for t in &c.contains {
+            assert!(text.contains(t), "{what}: no {t:?} in {text}");
+        }
+        for t in &c.lacks {
+            assert!(!text.contains(t), "{what}: {t:?} in {text}");
+        }
+        if let Some(f) = c.check {
+            f(&body);
+        }
+        if c.located {
+            let location = header("location").unwrap_or_else(|| panic!("{what}: no Location"));
+            let id = body["id"].as_str().unwrap();
+            assert!(
+                location.ends_with(&format!("{BASE}/Users/{id}")),
+                "{what}: {location}"
+            );
+            assert_eq!(body["meta"]["location"], location, "{what}");
+            assert!(header("etag").is_some(), "{what}: no ETag");
+        }
+        if let (Some(spy), Some(before)) = (&self.spy, before) {
+            let after = spy.snapshot(self.manual.as_deref());
+            let (reads, loads, sleeps) =
+                (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+            if let Some(n) = c.reads {
+                assert_eq!(reads, n, "{what}: resource reads");
+            }
+            if let Some(n) = c.member_loads {
+                assert_eq!(loads, n, "{what}: member-list loads");
+            }
+            if let Some(n) = c.sleeps {
+                assert_eq!(sleeps, n, "{what}: waits on the clock");
+            }
+            if c.lose_races > 0 {
+                entry.insert("losingRaces".into(), json!(c.lose_races));
+            }
+            entry.insert(
+                "storage".into(),
+                json!({"reads": reads, "memberLoads": loads, "sleeps": sleeps}),
+            );
+        }
+        if let Some((name, pointer)) = c.save {
+            let v = body
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("{what}: nothing at {pointer} to save: {body}"));
+            let id = v.rsplit('/').next().unwrap().to_string();
+            vars.push((name.to_string(), id));
+        }
 
-#[tokio::test]
-async fn rate_limit_answers_429_with_retry_after() {
-    let mut c = config();
-    c.rate_limit.requests_per_second = 0.5;
-    c.rate_limit.burst = 2;
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
-    let app = app_with(c, clock.clone()).await;
-    assert_eq!(
-        app.call(Method::GET, "/Users", None).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(Method::GET, "/Users", None).await.status,
-        StatusCode::OK
-    );
-    let r = app.call(Method::GET, "/Users", None).await;
-    r.assert_error(429, None);
-    assert_eq!(r.header("retry-after"), Some("2"));
-    // Another tenant is not affected.
-    let other = app.token_for("other", false).await;
-    assert_eq!(
-        app.call_as(&other, Method::GET, "/Users", None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    clock.advance(time::Duration::seconds(2));
-    assert_eq!(
-        app.call(Method::GET, "/Users", None).await.status,
-        StatusCode::OK
-    );
-}
-
-#[test]
-fn default_rate_limit_is_generous_enough_for_entra() {
-    let c = Config::default();
-    assert!(c.rate_limit.enabled);
-    assert!(c.rate_limit.requests_per_second >= 25.0);
-    assert!(c.rate_limit.burst >= 25);
-}
-
-#[tokio::test]
-async fn discovery_documents() {
-    let app = app().await;
-    let spc = app.call(Method::GET, "/ServiceProviderConfig", None).await;
-    assert_eq!(spc.status, StatusCode::OK);
-    assert_eq!(spc.body["patch"]["supported"], true);
-    assert_eq!(spc.body["bulk"]["supported"], true);
-    assert_eq!(spc.body["filter"]["supported"], true);
-    assert_eq!(spc.body["sort"]["supported"], true);
-    assert_eq!(spc.body["etag"]["supported"], true);
-    assert_eq!(spc.body["changePassword"]["supported"], false);
-    assert_eq!(
-        spc.body["authenticationSchemes"][0]["type"],
-        "oauthbearertoken"
-    );
-
-    let schemas = app.call(Method::GET, "/Schemas", None).await;
-    assert_eq!(schemas.status, StatusCode::OK);
-    assert_eq!(schemas.body["totalResults"], 3);
-    let ids: Vec<&str> = schemas.body["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [USER_URN, GROUP_URN, ENTERPRISE]);
-    let user_schema = &schemas.body["Resources"][0];
-    assert_eq!(user_schema["description"], "User Account");
-    let attrs: Vec<&str> = user_schema["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
-    assert!(attrs.contains(&"userName") && attrs.contains(&"active"));
-    assert!(
-        !attrs.contains(&"password"),
-        "password is accepted and dropped, so not advertised"
-    );
-    let one = app
-        .call(Method::GET, &format!("/Schemas/{ENTERPRISE}"), None)
-        .await;
-    assert_eq!(one.status, StatusCode::OK);
-    assert_eq!(one.body["id"], ENTERPRISE);
-    app.call(Method::GET, "/Schemas/urn:nope", None)
-        .await
-        .assert_error(404, None);
-
-    let rts = app.call(Method::GET, "/ResourceTypes", None).await;
-    assert_eq!(rts.body["totalResults"], 2);
-    let user_rt = app.call(Method::GET, "/ResourceTypes/User", None).await;
-    assert_eq!(user_rt.body["endpoint"], "/Users");
-    assert_eq!(user_rt.body["schemaExtensions"][0]["schema"], ENTERPRISE);
-    app.call(Method::GET, "/ResourceTypes/Device", None)
-        .await
-        .assert_error(404, None);
-}
-
-#[tokio::test]
-async fn me_is_not_implemented() {
-    let app = app().await;
-    for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
-        app.call(method, "/Me", None).await.assert_error(501, None);
+        entry.insert("status".into(), json!(status));
+        let kept: serde_json::Map<String, Value> = KEPT_HEADERS
+            .iter()
+            .filter_map(|h| header(h).map(|v| ((*h).to_string(), json!(v))))
+            .collect();
+        if !kept.is_empty() {
+            entry.insert("headers".into(), Value::Object(kept));
+        }
+        if !c.no_body && !body.is_null() {
+            entry.insert("body".into(), body);
+        }
+        Value::Object(entry)
     }
 }
 
-#[tokio::test]
-async fn etags_if_none_match_and_if_match() {
-    let app = app().await;
-    let user = app.create_user("etag").await;
-    let path = format!("/Users/{}", id(&user));
-    let get = app.call(Method::GET, &path, None).await;
-    let etag = get.header("etag").unwrap().to_string();
-    assert_eq!(get.body["meta"]["version"], etag);
-    let not_modified = app
-        .raw(
-            Request::builder()
-                .uri(format!("{BASE}{path}"))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header("if-none-match", &etag)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
-    let with_if_match = |tag: &str| {
-        Request::builder()
-            .method(Method::PATCH)
-            .uri(format!("{BASE}{path}"))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-type", "application/scim+json")
-            .header("if-match", tag)
-            .body(Body::from(
-                serde_json::to_vec(&patch(
-                    json!([{"op": "replace", "path": "title", "value": "VP"}]),
-                ))
-                .unwrap(),
-            ))
-            .unwrap()
-    };
-    let ok = app.raw(with_if_match(&etag)).await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    assert_ne!(ok.header("etag").unwrap(), etag);
-    app.raw(with_if_match(&etag)).await.assert_error(412, None);
-}
-
-#[tokio::test]
-async fn patch_status_codes_users_200_groups_204() {
-    let app = app().await;
-    let user = app.create_user("patchme").await;
-    let group = app.create_group("PatchGroup").await;
-    let r = app
-        .call(
-            Method::PATCH,
-            &format!("/Users/{}", id(&user)),
-            Some(patch(
-                json!([{"op": "Replace", "path": "title", "value": "Boss"}]),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["title"], "Boss");
-    let gpath = format!("/Groups/{}", id(&group));
-    let add = patch(
-        json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id(&user)}]}]),
-    );
-    let r = app.call(Method::PATCH, &gpath, Some(add)).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    assert!(r.header("etag").is_some());
-    let r = app
-        .call(
-            Method::PATCH,
-            &format!("{gpath}?attributes=displayName"),
-            Some(patch(
-                json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["displayName"], "Renamed");
-    assert!(r.body.get("members").is_none());
-    let full = app.call(Method::GET, &gpath, None).await;
-    assert_eq!(full.body["members"][0]["value"], id(&user));
-    let lean = app
-        .call(
-            Method::GET,
-            &format!("{gpath}?excludedAttributes=members"),
-            None,
-        )
-        .await;
-    assert!(lean.body.get("members").is_none(), "{}", lean.body);
-    assert_eq!(lean.body["displayName"], "Renamed");
-}
-
-#[tokio::test]
-async fn unknown_member_ids_are_skipped() {
-    let app = app().await;
-    let user = app.create_user("member").await;
-    let group = app.create_group("Mixed").await;
-    let gpath = format!("/Groups/{}", id(&group));
-    let r = app
-        .call(
-            Method::PATCH,
-            &gpath,
-            Some(patch(json!([{"op": "add", "path": "members",
-                "value": [{"value": id(&user)}, {"value": "no-such-user"}]}]))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    let g = app.call(Method::GET, &gpath, None).await;
-    let members: Vec<&str> = g.body["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
-    assert_eq!(members, [id(&user)]);
-    let version = g.body["meta"]["version"].clone();
-    assert_eq!(version, "W/\"2\"");
-
-    // Adding only ids that do not exist changes nothing: no new version, no change record.
-    let r = app
-        .call(
-            Method::PATCH,
-            &gpath,
-            Some(patch(json!([{"op": "add", "path": "members",
-                "value": [{"value": "no-such-user"}]}]))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    assert_eq!(r.header("etag"), Some("W/\"2\""));
-    let g = app.call(Method::GET, &gpath, None).await;
-    assert_eq!(g.body["meta"]["version"], version);
-}
-
-#[tokio::test]
-async fn soft_delete_keeps_users_readable_and_delete_removes_memberships() {
-    let app = app().await;
-    let user = app.create_user("soft@example.com").await;
-    let upath = format!("/Users/{}", id(&user));
-    let r = app
-        .call(
-            Method::PATCH,
-            &upath,
-            Some(patch(
-                json!([{"op": "Replace", "path": "active", "value": "False"}]),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["active"], false);
+/// A SCIM error (RFC 7644 §3.12): `application/scim+json`, the Error schema, the status as a
+/// string, and `scimType` exactly when expected.
+fn assert_scim_error(
+    what: &str,
+    status: u16,
+    content_type: Option<&str>,
+    body: &Value,
+    scim_type: Option<&str>,
+) {
     assert_eq!(
-        app.call(Method::GET, &upath, None).await.body["active"],
-        false
+        content_type,
+        Some("application/scim+json"),
+        "{what}: {body}"
     );
-    let found = app
-        .call(
-            Method::GET,
-            "/Users?filter=userName+eq+%22soft%40example.com%22",
-            None,
-        )
-        .await;
-    assert_eq!(found.body["totalResults"], 1);
-    assert_eq!(found.body["Resources"][0]["active"], false);
-
-    let group = app.create_group("Leavers").await;
-    let gpath = format!("/Groups/{}", id(&group));
-    app.call(
-        Method::PATCH,
-        &gpath,
-        Some(patch(
-            json!([{"op": "add", "path": "members", "value": [{"value": id(&user)}]}]),
-        )),
-    )
-    .await;
-    let etag_before = app.call(Method::GET, &gpath, None).await.body["meta"]["version"].clone();
-    assert_eq!(
-        app.call(Method::DELETE, &upath, None).await.status,
-        StatusCode::NO_CONTENT
-    );
-    // The group lost a member: its version moved, so a client holding the old ETag re-reads.
-    let etag_after = app.call(Method::GET, &gpath, None).await.body["meta"]["version"].clone();
-    assert_ne!(etag_before, etag_after);
-    app.call(Method::GET, &upath, None)
-        .await
-        .assert_error(404, None);
-    let g = app.call(Method::GET, &gpath, None).await;
-    assert!(
-        g.body.get("members").is_none_or(|m| m == &json!([])),
-        "{}",
-        g.body
-    );
-    app.call(Method::DELETE, &upath, None)
-        .await
-        .assert_error(404, None);
+    assert_eq!(body["schemas"], json!([ERROR_URN]), "{what}: {body}");
+    assert_eq!(body["status"], json!(status.to_string()), "{what}: {body}");
+    match scim_type {
+        Some(t) => assert_eq!(body["scimType"], t, "{what}: {body}"),
+        None => assert!(body.get("scimType").is_none(), "{what}: {body}"),
+    }
 }
 
-#[tokio::test]
-async fn put_without_active_keeps_it_and_password_is_never_returned() {
-    let app = app().await;
-    let r = app
-        .call(
-            Method::POST,
-            "/Users",
-            Some(json!({"userName": "okta@example.com", "password": "hunter22", "active": false})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert!(r.body.get("password").is_none());
-    let path = format!("/Users/{}", id(&r.body));
-    let put = app
-        .call(
-            Method::PUT,
-            &path,
-            Some(json!({"schemas": [USER_URN], "userName": "okta@example.com", "displayName": "Okta", "password": "x"})),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
-    assert_eq!(put.body["active"], false);
-    assert_eq!(put.body["displayName"], "Okta");
-    assert!(put.body.get("password").is_none());
+/// `${name}` -> the saved id.
+fn substitute(s: &str, vars: &[(String, String)]) -> String {
+    vars.iter().fold(s.to_string(), |s, (k, v)| {
+        s.replace(&format!("${{{k}}}"), v)
+    })
 }
 
-#[tokio::test]
-async fn meta_location_follows_forwarded_headers_or_public_url() {
-    let app = app().await;
-    let r = app
-        .raw(
-            Request::builder()
-                .method(Method::POST)
-                .uri(format!("{BASE}/Users"))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header("content-type", "application/json")
-                .header("host", "internal:8080")
-                .header("x-forwarded-proto", "https")
-                .header("x-forwarded-host", "scim.example.com")
-                .body(Body::from(r#"{"userName":"fwd"}"#))
-                .unwrap(),
-        )
-        .await;
-    let location = r.header("location").unwrap();
-    assert!(
-        location.starts_with("https://scim.example.com/scim/v2/Users/"),
-        "{location}"
-    );
-
-    let mut c = config();
-    c.public_url = Some("https://public.example/tenant-a/scim/v2".into());
-    let app = app_with(c, Arc::new(SystemClock)).await;
-    let r = app
-        .call(Method::POST, "/Users", Some(json!({"userName": "pub"})))
-        .await;
-    assert!(
-        r.header("location")
-            .unwrap()
-            .starts_with("https://public.example/tenant-a/scim/v2/Users/")
-    );
+fn substitute_json(v: Value, vars: &[(String, String)]) -> Value {
+    map_strings(v, &mut |s| substitute(s, vars))
 }
 
-#[tokio::test]
-async fn bulk_resolves_bulk_ids_and_honours_fail_on_errors() {
-    let app = app().await;
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-        "Operations": [
-            {"method": "POST", "path": "/Groups", "bulkId": "g",
-             "data": {"displayName": "Bulk", "members": [{"value": "bulkId:u"}]}},
-            {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"userName": "bulk-user"}},
-            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "bulk-user"}},
-        ]
+fn map_strings(v: Value, f: &mut impl FnMut(&str) -> String) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| map_strings(v, f)).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (f(&k), map_strings(v, f)))
+                .collect(),
+        ),
+        v => v,
+    }
+}
+
+/// What varies between runs, made stable: saved ids become `${name}`, other UUIDs `[id1]`,
+/// `[id2]`, … by first appearance (so the transcript still shows which ids are the same),
+/// `meta.created`/`meta.lastModified` `[time]`, and strings over 200 characters (oversized
+/// bodies of limit tests) their length.
+fn normalise(v: Value, vars: &[(String, String)]) -> Value {
+    let mut unnamed: Vec<String> = Vec::new();
+    let v = map_strings(v, &mut |s| {
+        if s.len() > 200 {
+            return format!("[{} characters]", s.len());
+        }
+        let mut s = vars.iter().fold(s.to_string(), |s, (k, v)| {
+            s.replace(v, &format!("${{{k}}}"))
+        });
+        while let Some(at) = find_uuid(&s) {
+            let id = s[at..at + 36].to_string();
+            let n = match unnamed.iter().position(|u| *u == id) {
+                Some(n) => n + 1,
+                None => {
+                    unnamed.push(id.clone());
+                    unnamed.len()
+                }
+            };
+            s = s.replace(&id, &format!("[id{n}]"));
+        }
+        s
     });
-    let r = app.call(Method::POST, "/Bulk", Some(body)).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let ops = r.body["Operations"].as_array().unwrap();
-    assert_eq!(ops.len(), 3);
-    let by_bulk_id = |b: &str| {
-        ops.iter()
-            .find(|o| o["bulkId"] == b)
-            .unwrap_or_else(|| panic!("no result for {b}: {}", r.body))
-    };
-    // Results come in execution order: the user the group refers to runs first.
-    assert_eq!(ops[0]["bulkId"], "u");
-    assert_eq!(by_bulk_id("g")["status"], "201", "{}", r.body);
-    assert_eq!(by_bulk_id("u")["status"], "201");
-    assert_eq!(by_bulk_id("dup")["status"], "409");
-    assert_eq!(by_bulk_id("dup")["response"]["scimType"], "uniqueness");
-    let group_location = by_bulk_id("g")["location"].as_str().unwrap();
-    let group_id = group_location.rsplit('/').next().unwrap();
-    let g = app
-        .call(Method::GET, &format!("/Groups/{group_id}"), None)
-        .await;
-    let user_location = by_bulk_id("u")["location"].as_str().unwrap();
-    let user_id = user_location.rsplit('/').next().unwrap();
-    assert_eq!(g.body["members"][0]["value"], user_id);
-
-    let stop = json!({
-        "failOnErrors": 1,
-        "Operations": [
-            {"method": "POST", "path": "/Users", "data": {"userName": "bulk-user"}},
-            {"method": "POST", "path": "/Users", "data": {"userName": "never-created"}},
-        ]
-    });
-    let r = app.call(Method::POST, "/Bulk", Some(stop)).await;
-    assert_eq!(
-        r.body["Operations"].as_array().unwrap().len(),
-        1,
-        "{}",
-        r.body
-    );
-    let none = app
-        .call(
-            Method::GET,
-            "/Users?filter=userName+eq+%22never-created%22",
-            None,
-        )
-        .await;
-    assert_eq!(none.body["totalResults"], 0);
+    redact_times(v)
 }
 
-#[tokio::test]
-async fn bulk_hr_upsert_updates_by_external_id_when_enabled() {
-    let app = app().await;
-    app.store
-        .create_tenant(&Tenant {
-            id: "hr".into(),
-            name: "HR".into(),
-            bulk_upsert_by_external_id: true,
-            created: app.clock.now(),
+fn redact_times(v: Value) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(a.into_iter().map(redact_times).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = if matches!(k.as_str(), "created" | "lastModified") && v.is_string() {
+                        json!("[time]")
+                    } else {
+                        redact_times(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        v => v,
+    }
+}
+
+/// The byte offset of the first hyphenated UUID in `s`.
+fn find_uuid(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    (0..b.len().saturating_sub(35)).find(|&i| {
+        b[i..i + 36].iter().enumerate().all(|(j, c)| match j {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
         })
-        .await
-        .unwrap();
-    let hr = app.token_for("hr", false).await;
-    let op = |title: &str| {
-        json!({"method": "POST", "path": "/Users", "bulkId": "same",
-               "data": {"schemas": [USER_URN, ENTERPRISE], "externalId": "701984",
-                        "userName": "bjensen@example.com", "title": title,
-                        ENTERPRISE: {"employeeNumber": "701984"}}})
-    };
-    let first = app
-        .call_as(
-            &hr,
-            Method::POST,
-            "/Bulk",
-            Some(json!({"Operations": [op("Tour Guide")]})),
-        )
-        .await;
-    assert_eq!(
-        first.body["Operations"][0]["status"], "201",
-        "{}",
-        first.body
-    );
-    let second = app
-        .call_as(
-            &hr,
-            Method::POST,
-            "/Bulk",
-            Some(json!({"Operations": [op("Tour Lead")]})),
-        )
-        .await;
-    assert_eq!(
-        second.body["Operations"][0]["status"], "200",
-        "{}",
-        second.body
-    );
-    let list = app.call_as(&hr, Method::GET, "/Users", None).await;
-    assert_eq!(list.body["totalResults"], 1);
-    assert_eq!(list.body["Resources"][0]["title"], "Tour Lead");
-    // Without the option (default tenant) the same request is a uniqueness failure.
-    app.call(
-        Method::POST,
-        "/Bulk",
-        Some(json!({"Operations": [op("A")]})),
-    )
-    .await;
-    let again = app
-        .call(
-            Method::POST,
-            "/Bulk",
-            Some(json!({"Operations": [op("B")]})),
-        )
-        .await;
-    assert_eq!(
-        again.body["Operations"][0]["status"], "409",
-        "{}",
-        again.body
-    );
+    })
 }
 
-#[tokio::test]
-async fn root_search_pages_users_then_groups() {
-    let app = app().await;
-    app.create_user("s1").await;
-    app.create_user("s2").await;
-    app.create_group("G1").await;
-    let r = app
-        .call(
-            Method::POST,
-            "/.search",
-            Some(json!({"startIndex": 2, "count": 2})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["totalResults"], 3);
-    let resources = r.body["Resources"].as_array().unwrap();
-    assert_eq!(resources.len(), 2);
-    assert_eq!(resources[1]["displayName"], "G1");
-}
+// ---------------------------------------------------------------------------------------------
+// The storage spy.
 
-#[tokio::test]
-async fn metrics_count_requests_by_route() {
-    let app = app().await;
-    app.call(Method::GET, "/Users", None).await;
-    let r = app
-        .raw(
-            Request::builder()
-                .uri("/metrics")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    let text = r.body.as_str().unwrap_or_default().to_string();
-    assert!(text.contains("scim_http_requests_total"), "{text}");
-    assert!(text.contains("route=\"/scim/v2/Users\""), "{text}");
-}
-
-#[tokio::test]
-async fn attributes_apply_to_write_responses() {
-    let app = app().await;
-    let r = app
-        .call(
-            Method::POST,
-            "/Users?attributes=userName",
-            Some(json!({"userName": "proj", "title": "T", "displayName": "D"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let keys: Vec<&str> = r
-        .body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, ["schemas", "id", "userName"], "{}", r.body);
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/Users/{}?excludedAttributes=title", id(&r.body)),
-            Some(json!({"userName": "proj", "title": "T2", "displayName": "D2"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.get("title").is_none(), "{}", r.body);
-    assert_eq!(r.body["displayName"], "D2");
-}
-
-/// Passes resource calls to the real store, observing reads and able to lose
-/// compare-and-swap races on purpose.
-struct ResourceSpy {
-    inner: Arc<dyn Resources>,
-    /// Reads that loaded a group's members.
-    member_loads: Arc<AtomicUsize>,
+/// What the spy saw, shared with the runner.
+#[derive(Default)]
+struct SpyCounts {
     /// Reads of one resource by id (`get`).
-    gets: Arc<AtomicUsize>,
+    gets: AtomicUsize,
+    /// Reads (`get` or `list`) that loaded a group's members.
+    member_loads: AtomicUsize,
     /// Updates still to refuse with `VersionMismatch` before letting one through.
-    lose_races: Arc<AtomicUsize>,
+    lose_races: AtomicUsize,
     /// A clock each create moves forward by ten seconds (a slow database).
     slow_creates: Option<Arc<ManualClock>>,
 }
 
-impl ResourceSpy {
-    fn new(inner: Arc<dyn Resources>) -> Self {
-        Self {
-            inner,
-            member_loads: Arc::default(),
-            gets: Arc::default(),
-            lose_races: Arc::default(),
-            slow_creates: None,
-        }
+impl SpyCounts {
+    /// (reads, member loads, clock sleeps) so far.
+    fn snapshot(&self, clock: Option<&ManualClock>) -> (usize, usize, u64) {
+        (
+            self.gets.load(SeqCst),
+            self.member_loads.load(SeqCst),
+            clock.map_or(0, ManualClock::sleeps),
+        )
     }
 
     fn saw(&self, load: Load) {
@@ -1268,6 +738,13 @@ impl ResourceSpy {
             self.member_loads.fetch_add(1, SeqCst);
         }
     }
+}
+
+/// Passes resource calls to the real store, counting reads and able to lose compare-and-swap
+/// races on purpose.
+struct ResourceSpy {
+    inner: Arc<dyn Resources>,
+    counts: Arc<SpyCounts>,
 }
 
 #[async_trait::async_trait]
@@ -1279,7 +756,7 @@ impl Resources for ResourceSpy {
         r: &Resource,
         c: &Change,
     ) -> StoreResult<()> {
-        if let Some(clock) = &self.slow_creates {
+        if let Some(clock) = &self.counts.slow_creates {
             clock.advance(time::Duration::seconds(10));
         }
         self.inner.create(ctx, rt, r, c).await
@@ -1291,8 +768,8 @@ impl Resources for ResourceSpy {
         id: &str,
         load: Load,
     ) -> StoreResult<Option<Resource>> {
-        self.saw(load);
-        self.gets.fetch_add(1, SeqCst);
+        self.counts.saw(load);
+        self.counts.gets.fetch_add(1, SeqCst);
         self.inner.get(tenant, rt, id, load).await
     }
     async fn update(
@@ -1305,6 +782,7 @@ impl Resources for ResourceSpy {
         c: &Change,
     ) -> StoreResult<()> {
         if self
+            .counts
             .lose_races
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
             .is_ok()
@@ -1330,7 +808,7 @@ impl Resources for ResourceSpy {
         q: &ListQuery,
         load: Load,
     ) -> StoreResult<Page> {
-        self.saw(load);
+        self.counts.saw(load);
         self.inner.list(tenant, rt, q, load).await
     }
     async fn find_by_external_id(
@@ -1351,181 +829,938 @@ impl Resources for ResourceSpy {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The tables.
+
+#[test]
+fn openapi_document_matches_snapshot() {
+    let doc = serde_json::to_value(scim_server::http::openapi("/scim/v2")).unwrap();
+    insta::assert_json_snapshot!("openapi", doc);
+}
+
+#[test]
+fn default_rate_limit_is_generous_enough_for_entra() {
+    let c = Config::default();
+    assert!(c.rate_limit.enabled);
+    assert!(c.rate_limit.requests_per_second >= 25.0);
+    assert!(c.rate_limit.burst >= 25);
+}
+
+/// Any JSON content type (or none) is accepted; replies are `application/scim+json` with a
+/// `Location` that is `meta.location` and an ETag; `text/plain` is 415.
+#[tokio::test]
+async fn request_content_types() {
+    let created = |ct: Option<&'static str>, body: &'static str| {
+        call(Method::POST, "/Users")
+            .raw(ct, body)
+            .expect(201)
+            .located()
+    };
+    check(
+        "request_content_types",
+        Setup::default(),
+        steps![
+            created(
+                Some("application/scim+json"),
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ct0"}"#
+            ),
+            created(
+                Some("application/json"),
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ct1"}"#
+            ),
+            created(
+                Some("application/json; charset=utf-8"),
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ct2"}"#
+            ),
+            created(
+                Some("application/scim+json;charset=UTF-8"),
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ct3"}"#
+            ),
+            created(
+                None,
+                r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ct4"}"#
+            ),
+            call(Method::POST, "/Users")
+                .raw(Some("text/plain"), "userName=x")
+                .expect(415),
+        ],
+    )
+    .await;
+}
+
+/// Every error is a SCIM error body with the status as a string; uniqueness is
+/// case-insensitive for userName and applies to group names.
+#[tokio::test]
+async fn errors_are_scim_bodies_with_string_status() {
+    check(
+        "errors_are_scim_bodies_with_string_status",
+        Setup::default(),
+        steps![
+            get("/Users/does-not-exist").expect(404),
+            get("/Groups/does-not-exist").expect(404),
+            get("/Nope").expect(404),
+            call(Method::DELETE, "/Users").expect(405),
+            call(Method::POST, "/Users")
+                .raw(Some("application/scim+json"), "{not json")
+                .fails(400, "invalidSyntax"),
+            call(Method::POST, "/Users").fails(400, "invalidSyntax"),
+            post("/Users", json!({"schemas": [USER_URN], "displayName": "x"}))
+                .fails(400, "invalidValue"),
+            new_user("dup@example.com", "dup"),
+            post(
+                "/Users",
+                json!({"schemas": [USER_URN], "userName": "DUP@example.com"})
+            )
+            .fails(409, "uniqueness"),
+            new_group("Sales", "sales"),
+            post(
+                "/Groups",
+                json!({"schemas": [GROUP_URN], "displayName": "Sales"})
+            )
+            .fails(409, "uniqueness"),
+        ],
+    )
+    .await;
+}
+
+/// Entra's probes (no User-Agent, unknown parameters) get an empty list; `+` is a space.
+#[tokio::test]
+async fn probe_without_user_agent_and_unknown_parameters_gets_an_empty_list() {
+    let empty = |path: &'static str| {
+        get(path).check(|b| {
+            assert_eq!(b["totalResults"], 0);
+            assert_eq!(b["Resources"], json!([]));
+            assert_eq!(b["schemas"], json!([scim_core::query::LIST_RESPONSE_URN]));
+        })
+    };
+    check(
+        "probe_without_user_agent_and_unknown_parameters_gets_an_empty_list",
+        Setup::default(),
+        steps![
+            empty(
+                "/Users?aadOptscim062020&filter=userName+eq+%2201a1c4f0-0000-4000-8000-000000000000%22"
+            ),
+            empty("/Users?filter=userName%20eq%20%22nobody%22&startIndex=1&count=100"),
+            empty("/Groups?excludedAttributes=members&filter=displayName+eq+%22nobody%22"),
+            new_user("jane doe", "jane"),
+            get("/Users?filter=userName+eq+%22jane+doe%22")
+                .check(|b| assert_eq!(b["totalResults"], 1)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    check(
+        "body_over_the_limit_is_413",
+        Setup {
+            config: Some(|c| c.limits.max_body_bytes = 1024),
+            ..Setup::default()
+        },
+        steps![
+            post(
+                "/Users",
+                json!({"schemas": [USER_URN], "userName": "big", "displayName": "x".repeat(4096)})
+            )
+            .expect(413),
+            // Small bodies still pass.
+            new_user("small", "small"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn filter_over_the_limit_is_400_invalid_filter() {
+    let long = format!("userName eq \"{}\"", "a".repeat(100));
+    let encoded = percent_encoding::utf8_percent_encode(&long, percent_encoding::NON_ALPHANUMERIC);
+    check(
+        "filter_over_the_limit_is_400_invalid_filter",
+        Setup {
+            config: Some(|c| c.limits.max_filter_length = 64),
+            ..Setup::default()
+        },
+        steps![
+            get(format!("/Users?filter={encoded}")).fails(400, "invalidFilter"),
+            post("/Users/.search", json!({"filter": long})).fails(400, "invalidFilter"),
+            // A malformed filter is invalidFilter too.
+            get("/Users?filter=userName+eq").fails(400, "invalidFilter"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn count_is_capped_at_the_maximum_page_size() {
+    check(
+        "count_is_capped_at_the_maximum_page_size",
+        Setup {
+            config: Some(|c| c.limits.max_page_size = 2),
+            ..Setup::default()
+        },
+        steps![
+            new_user("u0", "u0"),
+            new_user("u1", "u1"),
+            new_user("u2", "u2"),
+            get("/Users?count=100").check(|b| {
+                assert_eq!(b["totalResults"], 3);
+                assert_eq!(b["itemsPerPage"], 2);
+                assert_eq!(b["Resources"].as_array().unwrap().len(), 2);
+            }),
+            get("/ServiceProviderConfig").check(|b| assert_eq!(b["filter"]["maxResults"], 2)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn patch_with_too_many_operations_is_400_too_many() {
+    let ops: Vec<Value> = (0..3)
+        .map(|i| json!({"op": "replace", "path": "title", "value": format!("t{i}")}))
+        .collect();
+    check(
+        "patch_with_too_many_operations_is_400_too_many",
+        Setup {
+            config: Some(|c| c.limits.max_patch_operations = 2),
+            ..Setup::default()
+        },
+        steps![
+            new_user("ops", "u"),
+            patch("/Users/${u}", json!(ops)).fails(400, "tooMany"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bulk_over_the_limits_is_413() {
+    let op = |i: usize| {
+        json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+               "data": {"schemas": [USER_URN], "userName": format!("bulk{i}")}})
+    };
+    check(
+        "bulk_over_the_limits_is_413",
+        Setup {
+            config: Some(|c| {
+                c.limits.max_bulk_operations = 2;
+                c.limits.max_bulk_payload_bytes = 4096;
+            }),
+            ..Setup::default()
+        },
+        steps![
+            bulk(json!([op(0), op(1), op(2)])).expect(413),
+            bulk(json!([{"method": "POST", "path": "/Users",
+                         "data": {"userName": "x", "displayName": "y".repeat(8192)}}]))
+            .expect(413),
+            get("/ServiceProviderConfig").check(|b| {
+                assert_eq!(b["bulk"]["maxOperations"], 2);
+                assert_eq!(b["bulk"]["maxPayloadSize"], 4096);
+            }),
+        ],
+    )
+    .await;
+}
+
+/// 401 with `WWW-Authenticate: Bearer`, never echoing the credential; the scheme is
+/// case-insensitive; operational endpoints need no credential.
+#[tokio::test]
+async fn missing_or_bad_credentials_are_401_with_www_authenticate() {
+    let operational = |path: &'static str| root(path).no_body();
+    check(
+        "missing_or_bad_credentials_are_401_with_www_authenticate",
+        Setup::default(),
+        steps![
+            get("/Users").who(Who::Anonymous).expect(401),
+            get("/Users")
+                .who(Who::Bearer("wrong-token-wrong-token"))
+                .expect(401)
+                .lacks("wrong-token"),
+            get("/Users")
+                .who(Who::Anonymous)
+                .with("authorization", format!("bearer {TOKEN}")),
+            operational("/healthz"),
+            operational("/readyz"),
+            operational("/metrics"),
+            operational("/openapi.json"),
+            operational("/docs"),
+        ],
+    )
+    .await;
+}
+
+/// A token revoked in the store is refused once the verified-token cache lifetime has passed
+/// (`[auth] token_cache_seconds`, the documented revocation bound).
+#[tokio::test]
+async fn revoked_tokens_are_refused() {
+    check(
+        "revoked_tokens_are_refused",
+        Setup {
+            manual_clock: Some(OffsetDateTime::now_utc()),
+            tokens: &[("t", "default", false)],
+            ..Setup::default()
+        },
+        steps![
+            get("/Users").by("t"),
+            Step::Revoke("t"),
+            Step::Advance(scim_server::auth::DEFAULT_TOKEN_CACHE_SECONDS as i64),
+            get("/Users").by("t").expect(401),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn read_only_token_may_read_but_not_write() {
+    check(
+        "read_only_token_may_read_but_not_write",
+        Setup {
+            tokens: &[("ro", "default", true)],
+            ..Setup::default()
+        },
+        steps![
+            new_user("ro-target", "u"),
+            get("/Users").by("ro"),
+            post("/Users/.search", json!({})).by("ro"),
+            post("/Users", json!({"userName": "nope"}))
+                .by("ro")
+                .expect(403),
+            put("/Users/${u}", json!({"userName": "ro-target"}))
+                .by("ro")
+                .expect(403),
+            patch(
+                "/Users/${u}",
+                json!([{"op": "replace", "path": "title", "value": "x"}])
+            )
+            .by("ro")
+            .expect(403),
+            delete("/Users/${u}").by("ro").expect(403),
+            post(
+                "/Bulk",
+                json!({"Operations": [{"method": "DELETE", "path": "/Users/${u}"}]})
+            )
+            .by("ro")
+            .expect(403),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn tenants_are_isolated() {
+    check(
+        "tenants_are_isolated",
+        Setup {
+            tokens: &[("other", "other", false)],
+            ..Setup::default()
+        },
+        steps![
+            new_user("shared-name", "u"),
+            new_group("Shared", "g"),
+            get("/Users/${u}").by("other").expect(404),
+            get("/Groups/${g}").by("other").expect(404),
+            delete("/Users/${u}").by("other").expect(404),
+            patch(
+                "/Users/${u}",
+                json!([{"op": "replace", "path": "title", "value": "x"}])
+            )
+            .by("other")
+            .expect(404),
+            get("/Users")
+                .by("other")
+                .check(|b| assert_eq!(b["totalResults"], 0)),
+            post("/.search", json!({}))
+                .by("other")
+                .check(|b| assert_eq!(b["totalResults"], 0)),
+            // The same userName may exist in another tenant.
+            post("/Users", json!({"userName": "shared-name"}))
+                .by("other")
+                .expect(201)
+                .save("other_u"),
+            // A group in another tenant cannot take our user as a member.
+            post("/Groups", json!({"displayName": "G"}))
+                .by("other")
+                .expect(201)
+                .save("other_g"),
+            patch(
+                "/Groups/${other_g}?attributes=members",
+                json!([{"op": "add", "path": "members", "value": [{"value": "${u}"}]}])
+            )
+            .by("other")
+            .absent("/members"),
+            // Still intact for its owner.
+            get("/Users/${u}"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    check(
+        "rate_limit_answers_429_with_retry_after",
+        Setup {
+            config: Some(|c| {
+                c.rate_limit.requests_per_second = 0.5;
+                c.rate_limit.burst = 2;
+            }),
+            manual_clock: Some(OffsetDateTime::UNIX_EPOCH),
+            tokens: &[("other", "other", false)],
+            ..Setup::default()
+        },
+        steps![
+            get("/Users"),
+            get("/Users"),
+            get("/Users").expect(429),
+            // Another tenant is not affected.
+            get("/Users").by("other"),
+            Step::Advance(2),
+            get("/Users"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn discovery_documents() {
+    check(
+        "discovery_documents",
+        Setup::default(),
+        steps![
+            get("/ServiceProviderConfig").check(|b| {
+                for feature in ["patch", "bulk", "filter", "sort", "etag"] {
+                    assert_eq!(b[feature]["supported"], true, "{feature}");
+                }
+                assert_eq!(b["changePassword"]["supported"], false);
+                assert_eq!(b["authenticationSchemes"][0]["type"], "oauthbearertoken");
+            }),
+            get("/Schemas").check(|b| {
+                assert_eq!(b["totalResults"], 3);
+                let ids: Vec<&str> = b["Resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["id"].as_str().unwrap())
+                    .collect();
+                assert_eq!(ids, [USER_URN, GROUP_URN, ENTERPRISE]);
+                let user = &b["Resources"][0];
+                assert_eq!(user["description"], "User Account");
+                let attrs: Vec<&str> = user["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["name"].as_str().unwrap())
+                    .collect();
+                assert!(attrs.contains(&"userName") && attrs.contains(&"active"));
+                assert!(
+                    !attrs.contains(&"password"),
+                    "password is accepted and dropped, so not advertised"
+                );
+            }),
+            get(format!("/Schemas/{ENTERPRISE}"))
+                .check(|b| assert_eq!(b["id"], ENTERPRISE))
+                .no_body(),
+            get("/Schemas/urn:nope").expect(404),
+            get("/ResourceTypes").check(|b| assert_eq!(b["totalResults"], 2)),
+            get("/ResourceTypes/User").check(|b| {
+                assert_eq!(b["endpoint"], "/Users");
+                assert_eq!(b["schemaExtensions"][0]["schema"], ENTERPRISE);
+            }),
+            get("/ResourceTypes/Device").expect(404),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn me_is_not_implemented() {
+    check(
+        "me_is_not_implemented",
+        Setup::default(),
+        steps![
+            get("/Me").expect(501),
+            call(Method::PUT, "/Me").expect(501),
+            call(Method::PATCH, "/Me").expect(501),
+            call(Method::DELETE, "/Me").expect(501),
+        ],
+    )
+    .await;
+}
+
+/// The ETag is `meta.version`; `If-None-Match` answers 304; a stale `If-Match` 412.
+#[tokio::test]
+async fn etags_if_none_match_and_if_match() {
+    let set_title = || {
+        patch(
+            "/Users/${u}",
+            json!([{"op": "replace", "path": "title", "value": "VP"}]),
+        )
+    };
+    check(
+        "etags_if_none_match_and_if_match",
+        Setup::default(),
+        steps![
+            new_user("etag", "u"),
+            get("/Users/${u}").check(|b| assert_eq!(b["meta"]["version"], "W/\"1\"")),
+            get("/Users/${u}")
+                .with("if-none-match", "W/\"1\"")
+                .expect(304),
+            set_title()
+                .with("if-match", "W/\"1\"")
+                .check(|b| assert_eq!(b["meta"]["version"], "W/\"2\"")),
+            set_title().with("if-match", "W/\"1\"").expect(412),
+        ],
+    )
+    .await;
+}
+
+/// PATCH answers 200 with the resource for users, 204 for groups (unless attributes are asked
+/// for, Entra's habit), and `excludedAttributes=members` leaves the members out.
+#[tokio::test]
+async fn patch_status_codes_users_200_groups_204() {
+    check(
+        "patch_status_codes_users_200_groups_204",
+        Setup::default(),
+        steps![
+            new_user("patchme", "u"),
+            new_group("PatchGroup", "g"),
+            patch(
+                "/Users/${u}",
+                json!([{"op": "Replace", "path": "title", "value": "Boss"}])
+            )
+            .check(|b| assert_eq!(b["title"], "Boss")),
+            patch(
+                "/Groups/${g}",
+                json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": "${u}"}]}])
+            )
+            .expect(204)
+            .check(|b| assert!(b.is_null())),
+            patch(
+                "/Groups/${g}?attributes=displayName",
+                json!([{"op": "replace", "path": "displayName", "value": "Renamed"}])
+            )
+            .absent("/members")
+            .check(|b| assert_eq!(b["displayName"], "Renamed")),
+            get("/Groups/${g}").check(|b| assert_eq!(b["members"].as_array().unwrap().len(), 1)),
+            get("/Groups/${g}?excludedAttributes=members")
+                .absent("/members")
+                .check(|b| assert_eq!(b["displayName"], "Renamed")),
+        ],
+    )
+    .await;
+}
+
+/// Unknown member ids are skipped; adding only unknown ids changes nothing (no new version, no
+/// change record).
+#[tokio::test]
+async fn unknown_member_ids_are_skipped() {
+    check(
+        "unknown_member_ids_are_skipped",
+        Setup::default(),
+        steps![
+            new_user("member", "u"),
+            new_group("Mixed", "g"),
+            patch(
+                "/Groups/${g}",
+                json!([{"op": "add", "path": "members",
+                        "value": [{"value": "${u}"}, {"value": "no-such-user"}]}])
+            )
+            .expect(204),
+            get("/Groups/${g}").check(|b| {
+                assert_eq!(b["members"].as_array().unwrap().len(), 1);
+                assert_eq!(b["meta"]["version"], "W/\"2\"");
+            }),
+            patch(
+                "/Groups/${g}",
+                json!([{"op": "add", "path": "members", "value": [{"value": "no-such-user"}]}])
+            )
+            .expect(204),
+            get("/Groups/${g}").check(|b| assert_eq!(b["meta"]["version"], "W/\"2\"")),
+        ],
+    )
+    .await;
+}
+
+/// Deactivation keeps the user readable and findable; DELETE removes it and its memberships,
+/// moving the group's version so a client holding the old ETag re-reads.
+#[tokio::test]
+async fn soft_delete_keeps_users_readable_and_delete_removes_memberships() {
+    check(
+        "soft_delete_keeps_users_readable_and_delete_removes_memberships",
+        Setup::default(),
+        steps![
+            new_user("soft@example.com", "u"),
+            patch(
+                "/Users/${u}",
+                json!([{"op": "Replace", "path": "active", "value": "False"}])
+            )
+            .check(|b| assert_eq!(b["active"], false)),
+            get("/Users/${u}").check(|b| assert_eq!(b["active"], false)),
+            get("/Users?filter=userName+eq+%22soft%40example.com%22").check(|b| {
+                assert_eq!(b["totalResults"], 1);
+                assert_eq!(b["Resources"][0]["active"], false);
+            }),
+            new_group("Leavers", "g"),
+            patch(
+                "/Groups/${g}",
+                json!([{"op": "add", "path": "members", "value": [{"value": "${u}"}]}])
+            )
+            .expect(204),
+            get("/Groups/${g}").check(|b| assert_eq!(b["meta"]["version"], "W/\"2\"")),
+            delete("/Users/${u}"),
+            get("/Groups/${g}")
+                .absent("/members")
+                .check(|b| assert_eq!(b["meta"]["version"], "W/\"3\"")),
+            get("/Users/${u}").expect(404),
+            delete("/Users/${u}").expect(404),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn put_without_active_keeps_it_and_password_is_never_returned() {
+    check(
+        "put_without_active_keeps_it_and_password_is_never_returned",
+        Setup::default(),
+        steps![
+            post(
+                "/Users",
+                json!({"userName": "okta@example.com", "password": "hunter22", "active": false})
+            )
+            .expect(201)
+            .save("u")
+            .absent("/password")
+            .lacks("hunter22"),
+            put(
+                "/Users/${u}",
+                json!({"schemas": [USER_URN], "userName": "okta@example.com",
+                       "displayName": "Okta", "password": "x"})
+            )
+            .absent("/password")
+            .check(|b| {
+                assert_eq!(b["active"], false);
+                assert_eq!(b["displayName"], "Okta");
+            }),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn meta_location_follows_forwarded_headers() {
+    check(
+        "meta_location_follows_forwarded_headers",
+        Setup::default(),
+        steps![
+            call(Method::POST, "/Users")
+                .raw(Some("application/json"), r#"{"userName":"fwd"}"#)
+                .with("host", "internal:8080")
+                .with("x-forwarded-proto", "https")
+                .with("x-forwarded-host", "scim.example.com")
+                .expect(201)
+                .check(|b| assert!(
+                    b["meta"]["location"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("https://scim.example.com/scim/v2/Users/")
+                )),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn meta_location_follows_public_url() {
+    check(
+        "meta_location_follows_public_url",
+        Setup {
+            config: Some(|c| c.public_url = Some("https://public.example/tenant-a/scim/v2".into())),
+            ..Setup::default()
+        },
+        steps![
+            post("/Users", json!({"userName": "pub"}))
+                .expect(201)
+                .check(|b| assert!(
+                    b["meta"]["location"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("https://public.example/tenant-a/scim/v2/Users/")
+                )),
+        ],
+    )
+    .await;
+}
+
+/// bulkIds resolve in dependency order (results in execution order: the user the group refers
+/// to first); a failure does not stop the rest unless `failOnErrors` is reached.
+#[tokio::test]
+async fn bulk_resolves_bulk_ids_and_honours_fail_on_errors() {
+    check(
+        "bulk_resolves_bulk_ids_and_honours_fail_on_errors",
+        Setup::default(),
+        steps![
+            bulk(json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "g",
+                 "data": {"displayName": "Bulk", "members": [{"value": "bulkId:u"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"userName": "bulk-user"}},
+                {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "bulk-user"}},
+            ]))
+            .save_at("g", "/Operations/1/location")
+            .check(|b| {
+                let ops = b["Operations"].as_array().unwrap();
+                let by = |id: &str| ops.iter().find(|o| o["bulkId"] == id).unwrap();
+                assert_eq!(ops.len(), 3);
+                assert_eq!(ops[0]["bulkId"], "u");
+                assert_eq!(by("g")["status"], "201");
+                assert_eq!(by("u")["status"], "201");
+                assert_eq!(by("dup")["status"], "409");
+                assert_eq!(by("dup")["response"]["scimType"], "uniqueness");
+            }),
+            get("/Groups/${g}"),
+            post(
+                "/Bulk",
+                json!({"failOnErrors": 1, "Operations": [
+                    {"method": "POST", "path": "/Users", "data": {"userName": "bulk-user"}},
+                    {"method": "POST", "path": "/Users", "data": {"userName": "never-created"}},
+                ]})
+            )
+            .check(|b| assert_eq!(b["Operations"].as_array().unwrap().len(), 1)),
+            get("/Users?filter=userName+eq+%22never-created%22")
+                .check(|b| assert_eq!(b["totalResults"], 0)),
+        ],
+    )
+    .await;
+}
+
+/// With `bulk_upsert_by_external_id` a Bulk POST of a known externalId updates (200); without
+/// it (the default tenant) it is a uniqueness failure.
+#[tokio::test]
+async fn bulk_hr_upsert_updates_by_external_id_when_enabled() {
+    let op = |title: &str| {
+        json!([{"method": "POST", "path": "/Users", "bulkId": "same",
+                "data": {"schemas": [USER_URN, ENTERPRISE], "externalId": "701984",
+                         "userName": "bjensen@example.com", "title": title,
+                         ENTERPRISE: {"employeeNumber": "701984"}}}])
+    };
+    check(
+        "bulk_hr_upsert_updates_by_external_id_when_enabled",
+        Setup {
+            tenants: &[("hr", true)],
+            tokens: &[("hr", "hr", false)],
+            ..Setup::default()
+        },
+        steps![
+            bulk(op("Tour Guide"))
+                .by("hr")
+                .check(|b| assert_eq!(b["Operations"][0]["status"], "201")),
+            bulk(op("Tour Lead"))
+                .by("hr")
+                .check(|b| assert_eq!(b["Operations"][0]["status"], "200")),
+            get("/Users").by("hr").check(|b| {
+                assert_eq!(b["totalResults"], 1);
+                assert_eq!(b["Resources"][0]["title"], "Tour Lead");
+            }),
+            bulk(op("A")).check(|b| assert_eq!(b["Operations"][0]["status"], "201")),
+            bulk(op("B")).check(|b| assert_eq!(b["Operations"][0]["status"], "409")),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn root_search_pages_users_then_groups() {
+    check(
+        "root_search_pages_users_then_groups",
+        Setup::default(),
+        steps![
+            new_user("s1", "s1"),
+            new_user("s2", "s2"),
+            new_group("G1", "g1"),
+            post("/.search", json!({"startIndex": 2, "count": 2})).check(|b| {
+                assert_eq!(b["totalResults"], 3);
+                assert_eq!(b["Resources"].as_array().unwrap().len(), 2);
+                assert_eq!(b["Resources"][1]["displayName"], "G1");
+            }),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    check(
+        "metrics_count_requests_by_route",
+        Setup::default(),
+        steps![
+            get("/Users"),
+            root("/metrics")
+                .no_body()
+                .contains("scim_http_requests_total")
+                .contains("route=\"/scim/v2/Users\""),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn attributes_apply_to_write_responses() {
+    check(
+        "attributes_apply_to_write_responses",
+        Setup::default(),
+        steps![
+            post(
+                "/Users?attributes=userName",
+                json!({"userName": "proj", "title": "T", "displayName": "D"})
+            )
+            .expect(201)
+            .save("u")
+            .keys(&["schemas", "id", "userName"]),
+            put(
+                "/Users/${u}?excludedAttributes=title",
+                json!({"userName": "proj", "title": "T2", "displayName": "D2"})
+            )
+            .absent("/title")
+            .check(|b| assert_eq!(b["displayName"], "D2")),
+        ],
+    )
+    .await;
+}
+
 /// The write pipeline reads the row once per attempt, and a lost compare-and-swap is retried
-/// after a backoff that waits on the injected clock (a `ManualClock` here: no real sleep).
+/// after a backoff that waits on the injected clock (a `ManualClock` here: no real sleep). With
+/// If-Match a lost race is the client's answer (412), not retried.
 #[tokio::test]
 async fn a_patch_reads_once_per_attempt_and_retries_on_the_clock() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
-    let (gets, lose) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let (spy_gets, spy_lose) = (gets.clone(), lose.clone());
-    let app = app_wrapping(config(), clock.clone(), move |inner| {
-        let mut spy = ResourceSpy::new(inner);
-        spy.gets = spy_gets;
-        spy.lose_races = spy_lose;
-        Arc::new(spy)
-    })
-    .await;
-    let user = app.create_user("racer").await;
-    let path = format!("/Users/{}", id(&user));
-    let body = |title: &str| patch(json!([{"op": "replace", "path": "title", "value": title}]));
-
-    // No race: one read, no wait.
-    gets.store(0, SeqCst);
-    let r = app.call(Method::PATCH, &path, Some(body("A"))).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(gets.load(SeqCst), 1, "one read for one attempt");
-    assert_eq!(clock.sleeps(), 0);
-    assert_eq!(r.body["meta"]["version"], "W/\"2\"");
-
-    // Three lost races: four attempts, four reads, three waits on the clock.
-    gets.store(0, SeqCst);
-    lose.store(3, SeqCst);
-    let r = app.call(Method::PATCH, &path, Some(body("B"))).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["title"], "B");
-    assert_eq!(r.body["meta"]["version"], "W/\"3\"");
-    assert_eq!(gets.load(SeqCst), 4, "one read per attempt");
-    assert_eq!(clock.sleeps(), 3, "each retry waits on the clock");
-
-    // With If-Match a lost race is the client's answer (412), not retried.
-    gets.store(0, SeqCst);
-    lose.store(1, SeqCst);
-    let r = app
-        .raw(
-            Request::builder()
-                .method(Method::PATCH)
-                .uri(format!("{BASE}{path}"))
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .header("content-type", "application/scim+json")
-                .header("if-match", "W/\"3\"")
-                .body(Body::from(body("C").to_string()))
-                .unwrap(),
+    let set_title = |t: &'static str| {
+        patch(
+            "/Users/${u}",
+            json!([{"op": "replace", "path": "title", "value": t}]),
         )
-        .await;
-    r.assert_error(412, None);
-    assert_eq!((gets.load(SeqCst), clock.sleeps()), (1, 3));
+    };
+    check(
+        "a_patch_reads_once_per_attempt_and_retries_on_the_clock",
+        Setup {
+            manual_clock: Some(OffsetDateTime::UNIX_EPOCH),
+            spy: true,
+            ..Setup::default()
+        },
+        steps![
+            new_user("racer", "u"),
+            set_title("A")
+                .reads(1)
+                .sleeps(0)
+                .check(|b| assert_eq!(b["meta"]["version"], "W/\"2\"")),
+            set_title("B")
+                .losing_races(3)
+                .reads(4)
+                .sleeps(3)
+                .check(|b| {
+                    assert_eq!(b["title"], "B");
+                    assert_eq!(b["meta"]["version"], "W/\"3\"");
+                }),
+            set_title("C")
+                .with("if-match", "W/\"3\"")
+                .losing_races(1)
+                .expect(412)
+                .reads(1)
+                .sleeps(0),
+        ],
+    )
+    .await;
 }
 
 /// A Bulk that would outlast the request timeout stops between operations and says which ran:
 /// the operations it did not start answer 503 each, and none is half-applied.
 #[tokio::test]
 async fn a_bulk_out_of_time_stops_between_operations_and_says_what_ran() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
-    let mut c = config();
-    c.limits.request_timeout_seconds = 30;
-    let slow = clock.clone();
-    let app = app_wrapping(c, clock.clone(), move |inner| {
-        let mut spy = ResourceSpy::new(inner);
-        spy.slow_creates = Some(slow);
-        Arc::new(spy)
-    })
-    .await;
     let ops: Vec<Value> = (0..5)
         .map(|i| {
             json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
                    "data": {"schemas": [USER_URN], "userName": format!("late{i}")}})
         })
         .collect();
-    let r = app
-        .call(
-            Method::POST,
-            "/Bulk",
-            Some(
-                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-                        "Operations": ops}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let statuses: Vec<&str> = r.body["Operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["status"].as_str().unwrap())
-        .collect();
-    // Each create takes 10 s of a 22.5 s budget (75 % of 30 s): three start, two do not.
-    assert_eq!(statuses, ["201", "201", "201", "503", "503"], "{}", r.body);
-    assert!(
-        r.body["Operations"][3]["response"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not run"),
-        "{}",
-        r.body
-    );
-    let listed = app
-        .call(Method::GET, "/Users?filter=userName+sw+%22late%22", None)
-        .await;
-    assert_eq!(listed.body["totalResults"], 3, "{}", listed.body);
+    check(
+        "a_bulk_out_of_time_stops_between_operations_and_says_what_ran",
+        Setup {
+            config: Some(|c| c.limits.request_timeout_seconds = 30),
+            manual_clock: Some(OffsetDateTime::UNIX_EPOCH),
+            spy: true,
+            slow_creates: true,
+            ..Setup::default()
+        },
+        steps![
+            bulk(json!(ops)).contains("not run").check(|b| {
+                let statuses: Vec<&str> = b["Operations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["status"].as_str().unwrap())
+                    .collect();
+                // Each create takes 10 s of a 22.5 s budget (75 % of 30 s): three start.
+                assert_eq!(statuses, ["201", "201", "201", "503", "503"]);
+                assert!(
+                    b["Operations"][3]["response"]["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("not run")
+                );
+            }),
+            get("/Users?filter=userName+sw+%22late%22").check(|b| assert_eq!(b["totalResults"], 3)),
+        ],
+    )
+    .await;
 }
 
+/// Reads without members and member PATCHes never load a group's member list; only a full read
+/// does.
 #[tokio::test]
 async fn group_reads_without_members_and_member_patches_never_load_members() {
-    let loads = Arc::new(AtomicUsize::new(0));
-    let spy_loads = loads.clone();
-    let app = app_wrapping(config(), Arc::new(SystemClock), move |inner| {
-        let mut spy = ResourceSpy::new(inner);
-        spy.member_loads = spy_loads;
-        Arc::new(spy)
-    })
+    check(
+        "group_reads_without_members_and_member_patches_never_load_members",
+        Setup {
+            spy: true,
+            ..Setup::default()
+        },
+        steps![
+            new_user("m1", "m1"),
+            post(
+                "/Groups",
+                json!({"displayName": "Big", "members": [{"value": "${m1}"}]})
+            )
+            .expect(201)
+            .save("g"),
+            new_user("m2", "m2"),
+            get("/Groups/${g}?excludedAttributes=members")
+                .absent("/members")
+                .member_loads(0),
+            get("/Groups?excludedAttributes=members&filter=displayName+eq+%22Big%22")
+                .absent("/Resources/0/members")
+                .member_loads(0),
+            patch(
+                "/Groups/${g}",
+                json!([
+                    {"op": "Add", "path": "members", "value": [{"value": "${m2}"}]},
+                    {"op": "Remove", "path": "members", "value": [{"value": "${m1}"}]},
+                    {"op": "Replace", "path": "displayName", "value": "Bigger"}
+                ])
+            )
+            .expect(204)
+            .member_loads(0),
+            patch(
+                "/Groups/${g}",
+                json!([{"op": "remove", "path": "members[value eq \"${m2}\"]"}])
+            )
+            .expect(204)
+            .member_loads(0),
+            get("/Groups/${g}?attributes=displayName")
+                .absent("/members")
+                .member_loads(0),
+            get("/Groups/${g}")
+                .absent("/members")
+                .member_loads(1)
+                .check(|b| assert_eq!(b["displayName"], "Bigger")),
+        ],
+    )
     .await;
-    let count = || loads.load(SeqCst);
-    let user = app.create_user("m1").await;
-    let r = app
-        .call(
-            Method::POST,
-            "/Groups",
-            Some(json!({"displayName": "Big", "members": [{"value": id(&user)}]})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let gpath = format!("/Groups/{}", id(&r.body));
-    let before = count();
-    let other = app.create_user("m2").await;
-    for (method, path, body) in [
-        (
-            Method::GET,
-            format!("{gpath}?excludedAttributes=members"),
-            None,
-        ),
-        (
-            Method::GET,
-            "/Groups?excludedAttributes=members&filter=displayName+eq+%22Big%22".to_string(),
-            None,
-        ),
-        (
-            Method::PATCH,
-            gpath.clone(),
-            Some(patch(json!([
-                {"op": "Add", "path": "members", "value": [{"value": id(&other)}]},
-                {"op": "Remove", "path": "members", "value": [{"value": id(&user)}]},
-                {"op": "Replace", "path": "displayName", "value": "Bigger"}
-            ]))),
-        ),
-        (
-            Method::PATCH,
-            gpath.clone(),
-            Some(patch(
-                json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", id(&other))}]),
-            )),
-        ),
-        (Method::GET, format!("{gpath}?attributes=displayName"), None),
-    ] {
-        let r = app.call(method.clone(), &path, body).await;
-        assert!(r.status.is_success(), "{method} {path}: {}", r.body);
-        assert!(
-            r.body.get("members").is_none(),
-            "{method} {path}: {}",
-            r.body
-        );
-    }
-    assert_eq!(
-        count(),
-        before,
-        "a read or PATCH above loaded the member list"
-    );
-    let full = app.call(Method::GET, &gpath, None).await;
-    assert_eq!(full.body["displayName"], "Bigger");
-    assert!(full.body.get("members").is_none_or(|m| m == &json!([])));
-    assert_eq!(count(), before + 1);
 }

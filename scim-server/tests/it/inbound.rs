@@ -17,8 +17,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub(crate) const TOKEN: &str = "inbound-test-token-0123456789abcdef";
-const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use scim_core::bulk::BULK_REQUEST_URN as BULK;
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:contoso:1.0:User";
 
 fn sample() -> Value {

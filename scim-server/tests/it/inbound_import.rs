@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 const MAPPING: &str = r#"
 [attributes]

@@ -6,7 +6,7 @@
 //! Transient failures are real database errors: a trigger refuses inserts into `resources`.
 
 use crate::support::{Raw, TestDb, postgres_base, run};
-use scim_server::auth::{AuthConfig, AuthService, CredentialKind, Principal, token_store};
+use scim_server::auth::{AuthConfig, AuthService, CredentialKind, token_store};
 use scim_server::clock::{Clock, ManualClock};
 use scim_server::config::Config;
 use scim_server::inbound::queue::{NewJob, NewOperation, status};
@@ -81,16 +81,16 @@ pub(crate) async fn env_configured(
         dyn_clock,
     )
     .with_inbound(intake.clone());
-    let ctx = RequestCtx {
-        principal: Principal {
-            tenant: TENANT.into(),
-            id: "hr-connector".into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: Some("req-1".into()),
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let ctx = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            TENANT,
+            "hr-connector",
+            false,
+            CredentialKind::StaticToken,
+        ),
+        Some("req-1".into()),
+        "http://localhost/scim/v2",
+    );
     Env {
         worker: Worker::new(state.clone(), intake.clone()),
         state,
@@ -253,15 +253,22 @@ async fn retries_backoff_dead_letter_and_lease(db: Arc<TestDb>) {
     assert_eq!((s.queued, s.running, s.dead), (0, 0, 0));
 
     // Another tenant cannot read the job.
-    let mut other = e.ctx.clone();
-    other.principal.tenant = "other".into();
+    let p = e.ctx.principal();
+    let other = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal("other", p.id(), false, p.kind()),
+        e.ctx.request_id().map(str::to_string),
+        e.ctx.base_url(),
+    );
     assert_eq!(
         job(&e.state, &other, &again).await.unwrap_err().status(),
         404
     );
     // Read-only credentials may not upload.
-    let mut reader = e.ctx.clone();
-    reader.principal.read_only = true;
+    let reader = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(p.tenant(), p.id(), true, p.kind()),
+        e.ctx.request_id().map(str::to_string),
+        e.ctx.base_url(),
+    );
     let err = accept_bulk_upload(&e.state, &reader, upload(&[json!({"externalId": "3"})]))
         .await
         .unwrap_err();

@@ -6,6 +6,8 @@ mod callbacks;
 mod console;
 mod console_actions;
 mod console_browser;
+mod console_gov;
+mod console_ops;
 mod e2e;
 mod ecosystem;
 mod gov_access;

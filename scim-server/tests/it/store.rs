@@ -10,8 +10,7 @@ use scim_core::schema::{
     AttributeDef, AttributeType, ENTERPRISE_USER_URN, ResolvedPath, ResourceType, Schema,
     SchemaRegistry,
 };
-use scim_server::auth::{CredentialKind, Principal};
-use scim_server::service::RequestCtx;
+use scim_server::auth::CredentialKind;
 use scim_server::store::{Load, Resources, Store, StoreError, Tenant, TokenRecord, WriteContext};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -53,16 +52,16 @@ fn t0() -> OffsetDateTime {
 
 /// A write context as the service's write capability makes it (the only way to get one).
 fn ctx_with(tenant: &str, request_id: Option<&str>) -> WriteContext {
-    let request = RequestCtx {
-        principal: Principal {
-            tenant: tenant.into(),
-            id: "token:test".into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: request_id.map(str::to_string),
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let request = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            tenant,
+            "token:test",
+            false,
+            CredentialKind::StaticToken,
+        ),
+        request_id.map(str::to_string),
+        "http://localhost/scim/v2",
+    );
     request.writer().unwrap().context(t0())
 }
 
@@ -2055,28 +2054,6 @@ async fn member_writes_look_ids_up_by_key(db: Arc<TestDb>) {
     }
 }
 
-/// Runs each named suite function against a fresh SQLite and a fresh PostgreSQL database.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
 mod slow {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "sets up a 100,000-member group; run with --ignored"]
@@ -2099,7 +2076,7 @@ mod slow {
     }
 }
 
-both!(
+crate::support::both!(
     crud,
     tenants_and_tokens,
     uniqueness,

@@ -353,3 +353,27 @@ impl WebhookSink {
         self.received.lock().unwrap().clone()
     }
 }
+
+/// Runs each named suite function (`async fn(Arc<TestDb>)`) against a fresh SQLite and a fresh
+/// PostgreSQL database: `both!(a, b)` makes `sqlite::a`, `postgres::a`, `sqlite::b`, ….
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both;

@@ -177,7 +177,7 @@ pub async fn callback(
         display_name: identity.display_name,
         role,
     };
-    let session_cookie = console.start_session(&operator).await?;
+    let session_cookie = console.start_session_as(&operator, &identity.names).await?;
     let clear_login = set_cookie(LOGIN_COOKIE, "", console.secure_cookies(), Some(0));
     let mut response = Redirect::to("/console").into_response();
     let h = response.headers_mut();

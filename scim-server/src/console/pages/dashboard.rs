@@ -88,6 +88,9 @@ pub async fn show(
     session: Session,
 ) -> Result<Markup, ConsoleError> {
     let d = service::dashboard(&console, &session.operator).await?;
+    let identity = super::reviews::identity(&console, &session).await?;
+    let governance =
+        crate::console::governance::summary(&console, &session.operator, &identity).await?;
     Ok(page(
         &session,
         Nav::Dashboard,
@@ -123,6 +126,18 @@ pub async fn show(
                         div.card { div.figure { (b.lag) } div.label { a href="/console/bridge" { "bridge lag (changes)" } } }
                         div.card { div.figure { (b.status.pending) } div.label { "bridge plans waiting" } }
                         div.card { div.figure { (b.dead_letters.len()) } div.label { a href="/console/bridge" { "Graph dead letters" } } }
+                    }
+                }
+            }
+            section aria-labelledby="governance" {
+                h2 #governance { "Governance" }
+                div.cards {
+                    @match governance {
+                        Some(g) => {
+                            div.card { div.figure { (g.awaiting_me) } div.label { a href="/console/reviews" { "review items waiting for you" } } }
+                            div.card { div.figure { (g.pending_grants) } div.label { a href="/console/jit?status=pending" { "time-bound grants waiting for approval" } } }
+                        }
+                        None => div.card { div.figure { "off" } div.label { "governance" } },
                     }
                 }
             }

@@ -1,12 +1,16 @@
 //! Thin handlers: extract the session and the form, call one [`super::service`] function,
 //! render the result with [`super::views`].
 
+pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod dashboard;
 pub mod directory;
 pub mod people;
 pub mod queues;
+pub mod reviews;
 pub mod tokens;
+pub mod upload;
 
 use super::session::Session;
 use super::{Console, ConsoleError};

@@ -3,10 +3,11 @@
 //! `gov_events` record and its change-log event.
 
 use super::{GrantStatus, JitGrant, format_duration};
-use crate::governance::store::{Event, GovStore, Task, on_pool};
+use crate::governance::store::{Event, GovStore, Task};
 use crate::store::{StoreError, WriteContext};
 use scim_core::Error;
 use scim_core::change_log::AuditEvent;
+use scim_graph_bridge::on_pool;
 use serde::Deserialize;
 use sqlx::Row;
 use time::OffsetDateTime;

@@ -12,6 +12,7 @@ use crate::store::side_pool::{SidePool, open_side_pool};
 use crate::store::{Result, StoreError};
 use scim_core::change_log::AuditEvent;
 use scim_graph_bridge::clock::{from_millis, to_millis};
+use scim_graph_bridge::on_pool;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -23,17 +24,7 @@ pub enum GovStore {
     /// PostgreSQL.
     Postgres(sqlx::PgPool),
 }
-
-/// Runs the same body against either pool kind.
-macro_rules! on_pool {
-    ($self:expr, |$pool:ident| $body:expr) => {
-        match $self {
-            GovStore::Sqlite($pool) => $body,
-            GovStore::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use on_pool;
+scim_graph_bridge::impl_on_pool!(GovStore);
 
 /// Inserts `$events` on the transaction `$tx`, each also appended to the tenant's change-log
 /// hash chain as an audit event (last, as the chain asks: writers serialise on its head), so
@@ -226,8 +217,10 @@ macro_rules! insert_tasks {
 }
 
 // After the macros, which the submodule uses.
+mod inbox;
 mod reviews;
 
+pub use inbox::{InboxFilter, MAX_REVIEWER_NAMES};
 pub use reviews::{Decision, ExceptionRow, ItemRow, ReviewRow};
 
 impl GovStore {

@@ -4,6 +4,7 @@
 use super::{Event, GovStore, Task};
 use crate::store::{Result, StoreError};
 use scim_graph_bridge::clock::to_millis;
+use scim_graph_bridge::on_pool;
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -181,11 +181,11 @@ async fn every_token_belongs_to_its_tenant_and_cli_helpers_list_them() {
         .await
         .unwrap();
     assert_eq!(
-        auth.verify(a_secret.expose()).await.unwrap().tenant,
+        auth.verify(a_secret.expose()).await.unwrap().tenant(),
         "tenant-a"
     );
     assert_eq!(
-        auth.verify(b_secret.expose()).await.unwrap().tenant,
+        auth.verify(b_secret.expose()).await.unwrap().tenant(),
         "tenant-b"
     );
 
@@ -307,7 +307,7 @@ async fn a_jwt_shaped_scim_token_still_works_with_entra_mode_on() {
     assert_eq!(
         auth.authenticate(&bearer(&format!("Bearer {env_secret}")))
             .await
-            .map(|p| p.tenant),
+            .map(|p| p.tenant().to_string()),
         Ok("default".to_owned())
     );
 }
@@ -325,7 +325,7 @@ async fn the_middleware_puts_the_principal_into_extensions() {
     let app = Router::new()
         .route(
             "/scim/v2/Users",
-            get(|Extension(p): Extension<Principal>| async move { p.tenant }),
+            get(|Extension(p): Extension<Principal>| async move { p.tenant().to_string() }),
         )
         .route_layer(from_fn_with_state(authenticator, require_principal));
     let base = format!("http://{}", serve(app).await);

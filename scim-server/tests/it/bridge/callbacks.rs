@@ -8,7 +8,6 @@ use crate::callbacks::{Receiver, callback_config};
 use scim_server::inbound::callback::Callbacks;
 use scim_server::inbound::worker::Worker as IntakeWorker;
 use scim_server::inbound::{InboundConfig, Intake, accept_bulk_upload, open_queue};
-use scim_server::service::RequestCtx;
 
 fn database_url(env: &Env) -> String {
     match &env.db {
@@ -18,16 +17,16 @@ fn database_url(env: &Env) -> String {
 }
 
 async fn send(state: &AppState, worker: &IntakeWorker, record: Value) -> String {
-    let ctx = RequestCtx {
-        principal: scim_server::auth::Principal {
-            tenant: TENANT.into(),
-            id: "hr".into(),
-            read_only: false,
-            kind: scim_server::auth::CredentialKind::StaticToken,
-        },
-        request_id: None,
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let ctx = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            TENANT,
+            "hr",
+            false,
+            scim_server::auth::CredentialKind::StaticToken,
+        ),
+        None,
+        "http://localhost/scim/v2",
+    );
     let body = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [{"method": "POST", "path": "/Users", "bulkId": "1", "data": record}],

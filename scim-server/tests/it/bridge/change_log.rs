@@ -7,10 +7,9 @@ use scim_core::change::{Change, Operation};
 use scim_core::change_log::ChangeCursor;
 use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
-use scim_graph_bridge::outbox::ChangeLog;
+use scim_graph_bridge::outbox::OutboxReader;
 use scim_graph_bridge::store::BridgeStore;
-use scim_server::auth::{CredentialKind, Principal};
-use scim_server::service::RequestCtx;
+use scim_server::auth::CredentialKind;
 use scim_server::store::WriteContext;
 use scim_server::store::change_log::StoreChangeLog;
 use serde_json::json;
@@ -30,16 +29,16 @@ fn at(seconds: i64) -> OffsetDateTime {
 
 /// A write context as the service's write capability makes it (the only way to get one).
 fn ctx(tenant: &str, seconds: i64) -> WriteContext {
-    let request = RequestCtx {
-        principal: Principal {
-            tenant: tenant.into(),
-            id: "token:test".into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: None,
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let request = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal(
+            tenant,
+            "token:test",
+            false,
+            CredentialKind::StaticToken,
+        ),
+        None,
+        "http://localhost/scim/v2",
+    );
     request.writer().unwrap().context(at(seconds))
 }
 
@@ -227,28 +226,7 @@ async fn server_and_bridge_migrations_share_one_database(db: Arc<TestDb>) {
     assert!(bridge_store.cursors().await.unwrap().is_empty());
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
+crate::support::both!(
     entries_are_typed_in_commit_order_with_heads,
     a_corrupt_operation_is_an_error_not_a_skip,
     server_and_bridge_migrations_share_one_database,

@@ -8,10 +8,9 @@ use scim_core::change::{Change, Operation};
 use scim_core::change_log::{AuditEvent, ChangeCursor, EventSubject, Record};
 use scim_core::resource::{Meta, Resource};
 use scim_core::schema::SchemaRegistry;
-use scim_graph_bridge::outbox::ChangeLog as _;
+use scim_graph_bridge::outbox::OutboxReader as _;
 use scim_graph_bridge::store::BridgeStore;
-use scim_server::auth::{CredentialKind, Principal};
-use scim_server::service::RequestCtx;
+use scim_server::auth::CredentialKind;
 use scim_server::store::WriteContext;
 use scim_server::store::change_log::{StoreChangeLog, append_event_in};
 use serde_json::json;
@@ -24,16 +23,11 @@ fn at(seconds: i64) -> OffsetDateTime {
 
 /// A write context as the write capability makes it (the only way to get one).
 fn ctx(principal: &str, seconds: i64) -> WriteContext {
-    let request = RequestCtx {
-        principal: Principal {
-            tenant: "t1".into(),
-            id: principal.into(),
-            read_only: false,
-            kind: CredentialKind::StaticToken,
-        },
-        request_id: Some(format!("req-{seconds}")),
-        base_url: "http://localhost/scim/v2".into(),
-    };
+    let request = scim_server::test_support::request_ctx(
+        scim_server::test_support::principal("t1", principal, false, CredentialKind::StaticToken),
+        Some(format!("req-{seconds}")),
+        "http://localhost/scim/v2",
+    );
     request.writer().unwrap().context(at(seconds))
 }
 
@@ -231,28 +225,7 @@ async fn readers_see_events_typed_and_the_bridge_moves_past_them(db: Arc<TestDb>
     assert_eq!(users, ["u1"], "an event about a user queues no work for it");
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::sqlite().await, super::$name).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    crate::support::run(crate::support::TestDb::postgres().await, super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-both!(
+crate::support::both!(
     events_share_the_chain_and_audit_verify_covers_them,
     an_event_commits_or_rolls_back_with_the_callers_transaction,
     readers_see_events_typed_and_the_bridge_moves_past_them,

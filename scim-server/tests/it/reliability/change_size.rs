@@ -8,7 +8,7 @@ use super::*;
 use scim_core::change::{Change, MAX_DELTA_BYTES};
 use serde_json::json;
 
-const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+use scim_core::bulk::BULK_REQUEST_URN as BULK;
 const PATCHES: usize = 50;
 
 #[tokio::test]

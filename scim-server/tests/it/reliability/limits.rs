@@ -5,7 +5,7 @@
 use super::*;
 use serde_json::json;
 
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use scim_core::schema::ENTERPRISE_USER_URN as ENTERPRISE;
 
 fn patch(ops: Value) -> Value {
     json!({"schemas": [PATCH_OP], "Operations": ops})

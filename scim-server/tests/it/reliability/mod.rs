@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 const TOKEN: &str = "reliability-token-0123456789abcdefghijkl";
-const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+use scim_core::patch::PATCH_OP_URN as PATCH_OP;
+use scim_core::schema::USER_URN;
 
 /// A `scim-server serve` process: its address, and every line it wrote to standard error.
 struct Proc {

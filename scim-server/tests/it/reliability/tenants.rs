@@ -86,16 +86,16 @@ async fn credentials_must_name_existing_tenants_and_audit_covers_every_tenant() 
         let registry = scim_core::schema::SchemaRegistry::builtin();
         let rt = registry.resource_type("User").unwrap();
         let now = time::OffsetDateTime::now_utc();
-        let request = scim_server::service::RequestCtx {
-            principal: scim_server::auth::Principal {
-                tenant: "ghost".into(),
-                id: "old-client".into(),
-                read_only: false,
-                kind: scim_server::auth::CredentialKind::OAuthAccessToken,
-            },
-            request_id: None,
-            base_url: "http://localhost/scim/v2".into(),
-        };
+        let request = scim_server::test_support::request_ctx(
+            scim_server::test_support::principal(
+                "ghost",
+                "old-client",
+                false,
+                scim_server::auth::CredentialKind::OAuthAccessToken,
+            ),
+            None,
+            "http://localhost/scim/v2",
+        );
         let ctx = request.writer().unwrap().context(now);
         let attrs = json!({"userName": "haunted"}).as_object().cloned().unwrap();
         let resource = scim_core::resource::Resource::new(
