@@ -138,6 +138,7 @@ impl Action {
         Action::DecideReview,
         Action::RequestGrant,
         Action::DecideGrant,
+        Action::PreviewImport,
         Action::RunImport,
         Action::ViewAdmin,
         Action::CreateTenant,

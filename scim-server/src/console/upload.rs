@@ -162,8 +162,8 @@ fn file_error(e: scim_core::Error) -> Result<FieldError, ConsoleError> {
 }
 
 /// Previews an upload: each row's outcome (`created`, `updated`, `unchanged`, `failed`,
-/// `rejected` with its column), nothing written or queued. Recorded as an action (the file
-/// was read and every row's person looked up) with the mapping's name.
+/// `rejected` with its column), nothing written or queued. A preview made is recorded as an
+/// action (the file was read and every row's person looked up) with the mapping's name.
 pub async fn preview(
     console: &Console,
     operator: &Operator,
@@ -181,15 +181,16 @@ pub async fn preview(
     if let Err(e) = check_fields(console, operator, &upload)? {
         return Ok(Err(e));
     }
-    let reply = accept(console, &permit, &upload, true, request_id).await?;
-    record_action(console, &permit, upload.mapping, request_id).await?;
-    Ok(match reply {
-        Ok(ImportReply::Preview(p)) => Ok(p),
-        Ok(ImportReply::Queued(_)) => {
-            return Err(ConsoleError::Internal("a dry run queued a job".to_string()));
+    match accept(console, &permit, &upload, true, request_id).await? {
+        Ok(ImportReply::Preview(p)) => {
+            record_action(console, &permit, upload.mapping, request_id).await?;
+            Ok(Ok(p))
         }
-        Err(e) => Err(e),
-    })
+        Ok(ImportReply::Queued(_)) => {
+            Err(ConsoleError::Internal("a dry run queued a job".to_string()))
+        }
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Uploads a file as an HR intake job (every row checked first: a refused row queues nothing

@@ -571,18 +571,42 @@ pub async fn collect(
     Ok(report)
 }
 
-/// For the schedule worker: when `hygiene_interval_minutes` have passed since `last` (or at the
-/// first pass), a report of every tenant with the default thresholds, which publishes the
-/// gauges; nothing without the bridge in apply mode. Failures are logged, tried at the next
-/// interval.
-pub async fn periodic(gov: &crate::governance::Governance, last: &mut Option<OffsetDateTime>) {
+/// When the schedule worker makes its next hygiene report: at the first pass, then every
+/// `hygiene_interval_minutes`. A pass in which some tenant's report failed (Graph unreachable or
+/// throttled, a token not yet granted) is tried again sooner, after the worker's poll interval,
+/// doubling with each failure up to the interval: waiting a whole interval would leave the
+/// gauges empty for an hour after a start that met a passing Graph error.
+#[derive(Debug, Default)]
+pub struct HygieneSchedule {
+    next: Option<OffsetDateTime>,
+    failures: u32,
+}
+
+impl HygieneSchedule {
+    fn is_due(&self, now: OffsetDateTime) -> bool {
+        self.next.is_none_or(|next| now >= next)
+    }
+
+    fn passed(&mut self, now: OffsetDateTime, interval: time::Duration) {
+        self.failures = 0;
+        self.next = Some(now + interval);
+    }
+
+    fn failed(&mut self, now: OffsetDateTime, poll: time::Duration, interval: time::Duration) {
+        let backoff = poll * 2_i32.saturating_pow(self.failures.min(16));
+        self.failures = self.failures.saturating_add(1);
+        self.next = Some(now + backoff.min(interval));
+    }
+}
+
+/// For the schedule worker: when `schedule` says a report is due, a report of every tenant with
+/// the default thresholds, which publishes the gauges; nothing without the bridge in apply
+/// mode. Failures are logged and tried again with backoff ([`HygieneSchedule`]).
+pub async fn periodic(gov: &crate::governance::Governance, schedule: &mut HygieneSchedule) {
     let minutes = gov.config.hygiene_interval_minutes;
     let now = gov.clock.now();
-    let due = last.is_none_or(|l| {
-        now - l >= time::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX))
-    });
     if minutes == 0
-        || !due
+        || !schedule.is_due(now)
         || gov
             .bridge
             .as_ref()
@@ -590,18 +614,29 @@ pub async fn periodic(gov: &crate::governance::Governance, last: &mut Option<Off
     {
         return;
     }
-    *last = Some(now);
+    let interval = time::Duration::minutes(i64::try_from(minutes).unwrap_or(i64::MAX / 60));
+    let poll = time::Duration::seconds(
+        i64::try_from(gov.config.poll_interval_seconds.max(1)).unwrap_or(i64::MAX / 2),
+    );
     let tenants = match gov.scim.list_tenants().await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "listing tenants for the hygiene report failed");
+            schedule.failed(now, poll, interval);
             return;
         }
     };
+    let mut all_passed = true;
     for tenant in tenants {
         if let Err(e) = report(gov, &tenant.id, HygieneOptions::default()).await {
             tracing::warn!(tenant = %tenant.id, error = %e.detail(), "hygiene report failed");
+            all_passed = false;
         }
+    }
+    if all_passed {
+        schedule.passed(now, interval);
+    } else {
+        schedule.failed(now, poll, interval);
     }
 }
 
@@ -770,6 +805,34 @@ mod tests {
     use super::*;
     use crate::governance::jit::GrantStatus;
     use time::macros::datetime;
+
+    #[test]
+    fn a_failed_hygiene_pass_is_retried_with_backoff_up_to_the_interval() {
+        let start = datetime!(2026-12-01 00:00 UTC);
+        let poll = time::Duration::seconds(30);
+        let hour = time::Duration::hours(1);
+        let mut s = HygieneSchedule::default();
+        assert!(s.is_due(start), "the first pass makes a report");
+        let mut now = start;
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            s.failed(now, poll, hour);
+            let next = s.next.unwrap();
+            assert!(!s.is_due(next - time::Duration::seconds(1)));
+            assert!(s.is_due(next));
+            waits.push((next - now).whole_seconds());
+            now = next;
+        }
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        s.passed(now, hour);
+        assert_eq!(s.next, Some(now + hour));
+        s.failed(now + hour, poll, hour);
+        assert_eq!(
+            s.next,
+            Some(now + hour + poll),
+            "a success resets the backoff"
+        );
+    }
 
     fn user(id: &str, active: bool, graph: Option<&str>, roles: &[&str]) -> ScimFacts {
         ScimFacts {

@@ -108,13 +108,13 @@ impl Background {
         let owner = format!("serve-{}", uuid::Uuid::new_v4().simple());
         let task = tokio::spawn(async move {
             let poll = Duration::from_secs(gov.config.poll_interval_seconds);
-            let mut last_hygiene = None;
+            let mut hygiene = super::hygiene::HygieneSchedule::default();
             loop {
                 if let Err(e) = run_due(&gov, &owner, 100).await {
                     tracing::warn!(error = %e, "governance schedule pass failed");
                 }
                 super::evidence::upkeep(&gov).await;
-                super::hygiene::periodic(&gov, &mut last_hygiene).await;
+                super::hygiene::periodic(&gov, &mut hygiene).await;
                 tokio::select! {
                     _ = stopped.wait_for(|s| *s) => break,
                     () = gov.clock.sleep(poll) => {}
