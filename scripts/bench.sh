@@ -7,10 +7,11 @@
 #   scripts/bench.sh                  # full sizes (long: 1,000,000 users are seeded over HTTP)
 #
 # Options: --quick, --no-build, --skip-peer, --skip-postgres, --skip-sqlite, --skip-ours,
-#          --criterion (full mode: also `cargo bench -p scim-core`).
+#          --skip-replicas, --replicas-only, --criterion (full mode: also `cargo bench -p scim-core`).
 # Environment: CARGO_TARGET_DIR, BENCH_PG (default postgres://postgres@127.0.0.1:5432),
 #              BENCH_CONCURRENCY (default 16), BENCH_DURATION (seconds per workload),
-#              BENCH_SERVER_BIN (another scim-server binary to measure as "ours").
+#              BENCH_SERVER_BIN (another scim-server binary to measure as "ours"),
+#              BENCH_REPLICAS (default "1 2 3": replica counts on one PostgreSQL database).
 # Results: bench-results/<timestamp>/ (one JSON per measurement, log.txt, machine.txt,
 # summary.txt with the side-by-side table, the ratios and the targets).
 # Everything listens on 127.0.0.1; every process started here is stopped on exit.
@@ -22,7 +23,7 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PEER_VERSION=0.8.3
 TOKEN="bench-$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 
-QUICK=0 BUILD=1 PEER=1 POSTGRES=1 SQLITE=1 OURS=1 CRITERION=0
+QUICK=0 BUILD=1 PEER=1 POSTGRES=1 SQLITE=1 OURS=1 CRITERION=0 REPLICAS=1 CEILING=1
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
@@ -32,7 +33,9 @@ for a in "$@"; do
     --skip-sqlite) SQLITE=0 ;;
     --skip-ours) OURS=0 ;;
     --criterion) CRITERION=1 ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    --skip-replicas) REPLICAS=0 ;;
+    --replicas-only) OURS=0 PEER=0 CEILING=0 ;;
+    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -144,6 +147,43 @@ start_ours() {
   wait_http "http://127.0.0.1:$port/healthz" "$SERVER_PID"
 }
 
+# start_replicas DATABASE_URL N: N servers on one database; BASE lists their base URLs
+# (the generator spreads its connections over them), SERVER_PID is the first, REPLICA_PIDS all.
+start_replicas() {
+  local url="$1" n="$2" i bases=() first=""
+  REPLICA_PIDS=()
+  for i in $(seq 1 "$n"); do
+    start_ours "$url" || return 1
+    bases+=("$BASE")
+    REPLICA_PIDS+=("$SERVER_PID")
+    [ -n "$first" ] || first="$SERVER_PID"
+  done
+  SERVER_PID="$first"
+  BASE="$(IFS=,; echo "${bases[*]}")"
+}
+
+stop_replicas() {
+  local p
+  for p in "${REPLICA_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${REPLICA_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
+# replicas: W1, W3 and W5 (smallest group) against 1, 2 and 3 replicas of our server on one
+# fresh PostgreSQL database each, the generator's connections spread over the replicas.
+replicas() {
+  local n label
+  for n in ${BENCH_REPLICAS:-1 2 3}; do
+    label="ours-postgres-x$n"
+    new_db postgres "r$n"
+    if ! start_replicas "$DB_URL" "$n"; then say "$label: a replica did not start (see server.log): skipped"; stop_replicas; continue; fi
+    STATE="$OUT/state/$label-state.json"
+    load "$label" W1 W1 --users "$SMALL" --duration "$DUR"
+    load "$label" W3 W3 --duration "$DUR"
+    load "$label" W5-$SMALLEST_TIER W5 --group-size "$SMALLEST_TIER" --duration "$DUR"
+    stop_replicas
+  done
+}
+
 # new_db KIND N: a fresh database; its URL in DB_URL (not echoed: DBS must be updated in this
 # shell, not in a command substitution's subshell, for the cleanup to drop it).
 new_db() {
@@ -199,7 +239,13 @@ if [ "$OURS" = 1 ]; then
   fi
 fi
 
+if [ "$REPLICAS" = 1 ] && [ "$POSTGRES" = 1 ]; then
+  if psql "$PG/postgres" -qc 'select 1' >/dev/null 2>&1; then replicas
+  else say "PostgreSQL unreachable at $PG: replicas skipped"; fi
+fi
+
 # --- the ceiling ---------------------------------------------------------------------------
+if [ "$CEILING" = 1 ]; then
 port="$(free_port)"
 CEILING_LISTEN="127.0.0.1:$port" "$CEILING" >>"$OUT/ceiling.log" 2>&1 &
 SERVER_PID=$!
@@ -212,6 +258,7 @@ for w in W1 W2 W3 W4; do load ceiling "$w" "$w" --users "$SMALL" --duration "$DU
 load ceiling W5 W5 --group-size "$SMALLEST_TIER" --duration "$DUR" --no-verify
 load ceiling W6 W6 --group-size "$SMALLEST_TIER" --duration "$DUR" --no-verify
 stop
+fi
 
 # --- the peer: scim2-server (Python) --------------------------------------------------------
 if [ "$PEER" = 1 ]; then

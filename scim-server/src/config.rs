@@ -42,6 +42,8 @@ pub struct Config {
     /// Database URL (`SCIM_DATABASE_URL`): `sqlite://path` (created if missing) or
     /// `postgres://user@host/db`.
     pub database_url: String,
+    /// The store's connection pool (`[database]`).
+    pub database: DatabaseConfig,
     /// Path the SCIM endpoints are served under (`SCIM_BASE_PATH`).
     pub base_path: String,
     /// The externally visible SCIM base URL, e.g. `https://scim.example.com/scim/v2`
@@ -88,6 +90,7 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://scim.db".into(),
+            database: DatabaseConfig::default(),
             base_path: "/scim/v2".into(),
             public_url: None,
             trust_forwarded_headers: true,
@@ -103,6 +106,36 @@ impl Default for Config {
             console: None,
             inbound: crate::inbound::InboundConfig::default(),
             governance: None,
+        }
+    }
+}
+
+/// `[database]`: the store's connection pool. Both keys are optional; the defaults depend on
+/// the database (see [`crate::store::PoolSettings`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Most connections the store opens (`SCIM_DATABASE__MAX_CONNECTIONS`); default 8 on
+    /// SQLite (writers take turns anyway; readers share them), 16 on PostgreSQL. With several
+    /// replicas on one PostgreSQL server, replicas × this must stay below the server's
+    /// `max_connections`. An in-memory SQLite database always has exactly one.
+    pub max_connections: Option<u32>,
+    /// Seconds a request waits for a free connection before it fails with 503
+    /// (`SCIM_DATABASE__ACQUIRE_TIMEOUT_SECONDS`); default 30 on SQLite, 10 on PostgreSQL.
+    pub acquire_timeout_seconds: Option<u64>,
+}
+
+impl DatabaseConfig {
+    /// The most connections a pool may be configured with.
+    pub const MAX_CONNECTIONS: u32 = 1000;
+
+    /// The store's pool settings.
+    pub fn pool_settings(&self) -> crate::store::PoolSettings {
+        crate::store::PoolSettings {
+            max_connections: self.max_connections,
+            acquire_timeout: self
+                .acquire_timeout_seconds
+                .map(std::time::Duration::from_secs),
         }
     }
 }
@@ -262,6 +295,8 @@ const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("token", Kind::String),
     ("tls.cert", Kind::String),
     ("tls.key", Kind::String),
+    ("database.max_connections", Kind::Integer),
+    ("database.acquire_timeout_seconds", Kind::Integer),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,6 +430,23 @@ impl Config {
         }
         if self.database_url.trim().is_empty() {
             return err("database_url", "must not be empty".into());
+        }
+        if let Some(n) = self.database.max_connections
+            && !(1..=DatabaseConfig::MAX_CONNECTIONS).contains(&n)
+        {
+            return err(
+                "database.max_connections",
+                format!(
+                    "{n} is not between 1 and {}",
+                    DatabaseConfig::MAX_CONNECTIONS
+                ),
+            );
+        }
+        if self.database.acquire_timeout_seconds == Some(0) {
+            return err(
+                "database.acquire_timeout_seconds",
+                "must be at least 1".into(),
+            );
         }
         if !self.base_path.starts_with('/')
             || (self.base_path.len() > 1 && self.base_path.ends_with('/'))
@@ -616,6 +668,47 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://scim.db");
         assert_eq!(c.base_path, "/scim/v2");
         assert!(c.rate_limit.requests_per_second >= 25.0);
+    }
+
+    #[test]
+    fn database_pool_keys_are_optional_overridable_and_validated() {
+        let c = Config::from_parts(None, &[]).unwrap();
+        assert_eq!(c.database, DatabaseConfig::default());
+        let c = Config::from_parts(
+            Some("[database]\nmax_connections = 4\n"),
+            &env(&[("SCIM_DATABASE__ACQUIRE_TIMEOUT_SECONDS", "5")]),
+        )
+        .unwrap();
+        assert_eq!(c.database.max_connections, Some(4));
+        assert_eq!(
+            c.database.pool_settings().acquire_timeout,
+            Some(std::time::Duration::from_secs(5))
+        );
+        let c =
+            Config::from_parts(None, &env(&[("SCIM_DATABASE__MAX_CONNECTIONS", "32")])).unwrap();
+        assert_eq!(c.database.pool_settings().max_connections, Some(32));
+        for (file, key) in [
+            (
+                "[database]\nmax_connections = 0\n",
+                "database.max_connections",
+            ),
+            (
+                "[database]\nmax_connections = 5000\n",
+                "database.max_connections",
+            ),
+            (
+                "[database]\nacquire_timeout_seconds = 0\n",
+                "database.acquire_timeout_seconds",
+            ),
+            ("[database]\npool = 3\n", "pool"),
+        ] {
+            let e = Config::from_parts(Some(file), &[]).unwrap_err().to_string();
+            assert!(e.contains(key), "{file:?}: {e}");
+        }
+        let e = Config::from_parts(None, &env(&[("SCIM_DATABASE__MAX_CONNECTIONS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SCIM_DATABASE__MAX_CONNECTIONS"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,19 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
         })
 }
 
+/// Opens the store the configuration names (`database_url`), with its pool settings
+/// (`[database]`).
+pub async fn open_configured_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    crate::store::open_store_with(&config.database_url, config.database.pool_settings())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database (`database_url` / SCIM_DATABASE_URL) {}",
+                redact_url(&config.database_url)
+            )
+        })
+}
+
 /// A database URL with its password replaced, for messages.
 fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -263,7 +276,7 @@ pub async fn shutdown_signal() {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Store calls record their latency themselves (`metrics::timed`, in the shared implementation).
-    let store: Arc<dyn Store> = open_store(&config.database_url).await?;
+    let store: Arc<dyn Store> = open_configured_store(&config).await?;
     store.migrate().await.context("applying migrations")?;
     ensure_tenant(store.as_ref(), &config.default_tenant, clock.as_ref()).await?;
     check_credential_tenants(&config, store.as_ref()).await?;

@@ -13,10 +13,13 @@ use super::hist::Recorder;
 use super::plan::{Method, Req};
 use crate::ctx::SCIM_JSON;
 
-/// An HTTP/1.1 client bound to one SCIM base URL and bearer token.
+/// An HTTP/1.1 client bound to a SCIM base URL and bearer token. Given several base URLs
+/// (replicas of one server on one database), it sends to the first; [`Client::for_worker`]
+/// spreads workers over all of them.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    bases: Arc<[Arc<str>]>,
     base: Arc<str>,
     auth: Arc<str>,
 }
@@ -30,7 +33,8 @@ pub struct Answer {
 }
 
 impl Client {
-    /// A client keeping up to `connections` idle keep-alive connections.
+    /// A client keeping up to `connections` idle keep-alive connections; `base_url` may list
+    /// several base URLs separated by commas.
     pub fn new(
         base_url: &str,
         token: &str,
@@ -43,11 +47,34 @@ impl Client {
             .timeout(timeout)
             .build()
             .map_err(|e| LoadError::Usage(format!("HTTP client: {e}")))?;
+        let bases: Vec<Arc<str>> = base_url
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(|b| b.trim_end_matches('/').into())
+            .collect();
+        let Some(first) = bases.first().cloned() else {
+            return Err(LoadError::Usage("--base-url is empty".into()));
+        };
         Ok(Self {
             http,
-            base: base_url.trim_end_matches('/').into(),
+            bases: bases.into(),
+            base: first,
             auth: format!("Bearer {token}").into(),
         })
+    }
+
+    /// The client worker `w` uses: base URL `w` modulo their number, so the connections of a
+    /// run spread evenly over the replicas.
+    pub fn for_worker(&self, w: usize) -> Client {
+        let mut c = self.clone();
+        c.base = self.bases[w % self.bases.len()].clone();
+        c
+    }
+
+    /// How many base URLs (replicas) the client spreads over.
+    pub fn replicas(&self) -> usize {
+        self.bases.len()
     }
 
     /// Sends `req`; `Err` carries a transport error description.
@@ -126,7 +153,7 @@ pub async fn drive(
     };
     let mut tasks = Vec::with_capacity(concurrency);
     for w in 0..concurrency.max(1) {
-        let client = client.clone();
+        let client = client.for_worker(w);
         let tickets = tickets.clone();
         let generate = generate.clone();
         tasks.push(tokio::spawn(async move {
@@ -185,10 +212,10 @@ where
     let job = Arc::new(job);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1).min(n.max(1)) {
+    for w in 0..concurrency.max(1).min(n.max(1)) {
         let next = next.clone();
         let job = job.clone();
-        let client = client.clone();
+        let client = client.for_worker(w);
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::default();
             let mut out = Vec::new();

@@ -126,7 +126,8 @@ fn parse_sizes(s: &str) -> Result<usize, String> {
 /// Arguments of `scim-conformance load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2
+    /// SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2; several, separated by commas, for
+    /// replicas of one server on one database (the workers are spread over them in turn).
     #[arg(
         long,
         env = "SCIM_CONFORMANCE_BASE_URL",

@@ -46,6 +46,8 @@ macro_rules! impl_sql_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            /// Inserts a resource's `resource_values` rows in one statement (a JSON array of
+            /// `[attr, type, value]` triples), one round trip whatever their number.
             async fn insert_values(
                 &self,
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -53,22 +55,41 @@ macro_rules! impl_sql_store {
                 id: &str,
                 values: &[$crate::store::row::ValueRow],
             ) -> $crate::store::Result<()> {
-                for v in values {
-                    sqlx::query(
-                        "INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(v.attr)
-                    .bind(&v.type_ci)
-                    .bind(&v.value_ci)
-                    .execute(&mut **tx)
-                    .await?;
+                if values.is_empty() {
+                    return Ok(());
                 }
+                let triples: Vec<(&str, Option<&str>, &str)> = values
+                    .iter()
+                    .map(|v| (v.attr, v.type_ci.as_deref(), v.value_ci.as_str()))
+                    .collect();
+                let json = serde_json::to_string(&triples)
+                    .map_err(|e| $crate::store::StoreError::Corrupt(format!("values: {e}")))?;
+                let rows = match self.dialect() {
+                    $crate::store::sql::Dialect::Sqlite => {
+                        "SELECT $1, $2, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), \
+                         json_extract(j.value, '$[2]') FROM json_each($3) AS j"
+                    }
+                    $crate::store::sql::Dialect::Postgres => {
+                        "SELECT $1, $2, j.e ->> 0, j.e ->> 1, j.e ->> 2 \
+                         FROM jsonb_array_elements($3::jsonb) AS j(e)"
+                    }
+                };
+                sqlx::query(&format!(
+                    "INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) {rows}"
+                ))
+                .bind(tenant)
+                .bind(id)
+                .bind(json)
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
+            /// Adds members by id in one statement; ids naming no resource of the tenant are
+            /// skipped (the pipeline has already dropped them, this keeps the table consistent
+            /// under a concurrent delete). Each id is looked up by the primary key (see
+            /// `Dialect::string_rows`): the cost of a member `PATCH` does not grow with the
+            /// number of resources.
             async fn add_members(
                 &self,
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -76,22 +97,18 @@ macro_rules! impl_sql_store {
                 group: &str,
                 ids: &[String],
             ) -> $crate::store::Result<()> {
+                use $crate::store::sql::Arg;
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                sqlx::query(&format!(
-                    "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
-                     SELECT $1, $2, r.id, r.resource_type FROM resources r \
-                     WHERE r.tenant_id = $1 AND r.id IN ({}) \
-                     ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING",
-                    self.dialect().strings_of("$3")
-                ))
-                .bind(tenant)
-                .bind(group)
-                .bind(list)
-                .execute(&mut **tx)
-                .await?;
+                let args = self.arguments(&[
+                    Arg::Text(tenant.to_string()),
+                    Arg::Text(group.to_string()),
+                    Arg::TextArray(ids.to_vec()),
+                ])?;
+                sqlx::query_with(&self.dialect().add_members_sql(), args)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
 
@@ -109,17 +126,15 @@ macro_rules! impl_sql_store {
                         .execute(&mut **tx)
                         .await?;
                 } else if !delta.removed.is_empty() {
-                    let list = serde_json::to_string(&delta.removed).unwrap_or_else(|_| "[]".into());
-                    sqlx::query(&format!(
-                        "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2 \
-                         AND member_id IN ({})",
-                        self.dialect().strings_of("$3")
-                    ))
-                    .bind(tenant)
-                    .bind(group)
-                    .bind(list)
-                    .execute(&mut **tx)
-                    .await?;
+                    use $crate::store::sql::Arg;
+                    let args = self.arguments(&[
+                        Arg::Text(tenant.to_string()),
+                        Arg::Text(group.to_string()),
+                        Arg::TextArray(delta.removed.clone()),
+                    ])?;
+                    sqlx::query_with(&self.dialect().remove_members_sql(), args)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 self.add_members(tx, tenant, group, &delta.added).await
             }
@@ -786,18 +801,21 @@ macro_rules! impl_sql_store {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                    let found: Vec<String> = sqlx::query_scalar(&format!(
-                        "SELECT id FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id IN ({})",
-                        self.dialect().strings_of("$3")
-                    ))
-                    .bind(tenant)
-                    .bind(&rt.name)
-                    .bind(list)
-                    .fetch_all(&self.pool)
-                    .await?;
+                    use $crate::store::sql::Arg;
+                    let args = self.arguments(&[
+                        Arg::Text(tenant.to_string()),
+                        Arg::Text(rt.name.clone()),
+                        Arg::TextArray(ids.to_vec()),
+                    ])?;
+                    // One statement for the whole list, each id a primary-key lookup.
+                    let found: std::collections::HashSet<String> =
+                        sqlx::query_scalar_with(&self.dialect().existing_ids_sql(), args)
+                            .fetch_all(&self.pool)
+                            .await?
+                            .into_iter()
+                            .collect();
                     // In the caller's order.
-                    Ok(ids.iter().filter(|id| found.contains(id)).cloned().collect())
+                    Ok(ids.iter().filter(|id| found.contains(*id)).cloned().collect())
                 })
                 .await
             }

@@ -377,14 +377,41 @@ pub struct PoolStatus {
     pub idle: u32,
 }
 
+/// How the store's connection pool is sized (`[database]` in the configuration); `None` takes
+/// the database's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolSettings {
+    /// Most connections: default [`SQLITE_MAX_CONNECTIONS`] or [`POSTGRES_MAX_CONNECTIONS`].
+    /// An in-memory SQLite database lives in one connection and ignores this.
+    pub max_connections: Option<u32>,
+    /// How long a statement waits for a free connection: default 30 s on SQLite, 10 s on
+    /// PostgreSQL.
+    pub acquire_timeout: Option<std::time::Duration>,
+}
+
+/// The SQLite pool's default size. Writers take turns on one lock whatever the pool's size,
+/// and the machine's cores, not connections, bound the readers: measured in
+/// `docs/benchmarks.md` ("Pool sizes").
+pub const SQLITE_MAX_CONNECTIONS: u32 = 8;
+
+/// The PostgreSQL pool's default size, per replica (see `docs/benchmarks.md`, "Pool sizes").
+pub const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+
 /// Opens the store a database URL names, creating (SQLite) and migrating it:
 /// `postgres://…` or `postgresql://…` is PostgreSQL; `sqlite:…` or a plain file path is SQLite.
 pub async fn open_store(database_url: &str) -> Result<Arc<dyn Store>> {
+    open_store_with(database_url, PoolSettings::default()).await
+}
+
+/// [`open_store`] with a configured pool.
+pub async fn open_store_with(database_url: &str, pool: PoolSettings) -> Result<Arc<dyn Store>> {
     let lower = database_url.to_ascii_lowercase();
     if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(database_url).await?))
+        Ok(Arc::new(
+            PostgresStore::connect_with(database_url, pool).await?,
+        ))
     } else {
-        Ok(Arc::new(SqliteStore::open(database_url).await?))
+        Ok(Arc::new(SqliteStore::open_with(database_url, pool).await?))
     }
 }
 

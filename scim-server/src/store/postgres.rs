@@ -38,10 +38,20 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and applies pending migrations (replicas starting
     /// together are safe: sqlx takes an advisory lock while migrating).
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, super::PoolSettings::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with a configured pool.
+    pub async fn connect_with(url: &str, settings: super::PoolSettings) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(
+                settings
+                    .max_connections
+                    .unwrap_or(super::POSTGRES_MAX_CONNECTIONS)
+                    .max(1),
+            )
+            .acquire_timeout(settings.acquire_timeout.unwrap_or(Duration::from_secs(10)))
             .idle_timeout(Some(Duration::from_secs(600)))
             .connect_with(options)
             .await?;

@@ -43,6 +43,11 @@ impl SqliteStore {
     /// `sqlite://path`, `sqlite::memory:` or a plain path), in WAL mode with foreign keys and a
     /// busy timeout, and applies pending migrations.
     pub async fn open(url_or_path: &str) -> Result<Self> {
+        Self::open_with(url_or_path, super::PoolSettings::default()).await
+    }
+
+    /// [`SqliteStore::open`] with a configured pool.
+    pub async fn open_with(url_or_path: &str, settings: super::PoolSettings) -> Result<Self> {
         let memory = url_or_path.contains(":memory:") || url_or_path.contains("mode=memory");
         let options = if url_or_path.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url_or_path)?
@@ -69,7 +74,15 @@ impl SqliteStore {
         };
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection, which must then never close.
-            .max_connections(if memory { 1 } else { 8 })
+            .max_connections(if memory {
+                1
+            } else {
+                settings
+                    .max_connections
+                    .unwrap_or(super::SQLITE_MAX_CONNECTIONS)
+                    .max(1)
+            })
+            .acquire_timeout(settings.acquire_timeout.unwrap_or(Duration::from_secs(30)))
             .min_connections(if memory { 1 } else { 0 })
             .idle_timeout(if memory {
                 None

@@ -923,3 +923,76 @@ async fn cli_manages_tenants_tokens_and_audit() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("configuration OK"), "{out}");
 }
+
+/// Several replicas on one PostgreSQL database (issue 14): two `scim-server serve` processes
+/// share the database; member PATCHes to one group, sent at once to both, all land (the final
+/// membership is the union of the additions), and the change log holds one record per write in
+/// a chain `audit verify` accepts. One replica runs with a small configured pool
+/// (`[database] max_connections`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_replicas_share_one_database() {
+    let Some(pg) = PgDatabase::create().await else {
+        return;
+    };
+    let url = pg.url.clone();
+    let a = Server::spawn(&url, None, Some(pg));
+    let b = Server::spawn_with(&url, None, None, &[("SCIM_DATABASE__MAX_CONNECTIONS", "2")]);
+    const USERS: usize = 24;
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let u = s
+            .expect(
+                Method::POST,
+                "/Users",
+                Some(
+                    json!({"schemas": [USER_URN], "userName": format!("replica-{i}@example.com")}),
+                ),
+                201,
+            )
+            .await;
+        users.push(id(&u));
+    }
+    let group = id(&b
+        .expect(
+            Method::POST,
+            "/Groups",
+            Some(json!({"schemas": [GROUP_URN], "displayName": "replicated"})),
+            201,
+        )
+        .await);
+    let path = format!("/Groups/{group}");
+    let adds = users.iter().enumerate().map(|(i, user)| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let body = patch(json!([{"op": "add", "path": "members", "value": [{"value": user}]}]));
+        let path = path.clone();
+        async move { s.call(Method::PATCH, &path, Some(body)).await }
+    });
+    for (status, body) in futures::future::join_all(adds).await {
+        assert!(status.is_success(), "{status}: {body}");
+    }
+    let mut want = users.clone();
+    want.sort();
+    for s in [&a, &b] {
+        let g = s.expect(Method::GET, &path, None, 200).await;
+        assert_eq!(member_ids(&g), want, "a member PATCH was lost");
+        assert_eq!(g["meta"]["version"], json!(format!("W/\"{}\"", USERS + 1)));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_scim-server"))
+        .args(["audit", "verify", "--tenant", "default"])
+        .env_clear()
+        .env("SCIM_DATABASE_URL", &url)
+        .env("SCIM_LOG", "warn")
+        .output()
+        .expect("running scim-server audit verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // One record per user, one for the group, one per member PATCH.
+    let records = 2 * USERS + 1;
+    assert!(
+        text.contains(&format!("{records} records, chain intact")),
+        "{text}"
+    );
+    b.stop();
+    a.stop();
+}

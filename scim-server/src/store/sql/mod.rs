@@ -165,6 +165,56 @@ impl Dialect {
         }
     }
 
+    /// A table of the strings of a text-array parameter (bound as [`Arg::TextArray`]), one row
+    /// per element in column `j.value`: `json_each` of the array's JSON text on SQLite,
+    /// `unnest` of a `text[]` on PostgreSQL. Joined to `resources` with `CROSS JOIN`, which
+    /// makes SQLite's planner look each element up by key (without it, SQLite walked every
+    /// resource of the tenant and tested it against the list: issue 14).
+    pub fn string_rows(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_each({placeholder}) AS j"),
+            Dialect::Postgres => format!("unnest({placeholder}::text[]) AS j(value)"),
+        }
+    }
+
+    /// Adds a group's members (parameters: tenant, group, [`Arg::TextArray`] of ids); ids that
+    /// name no resource of the tenant add nothing.
+    pub fn add_members_sql(self) -> String {
+        format!(
+            "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
+             SELECT $1, $2, r.id, r.resource_type FROM {} CROSS JOIN resources r \
+             WHERE r.tenant_id = $1 AND r.id = j.value \
+             ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING",
+            self.string_rows("$3")
+        )
+    }
+
+    /// Removes a group's members (parameters: tenant, group, [`Arg::TextArray`] of ids). On
+    /// PostgreSQL `= ANY` puts the list into the primary key's index condition; a semi-join
+    /// with `unnest` was planned, without statistics, as a walk over all the group's members.
+    pub fn remove_members_sql(self) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2 \
+                 AND member_id IN (SELECT j.value FROM {})",
+                self.string_rows("$3")
+            ),
+            Dialect::Postgres => "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2 \
+                 AND member_id = ANY($3::text[])"
+                .to_string(),
+        }
+    }
+
+    /// The ids among a list that name resources of one type (parameters: tenant, resource
+    /// type, [`Arg::TextArray`] of ids), each looked up by primary key.
+    pub fn existing_ids_sql(self) -> String {
+        format!(
+            "SELECT r.id FROM {} CROSS JOIN resources r \
+             WHERE r.tenant_id = $1 AND r.id = j.value AND r.resource_type = $2",
+            self.string_rows("$3")
+        )
+    }
+
     /// The row-locking suffix for reading the chain head (SQLite's write transaction already
     /// excludes other writers).
     pub fn for_update(self) -> &'static str {
