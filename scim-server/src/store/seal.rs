@@ -112,7 +112,7 @@ impl Sealer {
     }
 
     /// The sequence number of the record that was pending as `change_id` (about `resource_id` of
-    /// `tenant`), sealing until it is sealed. Waits at most [`SEQUENCE_WAIT`] (a round that
+    /// `tenant`), sealing until it is sealed. Waits at most 30 s (`SEQUENCE_WAIT`; a round that
     /// fails, say on a lost connection, is retried).
     pub async fn sequence_of(
         &self,

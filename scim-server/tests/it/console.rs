@@ -32,6 +32,17 @@ pub(crate) struct Fixture {
 /// A console on `db` with the HR intake's queue and the Graph bridge's tables on the same
 /// database, as `serve` opens them with `[graph]` set.
 pub(crate) async fn fixture(db: &TestDb) -> Fixture {
+    fixture_with_intake(db, |queue, _| Intake::new(queue, InboundConfig::default()))
+        .await
+        .0
+}
+
+/// As [`fixture`], with the HR intake `intake` makes of the queue on `db` (and the console's
+/// clock), for tests that need mappings or other intake settings.
+pub(crate) async fn fixture_with_intake(
+    db: &TestDb,
+    intake: impl FnOnce(Queue, Arc<ManualClock>) -> Intake,
+) -> (Fixture, Arc<Intake>) {
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 09:00 UTC)));
     let config = Config::default();
     scim_server::server::ensure_tenant(db.store.as_ref(), "default", clock.as_ref())
@@ -56,9 +67,9 @@ pub(crate) async fn fixture(db: &TestDb) -> Fixture {
         ),
     };
     bridge.migrate().await.unwrap();
-    let intake = Arc::new(Intake::new(queue, InboundConfig::default()));
+    let intake = Arc::new(intake(queue, clock.clone()));
     let app = AppState::with_clock(&config, db.store.clone(), Arc::new(auth), clock.clone())
-        .with_inbound(intake);
+        .with_inbound(intake.clone());
     let console = Console::new(
         app.clone(),
         console_db,
@@ -67,13 +78,16 @@ pub(crate) async fn fixture(db: &TestDb) -> Fixture {
         Some(bridge.clone()),
     )
     .unwrap();
-    Fixture {
-        router: scim_server::console::router(console.clone()),
-        console,
-        clock,
-        app,
-        bridge,
-    }
+    (
+        Fixture {
+            router: scim_server::console::router(console.clone()),
+            console,
+            clock,
+            app,
+            bridge,
+        },
+        intake,
+    )
 }
 
 pub(crate) struct Reply {

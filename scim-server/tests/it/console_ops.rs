@@ -16,25 +16,19 @@
 //!
 //! A viewer's 403 for each new action is also in `console_actions.rs`'s per-action table.
 
-use crate::console::{Fixture, csrf_of, location};
-use crate::support::{Raw, TestDb};
+use crate::console::{Fixture, csrf_of, fixture_with_intake, location};
+use crate::support::TestDb;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
-use scim_graph_bridge::store::BridgeStore;
-use scim_server::auth::{AuthConfig, AuthService, ManualClock, token_store};
 use scim_server::config::Config;
 use scim_server::console::admin::ServerView;
-use scim_server::console::db::ConsoleDb;
 use scim_server::console::roles::{Operator, Role};
-use scim_server::console::{Console, ConsoleConfig};
 use scim_server::inbound::mapping::Mapping;
 use scim_server::inbound::queue::status;
 use scim_server::inbound::worker::Worker;
-use scim_server::inbound::{InboundConfig, Intake, Queue};
-use scim_server::state::AppState;
+use scim_server::inbound::{InboundConfig, Intake};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use time::macros::datetime;
 
 const MAPPING: &str = r#"
 [attributes]
@@ -56,56 +50,13 @@ E2,Alan,Turing,alan@corp.example,maybe\n";
 
 /// A console with the HR intake (mapping `hr`), its queue on `db`, and `inbound` settings.
 async fn fixture(db: &TestDb, inbound: InboundConfig) -> (Fixture, Arc<Intake>) {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 09:00 UTC)));
-    let config = Config::default();
-    scim_server::server::ensure_tenant(db.store.as_ref(), "default", clock.as_ref())
-        .await
-        .unwrap();
-    let auth = AuthService::from_config(
-        &AuthConfig::default(),
-        token_store(db.store.clone()),
-        clock.clone(),
-    )
-    .unwrap();
-    let (console_db, queue, bridge) = match &db.raw {
-        Raw::Sqlite(s, _) => (
-            ConsoleDb::Sqlite(s.pool().clone()),
-            Queue::Sqlite(s.pool().clone()),
-            BridgeStore::Sqlite(s.pool().clone()),
-        ),
-        Raw::Postgres(s, _, _) => (
-            ConsoleDb::Postgres(s.pool().clone()),
-            Queue::Postgres(s.pool().clone()),
-            BridgeStore::Postgres(s.pool().clone()),
-        ),
-    };
-    bridge.migrate().await.unwrap();
     let mappings = BTreeMap::from([("hr".to_string(), Mapping::parse(MAPPING).unwrap())]);
-    let intake = Arc::new(
+    fixture_with_intake(db, |queue, clock| {
         Intake::new(queue, inbound)
-            .with_clock(clock.clone())
-            .with_mappings(mappings),
-    );
-    let app = AppState::with_clock(&config, db.store.clone(), Arc::new(auth), clock.clone())
-        .with_inbound(intake.clone());
-    let console = Console::new(
-        app.clone(),
-        console_db,
-        ConsoleConfig::default(),
-        "default",
-        Some(bridge.clone()),
-    )
-    .unwrap();
-    (
-        Fixture {
-            router: scim_server::console::router(console.clone()),
-            console,
-            clock,
-            app,
-            bridge,
-        },
-        intake,
-    )
+            .with_clock(clock)
+            .with_mappings(mappings)
+    })
+    .await
 }
 
 const BOUNDARY: &str = "----scim-console-test-7MA4YWxkTrZu0gW";
