@@ -7,7 +7,7 @@
 #   scripts/bench.sh                  # full sizes (long: 1,000,000 users are seeded over HTTP)
 #
 # Options: --quick, --no-build, --skip-peer, --skip-postgres, --skip-sqlite, --skip-ours,
-#          --skip-replicas, --replicas-only, --criterion (full mode: also `cargo bench -p scim-core`).
+#          --skip-replicas, --replicas-only, --skip-ceiling, --criterion (full mode: also `cargo bench -p scim-core`).
 # Environment: CARGO_TARGET_DIR, BENCH_PG (default postgres://postgres@127.0.0.1:5432),
 #              BENCH_CONCURRENCY (default 16), BENCH_DURATION (seconds per workload),
 #              BENCH_SERVER_BIN (another scim-server binary to measure as "ours"),
@@ -23,18 +23,19 @@ PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 PEER_VERSION=0.8.3
 TOKEN="bench-$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 
-QUICK=0 BUILD=1 PEER=1 POSTGRES=1 SQLITE=1 OURS=1 CRITERION=0 REPLICAS=1 CEILING=1
+QUICK=0 BUILD=1 PEER=1 POSTGRES=1 SQLITE=1 OURS=1 CRITERION=0 REPLICAS=1 RUN_CEILING=1
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
     --skip-peer) PEER=0 ;;
+    --skip-ceiling) RUN_CEILING=0 ;;
     --skip-postgres) POSTGRES=0 ;;
     --skip-sqlite) SQLITE=0 ;;
     --skip-ours) OURS=0 ;;
     --criterion) CRITERION=1 ;;
     --skip-replicas) REPLICAS=0 ;;
-    --replicas-only) OURS=0 PEER=0 CEILING=0 ;;
+    --replicas-only) OURS=0 PEER=0 RUN_CEILING=0 ;;
     -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
@@ -103,7 +104,7 @@ if [ "$BUILD" = 1 ]; then
 fi
 LOAD="$TARGET/release/scim-conformance"
 SERVER="${BENCH_SERVER_BIN:-$TARGET/release/scim-server}"
-CEILING="$TARGET/release/examples/ceiling"
+CEILING_BIN="$TARGET/release/examples/ceiling"
 
 {
   echo "date: $(date -u +%FT%TZ)"
@@ -245,9 +246,9 @@ if [ "$REPLICAS" = 1 ] && [ "$POSTGRES" = 1 ]; then
 fi
 
 # --- the ceiling ---------------------------------------------------------------------------
-if [ "$CEILING" = 1 ]; then
+if [ "$RUN_CEILING" = 1 ]; then
 port="$(free_port)"
-CEILING_LISTEN="127.0.0.1:$port" "$CEILING" >>"$OUT/ceiling.log" 2>&1 &
+CEILING_LISTEN="127.0.0.1:$port" "$CEILING_BIN" >>"$OUT/ceiling.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
 BASE="http://127.0.0.1:$port/scim/v2"

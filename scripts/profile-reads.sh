@@ -7,6 +7,8 @@
 #
 #   scripts/profile-reads.sh                 # both databases, 300 requests per case
 #   PROFILE_REQUESTS=1000 scripts/profile-reads.sh --skip-postgres
+#   scripts/profile-reads.sh --writes        # the write path instead: W3 `POST /Users` and W4
+#                                            # Entra's `PATCH /Users/{id}`, env token
 #
 # Needs valgrind (callgrind_control), the release binaries (`cargo build --release -p
 # scim-provisioning-server -p scim-conformance`), and for PostgreSQL `psql` reaching BENCH_PG
@@ -26,16 +28,25 @@ SERVER="${BENCH_SERVER_BIN:-$TARGET/release/scim-server}"
 LOAD="${PROFILE_LOAD_BIN:-$TARGET/release/scim-conformance}"
 N="${PROFILE_REQUESTS:-300}"
 USERS="${PROFILE_USERS:-1000}"
-POSTGRES=1 SQLITE=1 CALLGRIND=1
+POSTGRES=1 SQLITE=1 CALLGRIND=1 WRITES=0
 for a in "$@"; do
   case "$a" in
     --statements-only) CALLGRIND=0 ;;
     --skip-postgres) POSTGRES=0 ;;
     --skip-sqlite) SQLITE=0 ;;
-    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
+    --writes) WRITES=1 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
+CASES="W1:env W1:stored W2:env W2:stored"
+# Statements a request sends (not the readiness probe or the job pollers): reads by their text;
+# writes by their transaction's statements.
+COUNTED='summary="(SELECT r\.|SELECT q\.|SELECT \*|SELECT COUNT|SELECT m\.|SELECT id, tenant_id, secret_hash|BEGIN)'
+if [ "$WRITES" = 1 ]; then
+  CASES="W3:env W4:env"
+  COUNTED='summary="(SELECT r\.|SELECT id, tenant_id, secret_hash|BEGIN|COMMIT|INSERT INTO (resources|resource_values|memberships|tenant_chain|scim_changes)|UPDATE (resources|tenant_chain)|DELETE FROM (resource_values|memberships|scim_changes_pending)|SELECT last_seq|SELECT pg_try_advisory|SELECT p\.|SELECT c\.)'
+fi
 OUT="${PROFILE_OUT:-$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)-profile}"
 mkdir -p "$OUT"
 TOKEN="prof-$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
@@ -100,9 +111,9 @@ profile_db() {  # profile_db KIND
   # Only statements a request sends count (not the readiness probe or the job pollers).
   statements() {
     sed 's/\x1b\[[0-9;]*m//g' "$OUT/server-$LABEL.log" | grep -a 'sqlx::query' \
-      | grep -Ec 'summary="(SELECT r\.|SELECT q\.|SELECT \*|SELECT COUNT|SELECT m\.|SELECT id, tenant_id, secret_hash|BEGIN)' || true
+      | grep -Ec "$COUNTED" || true
   }
-  for case in W1:env W1:stored W2:env W2:stored; do
+  for case in $CASES; do
     local w="${case%%:*}" t="${case##*:}" tok="$TOKEN"
     [ "$t" = stored ] && tok="$stored"
     local before; before="$(statements)"
@@ -114,7 +125,7 @@ profile_db() {  # profile_db KIND
   cp "$OUT/server-$LABEL.log" "$OUT/statements-$LABEL.log"
   stop
   [ "$CALLGRIND" = 1 ] || return 0
-  for case in W1:env W1:stored W2:env W2:stored; do
+  for case in $CASES; do
     local w="${case%%:*}" t="${case##*:}" tok="$TOKEN"
     local file="$OUT/callgrind-$LABEL-$w-$t.out"
     [ "$t" = stored ] && tok="$stored"

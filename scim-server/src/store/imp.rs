@@ -9,21 +9,21 @@
 //! do not make a readable generic implementation.
 
 /// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `dialect()`,
-/// `begin_write()`, `arguments()`, `after_write()`, `seal_pending()` and `append_event_own()`.
+/// `begin_write()`, `append_record()`, `commit_write()`, `arguments()`, `seal_pending()` and
+/// `append_event_own()`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
             async fn append_change(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                w: &mut WriteTx,
                 ctx: &$crate::store::WriteContext,
                 resource_type: &str,
                 id: &str,
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
                 let body = $crate::store::chain::RecordBody::write(resource_type, id, change)?;
-                $crate::store::change_log::append_in(&mut **tx, ctx, body).await?;
-                Ok(())
+                self.append_record(w, ctx, body).await
             }
 
             /// Change records after `after`, sealed ones only (the caller seals first).
@@ -50,11 +50,12 @@ macro_rules! impl_sql_store {
             /// `[attr, type, value]` triples), one round trip whatever their number.
             async fn insert_values(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                w: &mut WriteTx,
                 tenant: &str,
                 id: &str,
                 values: &[$crate::store::row::ValueRow],
             ) -> $crate::store::Result<()> {
+                use $crate::store::sql::Arg;
                 if values.is_empty() {
                     return Ok(());
                 }
@@ -74,15 +75,13 @@ macro_rules! impl_sql_store {
                          FROM jsonb_array_elements($3::jsonb) AS j(e)"
                     }
                 };
-                sqlx::query(&format!(
-                    "INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) {rows}"
-                ))
-                .bind(tenant)
-                .bind(id)
-                .bind(json)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
+                w.queue(
+                    &format!(
+                        "INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) {rows}"
+                    ),
+                    vec![Arg::Text(tenant.to_string()), Arg::Text(id.to_string()), Arg::Text(json)],
+                )
+                .await
             }
 
             /// Adds members by id in one statement; ids naming no resource of the tenant are
@@ -92,7 +91,7 @@ macro_rules! impl_sql_store {
             /// number of resources.
             async fn add_members(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                w: &mut WriteTx,
                 tenant: &str,
                 group: &str,
                 ids: &[String],
@@ -101,60 +100,65 @@ macro_rules! impl_sql_store {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let args = self.arguments(&[
-                    Arg::Text(tenant.to_string()),
-                    Arg::Text(group.to_string()),
-                    Arg::TextArray(ids.to_vec()),
-                ])?;
-                sqlx::query_with(&self.dialect().add_members_sql(), args)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
+                w.queue(
+                    &self.dialect().add_members_sql(),
+                    vec![
+                        Arg::Text(tenant.to_string()),
+                        Arg::Text(group.to_string()),
+                        Arg::TextArray(ids.to_vec()),
+                    ],
+                )
+                .await
             }
 
             async fn apply_delta(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                w: &mut WriteTx,
                 tenant: &str,
                 group: &str,
                 delta: &scim_core::patch::MembershipDelta,
             ) -> $crate::store::Result<()> {
+                use $crate::store::sql::Arg;
                 if delta.clear {
-                    sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2")
-                        .bind(tenant)
-                        .bind(group)
-                        .execute(&mut **tx)
-                        .await?;
+                    w.queue(
+                        "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2",
+                        vec![Arg::Text(tenant.to_string()), Arg::Text(group.to_string())],
+                    )
+                    .await?;
                 } else if !delta.removed.is_empty() {
-                    use $crate::store::sql::Arg;
-                    let args = self.arguments(&[
-                        Arg::Text(tenant.to_string()),
-                        Arg::Text(group.to_string()),
-                        Arg::TextArray(delta.removed.clone()),
-                    ])?;
-                    sqlx::query_with(&self.dialect().remove_members_sql(), args)
-                        .execute(&mut **tx)
-                        .await?;
+                    w.queue(
+                        &self.dialect().remove_members_sql(),
+                        vec![
+                            Arg::Text(tenant.to_string()),
+                            Arg::Text(group.to_string()),
+                            Arg::TextArray(delta.removed.clone()),
+                        ],
+                    )
+                    .await?;
                 }
-                self.add_members(tx, tenant, group, &delta.added).await
+                self.add_members(w, tenant, group, &delta.added).await
             }
 
             /// The current version of a resource, for telling "not found" from "version
             /// mismatch" after a compare-and-swap matched no row.
             async fn cas_failure(
                 &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
+                w: &mut WriteTx,
                 tenant: &str,
                 rt: &scim_core::schema::ResourceType,
                 id: &str,
             ) -> $crate::store::StoreError {
+                let conn = match w.conn().await {
+                    Ok(conn) => conn,
+                    Err(e) => return e,
+                };
                 let current: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
                     "SELECT version FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3",
                 )
                 .bind(tenant)
                 .bind(&rt.name)
                 .bind(id)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(conn)
                 .await;
                 match current {
                     Ok(Some(v)) => $crate::store::StoreError::VersionMismatch {
@@ -166,6 +170,232 @@ macro_rules! impl_sql_store {
                     },
                     Err(e) => e.into(),
                 }
+            }
+
+            /// Ends a write: commits it when `outcome` is `Ok`, else rolls it back and returns
+            /// the error.
+            async fn finish_write(
+                &self,
+                w: WriteTx,
+                outcome: $crate::store::Result<()>,
+            ) -> $crate::store::Result<()> {
+                match outcome {
+                    Ok(()) => self.commit_write(w).await,
+                    Err(e) => {
+                        w.rollback().await;
+                        Err(e)
+                    }
+                }
+            }
+
+            /// One attempt at [`Resources::create`](crate::store::Resources::create).
+            async fn create_once(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                resource: &scim_core::resource::Resource,
+                change: &scim_core::change::Change,
+                second: bool,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::row;
+                use $crate::store::sql::Arg;
+                let data = row::row_data(rt, resource);
+                let attributes = serde_json::to_string(&data.attributes)
+                    .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
+                let folded = self.dialect().has_folded_copy();
+                let query_text = format!(
+                    "INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+                     last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}{})",
+                    if folded { ", attributes_ci" } else { "" },
+                    self.dialect().json_param("$11"),
+                    if folded { ", $12" } else { "" },
+                );
+                let mut args = vec![
+                    Arg::Text(ctx.tenant.clone()),
+                    Arg::Text(resource.id.clone()),
+                    Arg::Text(rt.name.clone()),
+                    Arg::Int(row::version_to_db(resource.meta.version)?),
+                    Arg::Int(row::to_ns(resource.meta.created)),
+                    Arg::Int(row::to_ns(resource.meta.last_modified)),
+                    Arg::OptText(data.unique_key.clone()),
+                    Arg::OptText(data.external_id.clone()),
+                    Arg::OptText(data.manager_id.clone()),
+                    Arg::OptText(data.display.clone()),
+                ];
+                if folded {
+                    args.push(Arg::Text(row::folded_attributes(&data.attributes).to_string()));
+                }
+                args.insert(10, Arg::Text(attributes));
+                let mut w = self.begin_write().await?;
+                if second {
+                    // A second attempt reads the chain head instead of trusting a remembered one.
+                    w.read_heads();
+                }
+                let outcome = async {
+                    w.queue(&query_text, args).await?;
+                    self.insert_values(&mut w, &ctx.tenant, &resource.id, &data.values).await?;
+                    if rt.is_group() {
+                        self.add_members(&mut w, &ctx.tenant, &resource.id, &data.members).await?;
+                    }
+                    self.append_change(&mut w, ctx, &rt.name, &resource.id, change).await
+                }
+                .await;
+                // SQLite sends the statements with the commit: a uniqueness conflict of the
+                // resource row surfaces from either.
+                self.finish_write(w, outcome).await.map_err(|e| match e {
+                    $crate::store::StoreError::Database(db) => match $crate::store::unique_violation(&db) {
+                        Some(v) => row::uniqueness_error(rt, resource, &v),
+                        None => $crate::store::StoreError::Database(db),
+                    },
+                    other => other,
+                })
+            }
+
+            /// One attempt at [`Resources::update`](crate::store::Resources::update).
+            // `update`'s arguments and which attempt this is.
+            #[allow(clippy::too_many_arguments)]
+            async fn update_once(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                resource: &scim_core::resource::Resource,
+                expected_version: u64,
+                members: Option<&scim_core::patch::MembershipDelta>,
+                change: &scim_core::change::Change,
+                second: bool,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::row;
+                use $crate::store::sql::Arg;
+                let data = row::row_data(rt, resource);
+                let attributes = serde_json::to_string(&data.attributes)
+                    .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
+                let folded = self.dialect().has_folded_copy();
+                let query_text = format!(
+                    "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
+                     external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
+                     WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
+                    self.dialect().json_param("$10"),
+                    if folded { ", attributes_ci = $12" } else { "" },
+                );
+                let mut args = vec![
+                    Arg::Text(ctx.tenant.clone()),
+                    Arg::Text(rt.name.clone()),
+                    Arg::Text(resource.id.clone()),
+                    Arg::Int(row::version_to_db(resource.meta.version)?),
+                    Arg::Int(row::to_ns(resource.meta.last_modified)),
+                    Arg::OptText(data.unique_key.clone()),
+                    Arg::OptText(data.external_id.clone()),
+                    Arg::OptText(data.manager_id.clone()),
+                    Arg::OptText(data.display.clone()),
+                    Arg::Text(attributes),
+                    Arg::Int(row::version_to_db(expected_version)?),
+                ];
+                if folded {
+                    args.push(Arg::Text(row::folded_attributes(&data.attributes).to_string()));
+                }
+                let mut w = self.begin_write().await?;
+                if second {
+                    // A second attempt reads the chain head instead of trusting a remembered one.
+                    w.read_heads();
+                }
+                let outcome = async {
+                    // The compare-and-swap is sent at once: what follows depends on it.
+                    if w.run(&query_text, args).await? == 0 {
+                        return Err(self.cas_failure(&mut w, &ctx.tenant, rt, &resource.id).await);
+                    }
+                    w.queue(
+                        "DELETE FROM resource_values WHERE tenant_id = $1 AND resource_id = $2",
+                        vec![Arg::Text(ctx.tenant.clone()), Arg::Text(resource.id.clone())],
+                    )
+                    .await?;
+                    self.insert_values(&mut w, &ctx.tenant, &resource.id, &data.values).await?;
+                    if let (Some(delta), true) = (members, rt.is_group()) {
+                        self.apply_delta(&mut w, &ctx.tenant, &resource.id, delta).await?;
+                    }
+                    self.append_change(&mut w, ctx, &rt.name, &resource.id, change).await
+                }
+                .await;
+                self.finish_write(w, outcome).await.map_err(|e| match e {
+                    $crate::store::StoreError::Database(db) => match $crate::store::unique_violation(&db) {
+                        Some(v) => row::uniqueness_error(rt, resource, &v),
+                        None => $crate::store::StoreError::Database(db),
+                    },
+                    other => other,
+                })
+            }
+
+            /// One attempt at [`Resources::delete`](crate::store::Resources::delete).
+            async fn delete_once(
+                &self,
+                ctx: &$crate::store::WriteContext,
+                rt: &scim_core::schema::ResourceType,
+                id: &str,
+                expected_version: Option<u64>,
+                change: &scim_core::change::Change,
+                second: bool,
+            ) -> $crate::store::Result<()> {
+                let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
+                let mut w = self.begin_write().await?;
+                if second {
+                    // A second attempt reads the chain head instead of trusting a remembered one.
+                    w.read_heads();
+                }
+                let outcome = async {
+                    // The groups it is a member of, read before the cascade removes the rows.
+                    let groups: Vec<String> = sqlx::query_scalar(&format!(
+                        "SELECT group_id FROM memberships WHERE tenant_id = $1 AND member_id = $2 \
+                         ORDER BY group_id{}",
+                        self.dialect().byte_order()
+                    ))
+                    .bind(&ctx.tenant)
+                    .bind(id)
+                    .fetch_all(w.conn().await?)
+                    .await?;
+                    // Membership and value rows go with the resource (ON DELETE CASCADE).
+                    let done = sqlx::query(
+                        "DELETE FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
+                         AND ($4 IS NULL OR version = $4)",
+                    )
+                    .bind(&ctx.tenant)
+                    .bind(&rt.name)
+                    .bind(id)
+                    .bind(expected)
+                    .execute(w.conn().await?)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(self.cas_failure(&mut w, &ctx.tenant, rt, id).await);
+                    }
+                    self.append_change(&mut w, ctx, &rt.name, id, change).await?;
+                    // Each group that lost the member moves to a new version with a record of its
+                    // own, so its ETag changes and change readers see the removal.
+                    for group in groups {
+                        sqlx::query(
+                            "UPDATE resources SET version = version + 1, last_modified_ns = $3 \
+                             WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(&ctx.tenant)
+                        .bind(&group)
+                        .bind($crate::store::row::to_ns(ctx.now))
+                        .execute(w.conn().await?)
+                        .await?;
+                        let row: $crate::store::row::ResourceRow = sqlx::query_as(&format!(
+                            "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2",
+                            self.dialect().resource_columns()
+                        ))
+                        .bind(&ctx.tenant)
+                        .bind(&group)
+                        .fetch_one(w.conn().await?)
+                        .await?;
+                        let group = row.into_resource()?;
+                        let change = scim_core::change::Change::member_removed(&group, id);
+                        self.append_change(&mut w, ctx, &group.resource_type, &group.id, &change)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                .await;
+                self.finish_write(w, outcome).await
             }
 
             /// A Group's members (the reply shows them), in member id order.
@@ -462,52 +692,14 @@ macro_rules! impl_sql_store {
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
                 $crate::metrics::timed("create", async {
-                    use $crate::store::row;
-                    let data = row::row_data(rt, resource);
-                    let attributes = serde_json::to_string(&data.attributes)
-                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
-                    let folded = self.dialect().has_folded_copy();
-                    let mut w = self.begin_write().await?;
-                    let query_text = format!(
-                        "INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
-                         last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {}{})",
-                        if folded { ", attributes_ci" } else { "" },
-                        self.dialect().json_param("$11"),
-                        if folded { ", $12" } else { "" },
-                    );
-                    let query = sqlx::query(&query_text)
-                    .bind(&ctx.tenant)
-                    .bind(&resource.id)
-                    .bind(&rt.name)
-                    .bind(row::version_to_db(resource.meta.version)?)
-                    .bind(row::to_ns(resource.meta.created))
-                    .bind(row::to_ns(resource.meta.last_modified))
-                    .bind(&data.unique_key)
-                    .bind(&data.external_id)
-                    .bind(&data.manager_id)
-                    .bind(&data.display)
-                    .bind(attributes);
-                    let query = if folded {
-                        query.bind(row::folded_attributes(&data.attributes).to_string())
-                    } else {
-                        query
-                    };
-                    let res = query.execute(&mut *w.tx).await;
-                    if let Err(e) = res {
-                        return Err(match $crate::store::unique_violation(&e) {
-                            Some(v) => row::uniqueness_error(rt, resource, &v),
-                            None => e.into(),
-                        });
+                    match self.create_once(ctx, rt, resource, change, false).await {
+                        // A remembered chain head was stale (SQLite, another writer of the
+                        // file): nothing was written; the second attempt reads the head.
+                        Err($crate::store::StoreError::ChainHeadMoved) => {
+                            self.create_once(ctx, rt, resource, change, true).await
+                        }
+                        other => other,
                     }
-                    self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
-                    if rt.is_group() {
-                        self.add_members(&mut w.tx, &ctx.tenant, &resource.id, &data.members).await?;
-                    }
-                    self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
-                    $crate::store::commit(w.tx).await?;
-                    self.after_write().await;
-                    Ok(())
                 })
                 .await
             }
@@ -583,62 +775,16 @@ macro_rules! impl_sql_store {
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
                 $crate::metrics::timed("update", async {
-                    use $crate::store::row;
-                    let data = row::row_data(rt, resource);
-                    let attributes = serde_json::to_string(&data.attributes)
-                        .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
-                    let folded = self.dialect().has_folded_copy();
-                    let mut w = self.begin_write().await?;
-                    let query_text = format!(
-                        "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
-                         external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
-                         WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
-                        self.dialect().json_param("$10"),
-                        if folded { ", attributes_ci = $12" } else { "" },
-                    );
-                    let query = sqlx::query(&query_text)
-                    .bind(&ctx.tenant)
-                    .bind(&rt.name)
-                    .bind(&resource.id)
-                    .bind(row::version_to_db(resource.meta.version)?)
-                    .bind(row::to_ns(resource.meta.last_modified))
-                    .bind(&data.unique_key)
-                    .bind(&data.external_id)
-                    .bind(&data.manager_id)
-                    .bind(&data.display)
-                    .bind(attributes)
-                    .bind(row::version_to_db(expected_version)?);
-                    let query = if folded {
-                        query.bind(row::folded_attributes(&data.attributes).to_string())
-                    } else {
-                        query
-                    };
-                    let res = query.execute(&mut *w.tx).await;
-                    match res {
-                        Ok(done) if done.rows_affected() == 0 => {
-                            return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, &resource.id).await);
+                    match self
+                        .update_once(ctx, rt, resource, expected_version, members, change, false)
+                        .await
+                    {
+                        Err($crate::store::StoreError::ChainHeadMoved) => {
+                            self.update_once(ctx, rt, resource, expected_version, members, change, true)
+                                .await
                         }
-                        Ok(_) => {}
-                        Err(e) => {
-                            return Err(match $crate::store::unique_violation(&e) {
-                                Some(v) => row::uniqueness_error(rt, resource, &v),
-                                None => e.into(),
-                            });
-                        }
+                        other => other,
                     }
-                    sqlx::query("DELETE FROM resource_values WHERE tenant_id = $1 AND resource_id = $2")
-                        .bind(&ctx.tenant)
-                        .bind(&resource.id)
-                        .execute(&mut *w.tx)
-                        .await?;
-                    self.insert_values(&mut w.tx, &ctx.tenant, &resource.id, &data.values).await?;
-                    if let (Some(delta), true) = (members, rt.is_group()) {
-                        self.apply_delta(&mut w.tx, &ctx.tenant, &resource.id, delta).await?;
-                    }
-                    self.append_change(&mut w.tx, ctx, &rt.name, &resource.id, change).await?;
-                    $crate::store::commit(w.tx).await?;
-                    self.after_write().await;
-                    Ok(())
                 })
                 .await
             }
@@ -652,61 +798,12 @@ macro_rules! impl_sql_store {
                 change: &scim_core::change::Change,
             ) -> $crate::store::Result<()> {
                 $crate::metrics::timed("delete", async {
-                    let mut w = self.begin_write().await?;
-                    let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
-                    // The groups it is a member of, read before the cascade removes the rows.
-                    let groups: Vec<String> = sqlx::query_scalar(&format!(
-                        "SELECT group_id FROM memberships WHERE tenant_id = $1 AND member_id = $2 \
-                         ORDER BY group_id{}",
-                        self.dialect().byte_order()
-                    ))
-                    .bind(&ctx.tenant)
-                    .bind(id)
-                    .fetch_all(&mut *w.tx)
-                    .await?;
-                    // Membership and value rows go with the resource (ON DELETE CASCADE).
-                    let done = sqlx::query(
-                        "DELETE FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
-                         AND ($4 IS NULL OR version = $4)",
-                    )
-                    .bind(&ctx.tenant)
-                    .bind(&rt.name)
-                    .bind(id)
-                    .bind(expected)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(self.cas_failure(&mut w.tx, &ctx.tenant, rt, id).await);
+                    match self.delete_once(ctx, rt, id, expected_version, change, false).await {
+                        Err($crate::store::StoreError::ChainHeadMoved) => {
+                            self.delete_once(ctx, rt, id, expected_version, change, true).await
+                        }
+                        other => other,
                     }
-                    self.append_change(&mut w.tx, ctx, &rt.name, id, change).await?;
-                    // Each group that lost the member moves to a new version with a record of its
-                    // own, so its ETag changes and change readers see the removal.
-                    for group in groups {
-                        sqlx::query(
-                            "UPDATE resources SET version = version + 1, last_modified_ns = $3 \
-                             WHERE tenant_id = $1 AND id = $2",
-                        )
-                        .bind(&ctx.tenant)
-                        .bind(&group)
-                        .bind($crate::store::row::to_ns(ctx.now))
-                        .execute(&mut *w.tx)
-                        .await?;
-                        let row: $crate::store::row::ResourceRow = sqlx::query_as(&format!(
-                            "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2",
-                            self.dialect().resource_columns()
-                        ))
-                        .bind(&ctx.tenant)
-                        .bind(&group)
-                        .fetch_one(&mut *w.tx)
-                        .await?;
-                        let group = row.into_resource()?;
-                        let change = scim_core::change::Change::member_removed(&group, id);
-                        self.append_change(&mut w.tx, ctx, &group.resource_type, &group.id, &change)
-                            .await?;
-                    }
-                    $crate::store::commit(w.tx).await?;
-                    self.after_write().await;
-                    Ok(())
                 })
                 .await
             }

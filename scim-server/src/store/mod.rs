@@ -90,6 +90,10 @@ pub enum StoreError {
     /// A database failure. Never shown to clients (logged with the request id).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A write's remembered chain head was stale (SQLite: another writer of the file moved
+    /// it); nothing was written. The store retries the write itself; callers never see this.
+    #[error("the change log's head moved; the write was not applied")]
+    ChainHeadMoved,
     /// Stored data that does not decode (corruption or a bug).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -214,6 +218,13 @@ impl From<StoreError> for scim_core::Error {
                 crate::fault::record(format!("corrupt stored data: {detail}"));
                 scim_core::Error::internal()
             }
+            // Twice in a row another writer moved the change log's head: nothing was written.
+            StoreError::ChainHeadMoved => scim_core::Error::new(
+                503,
+                None,
+                "another writer was appending to the change log at the same time; nothing was \
+                 changed; retry",
+            ),
         }
     }
 }

@@ -179,18 +179,68 @@ impl PostgresStore {
         })
     }
 
+    /// Appends a write's change record, unnumbered (sealed after commit).
+    async fn append_record(
+        &self,
+        w: &mut WriteTx,
+        ctx: &WriteContext,
+        body: super::chain::RecordBody,
+    ) -> Result<()> {
+        super::change_log::append_in(&mut *w.tx, ctx, body).await?;
+        Ok(())
+    }
+
+    /// Commits a write, then seals its change record.
+    async fn commit_write(&self, w: WriteTx) -> Result<()> {
+        super::commit(w.tx).await?;
+        self.after_write().await;
+        Ok(())
+    }
+
     fn arguments(&self, args: &[Arg]) -> Result<PgArguments> {
-        let mut out = PgArguments::default();
-        for arg in args {
-            let res = match arg {
-                Arg::Text(s) => out.add(s.clone()),
-                Arg::Int(i) => out.add(*i),
-                Arg::Float(f) => out.add(*f),
-                Arg::TextArray(v) => out.add(v.clone()),
-            };
-            res.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
-        }
-        Ok(out)
+        pg_arguments(args)
+    }
+}
+
+fn pg_arguments(args: &[Arg]) -> Result<PgArguments> {
+    let mut out = PgArguments::default();
+    for arg in args {
+        let res = match arg {
+            Arg::Text(s) => out.add(s.clone()),
+            Arg::OptText(s) => out.add(s.clone()),
+            Arg::Int(i) => out.add(*i),
+            Arg::Float(f) => out.add(*f),
+            Arg::TextArray(v) => out.add(v.clone()),
+        };
+        res.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
+    }
+    Ok(out)
+}
+
+/// A write's statements run one by one in the transaction (each is a round trip either way).
+impl WriteTx {
+    /// Nothing is remembered between writes here: records are sealed after commit.
+    fn read_heads(&mut self) {}
+
+    async fn queue(&mut self, sql: &str, args: Vec<Arg>) -> Result<()> {
+        self.run(sql, args).await.map(drop)
+    }
+
+    async fn run(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
+        let args = pg_arguments(&args)?;
+        Ok(sqlx::query_with(sql, args)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected())
+    }
+
+    async fn conn(&mut self) -> Result<&mut sqlx::PgConnection> {
+        Ok(&mut *self.tx)
+    }
+
+    async fn rollback(self) {
+        // A failed rollback leaves the connection to sqlx, which closes a broken one.
+        let _ = self.tx.rollback().await;
     }
 }
 

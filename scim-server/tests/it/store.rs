@@ -1770,6 +1770,7 @@ async fn explain_sql(
             for a in args {
                 query = match a {
                     Arg::Text(s) => query.bind(s.clone()),
+                    Arg::OptText(s) => query.bind(s.clone()),
                     Arg::Int(i) => query.bind(*i),
                     Arg::Float(f) => query.bind(*f),
                     Arg::TextArray(v) => query.bind(serde_json::to_string(v).unwrap()),
@@ -1793,6 +1794,7 @@ async fn explain_sql(
             for a in args {
                 query = match a {
                     Arg::Text(s) => query.bind(s.clone()),
+                    Arg::OptText(s) => query.bind(s.clone()),
                     Arg::Int(i) => query.bind(*i),
                     Arg::Float(f) => query.bind(*f),
                     Arg::TextArray(v) => query.bind(v.clone()),

@@ -45,6 +45,8 @@ pub enum Dialect {
 pub enum Arg {
     /// Text.
     Text(String),
+    /// Text or NULL.
+    OptText(Option<String>),
     /// A 64-bit integer.
     Int(i64),
     /// A double (SQLite numeric comparisons of non-integral literals).

@@ -7,7 +7,8 @@
 //! committed but left
 //! unsealed (the state a crash between commit and sealing leaves) is sealed by the restarted
 //! server's sweep. The concurrency case also runs on SQLite, which seals in the write's
-//! transaction.
+//! transaction; there a store remembers each tenant's chain head between its writes, and
+//! `sqlite_writers_of_one_file_keep_one_chain` moves the head behind its back.
 
 use super::*;
 use crate::support::{Raw, TestDb};
@@ -39,6 +40,10 @@ fn ctx(tenant: &str, principal: &str) -> WriteContext {
 }
 
 async fn create_user(db: &TestDb, id: &str) {
+    create_user_in(&*db.store, id).await;
+}
+
+async fn create_user_in(store: &dyn scim_server::store::Store, id: &str) {
     let registry = SchemaRegistry::builtin();
     let users = registry.resource_type("User").unwrap();
     let user = Resource::new(
@@ -50,7 +55,7 @@ async fn create_user(db: &TestDb, id: &str) {
             .clone(),
         Meta::new(OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap()),
     );
-    db.store
+    store
         .create(
             &ctx("t1", "token:hr"),
             users,
@@ -255,6 +260,70 @@ async fn a_record_left_unsealed_by_a_crash_is_sealed_by_the_sweep_after_restart(
     drop(s);
     let (ok, out) = launch.run(&["audit", "verify"]);
     assert!(ok, "{out}");
+}
+
+/// SQLite: a store remembers each tenant's chain head between its writes, so a write's record
+/// needs no read of the head. Other writers of the file move the head behind its back: a second
+/// store on the same file (as another process would be) and an audit event appended inside a
+/// caller's own transaction. Every write still lands, each record once, in one chain that
+/// verifies, from alternating and from concurrent writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writers_of_one_file_keep_one_chain() {
+    let db = Arc::new(TestDb::sqlite().await);
+    let Raw::Sqlite(first, dir) = &db.raw else {
+        unreachable!()
+    };
+    let path = dir.path().join("scim.db");
+    let second = scim_server::store::SqliteStore::open(path.to_str().unwrap())
+        .await
+        .unwrap();
+    let event = AuditEvent::new(
+        "console.action",
+        "User",
+        "a0",
+        serde_json::json!({"action": "suspend", "reason": "test"}),
+    )
+    .unwrap();
+    let mut expected = 0;
+    for n in 0..5 {
+        create_user_in(first, &format!("a{n}")).await;
+        create_user_in(&second, &format!("b{n}")).await;
+        let mut tx = first.pool().begin().await.unwrap();
+        append_event_in(&mut *tx, &ctx("t1", "console:ops"), &event)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        expected += 3;
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (first, second) = (first.clone(), second.clone());
+            tokio::spawn(async move {
+                for n in 0..10 {
+                    if (t + n) % 2 == 0 {
+                        create_user_in(&first, &format!("c{t}-{n}")).await;
+                    } else {
+                        create_user_in(&second, &format!("c{t}-{n}")).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    expected += 40;
+    let report = db.store.verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.records, expected);
+    let heads = log_of(&db).heads().await.unwrap();
+    assert_eq!(heads[0].seq, expected, "gap-free: the head is the count");
+    let users = count(
+        &db,
+        "SELECT COUNT(*) FROM resources WHERE resource_type = 'User'",
+    )
+    .await;
+    assert_eq!(users, 50, "every write landed");
 }
 
 mod sqlite {
