@@ -56,10 +56,6 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// How often the background task checkpoints the WAL into the database file.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The writer connection's page cache, in KiB (SQLite's `cache_size` takes a negative figure
-/// as KiB): the B-tree pages resource writes touch, kept warm between writes.
-const WRITER_CACHE_KIB: u32 = 16 * 1024;
-
 /// `ignore_missing`: the Graph bridge's migrations share `_sqlx_migrations` on this database in
 /// their own version range (10001 and up), unknown to this migrator.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
@@ -306,7 +302,9 @@ impl SqliteStore {
                 .idle_timeout(Some(Duration::from_secs(600)))
                 .max_lifetime(Some(Duration::from_secs(3600)))
                 .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
-                .connect_with(options.pragma("cache_size", format!("-{WRITER_CACHE_KIB}")))
+                // SQLite's default page cache (2 MiB): a larger one bought little at 100,000
+                // users and counted against the server's 100 MB memory target.
+                .connect_with(options)
                 .await?
         };
         let alive = Arc::new(());
@@ -554,7 +552,11 @@ async fn queue_append(w: &mut WriteTx, record: &ChangeRecord, head: &ChainHead) 
 
 /// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until the store is dropped. `PASSIVE`
 /// copies what no reader still needs and waits for nobody; what it cannot copy yet, the next
-/// round does. A failure is logged and retried next round (the WAL only grows meanwhile).
+/// round does. A `PASSIVE` checkpoint never makes the WAL file start over while readers come
+/// and go (measured: 8 GB of WAL after Entra's initial cycle at 100,000 users), so once the WAL
+/// holds [`WAL_TRUNCATE_FRAMES`] a `TRUNCATE` checkpoint follows: it waits (up to the busy
+/// timeout) for the readers of older snapshots to finish, holding writers back meanwhile, and
+/// empties the file. A failure is logged and retried next round (the WAL only grows meanwhile).
 async fn checkpoint_loop(pool: SqlitePool, alive: Weak<()>) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -563,13 +565,34 @@ async fn checkpoint_loop(pool: SqlitePool, alive: Weak<()>) {
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        if let Err(e) = checkpoint(&pool).await {
             tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retried in the next round");
         }
     }
+}
+
+/// How many WAL frames (pages, 4 KiB each) make the checkpoint task empty the WAL file.
+pub const WAL_TRUNCATE_FRAMES: i64 = 16_384;
+
+/// One round of [`checkpoint_loop`]: the WAL's size in frames after it.
+pub(crate) async fn checkpoint(pool: &SqlitePool) -> std::result::Result<i64, sqlx::Error> {
+    // (busy, frames in the WAL, frames copied)
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    if frames < WAL_TRUNCATE_FRAMES {
+        return Ok(frames);
+    }
+    let (busy, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    if busy != 0 {
+        tracing::warn!(
+            frames,
+            "SQLite WAL not emptied: readers still held older snapshots"
+        );
+    }
+    Ok(frames)
 }
 
 super::imp::impl_sql_store!(SqliteStore, Sqlite);

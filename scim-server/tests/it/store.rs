@@ -2214,3 +2214,53 @@ crate::support::both!(
     matching_filters_use_indexes,
     member_writes_look_ids_up_by_key,
 );
+
+/// SQLite: the WAL file does not grow without bound under steady writes. Checkpoints run in a
+/// background task (not inside commits), and a `PASSIVE` checkpoint alone never lets the WAL
+/// start over while readers come and go (8 GB of WAL after Entra's initial cycle at 100,000
+/// users, before the `TRUNCATE` step): once the WAL holds `WAL_TRUNCATE_FRAMES` pages it is
+/// emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_emptied_once_large() {
+    use scim_server::store::sqlite::WAL_TRUNCATE_FRAMES;
+    let db = TestDb::sqlite().await;
+    let Raw::Sqlite(store, dir) = &db.raw else {
+        unreachable!()
+    };
+    let wal = dir.path().join("scim.db-wal");
+    let limit = u64::try_from(WAL_TRUNCATE_FRAMES).unwrap() * 4_120; // frame header + page
+    // Readers beside the writes, as a server has them.
+    let reader_store = store.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
+                    .fetch_one(reader_store.pool())
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut largest = 0;
+    for n in 0..3_000 {
+        let u = user(&format!("w{n}"), &format!("wal-{n}"));
+        create(&*db.store, "t1", &u).await.unwrap();
+        if n % 100 == 0 {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reading.await.unwrap();
+    tokio::time::sleep(scim_server::store::sqlite::CHECKPOINT_INTERVAL * 3).await;
+    let now = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        largest < 3 * limit,
+        "the WAL reached {largest} bytes (emptied at {limit})"
+    );
+    assert!(
+        now < limit,
+        "the WAL holds {now} bytes after the writes (limit {limit})"
+    );
+}
