@@ -120,7 +120,7 @@ pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> any
 }
 
 /// The server's background upkeep: probes the database for `/readyz` every
-/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 30 seconds
+/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 5 seconds
 /// gives the planner statistics where they are missing or stale (PostgreSQL; see
 /// `Store::refresh_statistics`), every second seals change records a crash or a caller's own
 /// transaction left unsealed (PostgreSQL; see `store::seal`), and every ten minutes deletes OAuth access tokens expired for
@@ -136,7 +136,9 @@ pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(Duration::from_secs(600));
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut statistics = tokio::time::interval(Duration::from_secs(30));
+        // Every 5 s: the check is one catalogue read, and an initial sync must not run its
+        // lookups for long on statistics taken when the tables were empty.
+        let mut statistics = tokio::time::interval(Duration::from_secs(5));
         statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seal = tokio::time::interval(Duration::from_secs(1));
         seal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -172,6 +172,16 @@ macro_rules! impl_sql_store {
                 }
             }
 
+            /// Begins attempt one (`second` false) or two of a write; a second attempt reads
+            /// the chain head instead of trusting a remembered one.
+            async fn begin_attempt(&self, second: bool) -> $crate::store::Result<WriteTx> {
+                let mut w = self.begin_write().await?;
+                if second {
+                    w.read_heads();
+                }
+                Ok(w)
+            }
+
             /// Ends a write: commits it when `outcome` is `Ok`, else rolls it back and returns
             /// the error.
             async fn finish_write(
@@ -227,11 +237,7 @@ macro_rules! impl_sql_store {
                     args.push(Arg::Text(row::folded_attributes(&data.attributes).to_string()));
                 }
                 args.insert(10, Arg::Text(attributes));
-                let mut w = self.begin_write().await?;
-                if second {
-                    // A second attempt reads the chain head instead of trusting a remembered one.
-                    w.read_heads();
-                }
+                let mut w = self.begin_attempt(second).await?;
                 let outcome = async {
                     w.queue(&query_text, args).await?;
                     self.insert_values(&mut w, &ctx.tenant, &resource.id, &data.values).await?;
@@ -243,13 +249,9 @@ macro_rules! impl_sql_store {
                 .await;
                 // SQLite sends the statements with the commit: a uniqueness conflict of the
                 // resource row surfaces from either.
-                self.finish_write(w, outcome).await.map_err(|e| match e {
-                    $crate::store::StoreError::Database(db) => match $crate::store::unique_violation(&db) {
-                        Some(v) => row::uniqueness_error(rt, resource, &v),
-                        None => $crate::store::StoreError::Database(db),
-                    },
-                    other => other,
-                })
+                self.finish_write(w, outcome)
+                    .await
+                    .map_err(|e| row::as_uniqueness_error(e, rt, resource))
             }
 
             /// One attempt at [`Resources::update`](crate::store::Resources::update).
@@ -294,11 +296,7 @@ macro_rules! impl_sql_store {
                 if folded {
                     args.push(Arg::Text(row::folded_attributes(&data.attributes).to_string()));
                 }
-                let mut w = self.begin_write().await?;
-                if second {
-                    // A second attempt reads the chain head instead of trusting a remembered one.
-                    w.read_heads();
-                }
+                let mut w = self.begin_attempt(second).await?;
                 let outcome = async {
                     // The compare-and-swap is sent at once: what follows depends on it.
                     if w.run(&query_text, args).await? == 0 {
@@ -316,13 +314,9 @@ macro_rules! impl_sql_store {
                     self.append_change(&mut w, ctx, &rt.name, &resource.id, change).await
                 }
                 .await;
-                self.finish_write(w, outcome).await.map_err(|e| match e {
-                    $crate::store::StoreError::Database(db) => match $crate::store::unique_violation(&db) {
-                        Some(v) => row::uniqueness_error(rt, resource, &v),
-                        None => $crate::store::StoreError::Database(db),
-                    },
-                    other => other,
-                })
+                self.finish_write(w, outcome)
+                    .await
+                    .map_err(|e| row::as_uniqueness_error(e, rt, resource))
             }
 
             /// One attempt at [`Resources::delete`](crate::store::Resources::delete).
@@ -336,11 +330,7 @@ macro_rules! impl_sql_store {
                 second: bool,
             ) -> $crate::store::Result<()> {
                 let expected = expected_version.map($crate::store::row::version_to_db).transpose()?;
-                let mut w = self.begin_write().await?;
-                if second {
-                    // A second attempt reads the chain head instead of trusting a remembered one.
-                    w.read_heads();
-                }
+                let mut w = self.begin_attempt(second).await?;
                 let outcome = async {
                     // The groups it is a member of, read before the cascade removes the rows.
                     let groups: Vec<String> = sqlx::query_scalar(&format!(

@@ -410,6 +410,22 @@ impl TryFrom<ChangeRow> for super::ChangeRecord {
     }
 }
 
+/// `e` as the client's uniqueness error when it is a unique-index violation of `resource`'s row
+/// (SQLite reports it from the write's one query, whichever statement failed); else `e`.
+pub(crate) fn as_uniqueness_error(
+    e: StoreError,
+    rt: &ResourceType,
+    resource: &Resource,
+) -> StoreError {
+    match e {
+        StoreError::Database(db) => match super::unique_violation(&db) {
+            Some(v) => uniqueness_error(rt, resource, &v),
+            None => StoreError::Database(db),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

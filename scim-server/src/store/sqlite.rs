@@ -23,10 +23,10 @@
 //! - A write is one round trip to the connection's thread, not eight. sqlx runs each statement
 //!   on the connection's worker thread, and every round trip to it costs two thread wake-ups
 //!   while the lock is held: they, not SQLite, set the pace of writes (profile in
-//!   `docs/benchmarks.md`). So a write's statements are queued ([`WriteTx::queue`]) and sent
+//!   `docs/benchmarks.md`). So a write's statements are queued (`WriteTx::queue`) and sent
 //!   together as one multi-statement query, `BEGIN IMMEDIATE; …; COMMIT`; a statement whose
 //!   result decides what follows (a compare-and-swap) is sent at once with what is queued
-//!   before it ([`WriteTx::run`]). An error stops the query before `COMMIT`, and the write is
+//!   before it (`WriteTx::run`). An error stops the query before `COMMIT`, and the write is
 //!   rolled back.
 //! - For that, a write's change record cannot wait for the chain head to be read: the store
 //!   remembers each tenant's head (sequence and hash) as its last write committed it, and the
