@@ -452,25 +452,15 @@ impl SqliteStore {
             None => read_head(w.conn().await?, &ctx.tenant).await?,
         };
         let record = Unsealed::new(ctx, body).seal(head.seq, &head.hash);
-        queue_append(w, &record, &head).await?;
-        w.moved.push((
-            record.tenant,
-            ChainHead {
-                seq: record.seq,
-                hash: record.hash,
-            },
-        ));
+        let moved = queue_append(w, record, &head).await?;
+        w.moved.push((ctx.tenant.clone(), moved));
         Ok(())
     }
 
     /// Commits a write and remembers the chain heads it moved (before the lock is released, so
     /// the next writer starts from them). On failure the write is rolled back.
     async fn commit_write(&self, mut w: WriteTx) -> Result<()> {
-        w.pending.push_str(if w.pending.is_empty() {
-            "COMMIT"
-        } else {
-            ";\nCOMMIT"
-        });
+        w.queue("COMMIT", Vec::new()).await?;
         match w.flush().await {
             Ok(_) => {
                 w.open = false;
@@ -524,7 +514,16 @@ async fn read_head(conn: &mut SqliteConnection, tenant: &str) -> Result<ChainHea
 /// Queues `record` and the move of its tenant's head to it. The record's `prev_hash` is read
 /// from the head row only if that is still `head`; else it is NULL, which the column refuses,
 /// and the write fails before its commit (module docs).
-async fn queue_append(w: &mut WriteTx, record: &ChangeRecord, head: &ChainHead) -> Result<()> {
+async fn queue_append(
+    w: &mut WriteTx,
+    record: ChangeRecord,
+    head: &ChainHead,
+) -> Result<ChainHead> {
+    // The record's fields move into the arguments (the change JSON is the bulk of a write).
+    let moved = ChainHead {
+        seq: record.seq,
+        hash: record.hash.clone(),
+    };
     w.queue(
         "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, \
          version, operation, change_json, principal, request_id, occurred_at, prev_hash, hash) \
@@ -532,22 +531,23 @@ async fn queue_append(w: &mut WriteTx, record: &ChangeRecord, head: &ChainHead) 
          WHERE tenant_id = $1 AND last_seq = $13 AND last_hash = $11), $12); \
          UPDATE tenant_chain SET last_seq = $2, last_hash = $12 WHERE tenant_id = $1",
         vec![
-            Arg::Text(record.tenant.clone()),
+            Arg::Text(record.tenant),
             Arg::Int(version_to_db(record.seq)?),
-            Arg::Text(record.resource_type.clone()),
-            Arg::Text(record.resource_id.clone()),
+            Arg::Text(record.resource_type),
+            Arg::Text(record.resource_id),
             Arg::Int(version_to_db(record.version)?),
-            Arg::Text(record.operation.clone()),
-            Arg::Text(record.change_json.clone()),
-            Arg::Text(record.principal.clone()),
-            Arg::OptText(record.request_id.clone()),
-            Arg::Text(record.occurred_at.clone()),
-            Arg::Text(record.prev_hash.clone()),
-            Arg::Text(record.hash.clone()),
+            Arg::Text(record.operation),
+            Arg::Text(record.change_json),
+            Arg::Text(record.principal),
+            Arg::OptText(record.request_id),
+            Arg::Text(record.occurred_at),
+            Arg::Text(record.prev_hash),
+            Arg::Text(record.hash),
             Arg::Int(version_to_db(head.seq)?),
         ],
     )
-    .await
+    .await?;
+    Ok(moved)
 }
 
 /// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until the store is dropped. `PASSIVE`
