@@ -43,6 +43,9 @@ pub const BRIDGE_HELD: &str = "scim_bridge_held_plans";
 pub const BRIDGE_GUARD_TRIPS: &str = "scim_bridge_guard_trips_total";
 /// Outcome callback deliveries waiting (pending) or given up (dead), by status.
 pub const CALLBACK_DELIVERIES: &str = "scim_callback_deliveries";
+/// SQLite: writes per transaction the writer task committed (group commit; 1 when writes
+/// arrive one at a time).
+pub const SQLITE_WRITES_PER_COMMIT: &str = "scim_sqlite_writes_per_commit";
 /// Write retries after a concurrent write (compare-and-swap lost), of any write of the
 /// pipeline (the name is kept from when only group PATCHes retried).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";

@@ -140,7 +140,8 @@ macro_rules! impl_sql_store {
             }
 
             /// The current version of a resource, for telling "not found" from "version
-            /// mismatch" after a compare-and-swap matched no row.
+            /// mismatch" after a compare-and-swap matched no row (read in the write's
+            /// transaction).
             async fn cas_failure(
                 &self,
                 w: &mut WriteTx,
@@ -148,17 +149,32 @@ macro_rules! impl_sql_store {
                 rt: &scim_core::schema::ResourceType,
                 id: &str,
             ) -> $crate::store::StoreError {
-                let conn = match w.conn().await {
-                    Ok(conn) => conn,
-                    Err(e) => return e,
-                };
+                match w.conn().await {
+                    Ok(conn) => self.stored_version_error(conn, tenant, rt, id).await,
+                    Err(e) => e,
+                }
+            }
+
+            /// [`StoreError::VersionMismatch`](crate::store::StoreError::VersionMismatch) with
+            /// the version `executor` reads, or
+            /// [`StoreError::NotFound`](crate::store::StoreError::NotFound).
+            async fn stored_version_error<'e, E>(
+                &self,
+                executor: E,
+                tenant: &str,
+                rt: &scim_core::schema::ResourceType,
+                id: &str,
+            ) -> $crate::store::StoreError
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
                 let current: std::result::Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
                     "SELECT version FROM resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3",
                 )
                 .bind(tenant)
                 .bind(&rt.name)
                 .bind(id)
-                .fetch_optional(conn)
+                .fetch_optional(executor)
                 .await;
                 match current {
                     Ok(Some(v)) => $crate::store::StoreError::VersionMismatch {
@@ -298,8 +314,9 @@ macro_rules! impl_sql_store {
                 }
                 let mut w = self.begin_attempt(second).await?;
                 let outcome = async {
-                    // The compare-and-swap is sent at once: what follows depends on it.
-                    if w.run(&query_text, args).await? == 0 {
+                    // What follows depends on the compare-and-swap (SQLite's deferred write checks
+                    // it at commit instead: below).
+                    if !w.compare_and_swap(&query_text, args).await? {
                         return Err(self.cas_failure(&mut w, &ctx.tenant, rt, &resource.id).await);
                     }
                     w.queue(
@@ -314,9 +331,13 @@ macro_rules! impl_sql_store {
                     self.append_change(&mut w, ctx, &rt.name, &resource.id, change).await
                 }
                 .await;
-                self.finish_write(w, outcome)
-                    .await
-                    .map_err(|e| row::as_uniqueness_error(e, rt, resource))
+                match self.finish_write(w, outcome).await {
+                    // Nothing was written: what is stored now tells which error it is.
+                    Err($crate::store::StoreError::CompareAndSwapLost) => Err(self
+                        .stored_version_error(&self.pool, &ctx.tenant, rt, &resource.id)
+                        .await),
+                    other => other.map_err(|e| row::as_uniqueness_error(e, rt, resource)),
+                }
             }
 
             /// One attempt at [`Resources::delete`](crate::store::Resources::delete).

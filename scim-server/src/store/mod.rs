@@ -94,6 +94,11 @@ pub enum StoreError {
     /// it); nothing was written. The store retries the write itself; callers never see this.
     #[error("the change log's head moved; the write was not applied")]
     ChainHeadMoved,
+    /// A compare-and-swap checked at commit (SQLite's group commit) matched no row: the
+    /// resource changed or went away; nothing was written. The store turns it into
+    /// [`StoreError::VersionMismatch`] or [`StoreError::NotFound`]; callers never see this.
+    #[error("the resource changed while the write was being committed; the write was not applied")]
+    CompareAndSwapLost,
     /// Stored data that does not decode (corruption or a bug).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -218,6 +223,14 @@ impl From<StoreError> for scim_core::Error {
                 crate::fault::record(format!("corrupt stored data: {detail}"));
                 scim_core::Error::internal()
             }
+            // The store classifies this itself; if it ever surfaced, the client's retry (after
+            // reading the resource again) is the right answer.
+            StoreError::CompareAndSwapLost => scim_core::Error::new(
+                412,
+                None,
+                "the resource changed while this write was being applied; nothing was changed; \
+                 read it again and retry",
+            ),
             // Twice in a row another writer moved the change log's head: nothing was written.
             StoreError::ChainHeadMoved => scim_core::Error::new(
                 503,

@@ -234,6 +234,11 @@ impl WriteTx {
             .rows_affected())
     }
 
+    /// A compare-and-swap: whether it matched (known at once here).
+    async fn compare_and_swap(&mut self, sql: &str, args: Vec<Arg>) -> Result<bool> {
+        Ok(self.run(sql, args).await? > 0)
+    }
+
     async fn conn(&mut self) -> Result<&mut sqlx::PgConnection> {
         Ok(&mut *self.tx)
     }

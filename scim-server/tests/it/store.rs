@@ -381,6 +381,148 @@ async fn concurrent_creates(db: Arc<TestDb>) {
     assert_eq!(records.len(), 1);
 }
 
+/// Many writes at once, some of which must fail: each gets its own outcome. On SQLite the
+/// writes waiting together share one transaction (group commit); a failing write there rolls
+/// the shared transaction back and the others are committed alone, so no write is lost or
+/// failed by another's error, and the change log holds exactly the writes that succeeded.
+async fn concurrent_writes_each_get_their_own_outcome(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    // Users at version 2: eight to patch from 2, eight to patch stale (from 1).
+    for prefix in ["p", "q"] {
+        for i in 0..8 {
+            let u = user(&format!("{prefix}{i}"), &format!("{prefix}-user-{i}"));
+            create(s, "t1", &u).await.unwrap();
+            patch_user(s, "t1", &bumped(&u, json!({"title": "two"})), 1)
+                .await
+                .unwrap();
+        }
+    }
+    let before = last_seq(s, "t1").await;
+    let counts_before = group_commit_counts(&db);
+
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        Created,
+        /// One of a pair with the same `userName`.
+        PairMember(usize),
+        Patched,
+        Stale,
+        Missing,
+    }
+    let mut writes: Vec<(Expect, tokio::task::JoinHandle<Result<(), StoreError>>)> = Vec::new();
+    for i in 0..64 {
+        let db = db.clone();
+        let (expect, task) = match i % 8 {
+            0..=2 => (
+                Expect::Created,
+                tokio::spawn(async move {
+                    let u = user(&format!("n{i}"), &format!("new-{i}"));
+                    create(db.store.as_ref(), "t1", &u).await
+                }),
+            ),
+            3 | 4 => (
+                Expect::PairMember(i / 8),
+                tokio::spawn(async move {
+                    // Both members of pair i / 8 ask for the same userName.
+                    let u = user(&format!("d{i}"), &format!("dup-{}", i / 8));
+                    create(db.store.as_ref(), "t1", &u).await
+                }),
+            ),
+            5 => (
+                Expect::Patched,
+                tokio::spawn(async move {
+                    let u = bumped(
+                        &user(&format!("p{}", i / 8), &format!("p-user-{}", i / 8)),
+                        json!({}),
+                    );
+                    let next = bumped(&u, json!({"title": "three"}));
+                    patch_user(db.store.as_ref(), "t1", &next, 2).await
+                }),
+            ),
+            6 => (
+                Expect::Stale,
+                tokio::spawn(async move {
+                    let u = user(&format!("q{}", i / 8), &format!("q-user-{}", i / 8));
+                    patch_user(
+                        db.store.as_ref(),
+                        "t1",
+                        &bumped(&u, json!({"title": "lost"})),
+                        1,
+                    )
+                    .await
+                }),
+            ),
+            _ => (
+                Expect::Missing,
+                tokio::spawn(async move {
+                    let u = user(&format!("missing{i}"), &format!("missing-{i}"));
+                    patch_user(
+                        db.store.as_ref(),
+                        "t1",
+                        &bumped(&u, json!({"title": "x"})),
+                        1,
+                    )
+                    .await
+                }),
+            ),
+        };
+        writes.push((expect, task));
+    }
+    let mut succeeded = 0u64;
+    let mut pairs: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+    for (expect, task) in writes {
+        let outcome = task.await.unwrap();
+        match (&expect, outcome) {
+            (Expect::Created | Expect::Patched, Ok(())) => succeeded += 1,
+            (Expect::PairMember(pair), Ok(())) => {
+                succeeded += 1;
+                pairs.entry(*pair).or_default().0 += 1;
+            }
+            (Expect::PairMember(pair), Err(StoreError::Uniqueness { .. })) => {
+                pairs.entry(*pair).or_default().1 += 1;
+            }
+            (Expect::Stale, Err(StoreError::VersionMismatch { current: 2 })) => {}
+            (Expect::Missing, Err(StoreError::NotFound { .. })) => {}
+            (expect, outcome) => panic!("{expect:?}: {outcome:?}"),
+        }
+    }
+    assert_eq!(pairs.len(), 8);
+    assert!(
+        pairs.values().all(|counts| *counts == (1, 1)),
+        "each pair: one created, one refused: {pairs:?}"
+    );
+    assert_eq!(succeeded, 24 + 8 + 8);
+    // The change log holds exactly the writes that succeeded, in one intact chain.
+    assert_eq!(last_seq(s, "t1").await, before + succeeded);
+    let report = s.verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    for i in 0..8 {
+        let got = |id: String| async move {
+            s.get("t1", users(), &id, Load::default())
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(got(format!("p{i}")).await.attributes["title"], "three");
+        assert_eq!(got(format!("q{i}")).await.attributes["title"], "two");
+        assert_eq!(got(format!("q{i}")).await.meta.version, 2);
+    }
+    if let (Some(before), Some(after)) = (counts_before, group_commit_counts(&db)) {
+        assert!(
+            after.writes - before.writes > after.commits - before.commits,
+            "some writes shared a transaction: {before:?} -> {after:?}"
+        );
+    }
+}
+
+/// SQLite's group-commit counters (none on PostgreSQL).
+fn group_commit_counts(db: &TestDb) -> Option<scim_server::store::sqlite::GroupCommitCounts> {
+    match &db.raw {
+        Raw::Sqlite(store, _) => Some(store.group_commit_counts()),
+        Raw::Postgres(..) => None,
+    }
+}
+
 async fn compare_and_swap(db: Arc<TestDb>) {
     let s = db.store.as_ref();
     let u = user("u1", "cas");
@@ -2198,6 +2340,7 @@ crate::support::both!(
     tenants_and_tokens,
     uniqueness,
     concurrent_creates,
+    concurrent_writes_each_get_their_own_outcome,
     compare_and_swap,
     concurrent_member_adds,
     membership,
