@@ -104,16 +104,63 @@ pub struct SqliteStore {
 /// that hold the writer lock themselves (an open [`WriteTx`]).
 #[derive(Debug, Clone)]
 struct Writer {
-    /// The one connection resource writes use (the same pool as the store's for an in-memory
-    /// database, which lives in one connection).
+    /// Where the writer connection comes from: a pool of one (the store's own pool for an
+    /// in-memory database, which lives in one connection).
     pool: SqlitePool,
-    lock: Arc<Mutex<()>>,
+    /// The writer lock, and the writer connection while nobody holds it ([`Writer::lock`]).
+    slot: Arc<Mutex<Option<PoolConnection<Sqlite>>>>,
+    /// Whether the connection stays in `slot` between writes (not for an in-memory database,
+    /// whose one connection the readers need too).
+    keep: bool,
     /// Each tenant's chain head (last sequence number, last hash) as this store's last write of
     /// it committed them: read and changed under `lock` only (module docs).
     heads: Arc<std::sync::Mutex<HashMap<String, ChainHead>>>,
     /// Transactions the writer task committed, and the writes in them.
     commits: Arc<AtomicU64>,
     grouped_writes: Arc<AtomicU64>,
+}
+
+/// The writer lock held, with the writer connection.
+///
+/// The connection stays with the lock between writes instead of going back to its pool: sqlx
+/// returns a connection to its pool from a task spawned on drop, and the next write waited for
+/// that task to be scheduled behind the requests' tasks (half a millisecond per write under
+/// load, measured in `docs/benchmarks.md`).
+struct WriterGuard {
+    slot: OwnedMutexGuard<Option<PoolConnection<Sqlite>>>,
+    pool: SqlitePool,
+    keep: bool,
+}
+
+impl WriterGuard {
+    /// The writer connection (another one opened if the last was discarded).
+    async fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        if self.slot.is_none() {
+            *self.slot = Some(self.pool.acquire().await?);
+        }
+        match self.slot.as_mut() {
+            Some(conn) => Ok(&mut **conn),
+            None => Err(StoreError::Corrupt(
+                "the SQLite writer connection is missing".into(),
+            )),
+        }
+    }
+
+    /// Closes the connection instead of keeping it: its state is unknown (a failed rollback,
+    /// a write dropped mid-transaction). The next writer opens another.
+    fn discard(&mut self) {
+        if let Some(mut conn) = self.slot.take() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.slot.take();
+        }
+    }
 }
 
 /// How many transactions the writer task committed and how many writes they held (see
@@ -332,7 +379,7 @@ impl WriteTx {
 /// A write holding the writer lock and connection until it ends ([`SqliteStore::commit_write`]
 /// or [`OpenWrite::rollback`]).
 struct OpenWrite {
-    conn: PoolConnection<Sqlite>,
+    writer: WriterGuard,
     /// Statements not sent yet.
     buf: QueryBuf,
     /// Whether `BEGIN IMMEDIATE` has been queued and no `COMMIT`/`ROLLBACK` has ended it.
@@ -343,7 +390,6 @@ struct OpenWrite {
     trust_remembered: bool,
     /// The store's remembered heads (forgotten when one proves stale).
     heads: Arc<std::sync::Mutex<HashMap<String, ChainHead>>>,
-    _guard: OwnedMutexGuard<()>,
 }
 
 impl OpenWrite {
@@ -356,7 +402,7 @@ impl OpenWrite {
         self.buf.push("SELECT changes()", &[])?;
         let (sql, args) = self.buf.take();
         let counts: Vec<i64> = match sqlx::query_scalar_with(&sql, args)
-            .fetch_all(&mut *self.conn)
+            .fetch_all(self.writer.conn().await?)
             .await
         {
             Ok(counts) => counts,
@@ -371,7 +417,7 @@ impl OpenWrite {
     /// The connection, with everything queued sent, for statements that read.
     async fn conn(&mut self) -> Result<&mut SqliteConnection> {
         self.flush().await?;
-        Ok(&mut *self.conn)
+        self.writer.conn().await
     }
 
     /// Sends the queued statements as one query.
@@ -380,7 +426,10 @@ impl OpenWrite {
             return Ok(());
         }
         let (sql, args) = self.buf.take();
-        match sqlx::query_with(&sql, args).execute(&mut *self.conn).await {
+        match sqlx::query_with(&sql, args)
+            .execute(self.writer.conn().await?)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(write_error(&self.heads, e)),
         }
@@ -390,7 +439,7 @@ impl OpenWrite {
     async fn rollback(mut self) {
         self.buf.take();
         if self.open {
-            roll_back(&mut self.conn).await;
+            roll_back(&mut self.writer).await;
             self.open = false;
         }
     }
@@ -401,7 +450,7 @@ impl Drop for OpenWrite {
     /// a transaction: closing it rolls the transaction back.
     fn drop(&mut self) {
         if self.open {
-            self.conn.close_on_drop();
+            self.writer.discard();
         }
     }
 }
@@ -409,12 +458,15 @@ impl Drop for OpenWrite {
 /// Rolls back the connection's transaction. "No transaction is active" (`BEGIN` itself
 /// failed, or SQLite already rolled back a failed `COMMIT`) is fine; any other failure leaves
 /// the connection's state unknown, so it is closed, not reused.
-async fn roll_back(conn: &mut PoolConnection<Sqlite>) {
-    let done = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+async fn roll_back(writer: &mut WriterGuard) {
+    let Ok(conn) = writer.conn().await else {
+        return;
+    };
+    let done = sqlx::query("ROLLBACK").execute(conn).await;
     if let Err(e) = done
         && !e.to_string().contains("no transaction is active")
     {
-        conn.close_on_drop();
+        writer.discard();
     }
 }
 
@@ -537,7 +589,8 @@ impl SqliteStore {
         };
         let writer = Writer {
             pool: writer_pool,
-            lock: Arc::new(Mutex::new(())),
+            slot: Arc::new(Mutex::new(None)),
+            keep: !memory,
             heads: Arc::default(),
             commits: Arc::default(),
             grouped_writes: Arc::default(),
@@ -684,18 +737,16 @@ impl SqliteStore {
 
     /// A write holding the writer lock and connection from the start.
     async fn begin_open_write(&self) -> Result<OpenWrite> {
-        let guard = self.writer.lock.clone().lock_owned().await;
-        let conn = self.writer.pool.acquire().await?;
+        let writer = self.writer.lock().await?;
         let mut buf = QueryBuf::default();
         buf.push("BEGIN IMMEDIATE", &[])?;
         Ok(OpenWrite {
-            conn,
+            writer,
             buf,
             open: true,
             moved: Vec::new(),
             trust_remembered: true,
             heads: self.writer.heads.clone(),
-            _guard: guard,
         })
     }
 
@@ -797,6 +848,17 @@ impl SqliteStore {
 }
 
 impl Writer {
+    /// Takes the writer lock, with the writer connection (opened if there is none).
+    async fn lock(&self) -> Result<WriterGuard> {
+        let mut writer = WriterGuard {
+            slot: self.slot.clone().lock_owned().await,
+            pool: self.pool.clone(),
+            keep: self.keep,
+        };
+        writer.conn().await?;
+        Ok(writer)
+    }
+
     fn remembered_head(&self, tenant: &str) -> Option<ChainHead> {
         self.heads
             .lock()
@@ -822,12 +884,12 @@ impl Writer {
     /// again, each write in a savepoint of its own, so a failing write is undone alone and the
     /// others still commit together; if that transaction cannot commit either, each write in a
     /// transaction of its own. One write's error never fails another.
-    async fn commit_group(&self, jobs: Vec<Job>) {
+    async fn commit_group(&self, w: &mut WriterGuard, jobs: Vec<Job>) {
         if jobs.iter().any(|job| !job.trust_remembered) {
             self.forget_heads();
         }
         if jobs.len() > 1 {
-            if let Ok(moved) = self.execute(&jobs).await {
+            if let Ok(moved) = self.execute(w, &jobs).await {
                 self.counted(jobs.len());
                 self.remember(moved);
                 for job in jobs {
@@ -835,7 +897,7 @@ impl Writer {
                 }
                 return;
             }
-            if let Ok((outcomes, moved)) = self.execute_each(&jobs).await {
+            if let Ok((outcomes, moved)) = self.execute_each(w, &jobs).await {
                 let succeeded = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
                 if succeeded > 0 {
                     self.counted(succeeded);
@@ -849,10 +911,10 @@ impl Writer {
         }
         for job in jobs {
             let alone = std::slice::from_ref(&job);
-            let mut outcome = self.execute(alone).await;
+            let mut outcome = self.execute(w, alone).await;
             if matches!(outcome, Err(StoreError::ChainHeadMoved)) {
                 // The heads are forgotten: the second run reads them in its transaction.
-                outcome = self.execute(alone).await;
+                outcome = self.execute(w, alone).await;
             }
             let outcome = outcome.map(|moved| {
                 self.counted(1);
@@ -874,8 +936,11 @@ impl Writer {
     /// change record chained after the previous one of its tenant; the heads they moved. A
     /// tenant whose head is not remembered has it read first, inside the transaction. On an
     /// error the transaction is rolled back and nothing of `jobs` is stored.
-    async fn execute(&self, jobs: &[Job]) -> Result<HashMap<String, ChainHead>> {
-        let mut conn = self.pool.acquire().await?;
+    async fn execute(
+        &self,
+        w: &mut WriterGuard,
+        jobs: &[Job],
+    ) -> Result<HashMap<String, ChainHead>> {
         let mut heads: HashMap<String, ChainHead> = HashMap::new();
         let mut unknown: Vec<&str> = Vec::new();
         {
@@ -894,9 +959,10 @@ impl Writer {
             if unknown.is_empty() {
                 buf.push("BEGIN IMMEDIATE", &[])?;
             } else {
+                let conn = w.conn().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 for tenant in unknown {
-                    heads.insert(tenant.to_string(), read_head(&mut conn, tenant).await?);
+                    heads.insert(tenant.to_string(), read_head(conn, tenant).await?);
                 }
             }
             for job in jobs {
@@ -905,14 +971,14 @@ impl Writer {
             buf.push("COMMIT", &[])?;
             let (sql, args) = buf.take();
             sqlx::query_with(&sql, args)
-                .execute(&mut *conn)
+                .execute(w.conn().await?)
                 .await
                 .map_err(|e| write_error(&self.heads, e))?;
             Ok(heads)
         }
         .await;
         if outcome.is_err() {
-            roll_back(&mut conn).await;
+            roll_back(w).await;
         }
         outcome
     }
@@ -924,14 +990,15 @@ impl Writer {
     /// could not (then nothing of `jobs` is stored).
     async fn execute_each(
         &self,
+        w: &mut WriterGuard,
         jobs: &[Job],
     ) -> Result<(Vec<Result<()>>, HashMap<String, ChainHead>)> {
-        let mut conn = self.pool.acquire().await?;
         let outcome = async {
+            let conn = w.conn().await?;
             sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
             let mut heads: HashMap<String, ChainHead> = HashMap::new();
             for tenant in record_tenants(jobs) {
-                heads.insert(tenant.to_string(), read_head(&mut conn, tenant).await?);
+                heads.insert(tenant.to_string(), read_head(conn, tenant).await?);
             }
             let mut outcomes = Vec::with_capacity(jobs.len());
             for job in jobs {
@@ -963,7 +1030,7 @@ impl Writer {
         }
         .await;
         if outcome.is_err() {
-            roll_back(&mut conn).await;
+            roll_back(w).await;
         }
         outcome
     }
@@ -1017,7 +1084,15 @@ async fn commit_groups(writer: Writer, mut queue: mpsc::UnboundedReceiver<Job>) 
                 None => return,
             },
         };
-        let _guard = writer.lock.lock().await;
+        let mut guard = match writer.lock().await {
+            Ok(guard) => guard,
+            Err(e) => {
+                // The writer connection cannot be opened: this write fails; the next ones
+                // try again.
+                let _ = first.reply.send(Err(e));
+                continue;
+            }
+        };
         let mut arguments = first.argument_count();
         let mut group = vec![first];
         while group.len() < MAX_GROUP_WRITES {
@@ -1034,7 +1109,7 @@ async fn commit_groups(writer: Writer, mut queue: mpsc::UnboundedReceiver<Job>) 
         // write is rolled back when dropped.
         group.retain(|job| !job.reply.is_closed());
         if !group.is_empty() {
-            writer.commit_group(group).await;
+            writer.commit_group(&mut guard, group).await;
         }
     }
 }
