@@ -73,10 +73,56 @@ impl fmt::Display for PatchOperation {
 /// assert!(scim_core::patch::parse_path("emails[type eq").is_err());
 /// ```
 pub fn parse_path(s: &str) -> Result<PatchPath> {
-    s.parse::<PatchPath>().map_err(|e| {
+    if let Some(path) = parsed_paths::get(s) {
+        return Ok(path);
+    }
+    let path = s.parse::<PatchPath>().map_err(|e| {
         let shown: String = s.chars().take(200).collect();
         Error::invalid_path(format!("path {shown:?} does not parse: {e}"))
-    })
+    })?;
+    parsed_paths::put(s, &path);
+    Ok(path)
+}
+
+/// Paths parsed before, by their text. The grammar's lexer (`lalrpop-util`) builds a new lazy
+/// DFA cache for every parse and determinises its states again, a few percent of an Entra
+/// `PATCH`'s CPU (profile in `docs/benchmarks.md`); clients send the same few paths over and
+/// over (`active`, `name.givenName`, `emails[type eq "work"].value`), so most parses become a
+/// lookup. Bounded: short paths only, and the map is emptied when full (paths that name one
+/// member each, `members[value eq "…"]`, would otherwise only churn it).
+mod parsed_paths {
+    use scim_v2::filter::PatchPath;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    /// Most paths kept.
+    const CAPACITY: usize = 256;
+    /// Longest path kept, in bytes.
+    const LONGEST: usize = 64;
+
+    fn paths() -> &'static Mutex<HashMap<String, PatchPath>> {
+        static PATHS: OnceLock<Mutex<HashMap<String, PatchPath>>> = OnceLock::new();
+        PATHS.get_or_init(Mutex::default)
+    }
+
+    pub(super) fn get(s: &str) -> Option<PatchPath> {
+        if s.len() > LONGEST {
+            return None;
+        }
+        paths().lock().ok()?.get(s).cloned()
+    }
+
+    pub(super) fn put(s: &str, path: &PatchPath) {
+        if s.len() > LONGEST {
+            return;
+        }
+        if let Ok(mut paths) = paths().lock() {
+            if paths.len() >= CAPACITY {
+                paths.clear();
+            }
+            paths.insert(s.to_string(), path.clone());
+        }
+    }
 }
 
 pub(super) fn request(body: Value, max_operations: usize) -> Result<PatchRequest> {
@@ -172,5 +218,35 @@ pub(super) fn check(op: &PatchOperation) -> Result<()> {
             )))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_path;
+
+    #[test]
+    fn a_path_parsed_again_is_the_same_and_an_error_stays_an_error() {
+        let member = "members[value eq \"2819c223-7f76-453a-919d-413861904646\"]";
+        for text in ["name.givenName", "emails[type eq \"work\"].value", member] {
+            let first = parse_path(text).unwrap();
+            let again = parse_path(text).unwrap();
+            assert_eq!(first, again);
+            assert_eq!(again.to_string(), text);
+        }
+        for _ in 0..2 {
+            assert!(parse_path("emails[type eq").is_err());
+        }
+    }
+
+    #[test]
+    fn more_paths_than_are_kept_still_parse_to_themselves() {
+        for round in 0..2 {
+            for i in 0..600 {
+                let text = format!("attribute{i}.sub");
+                let path = parse_path(&text).unwrap();
+                assert_eq!(path.to_string(), text, "round {round}");
+            }
+        }
     }
 }
