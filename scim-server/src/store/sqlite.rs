@@ -207,29 +207,16 @@ struct QueryBuf {
 
 impl QueryBuf {
     /// Appends `sql` (its placeholders `$1`… numbered from 1 over `args`).
-    fn push(&mut self, sql: &str, args: &[Arg]) -> Result<()> {
-        self.push_sql(sql, args.len());
-        for arg in args {
-            add_argument(&mut self.args, arg.clone())?;
-        }
-        Ok(())
-    }
-
-    /// [`QueryBuf::push`], the arguments moved in.
-    fn push_owned(&mut self, sql: &str, args: Vec<Arg>) -> Result<()> {
-        self.push_sql(sql, args.len());
-        for arg in args {
-            add_argument(&mut self.args, arg)?;
-        }
-        Ok(())
-    }
-
-    fn push_sql(&mut self, sql: &str, arg_count: usize) {
+    fn push(&mut self, sql: &str, args: impl IntoIterator<Item = Arg>) -> Result<()> {
         if !self.sql.is_empty() {
             self.sql.push_str(";\n");
         }
         self.sql.push_str(&renumber_placeholders(sql, self.count));
-        self.count += arg_count;
+        for arg in args {
+            add_argument(&mut self.args, arg)?;
+            self.count += 1;
+        }
+        Ok(())
     }
 
     fn is_empty(&self) -> bool {
@@ -315,7 +302,7 @@ impl WriteTx {
                 items.push(Queued::Statement(sql.to_string(), args));
                 Ok(())
             }
-            WriteState::Open(w) => w.buf.push_owned(sql, args),
+            WriteState::Open(w) => w.buf.push(sql, args),
         }
     }
 
@@ -354,7 +341,7 @@ impl WriteTx {
             w.trust_remembered = *trust_remembered;
             for item in items {
                 match item {
-                    Queued::Statement(sql, args) => w.buf.push_owned(&sql, args)?,
+                    Queued::Statement(sql, args) => w.buf.push(&sql, args)?,
                     Queued::Record(record) => store.queue_record(&mut w, record).await?,
                 }
             }
@@ -385,7 +372,7 @@ struct OpenWrite {
     /// Whether `BEGIN IMMEDIATE` has been queued and no `COMMIT`/`ROLLBACK` has ended it.
     open: bool,
     /// The chain heads this write moved, remembered once it commits.
-    moved: Vec<(String, ChainHead)>,
+    moved: HashMap<String, ChainHead>,
     /// Whether the store's remembered heads may be used (not on a write's second attempt).
     trust_remembered: bool,
     /// The store's remembered heads (forgotten when one proves stale).
@@ -398,8 +385,8 @@ impl OpenWrite {
     /// for a multi-statement query adds up every statement's, and `BEGIN` reports the last
     /// write's.)
     async fn run(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
-        self.buf.push_owned(sql, args)?;
-        self.buf.push("SELECT changes()", &[])?;
+        self.buf.push(sql, args)?;
+        self.buf.push("SELECT changes()", [])?;
         let (sql, args) = self.buf.take();
         let counts: Vec<i64> = match sqlx::query_scalar_with(&sql, args)
             .fetch_all(self.writer.conn().await?)
@@ -703,7 +690,7 @@ impl SqliteStore {
             w.trust_remembered = !retried;
             let record = Unsealed::new(ctx, RecordBody::event(event)?);
             let outcome = self.queue_record(&mut w, record).await;
-            let seq = w.moved.last().map(|(_, head)| head.seq);
+            let seq = w.moved.get(&ctx.tenant).map(|head| head.seq);
             let committed = match outcome {
                 Ok(()) => self.commit_open(w).await,
                 Err(e) => {
@@ -739,12 +726,12 @@ impl SqliteStore {
     async fn begin_open_write(&self) -> Result<OpenWrite> {
         let writer = self.writer.lock().await?;
         let mut buf = QueryBuf::default();
-        buf.push("BEGIN IMMEDIATE", &[])?;
+        buf.push("BEGIN IMMEDIATE", [])?;
         Ok(OpenWrite {
             writer,
             buf,
             open: true,
-            moved: Vec::new(),
+            moved: HashMap::new(),
             trust_remembered: true,
             heads: self.writer.heads.clone(),
         })
@@ -771,25 +758,18 @@ impl SqliteStore {
     /// Queues a change record in an open write, numbered and chained in its transaction: after
     /// the head this write or the store remembers, else after the head read from the database.
     async fn queue_record(&self, w: &mut OpenWrite, record: Unsealed) -> Result<()> {
-        let remembered = w
-            .moved
-            .iter()
-            .rev()
-            .find(|(tenant, _)| *tenant == record.tenant)
-            .map(|(_, head)| head.clone())
-            .or_else(|| {
-                w.trust_remembered
-                    .then(|| self.writer.remembered_head(&record.tenant))
-                    .flatten()
-            });
-        let head = match remembered {
-            Some(head) => head,
-            None => read_head(w.conn().await?, &record.tenant).await?,
-        };
-        let tenant = record.tenant.clone();
-        let moved = queue_append(&mut w.buf, record.seal(head.seq, &head.hash), &head)?;
-        w.moved.push((tenant, moved));
-        Ok(())
+        if !w.moved.contains_key(&record.tenant) {
+            let remembered = w
+                .trust_remembered
+                .then(|| self.writer.remembered_head(&record.tenant))
+                .flatten();
+            let head = match remembered {
+                Some(head) => head,
+                None => read_head(w.conn().await?, &record.tenant).await?,
+            };
+            w.moved.insert(record.tenant.clone(), head);
+        }
+        queue_sealed(&mut w.buf, record, &mut w.moved)
     }
 
     /// Commits a write: a deferred one through the writer task (with whatever other writes
@@ -824,7 +804,7 @@ impl SqliteStore {
     /// Commits an open write and remembers the chain heads it moved (before the lock is
     /// released, so the next writer starts from them). On failure it is rolled back.
     async fn commit_open(&self, mut w: OpenWrite) -> Result<()> {
-        w.buf.push("COMMIT", &[])?;
+        w.buf.push("COMMIT", [])?;
         match w.flush().await {
             Ok(()) => {
                 w.open = false;
@@ -957,7 +937,7 @@ impl Writer {
         let mut buf = QueryBuf::default();
         let outcome = async {
             if unknown.is_empty() {
-                buf.push("BEGIN IMMEDIATE", &[])?;
+                buf.push("BEGIN IMMEDIATE", [])?;
             } else {
                 let conn = w.conn().await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
@@ -968,7 +948,7 @@ impl Writer {
             for job in jobs {
                 queue_job(&mut buf, job, &mut heads)?;
             }
-            buf.push("COMMIT", &[])?;
+            buf.push("COMMIT", [])?;
             let (sql, args) = buf.take();
             sqlx::query_with(&sql, args)
                 .execute(w.conn().await?)
@@ -1004,14 +984,14 @@ impl Writer {
             for job in jobs {
                 let before = heads.clone();
                 let mut buf = QueryBuf::default();
-                buf.push("SAVEPOINT write", &[])?;
+                buf.push("SAVEPOINT write", [])?;
                 // (Building a write's statements fails only before anything of it is sent.)
                 if let Err(e) = queue_job(&mut buf, job, &mut heads) {
                     heads = before;
                     outcomes.push(Err(e));
                     continue;
                 }
-                buf.push("RELEASE write", &[])?;
+                buf.push("RELEASE write", [])?;
                 let (sql, args) = buf.take();
                 if let Err(e) = sqlx::query_with(&sql, args).execute(&mut *conn).await {
                     // Undone alone. An error here (SQLite rolled the whole transaction back, as
@@ -1054,17 +1034,25 @@ fn record_tenants(jobs: &[Job]) -> Vec<&str> {
 fn queue_job(buf: &mut QueryBuf, job: &Job, heads: &mut HashMap<String, ChainHead>) -> Result<()> {
     for item in &job.items {
         match item {
-            Queued::Statement(sql, args) => buf.push(sql, args)?,
-            Queued::Record(record) => {
-                let head = heads.get(&record.tenant).cloned().ok_or_else(|| {
-                    StoreError::Corrupt(format!("no chain head for tenant {}", record.tenant))
-                })?;
-                let sealed = record.clone().seal(head.seq, &head.hash);
-                let moved = queue_append(buf, sealed, &head)?;
-                heads.insert(record.tenant.clone(), moved);
-            }
+            Queued::Statement(sql, args) => buf.push(sql, args.iter().cloned())?,
+            Queued::Record(record) => queue_sealed(buf, record.clone(), heads)?,
         }
     }
+    Ok(())
+}
+
+/// Queues `record` numbered and chained after its tenant's head in `heads`, which moves to it.
+fn queue_sealed(
+    buf: &mut QueryBuf,
+    record: Unsealed,
+    heads: &mut HashMap<String, ChainHead>,
+) -> Result<()> {
+    let head = heads.get(&record.tenant).cloned().ok_or_else(|| {
+        StoreError::Corrupt(format!("no chain head for tenant {}", record.tenant))
+    })?;
+    let tenant = record.tenant.clone();
+    let moved = queue_append(buf, record.seal(head.seq, &head.hash), &head)?;
+    heads.insert(tenant, moved);
     Ok(())
 }
 
@@ -1140,7 +1128,7 @@ fn queue_append(buf: &mut QueryBuf, record: ChangeRecord, head: &ChainHead) -> R
         seq: record.seq,
         hash: record.hash.clone(),
     };
-    buf.push_owned(
+    buf.push(
         "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, \
          version, operation, change_json, principal, request_id, occurred_at, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT last_hash FROM tenant_chain \
