@@ -569,6 +569,11 @@ impl ConsoleDb {
         limit: i64,
     ) -> Result<Vec<ChangeRecord>> {
         let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        // A page of changes shows the writes that have answered: on PostgreSQL a write's record
+        // is sealed just after its commit, without the writer waiting (`store::seal`).
+        if let ConsoleDb::Postgres(pool) = self {
+            crate::store::seal::seal_committed(pool).await?;
+        }
         // Placeholders appear in numeric order: SQLite numbers `$n` by first appearance.
         let rows: Vec<ChangeRow> = match resource_id {
             Some(id) => {

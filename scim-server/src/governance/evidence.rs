@@ -272,6 +272,11 @@ impl EvidenceStore {
         user: &str,
         before: OffsetDateTime,
     ) -> Result<Option<ScimChange>> {
+        // Every committed write counts: on PostgreSQL a write's record is sealed just after its
+        // commit, without the writer waiting (`store::seal`).
+        if let GovStore::Postgres(pool) = &self.pool {
+            crate::store::seal::seal_committed(pool).await?;
+        }
         let rows = on_pool!(&self.pool, |p| {
             sqlx::query(
                 "SELECT tenant_seq, operation, occurred_at, principal, request_id, hash \

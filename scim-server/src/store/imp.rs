@@ -2,8 +2,9 @@
 //!
 //! Both databases run the same statements (sqlx's SQLite driver accepts `$N` placeholders);
 //! what differs is confined to [`Dialect`](super::sql::Dialect) fragments, to each store's
-//! `begin_write` (SQLite: one writer at a time, `BEGIN IMMEDIATE`; PostgreSQL: a plain
-//! transaction) and to the change log's sealing (SQLite: in the write's transaction; PostgreSQL:
+//! write transaction (`begin_write` … `commit_write`: both start a write deferred, kept in
+//! memory until its commit; SQLite then commits it in a group with other writes, PostgreSQL
+//! sends it as one statement) and to the change log's sealing (SQLite: in the write's transaction; PostgreSQL:
 //! after commit, `after_write` and `seal_pending`, see [`super::seal`]). The macro
 //! expands the one body for each driver's concrete types, since sqlx's generic executor bounds
 //! do not make a readable generic implementation.
@@ -121,8 +122,12 @@ macro_rules! impl_sql_store {
                 use $crate::store::sql::Arg;
                 if delta.clear {
                     w.queue(
-                        "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2",
-                        vec![Arg::Text(tenant.to_string()), Arg::Text(group.to_string())],
+                        &self.dialect().clear_members_sql(),
+                        vec![
+                            Arg::Text(tenant.to_string()),
+                            Arg::Text(group.to_string()),
+                            Arg::TextArray(delta.added.clone()),
+                        ],
                     )
                     .await?;
                 } else if !delta.removed.is_empty() {

@@ -3,7 +3,9 @@
 //! keys are constraints, versions are compare-and-swap in the `UPDATE`, and writers of one tenant
 //! do not wait for each other: each write commits an unnumbered change record, which a single
 //! sealer at a time (across replicas) numbers and chains after commit ([`super::seal`]), so
-//! readers see sequence numbers gap-free and never filled in later.
+//! readers see sequence numbers gap-free and never filled in later. A resource write (its row,
+//! its value rows, its members and its change record) is one statement, sent at commit
+//! ([`WriteTx`]).
 
 use super::seal::Sealer;
 use super::sql::{Arg, Dialect};
@@ -29,10 +31,44 @@ pub struct PostgresStore {
     sealer: Arc<Sealer>,
 }
 
-/// An open write transaction.
+/// A write in progress. It starts deferred: its statements are kept in memory and sent at
+/// commit as one statement, each of them a data-modifying `WITH` query of it, which PostgreSQL
+/// runs atomically on its own (one round trip, where `BEGIN`, a round trip per statement and
+/// `COMMIT` took five or six). A write that must read inside its transaction (a delete reads
+/// the groups it leaves) opens one and sends what it queued first.
 struct WriteTx {
-    tx: sqlx::Transaction<'static, Postgres>,
+    pool: PgPool,
+    state: WriteState,
 }
+
+enum WriteState {
+    Deferred(Vec<Deferred>),
+    Open(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A statement kept for the commit (placeholders `$1`… numbered over its own arguments).
+struct Deferred {
+    sql: String,
+    args: Vec<Arg>,
+    kind: DeferredKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeferredKind {
+    Statement,
+    /// A compare-and-swap: the write fails unless the statement changed a row.
+    CompareAndSwap,
+    /// The change record ([`super::seal::INSERT_PENDING`]).
+    Record,
+}
+
+/// Fails the statement it appears in when its argument, the number of rows a compare-and-swap
+/// changed, is 0 (SQLSTATE [`CAS_LOST`], migration 0096): the one-statement write then
+/// changes nothing.
+const CAS_CHECK: &str = "scim_expect_rows";
+
+/// The SQLSTATE [`CAS_CHECK`] raises.
+const CAS_LOST: &str = "SCAS0";
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and applies pending migrations (replicas starting
@@ -130,11 +166,6 @@ impl PostgresStore {
         Ok(analysed)
     }
 
-    /// After a write's commit: seals its change record (and any other sealable one).
-    async fn after_write(&self) {
-        self.sealer.after_commit(&self.pool).await;
-    }
-
     /// Seals every change record committed so far that no running transaction can precede.
     async fn seal_pending(&self) -> Result<u64> {
         self.sealer.seal(&self.pool).await
@@ -175,7 +206,8 @@ impl PostgresStore {
 
     async fn begin_write(&self) -> Result<WriteTx> {
         Ok(WriteTx {
-            tx: self.pool.begin().await?,
+            pool: self.pool.clone(),
+            state: WriteState::Deferred(Vec::new()),
         })
     }
 
@@ -186,14 +218,25 @@ impl PostgresStore {
         ctx: &WriteContext,
         body: super::chain::RecordBody,
     ) -> Result<()> {
-        super::change_log::append_in(&mut *w.tx, ctx, body).await?;
-        Ok(())
+        let record = super::chain::Unsealed::new(ctx, body);
+        w.push(
+            super::seal::INSERT_PENDING,
+            super::seal::pending_arguments(record)?,
+            DeferredKind::Record,
+        )
+        .await
+        .map(drop)
     }
 
-    /// Commits a write, then seals its change record.
+    /// Commits a write, and has its change record sealed after it (not waiting for that: see
+    /// [`Sealer::seal_soon`]).
     async fn commit_write(&self, w: WriteTx) -> Result<()> {
-        super::commit(w.tx).await?;
-        self.after_write().await;
+        match w.state {
+            WriteState::Deferred(items) if items.is_empty() => return Ok(()),
+            WriteState::Deferred(items) => one_statement_write(&self.pool, items).await?,
+            WriteState::Open(tx) => super::commit(tx).await?,
+        }
+        self.sealer.seal_soon(&self.pool);
         Ok(())
     }
 
@@ -202,50 +245,162 @@ impl PostgresStore {
     }
 }
 
-fn pg_arguments(args: &[Arg]) -> Result<PgArguments> {
+pub(super) fn pg_arguments(args: &[Arg]) -> Result<PgArguments> {
     let mut out = PgArguments::default();
     for arg in args {
-        let res = match arg {
-            Arg::Text(s) => out.add(s.clone()),
-            Arg::OptText(s) => out.add(s.clone()),
-            Arg::Int(i) => out.add(*i),
-            Arg::Float(f) => out.add(*f),
-            Arg::TextArray(v) => out.add(v.clone()),
-        };
-        res.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))?;
+        add_argument(&mut out, arg.clone())?;
     }
     Ok(out)
 }
 
-/// A write's statements run one by one in the transaction (each is a round trip either way).
+fn add_argument(out: &mut PgArguments, arg: Arg) -> Result<()> {
+    let res = match arg {
+        Arg::Text(s) => out.add(s),
+        Arg::OptText(s) => out.add(s),
+        Arg::Int(i) => out.add(i),
+        Arg::Float(f) => out.add(f),
+        Arg::TextArray(v) => out.add(v),
+    };
+    res.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
+}
+
 impl WriteTx {
     /// Nothing is remembered between writes here: records are sealed after commit.
     fn read_heads(&mut self) {}
 
+    /// Queues `sql` (its placeholders `$1`… numbered from 1 over `args`) for the commit, or
+    /// runs it at once in an open write.
     async fn queue(&mut self, sql: &str, args: Vec<Arg>) -> Result<()> {
-        self.run(sql, args).await.map(drop)
+        self.push(sql, args, DeferredKind::Statement)
+            .await
+            .map(drop)
     }
 
-    async fn run(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
-        let args = pg_arguments(&args)?;
-        Ok(sqlx::query_with(sql, args)
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected())
-    }
-
-    /// A compare-and-swap: whether it matched (known at once here).
+    /// A compare-and-swap (`sql` changes one row only if it holds the expected version):
+    /// whether it matched. A deferred write cannot know before its commit, so it answers `true`
+    /// and the commit fails with [`StoreError::CompareAndSwapLost`], storing nothing, if the
+    /// row did not match.
     async fn compare_and_swap(&mut self, sql: &str, args: Vec<Arg>) -> Result<bool> {
-        Ok(self.run(sql, args).await? > 0)
+        self.push(sql, args, DeferredKind::CompareAndSwap).await
     }
 
+    /// Queues a statement, or runs it in an open write; whether it changed a row (always
+    /// `true` when queued).
+    async fn push(&mut self, sql: &str, args: Vec<Arg>, kind: DeferredKind) -> Result<bool> {
+        match &mut self.state {
+            WriteState::Deferred(items) => {
+                items.push(Deferred {
+                    sql: sql.to_string(),
+                    args,
+                    kind,
+                });
+                Ok(true)
+            }
+            WriteState::Open(tx) => Ok(run(tx, sql, &args).await? > 0),
+        }
+    }
+
+    /// The transaction's connection, for statements that read (opens the write: `BEGIN`,
+    /// then what was queued, in order).
     async fn conn(&mut self) -> Result<&mut sqlx::PgConnection> {
-        Ok(&mut *self.tx)
+        if let WriteState::Deferred(items) = &mut self.state {
+            let items = std::mem::take(items);
+            let mut tx = self.pool.begin().await?;
+            for item in items {
+                let changed = run(&mut tx, &item.sql, &item.args).await?;
+                if changed == 0 && item.kind == DeferredKind::CompareAndSwap {
+                    return Err(StoreError::CompareAndSwapLost);
+                }
+            }
+            self.state = WriteState::Open(tx);
+        }
+        match &mut self.state {
+            WriteState::Open(tx) => Ok(&mut **tx),
+            WriteState::Deferred(_) => Err(StoreError::Corrupt(
+                "a PostgreSQL write did not open".into(),
+            )),
+        }
     }
 
     async fn rollback(self) {
-        // A failed rollback leaves the connection to sqlx, which closes a broken one.
-        let _ = self.tx.rollback().await;
+        if let WriteState::Open(tx) = self.state {
+            // A failed rollback leaves the connection to sqlx, which closes a broken one.
+            let _ = tx.rollback().await;
+        }
+    }
+}
+
+/// Runs one statement in `tx`; the rows it changed.
+async fn run(tx: &mut sqlx::PgConnection, sql: &str, args: &[Arg]) -> Result<u64> {
+    Ok(sqlx::query_with(sql, pg_arguments(args)?)
+        .execute(tx)
+        .await?
+        .rows_affected())
+}
+
+/// Sends a deferred write's statements as one statement and lets it commit on its own: each
+/// is a `WITH` query of it, and the main query checks every compare-and-swap's row count.
+///
+/// Why this is the same write as a transaction of the statements run in order: PostgreSQL runs
+/// a statement atomically (its effects commit together or not at all), and every `WITH`
+/// query sees the same snapshot. No write of ours queues two statements that depend on each
+/// other's effects: an update deletes a resource's value rows and inserts the new ones (no
+/// unique key: either order leaves the new ones), and member changes touch disjoint members
+/// ([`MembershipDelta`](scim_core::patch::MembershipDelta): added and removed never share an
+/// id; a `clear` keeps the ids it re-adds). Foreign keys are checked when the statement ends,
+/// when the rows of its other queries are there. A compare-and-swap locks its row, and waits
+/// for a concurrent writer of it, as it would in a transaction.
+async fn one_statement_write(pool: &PgPool, items: Vec<Deferred>) -> Result<()> {
+    use std::fmt::Write;
+    let mut sql = String::from("WITH ");
+    let mut args = PgArguments::default();
+    let mut numbered = 0;
+    let mut checks = Vec::new();
+    let mut last_swap = None;
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let _ = write!(
+            sql,
+            "s{i} AS ({}",
+            super::sql::renumber_placeholders(&item.sql, numbered)
+        );
+        match (item.kind, last_swap) {
+            (DeferredKind::CompareAndSwap, _) => {
+                sql.push_str(" RETURNING 1");
+                checks.push(format!("{CAS_CHECK}((SELECT count(*) FROM s{i}))"));
+                last_swap = Some(i);
+            }
+            // The record's row id is taken after the compare-and-swap has locked its row.
+            (DeferredKind::Record, Some(swap)) => {
+                let _ = write!(sql, " FROM s{swap}");
+            }
+            _ => {}
+        }
+        sql.push(')');
+        numbered += item.args.len();
+        for arg in item.args {
+            add_argument(&mut args, arg)?;
+        }
+    }
+    sql.push_str(" SELECT ");
+    if checks.is_empty() {
+        sql.push('1');
+    } else {
+        sql.push_str(&checks.join(", "));
+    }
+    let mut conn = pool.acquire().await?;
+    match sqlx::query_with(&sql, args).execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(CAS_LOST) => {
+            Err(StoreError::CompareAndSwapLost)
+        }
+        // Sent, and the connection failed: the statement may have committed.
+        Err(e) if super::classify(&e) == super::Fault::Unavailable => {
+            Err(StoreError::OutcomeUnknown(e))
+        }
+        Err(e) => Err(StoreError::Database(e)),
     }
 }
 

@@ -12,9 +12,10 @@
 //!   order of their row ids, giving each the tenant's next sequence number and the hash over its
 //!   predecessor, and deletes them from `scim_changes_pending`, in one transaction per batch: a
 //!   record is sealed exactly once, and readers see a batch whole or not at all;
-//! - one sealer runs at a time across replicas (a transaction-level advisory lock); within a
-//!   process, [`Sealer`] lets writers that committed while a round was running share the next
-//!   round instead of running one each (a group commit of the chain).
+//! - one sealer runs at a time across replicas (a transaction-level advisory lock); each write
+//!   asks for a round after its commit without waiting for it ([`Sealer::seal_soon`]), and
+//!   within a process [`Sealer`] lets the writes that committed while a round was running share
+//!   the next round instead of running one each (a group commit of the chain).
 //!
 //! Why this keeps the guarantees the Graph bridge and `audit verify` rely on: numbers are given
 //! at sealing, to committed records only, each one more than the last, so a reader never sees a
@@ -33,15 +34,18 @@
 //! cluster's: one long-running write in any database of the server would stall every change log.
 //! Here a long-running transaction delays only its own records.
 //!
-//! A crash between a write's commit and its sealing leaves a pending record, which the next round
-//! seals: another write's, a reader's ([`super::ChangeLogStore::changes_after`], `verify_chain`, the
+//! A record is sealed within a round or two of its commit. A reader that must see every
+//! committed record seals first; a crash between a write's commit and its sealing leaves a
+//! pending record, which the next round seals: another write's, a reader's ([`super::ChangeLogStore::changes_after`], `verify_chain`, the
 //! bridge's `heads`), or the server's sweep every second.
 
 use super::chain::{self, Unsealed};
 use super::row::{version_from_db, version_to_db};
+use super::sql::Arg;
 use super::{Result, StoreError};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -56,28 +60,40 @@ const BATCH: i64 = 1000;
 /// commit, unless that round fails).
 const SEQUENCE_WAIT: Duration = Duration::from_secs(30);
 
+/// Inserts a pending change record (parameters: [`pending_arguments`]). A `SELECT`, so that a
+/// one-statement write can add `FROM` its compare-and-swap: the record's row id is then taken
+/// after the resource's row is locked, as the ordering argument in the module documentation
+/// needs.
+pub const INSERT_PENDING: &str = "INSERT INTO scim_changes_pending (tenant_id, resource_type, \
+     resource_id, version, operation, change_json, principal, request_id, occurred_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9";
+
+/// [`INSERT_PENDING`]'s arguments for `record`.
+pub fn pending_arguments(record: Unsealed) -> Result<Vec<Arg>> {
+    let version = i32::try_from(record.version)
+        .map_err(|_| StoreError::Corrupt(format!("version {} out of range", record.version)))?;
+    Ok(vec![
+        Arg::Text(record.tenant),
+        Arg::Text(record.resource_type),
+        Arg::Text(record.resource_id),
+        Arg::Int(i64::from(version)),
+        Arg::Text(record.operation),
+        Arg::Text(record.change_json),
+        Arg::Text(record.principal),
+        Arg::OptText(record.request_id),
+        Arg::Text(record.occurred_at),
+    ])
+}
+
 /// Inserts `record` as a pending change inside the transaction open on `conn`; returns its row
 /// id (the `change_id` its sealed record will carry).
 pub async fn insert_pending(conn: &mut PgConnection, record: &Unsealed) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO scim_changes_pending (tenant_id, resource_type, resource_id, version, \
-         operation, change_json, principal, request_id, occurred_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    let args = super::postgres::pg_arguments(&pending_arguments(record.clone())?)?;
+    Ok(
+        sqlx::query_scalar_with(&format!("{INSERT_PENDING} RETURNING id"), args)
+            .fetch_one(conn)
+            .await?,
     )
-    .bind(&record.tenant)
-    .bind(&record.resource_type)
-    .bind(&record.resource_id)
-    .bind(
-        i32::try_from(record.version)
-            .map_err(|_| StoreError::Corrupt(format!("version {} out of range", record.version)))?,
-    )
-    .bind(&record.operation)
-    .bind(&record.change_json)
-    .bind(&record.principal)
-    .bind(&record.request_id)
-    .bind(&record.occurred_at)
-    .fetch_one(conn)
-    .await?)
 }
 
 /// A process's sealer: runs sealing rounds one at a time and lets writers share them.
@@ -103,12 +119,24 @@ impl Sealer {
         seal_round(pool).await
     }
 
-    /// Seals after a write's commit. A failure is logged, not returned: the write has committed,
-    /// and its record waits for the next round or the sweep.
-    pub async fn after_commit(&self, pool: &PgPool) {
-        if let Err(e) = self.seal(pool).await {
-            tracing::warn!(error = %e, "sealing the change log after a write failed; the sweep retries");
-        }
+    /// Seals after a write's commit, in a task of its own: the writer does not wait for it. A
+    /// failure is logged, not returned: the write has committed, and its record waits for the
+    /// next round or the sweep.
+    ///
+    /// Why the writer does not wait: rounds run one at a time, and a record committed while a
+    /// round runs is sealed by the next one, so a writer that waited for its record waited for
+    /// up to two rounds (each a transaction with its own commit) after its own commit: on a
+    /// PostgreSQL shared with the server on two cores, that wait, not the write, set the pace
+    /// of every writer (issue 14, `docs/benchmarks.md`). Nothing a writer answers depends on the
+    /// sequence number; every reader of the log seals first or, like the Graph bridge's reader,
+    /// reads on until it has caught up; the sweep seals anything left.
+    pub fn seal_soon(self: &Arc<Self>, pool: &PgPool) {
+        let (sealer, pool) = (Arc::clone(self), pool.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sealer.seal(&pool).await {
+                tracing::warn!(error = %e, "sealing the change log after a write failed; the sweep retries");
+            }
+        });
     }
 
     /// The sequence number of the record that was pending as `change_id` (about `resource_id` of
@@ -149,7 +177,14 @@ impl Sealer {
     }
 }
 
-/// A pending row as the sealer reads it.
+/// Seals every record committed so far, for a reader with a pool of its own (no [`Sealer`] to
+/// share rounds with); returns how many it sealed.
+pub async fn seal_committed(pool: &PgPool) -> Result<u64> {
+    seal_round(pool).await
+}
+
+/// A pending row as the sealer reads it, with its tenant's chain head (none before the
+/// tenant's first sealed record).
 #[derive(Debug, sqlx::FromRow)]
 struct PendingRow {
     id: i64,
@@ -162,6 +197,8 @@ struct PendingRow {
     principal: String,
     request_id: Option<String>,
     occurred_at: String,
+    last_seq: Option<i64>,
+    last_hash: Option<String>,
 }
 
 /// Seals batches until no sealable record is left; returns how many it sealed.
@@ -176,18 +213,22 @@ async fn seal_round(pool: &PgPool) -> Result<u64> {
     }
 }
 
+/// One batch in four round trips: `BEGIN` with the sealer's lock, the pending records with
+/// their tenants' heads, the sealed records with the heads moved and the pending rows removed
+/// (one statement), `COMMIT`.
 async fn seal_batch(pool: &PgPool) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SEAL_LOCK)
-        .execute(&mut *tx)
+    // The lock's key is a constant, written into the text (a simple query takes no parameters).
+    let mut tx = pool
+        .begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({SEAL_LOCK})"))
         .await?;
     // This statement's snapshot is taken after the lock: it sees what any earlier sealer
     // committed, and every write committed before this round began.
     let rows: Vec<PendingRow> = sqlx::query_as(
-        "SELECT id, tenant_id, resource_type, resource_id, CAST(version AS BIGINT) AS version, \
-         operation, change_json, principal, request_id, occurred_at FROM scim_changes_pending \
-         ORDER BY id LIMIT $1",
+        "SELECT p.id, p.tenant_id, p.resource_type, p.resource_id, \
+         CAST(p.version AS BIGINT) AS version, p.operation, p.change_json, p.principal, \
+         p.request_id, p.occurred_at, h.last_seq, h.last_hash \
+         FROM (SELECT * FROM scim_changes_pending ORDER BY id LIMIT $1) p \
+         LEFT JOIN tenant_chain h ON h.tenant_id = p.tenant_id ORDER BY p.id",
     )
     .bind(BATCH)
     .fetch_all(&mut *tx)
@@ -196,27 +237,18 @@ async fn seal_batch(pool: &PgPool) -> Result<u64> {
         tx.rollback().await?;
         return Ok(0);
     }
-    let mut tenants: Vec<String> = rows.iter().map(|r| r.tenant_id.clone()).collect();
-    tenants.sort();
-    tenants.dedup();
-    let heads: Vec<(String, i64, String)> = sqlx::query_as(
-        "SELECT tenant_id, last_seq, last_hash FROM tenant_chain WHERE tenant_id = ANY($1)",
-    )
-    .bind(&tenants)
-    .fetch_all(&mut *tx)
-    .await?;
     let mut head: HashMap<String, (u64, String)> = HashMap::new();
-    for (tenant, seq, hash) in heads {
-        head.insert(tenant, (version_from_db(seq)?, hash));
-    }
     let mut cols = Columns::default();
     let mut ids = Vec::with_capacity(rows.len());
     for r in rows {
         ids.push(r.id);
-        let (last_seq, last_hash) = head
-            .get(&r.tenant_id)
-            .cloned()
-            .unwrap_or((0, chain::GENESIS_HASH.to_string()));
+        let (last_seq, last_hash) = match head.get(&r.tenant_id) {
+            Some(moved) => moved.clone(),
+            None => match (r.last_seq, r.last_hash) {
+                (Some(seq), Some(hash)) => (version_from_db(seq)?, hash),
+                _ => (0, chain::GENESIS_HASH.to_string()),
+            },
+        };
         let record = Unsealed {
             tenant: r.tenant_id,
             resource_type: r.resource_type,
@@ -233,12 +265,32 @@ async fn seal_batch(pool: &PgPool) -> Result<u64> {
         cols.push(record, r.id)?;
     }
     let sealed = ids.len() as u64;
+    let (tenants, seqs, hashes): (Vec<String>, Vec<i64>, Vec<String>) = {
+        let mut t = Vec::new();
+        let mut s = Vec::new();
+        let mut h = Vec::new();
+        for (tenant, (seq, hash)) in head {
+            t.push(tenant);
+            s.push(version_to_db(seq)?);
+            h.push(hash);
+        }
+        (t, s, h)
+    };
+    // Three tables, no row touched twice: the order in which PostgreSQL runs the three parts
+    // of the statement does not matter.
     sqlx::query(
-        "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, version, \
-         operation, change_json, principal, request_id, occurred_at, prev_hash, hash, change_id) \
+        "WITH sealed AS (INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, \
+         resource_id, version, operation, change_json, principal, request_id, occurred_at, \
+         prev_hash, hash, change_id) \
          SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], \
          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-         $13::bigint[])",
+         $13::bigint[])), \
+         gone AS (DELETE FROM scim_changes_pending WHERE id = ANY($14)), \
+         heads AS (INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) \
+         SELECT * FROM UNNEST($15::text[], $16::bigint[], $17::text[]) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
+         last_hash = EXCLUDED.last_hash) \
+         SELECT 1",
     )
     .bind(cols.tenant)
     .bind(cols.seq)
@@ -253,29 +305,7 @@ async fn seal_batch(pool: &PgPool) -> Result<u64> {
     .bind(cols.prev_hash)
     .bind(cols.hash)
     .bind(cols.change_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM scim_changes_pending WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    let (tenants, seqs, hashes): (Vec<String>, Vec<i64>, Vec<String>) = {
-        let mut t = Vec::new();
-        let mut s = Vec::new();
-        let mut h = Vec::new();
-        for (tenant, (seq, hash)) in head {
-            t.push(tenant);
-            s.push(version_to_db(seq)?);
-            h.push(hash);
-        }
-        (t, s, h)
-    };
-    sqlx::query(
-        "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) \
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[]) \
-         ON CONFLICT (tenant_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, \
-         last_hash = EXCLUDED.last_hash",
-    )
+    .bind(&ids)
     .bind(tenants)
     .bind(seqs)
     .bind(hashes)

@@ -211,7 +211,8 @@ impl QueryBuf {
         if !self.sql.is_empty() {
             self.sql.push_str(";\n");
         }
-        self.sql.push_str(&renumber_placeholders(sql, self.count));
+        self.sql
+            .push_str(&super::sql::renumber_placeholders(sql, self.count));
         for arg in args {
             add_argument(&mut self.args, arg)?;
             self.count += 1;
@@ -472,35 +473,6 @@ fn write_error(heads: &std::sync::Mutex<HashMap<String, ChainHead>>, e: sqlx::Er
         }
     }
     StoreError::Database(e)
-}
-
-/// `sql` with every placeholder `$N` renumbered `$(N + offset)`, so statements written with
-/// their own `$1`… can share one query's arguments. (No statement of the store holds a `$`
-/// followed by a digit outside a placeholder.)
-fn renumber_placeholders(sql: &str, offset: usize) -> std::borrow::Cow<'_, str> {
-    if offset == 0 {
-        return std::borrow::Cow::Borrowed(sql);
-    }
-    let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + 16);
-    let (mut copied, mut i) = (0, 0);
-    while i < bytes.len() {
-        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-            let end = (i + 1..bytes.len())
-                .find(|&j| !bytes[j].is_ascii_digit())
-                .unwrap_or(bytes.len());
-            let n: usize = sql[i + 1..end].parse().unwrap_or(0);
-            out.push_str(&sql[copied..i]);
-            out.push('$');
-            out.push_str(&(n + offset).to_string());
-            copied = end;
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-    out.push_str(&sql[copied..]);
-    std::borrow::Cow::Owned(out)
 }
 
 fn add_argument(out: &mut SqliteArguments<'static>, arg: Arg) -> Result<()> {
@@ -1202,23 +1174,3 @@ pub(crate) async fn checkpoint(pool: &SqlitePool) -> std::result::Result<i64, sq
 }
 
 super::imp::impl_sql_store!(SqliteStore, Sqlite);
-
-#[cfg(test)]
-mod tests {
-    use super::renumber_placeholders;
-
-    #[test]
-    fn placeholders_are_renumbered_and_nothing_else_changes() {
-        assert_eq!(
-            renumber_placeholders("SELECT $1, $2 FROM t WHERE a = $10", 12),
-            "SELECT $13, $14 FROM t WHERE a = $22"
-        );
-        // JSON paths hold `$` without a digit; text around the placeholders (UTF-8) is kept.
-        assert_eq!(
-            renumber_placeholders("SELECT json_extract(j.value, '$[0]'), 'é' || $3", 2),
-            "SELECT json_extract(j.value, '$[0]'), 'é' || $5"
-        );
-        assert_eq!(renumber_placeholders("SELECT $1", 0), "SELECT $1");
-        assert_eq!(renumber_placeholders("COMMIT$", 4), "COMMIT$");
-    }
-}

@@ -744,10 +744,10 @@ async fn membership(db: Arc<TestDb>) {
         .unwrap();
     assert!(!inner.attributes.contains_key("members"));
 
-    // Clear.
+    // Clear, naming one member again (kept, not removed and re-added) and one new.
     let clear = MembershipDelta {
         clear: true,
-        added: vec!["u1".into()],
+        added: vec!["u1".into(), "u2".into()],
         removed: Vec::new(),
     };
     let mut next = got.clone();
@@ -766,7 +766,10 @@ async fn membership(db: Arc<TestDb>) {
     let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
     assert_eq!(
         got.attributes["members"],
-        json!([{"value": "u1", "type": "User", "display": "Alice A"}])
+        json!([
+            {"value": "u1", "type": "User", "display": "Alice A"},
+            {"value": "u2", "type": "User", "display": "bob"}
+        ])
     );
 
     // Deleting a group removes it from its members' groups.
@@ -1546,6 +1549,10 @@ async fn outbox_tampering(db: Arc<TestDb>) {
             .unwrap();
     }
     create(s, "t2", &user("x", "x")).await.unwrap();
+    // Untouched, the chain verifies (and verifying seals every record committed so far: on
+    // PostgreSQL a record is sealed after its write returns).
+    let report = s.verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     db.execute(
         "UPDATE scim_changes SET change_json = replace(change_json, 'n1', 'evil') \
          WHERE tenant_id = 't1' AND tenant_seq = 2",

@@ -207,6 +207,23 @@ impl Dialect {
         }
     }
 
+    /// Removes a group's members except those in a list (parameters: tenant, group,
+    /// [`Arg::TextArray`] of ids to keep): a `replace` of `members` keeps the members it names
+    /// again instead of deleting and re-inserting them, so its removal and its insertion touch
+    /// different rows and may run in either order (one statement on PostgreSQL).
+    pub fn clear_members_sql(self) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2 \
+                 AND member_id NOT IN (SELECT j.value FROM {})",
+                self.string_rows("$3")
+            ),
+            Dialect::Postgres => "DELETE FROM memberships WHERE tenant_id = $1 AND group_id = $2 \
+                 AND member_id <> ALL($3::text[])"
+                .to_string(),
+        }
+    }
+
     /// The ids among a list that name resources of one type (parameters: tenant, resource
     /// type, [`Arg::TextArray`] of ids), each looked up by primary key.
     pub fn existing_ids_sql(self) -> String {
@@ -369,6 +386,35 @@ fn attr_keys(path: &ResolvedPath) -> Vec<&str> {
         Location::Extension => vec![path.schema.as_str(), path.attr.name.as_str()],
         _ => vec![path.attr.name.as_str()],
     }
+}
+
+/// `sql` with every placeholder `$N` renumbered `$(N + offset)`, so statements written with
+/// their own `$1`… can share one query's arguments. (No statement of the store holds a `$`
+/// followed by a digit outside a placeholder.)
+pub fn renumber_placeholders(sql: &str, offset: usize) -> std::borrow::Cow<'_, str> {
+    if offset == 0 {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 16);
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let end = (i + 1..bytes.len())
+                .find(|&j| !bytes[j].is_ascii_digit())
+                .unwrap_or(bytes.len());
+            let n: usize = sql[i + 1..end].parse().unwrap_or(0);
+            out.push_str(&sql[copied..i]);
+            out.push('$');
+            out.push_str(&(n + offset).to_string());
+            copied = end;
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&sql[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -85,3 +85,18 @@ fn placeholders_match_the_arguments() {
         assert!(!sql.count.contains(&format!("${}", sql.count_args + 1)));
     }
 }
+
+#[test]
+fn placeholders_are_renumbered_and_nothing_else_changes() {
+    assert_eq!(
+        renumber_placeholders("SELECT $1, $2 FROM t WHERE a = $10", 12),
+        "SELECT $13, $14 FROM t WHERE a = $22"
+    );
+    // JSON paths hold `$` without a digit; text around the placeholders (UTF-8) is kept.
+    assert_eq!(
+        renumber_placeholders("SELECT json_extract(j.value, '$[0]'), 'é' || $3", 2),
+        "SELECT json_extract(j.value, '$[0]'), 'é' || $5"
+    );
+    assert_eq!(renumber_placeholders("SELECT $1", 0), "SELECT $1");
+    assert_eq!(renumber_placeholders("COMMIT$", 4), "COMMIT$");
+}

@@ -203,6 +203,8 @@ async fn a_corrupt_operation_is_an_error_not_a_skip(db: Arc<TestDb>) {
         )
         .await
         .unwrap();
+    // Sealed first (on PostgreSQL a record is sealed just after its write returns).
+    db.store.seal().await.unwrap();
     db.execute("UPDATE scim_changes SET operation = 'upsert' WHERE tenant_id = 't1'")
         .await;
     let err = log_of(&db)

@@ -1,7 +1,7 @@
 //! Issue 13 defect 3: a PostgreSQL outage, made by a TCP proxy on loopback in front of the
 //! shared cluster (the cluster itself is never stopped): clients get 503 with `Retry-After`, never
 //! 500; `/readyz` answers within a second and turns 503 within a few; service resumes when the
-//! database is back; and a create whose COMMIT reply is lost is reported as an unknown outcome
+//! database is back; and a create whose commit's reply is lost is reported as an unknown outcome
 //! and answered with the stored resource when retried with the same `X-Request-Id`.
 
 use super::*;
@@ -16,9 +16,11 @@ use tokio::net::{TcpListener, TcpStream};
 struct Control {
     /// Refuse new connections (accept and close them at once).
     refusing: AtomicBool,
-    /// For the next connection that sends a COMMIT: pass it to the server, then drop the
-    /// server's reply and close both sides.
-    lose_commit_reply: AtomicBool,
+    /// For the next message from the server to the database carrying these bytes: pass it on,
+    /// then drop the database's reply and close both sides. (A resource write is one statement
+    /// that commits on its own, so the message carrying the new resource's `userName` is its
+    /// commit.)
+    lose_reply_to: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 struct Proxy {
@@ -82,8 +84,16 @@ async fn pipe(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0")
-                && control.lose_commit_reply.swap(false, Ordering::SeqCst);
+            let commit = {
+                let mut marker = control.lose_reply_to.lock().unwrap();
+                let hit = marker
+                    .as_deref()
+                    .is_some_and(|m| buf[..n].windows(m.len()).any(|w| w == m));
+                if hit {
+                    *marker = None;
+                }
+                hit
+            };
             if commit {
                 mute.store(true, Ordering::SeqCst);
             }
@@ -189,12 +199,9 @@ async fn a_postgres_outage_is_503_with_retry_after_and_readyz_stays_fast() {
     let after = s.call(Method::POST, "/Users", Some(user("during"))).await;
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
 
-    // The COMMIT reaches the server but its answer is lost: outcome unknown, then a retry with
-    // the same request id returns what the first attempt stored.
-    proxy
-        .control
-        .lose_commit_reply
-        .store(true, Ordering::SeqCst);
+    // The write reaches the database and commits, but its answer is lost: outcome unknown, then
+    // a retry with the same request id returns what the first attempt stored.
+    *proxy.control.lose_reply_to.lock().unwrap() = Some(b"lost-reply".to_vec());
     let body = serde_json::to_vec(&user("lost-reply")).unwrap();
     let rid = [("x-request-id", "lost-commit-reply-1")];
     let lost = s
