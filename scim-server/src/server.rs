@@ -336,6 +336,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(g) = &governance {
         state = state.with_governance(g.clone());
     }
+    // The metrics recorder before any background work: a gauge set before it exists goes to
+    // the `metrics` facade's no-op recorder and is lost. The router would install it, but only
+    // after the console's start-up (on PostgreSQL, pools and the bridge's migrations), which can
+    // outlast the governance worker's first hygiene report, whose gauges are then set again
+    // only an interval (an hour) later.
+    let _ = crate::metrics::handle();
     let governance_worker = crate::governance::schedule::Background::start(governance);
     let callback_delivery = crate::inbound::callback::Background::start(callbacks);
     let upkeep = spawn_upkeep(&state);

@@ -618,21 +618,36 @@ pub async fn periodic(gov: &crate::governance::Governance, schedule: &mut Hygien
     let poll = time::Duration::seconds(
         i64::try_from(gov.config.poll_interval_seconds.max(1)).unwrap_or(i64::MAX / 2),
     );
-    let tenants = match gov.scim.list_tenants().await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "listing tenants for the hygiene report failed");
-            schedule.failed(now, poll, interval);
-            return;
+    let pass = async {
+        let tenants = match gov.scim.list_tenants().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing tenants for the hygiene report failed");
+                return false;
+            }
+        };
+        let mut all_passed = true;
+        for tenant in tenants {
+            if let Err(e) = report(gov, &tenant.id, HygieneOptions::default()).await {
+                tracing::warn!(tenant = %tenant.id, error = %e.detail(), "hygiene report failed");
+                all_passed = false;
+            }
+        }
+        all_passed
+    };
+    // Bounded, like the worker's other steps: the reports run inside the schedule worker, so one
+    // that never ends would stop every schedule entry (time-bound grants' expiries included)
+    // without a word. A report may take as long as its interval (a large tenant read through
+    // Graph's `$batch`es takes minutes): past that its gauges are stale anyway.
+    let bound = super::schedule::STEP_TIMEOUT
+        .max(std::time::Duration::from_secs(minutes.saturating_mul(60)));
+    let all_passed = match tokio::time::timeout(bound, pass).await {
+        Ok(all_passed) => all_passed,
+        Err(_) => {
+            super::schedule::step_timed_out("hygiene", bound);
+            false
         }
     };
-    let mut all_passed = true;
-    for tenant in tenants {
-        if let Err(e) = report(gov, &tenant.id, HygieneOptions::default()).await {
-            tracing::warn!(tenant = %tenant.id, error = %e.detail(), "hygiene report failed");
-            all_passed = false;
-        }
-    }
     if all_passed {
         schedule.passed(now, interval);
     } else {

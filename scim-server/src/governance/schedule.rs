@@ -14,6 +14,18 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest one step of the worker's pass (running due entries, leaver-evidence upkeep) may
+/// take before it is abandoned with a warning and tried again on the next pass; a hygiene
+/// report gets at least this, or its interval when longer ([`super::hygiene::periodic`]).
+///
+/// Why 15 minutes: a normal step takes milliseconds to seconds, and the Graph client gives up on
+/// one request by itself after at most about seven (six attempts of a 60-s HTTP timeout, plus
+/// backoff), so a slow Graph still ends in the client's own error, not in this bound. Shorter
+/// would cut off steps that are only slow; longer would let one stuck step hold up every
+/// time-bound grant's expiry and every review's due date for longer. Real time, not
+/// [`Governance::clock`]: a hang is in real time whatever the clock shows.
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// What one pass over the schedule did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RunStats {
@@ -89,6 +101,15 @@ pub async fn run_due(gov: &Governance, owner: &str, max_passes: usize) -> anyhow
     Ok(stats)
 }
 
+/// Logs a worker step abandoned after `bound` (see [`STEP_TIMEOUT`]).
+pub(crate) fn step_timed_out(step: &'static str, bound: Duration) {
+    tracing::warn!(
+        step,
+        seconds = bound.as_secs(),
+        "governance worker step did not finish in time; abandoned, tried again on a later pass"
+    );
+}
+
 /// The schedule worker `serve` runs (nothing when `[governance] worker` is off).
 #[derive(Debug, Default)]
 pub struct Background {
@@ -110,10 +131,23 @@ impl Background {
             let poll = Duration::from_secs(gov.config.poll_interval_seconds);
             let mut hygiene = super::hygiene::HygieneSchedule::default();
             loop {
-                if let Err(e) = run_due(&gov, &owner, 100).await {
-                    tracing::warn!(error = %e, "governance schedule pass failed");
+                // Each step is bounded, so a step that never ends (a peer that never answers,
+                // a wait on something nobody releases) is a warning and a retry on the next
+                // pass rather than a worker that silently stops running the schedule. Entries
+                // an abandoned `run_due` claimed are due again when their leases end (handlers
+                // are idempotent); the hygiene report bounds itself (it knows its interval and
+                // reschedules itself as failed).
+                match tokio::time::timeout(STEP_TIMEOUT, run_due(&gov, &owner, 100)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "governance schedule pass failed"),
+                    Err(_) => step_timed_out("run_due", STEP_TIMEOUT),
                 }
-                super::evidence::upkeep(&gov).await;
+                if tokio::time::timeout(STEP_TIMEOUT, super::evidence::upkeep(&gov))
+                    .await
+                    .is_err()
+                {
+                    step_timed_out("evidence_upkeep", STEP_TIMEOUT);
+                }
                 super::hygiene::periodic(&gov, &mut hygiene).await;
                 tokio::select! {
                     _ = stopped.wait_for(|s| *s) => break,
