@@ -5,7 +5,7 @@
 //! sealer at a time (across replicas) numbers and chains after commit ([`super::seal`]), so
 //! readers see sequence numbers gap-free and never filled in later. A resource write (its row,
 //! its value rows, its members and its change record) is one statement, sent at commit
-//! ([`WriteTx`]).
+//! (`WriteTx`, `one_statement_write`).
 
 use super::seal::Sealer;
 use super::sql::{Arg, Dialect};
