@@ -1,4 +1,5 @@
-//! Records the commit the binary was built from, for `scim-server --version`.
+//! Records the commit the binary was built from, for `scim-server --version`, and rebuilds
+//! the crate when a migration is added.
 //!
 //! `SCIM_SERVER_COMMIT` wins when set (a release build from a source archive); otherwise
 //! `git rev-parse`; outside a git checkout (a crates.io package, a tarball) the commit is
@@ -17,6 +18,10 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-env-changed=SCIM_SERVER_COMMIT");
+    // `sqlx::migrate!` embeds the migration files at compile time, but a build script that
+    // names what it depends on replaces cargo's default of watching the whole package: without
+    // this a new migration file was not built in until some source file changed.
+    println!("cargo:rerun-if-changed=migrations");
     let commit = std::env::var("SCIM_SERVER_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())

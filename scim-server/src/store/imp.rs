@@ -762,11 +762,13 @@ macro_rules! impl_sql_store {
                     let row: Option<$crate::store::row::ResourceRow> =
                         sqlx::query_as(&$crate::store::sql::get_statement(self.dialect(), groups))
                             .bind(tenant)
-                            .bind(&rt.name)
                             .bind(id)
                             .fetch_optional(&self.pool)
                             .await?;
-                    let Some(mut row) = row else { return Ok(None) };
+                    // The type is checked here, not in the statement: see `get_statement`.
+                    let Some(mut row) = row.filter(|r| r.resource_type == rt.name) else {
+                        return Ok(None);
+                    };
                     let groups_json = row.groups_json.take();
                     let mut resource = row.into_resource()?;
                     if groups {

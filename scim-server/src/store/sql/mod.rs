@@ -244,7 +244,11 @@ impl Dialect {
     }
 }
 
-/// The statement reading one resource by id (`$1` tenant, `$2` type, `$3` id). With `groups`
+/// The statement reading one resource by id (`$1` tenant, `$2` id): the primary key's two
+/// columns and nothing else, so no other index can look as cheap to PostgreSQL's planner
+/// without statistics (a condition on `resource_type` too made indexes led by `(tenant_id,
+/// resource_type)` tie with the key, and a generic plan once filtered a tenant's whole type by
+/// id, issue 14); the caller checks the type of the row it gets. With `groups`
 /// (a User whose `groups` the reply shows) the row also carries them as a JSON array of
 /// `[group id, display]` pairs in `groups_json` (NULL or `[]` when there are none), so a read is
 /// one statement and one round trip: the correlated subquery searches `memberships_member` and
@@ -256,10 +260,7 @@ pub fn get_statement(dialect: Dialect, groups: bool) -> String {
     } else {
         String::new()
     };
-    format!(
-        "SELECT {cols}{extra} FROM resources r \
-         WHERE r.tenant_id = $1 AND r.resource_type = $2 AND r.id = $3"
-    )
+    format!("SELECT {cols}{extra} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2")
 }
 
 /// The `groups_json` column: the groups of the user whose tenant and id are the SQL expressions
