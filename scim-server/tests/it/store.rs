@@ -1614,19 +1614,7 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
     }
     // Enough rows (10,000, the size at which a GET by id was seen reading every row of the
     // tenant on PostgreSQL) that a scan of the tenant's users costs clearly more than a lookup.
-    let filler = match &db.raw {
-        Raw::Sqlite(..) => ("", ", attributes_ci", ", '{}'"),
-        Raw::Postgres(..) => ("::jsonb", "", ""),
-    };
-    db.execute(&format!(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
-         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
-         last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
-         SELECT 't1', 'filler-' || i, 'User', 1, 0, 0, 'filler' || i, 'fx-' || i, \
-         'fm-' || (i % 1000), NULL, '{{}}'{}{} FROM n",
-        filler.1, filler.0, filler.2
-    ))
-    .await;
+    insert_filler_users(&db, 10_000, "'fx-' || i", "'fm-' || (i % 1000)").await;
     db.execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
          INSERT INTO resource_values (tenant_id, resource_id, attr, type_ci, value_ci) \
@@ -2190,6 +2178,25 @@ async fn membership_cost_is_independent_of_group_size(db: Arc<TestDb>) {
     );
 }
 
+/// Inserts users `filler-1` … `filler-{count}` of tenant `t1` straight into `resources` (no
+/// change records, no statistics taken), with `external_id` and `manager_id` given as SQL
+/// expressions of the row number `i`.
+async fn insert_filler_users(db: &TestDb, count: u32, external_id: &str, manager_id: &str) {
+    let (cast, folded_column, folded_value) = match &db.raw {
+        Raw::Sqlite(..) => ("", ", attributes_ci", ", '{}'"),
+        Raw::Postgres(..) => ("::jsonb", "", ""),
+    };
+    db.execute(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) \
+         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
+         last_modified_ns, unique_key, external_id, manager_id, display, attributes\
+         {folded_column}) \
+         SELECT 't1', 'filler-' || i, 'User', 1, 0, 0, 'filler' || i, {external_id}, \
+         {manager_id}, NULL, '{{}}'{cast}{folded_value} FROM n"
+    ))
+    .await;
+}
+
 /// A `GET` by id and a write's compare-and-swap read the primary key without planner
 /// statistics too (issue 14: a lookup by primary key must not depend on statistics):
 /// PostgreSQL's prepared statements switch to a generic plan after a few executions, and with
@@ -2198,19 +2205,7 @@ async fn membership_cost_is_independent_of_group_size(db: Arc<TestDb>) {
 /// anything analysed the tables, as custom and generic plans (SQLite: its one plan).
 async fn lookups_by_id_read_the_primary_key_without_statistics(db: Arc<TestDb>) {
     use scim_server::store::sql::Arg;
-    let filler = match &db.raw {
-        Raw::Sqlite(..) => ("", ", attributes_ci", ", '{}'"),
-        Raw::Postgres(..) => ("::jsonb", "", ""),
-    };
-    db.execute(&format!(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
-         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
-         last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
-         SELECT 't1', 'filler-' || i, 'User', 1, 0, 0, 'filler' || i, 'ext' || i, NULL, NULL, \
-         '{{}}'{}{} FROM n",
-        filler.1, filler.0, filler.2
-    ))
-    .await;
+    insert_filler_users(&db, 2_000, "'ext' || i", "NULL").await;
     let t = |v: &str| Arg::Text(v.into());
     let by_id = vec![t("t1"), t("filler-1234")];
     // A write's compare-and-swap and its version read name the type and the version too: the
@@ -2269,19 +2264,7 @@ async fn member_writes_look_ids_up_by_key(db: Arc<TestDb>) {
     use scim_server::store::sql::{Arg, Dialect};
     let s = db.store.as_ref();
     create(s, "t1", &group("g1", "Admins", &[])).await.unwrap();
-    let filler = match &db.raw {
-        Raw::Sqlite(..) => ("", ", attributes_ci", ", '{}'"),
-        Raw::Postgres(..) => ("::jsonb", "", ""),
-    };
-    db.execute(&format!(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
-         INSERT INTO resources (tenant_id, id, resource_type, version, created_ns, \
-         last_modified_ns, unique_key, external_id, manager_id, display, attributes{}) \
-         SELECT 't1', 'filler-' || i, 'User', 1, 0, 0, 'filler' || i, NULL, NULL, NULL, \
-         '{{}}'{}{} FROM n",
-        filler.1, filler.0, filler.2
-    ))
-    .await;
+    insert_filler_users(&db, 10_000, "NULL", "NULL").await;
     db.execute(
         "INSERT INTO memberships (tenant_id, group_id, member_id, member_type) \
          SELECT 't1', 'g1', id, 'User' FROM resources WHERE tenant_id = 't1' AND id LIKE 'filler-%'",
