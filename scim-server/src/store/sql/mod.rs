@@ -99,6 +99,9 @@ impl Sql {
 pub struct ListSql {
     /// `SELECT <row columns> … ORDER BY … LIMIT … OFFSET …` (parameters: all of `args`).
     pub page: String,
+    /// The page as stored (`attributes` not yet converted to text), `… LIMIT … OFFSET …`: the
+    /// derived table `q` the row columns are read from on PostgreSQL and with groups.
+    inner_page: String,
     /// `SELECT COUNT(*) …` (parameters: the first `count_args` of `args`).
     pub count: String,
     /// Parameters.
@@ -117,9 +120,10 @@ impl ListSql {
     /// their groups. Parameters: all of `args`.
     pub fn page_with_groups(&self) -> String {
         format!(
-            "SELECT q.*, {} FROM ({}) q ORDER BY {}",
+            "SELECT {}, {} FROM ({}) q ORDER BY {}",
+            self.dialect.page_columns(),
             groups_column(self.dialect, "$1", "q.id"),
-            self.page,
+            self.inner_page,
             self.outer_order
         )
     }
@@ -134,6 +138,27 @@ impl Dialect {
             }
             Dialect::Postgres => {
                 "r.resource_type, r.id, r.version, r.created_ns, r.last_modified_ns, r.attributes::text AS attributes"
+            }
+        }
+    }
+
+    /// The columns a page selects inside its `LIMIT … OFFSET` (table alias `r`): attributes as
+    /// stored. A row the `OFFSET` skips is still produced, so on PostgreSQL a `::text` there
+    /// printed the `jsonb` of every skipped row: the last page of 5,000 users took 13.0 ms, and
+    /// 2.7–4.7 ms with the conversion outside (issue 14, W8).
+    fn stored_columns(self) -> &'static str {
+        "r.resource_type, r.id, r.version, r.created_ns, r.last_modified_ns, r.attributes"
+    }
+
+    /// [`Dialect::resource_columns`] read from a page's derived table `q` (see
+    /// [`Dialect::stored_columns`]).
+    fn page_columns(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "q.resource_type, q.id, q.version, q.created_ns, q.last_modified_ns, q.attributes"
+            }
+            Dialect::Postgres => {
+                "q.resource_type, q.id, q.version, q.created_ns, q.last_modified_ns, q.attributes::text AS attributes"
             }
         }
     }
@@ -327,9 +352,9 @@ pub fn compile_list(
     let count = format!("SELECT COUNT(*) FROM resources r WHERE {where_}");
     let count_args = sql.args.len();
     let collate = if sql.pg() { " COLLATE \"C\"" } else { "" };
-    let cols = dialect.resource_columns();
+    let cols = dialect.stored_columns();
     let mut outer_order = format!("q.id{collate} ASC");
-    let page = match &query.sort {
+    let inner_page = match &query.sort {
         Some(sort) => {
             let key = sort::sort_key(&mut sql, rt, &sort.path);
             let dir = match sort.order {
@@ -371,8 +396,17 @@ pub fn compile_list(
             )
         }
     };
+    // SQLite stores attributes as text: its inner page is the page.
+    let page = match dialect {
+        Dialect::Sqlite => inner_page.clone(),
+        Dialect::Postgres => format!(
+            "SELECT {} FROM ({inner_page}) q ORDER BY {outer_order}",
+            dialect.page_columns()
+        ),
+    };
     ListSql {
         page,
+        inner_page,
         count,
         args: sql.args,
         count_args,
