@@ -229,6 +229,8 @@ ours() {
   load "$label" W8 W8 --users "$CYCLE_USERS" --concurrency 1
   # 4. Grow to $BIG users: W2 at the largest size.
   load "$label" W2-$BIG W2 --users "$BIG" --duration "$DUR" --seed-concurrency 32
+  # GET on the same data: the W2 target compares the filter with it.
+  load "$label" W1-$BIG W1 --users "$BIG" --duration "$DUR"
   stop
 }
 
