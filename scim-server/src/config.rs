@@ -115,9 +115,11 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// Most connections the store opens (`SCIM_DATABASE__MAX_CONNECTIONS`); default 8 on
-    /// SQLite (writers take turns anyway; readers share them), 16 on PostgreSQL. With several
-    /// replicas on one PostgreSQL server, replicas × this must stay below the server's
+    /// Most connections the store opens for writes and everything but the hot reads
+    /// (`SCIM_DATABASE__MAX_CONNECTIONS`); default 8 on SQLite (writers take turns anyway),
+    /// 16 on PostgreSQL. The hot reads (`GET` by id, list pages) have as many again on SQLite
+    /// and half as many (rounded up) on PostgreSQL (`store/read_pool.rs`). With several
+    /// replicas on one PostgreSQL server, replicas × 1.5 × this must stay below the server's
     /// `max_connections`. An in-memory SQLite database always has exactly one.
     pub max_connections: Option<u32>,
     /// Seconds a request waits for a free connection before it fails with 503

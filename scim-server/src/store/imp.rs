@@ -9,7 +9,8 @@
 //! expands the one body for each driver's concrete types, since sqlx's generic executor bounds
 //! do not make a readable generic implementation.
 
-/// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `dialect()`,
+/// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `reads` (the
+/// hot reads' [`ReadPool`](super::read_pool::ReadPool)), `dialect()`,
 /// `begin_write()`, `append_record()`, `commit_write()`, `arguments()`, `seal_pending()` and
 /// `append_event_own()`.
 macro_rules! impl_sql_store {
@@ -759,12 +760,15 @@ macro_rules! impl_sql_store {
                     // A User's groups come in the same statement (one round trip); a Group's
                     // members, which may be many, in a second one.
                     let groups = load.groups && rt.is_user();
-                    let row: Option<$crate::store::row::ResourceRow> =
+                    let mut conn = self.reads.acquire().await?;
+                    let fetched =
                         sqlx::query_as(&$crate::store::sql::get_statement(self.dialect(), groups))
                             .bind(tenant)
                             .bind(id)
-                            .fetch_optional(&self.pool)
-                            .await?;
+                            .fetch_optional(conn.statement())
+                            .await;
+                    let row: Option<$crate::store::row::ResourceRow> = conn.keep(fetched)?;
+                    drop(conn);
                     // The type is checked here, not in the statement: see `get_statement`.
                     let Some(mut row) = row.filter(|r| r.resource_type == rt.name) else {
                         return Ok(None);
@@ -838,10 +842,13 @@ macro_rules! impl_sql_store {
                     // A page of users brings their groups along (one statement).
                     let groups = load.groups && rt.is_user();
                     let mut rows: Vec<$crate::store::row::ResourceRow> = Vec::new();
+                    let mut conn = self.reads.acquire().await?;
                     if query.count > 0 {
                         let args = self.arguments(&sql.args)?;
                         let text = if groups { sql.page_with_groups() } else { sql.page.clone() };
-                        rows = sqlx::query_as_with(&text, args).fetch_all(&self.pool).await?;
+                        let fetched =
+                            sqlx::query_as_with(&text, args).fetch_all(conn.statement()).await;
+                        rows = conn.keep(fetched)?;
                     }
                     // A page shorter than asked for, and not empty past the first, ends the
                     // results: its length gives the total without a COUNT (a lookup such as
@@ -852,11 +859,13 @@ macro_rules! impl_sql_store {
                         skipped + rows.len() as u64
                     } else {
                         let count_args = self.arguments(&sql.args[..sql.count_args])?;
-                        let total: i64 = sqlx::query_scalar_with(&sql.count, count_args)
-                            .fetch_one(&self.pool)
-                            .await?;
+                        let counted = sqlx::query_scalar_with(&sql.count, count_args)
+                            .fetch_one(conn.statement())
+                            .await;
+                        let total: i64 = conn.keep(counted)?;
                         u64::try_from(total).unwrap_or_default()
                     };
+                    drop(conn);
                     let mut resources = Vec::with_capacity(rows.len());
                     for mut row in rows {
                         let groups_json = row.groups_json.take();
@@ -888,7 +897,8 @@ macro_rules! impl_sql_store {
                     // (tenant, type, id) index to skip a sort, reading every resource of the
                     // type (an HR import slowed to tens of rows per second at 10,000 users).
                     // With equality terms only, it searches `resources_external_id`.
-                    let rows: Vec<$crate::store::row::ResourceRow> = sqlx::query_as(&format!(
+                    let mut conn = self.reads.acquire().await?;
+                    let fetched = sqlx::query_as(&format!(
                         "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 \
                          AND r.external_id = $3",
                         self.dialect().resource_columns()
@@ -896,8 +906,9 @@ macro_rules! impl_sql_store {
                     .bind(tenant)
                     .bind(&rt.name)
                     .bind(external_id)
-                    .fetch_all(&self.pool)
-                    .await?;
+                    .fetch_all(conn.statement())
+                    .await;
+                    let rows: Vec<$crate::store::row::ResourceRow> = conn.keep(fetched)?;
                     rows.into_iter()
                         .min_by(|a, b| a.id.cmp(&b.id))
                         .map(|r| r.into_resource())
@@ -923,12 +934,12 @@ macro_rules! impl_sql_store {
                         Arg::TextArray(ids.to_vec()),
                     ])?;
                     // One statement for the whole list, each id a primary-key lookup.
+                    let mut conn = self.reads.acquire().await?;
+                    let fetched = sqlx::query_scalar_with(&self.dialect().existing_ids_sql(), args)
+                        .fetch_all(conn.statement())
+                        .await;
                     let found: std::collections::HashSet<String> =
-                        sqlx::query_scalar_with(&self.dialect().existing_ids_sql(), args)
-                            .fetch_all(&self.pool)
-                            .await?
-                            .into_iter()
-                            .collect();
+                        conn.keep(fetched)?.into_iter().collect();
                     // In the caller's order.
                     Ok(ids.iter().filter(|id| found.contains(*id)).cloned().collect())
                 })

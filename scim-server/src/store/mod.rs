@@ -41,6 +41,7 @@ pub mod chain;
 pub mod change_log;
 mod imp;
 pub mod postgres;
+mod read_pool;
 pub mod row;
 pub mod seal;
 pub mod side_pool;

@@ -7,6 +7,7 @@
 //! its value rows, its members and its change record) is one statement, sent at commit
 //! (`WriteTx`, `one_statement_write`).
 
+use super::read_pool::{LeanSettings, ReadPool};
 use super::seal::Sealer;
 use super::sql::{Arg, Dialect};
 use super::{Result, StoreError, WriteContext};
@@ -27,6 +28,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The hot reads' connections (`GET`, list pages).
+    reads: Arc<ReadPool<Postgres>>,
     /// This process's change-log sealer (see [`super::seal`]).
     sealer: Arc<Sealer>,
 }
@@ -80,18 +83,33 @@ impl PostgresStore {
     /// [`PostgresStore::connect`] with a configured pool.
     pub async fn connect_with(url: &str, settings: super::PoolSettings) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
+        // The configured number serves writes, the change log and sealing; the hot reads
+        // have half as many (rounded up) of their own. Writes need them all: PostgreSQL
+        // commits concurrent transactions together, and W3 halved with 8 of 16 taken away.
+        let total = settings
+            .max_connections
+            .unwrap_or(super::POSTGRES_MAX_CONNECTIONS)
+            .max(1);
+        let acquire_timeout = settings.acquire_timeout.unwrap_or(Duration::from_secs(10));
+        let reads = ReadPool::lean(
+            options.clone(),
+            LeanSettings {
+                max_connections: total.div_ceil(2),
+                acquire_timeout,
+                // The server may close a connection while it waits (a restart, an idle
+                // timeout on the way): one idle for a second is pinged before it is lent.
+                check_idle: Some(Duration::from_secs(1)),
+                max_lifetime: Duration::from_secs(1800),
+            },
+        );
         let pool = PgPoolOptions::new()
-            .max_connections(
-                settings
-                    .max_connections
-                    .unwrap_or(super::POSTGRES_MAX_CONNECTIONS)
-                    .max(1),
-            )
-            .acquire_timeout(settings.acquire_timeout.unwrap_or(Duration::from_secs(10)))
+            .max_connections(total)
+            .acquire_timeout(acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(600)))
             .connect_with(options)
             .await?;
         let store = Self {
+            reads: Arc::new(reads),
             pool,
             sealer: Arc::default(),
         };

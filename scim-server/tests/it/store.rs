@@ -2586,3 +2586,51 @@ async fn sqlite_wal_starts_over_once_large() {
         "the WAL holds {now} bytes after the writes (limit {size_limit})"
     );
 }
+
+/// The hot reads lend PostgreSQL connections without sqlx's pings (`store/read_pool.rs`), so a
+/// connection the server closed while it waited must still not fail a read: one idle for over
+/// a second is pinged, found gone and replaced. Here the server closes every connection of the
+/// store (as a restart or an idle timeout on the way would) between two reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reads_survive_connections_closed_while_idle() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(_, admin_url, name) = &db.raw else {
+        unreachable!()
+    };
+    create(db.store.as_ref(), "t1", &user("u1", "alice"))
+        .await
+        .unwrap();
+    // Several reads at once, so that more than one read connection is open and idle.
+    let reads = (0..4).map(|_| db.store.get("t1", users(), "u1", Load::default()));
+    for found in futures::future::join_all(reads).await {
+        assert!(found.unwrap().is_some());
+    }
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url)
+        .await
+        .unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(closed.len() >= 2, "the store's connections: {closed:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    for _ in 0..4 {
+        let found = db.store.get("t1", users(), "u1", Load::default()).await;
+        assert_eq!(found.unwrap().unwrap().id, "u1");
+        let page = db
+            .store
+            .list(
+                "t1",
+                users(),
+                &query(Some(eq(users(), "userName", json!("ALICE")))),
+                Load::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1);
+    }
+}
