@@ -105,6 +105,18 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(total)
             .acquire_timeout(acquire_timeout)
+            // sqlx pings every connection before lending it by default: a round trip per
+            // statement (a write, a seal). Only one idle for over a second is checked, as the
+            // hot reads' own pool does (`read_pool.rs`).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > Duration::from_secs(1) {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .idle_timeout(Some(Duration::from_secs(600)))
             .connect_with(options)
             .await?;
