@@ -115,11 +115,12 @@ impl Default for Config {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// Most connections the store opens for writes and everything but the hot reads
-    /// (`SCIM_DATABASE__MAX_CONNECTIONS`); default 8 on SQLite (writers take turns anyway),
-    /// 16 on PostgreSQL. The hot reads (`GET` by id, list pages) have as many again on SQLite
-    /// and half as many (rounded up) on PostgreSQL (`store/read_pool.rs`). With several
-    /// replicas on one PostgreSQL server, replicas × 1.5 × this must stay below the server's
+    /// The store's connections (`SCIM_DATABASE__MAX_CONNECTIONS`); default 8 on SQLite, 16 on
+    /// PostgreSQL. On SQLite half of them (at least 1) serve the hot reads (`GET` by id, list
+    /// pages, `store/read_pool.rs`) and a quarter (at least 2) everything else; writes take
+    /// turns on one connection of their own. On PostgreSQL they serve writes and everything
+    /// else, and the hot reads have half as many again (rounded up): with several replicas on
+    /// one PostgreSQL server, replicas × 1.5 × this must stay below the server's
     /// `max_connections`. An in-memory SQLite database always has exactly one.
     pub max_connections: Option<u32>,
     /// Seconds a request waits for a free connection before it fails with 503

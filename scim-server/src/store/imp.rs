@@ -422,12 +422,14 @@ macro_rules! impl_sql_store {
                 resource: &mut scim_core::resource::Resource,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
-                let rows: Vec<(String, String, Option<String>)> =
-                    sqlx::query_as(&$crate::store::sql::members_statement(self.dialect()))
-                .bind(tenant)
-                .bind(&resource.id)
-                .fetch_all(&self.pool)
-                .await?;
+                let mut conn = self.reads.acquire().await?;
+                let fetched = sqlx::query_as(&$crate::store::sql::members_statement(self.dialect()))
+                    .bind(tenant)
+                    .bind(&resource.id)
+                    .fetch_all(conn.statement())
+                    .await;
+                let rows: Vec<(String, String, Option<String>)> = conn.keep(fetched)?;
+                drop(conn);
                 let list = rows
                     .into_iter()
                     .map(|(id, ty, display)| row::member_value(id, ty, display))
@@ -449,12 +451,14 @@ macro_rules! impl_sql_store {
                 }
                 let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-                let rows: Vec<(String, String, String, Option<String>)> =
-                    sqlx::query_as(&$crate::store::sql::members_of_statement(self.dialect()))
-                        .bind(tenant)
-                        .bind(ids)
-                        .fetch_all(&self.pool)
-                        .await?;
+                let mut conn = self.reads.acquire().await?;
+                let fetched = sqlx::query_as(&$crate::store::sql::members_of_statement(self.dialect()))
+                    .bind(tenant)
+                    .bind(ids)
+                    .fetch_all(conn.statement())
+                    .await;
+                let rows: Vec<(String, String, String, Option<String>)> = conn.keep(fetched)?;
+                drop(conn);
                 let mut by_group: HashMap<String, Vec<(String, String, Option<String>)>> =
                     HashMap::new();
                 for (group, id, ty, display) in rows {
