@@ -105,18 +105,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(total)
             .acquire_timeout(acquire_timeout)
-            // sqlx pings every connection before lending it by default: a round trip per
-            // statement (a write, a seal). Only one idle for over a second is checked, as the
-            // hot reads' own pool does (`read_pool.rs`).
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for > Duration::from_secs(1) {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
+            // sqlx's ping before lending stays here: it is what lets a write during an outage
+            // answer "nothing was changed" instead of "may or may not have been stored"
+            // (`reliability::outage`); skipping it for connections idle under a second made
+            // Entra's PATCH 11–24 % faster but failed that test (`docs/benchmarks.md`).
             .idle_timeout(Some(Duration::from_secs(600)))
             .connect_with(options)
             .await?;
