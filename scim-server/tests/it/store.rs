@@ -2633,8 +2633,8 @@ async fn postgres_connections_closed_while_idle_are_replaced() {
             .unwrap();
         assert_eq!(page.total, 1);
     }
-    // Writes and the change log's sealing take the main pool's connections, also checked
-    // after a second idle.
+    // Writes and the change log's sealing take the main pool's connections, which sqlx
+    // pings before lending.
     create(db.store.as_ref(), "t1", &user("u2", "bob"))
         .await
         .unwrap();
