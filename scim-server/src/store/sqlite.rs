@@ -490,6 +490,36 @@ fn add_argument(out: &mut SqliteArguments<'static>, arg: Arg) -> Result<()> {
     res.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
 }
 
+/// How a file database shares the configured `max_connections` (the writer has one of its
+/// own besides). A SQLite read takes microseconds of one thread, so a few connections keep
+/// both cores busy, and each costs a thread and its page cache: 8 for the hot reads and 8 for
+/// the rest took Entra's initial cycle at 100,000 users from 80–84 MiB to 90–97 MiB at its
+/// peak, 4 and 2 left it at 83.6 MiB with `GET` as fast (`docs/benchmarks.md`, 2026-12-03).
+struct ConnectionShares {
+    /// The hot reads' (`read_pool.rs`): half, at least 1.
+    reads: u32,
+    /// Everything else's (tokens, the change log, events, the administration): a quarter, at
+    /// least 2.
+    rest: u32,
+}
+
+impl ConnectionShares {
+    fn of(settings: &super::PoolSettings) -> Self {
+        let configured = settings
+            .max_connections
+            .unwrap_or(super::SQLITE_MAX_CONNECTIONS);
+        Self {
+            reads: (configured / 2).max(1),
+            rest: (configured / 4).max(2),
+        }
+    }
+}
+
+/// How long a statement waits for a connection: configured, else 30 s.
+fn acquire_timeout(settings: &super::PoolSettings) -> Duration {
+    settings.acquire_timeout.unwrap_or(Duration::from_secs(30))
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url_or_path` (`sqlite:path`,
     /// `sqlite://path`, `sqlite::memory:` or a plain path), in WAL mode with foreign keys and a
@@ -539,7 +569,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(1)
-                .acquire_timeout(settings.acquire_timeout.unwrap_or(Duration::from_secs(30)))
+                .acquire_timeout(acquire_timeout(&settings))
                 .test_before_acquire(false)
                 .min_connections(0)
                 .idle_timeout(Some(Duration::from_secs(600)))
@@ -584,16 +614,8 @@ impl SqliteStore {
             ReadPool::lean(
                 read_options,
                 LeanSettings {
-                    // Half of the configured number: a SQLite read takes microseconds of one
-                    // thread, so a few connections keep both cores busy, and each costs a
-                    // thread and its page cache (8 here and 8 in the other pool took Entra's
-                    // initial cycle at 100,000 users from 80–84 MiB to 90–97 MiB at its peak).
-                    max_connections: (settings
-                        .max_connections
-                        .unwrap_or(super::SQLITE_MAX_CONNECTIONS)
-                        / 2)
-                    .max(1),
-                    acquire_timeout: settings.acquire_timeout.unwrap_or(Duration::from_secs(30)),
+                    max_connections: ConnectionShares::of(&settings).reads,
+                    acquire_timeout: acquire_timeout(&settings),
                     // In-process: nothing can close a connection behind our back.
                     check_idle: None,
                     max_lifetime: Duration::from_secs(3600),
@@ -618,18 +640,12 @@ impl SqliteStore {
     fn pool_options(memory: bool, settings: &super::PoolSettings) -> SqlitePoolOptions {
         SqlitePoolOptions::new()
             // An in-memory database lives in one connection, which must then never close.
-            // The hot reads have half of `max_connections` of their own (`read_pool.rs`); what
-            // is left here (tokens, the change log, events, the administration) needs few.
             .max_connections(if memory {
                 1
             } else {
-                (settings
-                    .max_connections
-                    .unwrap_or(super::SQLITE_MAX_CONNECTIONS)
-                    / 4)
-                .max(2)
+                ConnectionShares::of(settings).rest
             })
-            .acquire_timeout(settings.acquire_timeout.unwrap_or(Duration::from_secs(30)))
+            .acquire_timeout(acquire_timeout(settings))
             // sqlx pings a connection before lending it by default: on SQLite a round trip to
             // the connection's thread that cannot find anything (the database is in-process),
             // costing a third of a `GET`'s thread hand-offs.
