@@ -239,6 +239,27 @@ mod tests {
         }
     }
 
+    /// Found by the `patch_path` fuzz target: a number that is printed in exponent form must
+    /// parse back to the same `f64`. serde_json (which reads the filter's numbers) rounds
+    /// exponent-form decimals only approximately unless its `float_roundtrip` feature is on.
+    #[test]
+    fn a_large_number_in_a_value_filter_prints_back_to_itself() {
+        for text in [
+            "members[value eq 2222222222222222222222222222222222]",
+            "members[value eq 2.2222222222222222e+33]",
+            "x[value eq 0.30000000000000004]",
+            "x[value eq 1.7976931348623157e308]",
+        ] {
+            let path = parse_path(text).unwrap();
+            let printed = path.to_string();
+            assert_eq!(
+                parse_path(&printed).unwrap(),
+                path,
+                "{text} printed as {printed}"
+            );
+        }
+    }
+
     #[test]
     fn more_paths_than_are_kept_still_parse_to_themselves() {
         for round in 0..2 {
