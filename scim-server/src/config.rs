@@ -126,11 +126,20 @@ pub struct DatabaseConfig {
     /// Seconds a request waits for a free connection before it fails with 503
     /// (`SCIM_DATABASE__ACQUIRE_TIMEOUT_SECONDS`); default 30 on SQLite, 10 on PostgreSQL.
     pub acquire_timeout_seconds: Option<u64>,
+    /// SQLite only: how many SQLite virtual machine instructions a hot read (`GET` by id, list
+    /// pages) may run on the request's own thread before it is handed to sqlx's connection
+    /// threads (`SCIM_DATABASE__SQLITE_INLINE_READ_STEPS`); default 50,000 (about half a
+    /// millisecond), 0 sends every read to sqlx's threads. A lookup by key runs a few hundred;
+    /// the budget bounds how long a scan holds a thread that serves other requests.
+    pub sqlite_inline_read_steps: Option<u64>,
 }
 
 impl DatabaseConfig {
     /// The most connections a pool may be configured with.
     pub const MAX_CONNECTIONS: u32 = 1000;
+
+    /// The largest budget a read on the request's thread may be given (about 10 ms here).
+    pub const MAX_INLINE_READ_STEPS: u64 = 1_000_000;
 
     /// The store's pool settings.
     pub fn pool_settings(&self) -> crate::store::PoolSettings {
@@ -139,6 +148,7 @@ impl DatabaseConfig {
             acquire_timeout: self
                 .acquire_timeout_seconds
                 .map(std::time::Duration::from_secs),
+            sqlite_inline_read_steps: self.sqlite_inline_read_steps,
         }
     }
 }
@@ -300,6 +310,7 @@ const OPTIONAL_KEYS: &[(&str, Kind)] = &[
     ("tls.key", Kind::String),
     ("database.max_connections", Kind::Integer),
     ("database.acquire_timeout_seconds", Kind::Integer),
+    ("database.sqlite_inline_read_steps", Kind::Integer),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +453,18 @@ impl Config {
                 format!(
                     "{n} is not between 1 and {}",
                     DatabaseConfig::MAX_CONNECTIONS
+                ),
+            );
+        }
+        if let Some(steps) = self.database.sqlite_inline_read_steps
+            && steps > DatabaseConfig::MAX_INLINE_READ_STEPS
+        {
+            return err(
+                "database.sqlite_inline_read_steps",
+                format!(
+                    "{steps} is over {}: a read that long would hold up every request its \
+                     thread serves; 0 turns reads on the request's thread off",
+                    DatabaseConfig::MAX_INLINE_READ_STEPS
                 ),
             );
         }
@@ -690,6 +713,12 @@ mod tests {
         let c =
             Config::from_parts(None, &env(&[("SCIM_DATABASE__MAX_CONNECTIONS", "32")])).unwrap();
         assert_eq!(c.database.pool_settings().max_connections, Some(32));
+        let c = Config::from_parts(
+            None,
+            &env(&[("SCIM_DATABASE__SQLITE_INLINE_READ_STEPS", "0")]),
+        )
+        .unwrap();
+        assert_eq!(c.database.pool_settings().sqlite_inline_read_steps, Some(0));
         for (file, key) in [
             (
                 "[database]\nmax_connections = 0\n",
@@ -702,6 +731,10 @@ mod tests {
             (
                 "[database]\nacquire_timeout_seconds = 0\n",
                 "database.acquire_timeout_seconds",
+            ),
+            (
+                "[database]\nsqlite_inline_read_steps = 2000000\n",
+                "database.sqlite_inline_read_steps",
             ),
             ("[database]\npool = 3\n", "pool"),
         ] {

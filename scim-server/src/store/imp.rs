@@ -10,7 +10,8 @@
 //! do not make a readable generic implementation.
 
 /// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `reads` (the
-/// hot reads' [`ReadPool`](super::read_pool::ReadPool)), `dialect()`,
+/// hot reads' [`ReadPool`](super::read_pool::ReadPool)), `inline_reads()` (SQLite's reads on
+/// the calling thread, tried first: [`InlineReads`](super::inline_reads::InlineReads)), `dialect()`,
 /// `begin_write()`, `append_record()`, `commit_write()`, `arguments()`, `seal_pending()` and
 /// `append_event_own()`.
 macro_rules! impl_sql_store {
@@ -422,14 +423,27 @@ macro_rules! impl_sql_store {
                 resource: &mut scim_core::resource::Resource,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
-                let mut conn = self.reads.acquire().await?;
-                let fetched = sqlx::query_as(&$crate::store::sql::members_statement(self.dialect()))
-                    .bind(tenant)
-                    .bind(&resource.id)
-                    .fetch_all(conn.statement())
-                    .await;
-                let rows: Vec<(String, String, Option<String>)> = conn.keep(fetched)?;
-                drop(conn);
+                let sql = $crate::store::sql::members_statement(self.dialect());
+                let inline = self.inline_reads().and_then(|reads| {
+                    use $crate::store::sql::Arg;
+                    reads.query(
+                        &sql,
+                        &[Arg::Text(tenant.to_string()), Arg::Text(resource.id.clone())],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                });
+                let rows: Vec<(String, String, Option<String>)> = match inline {
+                    Some(rows) => rows,
+                    None => {
+                        let mut conn = self.reads.acquire().await?;
+                        let fetched = sqlx::query_as(&sql)
+                            .bind(tenant)
+                            .bind(&resource.id)
+                            .fetch_all(conn.statement())
+                            .await;
+                        conn.keep(fetched)?
+                    }
+                };
                 let list = rows
                     .into_iter()
                     .map(|(id, ty, display)| row::member_value(id, ty, display))
@@ -451,14 +465,27 @@ macro_rules! impl_sql_store {
                 }
                 let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-                let mut conn = self.reads.acquire().await?;
-                let fetched = sqlx::query_as(&$crate::store::sql::members_of_statement(self.dialect()))
-                    .bind(tenant)
-                    .bind(ids)
-                    .fetch_all(conn.statement())
-                    .await;
-                let rows: Vec<(String, String, String, Option<String>)> = conn.keep(fetched)?;
-                drop(conn);
+                let sql = $crate::store::sql::members_of_statement(self.dialect());
+                let inline = self.inline_reads().and_then(|reads| {
+                    use $crate::store::sql::Arg;
+                    reads.query(
+                        &sql,
+                        &[Arg::Text(tenant.to_string()), Arg::Text(ids.clone())],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    )
+                });
+                let rows: Vec<(String, String, String, Option<String>)> = match inline {
+                    Some(rows) => rows,
+                    None => {
+                        let mut conn = self.reads.acquire().await?;
+                        let fetched = sqlx::query_as(&sql)
+                            .bind(tenant)
+                            .bind(ids)
+                            .fetch_all(conn.statement())
+                            .await;
+                        conn.keep(fetched)?
+                    }
+                };
                 let mut by_group: HashMap<String, Vec<(String, String, Option<String>)>> =
                     HashMap::new();
                 for (group, id, ty, display) in rows {
@@ -764,15 +791,29 @@ macro_rules! impl_sql_store {
                     // A User's groups come in the same statement (one round trip); a Group's
                     // members, which may be many, in a second one.
                     let groups = load.groups && rt.is_user();
-                    let mut conn = self.reads.acquire().await?;
-                    let fetched =
-                        sqlx::query_as(&$crate::store::sql::get_statement(self.dialect(), groups))
-                            .bind(tenant)
-                            .bind(id)
-                            .fetch_optional(conn.statement())
-                            .await;
-                    let row: Option<$crate::store::row::ResourceRow> = conn.keep(fetched)?;
-                    drop(conn);
+                    let sql = $crate::store::sql::get_statement(self.dialect(), groups);
+                    let inline = self.inline_reads().and_then(|reads| {
+                        use $crate::store::sql::Arg;
+                        reads.query(
+                            &sql,
+                            &[Arg::Text(tenant.to_string()), Arg::Text(id.to_string())],
+                            $crate::store::row::ResourceRow::from_inline,
+                        )
+                    });
+                    let row = match inline {
+                        Some(rows) => rows.into_iter().next(),
+                        None => {
+                            let mut conn = self.reads.acquire().await?;
+                            let fetched = sqlx::query_as(&sql)
+                                .bind(tenant)
+                                .bind(id)
+                                .fetch_optional(conn.statement())
+                                .await;
+                            let row: Option<$crate::store::row::ResourceRow> =
+                                conn.keep(fetched)?;
+                            row
+                        }
+                    };
                     // The type is checked here, not in the statement: see `get_statement`.
                     let Some(mut row) = row.filter(|r| r.resource_type == rt.name) else {
                         return Ok(None);
@@ -846,13 +887,26 @@ macro_rules! impl_sql_store {
                     // A page of users brings their groups along (one statement).
                     let groups = load.groups && rt.is_user();
                     let mut rows: Vec<$crate::store::row::ResourceRow> = Vec::new();
-                    let mut conn = self.reads.acquire().await?;
                     if query.count > 0 {
-                        let args = self.arguments(&sql.args)?;
                         let text = if groups { sql.page_with_groups() } else { sql.page.clone() };
-                        let fetched =
-                            sqlx::query_as_with(&text, args).fetch_all(conn.statement()).await;
-                        rows = conn.keep(fetched)?;
+                        let inline = self.inline_reads().and_then(|reads| {
+                            reads.query(
+                                &text,
+                                &sql.args,
+                                $crate::store::row::ResourceRow::from_inline,
+                            )
+                        });
+                        rows = match inline {
+                            Some(rows) => rows,
+                            None => {
+                                let args = self.arguments(&sql.args)?;
+                                let mut conn = self.reads.acquire().await?;
+                                let fetched = sqlx::query_as_with(&text, args)
+                                    .fetch_all(conn.statement())
+                                    .await;
+                                conn.keep(fetched)?
+                            }
+                        };
                     }
                     // A page shorter than asked for, and not empty past the first, ends the
                     // results: its length gives the total without a COUNT (a lookup such as
@@ -862,14 +916,23 @@ macro_rules! impl_sql_store {
                     let total = if short && (skipped == 0 || !rows.is_empty()) {
                         skipped + rows.len() as u64
                     } else {
-                        let count_args = self.arguments(&sql.args[..sql.count_args])?;
-                        let counted = sqlx::query_scalar_with(&sql.count, count_args)
-                            .fetch_one(conn.statement())
-                            .await;
-                        let total: i64 = conn.keep(counted)?;
+                        let count_args = &sql.args[..sql.count_args];
+                        let inline = self.inline_reads().and_then(|reads| {
+                            reads.query(&sql.count, count_args, |row| row.get::<_, i64>(0))
+                        });
+                        let total: i64 = match inline.and_then(|rows| rows.into_iter().next()) {
+                            Some(total) => total,
+                            None => {
+                                let count_args = self.arguments(count_args)?;
+                                let mut conn = self.reads.acquire().await?;
+                                let counted = sqlx::query_scalar_with(&sql.count, count_args)
+                                    .fetch_one(conn.statement())
+                                    .await;
+                                conn.keep(counted)?
+                            }
+                        };
                         u64::try_from(total).unwrap_or_default()
                     };
-                    drop(conn);
                     let mut resources = Vec::with_capacity(rows.len());
                     for mut row in rows {
                         let groups_json = row.groups_json.take();
@@ -901,18 +964,36 @@ macro_rules! impl_sql_store {
                     // (tenant, type, id) index to skip a sort, reading every resource of the
                     // type (an HR import slowed to tens of rows per second at 10,000 users).
                     // With equality terms only, it searches `resources_external_id`.
-                    let mut conn = self.reads.acquire().await?;
-                    let fetched = sqlx::query_as(&format!(
+                    let sql = format!(
                         "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 \
                          AND r.external_id = $3",
                         self.dialect().resource_columns()
-                    ))
-                    .bind(tenant)
-                    .bind(&rt.name)
-                    .bind(external_id)
-                    .fetch_all(conn.statement())
-                    .await;
-                    let rows: Vec<$crate::store::row::ResourceRow> = conn.keep(fetched)?;
+                    );
+                    let inline = self.inline_reads().and_then(|reads| {
+                        use $crate::store::sql::Arg;
+                        reads.query(
+                            &sql,
+                            &[
+                                Arg::Text(tenant.to_string()),
+                                Arg::Text(rt.name.clone()),
+                                Arg::Text(external_id.to_string()),
+                            ],
+                            $crate::store::row::ResourceRow::from_inline,
+                        )
+                    });
+                    let rows: Vec<$crate::store::row::ResourceRow> = match inline {
+                        Some(rows) => rows,
+                        None => {
+                            let mut conn = self.reads.acquire().await?;
+                            let fetched = sqlx::query_as(&sql)
+                                .bind(tenant)
+                                .bind(&rt.name)
+                                .bind(external_id)
+                                .fetch_all(conn.statement())
+                                .await;
+                            conn.keep(fetched)?
+                        }
+                    };
                     rows.into_iter()
                         .min_by(|a, b| a.id.cmp(&b.id))
                         .map(|r| r.into_resource())
@@ -932,18 +1013,27 @@ macro_rules! impl_sql_store {
                         return Ok(Vec::new());
                     }
                     use $crate::store::sql::Arg;
-                    let args = self.arguments(&[
+                    let args = [
                         Arg::Text(tenant.to_string()),
                         Arg::Text(rt.name.clone()),
                         Arg::TextArray(ids.to_vec()),
-                    ])?;
+                    ];
                     // One statement for the whole list, each id a primary-key lookup.
-                    let mut conn = self.reads.acquire().await?;
-                    let fetched = sqlx::query_scalar_with(&self.dialect().existing_ids_sql(), args)
-                        .fetch_all(conn.statement())
-                        .await;
-                    let found: std::collections::HashSet<String> =
-                        conn.keep(fetched)?.into_iter().collect();
+                    let sql = self.dialect().existing_ids_sql();
+                    let inline = self
+                        .inline_reads()
+                        .and_then(|reads| reads.query(&sql, &args, |row| row.get::<_, String>(0)));
+                    let found: std::collections::HashSet<String> = match inline {
+                        Some(ids) => ids.into_iter().collect(),
+                        None => {
+                            let args = self.arguments(&args)?;
+                            let mut conn = self.reads.acquire().await?;
+                            let fetched = sqlx::query_scalar_with(&sql, args)
+                                .fetch_all(conn.statement())
+                                .await;
+                            conn.keep(fetched)?.into_iter().collect()
+                        }
+                    };
                     // In the caller's order.
                     Ok(ids.iter().filter(|id| found.contains(*id)).cloned().collect())
                 })

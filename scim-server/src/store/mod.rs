@@ -40,6 +40,7 @@
 pub mod chain;
 pub mod change_log;
 mod imp;
+mod inline_reads;
 pub mod postgres;
 mod read_pool;
 pub mod row;
@@ -412,6 +413,10 @@ pub struct PoolSettings {
     /// How long a statement waits for a free connection: default 30 s on SQLite, 10 s on
     /// PostgreSQL.
     pub acquire_timeout: Option<std::time::Duration>,
+    /// SQLite: how many SQLite instructions a hot read may run on the request's own thread
+    /// before sqlx's threads take it over (default [`sqlite::INLINE_READ_STEPS`]; zero: always
+    /// on sqlx's threads). See `store/inline_reads.rs`. PostgreSQL ignores it.
+    pub sqlite_inline_read_steps: Option<u64>,
 }
 
 /// The SQLite pool's default size. Writers take turns on one lock whatever the pool's size,

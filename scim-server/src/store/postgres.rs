@@ -130,6 +130,11 @@ impl PostgresStore {
         Dialect::Postgres
     }
 
+    /// PostgreSQL is another process: every read is a round trip to it.
+    fn inline_reads(&self) -> Option<&super::inline_reads::InlineReads> {
+        None
+    }
+
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
         &MIGRATOR
     }

@@ -268,6 +268,23 @@ pub struct ResourceRow {
 }
 
 impl ResourceRow {
+    /// The row as the SQLite reads on the calling thread get it (`store/inline_reads.rs`):
+    /// the same columns by name as sqlx's `FromRow` takes them, `groups_json` when selected.
+    pub(crate) fn from_inline(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            resource_type: row.get("resource_type")?,
+            id: row.get("id")?,
+            version: row.get("version")?,
+            created_ns: row.get("created_ns")?,
+            last_modified_ns: row.get("last_modified_ns")?,
+            attributes: row.get("attributes")?,
+            groups_json: match row.as_ref().column_index("groups_json") {
+                Ok(i) => row.get(i)?,
+                Err(_) => None,
+            },
+        })
+    }
+
     /// The resource the row stores.
     pub fn into_resource(self) -> Result<Resource> {
         let attributes: Value = serde_json::from_str(&self.attributes)

@@ -63,6 +63,7 @@
 //!   connection for itself, as every write did before.
 
 use super::chain::{self, RecordBody, Unsealed};
+use super::inline_reads::{self, InlineReads};
 use super::read_pool::{LeanSettings, ReadPool};
 use super::row::{version_from_db, version_to_db};
 use super::sql::{Arg, Dialect};
@@ -80,6 +81,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 
+/// How many SQLite instructions a hot read may run on the request's thread by default before
+/// sqlx's threads take it over (`store/inline_reads.rs`).
+pub const INLINE_READ_STEPS: u64 = inline_reads::DEFAULT_STEPS;
+
 /// How often the background task checkpoints the WAL into the database file.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -96,6 +101,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The hot reads' connections (`GET`, list pages), lent without sqlx's pings.
     reads: Arc<ReadPool<Sqlite>>,
+    /// The hot reads, first tried on the calling thread (none in memory).
+    inline: Option<Arc<InlineReads>>,
     /// What the writer task and the writes that hold the lock themselves share.
     writer: Writer,
     /// Where writes go to be committed by the writer task (group commit, module docs).
@@ -564,6 +571,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let read_options = options.clone();
+        let file = options.get_filename().to_path_buf();
         let writer_pool = if memory {
             pool.clone()
         } else {
@@ -622,9 +630,19 @@ impl SqliteStore {
                 },
             )
         };
+        let inline_off = settings.sqlite_inline_read_steps == Some(0);
+        let inline = (!memory && !inline_off).then(|| {
+            Arc::new(InlineReads::new(
+                &file,
+                settings
+                    .sqlite_inline_read_steps
+                    .unwrap_or(INLINE_READ_STEPS),
+            ))
+        });
         let store = Self {
             pool,
             reads: Arc::new(reads),
+            inline,
             writer,
             jobs,
             _alive: alive.clone(),
@@ -696,6 +714,37 @@ impl SqliteStore {
 
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    /// The hot reads on the calling thread ([`InlineReads`]); none for an in-memory database
+    /// (it lives in sqlx's one connection).
+    fn inline_reads(&self) -> Option<&InlineReads> {
+        self.inline.as_deref()
+    }
+
+    /// How many reads ran on the calling thread, and how many were handed back to sqlx's
+    /// threads (over budget, or not possible there), since the store was opened or given its
+    /// budget.
+    pub fn inline_read_counts(&self) -> (u64, u64) {
+        self.inline
+            .as_deref()
+            .map(InlineReads::counts)
+            .unwrap_or_default()
+    }
+
+    /// This store with each read on the calling thread given a budget of `steps` SQLite
+    /// instructions before sqlx's threads take it over (default [`INLINE_READ_STEPS`]; 0:
+    /// every read on sqlx's threads, as before 2026-12-03). For tests and measurements; an
+    /// in-memory database has no such reads.
+    pub fn with_inline_read_steps(mut self, steps: u64) -> Self {
+        let file = self
+            .inline
+            .as_deref()
+            .map(|inline| inline.path().to_path_buf());
+        self.inline = file
+            .filter(|_| steps > 0)
+            .map(|file| Arc::new(InlineReads::new(&file, steps)));
+        self
     }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {

@@ -1988,6 +1988,100 @@ async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
     );
 }
 
+/// SQLite's hot reads run on the request's thread (`store/inline_reads.rs`), and on sqlx's
+/// threads when they run out of budget or the budget is zero: whichever way a read goes, it
+/// answers the same.
+#[tokio::test]
+async fn sqlite_reads_answer_the_same_on_the_calling_thread_and_on_sqlx_threads() {
+    use scim_server::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scim.db");
+    let path = path.to_str().unwrap();
+    let inline = SqliteStore::open(path).await.unwrap();
+    let people = population();
+    for p in &people {
+        create(&inline, "t1", p).await.unwrap();
+    }
+    let ids: Vec<&str> = people.iter().map(|p| p.id.as_str()).collect();
+    create(&inline, "t1", &group("g-1", "team 1", &ids[..7]))
+        .await
+        .unwrap();
+    create(&inline, "t1", &group("g-2", "ops team", &ids[5..9]))
+        .await
+        .unwrap();
+    let threaded = SqliteStore::open(path)
+        .await
+        .unwrap()
+        .with_inline_read_steps(0);
+    // Every statement that runs a thousand of SQLite's instructions runs out of this budget.
+    let interrupted = SqliteStore::open(path)
+        .await
+        .unwrap()
+        .with_inline_read_steps(1);
+    let all = Load {
+        members: true,
+        groups: true,
+    };
+    let mut reads = 0;
+    for (rt, filters) in [
+        (users(), ORACLE_FILTERS),
+        (users(), MEMBERSHIP_USER_FILTERS),
+        (groups(), MEMBERSHIP_GROUP_FILTERS),
+    ] {
+        for text in filters.iter().copied().map(Some).chain([None]) {
+            let filter = text.map(|t| Filter::parse(registry(), rt, t).unwrap());
+            let mut q = query(filter);
+            // Short pages past the first: the page and the count are separate statements.
+            q.count = 4;
+            q.start_index = 2;
+            let want = threaded.list("t1", rt, &q, all).await.unwrap();
+            for store in [&inline, &interrupted] {
+                let got = store.list("t1", rt, &q, all).await.unwrap();
+                assert_eq!(got, want, "{text:?}");
+            }
+            reads += 1;
+        }
+    }
+    for (rt, id) in ids
+        .iter()
+        .map(|id| (users(), *id))
+        .chain([(groups(), "g-1"), (users(), "absent")])
+    {
+        let want = threaded.get("t1", rt, id, all).await.unwrap();
+        assert_eq!(inline.get("t1", rt, id, all).await.unwrap(), want, "{id}");
+        assert_eq!(
+            interrupted.get("t1", rt, id, all).await.unwrap(),
+            want,
+            "{id}"
+        );
+        reads += 1;
+    }
+    // A group's id read as a User is not found, whichever way.
+    assert_eq!(inline.get("t1", users(), "g-1", all).await.unwrap(), None);
+    let wanted_ids: Vec<String> = vec!["id-03".into(), "nobody".into(), "g-1".into()];
+    assert_eq!(
+        inline
+            .existing_ids("t1", users(), &wanted_ids)
+            .await
+            .unwrap(),
+        threaded
+            .existing_ids("t1", users(), &wanted_ids)
+            .await
+            .unwrap()
+    );
+    assert_eq!(threaded.inline_read_counts(), (0, 0));
+    let (answered, _) = inline.inline_read_counts();
+    assert!(
+        answered >= reads,
+        "{answered} of {reads} reads answered on the calling thread"
+    );
+    let (_, handed_back) = interrupted.inline_read_counts();
+    assert!(
+        handed_back > 0,
+        "the least budget sent some reads to sqlx's threads"
+    );
+}
+
 #[tokio::test]
 async fn open_store_picks_postgres_by_scheme() {
     let db = TestDb::postgres().await;
