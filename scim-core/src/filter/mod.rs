@@ -45,6 +45,7 @@ mod display;
 mod eval;
 mod parse;
 mod rewrite;
+mod simple;
 
 use crate::schema::ResolvedPath;
 pub use scim_v2::filter::CompareOp;
