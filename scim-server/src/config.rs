@@ -128,9 +128,10 @@ pub struct DatabaseConfig {
     pub acquire_timeout_seconds: Option<u64>,
     /// SQLite only: how many SQLite virtual machine instructions a hot read (`GET` by id, list
     /// pages) may run on the request's own thread before it is handed to sqlx's connection
-    /// threads (`SCIM_DATABASE__SQLITE_INLINE_READ_STEPS`); default 50,000 (about half a
-    /// millisecond), 0 sends every read to sqlx's threads. A lookup by key runs a few hundred;
-    /// the budget bounds how long a scan holds a thread that serves other requests.
+    /// threads (`SCIM_DATABASE__SQLITE_INLINE_READ_STEPS`); default 10,000 (under a
+    /// millisecond of a scan here), 0 sends every read to sqlx's threads. A lookup by key runs
+    /// a few hundred; the budget bounds how long a scan holds a thread that serves other
+    /// requests.
     pub sqlite_inline_read_steps: Option<u64>,
 }
 

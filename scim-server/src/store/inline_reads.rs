@@ -31,10 +31,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How many SQLite virtual machine instructions a statement may run on the calling thread
-/// before it is sent to sqlx's threads: about half a millisecond of one core here. A lookup by
-/// key with a user's groups runs a few hundred; a runtime thread held for longer delays every
-/// other request it serves.
-pub const DEFAULT_STEPS: u64 = 50_000;
+/// before it is sent to sqlx's threads. Measured here (`docs/benchmarks.md`): a `GET` of a user
+/// in 18 groups runs 322, a page of 100 users with their groups 18,147 (it goes to sqlx's
+/// threads, where one hand-off is shared by 100 rows); 10,000 instructions of a scan that calls
+/// a function per row take 0.6–0.8 ms of one core, of one that reads its pages from disk
+/// several times that. A runtime thread held for longer delays every other request it serves.
+pub const DEFAULT_STEPS: u64 = 10_000;
 
 /// How often (in instructions) a statement's budget is checked; budgets are whole multiples.
 const CHECK_EVERY: u64 = 1_000;
