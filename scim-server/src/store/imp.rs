@@ -17,6 +17,32 @@
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// Runs a hot read: on SQLite first on the calling thread (`map` takes its rows,
+            /// see `inline_reads.rs`), else, and whenever that hands it back, on the hot
+            /// reads' pool (sqlx's `FromRow` takes them).
+            async fn hot_read<T>(
+                &self,
+                sql: &str,
+                args: &[$crate::store::sql::Arg],
+                map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+            ) -> $crate::store::Result<Vec<T>>
+            where
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                if let Some(rows) = self
+                    .inline_reads()
+                    .and_then(|reads| reads.query(sql, args, map))
+                {
+                    return Ok(rows);
+                }
+                let args = self.arguments(args)?;
+                let mut conn = self.reads.acquire().await?;
+                let fetched = sqlx::query_as_with(sql, args)
+                    .fetch_all(conn.statement())
+                    .await;
+                Ok(conn.keep(fetched)?)
+            }
+
             async fn append_change(
                 &self,
                 w: &mut WriteTx,
@@ -423,27 +449,14 @@ macro_rules! impl_sql_store {
                 resource: &mut scim_core::resource::Resource,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
-                let sql = $crate::store::sql::members_statement(self.dialect());
-                let inline = self.inline_reads().and_then(|reads| {
-                    use $crate::store::sql::Arg;
-                    reads.query(
-                        &sql,
+                use $crate::store::sql::Arg;
+                let rows: Vec<(String, String, Option<String>)> = self
+                    .hot_read(
+                        &$crate::store::sql::members_statement(self.dialect()),
                         &[Arg::Text(tenant.to_string()), Arg::Text(resource.id.clone())],
                         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
                     )
-                });
-                let rows: Vec<(String, String, Option<String>)> = match inline {
-                    Some(rows) => rows,
-                    None => {
-                        let mut conn = self.reads.acquire().await?;
-                        let fetched = sqlx::query_as(&sql)
-                            .bind(tenant)
-                            .bind(&resource.id)
-                            .fetch_all(conn.statement())
-                            .await;
-                        conn.keep(fetched)?
-                    }
-                };
+                    .await?;
                 let list = rows
                     .into_iter()
                     .map(|(id, ty, display)| row::member_value(id, ty, display))
@@ -465,27 +478,14 @@ macro_rules! impl_sql_store {
                 }
                 let ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-                let sql = $crate::store::sql::members_of_statement(self.dialect());
-                let inline = self.inline_reads().and_then(|reads| {
-                    use $crate::store::sql::Arg;
-                    reads.query(
-                        &sql,
-                        &[Arg::Text(tenant.to_string()), Arg::Text(ids.clone())],
+                use $crate::store::sql::Arg;
+                let rows: Vec<(String, String, String, Option<String>)> = self
+                    .hot_read(
+                        &$crate::store::sql::members_of_statement(self.dialect()),
+                        &[Arg::Text(tenant.to_string()), Arg::Text(ids)],
                         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
                     )
-                });
-                let rows: Vec<(String, String, String, Option<String>)> = match inline {
-                    Some(rows) => rows,
-                    None => {
-                        let mut conn = self.reads.acquire().await?;
-                        let fetched = sqlx::query_as(&sql)
-                            .bind(tenant)
-                            .bind(ids)
-                            .fetch_all(conn.statement())
-                            .await;
-                        conn.keep(fetched)?
-                    }
-                };
+                    .await?;
                 let mut by_group: HashMap<String, Vec<(String, String, Option<String>)>> =
                     HashMap::new();
                 for (group, id, ty, display) in rows {
@@ -791,29 +791,16 @@ macro_rules! impl_sql_store {
                     // A User's groups come in the same statement (one round trip); a Group's
                     // members, which may be many, in a second one.
                     let groups = load.groups && rt.is_user();
-                    let sql = $crate::store::sql::get_statement(self.dialect(), groups);
-                    let inline = self.inline_reads().and_then(|reads| {
-                        use $crate::store::sql::Arg;
-                        reads.query(
-                            &sql,
+                    use $crate::store::sql::Arg;
+                    let row = self
+                        .hot_read(
+                            &$crate::store::sql::get_statement(self.dialect(), groups),
                             &[Arg::Text(tenant.to_string()), Arg::Text(id.to_string())],
                             $crate::store::row::ResourceRow::from_inline,
                         )
-                    });
-                    let row = match inline {
-                        Some(rows) => rows.into_iter().next(),
-                        None => {
-                            let mut conn = self.reads.acquire().await?;
-                            let fetched = sqlx::query_as(&sql)
-                                .bind(tenant)
-                                .bind(id)
-                                .fetch_optional(conn.statement())
-                                .await;
-                            let row: Option<$crate::store::row::ResourceRow> =
-                                conn.keep(fetched)?;
-                            row
-                        }
-                    };
+                        .await?
+                        .into_iter()
+                        .next();
                     // The type is checked here, not in the statement: see `get_statement`.
                     let Some(mut row) = row.filter(|r| r.resource_type == rt.name) else {
                         return Ok(None);
@@ -889,24 +876,9 @@ macro_rules! impl_sql_store {
                     let mut rows: Vec<$crate::store::row::ResourceRow> = Vec::new();
                     if query.count > 0 {
                         let text = if groups { sql.page_with_groups() } else { sql.page.clone() };
-                        let inline = self.inline_reads().and_then(|reads| {
-                            reads.query(
-                                &text,
-                                &sql.args,
-                                $crate::store::row::ResourceRow::from_inline,
-                            )
-                        });
-                        rows = match inline {
-                            Some(rows) => rows,
-                            None => {
-                                let args = self.arguments(&sql.args)?;
-                                let mut conn = self.reads.acquire().await?;
-                                let fetched = sqlx::query_as_with(&text, args)
-                                    .fetch_all(conn.statement())
-                                    .await;
-                                conn.keep(fetched)?
-                            }
-                        };
+                        rows = self
+                            .hot_read(&text, &sql.args, $crate::store::row::ResourceRow::from_inline)
+                            .await?;
                     }
                     // A page shorter than asked for, and not empty past the first, ends the
                     // results: its length gives the total without a COUNT (a lookup such as
@@ -916,21 +888,12 @@ macro_rules! impl_sql_store {
                     let total = if short && (skipped == 0 || !rows.is_empty()) {
                         skipped + rows.len() as u64
                     } else {
-                        let count_args = &sql.args[..sql.count_args];
-                        let inline = self.inline_reads().and_then(|reads| {
-                            reads.query(&sql.count, count_args, |row| row.get::<_, i64>(0))
-                        });
-                        let total: i64 = match inline.and_then(|rows| rows.into_iter().next()) {
-                            Some(total) => total,
-                            None => {
-                                let count_args = self.arguments(count_args)?;
-                                let mut conn = self.reads.acquire().await?;
-                                let counted = sqlx::query_scalar_with(&sql.count, count_args)
-                                    .fetch_one(conn.statement())
-                                    .await;
-                                conn.keep(counted)?
-                            }
-                        };
+                        let counted: Vec<(i64,)> = self
+                            .hot_read(&sql.count, &sql.args[..sql.count_args], |row| {
+                                Ok((row.get(0)?,))
+                            })
+                            .await?;
+                        let total = counted.first().map_or(0, |(n,)| *n);
                         u64::try_from(total).unwrap_or_default()
                     };
                     let mut resources = Vec::with_capacity(rows.len());
@@ -964,14 +927,14 @@ macro_rules! impl_sql_store {
                     // (tenant, type, id) index to skip a sort, reading every resource of the
                     // type (an HR import slowed to tens of rows per second at 10,000 users).
                     // With equality terms only, it searches `resources_external_id`.
+                    use $crate::store::sql::Arg;
                     let sql = format!(
                         "SELECT {} FROM resources r WHERE r.tenant_id = $1 AND r.resource_type = $2 \
                          AND r.external_id = $3",
                         self.dialect().resource_columns()
                     );
-                    let inline = self.inline_reads().and_then(|reads| {
-                        use $crate::store::sql::Arg;
-                        reads.query(
+                    let rows = self
+                        .hot_read(
                             &sql,
                             &[
                                 Arg::Text(tenant.to_string()),
@@ -980,20 +943,7 @@ macro_rules! impl_sql_store {
                             ],
                             $crate::store::row::ResourceRow::from_inline,
                         )
-                    });
-                    let rows: Vec<$crate::store::row::ResourceRow> = match inline {
-                        Some(rows) => rows,
-                        None => {
-                            let mut conn = self.reads.acquire().await?;
-                            let fetched = sqlx::query_as(&sql)
-                                .bind(tenant)
-                                .bind(&rt.name)
-                                .bind(external_id)
-                                .fetch_all(conn.statement())
-                                .await;
-                            conn.keep(fetched)?
-                        }
-                    };
+                        .await?;
                     rows.into_iter()
                         .min_by(|a, b| a.id.cmp(&b.id))
                         .map(|r| r.into_resource())
@@ -1019,21 +969,14 @@ macro_rules! impl_sql_store {
                         Arg::TextArray(ids.to_vec()),
                     ];
                     // One statement for the whole list, each id a primary-key lookup.
-                    let sql = self.dialect().existing_ids_sql();
-                    let inline = self
-                        .inline_reads()
-                        .and_then(|reads| reads.query(&sql, &args, |row| row.get::<_, String>(0)));
-                    let found: std::collections::HashSet<String> = match inline {
-                        Some(ids) => ids.into_iter().collect(),
-                        None => {
-                            let args = self.arguments(&args)?;
-                            let mut conn = self.reads.acquire().await?;
-                            let fetched = sqlx::query_scalar_with(&sql, args)
-                                .fetch_all(conn.statement())
-                                .await;
-                            conn.keep(fetched)?.into_iter().collect()
-                        }
-                    };
+                    let found: std::collections::HashSet<String> = self
+                        .hot_read(&self.dialect().existing_ids_sql(), &args, |row| {
+                            Ok((row.get(0)?,))
+                        })
+                        .await?
+                        .into_iter()
+                        .map(|(id,): (String,)| id)
+                        .collect();
                     // In the caller's order.
                     Ok(ids.iter().filter(|id| found.contains(*id)).cloned().collect())
                 })
