@@ -46,6 +46,11 @@ pub const CALLBACK_DELIVERIES: &str = "scim_callback_deliveries";
 /// SQLite: writes per transaction the writer task committed (group commit; 1 when writes
 /// arrive one at a time).
 pub const SQLITE_WRITES_PER_COMMIT: &str = "scim_sqlite_writes_per_commit";
+/// SQLite: hot reads by where they ran (`store/inline_reads.rs`): `answered` on the request's
+/// thread; `over_budget` interrupted there and `failed` (an error there), both then run on
+/// sqlx's threads; `skipped`, sent to sqlx's threads directly (a statement remembered as over
+/// budget, or such reads off after a connection could not be opened).
+pub const SQLITE_INLINE_READS: &str = "scim_sqlite_inline_reads_total";
 /// Write retries after a concurrent write (compare-and-swap lost), of any write of the
 /// pipeline (the name is kept from when only group PATCHes retried).
 pub const PATCH_RETRIES: &str = "scim_patch_retries_total";

@@ -132,6 +132,7 @@ impl InlineReads {
         map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Option<Vec<T>> {
         if self.disabled.load(Ordering::Relaxed) {
+            count("skipped");
             return None;
         }
         let key = text_hash(sql);
@@ -141,6 +142,7 @@ impl InlineReads {
             .is_some_and(|since| since.elapsed() < SLOW_FOR)
         {
             self.handed_back.fetch_add(1, Ordering::Relaxed);
+            count("skipped");
             return None;
         }
         let conn = match self.take() {
@@ -152,6 +154,7 @@ impl InlineReads {
                     "SQLite reads on the calling thread are off: a connection could not be opened"
                 );
                 self.disabled.store(true, Ordering::Relaxed);
+                count("skipped");
                 return None;
             }
         };
@@ -161,6 +164,7 @@ impl InlineReads {
             Ok(rows) => {
                 self.give_back(conn);
                 self.answered.fetch_add(1, Ordering::Relaxed);
+                count("answered");
                 Some(rows)
             }
             Err(NotHere::Slow) => {
@@ -172,12 +176,14 @@ impl InlineReads {
                 slow.insert(key, Instant::now());
                 drop(slow);
                 self.handed_back.fetch_add(1, Ordering::Relaxed);
+                count("over_budget");
                 None
             }
             Err(NotHere::Other(e)) => {
                 // Not returned: whatever went wrong stays with this connection.
                 tracing::debug!(error = %e, "a read handed back to sqlx's threads");
                 self.handed_back.fetch_add(1, Ordering::Relaxed);
+                count("failed");
                 None
             }
         }
@@ -279,6 +285,11 @@ fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite
         }
     }
     Ok(())
+}
+
+/// Counts a read on `/metrics` by where it ran ([`crate::metrics::SQLITE_INLINE_READS`]).
+fn count(outcome: &'static str) {
+    metrics::counter!(crate::metrics::SQLITE_INLINE_READS, "outcome" => outcome).increment(1);
 }
 
 /// A statement text's key in the memory of slow statements.

@@ -1601,7 +1601,9 @@ async fn metrics_count_requests_by_route() {
             root("/metrics")
                 .no_body()
                 .contains("scim_http_requests_total")
-                .contains("route=\"/scim/v2/Users\""),
+                .contains("route=\"/scim/v2/Users\"")
+                // The list's page ran on the request's thread (a SQLite file database).
+                .contains("scim_sqlite_inline_reads_total{outcome=\"answered\"}"),
         ],
     )
     .await;
