@@ -48,16 +48,17 @@ pub(super) fn comparison(text: &str) -> Option<Filter> {
 
 /// RFC 7644 §3.4.2.2 `compareOp` other than `pr`, in any case.
 fn operator(op: &str) -> Option<CompareOp> {
-    Some(match op.to_ascii_lowercase().as_str() {
-        "eq" => CompareOp::Eq,
-        "ne" => CompareOp::Ne,
-        "co" => CompareOp::Co,
-        "sw" => CompareOp::Sw,
-        "ew" => CompareOp::Ew,
-        "gt" => CompareOp::Gt,
-        "lt" => CompareOp::Lt,
-        "ge" => CompareOp::Ge,
-        "le" => CompareOp::Le,
+    let [a, b] = op.as_bytes() else { return None };
+    Some(match [a.to_ascii_lowercase(), b.to_ascii_lowercase()] {
+        [b'e', b'q'] => CompareOp::Eq,
+        [b'n', b'e'] => CompareOp::Ne,
+        [b'c', b'o'] => CompareOp::Co,
+        [b's', b'w'] => CompareOp::Sw,
+        [b'e', b'w'] => CompareOp::Ew,
+        [b'g', b't'] => CompareOp::Gt,
+        [b'l', b't'] => CompareOp::Lt,
+        [b'g', b'e'] => CompareOp::Ge,
+        [b'l', b'e'] => CompareOp::Le,
         _ => return None,
     })
 }

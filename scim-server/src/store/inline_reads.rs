@@ -12,13 +12,14 @@
 //! million rows. So each connection has a progress handler that interrupts its statement once
 //! it has run a budget of SQLite virtual machine instructions ([`DEFAULT_STEPS`]); the caller
 //! then runs the statement on sqlx's threads as before ([`InlineReads::query`] answers `None`),
-//! and the statement's text is remembered for a while ([`SLOW_FOR`]) so that it goes there
+//! and the statement's text is remembered for a while ([`AVOID_FOR`]) so that it goes there
 //! directly meanwhile. The budget counts work, not time: a first version stopped statements
 //! after 500 µs of wall-clock time, and on the loaded 2-core machine a lookup by key whose
 //! thread the kernel preempted ran out of it, so the hottest statement of all went back to
 //! sqlx's threads for most of a run. Anything unexpected (a busy
-//! database, an error) takes the same way back: the threaded path answers with the errors the
-//! store has always given. What a read sees does not change: each statement is its own read
+//! database, an error) takes the same way back, and is remembered the same way (a statement
+//! that cannot run here would otherwise fail here first on every request): the threaded path
+//! answers with the errors the store has always given. What a read sees does not change: each statement is its own read
 //! transaction over the last committed state (WAL), as on sqlx's connections.
 
 use super::sql::Arg;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 /// threads, where one hand-off is shared by 100 rows); 10,000 instructions of a scan that calls
 /// a function per row take 0.6–0.8 ms of one core, of one that reads its pages from disk
 /// several times that. A runtime thread held for longer delays every other request it serves.
-pub const DEFAULT_STEPS: u64 = 10_000;
+pub(crate) const DEFAULT_STEPS: u64 = 10_000;
 
 /// How often (in instructions) a statement's budget is checked; budgets are whole multiples.
 const CHECK_EVERY: u64 = 1_000;
@@ -45,22 +46,25 @@ const CHECK_EVERY: u64 = 1_000;
 /// many in use as threads running statements.
 const MAX_IDLE: usize = 8;
 
-/// Statement texts remembered as too slow to run inline, before the memory is cleared.
-const MAX_SLOW: usize = 512;
+/// Statement texts remembered as not to be run here, before the memory is cleared.
+const MAX_AVOIDED: usize = 512;
 
-/// How long a statement text that ran out of budget goes to sqlx's threads directly. Not for
-/// ever: a filter's cost depends on its values as well as its text (`co` of a rare string
-/// scans, of a common one stops at the first page's rows).
-pub(crate) const SLOW_FOR: Duration = Duration::from_secs(10);
+/// How long a statement text that ran out of budget (or failed) here goes to sqlx's threads
+/// directly. Not for ever: a filter's cost depends on its values as well as its text (`co` of
+/// a rare string scans, of a common one stops at the first page's rows), and a busy database
+/// is busy for a moment.
+pub(crate) const AVOID_FOR: Duration = Duration::from_secs(10);
 
 /// Connections to one database file for reads on the calling thread.
 pub(crate) struct InlineReads {
     path: PathBuf,
     idle: Mutex<Vec<InlineConnection>>,
-    /// Budget checks a statement may pass ([`CHECK_EVERY`] instructions each).
+    /// Budget checks a statement may pass ([`CHECK_EVERY`] instructions each); 0: reads here
+    /// are off (configured so), every statement goes to sqlx's threads uncounted.
     checks: u32,
-    /// Hashes of statement texts that ran out of budget, and when: they go to sqlx's threads.
-    slow: Mutex<HashMap<u64, Instant>>,
+    /// Hashes of statement texts that ran out of budget or failed here, and when: they go to
+    /// sqlx's threads meanwhile ([`AVOID_FOR`]).
+    avoided: Mutex<HashMap<u64, Instant>>,
     /// Set when a connection could not be opened: every read goes to sqlx's threads.
     disabled: AtomicBool,
     /// Statements answered here, and those handed back to the caller.
@@ -85,10 +89,10 @@ impl std::fmt::Debug for InlineReads {
     }
 }
 
-/// Why a statement did not finish here.
+/// Why a statement did not finish here (either way, its text is avoided for a while).
 #[derive(Debug)]
 enum NotHere {
-    /// Over budget: remembered as slow.
+    /// Over budget.
     Slow,
     /// Anything else (busy, an error): sqlx's threads answer it, with their own error if any.
     Other(rusqlite::Error),
@@ -96,13 +100,17 @@ enum NotHere {
 
 impl InlineReads {
     /// Reads of the database file at `path`, each interrupted after about `steps` SQLite
-    /// instructions (at least [`CHECK_EVERY`]).
+    /// instructions (at least [`CHECK_EVERY`]); `steps` 0: none here at all.
     pub(crate) fn new(path: &Path, steps: u64) -> Self {
+        let checks = match steps {
+            0 => 0,
+            steps => u32::try_from((steps / CHECK_EVERY).max(1)).unwrap_or(u32::MAX),
+        };
         Self {
             path: path.to_path_buf(),
-            idle: Mutex::new(Vec::with_capacity(MAX_IDLE)),
-            checks: u32::try_from((steps / CHECK_EVERY).max(1)).unwrap_or(u32::MAX),
-            slow: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Vec::new()),
+            checks,
+            avoided: Mutex::new(HashMap::new()),
             disabled: AtomicBool::new(false),
             answered: AtomicU64::new(0),
             handed_back: AtomicU64::new(0),
@@ -131,16 +139,10 @@ impl InlineReads {
         args: &[Arg],
         map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Option<Vec<T>> {
-        if self.disabled.load(Ordering::Relaxed) {
-            count("skipped");
+        if self.checks == 0 {
             return None;
         }
-        let key = text_hash(sql);
-        if self
-            .lock_slow()
-            .get(&key)
-            .is_some_and(|since| since.elapsed() < SLOW_FOR)
-        {
+        if self.disabled.load(Ordering::Relaxed) || self.avoids(sql) {
             self.handed_back.fetch_add(1, Ordering::Relaxed);
             count("skipped");
             return None;
@@ -154,6 +156,7 @@ impl InlineReads {
                     "SQLite reads on the calling thread are off: a connection could not be opened"
                 );
                 self.disabled.store(true, Ordering::Relaxed);
+                self.handed_back.fetch_add(1, Ordering::Relaxed);
                 count("skipped");
                 return None;
             }
@@ -169,12 +172,7 @@ impl InlineReads {
             }
             Err(NotHere::Slow) => {
                 self.give_back(conn);
-                let mut slow = self.lock_slow();
-                if slow.len() >= MAX_SLOW {
-                    slow.clear();
-                }
-                slow.insert(key, Instant::now());
-                drop(slow);
+                self.avoid(sql);
                 self.handed_back.fetch_add(1, Ordering::Relaxed);
                 count("over_budget");
                 None
@@ -182,6 +180,7 @@ impl InlineReads {
             Err(NotHere::Other(e)) => {
                 // Not returned: whatever went wrong stays with this connection.
                 tracing::debug!(error = %e, "a read handed back to sqlx's threads");
+                self.avoid(sql);
                 self.handed_back.fetch_add(1, Ordering::Relaxed);
                 count("failed");
                 None
@@ -189,8 +188,27 @@ impl InlineReads {
         }
     }
 
-    fn lock_slow(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
-        self.slow.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether `sql` was handed back less than [`AVOID_FOR`] ago. The text is hashed only when
+    /// something is remembered at all, which is rarely.
+    fn avoids(&self, sql: &str) -> bool {
+        let avoided = self.lock_avoided();
+        !avoided.is_empty()
+            && avoided
+                .get(&text_hash(sql))
+                .is_some_and(|since| since.elapsed() < AVOID_FOR)
+    }
+
+    fn avoid(&self, sql: &str) {
+        let key = text_hash(sql);
+        let mut avoided = self.lock_avoided();
+        if avoided.len() >= MAX_AVOIDED {
+            avoided.clear();
+        }
+        avoided.insert(key, Instant::now());
+    }
+
+    fn lock_avoided(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.avoided.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn take(&self) -> rusqlite::Result<InlineConnection> {
@@ -292,7 +310,7 @@ fn count(outcome: &'static str) {
     metrics::counter!(crate::metrics::SQLITE_INLINE_READS, "outcome" => outcome).increment(1);
 }
 
-/// A statement text's key in the memory of slow statements.
+/// A statement text's key in the memory of avoided statements.
 fn text_hash(sql: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -347,7 +365,7 @@ mod tests {
                 .query(slow, &[Arg::Int(0)], |r| r.get::<_, i64>(0))
                 .is_none()
         );
-        assert_eq!(reads.counts(), (0, 2), "remembered as slow");
+        assert_eq!(reads.counts(), (0, 2), "remembered as over budget");
         // The connection interrupted is still good for the next statement.
         let quick = reads.query(
             "SELECT n FROM t WHERE id = $1",
@@ -368,11 +386,22 @@ mod tests {
         let reads = InlineReads::new(&database(&dir), DEFAULT_STEPS);
         assert!(
             reads
-                .query("SELECT nothing FROM nowhere", &[], |r| r.get::<_, i64>(0))
+                .query("SELECT x FROM later", &[], |r| r.get::<_, i64>(0))
                 .is_none()
         );
         assert_eq!(reads.idle.lock().unwrap().len(), 0);
         assert_eq!(reads.counts(), (0, 1));
+        // Not tried here again for a while, even once it would run: sqlx's threads answer it.
+        Connection::open(dir.path().join("inline.db"))
+            .unwrap()
+            .execute_batch("CREATE TABLE later (x INTEGER)")
+            .unwrap();
+        assert!(
+            reads
+                .query("SELECT x FROM later", &[], |r| r.get::<_, i64>(0))
+                .is_none()
+        );
+        assert_eq!(reads.counts(), (0, 2));
         assert!(
             reads
                 .query("SELECT n FROM t", &[], |r| r.get::<_, i64>(0))

@@ -630,8 +630,7 @@ impl SqliteStore {
                 },
             )
         };
-        let inline_off = settings.sqlite_inline_read_steps == Some(0);
-        let inline = (!memory && !inline_off).then(|| {
+        let inline = (!memory).then(|| {
             Arc::new(InlineReads::new(
                 &file,
                 settings
@@ -737,13 +736,9 @@ impl SqliteStore {
     /// every read on sqlx's threads, as before 2026-12-03). For tests and measurements; an
     /// in-memory database has no such reads.
     pub fn with_inline_read_steps(mut self, steps: u64) -> Self {
-        let file = self
-            .inline
-            .as_deref()
-            .map(|inline| inline.path().to_path_buf());
-        self.inline = file
-            .filter(|_| steps > 0)
-            .map(|file| Arc::new(InlineReads::new(&file, steps)));
+        if let Some(inline) = &self.inline {
+            self.inline = Some(Arc::new(InlineReads::new(inline.path(), steps)));
+        }
         self
     }
 

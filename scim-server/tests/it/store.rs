@@ -2080,6 +2080,22 @@ async fn sqlite_reads_answer_the_same_on_the_calling_thread_and_on_sqlx_threads(
         handed_back > 0,
         "the least budget sent some reads to sqlx's threads"
     );
+    // Opened with these reads off (the configuration's 0), they can be turned on again.
+    let off = SqliteStore::open_with(
+        path,
+        scim_server::store::PoolSettings {
+            sqlite_inline_read_steps: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let want = threaded.get("t1", users(), ids[0], all).await.unwrap();
+    assert_eq!(off.get("t1", users(), ids[0], all).await.unwrap(), want);
+    assert_eq!(off.inline_read_counts(), (0, 0));
+    let on = off.with_inline_read_steps(10_000);
+    assert_eq!(on.get("t1", users(), ids[0], all).await.unwrap(), want);
+    assert_eq!(on.inline_read_counts(), (1, 0));
 }
 
 #[tokio::test]
