@@ -547,8 +547,8 @@ pub fn targets_of(runs: &[RunReport], ours: &str) -> Vec<String> {
             ));
             out.push(match mem {
                 Some(m) => format!(
-                    "W7 server peak memory under 200 MB: {m:.1} MiB -> {}",
-                    judged(m * 1.048_576 < 200.0, &[r])
+                    "W7 server peak memory under 100 MB: {m:.1} MiB -> {}",
+                    judged(m * 1.048_576 < 100.0, &[r])
                 ),
                 None => "W7 server peak memory: not measured".into(),
             });
