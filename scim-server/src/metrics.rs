@@ -76,29 +76,57 @@ pub fn record_outbox(status: &scim_graph_bridge::store::Status) {
     metrics::gauge!(BRIDGE_HELD).set(status.held as f64);
 }
 
+/// How often the recorder's pending histogram samples are folded into their buckets.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The handle that renders the Prometheus text format.
 ///
 /// The `metrics` facade has one recorder per process, so the recorder is installed once and the
 /// handle shared; when another recorder is already installed (an embedding application's), a
 /// detached recorder is used and `/metrics` shows only what reaches it.
+///
+/// A recorder installed this way keeps every histogram sample (8 bytes; a request records two
+/// or more) until something drains them: a scrape of `/metrics`, or the upkeep the exporter
+/// only runs itself when it also owns the HTTP listener. A server nobody scraped grew by about
+/// 40 bytes per request, for good (`docs/benchmarks.md`, "Memory that grew with requests"). So
+/// the first call starts a thread of its own that runs the upkeep every [`UPKEEP_INTERVAL`]: a
+/// thread, not a task, because the handle outlives any one runtime (tests, embedders).
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder = || {
-                PrometheusBuilder::new()
-                    .set_buckets(&[
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0,
-                    ])
-                    .unwrap_or_else(|_| PrometheusBuilder::new())
-            };
-            match builder().install_recorder() {
-                Ok(handle) => handle,
-                Err(_) => builder().build_recorder().handle(),
+            let handle = recorder_handle();
+            let upkeep = handle.clone();
+            let started = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = started {
+                // Scrapes still drain the samples; without them memory grows as before.
+                tracing::warn!(error = %e, "the metrics upkeep thread could not start");
             }
+            handle
         })
         .clone()
+}
+
+/// A handle to the process's recorder (installed now if no recorder is), else to a detached one.
+fn recorder_handle() -> PrometheusHandle {
+    let builder = || {
+        PrometheusBuilder::new()
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+    };
+    match builder().install_recorder() {
+        Ok(handle) => handle,
+        Err(_) => builder().build_recorder().handle(),
+    }
 }
 
 /// Runs one store call and records its latency and outcome in [`STORE_DURATION`]
