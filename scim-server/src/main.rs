@@ -39,7 +39,7 @@ mod tests {
 
     /// Histogram samples nobody scrapes are folded away by the metrics upkeep thread, so a
     /// server that is never scraped does not grow with its requests. Measured with the
-    /// binary's own allocator: 2,000,000 samples (16 MB pending) must be gone within a few
+    /// binary's own allocator: 2,000,000 samples (about 40 MB pending) must be gone within a few
     /// upkeep intervals. Without the upkeep thread they stay until a scrape.
     #[test]
     fn unscraped_histogram_samples_do_not_accumulate() {
