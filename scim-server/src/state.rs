@@ -93,6 +93,8 @@ pub struct AppParts {
     pub settings: Arc<Settings>,
     /// Per-resource write locks of this process (see [`crate::service::locks`]).
     pub write_locks: Arc<crate::service::locks::KeyedLocks>,
+    /// Member `PATCH`es waiting to be written together (see `service::write`'s `member_batch`).
+    pub(crate) member_patches: Arc<crate::service::write::MemberPatchQueues>,
     /// The OAuth token endpoint `POST /oauth/token` serves (404 without one).
     pub oauth: Option<Arc<crate::auth::OAuthServer>>,
     /// The HR intake (`/inbound/v1/…`), when this server has one.
@@ -145,6 +147,7 @@ impl AppState {
             registry: Arc::new(SchemaRegistry::builtin()),
             settings: Arc::new(Settings::from_config(config)),
             write_locks: Arc::default(),
+            member_patches: Arc::default(),
             oauth: None,
             inbound: None,
             governance: None,

@@ -51,6 +51,17 @@ pub(super) struct DeltaBuilder {
 }
 
 impl DeltaBuilder {
+    /// A builder that continues `delta`.
+    pub(super) fn from_delta(delta: MembershipDelta) -> Self {
+        DeltaBuilder {
+            clear: delta.clear,
+            added_set: delta.added.iter().cloned().collect(),
+            added: delta.added,
+            removed_set: delta.removed.iter().cloned().collect(),
+            removed: delta.removed,
+        }
+    }
+
     pub(super) fn add(&mut self, id: String) {
         if self.removed_set.remove(&id) {
             self.removed.retain(|r| *r != id);
@@ -181,5 +192,60 @@ mod tests {
         assert!(out.clear);
         assert_eq!(out.added, ["y"]);
         assert!(out.removed.is_empty());
+    }
+
+    fn delta(clear: bool, added: &[&str], removed: &[&str]) -> MembershipDelta {
+        MembershipDelta {
+            clear,
+            added: added.iter().map(|s| s.to_string()).collect(),
+            removed: removed.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Applies deltas to a member set as storage does: clear, remove, add.
+    fn stored(mut members: Vec<String>, deltas: &[MembershipDelta]) -> Vec<String> {
+        for d in deltas {
+            if d.clear {
+                members.retain(|m| d.added.contains(m));
+            }
+            members.retain(|m| !d.removed.contains(m));
+            for a in &d.added {
+                if !members.contains(a) {
+                    members.push(a.clone());
+                }
+            }
+        }
+        members.sort();
+        members
+    }
+
+    #[test]
+    fn successive_deltas_store_what_they_store_one_after_another() {
+        let start: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let steps = [
+            delta(false, &["x"], &["a"]),
+            delta(false, &["a"], &["x", "b"]),
+            delta(false, &["y"], &[]),
+            delta(false, &[], &["y", "c"]),
+            delta(true, &["b", "z"], &[]),
+            delta(false, &["c"], &["z"]),
+        ];
+        for n in 1..=steps.len() {
+            let merged = steps[1..n]
+                .iter()
+                .fold(steps[0].clone(), |acc, d| acc.followed_by(d));
+            assert!(
+                merged.added.iter().all(|a| !merged.removed.contains(a)),
+                "added and removed stay disjoint: {merged:?}"
+            );
+            assert_eq!(
+                stored(start.clone(), std::slice::from_ref(&merged)),
+                stored(start.clone(), &steps[..n]),
+                "after {n} steps, merged {merged:?}"
+            );
+        }
+        // Add then remove of a member that was never there leaves a removal only.
+        let merged = delta(false, &["n"], &[]).followed_by(&delta(false, &[], &["n"]));
+        assert_eq!(merged, delta(false, &[], &["n"]));
     }
 }

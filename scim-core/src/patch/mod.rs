@@ -165,6 +165,23 @@ impl MembershipDelta {
     pub fn is_empty(&self) -> bool {
         !self.clear && self.added.is_empty() && self.removed.is_empty()
     }
+
+    /// The one delta that stores what `self` and then `next` store: how a server writes
+    /// several successive member `PATCH`es of one group as one write. Ids net out in order, as
+    /// the operations of one request do, and `added` and `removed` stay disjoint.
+    pub fn followed_by(self, next: &MembershipDelta) -> MembershipDelta {
+        let mut builder = members::DeltaBuilder::from_delta(self);
+        if next.clear {
+            builder.clear();
+        }
+        for id in &next.removed {
+            builder.remove(id.clone());
+        }
+        for id in &next.added {
+            builder.add(id.clone());
+        }
+        builder.finish()
+    }
 }
 
 /// The result of applying a PATCH.

@@ -19,6 +19,10 @@
 //!    retried from step 1 after a jittered backoff that waits on the injected [`Clock`]
 //!    ([`backoff_delay`]); with `If-Match` it is 412.
 //!
+//! Member `PATCH`es of one group that queue behind each other in this process are decided one
+//! after another and stored as one write, each with its own version and change record
+//! (`service/write/member_batch.rs`).
+//!
 //! Writing needs a [`Writer`], the capability [`RequestCtx::writer`] returns after checking the
 //! credential may write; nothing else can make one, and the store's write methods take the
 //! [`WriteContext`] only a `Writer` makes.
@@ -44,6 +48,10 @@
 //!     Ok(written.id)
 //! }
 //! ```
+
+mod member_batch;
+
+pub(crate) use member_batch::MemberPatchQueues;
 
 use super::RequestCtx;
 use crate::clock::Clock;
@@ -236,16 +244,9 @@ pub async fn write_loading(
     request: WriteRequest,
     extra: Load,
 ) -> Result<Written> {
-    Pipeline {
-        registry: &state.registry,
-        resources: state.resources.as_ref(),
-        clock: state.clock.as_ref(),
-        writer,
-        rt,
-        limits: state.settings.limits.resource_limits(),
-    }
-    .run(state, request, extra)
-    .await
+    Pipeline::new(state, writer, rt)
+        .run(state, request, extra)
+        .await
 }
 
 /// What a write would do, decided by the same steps as [`write()`] (normalise, load, decide in
@@ -272,14 +273,7 @@ pub async fn preview(
     rt: &ResourceType,
     request: WriteRequest,
 ) -> Result<Preview> {
-    let pipeline = Pipeline {
-        registry: &state.registry,
-        resources: state.resources.as_ref(),
-        clock: state.clock.as_ref(),
-        writer,
-        rt,
-        limits: state.settings.limits.resource_limits(),
-    };
+    let pipeline = Pipeline::new(state, writer, rt);
     let if_match = request.if_match().map(str::to_string);
     let id = request
         .id()
@@ -359,6 +353,23 @@ struct Pipeline<'a> {
     rt: &'a ResourceType,
     /// What a stored resource may hold, the same on every database.
     limits: scim_core::validate::ResourceLimits,
+    /// Member ids already looked up for this write (a batch of member `PATCH`es looks up all
+    /// of its ids at once); others are looked up when needed.
+    looked_up: Option<&'a member_batch::LookedUp>,
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(state: &'a AppState, writer: &'a Writer, rt: &'a ResourceType) -> Self {
+        Pipeline {
+            registry: &state.registry,
+            resources: state.resources.as_ref(),
+            clock: state.clock.as_ref(),
+            writer,
+            rt,
+            limits: state.settings.limits.resource_limits(),
+            looked_up: None,
+        }
+    }
 }
 
 impl Pipeline<'_> {
@@ -376,6 +387,9 @@ impl Pipeline<'_> {
             None => uuid::Uuid::new_v4().to_string(),
         };
         let prepared = self.prepare(request)?;
+        if member_batch::joins_batch(self.rt, &prepared, if_match.as_deref()) {
+            return member_batch::submit(state, self.writer, self.rt, id, prepared).await;
+        }
         let load = match &prepared {
             Prepared::Patch {
                 mode: Members::Inline,
@@ -392,10 +406,7 @@ impl Pipeline<'_> {
         };
         let _serialised = state
             .write_locks
-            .lock(format!(
-                "{}\u{0}{}\u{0}{}",
-                self.writer.tenant, self.rt.name, id
-            ))
+            .lock(lock_key(&self.writer.tenant, &self.rt.name, &id))
             .await;
         let mut attempt = 0;
         loop {
@@ -690,13 +701,32 @@ impl Pipeline<'_> {
     /// and logged (a project decision: Entra and Okta send members before creating them, and a
     /// rejected PATCH would be retried forever), never rejected.
     async fn keep_known(&self, group_id: &str, delta: &mut MembershipDelta) -> Result<()> {
-        let known = keep_known_members(
-            self.registry,
-            self.resources,
-            &self.writer.tenant,
-            &delta.added,
-        )
-        .await?;
+        let known = match self.looked_up {
+            Some(looked_up) => {
+                let (mut known, unchecked) = looked_up.split(&delta.added);
+                if !unchecked.is_empty() {
+                    known.extend(
+                        keep_known_members(
+                            self.registry,
+                            self.resources,
+                            &self.writer.tenant,
+                            &unchecked,
+                        )
+                        .await?,
+                    );
+                }
+                known
+            }
+            None => {
+                keep_known_members(
+                    self.registry,
+                    self.resources,
+                    &self.writer.tenant,
+                    &delta.added,
+                )
+                .await?
+            }
+        };
         let skipped: Vec<&String> = delta
             .added
             .iter()
@@ -775,6 +805,11 @@ fn with_groups(mut resource: Resource, groups: Option<Value>) -> Resource {
         resource.attributes.insert("groups".into(), groups);
     }
     resource
+}
+
+/// The name of a resource's write lock in [`AppState::write_locks`].
+fn lock_key(tenant: &str, resource_type: &str, id: &str) -> String {
+    format!("{tenant}\u{0}{resource_type}\u{0}{id}")
 }
 
 /// The next version of `existing` holding `attrs`: version + 1, created as before, modified `now`.

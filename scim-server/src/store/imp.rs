@@ -308,16 +308,23 @@ macro_rules! impl_sql_store {
             #[allow(clippy::too_many_arguments)]
             async fn update_once(
                 &self,
-                ctx: &$crate::store::WriteContext,
                 rt: &scim_core::schema::ResourceType,
                 resource: &scim_core::resource::Resource,
                 expected_version: u64,
                 members: Option<&scim_core::patch::MembershipDelta>,
-                change: &scim_core::change::Change,
+                steps: &[$crate::store::WriteStep<'_>],
                 second: bool,
             ) -> $crate::store::Result<()> {
                 use $crate::store::row;
                 use $crate::store::sql::Arg;
+                let Some(ctx) = steps.first().map(|s| s.ctx) else {
+                    return Ok(());
+                };
+                if steps.iter().any(|s| s.ctx.tenant != ctx.tenant) {
+                    return Err($crate::store::StoreError::Corrupt(
+                        "successive writes of one resource named different tenants".into(),
+                    ));
+                }
                 let data = row::row_data(rt, resource);
                 let attributes = serde_json::to_string(&data.attributes)
                     .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
@@ -361,7 +368,11 @@ macro_rules! impl_sql_store {
                     if let (Some(delta), true) = (members, rt.is_group()) {
                         self.apply_delta(&mut w, &ctx.tenant, &resource.id, delta).await?;
                     }
-                    self.append_change(&mut w, ctx, &rt.name, &resource.id, change).await
+                    for step in steps {
+                        self.append_change(&mut w, step.ctx, &rt.name, &resource.id, step.change)
+                            .await?;
+                    }
+                    Ok(())
                 }
                 .await;
                 match self.finish_write(w, outcome).await {
@@ -819,22 +830,21 @@ macro_rules! impl_sql_store {
                 .await
             }
 
-            async fn update(
+            async fn update_successive(
                 &self,
-                ctx: &$crate::store::WriteContext,
                 rt: &scim_core::schema::ResourceType,
                 resource: &scim_core::resource::Resource,
                 expected_version: u64,
                 members: Option<&scim_core::patch::MembershipDelta>,
-                change: &scim_core::change::Change,
+                steps: &[$crate::store::WriteStep<'_>],
             ) -> $crate::store::Result<()> {
                 $crate::metrics::timed("update", async {
                     match self
-                        .update_once(ctx, rt, resource, expected_version, members, change, false)
+                        .update_once(rt, resource, expected_version, members, steps, false)
                         .await
                     {
                         Err($crate::store::StoreError::ChainHeadMoved) => {
-                            self.update_once(ctx, rt, resource, expected_version, members, change, true)
+                            self.update_once(rt, resource, expected_version, members, steps, true)
                                 .await
                         }
                         other => other,

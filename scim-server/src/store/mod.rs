@@ -250,6 +250,16 @@ pub const OUTCOME_UNKNOWN_DETAIL: &str = "the database connection failed while t
      X-Request-Id header returns the resource if the first attempt was stored), or read the \
      resource first";
 
+/// One write among several of one resource stored together
+/// ([`Resources::update_successive`]): who made it and its change record.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteStep<'a> {
+    /// The write's context (its tenant is the resource's).
+    pub ctx: &'a WriteContext,
+    /// Its change record.
+    pub change: &'a Change,
+}
+
 /// Who performs a write, and when: recorded in the change log.
 ///
 /// Only the service's write capability makes one (`service::write::Writer::context`), so a
@@ -618,6 +628,31 @@ pub trait Resources: Send + Sync {
         expected_version: u64,
         members: Option<&MembershipDelta>,
         change: &Change,
+    ) -> Result<()> {
+        self.update_successive(
+            rt,
+            resource,
+            expected_version,
+            members,
+            &[WriteStep { ctx, change }],
+        )
+        .await
+    }
+
+    /// Several successive writes of one resource stored as one write: `resource` is the last
+    /// version (its `meta.version` is `expected_version` + the number of steps), `members` the
+    /// net membership delta of all of them
+    /// ([`MembershipDelta::followed_by`](scim_core::patch::MembershipDelta::followed_by)), and
+    /// each step's change record is appended in order, with its own context (principal,
+    /// request id). Either everything is stored or nothing. [`update`](Self::update) is the
+    /// one-step case.
+    async fn update_successive(
+        &self,
+        rt: &ResourceType,
+        resource: &Resource,
+        expected_version: u64,
+        members: Option<&MembershipDelta>,
+        steps: &[WriteStep<'_>],
     ) -> Result<()>;
 
     /// Deletes a resource if its stored version is `expected_version` (any version when `None`),

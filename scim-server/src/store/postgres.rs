@@ -383,7 +383,8 @@ async fn one_statement_write(pool: &PgPool, items: Vec<Deferred>) -> Result<()> 
     let mut args = PgArguments::default();
     let mut numbered = 0;
     let mut checks = Vec::new();
-    let mut last_swap = None;
+    // What the next change record selects from: the compare-and-swap, then each record.
+    let mut record_after = None;
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
@@ -393,17 +394,25 @@ async fn one_statement_write(pool: &PgPool, items: Vec<Deferred>) -> Result<()> 
             "s{i} AS ({}",
             super::sql::renumber_placeholders(&item.sql, numbered)
         );
-        match (item.kind, last_swap) {
-            (DeferredKind::CompareAndSwap, _) => {
+        match item.kind {
+            DeferredKind::CompareAndSwap => {
                 sql.push_str(" RETURNING 1");
                 checks.push(format!("{CAS_CHECK}((SELECT count(*) FROM s{i}))"));
-                last_swap = Some(i);
+                record_after = Some(i);
             }
-            // The record's row id is taken after the compare-and-swap has locked its row.
-            (DeferredKind::Record, Some(swap)) => {
-                let _ = write!(sql, " FROM s{swap}");
+            // The record's row id is taken after the compare-and-swap has locked its row, and
+            // after the previous record's: successive writes of one resource stored together
+            // (`update_successive`) keep their order in the change log, which the sealer takes
+            // from row ids. (Sibling `WITH` queries run in no defined order; one that reads
+            // another's `RETURNING` rows runs after it has produced them.)
+            DeferredKind::Record => {
+                if let Some(before) = record_after {
+                    let _ = write!(sql, " FROM s{before}");
+                }
+                sql.push_str(" RETURNING 1");
+                record_after = Some(i);
             }
-            _ => {}
+            DeferredKind::Statement => {}
         }
         sql.push(')');
         numbered += item.args.len();

@@ -27,6 +27,7 @@ use scim_server::config::{Config, SecretString};
 use scim_server::state::AppState;
 use scim_server::store::{
     Load, Page, Resources, Result as StoreResult, Store, StoreError, Tenant, WriteContext,
+    WriteStep,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -772,14 +773,13 @@ impl Resources for ResourceSpy {
         self.counts.gets.fetch_add(1, SeqCst);
         self.inner.get(tenant, rt, id, load).await
     }
-    async fn update(
+    async fn update_successive(
         &self,
-        ctx: &WriteContext,
         rt: &ResourceType,
         r: &Resource,
         v: u64,
         m: Option<&MembershipDelta>,
-        c: &Change,
+        steps: &[WriteStep<'_>],
     ) -> StoreResult<()> {
         if self
             .counts
@@ -789,7 +789,7 @@ impl Resources for ResourceSpy {
         {
             return Err(StoreError::VersionMismatch { current: v + 1 });
         }
-        self.inner.update(ctx, rt, r, v, m, c).await
+        self.inner.update_successive(rt, r, v, m, steps).await
     }
     async fn delete(
         &self,

@@ -11,7 +11,9 @@ use scim_core::schema::{
     SchemaRegistry,
 };
 use scim_server::auth::CredentialKind;
-use scim_server::store::{Load, Resources, Store, StoreError, Tenant, TokenRecord, WriteContext};
+use scim_server::store::{
+    Load, Resources, Store, StoreError, Tenant, TokenRecord, WriteContext, WriteStep,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -1514,6 +1516,115 @@ async fn outbox(db: Arc<TestDb>) {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
+/// Successive writes of one group stored as one (how the service writes member `PATCH`es that
+/// queued behind each other): the last version and the net membership are stored, and every
+/// step's record is appended in order with its own request id; a lost compare-and-swap stores
+/// none of it.
+async fn successive_updates_commit_together_in_order(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    for (id, name) in [("u1", "ann"), ("u2", "ben"), ("u3", "cat")] {
+        create(s, "t1", &user(id, name)).await.unwrap();
+    }
+    let g = group("g1", "Staff", &["u1"]);
+    create(s, "t1", &g).await.unwrap();
+    let bare = s
+        .get("t1", groups(), "g1", Load::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let before = last_seq(s, "t1").await;
+
+    let deltas = [
+        (vec!["u2"], vec![]),
+        (vec![], vec!["u1"]),
+        (vec!["u3"], vec!["u2"]),
+    ]
+    .map(|(added, removed): (Vec<&str>, Vec<&str>)| MembershipDelta {
+        clear: false,
+        added: added.into_iter().map(String::from).collect(),
+        removed: removed.into_iter().map(String::from).collect(),
+    });
+    let mut versions = vec![bare.clone()];
+    for name in ["Staff 2", "Staff 3", "Staff 4"] {
+        let last = versions.last().unwrap();
+        versions.push(bumped(last, json!({"displayName": name})));
+    }
+    let changes: Vec<Change> = versions[1..]
+        .iter()
+        .zip(&deltas)
+        .map(|(v, d)| Change {
+            members: Some(d.clone()),
+            ..change(v, Operation::Patch)
+        })
+        .collect();
+    let contexts: Vec<WriteContext> = ["req-a", "req-b", "req-c"]
+        .iter()
+        .map(|r| ctx_with("t1", Some(r)))
+        .collect();
+    let steps: Vec<WriteStep<'_>> = contexts
+        .iter()
+        .zip(&changes)
+        .map(|(ctx, change)| WriteStep { ctx, change })
+        .collect();
+    let net = deltas[1..]
+        .iter()
+        .fold(deltas[0].clone(), |acc, d| acc.followed_by(d));
+    let last = versions.last().unwrap();
+    assert_eq!(last.meta.version, 4);
+
+    // Against a version that is not stored: nothing of it is written.
+    let err = s
+        .update_successive(groups(), last, 2, Some(&net), &steps)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::VersionMismatch { current: 1 }),
+        "{err:?}"
+    );
+    assert_eq!(last_seq(s, "t1").await, before);
+
+    s.update_successive(groups(), last, 1, Some(&net), &steps)
+        .await
+        .unwrap();
+    let members = Load {
+        members: true,
+        groups: false,
+    };
+    let got = s.get("t1", groups(), "g1", members).await.unwrap().unwrap();
+    assert_eq!(got.meta.version, 4);
+    assert_eq!(got.attributes["displayName"], json!("Staff 4"));
+    assert_eq!(
+        got.attributes["members"],
+        json!([{"value": "u3", "type": "User", "display": "cat"}])
+    );
+    let records = s.changes_after("t1", before, 100).await.unwrap();
+    let summary: Vec<(u64, &str, u64, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.seq,
+                r.resource_id.as_str(),
+                r.version,
+                r.request_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (before + 1, "g1", 2, Some("req-a")),
+            (before + 2, "g1", 3, Some("req-b")),
+            (before + 3, "g1", 4, Some("req-c")),
+        ]
+    );
+    for (record, delta) in records.iter().zip(&deltas) {
+        let parsed: Change = serde_json::from_str(&record.change_json).unwrap();
+        assert_eq!(parsed.members.as_ref(), Some(delta));
+    }
+    let report = s.verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 async fn outbox_concurrent_seqs(db: Arc<TestDb>) {
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -2522,6 +2633,7 @@ crate::support::both!(
     sort_oracle,
     filters_by_hand,
     outbox,
+    successive_updates_commit_together_in_order,
     outbox_concurrent_seqs,
     outbox_tampering,
     matching_filters_use_indexes,
