@@ -62,10 +62,13 @@ pub(super) fn joins_batch(rt: &ResourceType, prepared: &Prepared, if_match: Opti
 #[derive(Debug, Default)]
 pub(crate) struct MemberPatchQueues {
     queues: Mutex<HashMap<String, Vec<Queued>>>,
+    tickets: std::sync::atomic::AtomicU64,
 }
 
 /// A queued member `PATCH` and where its answer goes.
 struct Queued {
+    /// Tells the request's own entry from others'.
+    ticket: u64,
     writer: Writer,
     prepared: Prepared,
     answer: oneshot::Sender<Result<Written>>,
@@ -115,9 +118,14 @@ pub(super) async fn submit(
 ) -> Result<Written> {
     let key = lock_key(&writer.tenant, &rt.name, &id);
     let (answer, mut answered) = oneshot::channel();
+    let ticket = state
+        .member_patches
+        .tickets
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.member_patches.push(
         &key,
         Queued {
+            ticket,
             writer: writer.clone(),
             prepared,
             answer,
@@ -136,15 +144,23 @@ pub(super) async fn submit(
             }
             held = state.write_locks.lock(key.clone()) => {
                 let batch = state.member_patches.take(&key);
-                if !batch.is_empty() {
-                    let task = tokio::spawn(write_batch(
-                        state.clone(),
-                        rt.clone(),
-                        id.clone(),
-                        batch,
-                        held,
-                    ));
-                    let _ = task.await;
+                match batch.as_slice() {
+                    [] => {}
+                    // Only this request: written on its own task, as any single write (a
+                    // cancellation then abandons no one else's answer).
+                    [only] if only.ticket == ticket => {
+                        write_batch(state.clone(), rt.clone(), id.clone(), batch, held).await;
+                    }
+                    _ => {
+                        let task = tokio::spawn(write_batch(
+                            state.clone(),
+                            rt.clone(),
+                            id.clone(),
+                            batch,
+                            held,
+                        ));
+                        let _ = task.await;
+                    }
                 }
             }
         }
@@ -253,7 +269,11 @@ async fn attempt_batch(
         .await
         .map_err(Error::from)?
         .ok_or_else(|| Error::not_found(&rt.name, id))?;
-    let looked_up = look_up_members(state, rt, tenant, &existing, batch).await?;
+    // A request alone looks its members up while it is decided, as any write does.
+    let looked_up = match batch {
+        [_] => None,
+        _ => Some(look_up_members(state, rt, tenant, &existing, batch).await?),
+    };
 
     let expected = existing.meta.version;
     let mut current = existing;
@@ -262,7 +282,7 @@ async fn attempt_batch(
     let mut net: Option<MembershipDelta> = None;
     for (i, queued) in batch.iter().enumerate() {
         let pipeline = Pipeline {
-            looked_up: Some(&looked_up),
+            looked_up: looked_up.as_ref(),
             ..Pipeline::new(state, &queued.writer, rt)
         };
         match pipeline
