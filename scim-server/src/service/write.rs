@@ -408,29 +408,14 @@ impl Pipeline<'_> {
             .write_locks
             .lock(lock_key(&self.writer.tenant, &self.rt.name, &id))
             .await;
-        let mut attempt = 0;
-        loop {
-            match self
-                .attempt(&id, &prepared, if_match.as_deref(), load)
-                .await
-            {
-                Err(AttemptError::Lost(e)) => {
-                    if if_match.as_deref().is_some_and(|h| !h.trim().is_empty())
-                        || attempt + 1 >= MAX_WRITE_ATTEMPTS
-                    {
-                        return Err(e.into());
-                    }
-                    attempt += 1;
-                    metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
-                    let key = format!("{}/{}/{}", self.writer.tenant, self.rt.name, id);
-                    self.clock
-                        .sleep(backoff_delay(self.clock.now(), &key, attempt))
-                        .await;
-                }
-                Err(AttemptError::Failed(e)) => return Err(e),
-                Ok(written) => return Ok(written),
-            }
-        }
+        // With a non-empty If-Match a lost race is the client's 412 (RFC 7644 §3.14), not
+        // ours to retry.
+        let retry = if_match.as_deref().is_none_or(|h| h.trim().is_empty());
+        let key = format!("{}/{}/{}", self.writer.tenant, self.rt.name, id);
+        retry_lost_races(self.clock, &key, retry, || {
+            self.attempt(&id, &prepared, if_match.as_deref(), load)
+        })
+        .await
     }
 
     /// Step 0, once: parse and normalise the request.
@@ -837,6 +822,35 @@ pub fn backoff_delay(now: OffsetDateTime, key: &str, attempt: usize) -> Duration
     key.hash(&mut hasher);
     attempt.hash(&mut hasher);
     Duration::from_millis(hasher.finish() % (cap_ms + 1))
+}
+
+/// Runs `attempt` until it does not lose a compare-and-swap race, waiting [`backoff_delay`]
+/// between tries, at most [`MAX_WRITE_ATTEMPTS`] tries; with `retry` false a lost race is the
+/// answer at once. Every write of the pipeline, alone or batched, retries through this.
+async fn retry_lost_races<T, Fut>(
+    clock: &dyn Clock,
+    key: &str,
+    retry: bool,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = std::result::Result<T, AttemptError>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(AttemptError::Lost(e)) => {
+                tries += 1;
+                if !retry || tries >= MAX_WRITE_ATTEMPTS {
+                    return Err(e.into());
+                }
+                metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
+                clock.sleep(backoff_delay(clock.now(), key, tries)).await;
+            }
+            Err(AttemptError::Failed(e)) => return Err(e),
+            Ok(done) => return Ok(done),
+        }
+    }
 }
 
 /// Why an attempt did not write.

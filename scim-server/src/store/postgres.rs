@@ -152,6 +152,14 @@ impl PostgresStore {
     /// two types, unique ids) stays true as the table grows, so a few analyses suffice.
     /// Replicas take turns through a transaction-level advisory lock; one that does not get it
     /// skips the round.
+    ///
+    /// Each analysis reads a 3,000-row sample (a statistics target of 10, for these analyses
+    /// only) and leaves the stored documents out (`postgres/0098`): during an initial sync the
+    /// tables grow by a tenth between most rounds, and full analyses at the default target cost
+    /// PostgreSQL 0.7 s of CPU per round at 17,000 users, on the cores it may share with the
+    /// writes (issue 14, `docs/benchmarks.md`); these cost about 40 ms. (Not a column list: a
+    /// partial ANALYZE does not reset the table's count of changes, so it would stay stale.)
+    /// Autovacuum, where it runs, analyses with the cluster's own target.
     async fn analyze_stale_tables(&self) -> Result<Vec<&'static str>> {
         const TABLES: [&str; 4] = [
             "resources",
@@ -179,6 +187,12 @@ impl PostgresStore {
         .bind(TABLES.map(String::from).to_vec())
         .fetch_all(&mut *tx)
         .await?;
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query("SET LOCAL default_statistics_target = 10")
+            .execute(&mut *tx)
+            .await?;
         let mut analysed = Vec::new();
         for table in TABLES {
             if stale.iter().any(|t| t == table) {

@@ -25,8 +25,8 @@
 //! batch does not abandon the others' answers.
 
 use super::{
-    AttemptError, Decision, MAX_WRITE_ATTEMPTS, Pipeline, Prepared, Writer, Written, backoff_delay,
-    keep_known_members, lock_key,
+    AttemptError, Decision, Pipeline, Prepared, Writer, Written, keep_known_members, lock_key,
+    retry_lost_races,
 };
 use crate::state::AppState;
 use crate::store::{Load, WriteStep};
@@ -208,23 +208,11 @@ async fn write_batch(
     batch: Vec<Queued>,
     _held: tokio::sync::OwnedMutexGuard<()>,
 ) {
-    let mut attempt = 0;
-    let outcomes = loop {
-        match attempt_batch(&state, &rt, &id, &batch).await {
-            Err(AttemptError::Lost(_)) if attempt + 1 < MAX_WRITE_ATTEMPTS => {
-                attempt += 1;
-                metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
-                let key = format!("{}/{}/{}", batch[0].writer.tenant, rt.name, id);
-                state
-                    .clock
-                    .sleep(backoff_delay(state.clock.now(), &key, attempt))
-                    .await;
-            }
-            Err(AttemptError::Lost(e)) => break Err(Error::from(e)),
-            Err(AttemptError::Failed(e)) => break Err(e),
-            Ok(outcomes) => break Ok(outcomes),
-        }
-    };
+    let key = format!("{}/{}/{}", batch[0].writer.tenant, rt.name, id);
+    let outcomes = retry_lost_races(state.clock.as_ref(), &key, true, || {
+        attempt_batch(&state, &rt, &id, &batch)
+    })
+    .await;
     match outcomes {
         Ok(outcomes) => {
             for (queued, outcome) in batch.into_iter().zip(outcomes) {
