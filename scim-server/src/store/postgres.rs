@@ -157,7 +157,7 @@ impl PostgresStore {
     /// only) and leaves the stored documents out (`postgres/0098`): during an initial sync the
     /// tables grow by a tenth between most rounds, and full analyses at the default target cost
     /// PostgreSQL 0.7 s of CPU per round at 17,000 users, on the cores it may share with the
-    /// writes (issue 14, `docs/benchmarks.md`); these cost about 40 ms. (Not a column list: a
+    /// writes (issue 14, `docs/benchmarks.md`); these cost 15–55 ms a table. (Not a column list: a
     /// partial ANALYZE does not reset the table's count of changes, so it would stay stale.)
     /// Autovacuum, where it runs, analyses with the cluster's own target.
     async fn analyze_stale_tables(&self) -> Result<Vec<&'static str>> {
