@@ -2654,6 +2654,7 @@ crate::support::both!(
     successive_updates_commit_together_in_order,
     outbox_concurrent_seqs,
     outbox_tampering,
+    value_rows_follow_updates,
     matching_filters_use_indexes,
     member_writes_look_ids_up_by_key,
     lookups_by_id_read_the_primary_key_without_statistics,
@@ -2879,4 +2880,80 @@ async fn postgres_connections_closed_while_idle_are_replaced() {
         .await
         .unwrap();
     assert!(last_seq(db.store.as_ref(), "t1").await >= 2);
+}
+
+/// The value rows (`resource_values`: what `emails[type eq "work"].value eq "x"` searches) of
+/// `id`, sorted.
+async fn value_rows(db: &TestDb, id: &str) -> Vec<(String, Option<String>, String)> {
+    let sql = "SELECT attr, type_ci, value_ci FROM resource_values \
+               WHERE tenant_id = 't1' AND resource_id = $1 ORDER BY attr, value_ci";
+    match &db.raw {
+        Raw::Sqlite(s, _) => sqlx::query_as(sql).bind(id).fetch_all(s.pool()).await,
+        Raw::Postgres(s, _, _) => sqlx::query_as(sql).bind(id).fetch_all(s.pool()).await,
+    }
+    .unwrap()
+}
+
+/// An update leaves the value rows what its values are: unchanged by a change elsewhere
+/// (an email without a type included), a value whose type changed, gone or new followed, none
+/// left when the attribute is removed; the email filters find what the rows say.
+async fn value_rows_follow_updates(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let t = |ty: Option<&str>, v: &str| ("emails".to_string(), ty.map(String::from), v.to_string());
+    let mut u = user("u1", "bjensen");
+    u.attributes.insert(
+        "emails".into(),
+        json!([
+            {"type": "work", "value": "A@example.com"},
+            {"value": "b@example.com"}
+        ]),
+    );
+    create(s, "t1", &u).await.unwrap();
+    let first = vec![t(Some("work"), "a@example.com"), t(None, "b@example.com")];
+    assert_eq!(value_rows(&db, "u1").await, first);
+
+    let u2 = bumped(&u, json!({"displayName": "Barbara"}));
+    patch_user(s, "t1", &u2, 1).await.unwrap();
+    assert_eq!(value_rows(&db, "u1").await, first);
+
+    let u3 = bumped(
+        &u2,
+        json!({"emails": [
+            {"type": "home", "value": "a@example.com"},
+            {"type": "work", "value": "c@example.com"}
+        ]}),
+    );
+    patch_user(s, "t1", &u3, 2).await.unwrap();
+    assert_eq!(
+        value_rows(&db, "u1").await,
+        vec![
+            t(Some("home"), "a@example.com"),
+            t(Some("work"), "c@example.com")
+        ]
+    );
+    let by_email = |v: &str| Filter::ValuePath {
+        path: path(users(), "emails"),
+        filter: Box::new(eq(users(), "emails.value", json!(v))),
+    };
+    for (email, found) in [
+        ("a@example.com", true),
+        ("b@example.com", false),
+        ("c@example.com", true),
+    ] {
+        let expected = if found {
+            vec!["u1".to_string()]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            ids(s, "t1", users(), by_email(email)).await,
+            expected,
+            "{email}"
+        );
+    }
+
+    let mut u4 = bumped(&u3, json!({}));
+    u4.attributes.remove("emails");
+    patch_user(s, "t1", &u4, 3).await.unwrap();
+    assert_eq!(value_rows(&db, "u1").await, vec![]);
 }
