@@ -411,8 +411,12 @@ impl Pipeline<'_> {
         // With a non-empty If-Match a lost race is the client's 412 (RFC 7644 §3.14), not
         // ours to retry.
         let retry = if_match.as_deref().is_none_or(|h| h.trim().is_empty());
-        let key = format!("{}/{}/{}", self.writer.tenant, self.rt.name, id);
-        retry_lost_races(self.clock, &key, retry, || {
+        let resource = (
+            self.writer.tenant.as_str(),
+            self.rt.name.as_str(),
+            id.as_str(),
+        );
+        retry_lost_races(self.clock, resource, retry, || {
             self.attempt(&id, &prepared, if_match.as_deref(), load)
         })
         .await
@@ -827,9 +831,11 @@ pub fn backoff_delay(now: OffsetDateTime, key: &str, attempt: usize) -> Duration
 /// Runs `attempt` until it does not lose a compare-and-swap race, waiting [`backoff_delay`]
 /// between tries, at most [`MAX_WRITE_ATTEMPTS`] tries; with `retry` false a lost race is the
 /// answer at once. Every write of the pipeline, alone or batched, retries through this.
+/// `resource` (tenant, type, id) spreads the waits of racing writers; its key is built only
+/// when a race is lost.
 async fn retry_lost_races<T, Fut>(
     clock: &dyn Clock,
-    key: &str,
+    resource: (&str, &str, &str),
     retry: bool,
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T>
@@ -845,7 +851,8 @@ where
                     return Err(e.into());
                 }
                 metrics::counter!(crate::metrics::PATCH_RETRIES).increment(1);
-                clock.sleep(backoff_delay(clock.now(), key, tries)).await;
+                let key = lock_key(resource.0, resource.1, resource.2);
+                clock.sleep(backoff_delay(clock.now(), &key, tries)).await;
             }
             Err(AttemptError::Failed(e)) => return Err(e),
             Ok(done) => return Ok(done),

@@ -208,8 +208,12 @@ async fn write_batch(
     batch: Vec<Queued>,
     _held: tokio::sync::OwnedMutexGuard<()>,
 ) {
-    let key = format!("{}/{}/{}", batch[0].writer.tenant, rt.name, id);
-    let outcomes = retry_lost_races(state.clock.as_ref(), &key, true, || {
+    let resource = (
+        batch[0].writer.tenant.as_str(),
+        rt.name.as_str(),
+        id.as_str(),
+    );
+    let outcomes = retry_lost_races(state.clock.as_ref(), resource, true, || {
         attempt_batch(&state, &rt, &id, &batch)
     })
     .await;
