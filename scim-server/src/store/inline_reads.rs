@@ -282,7 +282,10 @@ fn run<T>(
 
 /// Binds `args` as sqlx's SQLite driver does: a placeholder `$N` or `?N` takes `args[N - 1]`,
 /// an anonymous `?` the next one in order.
-fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+pub(super) fn bind(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    args: &[Arg],
+) -> rusqlite::Result<()> {
     let mut next = 0usize;
     for index in 1..=statement.parameter_count() {
         let numbered = statement

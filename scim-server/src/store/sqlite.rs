@@ -8,12 +8,14 @@
 //!
 //! Several choices keep a write's time under that lock short (measured in `docs/benchmarks.md`,
 //! "SQLite writes"):
-//! - Resource writes use one connection of their own (the writer connection). SQLite discards a connection's
-//!   whole page cache when another connection has changed the database since its last
-//!   transaction; with writes spread over the pool, every write started cold and read each page
-//!   of the B-trees it touched from the file again (about 50 reads per `POST /Users`). The one
-//!   writer's cache stays valid between its own writes. It is larger than a reader's (8 MiB)
-//!   and keeps statement journals in memory (`temp_store`; see `SqliteStore::open_with`).
+//! - Resource writes use one connection of their own (the writer thread's, `sqlite/writer.rs`).
+//!   SQLite discards a connection's whole page cache when another connection has changed the
+//!   database since its last transaction; with writes spread over the pool, every write started
+//!   cold and read each page of the B-trees it touched from the file again (about 50 reads per
+//!   `POST /Users`). The one writer's cache stays valid between its own writes. It is larger
+//!   than a reader's (8 MiB) and keeps statement journals in memory (`temp_store`; see
+//!   `SqliteStore::open_with`). The writes that open (below) have a connection of their own
+//!   (the writer connection), under the same lock.
 //! - No commit checkpoints. SQLite's default copies the WAL back into the database (with two
 //!   `fsync`s) inside whichever commit crosses 1,000 WAL pages, that is inside a write holding
 //!   the lock, every twenty writes or so. Here automatic checkpoints are off and a background
@@ -21,13 +23,13 @@
 //!   (a checkpoint does not block them). Durability is unchanged: WAL with
 //!   `synchronous=NORMAL`, a commit survives a crash of the process; the last commits before a
 //!   power loss may be lost (stated in the README).
-//! - A write is one round trip to the connection's thread, not eight. sqlx runs each statement
-//!   on the connection's worker thread, and every round trip to it costs two thread wake-ups
-//!   while the lock is held: they, not SQLite, set the pace of writes (profile in
-//!   `docs/benchmarks.md`). So a write's statements are queued (`WriteTx::queue`) and sent
-//!   together as one multi-statement query, `BEGIN IMMEDIATE; …; COMMIT` (with other writes:
-//!   group commit, below). An error stops the query before `COMMIT`, and the write is rolled
-//!   back.
+//! - No round trips to another thread while the lock is held. sqlx runs each statement on the
+//!   connection's worker thread, and every round trip to it costs two thread wake-ups: they,
+//!   not SQLite, set the pace of writes (profile in `docs/benchmarks.md`). So a write's
+//!   statements are queued (`WriteTx::queue`) and run together by the writer thread, which
+//!   owns its connection (group commit, below); a write that opens sends them as one
+//!   multi-statement query, `BEGIN IMMEDIATE; …; COMMIT`. An error stops the write before
+//!   `COMMIT`, and it is rolled back.
 //! - For that, a write's change record cannot wait for the chain head to be read: the store
 //!   remembers each tenant's head (sequence and hash) as its last write committed it, and the
 //!   record's `prev_hash` is the head's hash only if the database's head is still that one
@@ -40,15 +42,15 @@
 //! **Group commit.** With one writer, writes wait for each other; each paid a whole
 //! transaction (its hand-off to SQLite's thread, its `COMMIT` and the WAL pages it dirtied,
 //! several of them the same pages as the next write's). So a resource write is *deferred*: its
-//! statements and change record are kept in memory (`WriteTx`) and handed to a writer task at
-//! commit. The task takes every write waiting by then (up to 64) and sends
-//! them as one query, `BEGIN IMMEDIATE; …; COMMIT`, chaining their change records in order;
+//! statements and change record are kept in memory (`WriteTx`) and handed to the writer thread
+//! at commit. The thread takes every write waiting by then (up to 64) and runs them in one
+//! transaction, `BEGIN IMMEDIATE; …; COMMIT`, chaining their change records in order;
 //! each caller is answered once that `COMMIT` returned, so what is acknowledged is exactly as
 //! durable as before (WAL, `synchronous = NORMAL`: it survives a crash of the process; the
 //! last commits before a power loss may be lost, as the README states). A write never waits
 //! for a timer: under light load a group is one write; under load, the writes arriving while
 //! one group commits form the next (figures in `docs/benchmarks.md`).
-//! - One write's failure is its own. If the group's query fails (a `userName` taken, a lost
+//! - One write's failure is its own. If the group's transaction fails (a `userName` taken, a lost
 //!   compare-and-swap, a stale chain head), SQLite's transaction is rolled back and the group
 //!   runs again in one transaction with each write in a savepoint of its own: a failing write
 //!   is rolled back to its savepoint alone, its change record leaves the chain as it was, and
@@ -59,8 +61,10 @@
 //!   the write when it matched no row (`CAS_GUARD`); the store then reads what is stored to
 //!   answer "version mismatch" or "not found".
 //! - A write that must read inside its transaction (a delete reads the groups it leaves, an
-//!   event's append needs its sequence number) *opens*: it takes the writer lock and
-//!   connection for itself, as every write did before.
+//!   event's append needs its sequence number) *opens*: it takes the writer lock and the
+//!   writer connection for itself, as every write did before.
+//! - An in-memory database lives in sqlx's one connection, so it has no writer thread: each
+//!   deferred write opens to commit, alone.
 
 use super::chain::{self, RecordBody, Unsealed};
 use super::inline_reads::{self, InlineReads};
@@ -79,7 +83,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+
+mod writer;
 
 /// How many SQLite instructions a hot read may run on the request's thread by default before
 /// sqlx's threads take it over (`store/inline_reads.rs`).
@@ -103,16 +109,17 @@ pub struct SqliteStore {
     reads: Arc<ReadPool<Sqlite>>,
     /// The hot reads, first tried on the calling thread (none in memory).
     inline: Option<Arc<InlineReads>>,
-    /// What the writer task and the writes that hold the lock themselves share.
+    /// What the writer thread and the writes that hold the lock themselves share.
     writer: Writer,
-    /// Where writes go to be committed by the writer task (group commit, module docs).
-    jobs: mpsc::UnboundedSender<Job>,
+    /// Where deferred writes go to be committed by the writer thread (group commit, module
+    /// docs); none in memory, where a deferred write opens to commit.
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
     /// Alive while any clone of the store is: the checkpoint task stops once it is gone.
     _alive: Arc<()>,
 }
 
-/// The writer connection and what goes with it: shared by the writer task and by the writes
-/// that hold the writer lock themselves (an open [`WriteTx`]).
+/// The writer lock, the writer connection and what goes with them: shared by the writer thread
+/// and by the writes that hold the writer lock themselves (an open [`WriteTx`]).
 #[derive(Debug, Clone)]
 struct Writer {
     /// Where the writer connection comes from: a pool of one (the store's own pool for an
@@ -126,7 +133,7 @@ struct Writer {
     /// Each tenant's chain head (last sequence number, last hash) as this store's last write of
     /// it committed them: read and changed under `lock` only (module docs).
     heads: Arc<std::sync::Mutex<HashMap<String, ChainHead>>>,
-    /// Transactions the writer task committed, and the writes in them.
+    /// Transactions that committed deferred writes, and the writes in them.
     commits: Arc<AtomicU64>,
     grouped_writes: Arc<AtomicU64>,
 }
@@ -174,11 +181,11 @@ impl Drop for WriterGuard {
     }
 }
 
-/// How many transactions the writer task committed and how many writes they held (see
+/// How many transactions committed deferred writes and how many writes they held (see
 /// [`SqliteStore::group_commit_counts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitCounts {
-    /// Transactions committed by the writer task.
+    /// Transactions that committed deferred writes (the writer thread's).
     pub commits: u64,
     /// Writes in them.
     pub writes: u64,
@@ -191,7 +198,7 @@ struct ChainHead {
     hash: String,
 }
 
-/// Most writes the writer task commits in one transaction.
+/// Most writes the writer thread commits in one transaction.
 const MAX_GROUP_WRITES: usize = 64;
 
 /// Most arguments in one group's query (SQLite numbers placeholders up to 32,766).
@@ -244,6 +251,20 @@ impl QueryBuf {
     }
 }
 
+/// Where a write's statements go, in order: a multi-statement query being built ([`QueryBuf`],
+/// an open write's) or SQLite itself (the writer thread's connection, `sqlite/writer.rs`).
+trait StatementSink {
+    /// Takes `sql` (its placeholders `$1`… numbered from 1 over `args`).
+    fn push(&mut self, sql: &str, args: &[Arg]) -> Result<()>;
+}
+
+impl StatementSink for QueryBuf {
+    /// Appends the statement to the query.
+    fn push(&mut self, sql: &str, args: &[Arg]) -> Result<()> {
+        QueryBuf::push(self, sql, args.iter().cloned())
+    }
+}
+
 /// What a deferred write queued, in order.
 #[derive(Debug)]
 enum Queued {
@@ -261,7 +282,7 @@ impl Queued {
     }
 }
 
-/// A write handed to the writer task: what it queued, and where its outcome goes.
+/// A write handed to the writer thread: what it queued, and where its outcome goes.
 #[derive(Debug)]
 struct Job {
     items: Vec<Queued>,
@@ -277,7 +298,7 @@ impl Job {
 }
 
 /// A write in progress. It starts deferred: its statements and change records are kept in
-/// memory and committed by the writer task together with other writes waiting at the same
+/// memory and committed by the writer thread together with other writes waiting at the same
 /// time (group commit, module docs). A write that needs the connection before its commit (to
 /// read inside the transaction, or to know what a statement changed) opens: it takes the writer
 /// lock and connection for itself, as every write did before group commit.
@@ -613,8 +634,11 @@ impl SqliteStore {
             commits: Arc::default(),
             grouped_writes: Arc::default(),
         };
-        let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(commit_groups(writer.clone(), queue));
+        let jobs = if memory {
+            None
+        } else {
+            Some(writer::start(&file, writer.clone())?)
+        };
         let alive = Arc::new(());
         let reads = if memory {
             ReadPool::shared(pool.clone())
@@ -701,7 +725,7 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// How many transactions the writer task has committed and how many writes they held
+    /// How many transactions have committed deferred writes and how many writes they held
     /// (group commit: more writes than commits means writes shared transactions), for tests
     /// and diagnostics.
     pub fn group_commit_counts(&self) -> GroupCommitCounts {
@@ -794,7 +818,7 @@ impl SqliteStore {
         }
     }
 
-    /// A deferred write (committed by the writer task unless it opens).
+    /// A deferred write (committed by the writer thread unless it opens).
     async fn begin_write(&self) -> Result<WriteTx> {
         Ok(WriteTx {
             state: WriteState::Deferred {
@@ -855,7 +879,7 @@ impl SqliteStore {
         queue_sealed(&mut w.buf, record, &mut w.moved)
     }
 
-    /// Commits a write: a deferred one through the writer task (with whatever other writes
+    /// Commits a write: a deferred one through the writer thread (with whatever other writes
     /// wait at the same time), an open one itself. On failure nothing of it is stored.
     async fn commit_write(&self, w: WriteTx) -> Result<()> {
         match w.state {
@@ -867,14 +891,31 @@ impl SqliteStore {
                 if items.is_empty() {
                     return Ok(());
                 }
+                let Some(jobs) = &self.jobs else {
+                    // In memory: no writer thread (its database lives in sqlx's one
+                    // connection); the write takes the lock and commits itself.
+                    let mut w = WriteTx {
+                        state: WriteState::Deferred {
+                            store: self.clone(),
+                            items,
+                            trust_remembered,
+                        },
+                    };
+                    w.open().await?;
+                    let WriteState::Open(open) = w.state else {
+                        return Err(StoreError::Corrupt("an SQLite write did not open".into()));
+                    };
+                    self.commit_open(open).await?;
+                    self.writer.counted(1);
+                    return Ok(());
+                };
                 let (reply, outcome) = oneshot::channel();
                 let job = Job {
                     items,
                     trust_remembered,
                     reply,
                 };
-                self.jobs
-                    .send(job)
+                jobs.send(job)
                     .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
                 outcome
                     .await
@@ -942,160 +983,12 @@ impl Writer {
         self.heads.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// Commits `jobs` together, each write with its own outcome: first all in one query; if
-    /// that fails (one of them failed, and the transaction was rolled back), in one transaction
-    /// again, each write in a savepoint of its own, so a failing write is undone alone and the
-    /// others still commit together; if that transaction cannot commit either, each write in a
-    /// transaction of its own. One write's error never fails another.
-    async fn commit_group(&self, w: &mut WriterGuard, jobs: Vec<Job>) {
-        if jobs.iter().any(|job| !job.trust_remembered) {
-            self.forget_heads();
-        }
-        if jobs.len() > 1 {
-            if let Ok(moved) = self.execute(w, &jobs).await {
-                self.counted(jobs.len());
-                self.remember(moved);
-                for job in jobs {
-                    let _ = job.reply.send(Ok(()));
-                }
-                return;
-            }
-            if let Ok((outcomes, moved)) = self.execute_each(w, &jobs).await {
-                let succeeded = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
-                if succeeded > 0 {
-                    self.counted(succeeded);
-                }
-                self.remember(moved);
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(outcome);
-                }
-                return;
-            }
-        }
-        for job in jobs {
-            let alone = std::slice::from_ref(&job);
-            let mut outcome = self.execute(w, alone).await;
-            if matches!(outcome, Err(StoreError::ChainHeadMoved)) {
-                // The heads are forgotten: the second run reads them in its transaction.
-                outcome = self.execute(w, alone).await;
-            }
-            let outcome = outcome.map(|moved| {
-                self.counted(1);
-                self.remember(moved);
-            });
-            let _ = job.reply.send(outcome);
-        }
-    }
-
     /// Counts a commit of `writes` writes.
     fn counted(&self, writes: usize) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.grouped_writes
             .fetch_add(u64::try_from(writes).unwrap_or(u64::MAX), Ordering::Relaxed);
         metrics::histogram!(crate::metrics::SQLITE_WRITES_PER_COMMIT).record(writes as f64);
-    }
-
-    /// Runs `jobs` as one transaction sent as one query (`BEGIN IMMEDIATE; …; COMMIT`), each
-    /// change record chained after the previous one of its tenant; the heads they moved. A
-    /// tenant whose head is not remembered has it read first, inside the transaction. On an
-    /// error the transaction is rolled back and nothing of `jobs` is stored.
-    async fn execute(
-        &self,
-        w: &mut WriterGuard,
-        jobs: &[Job],
-    ) -> Result<HashMap<String, ChainHead>> {
-        let mut heads: HashMap<String, ChainHead> = HashMap::new();
-        let mut unknown: Vec<&str> = Vec::new();
-        {
-            let remembered = self.heads.lock().unwrap_or_else(|p| p.into_inner());
-            for tenant in record_tenants(jobs) {
-                match remembered.get(tenant) {
-                    Some(head) => {
-                        heads.insert(tenant.to_string(), head.clone());
-                    }
-                    None => unknown.push(tenant),
-                }
-            }
-        }
-        let mut buf = QueryBuf::default();
-        let outcome = async {
-            if unknown.is_empty() {
-                buf.push("BEGIN IMMEDIATE", [])?;
-            } else {
-                let conn = w.conn().await?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                for tenant in unknown {
-                    heads.insert(tenant.to_string(), read_head(conn, tenant).await?);
-                }
-            }
-            for job in jobs {
-                queue_job(&mut buf, job, &mut heads)?;
-            }
-            buf.push("COMMIT", [])?;
-            let (sql, args) = buf.take();
-            sqlx::query_with(&sql, args)
-                .execute(w.conn().await?)
-                .await
-                .map_err(|e| write_error(&self.heads, e))?;
-            Ok(heads)
-        }
-        .await;
-        if outcome.is_err() {
-            roll_back(w).await;
-        }
-        outcome
-    }
-
-    /// Runs `jobs` in one transaction, each in a savepoint of its own (one query each): a
-    /// write that fails is rolled back to its savepoint alone and its change record leaves the
-    /// chain as it was. The heads are read from the database inside the transaction. Each
-    /// write's outcome and the heads moved, once the transaction committed; an error when it
-    /// could not (then nothing of `jobs` is stored).
-    async fn execute_each(
-        &self,
-        w: &mut WriterGuard,
-        jobs: &[Job],
-    ) -> Result<(Vec<Result<()>>, HashMap<String, ChainHead>)> {
-        let outcome = async {
-            let conn = w.conn().await?;
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-            let mut heads: HashMap<String, ChainHead> = HashMap::new();
-            for tenant in record_tenants(jobs) {
-                heads.insert(tenant.to_string(), read_head(conn, tenant).await?);
-            }
-            let mut outcomes = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                let before = heads.clone();
-                let mut buf = QueryBuf::default();
-                buf.push("SAVEPOINT write", [])?;
-                // (Building a write's statements fails only before anything of it is sent.)
-                if let Err(e) = queue_job(&mut buf, job, &mut heads) {
-                    heads = before;
-                    outcomes.push(Err(e));
-                    continue;
-                }
-                buf.push("RELEASE write", [])?;
-                let (sql, args) = buf.take();
-                if let Err(e) = sqlx::query_with(&sql, args).execute(&mut *conn).await {
-                    // Undone alone. An error here (SQLite rolled the whole transaction back, as
-                    // it does on a full disk) fails the transaction.
-                    sqlx::query("ROLLBACK TO write; RELEASE write")
-                        .execute(&mut *conn)
-                        .await?;
-                    heads = before;
-                    outcomes.push(Err(write_error(&self.heads, e)));
-                    continue;
-                }
-                outcomes.push(Ok(()));
-            }
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok((outcomes, heads))
-        }
-        .await;
-        if outcome.is_err() {
-            roll_back(w).await;
-        }
-        outcome
     }
 }
 
@@ -1114,11 +1007,15 @@ fn record_tenants(jobs: &[Job]) -> Vec<&str> {
 
 /// Queues `job`'s statements into `buf`, each change record chained after its tenant's entry
 /// in `heads` (which moves to it).
-fn queue_job(buf: &mut QueryBuf, job: &Job, heads: &mut HashMap<String, ChainHead>) -> Result<()> {
+fn queue_job(
+    out: &mut impl StatementSink,
+    job: &Job,
+    heads: &mut HashMap<String, ChainHead>,
+) -> Result<()> {
     for item in &job.items {
         match item {
-            Queued::Statement(sql, args) => buf.push(sql, args.iter().cloned())?,
-            Queued::Record(record) => queue_sealed(buf, record.clone(), heads)?,
+            Queued::Statement(sql, args) => out.push(sql, args)?,
+            Queued::Record(record) => queue_sealed(out, record.clone(), heads)?,
         }
     }
     Ok(())
@@ -1126,7 +1023,7 @@ fn queue_job(buf: &mut QueryBuf, job: &Job, heads: &mut HashMap<String, ChainHea
 
 /// Queues `record` numbered and chained after its tenant's head in `heads`, which moves to it.
 fn queue_sealed(
-    buf: &mut QueryBuf,
+    out: &mut impl StatementSink,
     record: Unsealed,
     heads: &mut HashMap<String, ChainHead>,
 ) -> Result<()> {
@@ -1134,55 +1031,9 @@ fn queue_sealed(
         StoreError::Corrupt(format!("no chain head for tenant {}", record.tenant))
     })?;
     let tenant = record.tenant.clone();
-    let moved = queue_append(buf, record.seal(head.seq, &head.hash), &head)?;
+    let moved = queue_append(out, record.seal(head.seq, &head.hash), &head)?;
     heads.insert(tenant, moved);
     Ok(())
-}
-
-/// The writer task: waits for a write, takes the writer lock, and commits every write waiting
-/// by then (up to [`MAX_GROUP_WRITES`], [`MAX_GROUP_ARGUMENTS`]) in one transaction. Under
-/// load, writes arriving while one group commits form the next, so a write waits at most one
-/// group's commit and the commits' fixed costs (the hand-off to SQLite's thread, the WAL's
-/// commit frame, pages shared by the writes) are paid once per group. Stops when the store is
-/// dropped (the queue closes).
-async fn commit_groups(writer: Writer, mut queue: mpsc::UnboundedReceiver<Job>) {
-    let mut carried: Option<Job> = None;
-    loop {
-        let first = match carried.take() {
-            Some(job) => job,
-            None => match queue.recv().await {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let mut guard = match writer.lock().await {
-            Ok(guard) => guard,
-            Err(e) => {
-                // The writer connection cannot be opened: this write fails; the next ones
-                // try again.
-                let _ = first.reply.send(Err(e));
-                continue;
-            }
-        };
-        let mut arguments = first.argument_count();
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP_WRITES {
-            let Ok(job) = queue.try_recv() else { break };
-            let n = job.argument_count();
-            if arguments + n > MAX_GROUP_ARGUMENTS {
-                carried = Some(job);
-                break;
-            }
-            arguments += n;
-            group.push(job);
-        }
-        // A write whose caller has gone (its request was cancelled) is dropped, as an open
-        // write is rolled back when dropped.
-        group.retain(|job| !job.reply.is_closed());
-        if !group.is_empty() {
-            writer.commit_group(&mut guard, group).await;
-        }
-    }
 }
 
 /// `tenant`'s chain head as the database has it (creating the chain's row on its first record).
@@ -1205,19 +1056,23 @@ async fn read_head(conn: &mut SqliteConnection, tenant: &str) -> Result<ChainHea
 /// Queues `record` and the move of its tenant's head to it. The record's `prev_hash` is read
 /// from the head row only if that is still `head`; else it is NULL, which the column refuses,
 /// and the write fails before its commit (module docs).
-fn queue_append(buf: &mut QueryBuf, record: ChangeRecord, head: &ChainHead) -> Result<ChainHead> {
+fn queue_append(
+    out: &mut impl StatementSink,
+    record: ChangeRecord,
+    head: &ChainHead,
+) -> Result<ChainHead> {
     // The record's fields move into the arguments (the change JSON is the bulk of a write).
     let moved = ChainHead {
         seq: record.seq,
         hash: record.hash.clone(),
     };
-    buf.push(
+    out.push(
         "INSERT INTO scim_changes (tenant_id, tenant_seq, resource_type, resource_id, \
          version, operation, change_json, principal, request_id, occurred_at, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT last_hash FROM tenant_chain \
          WHERE tenant_id = $1 AND last_seq = $13 AND last_hash = $11), $12); \
          UPDATE tenant_chain SET last_seq = $2, last_hash = $12 WHERE tenant_id = $1",
-        vec![
+        &[
             Arg::Text(record.tenant),
             Arg::Int(version_to_db(record.seq)?),
             Arg::Text(record.resource_type),
