@@ -575,7 +575,7 @@ impl SqliteStore {
         let options = options
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Normal);
         let options = if memory {
             options
@@ -672,7 +672,11 @@ impl SqliteStore {
         };
         super::Store::migrate(&store).await?;
         if !memory {
-            tokio::spawn(checkpoint_loop(store.pool.clone(), Arc::downgrade(&alive)));
+            tokio::spawn(checkpoint_loop(
+                store.pool.clone(),
+                store.writer.slot.clone(),
+                Arc::downgrade(&alive),
+            ));
         }
         Ok(store)
     }
@@ -1098,14 +1102,13 @@ const APPEND_ARGUMENTS: usize = 13;
 /// copies what no reader still needs and waits for nobody; what it cannot copy yet, the next
 /// round does. A `PASSIVE` checkpoint never makes the WAL file start over while readers come
 /// and go (measured: 8 GB of WAL after Entra's initial cycle at 100,000 users), so once the WAL
-/// holds [`WAL_RESTART_FRAMES`] a `RESTART` checkpoint follows: it waits (up to the busy
-/// timeout) for the readers of older snapshots to finish, holding writers back meanwhile, so
-/// that the next write starts the WAL over from its beginning and cuts the file to at most
+/// holds [`WAL_RESTART_FRAMES`] a `RESTART` checkpoint follows ([`checkpoint`]), so that the
+/// next write starts the WAL over from its beginning and cuts the file to at most
 /// [`WAL_SIZE_LIMIT`]. (`TRUNCATE`, used before, emptied the file, and every write then grew
 /// it again page by page: the kernel zeroed each new page, 5 % of the writer thread's time in
 /// Entra's initial cycle, whose users phase took 43.2–43.8 s after against 46.3–47.8 s.) A
 /// failure is logged and retried next round (the WAL only grows meanwhile).
-async fn checkpoint_loop(pool: SqlitePool, alive: Weak<()>) {
+async fn checkpoint_loop(pool: SqlitePool, writers: WriterLock, alive: Weak<()>) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1113,7 +1116,7 @@ async fn checkpoint_loop(pool: SqlitePool, alive: Weak<()>) {
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        if let Err(e) = checkpoint(&pool).await {
+        if let Err(e) = checkpoint(&pool, &writers).await {
             tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retried in the next round");
         }
     }
@@ -1130,8 +1133,32 @@ pub const WAL_SIZE_LIMIT: i64 = 96 * 1024 * 1024;
 /// The writer connection's page cache (`cache_size`; negative: KiB).
 const WRITER_CACHE_KIB: i64 = -8 * 1024;
 
+/// How long a `RESTART` checkpoint waits for the readers of older snapshots before this round
+/// gives up (the writes wait as long: [`checkpoint`]).
+pub const RESTART_READER_WAIT: Duration = Duration::from_millis(250);
+
+/// The busy timeout of every connection (other processes writing the file wait this long).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The writer lock ([`Writer::slot`]).
+type WriterLock = Arc<Mutex<Option<PoolConnection<Sqlite>>>>;
+
 /// One round of [`checkpoint_loop`]: the WAL's size in frames after it.
-pub(crate) async fn checkpoint(pool: &SqlitePool) -> std::result::Result<i64, sqlx::Error> {
+///
+/// A `RESTART` needs SQLite's write lock and then waits for the readers of older snapshots to
+/// finish, holding writers back meanwhile. It used to ask for SQLite's lock with the 10 s busy
+/// timeout while the writer thread took that lock again as soon as each group committed:
+/// SQLite's busy handler polls, so the checkpoint found the lock free only by luck, and then
+/// held every write for as long as a reader took. In Entra's initial cycle at 100,000 users
+/// this stalled writes for seconds at a time and, when the wait ran out, left the WAL to grow
+/// to gigabytes (`docs/benchmarks.md`, "The SQLite writer thread"). So the round takes the
+/// store's own writer lock first (the writer thread and the open writes finish what they are
+/// committing and wait), and waits at most [`RESTART_READER_WAIT`] for readers: a reader still
+/// reading by then makes this round give up, and the next one tries again.
+pub(crate) async fn checkpoint(
+    pool: &SqlitePool,
+    writers: &WriterLock,
+) -> std::result::Result<i64, sqlx::Error> {
     // (busy, frames in the WAL, frames copied)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
@@ -1139,9 +1166,26 @@ pub(crate) async fn checkpoint(pool: &SqlitePool) -> std::result::Result<i64, sq
     if frames < WAL_RESTART_FRAMES {
         return Ok(frames);
     }
-    let (busy, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-        .fetch_one(pool)
+    let mut conn = pool.acquire().await?;
+    let timeout = |wait: Duration| format!("PRAGMA busy_timeout = {}", wait.as_millis());
+    sqlx::query(&timeout(RESTART_READER_WAIT))
+        .execute(&mut *conn)
         .await?;
+    let restarted = {
+        let _writes_held = writers.lock().await;
+        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(&mut *conn)
+            .await
+    };
+    if sqlx::query(&timeout(BUSY_TIMEOUT))
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        // Not back to the pool with the short timeout.
+        conn.close_on_drop();
+    }
+    let (busy, frames, _) = restarted?;
     if busy != 0 {
         tracing::warn!(
             frames,

@@ -17,8 +17,9 @@
 //! `COMMIT` returned, with its own outcome.
 
 use super::{
-    CAS_GUARD_TABLE, ChainHead, Job, MAX_GROUP_ARGUMENTS, MAX_GROUP_WRITES, StatementSink,
-    WAL_SIZE_LIMIT, WRITER_CACHE_KIB, Writer, queue_job, record_tenants, write_error,
+    BUSY_TIMEOUT, CAS_GUARD_TABLE, ChainHead, Job, MAX_GROUP_ARGUMENTS, MAX_GROUP_WRITES,
+    StatementSink, WAL_SIZE_LIMIT, WRITER_CACHE_KIB, Writer, queue_job, record_tenants,
+    write_error,
 };
 use crate::store::inline_reads;
 use crate::store::row::version_from_db;
@@ -29,7 +30,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
 
 /// Statements kept prepared: each distinct text a write runs (a few dozen).
 const PREPARED_STATEMENTS: usize = 128;
@@ -332,7 +332,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
