@@ -418,6 +418,22 @@ impl Queue {
     ) -> Result<Option<ClaimedJob>> {
         let until = ns(now + lease);
         on_pool!(self, |pool, pg| {
+            // Nothing due, an idle worker's usual answer, is read without writing: an UPDATE
+            // takes the database's write lock even when it changes nothing, and on SQLite a
+            // poll waiting for that lock behind a long run of writes (an initial sync) failed
+            // once its busy timeout ran out (`docs/benchmarks.md`, 2026-12-04).
+            let due: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM inbound_jobs WHERE (status = $1 AND \
+                 run_after_ns <= $2) OR (status = $3 AND lease_until_ns < $2))",
+            )
+            .bind(status::QUEUED)
+            .bind(ns(now))
+            .bind(status::RUNNING)
+            .fetch_one(pool)
+            .await?;
+            if !due {
+                return Ok(None);
+            }
             sqlx::query(
                 "UPDATE inbound_jobs SET status = $1, lease_owner = NULL, lease_until_ns = NULL, \
                  finished_ns = $2, last_error = 'the worker stopped while holding the job on \

@@ -20,7 +20,8 @@
 //!   `fsync`s) inside whichever commit crosses 1,000 WAL pages, that is inside a write holding
 //!   the lock, every twenty writes or so. Here automatic checkpoints are off and a background
 //!   task runs a `PASSIVE` checkpoint every [`CHECKPOINT_INTERVAL`], beside the writers
-//!   (a checkpoint does not block them). Durability is unchanged: WAL with
+//!   (it does not block them; the `RESTART` that starts a large WAL over holds them for a
+//!   moment, see `checkpoint`). Durability is unchanged: WAL with
 //!   `synchronous=NORMAL`, a commit survives a crash of the process; the last commits before a
 //!   power loss may be lost (stated in the README).
 //! - No round trips to another thread while the lock is held. sqlx runs each statement on the

@@ -292,3 +292,36 @@ async fn postgres_queue_retries_dead_letters_and_leases() {
     )
     .await;
 }
+
+/// An idle worker's poll (nothing due) does not write, so it never waits for the database's
+/// write lock: on SQLite, a poll behind a long run of writes used to wait out its busy timeout
+/// and fail the worker's round.
+#[tokio::test]
+async fn sqlite_an_idle_poll_does_not_wait_for_writers() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite().await;
+    let e = env(&db).await;
+    let Raw::Sqlite(_, dir) = &db.raw else {
+        unreachable!()
+    };
+    let mut writer = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("scim.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let polled = tokio::time::timeout(
+        Duration::from_secs(3),
+        e.intake
+            .queue
+            .claim("idle", e.clock.now(), Duration::from_secs(60), 3),
+    )
+    .await
+    .expect("the poll waited for the write lock");
+    assert!(polled.unwrap().is_none());
+    sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+}

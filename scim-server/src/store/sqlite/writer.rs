@@ -34,6 +34,9 @@ use std::sync::mpsc;
 /// Statements kept prepared: each distinct text a write runs (a few dozen).
 const PREPARED_STATEMENTS: usize = 128;
 
+/// Multi-statement texts kept split into their statements.
+const MAX_SPLIT_TEXTS: usize = 64;
+
 /// Opens the writer thread's connection to the database file at `path` and starts the thread;
 /// where to send it writes. The thread stops once every sender is gone (the store dropped).
 pub(super) fn start(path: &Path, writer: Writer) -> Result<mpsc::Sender<Job>> {
@@ -257,6 +260,11 @@ impl WriterConnection {
             return run_statement(&self.conn, sql, args);
         }
         if !self.split.contains_key(sql) {
+            // The store's texts are a handful; a bound keeps a future one built per call from
+            // growing this for ever.
+            if self.split.len() >= MAX_SPLIT_TEXTS {
+                self.split.clear();
+            }
             self.split.insert(sql.to_string(), split_statements(sql));
         }
         for statement in self.split.get(sql).into_iter().flatten() {
