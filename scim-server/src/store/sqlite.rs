@@ -1135,7 +1135,7 @@ pub const WAL_SIZE_LIMIT: i64 = 96 * 1024 * 1024;
 const WRITER_CACHE_KIB: i64 = -8 * 1024;
 
 /// How long a `RESTART` checkpoint waits for the readers of older snapshots before this round
-/// gives up (the writes wait as long: [`checkpoint`]).
+/// gives up (the writes wait as long; see the checkpoint task).
 pub const RESTART_READER_WAIT: Duration = Duration::from_millis(250);
 
 /// The busy timeout of every connection (other processes writing the file wait this long).
