@@ -19,7 +19,8 @@
 //! - No commit checkpoints. SQLite's default copies the WAL back into the database (with two
 //!   `fsync`s) inside whichever commit crosses 1,000 WAL pages, that is inside a write holding
 //!   the lock, every twenty writes or so. Here automatic checkpoints are off and a background
-//!   task runs a `PASSIVE` checkpoint every [`CHECKPOINT_INTERVAL`], beside the writers
+//!   task runs a `PASSIVE` checkpoint every [`CHECKPOINT_INTERVAL`] (sooner while the WAL
+//!   grows fast), beside the writers
 //!   (it does not block them; the `RESTART` that starts a large WAL over holds them for a
 //!   moment, see `checkpoint`). Durability is unchanged: WAL with
 //!   `synchronous=NORMAL`, a commit survives a crash of the process; the last commits before a
@@ -1099,7 +1100,8 @@ fn queue_append(
 /// The arguments [`queue_append`] adds.
 const APPEND_ARGUMENTS: usize = 13;
 
-/// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until the store is dropped. `PASSIVE`
+/// Checkpoints the WAL until the store is dropped, every [`CHECKPOINT_INTERVAL`] or sooner
+/// while the WAL grows fast ([`next_round`]). `PASSIVE`
 /// copies what no reader still needs and waits for nobody; what it cannot copy yet, the next
 /// round does. A `PASSIVE` checkpoint never makes the WAL file start over while readers come
 /// and go (measured: 8 GB of WAL after Entra's initial cycle at 100,000 users), so once the WAL
@@ -1110,16 +1112,82 @@ const APPEND_ARGUMENTS: usize = 13;
 /// Entra's initial cycle, whose users phase took 43.2–43.8 s after against 46.3–47.8 s.) A
 /// failure is logged and retried next round (the WAL only grows meanwhile).
 async fn checkpoint_loop(pool: SqlitePool, writers: WriterLock, alive: Weak<()>) {
-    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut growth = WalGrowth::default();
+    let mut wait = Duration::ZERO;
     loop {
-        tick.tick().await;
+        tokio::time::sleep(wait).await;
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        if let Err(e) = checkpoint(&pool, &writers).await {
-            tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retried in the next round");
+        wait = match checkpoint(&pool, &writers).await {
+            Ok(round) => growth.next_round(std::time::Instant::now(), round),
+            Err(e) => {
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retried in the next round");
+                CHECKPOINT_INTERVAL
+            }
+        };
+    }
+}
+
+/// A checkpoint round's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// The WAL holds this many frames, fewer than [`WAL_RESTART_FRAMES`].
+    Below(i64),
+    /// The WAL was started over (the next write writes from its beginning).
+    Restarted,
+    /// The WAL holds this many frames and could not be started over this round (readers).
+    HeldOff(i64),
+}
+
+/// The fastest the checkpoint task runs rounds, however fast the WAL grows.
+const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How fast the WAL grew between checkpoint rounds, to run the next round before it holds much
+/// more than [`WAL_RESTART_FRAMES`]. With a fixed 500 ms, writes at 2,000/s (the writer thread's
+/// rate for one writer at a time) wrote 1.6 times [`WAL_RESTART_FRAMES`] between two rounds, and
+/// the WAL reached 2.4 times it before a round saw it (`sqlite_wal_starts_over_once_large`).
+#[derive(Debug, Default)]
+struct WalGrowth {
+    /// The last round that saw the WAL below the threshold: when, and its frames.
+    last: Option<(std::time::Instant, i64)>,
+    /// Frames per second, as last measured.
+    rate: f64,
+}
+
+impl WalGrowth {
+    /// How long until the next round, after `round` at `now`.
+    fn next_round(&mut self, now: std::time::Instant, round: Round) -> Duration {
+        let room = match round {
+            // Readers held a restart off: the next attempt waits a whole interval (a restart
+            // holds writes while it waits).
+            Round::HeldOff(_) => {
+                self.last = None;
+                return CHECKPOINT_INTERVAL;
+            }
+            Round::Restarted => {
+                self.last = None;
+                WAL_RESTART_FRAMES
+            }
+            Round::Below(frames) => {
+                if let Some((then, before)) = self.last
+                    && frames >= before
+                {
+                    let seconds = now.duration_since(then).as_secs_f64();
+                    if seconds > 0.0 {
+                        self.rate = (frames - before) as f64 / seconds;
+                    }
+                }
+                self.last = Some((now, frames));
+                WAL_RESTART_FRAMES - frames
+            }
+        };
+        if self.rate <= 0.0 {
+            return CHECKPOINT_INTERVAL;
         }
+        Duration::try_from_secs_f64(room.max(0) as f64 / self.rate)
+            .unwrap_or(CHECKPOINT_INTERVAL)
+            .clamp(MIN_ROUND_INTERVAL, CHECKPOINT_INTERVAL)
     }
 }
 
@@ -1159,13 +1227,13 @@ type WriterLock = Arc<Mutex<Option<PoolConnection<Sqlite>>>>;
 pub(crate) async fn checkpoint(
     pool: &SqlitePool,
     writers: &WriterLock,
-) -> std::result::Result<i64, sqlx::Error> {
+) -> std::result::Result<Round, sqlx::Error> {
     // (busy, frames in the WAL, frames copied)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
     if frames < WAL_RESTART_FRAMES {
-        return Ok(frames);
+        return Ok(Round::Below(frames));
     }
     let mut conn = pool.acquire().await?;
     let timeout = |wait: Duration| format!("PRAGMA busy_timeout = {}", wait.as_millis());
@@ -1192,8 +1260,56 @@ pub(crate) async fn checkpoint(
             frames,
             "SQLite WAL not started over: readers still held older snapshots"
         );
+        return Ok(Round::HeldOff(frames));
     }
-    Ok(frames)
+    Ok(Round::Restarted)
 }
 
 super::imp::impl_sql_store!(SqliteStore, Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn checkpoint_rounds_come_sooner_while_the_wal_grows_fast() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut growth = WalGrowth::default();
+        // Nothing measured yet, then an idle WAL: the whole interval.
+        assert_eq!(
+            growth.next_round(at(0), Round::Below(0)),
+            CHECKPOINT_INTERVAL
+        );
+        assert_eq!(
+            growth.next_round(at(500), Round::Below(0)),
+            CHECKPOINT_INTERVAL
+        );
+        // 8,192 frames in 500 ms, 8,192 to go: the next round in 500 ms.
+        assert_eq!(
+            growth.next_round(at(1_000), Round::Below(8_192)),
+            Duration::from_millis(500)
+        );
+        // Faster: 6,144 frames in 250 ms, 2,048 to go: 83 ms.
+        let next = growth.next_round(at(1_250), Round::Below(14_336));
+        assert!(
+            next > Duration::from_millis(80) && next < Duration::from_millis(90),
+            "{next:?}"
+        );
+        // Started over: a whole threshold of room at the last rate (24,576 frames a second).
+        let next = growth.next_round(at(1_340), Round::Restarted);
+        assert!(next > Duration::from_millis(490), "{next:?}");
+        // Past the threshold: the next round as soon as allowed.
+        growth.next_round(at(1_400), Round::Below(1_000));
+        assert_eq!(
+            growth.next_round(at(1_900), Round::Below(WAL_RESTART_FRAMES + 10)),
+            MIN_ROUND_INTERVAL
+        );
+        // Readers held a restart off: not again before a whole interval.
+        assert_eq!(
+            growth.next_round(at(1_950), Round::HeldOff(WAL_RESTART_FRAMES + 500)),
+            CHECKPOINT_INTERVAL
+        );
+    }
+}
