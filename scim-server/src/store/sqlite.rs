@@ -899,21 +899,29 @@ impl SqliteStore {
                 }
                 let Some(jobs) = &self.jobs else {
                     // In memory: no writer thread (its database lives in sqlx's one
-                    // connection); the write takes the lock and commits itself.
-                    let mut w = WriteTx {
-                        state: WriteState::Deferred {
-                            store: self.clone(),
-                            items,
-                            trust_remembered,
-                        },
-                    };
-                    w.open().await?;
-                    let WriteState::Open(open) = w.state else {
-                        return Err(StoreError::Corrupt("an SQLite write did not open".into()));
-                    };
-                    self.commit_open(open).await?;
-                    self.writer.counted(1);
-                    return Ok(());
+                    // connection); the write takes the lock and commits itself, on a task of its
+                    // own as the writer thread would: a caller cancelled half-way must not drop
+                    // an open write, which closes its connection, the whole in-memory database.
+                    let store = self.clone();
+                    let commit = tokio::spawn(async move {
+                        let mut w = WriteTx {
+                            state: WriteState::Deferred {
+                                store: store.clone(),
+                                items,
+                                trust_remembered,
+                            },
+                        };
+                        w.open().await?;
+                        let WriteState::Open(open) = w.state else {
+                            return Err(StoreError::Corrupt("an SQLite write did not open".into()));
+                        };
+                        store.commit_open(open).await?;
+                        store.writer.counted(1);
+                        Ok(())
+                    });
+                    return commit
+                        .await
+                        .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolClosed)));
                 };
                 let (reply, outcome) = oneshot::channel();
                 let job = Job {
@@ -1042,17 +1050,21 @@ fn queue_sealed(
     Ok(())
 }
 
+/// Creates a tenant's chain row before its first record (`$1` the tenant, `$2` the genesis hash).
+const CREATE_CHAIN_ROW: &str = "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) \
+     VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING";
+
+/// A tenant's chain head (`$1` the tenant): its last sequence number and hash.
+const SELECT_CHAIN_HEAD: &str = "SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1";
+
 /// `tenant`'s chain head as the database has it (creating the chain's row on its first record).
 async fn read_head(conn: &mut SqliteConnection, tenant: &str) -> Result<ChainHead> {
-    let (seq, hash): (i64, String) = sqlx::query_as(
-        "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
-         ON CONFLICT (tenant_id) DO NOTHING; \
-         SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = $1",
-    )
-    .bind(tenant)
-    .bind(chain::GENESIS_HASH)
-    .fetch_one(conn)
-    .await?;
+    let (seq, hash): (i64, String) =
+        sqlx::query_as(&format!("{CREATE_CHAIN_ROW}; {SELECT_CHAIN_HEAD}"))
+            .bind(tenant)
+            .bind(chain::GENESIS_HASH)
+            .fetch_one(conn)
+            .await?;
     Ok(ChainHead {
         seq: version_from_db(seq)?,
         hash,
@@ -1101,7 +1113,7 @@ fn queue_append(
 const APPEND_ARGUMENTS: usize = 13;
 
 /// Checkpoints the WAL until the store is dropped, every [`CHECKPOINT_INTERVAL`] or sooner
-/// while the WAL grows fast ([`next_round`]). `PASSIVE`
+/// while the WAL grows fast ([`WalGrowth::next_round`]). `PASSIVE`
 /// copies what no reader still needs and waits for nobody; what it cannot copy yet, the next
 /// round does. A `PASSIVE` checkpoint never makes the WAL file start over while readers come
 /// and go (measured: 8 GB of WAL after Entra's initial cycle at 100,000 users), so once the WAL
@@ -1136,8 +1148,8 @@ pub(crate) enum Round {
     Below(i64),
     /// The WAL was started over (the next write writes from its beginning).
     Restarted,
-    /// The WAL holds this many frames and could not be started over this round (readers).
-    HeldOff(i64),
+    /// The WAL could not be started over this round (readers held it off).
+    HeldOff,
 }
 
 /// The fastest the checkpoint task runs rounds, however fast the WAL grows.
@@ -1161,7 +1173,7 @@ impl WalGrowth {
         let room = match round {
             // Readers held a restart off: the next attempt waits a whole interval (a restart
             // holds writes while it waits).
-            Round::HeldOff(_) => {
+            Round::HeldOff => {
                 self.last = None;
                 return CHECKPOINT_INTERVAL;
             }
@@ -1260,7 +1272,7 @@ pub(crate) async fn checkpoint(
             frames,
             "SQLite WAL not started over: readers still held older snapshots"
         );
-        return Ok(Round::HeldOff(frames));
+        return Ok(Round::HeldOff);
     }
     Ok(Round::Restarted)
 }
@@ -1308,7 +1320,7 @@ mod tests {
         );
         // Readers held a restart off: not again before a whole interval.
         assert_eq!(
-            growth.next_round(at(1_950), Round::HeldOff(WAL_RESTART_FRAMES + 500)),
+            growth.next_round(at(1_950), Round::HeldOff),
             CHECKPOINT_INTERVAL
         );
     }

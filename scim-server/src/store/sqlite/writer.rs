@@ -17,9 +17,9 @@
 //! `COMMIT` returned, with its own outcome.
 
 use super::{
-    BUSY_TIMEOUT, CAS_GUARD_TABLE, ChainHead, Job, MAX_GROUP_ARGUMENTS, MAX_GROUP_WRITES,
-    StatementSink, WAL_SIZE_LIMIT, WRITER_CACHE_KIB, Writer, queue_job, record_tenants,
-    write_error,
+    BUSY_TIMEOUT, CAS_GUARD_TABLE, CREATE_CHAIN_ROW, ChainHead, Job, MAX_GROUP_ARGUMENTS,
+    MAX_GROUP_WRITES, SELECT_CHAIN_HEAD, StatementSink, WAL_SIZE_LIMIT, WRITER_CACHE_KIB, Writer,
+    queue_job, record_tenants, write_error,
 };
 use crate::store::inline_reads;
 use crate::store::row::version_from_db;
@@ -33,9 +33,6 @@ use std::sync::mpsc;
 
 /// Statements kept prepared: each distinct text a write runs (a few dozen).
 const PREPARED_STATEMENTS: usize = 128;
-
-/// Multi-statement texts kept split into their statements.
-const MAX_SPLIT_TEXTS: usize = 64;
 
 /// Opens the writer thread's connection to the database file at `path` and starts the thread;
 /// where to send it writes. The thread stops once every sender is gone (the store dropped).
@@ -240,8 +237,6 @@ fn refined(writer: &Writer, e: StoreError) -> StoreError {
 struct WriterConnection {
     conn: Connection,
     path: PathBuf,
-    /// The statements of each multi-statement text run so far (SQLite prepares one at a time).
-    split: HashMap<String, Vec<String>>,
 }
 
 impl WriterConnection {
@@ -249,25 +244,13 @@ impl WriterConnection {
         Ok(Self {
             conn: connect(path)?,
             path: path.to_path_buf(),
-            split: HashMap::new(),
         })
     }
 
     /// Runs `sql` (one statement or several, `;`-separated, each numbering its placeholders
-    /// `$1`… over `args`).
+    /// `$1`… over `args`): SQLite prepares one statement at a time.
     fn run(&mut self, sql: &str, args: &[Arg]) -> rusqlite::Result<()> {
-        if !sql.contains(';') {
-            return run_statement(&self.conn, sql, args);
-        }
-        if !self.split.contains_key(sql) {
-            // The store's texts are a handful; a bound keeps a future one built per call from
-            // growing this for ever.
-            if self.split.len() >= MAX_SPLIT_TEXTS {
-                self.split.clear();
-            }
-            self.split.insert(sql.to_string(), split_statements(sql));
-        }
-        for statement in self.split.get(sql).into_iter().flatten() {
+        for statement in split_statements(sql) {
             run_statement(&self.conn, statement, args)?;
         }
         Ok(())
@@ -280,16 +263,15 @@ impl WriterConnection {
             Arg::Text(tenant.to_string()),
             Arg::Text(chain::GENESIS_HASH.to_string()),
         ];
-        self.push(
-            "INSERT INTO tenant_chain (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2) \
-             ON CONFLICT (tenant_id) DO NOTHING",
-            &args,
-        )?;
+        self.push(CREATE_CHAIN_ROW, &args)?;
         let (seq, hash): (i64, String) = self
             .conn
-            .prepare_cached("SELECT last_seq, last_hash FROM tenant_chain WHERE tenant_id = ?1")
+            .prepare_cached(SELECT_CHAIN_HEAD)
             .and_then(|mut statement| {
-                statement.query_row([tenant], |row| Ok((row.get(0)?, row.get(1)?)))
+                inline_reads::bind(&mut statement, &args[..1])?;
+                let mut rows = statement.raw_query();
+                let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                Ok((row.get(0)?, row.get(1)?))
             })
             .map_err(|e| StoreError::Database(database_error(e)))?;
         Ok(ChainHead {
@@ -353,7 +335,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// `sql`'s statements: split at each `;` outside a quoted string or identifier.
-fn split_statements(sql: &str) -> Vec<String> {
+fn split_statements(sql: &str) -> Vec<&str> {
     let mut statements = Vec::new();
     let mut quote: Option<char> = None;
     let mut start = 0;
@@ -363,13 +345,13 @@ fn split_statements(sql: &str) -> Vec<String> {
             (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
             (None, ';') => {
-                statements.push(sql[start..i].trim().to_string());
+                statements.push(sql[start..i].trim());
                 start = i + 1;
             }
             (None, _) => {}
         }
     }
-    statements.push(sql[start..].trim().to_string());
+    statements.push(sql[start..].trim());
     statements.retain(|s| !s.is_empty());
     statements
 }
