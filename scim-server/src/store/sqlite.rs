@@ -931,9 +931,11 @@ impl SqliteStore {
                 };
                 jobs.send(job)
                     .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+                // No answer: the thread dropped the write in a panic, before or after its
+                // group's `COMMIT`.
                 outcome
                     .await
-                    .unwrap_or(Err(StoreError::Database(sqlx::Error::PoolClosed)))
+                    .unwrap_or(Err(StoreError::OutcomeUnknown(sqlx::Error::PoolClosed)))
             }
             WriteState::Open(w) => self.commit_open(w).await,
         }

@@ -37,13 +37,14 @@ const PREPARED_STATEMENTS: usize = 128;
 /// Opens the writer thread's connection to the database file at `path` and starts the thread;
 /// where to send it writes. The thread stops once every sender is gone (the store dropped).
 pub(super) fn start(path: &Path, writer: Writer) -> Result<mpsc::Sender<Job>> {
-    let conn = WriterConnection::open(path).map_err(|e| StoreError::Database(database_error(e)))?;
+    let mut conn =
+        WriterConnection::open(path).map_err(|e| StoreError::Database(database_error(e)))?;
     let (jobs, queue) = mpsc::channel();
     let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("scim-sqlite-writer".into())
         .spawn(move || {
-            commit_groups(conn, &writer, &queue);
+            supervise(&mut conn, &writer, &queue);
             // The last of the store may go with this thread, and with it the open writes'
             // connection, which sqlx returns to its pool from a task: that needs the runtime.
             let _runtime = runtime.enter();
@@ -53,13 +54,49 @@ pub(super) fn start(path: &Path, writer: Writer) -> Result<mpsc::Sender<Job>> {
     Ok(jobs)
 }
 
-/// The thread: waits for a write, takes the writer lock, and commits every write waiting by
-/// then (up to [`MAX_GROUP_WRITES`], [`MAX_GROUP_ARGUMENTS`]) in one transaction. Under load,
-/// writes arriving while one group commits form the next, so a write waits at most one group's
-/// commit, and a commit's fixed costs (the WAL's commit frame, pages several writes share) are
-/// paid once per group.
-fn commit_groups(mut conn: WriterConnection, writer: &Writer, queue: &mpsc::Receiver<Job>) {
+/// The thread's life: [`commit_groups`] until the store is dropped, started again after a
+/// panic. The thread is the only way a file database's deferred writes reach it, so if a panic
+/// ended it every later write would fail as "unavailable" until the process restarted. Nothing
+/// in it is known to panic (SQLite's errors are values); should a bug panic, the writes of the
+/// group it hit fail with their outcome unknown (their callers get 503 and read again: the panic
+/// may have come after the `COMMIT`), the connection is replaced (closing the old one rolls
+/// back a transaction left open), the remembered chain heads are forgotten (the next group
+/// reads them in its transaction), and the writes waiting behind it commit as usual.
+fn supervise(conn: &mut WriterConnection, writer: &Writer, queue: &mpsc::Receiver<Job>) {
+    // Outlives a panic: the write held back for the next group never ran.
     let mut carried: Option<Job> = None;
+    loop {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_groups(conn, writer, queue, &mut carried)
+        }));
+        let Err(panic) = run else { return };
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            panic = %message,
+            "SQLite writer: a group commit panicked; its writes' outcome is unknown; going on \
+             with a new connection"
+        );
+        crate::fault::record(format!("SQLite writer panicked: {message}"));
+        writer.forget_heads();
+        conn.replace();
+    }
+}
+
+/// Waits for a write, takes the writer lock, and commits every write waiting by then (up to
+/// [`MAX_GROUP_WRITES`], [`MAX_GROUP_ARGUMENTS`]) in one transaction. Under load, writes
+/// arriving while one group commits form the next, so a write waits at most one group's
+/// commit, and a commit's fixed costs (the WAL's commit frame, pages several writes share) are
+/// paid once per group. Returns once every sender is gone.
+fn commit_groups(
+    conn: &mut WriterConnection,
+    writer: &Writer,
+    queue: &mpsc::Receiver<Job>,
+    carried: &mut Option<Job>,
+) {
     loop {
         let first = match carried.take() {
             Some(job) => job,
@@ -75,7 +112,7 @@ fn commit_groups(mut conn: WriterConnection, writer: &Writer, queue: &mpsc::Rece
             let Ok(job) = queue.try_recv() else { break };
             let n = job.argument_count();
             if arguments + n > MAX_GROUP_ARGUMENTS {
-                carried = Some(job);
+                *carried = Some(job);
                 break;
             }
             arguments += n;
@@ -85,7 +122,7 @@ fn commit_groups(mut conn: WriterConnection, writer: &Writer, queue: &mpsc::Rece
         // write is rolled back when dropped.
         group.retain(|job| !job.reply.is_closed());
         if !group.is_empty() {
-            commit_group(&mut conn, writer, group);
+            commit_group(conn, writer, group);
         }
         drop(lock);
     }
@@ -172,6 +209,8 @@ fn execute_in_transaction(
     heads: &mut HashMap<String, ChainHead>,
 ) -> Result<()> {
     conn.push("BEGIN IMMEDIATE", &[])?;
+    #[cfg(test)]
+    tests::panic_if_asked(jobs);
     for tenant in unknown {
         heads.insert((*tenant).to_string(), conn.read_head(tenant)?);
     }
@@ -294,6 +333,21 @@ impl WriterConnection {
         match connect(&self.path) {
             Ok(fresh) => self.conn = fresh,
             Err(e) => tracing::error!(error = %e, "SQLite writer: could not reopen the connection"),
+        }
+    }
+}
+
+impl WriterConnection {
+    /// Replaces the connection with a new one (after a panic: whatever it was doing is
+    /// abandoned; dropping it rolls back its open transaction). If the file cannot be opened
+    /// again, the old connection stays, rolled back.
+    fn replace(&mut self) {
+        match connect(&self.path) {
+            Ok(fresh) => self.conn = fresh,
+            Err(e) => {
+                tracing::error!(error = %e, "SQLite writer: could not open a new connection");
+                self.roll_back();
+            }
         }
     }
 }
@@ -430,6 +484,94 @@ impl sqlx::error::DatabaseError for WriterError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Resources, SqliteStore};
+    use scim_core::change::Change;
+    use scim_core::resource::{Meta, Resource};
+    use scim_core::schema::SchemaRegistry;
+    use time::OffsetDateTime;
+
+    /// Writes of this tenant make the writer thread panic inside its transaction.
+    const PANICKING_TENANT: &str = "panics-in-the-writer";
+
+    /// The fault the supervision test injects (a bug's panic), in test builds only.
+    pub(super) fn panic_if_asked(jobs: &[Job]) {
+        if record_tenants(jobs).contains(&PANICKING_TENANT) {
+            panic!("a test's injected panic");
+        }
+    }
+
+    async fn create_user(store: &SqliteStore, tenant: &str, user_name: &str) -> Result<()> {
+        let registry = SchemaRegistry::builtin();
+        let user = Resource::new(
+            "User",
+            user_name,
+            serde_json::json!({ "userName": user_name })
+                .as_object()
+                .unwrap()
+                .clone(),
+            Meta::new(OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap()),
+        );
+        let principal = crate::test_support::principal(
+            tenant,
+            "token:it",
+            false,
+            crate::auth::CredentialKind::StaticToken,
+        );
+        let ctx = crate::test_support::request_ctx(principal, None, "http://localhost/scim/v2")
+            .writer()
+            .unwrap()
+            .context(OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap());
+        store
+            .create(
+                &ctx,
+                registry.resource_type("User").unwrap(),
+                &user,
+                &Change::created(&registry, &user),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_its_group_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scim.db");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        create_user(&store, "t1", "before").await.unwrap();
+
+        // The panic comes after `BEGIN IMMEDIATE`: the transaction is open and SQLite's write
+        // lock taken when the thread unwinds.
+        let lost = create_user(&store, PANICKING_TENANT, "lost")
+            .await
+            .unwrap_err();
+        assert!(matches!(lost, StoreError::OutcomeUnknown(_)), "{lost:?}");
+        assert_eq!(lost.fault(), crate::store::Fault::Unavailable);
+
+        // The same thread goes on, on a new connection: writes commit, the chain continues
+        // from the database's head, and nothing of the failed write was stored.
+        for name in ["after-1", "after-2"] {
+            create_user(&store, "t1", name).await.unwrap();
+        }
+        let verify = rusqlite::Connection::open(&path).unwrap();
+        let users: Vec<String> = verify
+            .prepare("SELECT id FROM resources ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(users, ["after-1", "after-2", "before"]);
+        let seqs: Vec<i64> = verify
+            .prepare(
+                "SELECT tenant_seq FROM scim_changes WHERE tenant_id = 't1' ORDER BY tenant_seq",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(store.group_commit_counts().writes, 3);
+    }
 
     #[test]
     fn splits_statements_outside_quotes() {
