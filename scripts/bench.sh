@@ -124,11 +124,13 @@ cat "$OUT/machine.txt" | tee -a "$LOG" >&2
 load() {
   local label="$1" name="$2" workload="$3"; shift 3
   say "$label $name"
-  local rc a conc=(--concurrency "$CONC")
+  local rc a conc=(--concurrency "$CONC") cpu=()
   for a in "$@"; do if [ "$a" = --concurrency ]; then conc=(); fi; done
+  # PostgreSQL's processes share the cores: their CPU per request is reported beside ours.
+  case "$label" in *postgres*) cpu=(--cpu-of postgres) ;; esac
   set +e
   "$LOAD" load --base-url "$BASE" --token "$TOKEN" --target "$label" --workload "$workload" \
-    "${conc[@]}" --warmup "$WARM" --state "$STATE" --server-pid "$SERVER_PID" \
+    "${conc[@]}" "${cpu[@]}" --warmup "$WARM" --state "$STATE" --server-pid "$SERVER_PID" \
     --json "$OUT/$label-$name.json" "$@" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
   set -e

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Client, Generator, Limit, drive};
-use report::{PhaseReport, REPORT_FORMAT, RunReport, ServerMemory};
+use report::{CpuCounters, PhaseReport, REPORT_FORMAT, RunReport, ServerMemory};
 use state::State;
 
 /// Errors of a load run.
@@ -191,6 +191,11 @@ pub struct LoadArgs {
     /// Process id of the server: its peak memory (VmHWM) is read after the run (Linux).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Also reports the CPU time per request of the processes with this name (as in
+    /// `/proc/<pid>/comm`, e.g. `postgres`); repeatable. The server's (`--server-pid`) and the
+    /// generator's own are always reported (Linux).
+    #[arg(long = "cpu-of", value_name = "NAME")]
+    pub cpu_of: Vec<String>,
     /// Timeout of each HTTP request, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -449,6 +454,7 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
         state.save(p)?;
     }
 
+    let cpu;
     let (total, phases) =
         match generator {
             Some(g) => {
@@ -461,7 +467,12 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
                     )
                     .await;
                 }
+                let before = CpuCounters::read(args.server_pid, &args.cpu_of);
                 let (rec, elapsed) = drive(&client, conc, limit, g).await;
+                cpu = before.per_request(
+                    &CpuCounters::read(args.server_pid, &args.cpu_of),
+                    rec.requests(),
+                );
                 let samples = rec.samples.clone();
                 (
                     (
@@ -481,6 +492,7 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
                 dir.memberships(),
                 &dir.groups.iter().take(args.tiers.len()).map(|g| g.1).collect::<Vec<_>>()
             ));
+                let before = CpuCounters::read(args.server_pid, &args.cpu_of);
                 let out = cycle::run_cycle(
                     &client,
                     &mut state,
@@ -493,6 +505,10 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
                     state.save(p)?;
                 }
                 let out = out?;
+                cpu = before.per_request(
+                    &CpuCounters::read(args.server_pid, &args.cpu_of),
+                    out.total.requests(),
+                );
                 if let Some(why) = &out.incomplete {
                     notes.push(format!("INCOMPLETE: {why}"));
                 }
@@ -526,6 +542,7 @@ pub async fn run(args: &LoadArgs) -> Result<RunReport, LoadError> {
         total,
         phases,
         server: args.server_pid.and_then(ServerMemory::read),
+        cpu,
         error_samples,
         notes,
     })

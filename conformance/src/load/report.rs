@@ -99,6 +99,129 @@ impl ServerMemory {
     }
 }
 
+/// CPU time spent per request during the measurement, by process, from `/proc` (Linux): where
+/// the cores went, which on a machine shared by the server, its database and this generator is
+/// what bounds the rate (`docs/benchmarks.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuReport {
+    /// The server process (`--server-pid`), user and system time, µs per request.
+    pub server_us: Option<f64>,
+    /// This generator, µs per request.
+    pub generator_us: f64,
+    /// Processes named with `--cpu-of` (e.g. `postgres`), each name's total, µs per request.
+    pub others: Vec<(String, f64)>,
+    /// Share of the machine's CPU time that was idle or waiting for I/O, in percent.
+    pub idle_percent: f64,
+}
+
+/// A reading of CPU counters, taken at the start and at the end of a measurement.
+#[derive(Debug, Clone, Default)]
+pub struct CpuCounters {
+    /// Clock ticks of the server process.
+    server: Option<u64>,
+    /// Clock ticks of this process.
+    generator: u64,
+    /// Clock ticks by process id, of the processes named with `--cpu-of`, with their name.
+    others: std::collections::HashMap<u32, (String, u64)>,
+    /// All and idle (idle + iowait) ticks of the machine (`/proc/stat`).
+    machine: (u64, u64),
+}
+
+/// Clock ticks per second of `/proc`'s counters (`USER_HZ`: 100 on every Linux architecture
+/// the generator runs on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl CpuCounters {
+    /// Reads the counters now (empty where `/proc` is missing).
+    pub fn read(server_pid: Option<u32>, names: &[String]) -> Self {
+        let ticks_of = |pid: &str| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            parse_process_stat(&stat)
+        };
+        let mut others = std::collections::HashMap::new();
+        if !names.is_empty()
+            && let Ok(dir) = std::fs::read_dir("/proc")
+        {
+            for entry in dir.flatten() {
+                let file_name = entry.file_name();
+                let Some(pid) = file_name.to_str().and_then(|p| p.parse::<u32>().ok()) else {
+                    continue;
+                };
+                if let Some((name, ticks)) = ticks_of(&pid.to_string())
+                    && names.contains(&name)
+                {
+                    others.insert(pid, (name, ticks));
+                }
+            }
+        }
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|text| parse_machine_stat(&text))
+            .unwrap_or_default();
+        Self {
+            server: server_pid.and_then(|pid| ticks_of(&pid.to_string()).map(|(_, t)| t)),
+            generator: ticks_of("self").map(|(_, t)| t).unwrap_or(0),
+            others,
+            machine,
+        }
+    }
+
+    /// What was spent between `self` and `end`, per request; `None` without requests or
+    /// without `/proc`. A process of `--cpu-of` that started meanwhile counts from zero; one
+    /// that ended meanwhile is not counted.
+    pub fn per_request(&self, end: &Self, requests: u64) -> Option<CpuReport> {
+        if requests == 0 || end.machine.0 <= self.machine.0 {
+            return None;
+        }
+        let us = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / requests as f64;
+        let mut by_name: Vec<(String, u64)> = Vec::new();
+        for (pid, (name, ticks)) in &end.others {
+            let before = self.others.get(pid).map(|(_, t)| *t).unwrap_or(0);
+            let spent = ticks.saturating_sub(before);
+            match by_name.iter_mut().find(|(n, _)| n == name) {
+                Some((_, total)) => *total += spent,
+                None => by_name.push((name.clone(), spent)),
+            }
+        }
+        by_name.sort();
+        let all = end.machine.0 - self.machine.0;
+        let idle = end.machine.1.saturating_sub(self.machine.1);
+        Some(CpuReport {
+            server_us: match (self.server, end.server) {
+                (Some(a), Some(b)) => Some(us(b.saturating_sub(a))),
+                _ => None,
+            },
+            generator_us: us(end.generator.saturating_sub(self.generator)),
+            others: by_name.into_iter().map(|(n, t)| (n, us(t))).collect(),
+            idle_percent: idle as f64 * 100.0 / all as f64,
+        })
+    }
+}
+
+/// A process's name and its user + system clock ticks, from the text of `/proc/<pid>/stat`
+/// (the name is in parentheses and may itself hold spaces or parentheses).
+pub fn parse_process_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    // After the name: state (field 3) … utime (14), stime (15).
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// The machine's total and idle (idle + iowait) clock ticks, from the text of `/proc/stat`.
+pub fn parse_machine_stat(stat: &str) -> Option<(u64, u64)> {
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((ticks.iter().sum(), idle))
+}
+
 /// The result of one `scim-conformance load` invocation (written with `--json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -122,6 +245,9 @@ pub struct RunReport {
     pub phases: Vec<PhaseReport>,
     /// Server memory after the run, when `--server-pid` was given.
     pub server: Option<ServerMemory>,
+    /// CPU time per request during the measurement (Linux; absent in older reports).
+    #[serde(default)]
+    pub cpu: Option<CpuReport>,
     /// The first few error answers.
     pub error_samples: Vec<String>,
     /// Free-form remarks (seeding time, workload details).
@@ -213,6 +339,24 @@ pub fn format_table(runs: &[RunReport]) -> String {
             .filter(|n| n.starts_with("VERIFY FAILED") || n.starts_with("INCOMPLETE"))
         {
             let _ = writeln!(out, "WARNING: {} {}: {n}", r.target, r.key());
+        }
+        if let Some(cpu) = &r.cpu {
+            let mut parts = Vec::new();
+            if let Some(us) = cpu.server_us {
+                parts.push(format!("server {us:.0} µs"));
+            }
+            for (name, us) in &cpu.others {
+                parts.push(format!("{name} {us:.0} µs"));
+            }
+            parts.push(format!("generator {:.0} µs", cpu.generator_us));
+            let _ = writeln!(
+                out,
+                "{} {}: CPU per request: {}; machine idle {:.0} %",
+                r.target,
+                r.key(),
+                parts.join(", "),
+                cpu.idle_percent
+            );
         }
         if let Some(m) = r.server {
             let _ = writeln!(
@@ -603,6 +747,7 @@ mod tests {
             },
             phases: vec![],
             server: None,
+            cpu: None,
             error_samples: vec![],
             notes: vec![],
         }
@@ -709,5 +854,59 @@ mod tests {
             })
         );
         assert_eq!(ServerMemory::parse(7, "Name: x\n"), None);
+    }
+
+    #[test]
+    fn cpu_per_request_by_process() {
+        // A name with a space and a parenthesis; utime 250, stime 50.
+        let stat = "42 (tokio (rt) x) S 1 42 42 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 3 0 \
+                    100 2000 500";
+        assert_eq!(
+            parse_process_stat(stat),
+            Some(("tokio (rt) x".to_string(), 300))
+        );
+        assert_eq!(parse_process_stat("42 (x) S 1"), None);
+        assert_eq!(
+            parse_machine_stat("cpu  100 0 50 800 40 0 10 0 0 0\ncpu0 1 2 3 4\n"),
+            Some((1_000, 840))
+        );
+
+        let others = |entries: &[(u32, &str, u64)]| {
+            entries
+                .iter()
+                .map(|(pid, name, t)| (*pid, (name.to_string(), *t)))
+                .collect()
+        };
+        let start = CpuCounters {
+            server: Some(1_000),
+            generator: 10,
+            others: others(&[(7, "postgres", 500), (8, "postgres", 100)]),
+            machine: (10_000, 2_000),
+        };
+        // Backend 8 ended, backend 9 started; 2,000 requests over 400 machine ticks.
+        let end = CpuCounters {
+            server: Some(1_040),
+            generator: 14,
+            others: others(&[(7, "postgres", 530), (9, "postgres", 20)]),
+            machine: (10_400, 2_100),
+        };
+        let cpu = start.per_request(&end, 2_000).unwrap();
+        // 40 ticks of 10 ms over 2,000 requests: 200 µs each.
+        assert_eq!(cpu.server_us, Some(200.0));
+        assert_eq!(cpu.generator_us, 20.0);
+        assert_eq!(cpu.others, vec![("postgres".to_string(), 250.0)]);
+        assert_eq!(cpu.idle_percent, 25.0);
+        assert_eq!(start.per_request(&end, 0), None);
+
+        let mut r = run("ours-postgres", "W3", None, 3_000.0, 500);
+        r.cpu = Some(cpu);
+        let table = format_table(&[r]);
+        assert!(
+            table.contains(
+                "ours-postgres W3: CPU per request: server 200 µs, postgres 250 µs, generator \
+                 20 µs; machine idle 25 %"
+            ),
+            "{table}"
+        );
     }
 }
