@@ -40,5 +40,6 @@ pub mod rules;
 pub mod secret;
 pub mod store;
 pub mod worker;
+pub mod write_gate;
 
 pub use error::{Error, Result};

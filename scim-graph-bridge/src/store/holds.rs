@@ -2,6 +2,7 @@
 //! `bridge_holds`): admission under the tenant's row lock, holds, operators' decisions. The
 //! policy is [`crate::guard`]'s.
 
+use crate::write_gate::SideWrites;
 use sqlx::Row;
 use time::OffsetDateTime;
 
@@ -73,7 +74,7 @@ impl BridgeStore {
         let window_start = to_millis(now - cfg.window());
         let plan_json = serde_json::to_string(plan)?;
         on_pool!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // a write first: SQLite takes its write lock here, PostgreSQL locks the row below
             sqlx::query("INSERT INTO bridge_guard_tenants (tenant_id, counted_from_ms) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING")
                 .bind(tenant)
@@ -202,6 +203,7 @@ impl BridgeStore {
             HoldStatus::Superseded
         };
         let closed = on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let r = sqlx::query("UPDATE bridge_holds SET status = CASE WHEN status = 'approved' THEN $4 ELSE 'superseded' END, updated_at_ms = $3
                  WHERE tenant_id = $1 AND user_id = $2 AND status IN ('held', 'approved')")
                 .bind(tenant)
@@ -263,7 +265,7 @@ impl BridgeStore {
             Decision::Reject => HoldStatus::Rejected,
         };
         let hold = on_pool!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query(&format!(
                 "UPDATE bridge_holds SET status = $2, decided_at_ms = $3, updated_at_ms = $3, decided_by = $4
                  WHERE id = $1 AND status = 'held' RETURNING {HOLD_COLUMNS}"
@@ -294,6 +296,7 @@ impl BridgeStore {
     /// from `now`.
     async fn untrip_if_decided(&self, tenant: &str, now: OffsetDateTime) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query("UPDATE bridge_guard_tenants SET tripped_at_ms = NULL, counted_from_ms = $2
                  WHERE tenant_id = $1 AND tripped_at_ms IS NOT NULL
                  AND NOT EXISTS (SELECT 1 FROM bridge_holds WHERE tenant_id = $1 AND status = 'held')")

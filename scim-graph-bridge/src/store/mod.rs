@@ -14,6 +14,7 @@
 mod holds;
 mod queue;
 
+use crate::write_gate::SideWrites;
 use std::collections::BTreeMap;
 
 use scim_core::change_log::ChangeCursor;
@@ -177,6 +178,7 @@ impl BridgeStore {
         now: OffsetDateTime,
     ) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query("INSERT INTO bridge_links (tenant_id, user_id, graph_id, left_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (tenant_id, user_id) DO UPDATE SET graph_id = $3, left_at_ms = $4, updated_at_ms = $5")
             .bind(tenant)
@@ -319,6 +321,7 @@ impl BridgeStore {
         let plan_json = serde_json::to_string(plan)?;
         let report_json = report.map(serde_json::to_string).transpose()?;
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query("INSERT INTO bridge_plans (id, tenant_id, user_id, created_at_ms, mode, kind, status, plan_json, report_json)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&id)
@@ -382,7 +385,7 @@ impl BridgeStore {
     /// Puts a dead letter back on the queue (due now); `false` if no such id.
     pub async fn retry_dead_letter(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         on_pool!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query(
                 "DELETE FROM bridge_dead_letters WHERE id = $1 RETURNING tenant_id, user_id",
             )

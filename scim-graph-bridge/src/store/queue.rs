@@ -5,6 +5,7 @@
 //! worker owns the user until `lease_until_ms`, and completion only counts if
 //! the lease is still its own.
 
+use crate::write_gate::SideWrites;
 use std::time::Duration;
 
 use rand::Rng;
@@ -115,7 +116,7 @@ impl BridgeStore {
             let next = cursor.advanced_to(last);
             let moved = on_pool!(self, |pool, pg| {
                 async {
-                    let mut tx = pool.begin().await?;
+                    let mut tx = pool.begin_write().await?;
                     // a write first, so SQLite takes the write lock before reading
                     sqlx::query("INSERT INTO bridge_cursor (tenant_id, last_seq) VALUES ($1, 0) ON CONFLICT (tenant_id) DO NOTHING")
                         .bind(&cursor.tenant)
@@ -157,6 +158,7 @@ impl BridgeStore {
     /// Queues a user (e.g. `reconcile --all`, or a retried dead letter), due now.
     pub async fn enqueue(&self, tenant: &str, user: &str, now: OffsetDateTime) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             upsert_work!(pool, pg, tenant, user, to_millis(now));
             Ok(())
         })
@@ -187,6 +189,7 @@ impl BridgeStore {
                        ORDER BY due_at_ms LIMIT ?4)
                  RETURNING tenant_id, user_id, generation, attempts"
             };
+            let _turn = pool.write_turn().await;
             let rows = sqlx::query(q)
                 .bind(owner)
                 .bind(until)
@@ -215,6 +218,7 @@ impl BridgeStore {
         until: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let r = sqlx::query("UPDATE bridge_work SET lease_until_ms = $4 WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
             .bind(&item.user_id)
@@ -238,6 +242,7 @@ impl BridgeStore {
     ) -> Result<bool> {
         let now_ms = to_millis(now);
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             if next_due.is_none() {
                 let done = sqlx::query("DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3 AND generation = $4")
                     .bind(&item.tenant_id)
@@ -281,6 +286,7 @@ impl BridgeStore {
         }
         let due = now + backoff(item.attempts, base, Duration::from_secs(3600));
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let r = sqlx::query("UPDATE bridge_work SET lease_owner = NULL, lease_until_ms = NULL, last_error = $4, due_at_ms = $5
                  WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
             .bind(&item.tenant_id)
@@ -309,7 +315,7 @@ impl BridgeStore {
         reason: &str,
     ) -> Result<FailOutcome> {
         on_pool!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let gone = sqlx::query("DELETE FROM bridge_work WHERE tenant_id = $1 AND user_id = $2 AND lease_owner = $3")
                 .bind(&item.tenant_id)
                 .bind(&item.user_id)

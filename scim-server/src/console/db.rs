@@ -19,6 +19,7 @@
 
 use crate::store::row::{CHANGE_COLUMNS, ChangeRow};
 use crate::store::side_pool::{SidePool, open_side_pool};
+use crate::store::write_gate::SideWrites;
 use crate::store::{ChangeRecord, StoreError};
 use scim_graph_bridge::on_pool;
 use sqlx::postgres::PgPool;
@@ -388,6 +389,7 @@ impl ConsoleDb {
     /// Stores a new session.
     pub async fn insert_session(&self, id_hash: &str, s: &SessionRow) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "INSERT INTO console_sessions (id_hash, tenant_id, subject, display_name, role, \
                  csrf_token, created_at, last_seen_at, expires_at) \
@@ -423,6 +425,7 @@ impl ConsoleDb {
     /// Records activity on a session.
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query("UPDATE console_sessions SET last_seen_at = $1 WHERE id_hash = $2")
                 .bind(now)
                 .bind(id_hash)
@@ -435,6 +438,7 @@ impl ConsoleDb {
     /// Ends a session, and any other session whose absolute lifetime is over.
     pub async fn delete_session(&self, id_hash: &str, now: i64) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1 OR expires_at < $2")
                 .bind(id_hash)
                 .bind(now)
@@ -452,10 +456,12 @@ impl ConsoleDb {
         stale_before: i64,
     ) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query("DELETE FROM console_logins WHERE created_at < $1")
                 .bind(stale_before)
                 .execute(pool)
                 .await?;
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "INSERT INTO console_logins (state_hash, nonce, code_verifier, created_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -473,6 +479,7 @@ impl ConsoleDb {
     /// Takes (reads and deletes) a started sign-in: a `state` is good for one callback.
     pub async fn take_login(&self, state_hash: &str) -> Result<Option<LoginRow>> {
         Ok(on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query_as(
                 "DELETE FROM console_logins WHERE state_hash = $1 \
                  RETURNING nonce, code_verifier, created_at",
@@ -492,6 +499,7 @@ impl ConsoleDb {
         expires: i64,
     ) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "INSERT INTO console_links (secret_hash, tenant_id, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -510,6 +518,7 @@ impl ConsoleDb {
     /// One statement, so two concurrent uses cannot both succeed.
     pub async fn use_link(&self, secret_hash: &str, now: i64) -> Result<Option<String>> {
         let row: Option<(String,)> = on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query_as(
                 "UPDATE console_links SET used_at = $1 \
                  WHERE secret_hash = $2 AND used_at IS NULL AND expires_at >= $1 \
@@ -526,6 +535,7 @@ impl ConsoleDb {
     /// Records a console action.
     pub async fn record_action(&self, a: NewAction<'_>) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "INSERT INTO console_actions (tenant_id, occurred_at, subject, display_name, \
                  role, action, target, outcome, request_id) \
@@ -630,6 +640,7 @@ impl ConsoleDb {
         names: &super::governance::ReviewerIdentity,
     ) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query("UPDATE console_sessions SET email = $1, username = $2 WHERE id_hash = $3")
                 .bind(names.email.as_deref())
                 .bind(names.username.as_deref())

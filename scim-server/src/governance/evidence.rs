@@ -20,6 +20,7 @@
 use crate::governance::Governance;
 use crate::governance::store::{Event, GovStore};
 use crate::store::StoreError;
+use crate::store::write_gate::SideWrites;
 use scim_core::Error;
 use scim_graph_bridge::graph::Outcome;
 use scim_graph_bridge::on_pool;
@@ -356,6 +357,7 @@ impl EvidenceStore {
         built_at: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(&self.pool, |p| {
+            let _turn = p.write_turn().await;
             let done = sqlx::query(
                 "INSERT INTO gov_leaver_evidence (tenant_id, id, user_id, completed_plan_id, \
                  revoked_at_ms, built_at_ms, record_json, digest) \
@@ -384,6 +386,7 @@ impl EvidenceStore {
     /// Notes the chain record that anchors a record.
     pub async fn set_anchor(&self, tenant: &str, id: &str, seq: i64) -> Result<()> {
         on_pool!(&self.pool, |p| {
+            let _turn = p.write_turn().await;
             sqlx::query(
                 "UPDATE gov_leaver_evidence SET chain_seq = $3 WHERE tenant_id = $1 AND id = $2",
             )

@@ -4,6 +4,7 @@
 //! databases (`$n` placeholders); PostgreSQL claims with `FOR UPDATE SKIP LOCKED`.
 
 use super::callback::{Callbacks, settled_body, settled_type};
+use crate::store::write_gate::SideWrites;
 use crate::store::{Result, StoreError};
 use scim_graph_bridge::notify::{Settled, SettledOutcome};
 use scim_graph_bridge::on_pool;
@@ -185,7 +186,7 @@ impl Callbacks {
         now: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(&self.db, |pool, pg| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let new =
                 insert_delivery!(&mut *tx, id, tenant, kind, body, ns(now)).rows_affected() == 1;
             for w in awaiting {
@@ -243,7 +244,7 @@ impl Callbacks {
             .scim_version
             .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX));
         on_pool!(&self.db, |pool, pg| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = lock_settled!(tx, pg, &s.tenant_id, &s.user_id, ns(now));
             let stored: i64 = row.try_get("scim_version")?;
             if version >= stored || answers(s, u64::MAX) {
@@ -318,6 +319,7 @@ impl Callbacks {
         let until = ns(now + lease);
         on_pool!(&self.db, |pool, pg| {
             let skip = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let _turn = pool.write_turn().await;
             let row = sqlx::query(&format!(
                 "UPDATE callback_deliveries SET lease_owner = $1, lease_until_ns = $2, \
                  attempts = attempts + 1 WHERE id = (SELECT id FROM callback_deliveries WHERE \
@@ -358,6 +360,7 @@ impl Callbacks {
             (Some(_), None) => ("dead", now),
         };
         on_pool!(&self.db, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE callback_deliveries SET status = $3, next_attempt_ns = $4, last_error = \
                  $5, lease_owner = NULL, lease_until_ns = NULL, finished_ns = CASE WHEN $3 = \
@@ -411,6 +414,7 @@ impl Callbacks {
         waiting_before: OffsetDateTime,
     ) -> Result<u64> {
         on_pool!(&self.db, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let a = sqlx::query(
                 "DELETE FROM callback_deliveries WHERE status = 'delivered' AND finished_ns < $1",
             )

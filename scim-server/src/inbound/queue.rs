@@ -11,6 +11,7 @@
 //! `completedWithErrors` (some operations failed on their own) or `dead` (given up after the
 //! configured attempts; `inbound dead-letters retry` queues it again).
 
+use crate::store::write_gate::SideWrites;
 use crate::store::{Result, StoreError};
 use scim_graph_bridge::on_pool;
 use serde::Serialize;
@@ -330,11 +331,7 @@ impl Queue {
     /// any crash.
     pub async fn enqueue(&self, job: &NewJob, now: OffsetDateTime) -> Result<()> {
         on_pool!(self, |pool, pg| {
-            let mut tx = if pg {
-                pool.begin().await?
-            } else {
-                pool.begin_with("BEGIN IMMEDIATE").await?
-            };
+            let mut tx = pool.begin_write().await?;
             insert_job!(&mut *tx, job, now, now, None::<&str>, None::<&str>);
             tx.commit().await?;
             Ok(())
@@ -354,11 +351,7 @@ impl Queue {
         now: OffsetDateTime,
     ) -> Result<EventReceipt> {
         on_pool!(self, |pool, pg| {
-            let mut tx = if pg {
-                pool.begin().await?
-            } else {
-                pool.begin_with("BEGIN IMMEDIATE").await?
-            };
+            let mut tx = pool.begin_write().await?;
             let fresh = sqlx::query(
                 "INSERT INTO inbound_events (tenant_id, source, event_id, event_type, \
                  received_ns) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, source, \
@@ -434,6 +427,7 @@ impl Queue {
             if !due {
                 return Ok(None);
             }
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE inbound_jobs SET status = $1, lease_owner = NULL, lease_until_ns = NULL, \
                  finished_ns = $2, last_error = 'the worker stopped while holding the job on \
@@ -482,6 +476,7 @@ impl Queue {
         until: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let done = sqlx::query(
                 "UPDATE inbound_jobs SET lease_until_ns = $3 WHERE id = $1 AND lease_owner = $2 \
                  AND status = $4",
@@ -540,6 +535,7 @@ impl Queue {
         error: Option<&Value>,
     ) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE inbound_operations SET outcome = $3, resource_id = $4, error = $5, \
                  data = NULL WHERE job_id = $1 AND seq = $2",
@@ -559,6 +555,7 @@ impl Queue {
     /// releases its lease.
     pub async fn finish(&self, job_id: &str, owner: &str, now: OffsetDateTime) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE inbound_jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM \
                  inbound_operations o WHERE o.job_id = $1 AND o.outcome = 'failed') THEN $3 \
@@ -585,6 +582,7 @@ impl Queue {
         error: &str,
     ) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE inbound_jobs SET status = $3, run_after_ns = $4, last_error = $5, \
                  lease_owner = NULL, lease_until_ns = NULL WHERE id = $1 AND lease_owner = $2",
@@ -609,6 +607,7 @@ impl Queue {
         error: &str,
     ) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE inbound_jobs SET status = $3, last_error = $4, finished_ns = $5, \
                  lease_owner = NULL, lease_until_ns = NULL WHERE id = $1 AND lease_owner = $2",
@@ -627,6 +626,7 @@ impl Queue {
     /// Queues a dead letter again with a fresh attempt count; false when `job_id` is not one.
     pub async fn requeue_dead(&self, job_id: &str, now: OffsetDateTime) -> Result<bool> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let done = sqlx::query(
                 "UPDATE inbound_jobs SET status = $2, attempts = 0, run_after_ns = $3, \
                  finished_ns = NULL WHERE id = $1 AND status = $4",
@@ -856,11 +856,7 @@ impl Queue {
         let mut purged = Purged::default();
         loop {
             let n = on_pool!(self, |pool, pg| {
-                let mut tx = if pg {
-                    pool.begin().await?
-                } else {
-                    pool.begin_with("BEGIN IMMEDIATE").await?
-                };
+                let mut tx = pool.begin_write().await?;
                 let ids: Vec<String> = sqlx::query_scalar(
                     "SELECT id FROM inbound_jobs WHERE status IN ($1, $2, $3) AND finished_ns < \
                      $4 ORDER BY finished_ns LIMIT $5",
@@ -891,6 +887,7 @@ impl Queue {
             }
         }
         purged.events = on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query("DELETE FROM inbound_events WHERE received_ns < $1")
                 .bind(ns(before))
                 .execute(pool)
@@ -903,6 +900,7 @@ impl Queue {
     /// Remembers that `employee` reports to `manager`, who does not exist yet.
     pub async fn link_manager(&self, tenant: &str, employee: &str, manager: &str) -> Result<()> {
         on_pool!(self, |pool, pg| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "INSERT INTO inbound_manager_links (tenant_id, employee_external_id, \
                  manager_external_id) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, \
@@ -933,6 +931,7 @@ impl Queue {
             if waiting.is_none() {
                 return Ok(());
             }
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "DELETE FROM inbound_manager_links WHERE tenant_id = $1 AND \
                  employee_external_id = $2",

@@ -48,6 +48,7 @@ pub mod seal;
 pub mod side_pool;
 pub mod sql;
 pub mod sqlite;
+pub mod write_gate;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -128,7 +128,7 @@ struct Writer {
     /// in-memory database, which lives in one connection).
     pool: SqlitePool,
     /// The writer lock, and the writer connection while nobody holds it ([`Writer::lock`]).
-    slot: Arc<Mutex<Option<PoolConnection<Sqlite>>>>,
+    slot: Arc<super::write_gate::WriterSlot>,
     /// Whether the connection stays in `slot` between writes (not for an in-memory database,
     /// whose one connection the readers need too).
     keep: bool,
@@ -639,6 +639,8 @@ impl SqliteStore {
         let jobs = if memory {
             None
         } else {
+            // The components writing this file through pools of their own take turns with us.
+            super::write_gate::register(&file, &writer.slot);
             Some(writer::start(&file, writer.clone())?)
         };
         let alive = Arc::new(());

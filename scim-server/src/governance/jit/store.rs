@@ -4,6 +4,7 @@
 
 use super::{GrantStatus, JitGrant, format_duration};
 use crate::governance::store::{Event, GovStore, Task};
+use crate::store::write_gate::{CommitWrite, SideWrites};
 use crate::store::{StoreError, WriteContext};
 use scim_core::Error;
 use scim_core::change_log::AuditEvent;
@@ -144,7 +145,7 @@ impl JitStore {
              $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut tx = p.begin_write().await.map_err(db_error)?;
             sqlx::query(&q)
                 .bind(tenant)
                 .bind(&g.id)
@@ -165,7 +166,7 @@ impl JitStore {
                 .await
                 .map_err(db_error)?;
             insert_tasks_and_events!(tx, tasks, events, chain);
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
         });
         Ok(())
     }
@@ -238,7 +239,7 @@ impl JitStore {
         chain: ChainEvent<'_>,
     ) -> Result<bool> {
         on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut tx = p.begin_write().await.map_err(db_error)?;
             let done = sqlx::query(
                 "UPDATE gov_jit_grants SET status = $3, decided_by = $4, decided_at_ms = $5, \
                  note = $6, starts_at_ms = $7, expires_at_ms = $8 \
@@ -260,7 +261,7 @@ impl JitStore {
                 return Ok(false);
             }
             insert_tasks_and_events!(tx, tasks, events, chain);
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
             Ok(true)
         })
     }
@@ -269,7 +270,7 @@ impl JitStore {
     /// `[governance.jit]`): the bridge's planner reads it, whichever process it runs in.
     pub async fn sync_only_jit(&self, grants: &[String]) -> Result<()> {
         on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut tx = p.begin_write().await.map_err(db_error)?;
             sqlx::query("DELETE FROM gov_jit_only")
                 .execute(&mut *tx)
                 .await
@@ -281,7 +282,7 @@ impl JitStore {
                     .await
                     .map_err(db_error)?;
             }
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
             Ok(())
         })
     }

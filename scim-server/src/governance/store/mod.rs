@@ -9,6 +9,7 @@
 //! writing method takes the [`Event`]s to insert in its transaction.
 
 use crate::store::side_pool::{SidePool, open_side_pool};
+use crate::store::write_gate::{CommitWrite, SideWrites};
 use crate::store::{Result, StoreError};
 use scim_core::change_log::AuditEvent;
 use scim_graph_bridge::clock::{from_millis, to_millis};
@@ -229,9 +230,9 @@ impl GovStore {
     /// Adds schedule entries (outside any other change).
     pub async fn schedule(&self, tasks: &[Task]) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             insert_tasks!(tx, tasks);
-            crate::store::commit(tx).await
+            tx.commit_write().await
         })
     }
 
@@ -259,6 +260,7 @@ impl GovStore {
             .await?;
             let mut claimed = Vec::new();
             for t in due {
+                let _turn = pool.write_turn().await;
                 let r = sqlx::query(
                     "UPDATE gov_schedule SET lease_owner = $1, lease_until_ms = $2, \
                      attempts = attempts + 1 WHERE id = $3 AND done_at_ms IS NULL \
@@ -284,6 +286,7 @@ impl GovStore {
     /// Marks an entry done.
     pub async fn finish_task(&self, id: &str, now: OffsetDateTime) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query("UPDATE gov_schedule SET done_at_ms = $1, lease_owner = NULL, lease_until_ms = NULL WHERE id = $2")
                 .bind(to_millis(now))
                 .bind(id)
@@ -296,6 +299,7 @@ impl GovStore {
     /// Releases an entry after a failure, due again at `retry_at`.
     pub async fn retry_task(&self, id: &str, error: &str, retry_at: OffsetDateTime) -> Result<()> {
         on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await;
             sqlx::query(
                 "UPDATE gov_schedule SET run_at_ms = $1, last_error = $2, lease_owner = NULL, \
                  lease_until_ms = NULL WHERE id = $3",
@@ -340,9 +344,9 @@ impl GovStore {
     /// Records events on their own.
     pub async fn record(&self, events: &[Event]) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             insert_events!(tx, events);
-            crate::store::commit(tx).await
+            tx.commit_write().await
         })
     }
 

@@ -2,6 +2,7 @@
 //! statements over them), on the governance pool with the macros of the parent module.
 
 use super::{Event, GovStore, Task};
+use crate::store::write_gate::{CommitWrite, SideWrites};
 use crate::store::{Result, StoreError};
 use scim_graph_bridge::clock::to_millis;
 use scim_graph_bridge::on_pool;
@@ -150,7 +151,7 @@ impl GovStore {
         events: &[Event],
     ) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO gov_reviews (tenant_id, id, name, spec, status, starts_at_ms, \
                  due_at_ms, created_at_ms, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -168,7 +169,7 @@ impl GovStore {
             .await?;
             insert_tasks!(tx, tasks);
             insert_events!(tx, events);
-            crate::store::commit(tx).await
+            tx.commit_write().await
         })
     }
 
@@ -211,7 +212,7 @@ impl GovStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let r = sqlx::query(
                 "UPDATE gov_reviews SET status = 'active', started_at_ms = $1 \
                  WHERE tenant_id = $2 AND id = $3 AND status = 'scheduled'",
@@ -253,7 +254,7 @@ impl GovStore {
             }
             insert_tasks!(tx, tasks);
             insert_events!(tx, events);
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
             Ok(true)
         })
     }
@@ -293,7 +294,7 @@ impl GovStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // The first statement writes (SQLite takes its write lock now, before the chain
             // append needs it), and answers whether the review is active.
             let active = sqlx::query(
@@ -327,7 +328,7 @@ impl GovStore {
                 }
             }
             insert_events!(tx, events);
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
             Ok(true)
         })
     }
@@ -344,7 +345,7 @@ impl GovStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let r = sqlx::query(
                 "UPDATE gov_reviews SET status = 'completed', completed_at_ms = $1 \
                  WHERE tenant_id = $2 AND id = $3 AND status = 'active'",
@@ -373,7 +374,7 @@ impl GovStore {
             .execute(&mut *tx)
             .await?;
             insert_events!(tx, events);
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
             Ok(true)
         })
     }
@@ -389,7 +390,7 @@ impl GovStore {
         now: OffsetDateTime,
     ) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE gov_review_items SET outcome = $1, outcome_detail = $2, applied_at_ms = $3 \
                  WHERE tenant_id = $4 AND review_id = $5 AND id = $6",
@@ -422,7 +423,7 @@ impl GovStore {
                 .await?;
             }
             insert_events!(tx, events);
-            crate::store::commit(tx).await
+            tx.commit_write().await
         })
     }
 
@@ -435,7 +436,7 @@ impl GovStore {
         now: OffsetDateTime,
     ) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE gov_reviews SET status = 'applied', applied_at_ms = $1 \
                  WHERE tenant_id = $2 AND id = $3 AND status = 'completed'",
@@ -446,7 +447,7 @@ impl GovStore {
             .execute(&mut *tx)
             .await?;
             insert_events!(tx, events);
-            crate::store::commit(tx).await
+            tx.commit_write().await
         })
     }
 
@@ -485,7 +486,7 @@ impl GovStore {
         now: OffsetDateTime,
     ) -> Result<Option<ExceptionRow>> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let r = sqlx::query(
                 "UPDATE gov_exceptions SET removed_at_ms = $1, removed_by = $2 \
                  WHERE tenant_id = $3 AND id = $4 AND removed_at_ms IS NULL",
@@ -506,7 +507,7 @@ impl GovStore {
                     .fetch_one(&mut *tx)
                     .await?;
             insert_events!(tx, events);
-            crate::store::commit(tx).await?;
+            tx.commit_write().await?;
             Ok(Some(row))
         })
     }

@@ -1,0 +1,151 @@
+//! Turns at writing an SQLite file, for the components that write it through pools of their
+//! own beside the server's store (this crate's [`crate::store::BridgeStore`]; the server's HR
+//! intake, console and governance).
+//!
+//! SQLite lets one connection write a file at a time. A connection that finds the write lock
+//! taken polls for it (SQLite's busy handler sleeps up to 100 ms between tries) and fails after
+//! its busy timeout. The store's writer thread takes the lock again microseconds after each
+//! commit, so under a sustained run of writes (Entra's initial sync) a side pool's write found it
+//! free only by luck: an HR `bulkUpload` waited 8.4 s for it during the full-size cycle, and the
+//! intake worker's updates were logged as slow statements (the server's `docs/benchmarks.md`,
+//! 2026-12-04 evening). The store's writer lock is a fair (first come, first served) `tokio` mutex taken
+//! around every group commit and every open write; a side write that takes it first waits behind
+//! the writes already queued, no more, and then finds SQLite's lock free.
+//!
+//! The store registers its lock under its file's canonical path when it opens; a side pool finds
+//! it by its own file's path. Where no store of this process has the file open (a separate
+//! process, a tool), or on PostgreSQL (row locks, no file lock), a turn is nothing and the write
+//! goes on as before.
+//!
+//! Inside a turn nothing may wait for the store's own writes (a deferred store write waits for
+//! the writer thread, which waits for the turn to end) or take another turn: a turn holds a
+//! side-pool statement or transaction, nothing else.
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Pool, Postgres, Sqlite, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Weak};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// The store's writer lock (with the writer connection it keeps between writes, which a turn
+/// leaves alone).
+pub type WriterSlot = Mutex<Option<PoolConnection<Sqlite>>>;
+
+/// A store's writer lock, under its file's canonical path.
+type Registered = (PathBuf, Weak<WriterSlot>);
+
+/// Each open SQLite store's writer lock.
+static WRITER_LOCKS: LazyLock<std::sync::Mutex<Vec<Registered>>> = LazyLock::new(Default::default);
+
+/// Makes `slot` the writer lock of the database file at `file` for this process's side pools
+/// (replacing a store of the same file opened earlier). The server's SQLite store calls this when
+/// it opens a file.
+pub fn register(file: &Path, slot: &Arc<WriterSlot>) {
+    let Ok(path) = file.canonicalize() else {
+        return;
+    };
+    let mut locks = WRITER_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    locks.retain(|(registered, lock)| lock.strong_count() > 0 && *registered != path);
+    locks.push((path, Arc::downgrade(slot)));
+}
+
+/// The writer lock registered for the database file at `file`, if its store is still open.
+pub fn writer_lock(file: &Path) -> Option<Arc<WriterSlot>> {
+    let path = file.canonicalize().ok()?;
+    let locks = WRITER_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    locks
+        .iter()
+        .find(|(registered, _)| *registered == path)
+        .and_then(|(_, lock)| lock.upgrade())
+}
+
+/// A turn at writing: while it lives, the store's writers wait. Nothing on PostgreSQL, or where
+/// no store of this process has the file open.
+#[must_use = "the turn ends when it is dropped"]
+pub struct WriteTurn {
+    _held: Option<OwnedMutexGuard<Option<PoolConnection<Sqlite>>>>,
+}
+
+/// A side pool's write transaction, begun in a [`WriteTurn`] that ends with it. It dereferences
+/// to the connection, like sqlx's [`Transaction`], so statements run on `&mut *tx`.
+pub struct WriteTransaction<DB: sqlx::Database> {
+    // Declared before the turn: dropped first (a transaction dropped unfinished rolls back).
+    tx: Transaction<'static, DB>,
+    _turn: WriteTurn,
+}
+
+impl<DB: sqlx::Database> WriteTransaction<DB> {
+    /// Commits, then ends the turn.
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+
+    /// The transaction and its turn, for a caller that commits it its own way: keep the turn
+    /// until the commit has returned.
+    pub fn into_parts(self) -> (Transaction<'static, DB>, WriteTurn) {
+        (self.tx, self._turn)
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTransaction<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTransaction<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// Writes through a side pool, in turn with the store's writers.
+pub trait SideWrites {
+    /// The database of the pool.
+    type Database: sqlx::Database;
+
+    /// Waits for a turn to write: hold it across one writing statement run on the pool.
+    fn write_turn(&self) -> impl Future<Output = WriteTurn> + Send;
+
+    /// Begins a write transaction in a turn of its own (on SQLite with `BEGIN IMMEDIATE`: the
+    /// write lock from its start, so it never fails half-way to upgrade a read).
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<WriteTransaction<Self::Database>>> + Send;
+}
+
+impl SideWrites for Pool<Sqlite> {
+    type Database = Sqlite;
+
+    async fn write_turn(&self) -> WriteTurn {
+        let options = self.connect_options();
+        let held = match writer_lock(options.get_filename()) {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        };
+        WriteTurn { _held: held }
+    }
+
+    async fn begin_write(&self) -> sqlx::Result<WriteTransaction<Sqlite>> {
+        let turn = self.write_turn().await;
+        let tx = self.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTransaction { tx, _turn: turn })
+    }
+}
+
+impl SideWrites for Pool<Postgres> {
+    type Database = Postgres;
+
+    async fn write_turn(&self) -> WriteTurn {
+        WriteTurn { _held: None }
+    }
+
+    async fn begin_write(&self) -> sqlx::Result<WriteTransaction<Postgres>> {
+        Ok(WriteTransaction {
+            tx: self.begin().await?,
+            _turn: WriteTurn { _held: None },
+        })
+    }
+}
