@@ -3,7 +3,9 @@
 
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -45,13 +47,24 @@ pub async fn open_side_pool(database_url: &str, component: &str) -> anyhow::Resu
     } else {
         SqliteConnectOptions::new().filename(database_url)
     };
+    // The store's durability (`synchronous = NORMAL`, the README's) and no checkpoints inside
+    // commits (the store's background task runs them): with SQLite's defaults each commit here
+    // synced the whole WAL the store had written since the last sync, and ran a checkpoint
+    // once the WAL passed 1,000 pages (always, during an initial sync), holding every writer of
+    // the file meanwhile (turns held 12 ms at the median, 56 ms at p90 during Entra's cycle).
     let options = options
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        .journal_mode(SqliteJournalMode::Wal);
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("wal_autocheckpoint", "0");
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        // In-process: nothing can break a connection behind our back, and a ping before each
+        // use is one more wait for this task's turn on a busy runtime, which a write makes
+        // while holding its turn to write (`write_gate`).
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .with_context(|| format!("{component} opening the SQLite database (`database_url`)"))?;
