@@ -25,51 +25,15 @@ impl<DB: sqlx::Database> CommitWrite for WriteTransaction<DB> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
     use crate::store::side_pool::{SidePool, open_side_pool};
-    use crate::store::{Resources, SqliteStore};
-    use scim_core::change::Change;
-    use scim_core::resource::{Meta, Resource};
-    use scim_core::schema::SchemaRegistry;
     use scim_graph_bridge::write_gate::writer_lock;
     use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
-    use time::OffsetDateTime;
 
     /// Long enough for a write that does not wait to have finished many times over.
     const WHILE_HELD: Duration = Duration::from_millis(300);
-
-    async fn create_user(store: &SqliteStore, user_name: &str) -> crate::store::Result<()> {
-        let registry = SchemaRegistry::builtin();
-        let at = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap();
-        let user = Resource::new(
-            "User",
-            user_name,
-            serde_json::json!({ "userName": user_name })
-                .as_object()
-                .unwrap()
-                .clone(),
-            Meta::new(at),
-        );
-        let principal = crate::test_support::principal(
-            "t1",
-            "token:it",
-            false,
-            crate::auth::CredentialKind::StaticToken,
-        );
-        let ctx = crate::test_support::request_ctx(principal, None, "http://localhost/scim/v2")
-            .writer()
-            .unwrap()
-            .context(at);
-        store
-            .create(
-                &ctx,
-                registry.resource_type("User").unwrap(),
-                &user,
-                &Change::created(&registry, &user),
-            )
-            .await
-    }
 
     async fn side_pool(path: &Path) -> sqlx::SqlitePool {
         match open_side_pool(path.to_str().unwrap(), "a test")
@@ -96,7 +60,7 @@ mod tests {
         let turn = pool.write_turn().await;
         let write = tokio::spawn({
             let store = store.clone();
-            async move { create_user(&store, "waits-for-the-side").await }
+            async move { crate::test_support::create_user(&*store, "t1", "waits-for-the-side").await }
         });
         tokio::time::sleep(WHILE_HELD).await;
         assert!(!write.is_finished(), "the store wrote during a side turn");

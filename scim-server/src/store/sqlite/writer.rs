@@ -484,11 +484,7 @@ impl sqlx::error::DatabaseError for WriterError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Resources, SqliteStore};
-    use scim_core::change::Change;
-    use scim_core::resource::{Meta, Resource};
-    use scim_core::schema::SchemaRegistry;
-    use time::OffsetDateTime;
+    use crate::store::SqliteStore;
 
     /// Writes of this tenant make the writer thread panic inside its transaction.
     const PANICKING_TENANT: &str = "panics-in-the-writer";
@@ -500,47 +496,18 @@ mod tests {
         }
     }
 
-    async fn create_user(store: &SqliteStore, tenant: &str, user_name: &str) -> Result<()> {
-        let registry = SchemaRegistry::builtin();
-        let user = Resource::new(
-            "User",
-            user_name,
-            serde_json::json!({ "userName": user_name })
-                .as_object()
-                .unwrap()
-                .clone(),
-            Meta::new(OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap()),
-        );
-        let principal = crate::test_support::principal(
-            tenant,
-            "token:it",
-            false,
-            crate::auth::CredentialKind::StaticToken,
-        );
-        let ctx = crate::test_support::request_ctx(principal, None, "http://localhost/scim/v2")
-            .writer()
-            .unwrap()
-            .context(OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap());
-        store
-            .create(
-                &ctx,
-                registry.resource_type("User").unwrap(),
-                &user,
-                &Change::created(&registry, &user),
-            )
-            .await
-    }
-
     #[tokio::test]
     async fn a_panic_fails_its_group_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scim.db");
         let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
-        create_user(&store, "t1", "before").await.unwrap();
+        crate::test_support::create_user(&store, "t1", "before")
+            .await
+            .unwrap();
 
         // The panic comes after `BEGIN IMMEDIATE`: the transaction is open and SQLite's write
         // lock taken when the thread unwinds.
-        let lost = create_user(&store, PANICKING_TENANT, "lost")
+        let lost = crate::test_support::create_user(&store, PANICKING_TENANT, "lost")
             .await
             .unwrap_err();
         assert!(matches!(lost, StoreError::OutcomeUnknown(_)), "{lost:?}");
@@ -549,7 +516,9 @@ mod tests {
         // The same thread goes on, on a new connection: writes commit, the chain continues
         // from the database's head, and nothing of the failed write was stored.
         for name in ["after-1", "after-2"] {
-            create_user(&store, "t1", name).await.unwrap();
+            crate::test_support::create_user(&store, "t1", name)
+                .await
+                .unwrap();
         }
         let verify = rusqlite::Connection::open(&path).unwrap();
         let users: Vec<String> = verify
