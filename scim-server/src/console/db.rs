@@ -461,7 +461,7 @@ impl ConsoleDb {
                 .bind(stale_before)
                 .execute(pool)
                 .await?;
-            let _turn = pool.write_turn().await;
+            // Still in the turn above: a second one here would wait for this one.
             sqlx::query(
                 "INSERT INTO console_logins (state_hash, nonce, code_verifier, created_at) \
                  VALUES ($1, $2, $3, $4)",
