@@ -666,3 +666,36 @@ impl ConsoleDb {
         Ok(super::governance::ReviewerIdentity { email, username })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A sign-in's writes run in turns with the store's (`store::write_gate`) while the server's
+    /// store has the file open: two turns taken in one scope waited for each other and the
+    /// sign-in hung.
+    #[tokio::test]
+    async fn a_sign_in_is_stored_and_taken_while_the_store_has_the_file_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scim.db");
+        let url = path.to_str().unwrap();
+        let _store = crate::store::SqliteStore::open(url).await.unwrap();
+        let db = ConsoleDb::open(url).await.unwrap();
+        let login = LoginRow {
+            nonce: "nonce".into(),
+            code_verifier: "verifier".into(),
+            created_at: 1_767_225_600,
+        };
+        let within = Duration::from_secs(10);
+        tokio::time::timeout(within, db.insert_login("state", &login, 1_767_225_000))
+            .await
+            .expect("the sign-in was stored")
+            .unwrap();
+        let taken = tokio::time::timeout(within, db.take_login("state"))
+            .await
+            .expect("the sign-in was taken")
+            .unwrap();
+        assert_eq!(taken.map(|l| l.nonce), Some("nonce".to_string()));
+    }
+}
