@@ -25,6 +25,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Postgres, Sqlite, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The store's writer lock (with the writer connection it keeps between writes, which a turn
@@ -116,13 +117,42 @@ pub trait SideWrites {
     ) -> impl Future<Output = sqlx::Result<WriteTransaction<Self::Database>>> + Send;
 }
 
+/// How long a wait for a turn goes before the log says so (and again after each as long).
+/// Turns last a group commit, milliseconds; one this long is a writer stuck, or a turn taken
+/// inside another (which waits for itself): a hang the log should name, not hide.
+pub const TURN_WAIT_WARNING: Duration = Duration::from_secs(10);
+
+/// Waits for `lock`, keeping its place in the queue, and logs a warning after each `warn_every`
+/// ([`TURN_WAIT_WARNING`]) it is still waiting.
+async fn wait_for_turn(
+    lock: Arc<WriterSlot>,
+    warn_every: Duration,
+) -> OwnedMutexGuard<Option<PoolConnection<Sqlite>>> {
+    let turn = lock.lock_owned();
+    tokio::pin!(turn);
+    let mut waited = Duration::ZERO;
+    loop {
+        match tokio::time::timeout(warn_every, &mut turn).await {
+            Ok(held) => return held,
+            Err(_) => {
+                waited += warn_every;
+                tracing::warn!(
+                    waited_ms = waited.as_millis(),
+                    "still waiting for a turn to write the SQLite file (a writer holds it: a \
+                     stuck write, or a turn taken inside another)"
+                );
+            }
+        }
+    }
+}
+
 impl SideWrites for Pool<Sqlite> {
     type Database = Sqlite;
 
     async fn write_turn(&self) -> WriteTurn {
         let options = self.connect_options();
         let held = match writer_lock(options.get_filename()) {
-            Some(lock) => Some(lock.lock_owned().await),
+            Some(lock) => Some(wait_for_turn(lock, TURN_WAIT_WARNING).await),
             None => None,
         };
         WriteTurn { _held: held }
@@ -147,5 +177,42 @@ impl SideWrites for Pool<Postgres> {
             tx: self.begin().await?,
             _turn: WriteTurn { _held: None },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long wait is reported and keeps its place: the first in line still gets the turn first.
+    #[tokio::test]
+    async fn a_long_wait_keeps_its_place_in_the_queue() {
+        const WARN_EVERY: Duration = Duration::from_millis(50);
+        let lock: Arc<WriterSlot> = Arc::new(Mutex::new(None));
+        let held = lock.clone().lock_owned().await;
+        let (order, mut taken) = tokio::sync::mpsc::unbounded_channel();
+        let first = tokio::spawn({
+            let (lock, order) = (lock.clone(), order.clone());
+            async move {
+                let _turn = wait_for_turn(lock, WARN_EVERY).await;
+                order.send("first").unwrap();
+            }
+        });
+        // Past two warnings.
+        tokio::time::sleep(WARN_EVERY * 2 + WARN_EVERY / 2).await;
+        assert!(!first.is_finished());
+        let second = tokio::spawn({
+            let lock = lock.clone();
+            async move {
+                let _turn = wait_for_turn(lock, WARN_EVERY).await;
+                order.send("second").unwrap();
+            }
+        });
+        tokio::task::yield_now().await;
+        drop(held);
+        first.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(taken.recv().await, Some("first"));
+        assert_eq!(taken.recv().await, Some("second"));
     }
 }
