@@ -6,11 +6,11 @@
 //! taken polls for it (SQLite's busy handler sleeps up to 100 ms between tries) and fails after
 //! its busy timeout. The store's writer thread takes the lock again microseconds after each
 //! commit, so under a sustained run of writes (Entra's initial sync) a side pool's write found it
-//! free only by luck: an HR `bulkUpload` waited 8.4 s for it during the full-size cycle, and the
-//! intake worker's updates were logged as slow statements (the server's `docs/benchmarks.md`,
-//! 2026-12-04 evening). The store's writer lock is a fair (first come, first served) `tokio` mutex taken
-//! around every group commit and every open write; a side write that takes it first waits behind
-//! the writes already queued, no more, and then finds SQLite's lock free.
+//! free only by luck: during the full-size cycle an HR `bulkUpload` waited up to 10 s for it and
+//! then failed ("database is locked"; the server's `docs/benchmarks.md`, 2026-12-04 evening).
+//! The store's writer lock is a fair (first come, first served) `tokio` mutex taken around every
+//! group commit and every open write; a side write that takes it first waits behind the writes
+//! already queued, no more, and then finds SQLite's lock free.
 //!
 //! The store registers its lock under its file's canonical path when it opens; a side pool finds
 //! it by its own file's path. Where no store of this process has the file open (a separate
@@ -208,7 +208,9 @@ mod tests {
                 order.send("second").unwrap();
             }
         });
-        tokio::task::yield_now().await;
+        // Past another warning of the first: had it left the queue to warn, it would now be
+        // behind the second.
+        tokio::time::sleep(WARN_EVERY).await;
         drop(held);
         first.await.unwrap();
         second.await.unwrap();

@@ -55,7 +55,7 @@ pub async fn open_side_pool(database_url: &str, component: &str) -> anyhow::Resu
     let options = options
         .create_if_missing(true)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(super::sqlite::BUSY_TIMEOUT)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("wal_autocheckpoint", "0");

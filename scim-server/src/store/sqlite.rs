@@ -73,6 +73,7 @@ use super::inline_reads::{self, InlineReads};
 use super::read_pool::{LeanSettings, ReadPool};
 use super::row::{version_from_db, version_to_db};
 use super::sql::{Arg, Dialect};
+use super::write_gate::WriterSlot;
 use super::{ChangeRecord, Result, StoreError, WriteContext};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
@@ -128,7 +129,7 @@ struct Writer {
     /// in-memory database, which lives in one connection).
     pool: SqlitePool,
     /// The writer lock, and the writer connection while nobody holds it ([`Writer::lock`]).
-    slot: Arc<super::write_gate::WriterSlot>,
+    slot: Arc<WriterSlot>,
     /// Whether the connection stays in `slot` between writes (not for an in-memory database,
     /// whose one connection the readers need too).
     keep: bool,
@@ -1127,7 +1128,7 @@ const APPEND_ARGUMENTS: usize = 13;
 /// it again page by page: the kernel zeroed each new page, 5 % of the writer thread's time in
 /// Entra's initial cycle, whose users phase took 43.2–43.8 s after against 46.3–47.8 s.) A
 /// failure is logged and retried next round (the WAL only grows meanwhile).
-async fn checkpoint_loop(pool: SqlitePool, writers: WriterLock, alive: Weak<()>) {
+async fn checkpoint_loop(pool: SqlitePool, writers: Arc<WriterSlot>, alive: Weak<()>) {
     let mut growth = WalGrowth::default();
     let mut wait = Duration::ZERO;
     loop {
@@ -1222,11 +1223,9 @@ const WRITER_CACHE_KIB: i64 = -8 * 1024;
 /// gives up (the writes wait as long; see the checkpoint task).
 pub const RESTART_READER_WAIT: Duration = Duration::from_millis(250);
 
-/// The busy timeout of every connection (other processes writing the file wait this long).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The writer lock ([`Writer::slot`]).
-type WriterLock = Arc<Mutex<Option<PoolConnection<Sqlite>>>>;
+/// The busy timeout of every connection to the file, the side pools' too (other processes
+/// writing the file wait this long).
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One round of [`checkpoint_loop`]: the WAL's size in frames after it.
 ///
@@ -1242,7 +1241,7 @@ type WriterLock = Arc<Mutex<Option<PoolConnection<Sqlite>>>>;
 /// reading by then makes this round give up, and the next one tries again.
 pub(crate) async fn checkpoint(
     pool: &SqlitePool,
-    writers: &WriterLock,
+    writers: &WriterSlot,
 ) -> std::result::Result<Round, sqlx::Error> {
     // (busy, frames in the WAL, frames copied)
     let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")

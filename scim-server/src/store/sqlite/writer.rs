@@ -289,6 +289,10 @@ impl WriterConnection {
     /// Runs `sql` (one statement or several, `;`-separated, each numbering its placeholders
     /// `$1`… over `args`): SQLite prepares one statement at a time.
     fn run(&mut self, sql: &str, args: &[Arg]) -> rusqlite::Result<()> {
+        // Nearly every statement is one: no splitting (nor its allocation) on each write.
+        if !sql.contains(';') {
+            return run_statement(&self.conn, sql, args);
+        }
         for statement in split_statements(sql) {
             run_statement(&self.conn, statement, args)?;
         }
@@ -335,9 +339,7 @@ impl WriterConnection {
             Err(e) => tracing::error!(error = %e, "SQLite writer: could not reopen the connection"),
         }
     }
-}
 
-impl WriterConnection {
     /// Replaces the connection with a new one (after a panic: whatever it was doing is
     /// abandoned; dropping it rolls back its open transaction). If the file cannot be opened
     /// again, the old connection stays, rolled back.
