@@ -278,7 +278,7 @@ pub async fn preview(
     let id = request
         .id()
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(new_resource_id);
     let prepared = pipeline.prepare(request)?;
     let existing = match &prepared {
         Prepared::Create(_) => None,
@@ -384,7 +384,7 @@ impl Pipeline<'_> {
                 ));
             }
             Some(id) => id.to_string(),
-            None => uuid::Uuid::new_v4().to_string(),
+            None => new_resource_id(),
         };
         let prepared = self.prepare(request)?;
         if member_batch::joins_batch(self.rt, &prepared, if_match.as_deref()) {
@@ -757,6 +757,22 @@ pub(crate) async fn keep_known_members(
 
 /// Takes a Group body's `members` out of `attrs` as a delta (ids once each, in order); `clear`
 /// for a replacement of the whole list.
+/// The id of a resource being created: a UUIDv7, whose leading bits are the time of its
+/// creation, so that ids given one after another sort one after another.
+///
+/// RFC 7643 §3.1 asks only that the service provider issue `id`, unique and never reassigned;
+/// how it is made is ours to choose. Every index led by the id (the primary key, the list
+/// order, value rows and the change log by resource) then grows at its end, where the writes of
+/// one group commit share their pages; a random (v4) id put each write on a random page of
+/// each, and SQLite writes every page a commit touched to its WAL (W3 on SQLite 9,400–9,600 →
+/// 12,200–13,500 creates/s, docs/benchmarks.md, "Ids in creation order"). The time it tells is
+/// `meta.created`, which every response carries anyway. Lists, in id order, now return
+/// resources in the order they were created, and a resource created while a client pages
+/// lands after its pages rather than among them.
+fn new_resource_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn take_members(attrs: &mut Attributes, clear: bool) -> MembershipDelta {
     let mut seen = HashSet::new();
     let added = match attrs.remove("members") {
