@@ -9,6 +9,16 @@
 //! expands the one body for each driver's concrete types, since sqlx's generic executor bounds
 //! do not make a readable generic implementation.
 
+/// The second half of an update where the dialect sets indexed columns apart
+/// ([`Dialect::sets_indexed_columns_apart`](super::sql::Dialect::sets_indexed_columns_apart)):
+/// the columns with an index of their own (`$6`…`$8` of the update's arguments), written only
+/// when one of them changed. Most updates (Entra's `PATCH`es of e-mail, name, `active`) change
+/// none, and then touch none of those indexes.
+pub(super) const UPDATE_CHANGED_KEYS: &str = "UPDATE resources SET unique_key = $6, external_id = $7, manager_id = $8 \
+     WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 \
+     AND (unique_key IS DISTINCT FROM $6 OR external_id IS DISTINCT FROM $7 \
+     OR manager_id IS DISTINCT FROM $8)";
+
 /// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `reads` (the
 /// hot reads' [`ReadPool`](super::read_pool::ReadPool)), `inline_reads()` (SQLite's reads on
 /// the calling thread, tried first: [`InlineReads`](super::inline_reads::InlineReads)), `dialect()`,
@@ -329,10 +339,16 @@ macro_rules! impl_sql_store {
                 let attributes = serde_json::to_string(&data.attributes)
                     .map_err(|e| $crate::store::StoreError::Corrupt(format!("attributes: {e}")))?;
                 let folded = self.dialect().has_folded_copy();
+                let keys_apart = self.dialect().sets_indexed_columns_apart();
                 let query_text = format!(
-                    "UPDATE resources SET version = $4, last_modified_ns = $5, unique_key = $6, \
-                     external_id = $7, manager_id = $8, display = $9, attributes = {}{} \
+                    "UPDATE resources SET version = $4, last_modified_ns = $5, {}display = $9, \
+                     attributes = {}{} \
                      WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version = $11",
+                    if keys_apart {
+                        ""
+                    } else {
+                        "unique_key = $6, external_id = $7, manager_id = $8, "
+                    },
                     self.dialect().json_param("$10"),
                     if folded { ", attributes_ci = $12" } else { "" },
                 );
@@ -356,8 +372,12 @@ macro_rules! impl_sql_store {
                 let outcome = async {
                     // What follows depends on the compare-and-swap (SQLite's deferred write checks
                     // it at commit instead: below).
+                    let keys = keys_apart.then(|| args[..8].to_vec());
                     if !w.compare_and_swap(&query_text, args).await? {
                         return Err(self.cas_failure(&mut w, &ctx.tenant, rt, &resource.id).await);
+                    }
+                    if let Some(keys) = keys {
+                        w.queue($crate::store::imp::UPDATE_CHANGED_KEYS, keys).await?;
                     }
                     w.queue(
                         "DELETE FROM resource_values WHERE tenant_id = $1 AND resource_id = $2",

@@ -2655,6 +2655,7 @@ crate::support::both!(
     outbox_concurrent_seqs,
     outbox_tampering,
     value_rows_follow_updates,
+    key_columns_follow_updates,
     matching_filters_use_indexes,
     member_writes_look_ids_up_by_key,
     lookups_by_id_read_the_primary_key_without_statistics,
@@ -2967,4 +2968,130 @@ async fn value_rows_follow_updates(db: Arc<TestDb>) {
     u4.attributes.remove("emails");
     patch_user(s, "t1", &u4, 3).await.unwrap();
     assert_eq!(value_rows(&db, "u1").await, vec![]);
+}
+
+/// The columns a lookup by `userName`, `externalId` or manager reads follow every update: an
+/// update that leaves them alone (SQLite then writes them in no statement, see
+/// `Dialect::sets_indexed_columns_apart`), one that changes one of them, one that only changes
+/// a name's case (the folded key stays, the stored name changes) and one that removes them.
+async fn key_columns_follow_updates(db: Arc<TestDb>) {
+    let s = db.store.as_ref();
+    let by = |p: &str, v: &str| eq(users(), p, json!(v));
+    let manager = |v: &str| json!({"manager": {"value": v}});
+    let found = |hit: bool| {
+        if hit {
+            vec!["u1".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    let mut u = user("u1", "bjensen");
+    u.attributes.insert("externalId".into(), json!("ext-1"));
+    u.attributes
+        .insert(ENTERPRISE_USER_URN.into(), manager("m-1"));
+    create(s, "t1", &u).await.unwrap();
+    create(s, "t1", &user("u2", "alice")).await.unwrap();
+
+    // Only the e-mail changes: every key still finds the user.
+    let u2 = bumped(
+        &u,
+        json!({"emails": [{"type": "work", "value": "b@example.com"}]}),
+    );
+    patch_user(s, "t1", &u2, 1).await.unwrap();
+    assert_eq!(
+        ids(s, "t1", users(), by("userName", "BJENSEN")).await,
+        found(true)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("externalId", "ext-1")).await,
+        found(true)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("manager.value", "m-1")).await,
+        found(true)
+    );
+
+    // externalId and the manager change, the name does not.
+    let mut u3 = bumped(&u2, json!({"externalId": "ext-2"}));
+    u3.attributes
+        .insert(ENTERPRISE_USER_URN.into(), manager("m-2"));
+    patch_user(s, "t1", &u3, 2).await.unwrap();
+    assert_eq!(
+        ids(s, "t1", users(), by("externalId", "ext-1")).await,
+        found(false)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("externalId", "ext-2")).await,
+        found(true)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("manager.value", "m-1")).await,
+        found(false)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("manager.value", "m-2")).await,
+        found(true)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("userName", "bjensen")).await,
+        found(true)
+    );
+
+    // The name's case only: the key is the same, the stored name is the new one.
+    let u4 = bumped(&u3, json!({"userName": "BJensen"}));
+    patch_user(s, "t1", &u4, 3).await.unwrap();
+    let got = s
+        .get("t1", users(), "u1", Load::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.attributes["userName"], "BJensen");
+    assert_eq!(
+        ids(s, "t1", users(), by("userName", "bjensen")).await,
+        found(true)
+    );
+
+    // A rename into a taken name together with other changes: refused as a whole.
+    let taken = bumped(
+        &u4,
+        json!({"userName": "ALICE", "externalId": "ext-3", "displayName": "B"}),
+    );
+    let err = patch_user(s, "t1", &taken, 4).await.unwrap_err();
+    assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
+    let got = s
+        .get("t1", users(), "u1", Load::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.meta.version, 4);
+    assert_eq!(got.attributes["externalId"], "ext-2");
+    assert!(got.attributes.get("displayName").is_none(), "{got:?}");
+    assert_eq!(
+        ids(s, "t1", users(), by("externalId", "ext-3")).await,
+        found(false)
+    );
+
+    // A rename to a free name, and the keys removed.
+    let mut u5 = bumped(&u4, json!({"userName": "barbara"}));
+    u5.attributes.remove("externalId");
+    u5.attributes.remove(ENTERPRISE_USER_URN);
+    patch_user(s, "t1", &u5, 4).await.unwrap();
+    assert_eq!(
+        ids(s, "t1", users(), by("userName", "bjensen")).await,
+        found(false)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("userName", "barbara")).await,
+        found(true)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("externalId", "ext-2")).await,
+        found(false)
+    );
+    assert_eq!(
+        ids(s, "t1", users(), by("manager.value", "m-2")).await,
+        found(false)
+    );
+    // The old name is free again.
+    create(s, "t1", &user("u3", "bjensen")).await.unwrap();
 }
