@@ -755,8 +755,6 @@ pub(crate) async fn keep_known_members(
     Ok(known)
 }
 
-/// Takes a Group body's `members` out of `attrs` as a delta (ids once each, in order); `clear`
-/// for a replacement of the whole list.
 /// The id of a resource being created: a UUIDv7, whose leading bits are the time of its
 /// creation, so that ids given one after another sort one after another.
 ///
@@ -773,6 +771,8 @@ fn new_resource_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Takes a Group body's `members` out of `attrs` as a delta (ids once each, in order); `clear`
+/// for a replacement of the whole list.
 fn take_members(attrs: &mut Attributes, clear: bool) -> MembershipDelta {
     let mut seen = HashSet::new();
     let added = match attrs.remove("members") {
