@@ -756,7 +756,9 @@ pub(crate) async fn keep_known_members(
 }
 
 /// The id of a resource being created: a UUIDv7, whose leading bits are the time of its
-/// creation, so that ids given one after another sort one after another.
+/// creation, so that ids given one after another sort one after another (within one process
+/// `Uuid::now_v7` guarantees it, within a millisecond too; replicas' ids interleave by their
+/// clocks, and are unique by their random bits).
 ///
 /// RFC 7643 §3.1 asks only that the service provider issue `id`, unique and never reassigned;
 /// how it is made is ours to choose. Every index led by the id (the primary key, the list
