@@ -2976,15 +2976,7 @@ async fn value_rows_follow_updates(db: Arc<TestDb>) {
 /// a name's case (the folded key stays, the stored name changes) and one that removes them.
 async fn key_columns_follow_updates(db: Arc<TestDb>) {
     let s = db.store.as_ref();
-    let by = |p: &str, v: &str| eq(users(), p, json!(v));
     let manager = |v: &str| json!({"manager": {"value": v}});
-    let found = |hit: bool| {
-        if hit {
-            vec!["u1".to_string()]
-        } else {
-            Vec::new()
-        }
-    };
     let mut u = user("u1", "bjensen");
     u.attributes.insert("externalId".into(), json!("ext-1"));
     u.attributes
@@ -2998,58 +2990,33 @@ async fn key_columns_follow_updates(db: Arc<TestDb>) {
         json!({"emails": [{"type": "work", "value": "b@example.com"}]}),
     );
     patch_user(s, "t1", &u2, 1).await.unwrap();
-    assert_eq!(
-        ids(s, "t1", users(), by("userName", "BJENSEN")).await,
-        found(true)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("externalId", "ext-1")).await,
-        found(true)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("manager.value", "m-1")).await,
-        found(true)
-    );
+    let finds = [
+        ("userName", "BJENSEN", true),
+        ("externalId", "ext-1", true),
+        ("manager.value", "m-1", true),
+    ];
+    assert_finds_u1(s, &finds).await;
 
     // externalId and the manager change, the name does not.
     let mut u3 = bumped(&u2, json!({"externalId": "ext-2"}));
     u3.attributes
         .insert(ENTERPRISE_USER_URN.into(), manager("m-2"));
     patch_user(s, "t1", &u3, 2).await.unwrap();
-    assert_eq!(
-        ids(s, "t1", users(), by("externalId", "ext-1")).await,
-        found(false)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("externalId", "ext-2")).await,
-        found(true)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("manager.value", "m-1")).await,
-        found(false)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("manager.value", "m-2")).await,
-        found(true)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("userName", "bjensen")).await,
-        found(true)
-    );
+    let finds = [
+        ("externalId", "ext-1", false),
+        ("externalId", "ext-2", true),
+        ("manager.value", "m-1", false),
+        ("manager.value", "m-2", true),
+        ("userName", "bjensen", true),
+    ];
+    assert_finds_u1(s, &finds).await;
 
     // The name's case only: the key is the same, the stored name is the new one.
     let u4 = bumped(&u3, json!({"userName": "BJensen"}));
     patch_user(s, "t1", &u4, 3).await.unwrap();
-    let got = s
-        .get("t1", users(), "u1", Load::default())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.attributes["userName"], "BJensen");
-    assert_eq!(
-        ids(s, "t1", users(), by("userName", "bjensen")).await,
-        found(true)
-    );
+    let got = s.get("t1", users(), "u1", Load::default()).await.unwrap();
+    assert_eq!(got.unwrap().attributes["userName"], "BJensen");
+    assert_finds_u1(s, &[("userName", "bjensen", true)]).await;
 
     // A rename into a taken name together with other changes: refused as a whole.
     let taken = bumped(
@@ -3058,40 +3025,34 @@ async fn key_columns_follow_updates(db: Arc<TestDb>) {
     );
     let err = patch_user(s, "t1", &taken, 4).await.unwrap_err();
     assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
-    let got = s
-        .get("t1", users(), "u1", Load::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let got = s.get("t1", users(), "u1", Load::default()).await.unwrap();
+    let got = got.unwrap();
     assert_eq!(got.meta.version, 4);
     assert_eq!(got.attributes["externalId"], "ext-2");
     assert!(got.attributes.get("displayName").is_none(), "{got:?}");
-    assert_eq!(
-        ids(s, "t1", users(), by("externalId", "ext-3")).await,
-        found(false)
-    );
+    assert_finds_u1(s, &[("externalId", "ext-3", false)]).await;
 
     // A rename to a free name, and the keys removed.
     let mut u5 = bumped(&u4, json!({"userName": "barbara"}));
     u5.attributes.remove("externalId");
     u5.attributes.remove(ENTERPRISE_USER_URN);
     patch_user(s, "t1", &u5, 4).await.unwrap();
-    assert_eq!(
-        ids(s, "t1", users(), by("userName", "bjensen")).await,
-        found(false)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("userName", "barbara")).await,
-        found(true)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("externalId", "ext-2")).await,
-        found(false)
-    );
-    assert_eq!(
-        ids(s, "t1", users(), by("manager.value", "m-2")).await,
-        found(false)
-    );
+    let finds = [
+        ("userName", "bjensen", false),
+        ("userName", "barbara", true),
+        ("externalId", "ext-2", false),
+        ("manager.value", "m-2", false),
+    ];
+    assert_finds_u1(s, &finds).await;
     // The old name is free again.
     create(s, "t1", &user("u3", "bjensen")).await.unwrap();
+}
+
+/// Whether `path eq value` finds the User `u1` of tenant `t1`, for each (path, value, finds).
+async fn assert_finds_u1(s: &dyn Store, cases: &[(&str, &str, bool)]) {
+    for &(path, value, finds) in cases {
+        let found = ids(s, "t1", users(), eq(users(), path, json!(value))).await;
+        let want: Vec<String> = if finds { vec!["u1".into()] } else { Vec::new() };
+        assert_eq!(found, want, "{path} eq {value:?}");
+    }
 }
