@@ -11,7 +11,7 @@ use serde_json::json;
 use scim_core::bulk::BULK_REQUEST_URN as BULK;
 const PATCHES: usize = 50;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_of_small_patches_on_a_large_user_writes_small_change_records() {
     let dir = tempfile::tempdir().unwrap();
     for (db, url, _pg) in databases(&dir).await {

@@ -140,8 +140,21 @@ impl Launch {
     }
 
     /// Runs another subcommand (such as `audit verify`) to completion: exit success and output.
+    ///
+    /// The test's own stores keep working meanwhile: a PostgreSQL store seals its change records
+    /// in a task that holds the sealer's lock across awaits, and `audit verify` waits for that
+    /// lock. Blocking the runtime's thread here once stopped that task inside its transaction and
+    /// the child waited for ever, so on a multi-thread runtime the wait hands this thread's
+    /// tasks to another (`block_in_place`); a test holding a PostgreSQL store must use one.
     fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = self.command(args).output().expect("running scim-server");
+        let run = || self.command(args).output();
+        let out = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(run)
+            }
+            _ => run(),
+        }
+        .expect("running scim-server");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

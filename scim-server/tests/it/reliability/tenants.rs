@@ -21,7 +21,7 @@ fn config_with_client(dir: &tempfile::TempDir, tenant: &str) -> String {
     path.display().to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_must_name_existing_tenants_and_audit_covers_every_tenant() {
     let dir = tempfile::tempdir().unwrap();
     for (db, url, _pg) in databases(&dir).await {
