@@ -52,12 +52,42 @@ pub fn register(file: &Path, slot: &Arc<WriterSlot>) {
 
 /// The writer lock registered for the database file at `file`, if its store is still open.
 pub fn writer_lock(file: &Path) -> Option<Arc<WriterSlot>> {
-    let path = file.canonicalize().ok()?;
+    writer_lock_at(&file.canonicalize().ok()?)
+}
+
+/// [`writer_lock`] of a path already canonical (no file system call).
+fn writer_lock_at(canonical: &Path) -> Option<Arc<WriterSlot>> {
     let locks = WRITER_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
     locks
         .iter()
-        .find(|(registered, _)| *registered == path)
+        .find(|(registered, _)| registered == canonical)
         .and_then(|(_, lock)| lock.upgrade())
+}
+
+/// What a side connection to the SQLite file at `file` checks as it commits (install it with
+/// `LockedSqliteHandle::set_commit_hook`): whether a turn is held. Every side write takes one
+/// by a line of its own (`write_turn`, `begin_write`), and a write that forgets it does not
+/// fail: it waits on SQLite's busy handler, polling behind a writer thread that retakes the
+/// lock after every commit (up to a 503 after 10 s under Entra's initial sync). This makes the
+/// omission visible: a commit while this process's store is open and nobody holds its writer
+/// lock is logged as an error, and in debug builds (every test run) it is rolled back, so the
+/// write fails where it was made. A commit while the lock is held passes, whoever holds it.
+pub fn commit_check(file: &Path) -> impl FnMut() -> bool + Send + 'static {
+    let canonical = file.canonicalize().ok();
+    move || {
+        let Some(slot) = canonical.as_deref().and_then(writer_lock_at) else {
+            return true;
+        };
+        if slot.try_lock().is_err() {
+            return true;
+        }
+        tracing::error!(
+            file = %canonical.as_deref().unwrap_or(Path::new("")).display(),
+            "a write beside the store's committed without taking its turn \
+             (write_gate: write_turn or begin_write)"
+        );
+        !cfg!(debug_assertions)
+    }
 }
 
 /// A turn at writing: while it lives, the store's writers wait. Nothing on PostgreSQL, or where

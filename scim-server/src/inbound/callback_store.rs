@@ -169,6 +169,7 @@ impl Callbacks {
         now: OffsetDateTime,
     ) -> Result<bool> {
         on_pool!(&self.db, |pool, pg| {
+            let _turn = pool.write_turn().await;
             let r = insert_delivery!(pool, id, tenant, kind, body, ns(now));
             Ok(r.rows_affected() == 1)
         })

@@ -59,8 +59,17 @@ pub async fn open_side_pool(database_url: &str, component: &str) -> anyhow::Resu
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("wal_autocheckpoint", "0");
+    let file = options.get_filename().to_path_buf();
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        // Each commit checks that its write took a turn (`write_gate::commit_check`).
+        .after_connect(move |conn, _meta| {
+            let check = scim_graph_bridge::write_gate::commit_check(&file);
+            Box::pin(async move {
+                conn.lock_handle().await?.set_commit_hook(check);
+                Ok(())
+            })
+        })
         // In-process: nothing can break a connection behind our back, and a ping before each
         // use is one more wait for this task's turn on a busy runtime, which a write makes
         // while holding its turn to write (`write_gate`).

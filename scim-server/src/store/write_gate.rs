@@ -45,16 +45,71 @@ mod tests {
         }
     }
 
+    async fn create_side_rows(pool: &sqlx::SqlitePool) {
+        let turn = pool.write_turn().await;
+        sqlx::query("CREATE TABLE side_rows (n INTEGER NOT NULL)")
+            .execute(pool)
+            .await
+            .unwrap();
+        drop(turn);
+    }
+
+    /// A side write that forgets its turn while the store has the file open is rolled back at
+    /// its commit in debug builds (`write_gate::commit_check`), so the omission fails the test
+    /// that makes it; the same write in its turn commits, and a write to a file no store of this
+    /// process has open needs none.
+    #[tokio::test]
+    async fn a_side_write_without_its_turn_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scim.db");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let pool = side_pool(&path).await;
+        create_side_rows(&pool).await;
+        let insert = "INSERT INTO side_rows (n) VALUES (1)";
+        let count = "SELECT count(*) FROM side_rows";
+
+        let err = sqlx::query(insert).execute(&pool).await.unwrap_err();
+        assert!(
+            err.to_string().contains("constraint failed"),
+            "a commit hook's rollback: {err}"
+        );
+        // (On a pool of its own: sqlx does not reuse a connection cleanly after its COMMIT
+        // failed, which is fine for a write that must not exist.)
+        let refused = side_pool(&path).await;
+        let mut tx = refused.begin().await.unwrap();
+        sqlx::query(insert).execute(&mut *tx).await.unwrap();
+        assert!(tx.commit().await.is_err(), "a transaction without a turn");
+        refused.close().await;
+        let rows: i64 = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+        assert_eq!(rows, 0, "nothing of the refused writes is stored");
+
+        let turn = pool.write_turn().await;
+        sqlx::query(insert).execute(&pool).await.unwrap();
+        drop(turn);
+        let mut tx = pool.begin_write().await.unwrap();
+        sqlx::query(insert).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let rows: i64 = sqlx::query_scalar(count).fetch_one(&pool).await.unwrap();
+        assert_eq!(rows, 2);
+
+        // Once the store is closed (its writer thread ends soon after), there is no turn to take.
+        drop(store);
+        let gone = tokio::time::timeout(Duration::from_secs(5), async {
+            while writer_lock(&path).is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        gone.await.expect("the closed store's lock is released");
+        sqlx::query(insert).execute(&pool).await.unwrap();
+    }
+
     #[tokio::test]
     async fn side_writes_and_the_stores_writes_take_turns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scim.db");
         let store = Arc::new(SqliteStore::open(path.to_str().unwrap()).await.unwrap());
         let pool = side_pool(&path).await;
-        sqlx::query("CREATE TABLE side_rows (n INTEGER NOT NULL)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        create_side_rows(&pool).await;
 
         // A side pool's turn holds the store's writes back until it ends.
         let turn = pool.write_turn().await;

@@ -181,6 +181,9 @@ async fn leaver_record(env: Env) {
     let gov_store = env.gov.store.clone();
     match gov_store {
         scim_server::governance::GovStore::Sqlite(p) => {
+            use scim_server::store::write_gate::SideWrites;
+            // In a turn, as every write beside the store's (write_gate::commit_check).
+            let _turn = p.write_turn().await;
             sqlx::query(
                 "UPDATE gov_leaver_evidence SET record_json = replace(record_json, 'done', 'DONE')",
             )
