@@ -75,14 +75,17 @@ fn writer_lock_at(canonical: &Path) -> Option<Arc<WriterSlot>> {
 pub fn commit_check(file: &Path) -> impl FnMut() -> bool + Send + 'static {
     let canonical = file.canonicalize().ok();
     move || {
-        let Some(slot) = canonical.as_deref().and_then(writer_lock_at) else {
+        let Some(file) = canonical.as_deref() else {
+            return true;
+        };
+        let Some(slot) = writer_lock_at(file) else {
             return true;
         };
         if slot.try_lock().is_err() {
             return true;
         }
         tracing::error!(
-            file = %canonical.as_deref().unwrap_or(Path::new("")).display(),
+            file = %file.display(),
             "a write beside the store's committed without taking its turn \
              (write_gate: write_turn or begin_write)"
         );

@@ -142,10 +142,13 @@ pub struct Status {
 
 impl BridgeStore {
     /// Creates or upgrades the bridge tables (idempotent; PostgreSQL migrators serialise on
-    /// sqlx's advisory lock).
+    /// sqlx's advisory lock). On SQLite in a turn, like every write beside the store's.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            BridgeStore::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            BridgeStore::Sqlite(pool) => {
+                let _turn = pool.write_turn().await;
+                SQLITE_MIGRATOR.run(pool).await
+            }
             BridgeStore::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
         }
         .map_err(|e| crate::Error::Database(e.into()))

@@ -31,7 +31,6 @@ use crate::inbound::callback::Callbacks;
 use crate::store::Store;
 use crate::store::change_log::StoreChangeLog;
 use crate::store::side_pool::{SidePool, open_side_pool};
-use crate::store::write_gate::SideWrites;
 use anyhow::Context;
 use scim_core::schema::SchemaRegistry;
 use scim_graph_bridge::clock::{Clock, SystemClock};
@@ -64,16 +63,10 @@ pub async fn open_bridge_store(database_url: &str) -> anyhow::Result<BridgeStore
         SidePool::Postgres(pool) => BridgeStore::Postgres(pool),
         SidePool::Sqlite(pool) => BridgeStore::Sqlite(pool),
     };
-    // Migrations write the file too: in a turn, like every write beside the store's.
-    let turn = match &store {
-        BridgeStore::Sqlite(pool) => Some(pool.write_turn().await),
-        BridgeStore::Postgres(_) => None,
-    };
     store
         .migrate()
         .await
         .context("applying the Graph bridge's migrations")?;
-    drop(turn);
     Ok(store)
 }
 
