@@ -82,6 +82,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, Connection, Sqlite};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -588,7 +589,7 @@ impl SqliteStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .pragma("wal_autocheckpoint", "0")
                 // The WAL file is reused from its start after each `RESTART` checkpoint, and
-                // cut to this size by the first commit after it.
+                // cut to this size by the first commit after it (and emptied once writes pause).
                 .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         };
         let pool = Self::pool_options(memory, &settings)
@@ -680,6 +681,7 @@ impl SqliteStore {
             tokio::spawn(checkpoint_loop(
                 store.pool.clone(),
                 store.writer.slot.clone(),
+                WalFile::of(&file),
                 Arc::downgrade(&alive),
             ));
         }
@@ -1124,11 +1126,18 @@ const APPEND_ARGUMENTS: usize = 13;
 /// and go (measured: 8 GB of WAL after Entra's initial cycle at 100,000 users), so once the WAL
 /// holds [`WAL_RESTART_FRAMES`] a `RESTART` checkpoint follows ([`checkpoint`]), so that the
 /// next write starts the WAL over from its beginning and cuts the file to at most
-/// [`WAL_SIZE_LIMIT`]. (`TRUNCATE`, used before, emptied the file, and every write then grew
-/// it again page by page: the kernel zeroed each new page, 5 % of the writer thread's time in
-/// Entra's initial cycle, whose users phase took 43.2–43.8 s after against 46.3–47.8 s.) A
-/// failure is logged and retried next round (the WAL only grows meanwhile).
-async fn checkpoint_loop(pool: SqlitePool, writers: Arc<WriterSlot>, alive: Weak<()>) {
+/// [`WAL_SIZE_LIMIT`]. (`TRUNCATE` after every restart, used before, emptied the file, and every
+/// write then grew it again page by page: the kernel zeroed each new page, 5 % of the writer
+/// thread's time in Entra's initial cycle, whose users phase took 43.2–43.8 s after against
+/// 46.3–47.8 s.) Once writes pause, a WAL file larger than [`WAL_IDLE_SIZE`] is emptied
+/// (`TRUNCATE`), so a burst does not leave its disk space behind. A failure is logged and
+/// retried next round (the WAL only grows meanwhile).
+async fn checkpoint_loop(
+    pool: SqlitePool,
+    writers: Arc<WriterSlot>,
+    mut wal: WalFile,
+    alive: Weak<()>,
+) {
     let mut growth = WalGrowth::default();
     let mut wait = Duration::ZERO;
     loop {
@@ -1136,7 +1145,7 @@ async fn checkpoint_loop(pool: SqlitePool, writers: Arc<WriterSlot>, alive: Weak
         if alive.strong_count() == 0 || pool.is_closed() {
             return;
         }
-        wait = match checkpoint(&pool, &writers).await {
+        wait = match checkpoint(&pool, &writers, &mut wal).await {
             Ok(round) => growth.next_round(std::time::Instant::now(), round),
             Err(e) => {
                 tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retried in the next round");
@@ -1153,6 +1162,9 @@ pub(crate) enum Round {
     Below(i64),
     /// The WAL was started over (the next write writes from its beginning).
     Restarted,
+    /// No write since the last round, and the WAL file was larger than [`WAL_IDLE_SIZE`]: it
+    /// was emptied (the next write writes from its beginning).
+    Emptied,
     /// The WAL could not be started over this round (readers held it off).
     HeldOff,
 }
@@ -1182,7 +1194,7 @@ impl WalGrowth {
                 self.last = None;
                 return CHECKPOINT_INTERVAL;
             }
-            Round::Restarted => {
+            Round::Restarted | Round::Emptied => {
                 self.last = None;
                 WAL_RESTART_FRAMES
             }
@@ -1212,9 +1224,47 @@ impl WalGrowth {
 pub const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// The WAL file's largest size once it starts over (`journal_size_limit`, bytes): above what
-/// [`WAL_RESTART_FRAMES`] frames and a round's further writes take, so the file is normally
-/// reused as it is, and cut back only after readers held a restart off for long.
-pub const WAL_SIZE_LIMIT: i64 = 96 * 1024 * 1024;
+/// [`WAL_RESTART_FRAMES`] frames and the writes until a round has copied them and started the
+/// WAL over take, so under load the file is reused as it is, and cut back only after readers
+/// held a restart off for long.
+///
+/// Why so large: writing into the file's existing blocks is cheaper than growing it (a block
+/// to allocate and a page-cache page to add for each frame). The WAL grows faster than a
+/// round copies it: at 14,000 `POST /Users` a second (about five 4 KiB frames each) it reached
+/// 283 MB between restarts. With the limit at 96 MiB, each restart cut the file and the writer
+/// thread grew it again, 2 % of the server's time in `ftruncate` alone; at 512 MiB W3 ran
+/// 15–20 % faster (`docs/benchmarks.md`, "A WAL file that is not cut back under load"). The
+/// space is given back once writes pause ([`WAL_IDLE_SIZE`]).
+pub const WAL_SIZE_LIMIT: i64 = 512 * 1024 * 1024;
+
+/// A WAL file larger than this (bytes) is emptied by the first checkpoint round that finds no
+/// write since the round before: the size a WAL reaches between restarts at modest write rates
+/// ([`WAL_RESTART_FRAMES`] pages) is kept, what a burst grew beyond it is not.
+pub const WAL_IDLE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// The WAL file, as the checkpoint rounds follow it.
+#[derive(Debug)]
+pub(crate) struct WalFile {
+    path: PathBuf,
+    /// The frames the WAL held at the last round, when that round had copied them all.
+    settled: Option<i64>,
+}
+
+impl WalFile {
+    /// The WAL of the database file at `database`.
+    pub(crate) fn of(database: &Path) -> Self {
+        let mut path = database.as_os_str().to_owned();
+        path.push("-wal");
+        Self {
+            path: PathBuf::from(path),
+            settled: None,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+}
 
 /// The writer connection's page cache (`cache_size`; negative: KiB).
 const WRITER_CACHE_KIB: i64 = -8 * 1024;
@@ -1239,17 +1289,26 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// store's own writer lock first (the writer thread and the open writes finish what they are
 /// committing and wait), and waits at most [`RESTART_READER_WAIT`] for readers: a reader still
 /// reading by then makes this round give up, and the next one tries again.
+///
+/// A round that finds the WAL as the last round left it, every frame copied (no write since),
+/// and the file larger than [`WAL_IDLE_SIZE`], empties it the same way (`TRUNCATE`: a restart
+/// that also cuts the file to nothing).
 pub(crate) async fn checkpoint(
     pool: &SqlitePool,
     writers: &WriterSlot,
+    wal: &mut WalFile,
 ) -> std::result::Result<Round, sqlx::Error> {
     // (busy, frames in the WAL, frames copied)
-    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+    let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
         .await?;
-    if frames < WAL_RESTART_FRAMES {
+    let idle = wal.settled == Some(frames);
+    wal.settled = (copied == frames).then_some(frames);
+    let empty = idle && wal.len() > WAL_IDLE_SIZE;
+    if frames < WAL_RESTART_FRAMES && !empty {
         return Ok(Round::Below(frames));
     }
+    let mode = if empty { "TRUNCATE" } else { "RESTART" };
     let mut conn = pool.acquire().await?;
     let timeout = |wait: Duration| format!("PRAGMA busy_timeout = {}", wait.as_millis());
     sqlx::query(&timeout(RESTART_READER_WAIT))
@@ -1257,7 +1316,7 @@ pub(crate) async fn checkpoint(
         .await?;
     let restarted = {
         let _writes_held = writers.lock().await;
-        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+        sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
             .fetch_one(&mut *conn)
             .await
     };
@@ -1269,6 +1328,8 @@ pub(crate) async fn checkpoint(
         // Not back to the pool with the short timeout.
         conn.close_on_drop();
     }
+    // `settled` stands: a `RESTART` leaves the WAL's frames as they were until the next write
+    // starts it over, so the next round sees the same frames unless something was written.
     let (busy, frames, _) = restarted?;
     if busy != 0 {
         tracing::warn!(
@@ -1277,7 +1338,11 @@ pub(crate) async fn checkpoint(
         );
         return Ok(Round::HeldOff);
     }
-    Ok(Round::Restarted)
+    Ok(if empty {
+        Round::Emptied
+    } else {
+        Round::Restarted
+    })
 }
 
 super::imp::impl_sql_store!(SqliteStore, Sqlite);
@@ -1326,5 +1391,8 @@ mod tests {
             growth.next_round(at(1_950), Round::HeldOff),
             CHECKPOINT_INTERVAL
         );
+        // Emptied once writes paused: a whole threshold of room, as after a restart.
+        let next = growth.next_round(at(2_450), Round::Emptied);
+        assert!(next > Duration::from_millis(490), "{next:?}");
     }
 }

@@ -2767,11 +2767,11 @@ async fn explain_verbose(db: &TestDb, q: &ListQuery, statement: Statement) -> St
 /// background task (not inside commits), and a `PASSIVE` checkpoint alone never lets the WAL
 /// start over while readers come and go (8 GB of WAL after Entra's initial cycle at 100,000
 /// users, before the restart step; 163 MB in this test): once the WAL holds
-/// `WAL_RESTART_FRAMES` pages it is started over, and the next commit cuts the file to
-/// `WAL_SIZE_LIMIT`.
+/// `WAL_RESTART_FRAMES` pages it is started over. The file is reused as it is while writes go
+/// on (`WAL_SIZE_LIMIT` is far above what this test writes) and emptied once they pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_starts_over_once_large() {
-    use scim_server::store::sqlite::{WAL_RESTART_FRAMES, WAL_SIZE_LIMIT};
+    use scim_server::store::sqlite::{WAL_IDLE_SIZE, WAL_RESTART_FRAMES};
     /// Enough for several restarts: about 4 s of writes, one at a time.
     const WRITES: usize = 8_000;
     let db = TestDb::sqlite().await;
@@ -2780,7 +2780,6 @@ async fn sqlite_wal_starts_over_once_large() {
     };
     let wal = dir.path().join("scim.db-wal");
     let restart_at = u64::try_from(WAL_RESTART_FRAMES).unwrap() * 4_120; // frame header + page
-    let size_limit = u64::try_from(WAL_SIZE_LIMIT).unwrap();
     // Readers beside the writes, as a server has them.
     let reader_store = store.clone();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -2820,24 +2819,39 @@ async fn sqlite_wal_starts_over_once_large() {
         largest < 4 * restart_at,
         "the WAL reached {largest} bytes (started over at {restart_at})"
     );
-    // Once a checkpoint round has started the WAL over, the next commit cuts the file (polled:
-    // a loaded CI machine may delay a round).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Once writes pause, a round empties the file. (Were the writer stalled for a round, the
+    // file may have been emptied already: written on until it is above the size kept.)
     let mut n = 0;
-    loop {
-        tokio::time::sleep(scim_server::store::sqlite::CHECKPOINT_INTERVAL).await;
-        let u = user(&format!("after{n}"), &format!("wal-after-{n}"));
+    while wal_len() <= WAL_IDLE_SIZE && n < WRITES {
+        let u = user(&format!("more{n}"), &format!("wal-more-{n}"));
         create(&*db.store, "t1", &u).await.unwrap();
         n += 1;
-        if wal_len() <= size_limit || std::time::Instant::now() >= deadline {
-            break;
-        }
     }
-    let now = wal_len();
+    let paused_at = wal_len();
     assert!(
-        now <= size_limit,
-        "the WAL holds {now} bytes after the writes (limit {size_limit})"
+        paused_at > WAL_IDLE_SIZE,
+        "the WAL holds {paused_at} bytes after the writes (kept when idle: {WAL_IDLE_SIZE})"
     );
+    // Polled: a loaded CI machine may delay a round.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal_len() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(scim_server::store::sqlite::CHECKPOINT_INTERVAL).await;
+    }
+    assert_eq!(
+        wal_len(),
+        0,
+        "the WAL was not emptied once the writes paused"
+    );
+    // Writes go on into the emptied WAL, and every user written is there.
+    create(&*db.store, "t1", &user("last", "wal-last"))
+        .await
+        .unwrap();
+    assert!(wal_len() > 0);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, i64::try_from(WRITES + n + 1).unwrap());
 }
 
 /// The hot reads lend PostgreSQL connections without sqlx's pings (`store/read_pool.rs`), so a
