@@ -1332,10 +1332,19 @@ pub(crate) async fn checkpoint(
     // starts it over, so the next round sees the same frames unless something was written.
     let (busy, frames, _) = restarted?;
     if busy != 0 {
-        tracing::warn!(
-            frames,
-            "SQLite WAL not started over: readers still held older snapshots"
-        );
+        // Emptying an idle WAL only gives disk space back: a long read that holds it off (an
+        // export, say) is no operator's concern, and it would be retried every round.
+        if empty {
+            tracing::debug!(
+                frames,
+                "SQLite WAL not emptied yet: a reader holds an older snapshot"
+            );
+        } else {
+            tracing::warn!(
+                frames,
+                "SQLite WAL not started over: readers still held older snapshots"
+            );
+        }
         return Ok(Round::HeldOff);
     }
     Ok(if empty {
