@@ -2752,6 +2752,7 @@ async fn postgres_pages_convert_only_the_rows_they_return() {
     sorted.sort();
     sorted.dedup();
     assert_eq!((ids.len(), &ids), (320, &sorted));
+    db.cleanup().await;
 }
 
 /// The verbose plan (output columns per node) of a list statement on PostgreSQL.
@@ -2917,6 +2918,7 @@ async fn postgres_connections_closed_while_idle_are_replaced() {
         .await
         .unwrap();
     assert!(last_seq(db.store.as_ref(), "t1").await >= 2);
+    db.cleanup().await;
 }
 
 /// The value rows (`resource_values`: what `emails[type eq "work"].value eq "x"` searches) of
