@@ -1400,8 +1400,15 @@ mod tests {
             growth.next_round(at(1_950), Round::HeldOff),
             CHECKPOINT_INTERVAL
         );
-        // Emptied once writes paused: a whole threshold of room, as after a restart.
-        let next = growth.next_round(at(2_450), Round::Emptied);
-        assert!(next > Duration::from_millis(490), "{next:?}");
+        // Emptied once writes paused: a whole threshold of room at the last rate, as after a
+        // restart (a held-off round would wait the whole interval). 16,000 frames in 100 ms:
+        // 160,000 a second, so 16,384 frames of room last about 102 ms.
+        growth.next_round(at(2_450), Round::Below(0));
+        growth.next_round(at(2_550), Round::Below(16_000));
+        let next = growth.next_round(at(2_600), Round::Emptied);
+        assert!(
+            next > Duration::from_millis(95) && next < Duration::from_millis(110),
+            "{next:?}"
+        );
     }
 }
