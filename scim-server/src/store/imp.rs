@@ -19,17 +19,18 @@ pub(super) const UPDATE_CHANGED_KEYS: &str = "UPDATE resources SET unique_key = 
      AND (unique_key IS DISTINCT FROM $6 OR external_id IS DISTINCT FROM $7 \
      OR manager_id IS DISTINCT FROM $8)";
 
-/// Implements `Store` for `$store` over database `$db`. The store provides `pool`, `reads` (the
-/// hot reads' [`ReadPool`](super::read_pool::ReadPool)), `inline_reads()` (SQLite's reads on
+/// Implements `Store` for `$store` over database `$db`. The store provides `pool`,
+/// `pooled_read()` (a hot read on the store's read connections), `inline_reads()` (SQLite's reads on
 /// the calling thread, tried first: [`InlineReads`](super::inline_reads::InlineReads)), `dialect()`,
-/// `begin_write()`, `append_record()`, `commit_write()`, `arguments()`, `seal_pending()` and
+/// `begin_write()`, `append_record()`, `commit_write()`, `seal_pending()` and
 /// `append_event_own()`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
             /// Runs a hot read: on SQLite first on the calling thread (`map` takes its rows,
-            /// see `inline_reads.rs`), else, and whenever that hands it back, on the hot
-            /// reads' pool (sqlx's `FromRow` takes them).
+            /// see `inline_reads.rs`), else, and whenever that hands it back, by the store's
+            /// `pooled_read` (SQLite: sqlx's `FromRow` takes the rows; PostgreSQL: the
+            /// pipelined reads' `DecodeRow`).
             async fn hot_read<T>(
                 &self,
                 sql: &str,
@@ -37,7 +38,10 @@ macro_rules! impl_sql_store {
                 map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
             ) -> $crate::store::Result<Vec<T>>
             where
-                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row>
+                    + $crate::store::pipelined_reads::DecodeRow
+                    + Send
+                    + Unpin,
             {
                 if let Some(rows) = self
                     .inline_reads()
@@ -45,12 +49,7 @@ macro_rules! impl_sql_store {
                 {
                     return Ok(rows);
                 }
-                let args = self.arguments(args)?;
-                let mut conn = self.reads.acquire().await?;
-                let fetched = sqlx::query_as_with(sql, args)
-                    .fetch_all(conn.statement())
-                    .await;
-                Ok(conn.keep(fetched)?)
+                self.pooled_read(sql, args).await
             }
 
             async fn append_change(

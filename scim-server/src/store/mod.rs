@@ -41,6 +41,7 @@ pub mod chain;
 pub mod change_log;
 mod imp;
 mod inline_reads;
+mod pipelined_reads;
 pub mod postgres;
 mod read_pool;
 pub mod row;

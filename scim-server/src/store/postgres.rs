@@ -7,7 +7,7 @@
 //! its value rows, its members and its change record) is one statement, sent at commit
 //! (`WriteTx`, `one_statement_write`).
 
-use super::read_pool::{LeanSettings, ReadPool};
+use super::pipelined_reads::{DecodeRow, PipelinedReads};
 use super::seal::Sealer;
 use super::sql::{Arg, Dialect};
 use super::{Result, StoreError, WriteContext};
@@ -28,8 +28,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// The hot reads' connections (`GET`, list pages).
-    reads: Arc<ReadPool<Postgres>>,
+    /// The hot reads' shared connections (`GET`, list pages).
+    reads: Arc<PipelinedReads>,
     /// This process's change-log sealer (see [`super::seal`]).
     sealer: Arc<Sealer>,
 }
@@ -84,23 +84,20 @@ impl PostgresStore {
     pub async fn connect_with(url: &str, settings: super::PoolSettings) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
         // The configured number serves writes, the change log and sealing; the hot reads
-        // have half as many (rounded up) of their own. Writes need them all: PostgreSQL
-        // commits concurrent transactions together, and W3 halved with 8 of 16 taken away.
+        // may open half as many (rounded up) of their own, and use one until it is busy
+        // (`pipelined_reads`). Writes need them all: PostgreSQL commits concurrent
+        // transactions together, and W3 halved with 8 of 16 taken away.
         let total = settings
             .max_connections
             .unwrap_or(super::POSTGRES_MAX_CONNECTIONS)
             .max(1);
         let acquire_timeout = settings.acquire_timeout.unwrap_or(Duration::from_secs(10));
-        let reads = ReadPool::lean(
-            options.clone(),
-            LeanSettings {
-                max_connections: total.div_ceil(2),
-                acquire_timeout,
-                // The server may close a connection while it waits (a restart, an idle
-                // timeout on the way): one idle for a second is pinged before it is lent.
-                check_idle: Some(Duration::from_secs(1)),
-                max_lifetime: Duration::from_secs(1800),
-            },
+        let reads = PipelinedReads::new(
+            &options,
+            url,
+            total.div_ceil(2) as usize,
+            acquire_timeout,
+            Duration::from_secs(1800),
         );
         let pool = PgPoolOptions::new()
             .max_connections(total)
@@ -118,7 +115,13 @@ impl PostgresStore {
             sealer: Arc::default(),
         };
         super::Store::migrate(&store).await?;
+        store.reads.open().await?;
         Ok(store)
+    }
+
+    /// The hot reads' connections open now (for tests and diagnostics).
+    pub fn read_connections_open(&self) -> usize {
+        self.reads.open_connections()
     }
 
     /// The connection pool (for tests and diagnostics).
@@ -281,8 +284,9 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn arguments(&self, args: &[Arg]) -> Result<PgArguments> {
-        pg_arguments(args)
+    /// A hot read, pipelined with the others in flight on one of the shared connections.
+    async fn pooled_read<T: DecodeRow>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>> {
+        Ok(self.reads.query(sql, args).await?)
     }
 }
 

@@ -6,8 +6,10 @@
 //! on SQLite put 46 % of the server's samples in the kernel, mostly the thread switches of
 //! those hand-offs (`docs/benchmarks.md`, 2026-12-03). This pool lends and takes back without
 //! a round trip: a connection returns to a stack when its borrower is done, unless the
-//! borrower saw it fail ([`Lent::keep`]); one that waited longer than `check_idle` is pinged
-//! before it is lent (PostgreSQL: the server may have closed it meanwhile).
+//! borrower saw it fail ([`Lent::keep`]).
+//!
+//! PostgreSQL's hot reads no longer come here: they share pipelined connections
+//! (`pipelined_reads.rs`), which cost its backends a wake-up per batch instead of per statement.
 //!
 //! An in-memory SQLite database lives in its one connection, so there the reads share the
 //! store's sqlx pool ([`ReadPool::shared`]).
@@ -29,14 +31,12 @@ pub(crate) struct Lean<DB: Database> {
     idle: Mutex<Vec<Idle<DB::Connection>>>,
     permits: Semaphore,
     acquire_timeout: Duration,
-    check_idle: Option<Duration>,
     max_lifetime: Duration,
 }
 
 struct Idle<C> {
     conn: C,
     opened: Instant,
-    since: Instant,
 }
 
 /// How a [`ReadPool::lean`] behaves.
@@ -45,8 +45,6 @@ pub(crate) struct LeanSettings {
     pub max_connections: u32,
     /// How long a borrower waits for one before an error.
     pub acquire_timeout: Duration,
-    /// A connection idle longer than this is pinged before it is lent; `None`: never.
-    pub check_idle: Option<Duration>,
     /// A connection older than this is closed when it comes back.
     pub max_lifetime: Duration,
 }
@@ -79,7 +77,6 @@ impl<DB: Database> ReadPool<DB> {
             idle: Mutex::new(Vec::with_capacity(max)),
             permits: Semaphore::new(max),
             acquire_timeout: settings.acquire_timeout,
-            check_idle: settings.check_idle,
             max_lifetime: settings.max_lifetime,
         })
     }
@@ -104,16 +101,8 @@ impl<DB: Database> Lean<DB> {
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        loop {
-            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let Some(mut idle) = idle else { break };
-            if let Some(after) = self.check_idle
-                && idle.since.elapsed() > after
-                && idle.conn.ping().await.is_err()
-            {
-                // Gone while idle: dropped, and the next one tried.
-                continue;
-            }
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(idle) = idle {
             return Ok(Lent::Lean {
                 pool: self,
                 conn: Some(idle.conn),
@@ -207,7 +196,6 @@ impl<DB: Database> Drop for Lent<'_, DB> {
                 .push(Idle {
                     conn,
                     opened: *opened,
-                    since: Instant::now(),
                 });
         }
         // The permit is released after the connection is back (fields drop after this body).
@@ -229,7 +217,6 @@ mod tests {
             LeanSettings {
                 max_connections: max,
                 acquire_timeout: Duration::from_millis(200),
-                check_idle: None,
                 max_lifetime: Duration::from_secs(60),
             },
         )

@@ -654,8 +654,6 @@ impl SqliteStore {
                 LeanSettings {
                     max_connections: ConnectionShares::of(&settings).reads,
                     acquire_timeout: acquire_timeout(&settings),
-                    // In-process: nothing can close a connection behind our back.
-                    check_idle: None,
                     max_lifetime: Duration::from_secs(3600),
                 },
             )
@@ -961,6 +959,19 @@ impl SqliteStore {
                 Err(e)
             }
         }
+    }
+
+    /// A hot read the calling thread handed back, on the read pool.
+    async fn pooled_read<T>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        let args = self.arguments(args)?;
+        let mut conn = self.reads.acquire().await?;
+        let fetched = sqlx::query_as_with(sql, args)
+            .fetch_all(conn.statement())
+            .await;
+        Ok(conn.keep(fetched)?)
     }
 
     fn arguments(&self, args: &[Arg]) -> Result<SqliteArguments<'static>> {

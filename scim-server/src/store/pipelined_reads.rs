@@ -1,0 +1,422 @@
+//! PostgreSQL's hot reads (`GET` by id, list pages, members, existence checks) on a few
+//! connections that every request shares, concurrent reads pipelined on each.
+//!
+//! Why not a connection per read, as sqlx lends them: on a machine whose cores the database
+//! shares, most of a lookup's cost is not the lookup but the hand-off. Each statement sent to an
+//! idle backend wakes that process (the sending thread pays for the wake-up inside `send`), and
+//! each answer wakes ours. `perf` over `GET /Users/{id}` on PostgreSQL (issue 14,
+//! `docs/benchmarks.md`, 2026-12-05) put 14 % of the server's samples inside the `send` to
+//! PostgreSQL, most of them waking the backend; `pgbench` replaying the same statement spent 68–80
+//! µs of PostgreSQL's CPU per statement sent one per round trip and 32–35 µs sent eight to a
+//! pipeline (its own CPU 23–25 against 4–5 µs). A backend with a queue of statements never sleeps
+//! between them, and replies arrive together.
+//!
+//! So each connection here is a `tokio_postgres` client: the reads issued on it while earlier
+//! ones are in flight go out in the same write and are answered in order. Reads are spread over
+//! the connections in turn. A connection that failed (or is older than `max_lifetime`) is replaced
+//! by the next read that picks it; the reads in flight on it fail as unavailable (503), as they
+//! did on a lent connection. Statements are prepared once per connection with the parameter
+//! types the arguments have (as sqlx declares them), and kept until a connection holds
+//! [`STATEMENTS_PER_CONNECTION`] of them (list filters compile to many texts).
+//!
+//! Writes stay on sqlx's pool: a transaction needs a connection to itself.
+
+use super::sql::Arg;
+use sqlx::postgres::PgConnectOptions;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
+use tokio_postgres::{Client, Row, Statement};
+
+/// Reads in flight on a connection before the next one goes to another connection. A backend
+/// runs one statement at a time: while its queue is short, adding to it costs no wake-up; once
+/// it is long (the backend is busy), another backend takes the overflow. W1 on PostgreSQL
+/// (2026-12-05, 16 HTTP connections): 16 → 9,164 req/s, 53 µs of PostgreSQL's CPU per request;
+/// 8 → 8,914, 60 µs; 4 → 8,190, 70 µs.
+pub(crate) const PIPELINE_DEPTH: usize = 16;
+
+/// Prepared statements a connection keeps before it starts over (each holds a plan in the
+/// backend; a filter's text depends on its shape, so their number is not bounded otherwise).
+pub(crate) const STATEMENTS_PER_CONNECTION: usize = 256;
+
+/// The shared connections of one store.
+pub(crate) struct PipelinedReads {
+    config: tokio_postgres::Config,
+    slots: Vec<Slot>,
+    depth: usize,
+    connect_timeout: Duration,
+    max_lifetime: Duration,
+}
+
+/// One connection's place: the connection while it is usable, and a lock that lets one read at
+/// a time open its replacement.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<Arc<Connection>>>,
+    opening: tokio::sync::Mutex<()>,
+    /// Reads sent on this slot and not yet answered.
+    in_flight: AtomicUsize,
+}
+
+struct Connection {
+    client: Client,
+    opened: Instant,
+    statements: Mutex<HashMap<String, Statement>>,
+}
+
+impl std::fmt::Debug for PipelinedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelinedReads")
+            .field("connections", &self.slots.len())
+            .field("open", &self.open_connections())
+            .finish()
+    }
+}
+
+/// A row type a hot read returns, taken from a `tokio_postgres` row.
+pub(crate) trait DecodeRow: Sized {
+    fn decode(row: &Row) -> Result<Self, tokio_postgres::Error>;
+}
+
+macro_rules! decode_tuple {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: FromSqlOwned),+> DecodeRow for ($($t,)+) {
+            fn decode(row: &Row) -> Result<Self, tokio_postgres::Error> {
+                Ok(($(row.try_get::<_, $t>($i)?,)+))
+            }
+        }
+    };
+}
+decode_tuple!(A 0);
+decode_tuple!(A 0, B 1, C 2);
+decode_tuple!(A 0, B 1, C 2, D 3);
+
+impl PipelinedReads {
+    /// Reads over `connections` connections (at least one) opened with `options`; `url` is the
+    /// one `options` came from (sqlx keeps the password to itself).
+    pub(crate) fn new(
+        options: &PgConnectOptions,
+        url: &str,
+        connections: usize,
+        connect_timeout: Duration,
+        max_lifetime: Duration,
+    ) -> Self {
+        Self {
+            config: client_config(options, url),
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            depth: PIPELINE_DEPTH,
+            connect_timeout,
+            max_lifetime,
+        }
+    }
+
+    /// Opens the first connection, so that settings only these connections use (the password,
+    /// see [`client_config`]) fail the start instead of every read.
+    pub(crate) async fn open(&self) -> Result<(), sqlx::Error> {
+        self.connection(&self.slots[0]).await.map(|_| ())
+    }
+
+    /// Connections open now (for diagnostics and tests).
+    pub(crate) fn open_connections(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| {
+                lock(&s.current)
+                    .as_ref()
+                    .is_some_and(|c| !c.client.is_closed())
+            })
+            .count()
+    }
+
+    /// Runs `sql` with `args` and decodes every row. Connection failures are
+    /// [`sqlx::Error::Io`] (unavailable); the database's refusals keep their SQLSTATE.
+    pub(crate) async fn query<T: DecodeRow>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, sqlx::Error> {
+        let slot = self.pick();
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _sent = InFlight(&slot.in_flight);
+        let types: Vec<Type> = args.iter().map(parameter_type).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(parameter).collect();
+        let mut retry = true;
+        loop {
+            let (conn, fresh) = self.connection(slot).await?;
+            match conn.run(sql, &types, &params).await {
+                Ok(rows) => {
+                    return rows
+                        .iter()
+                        .map(|row| T::decode(row).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+                        .collect();
+                }
+                // A read changes nothing: one that was lost with a connection opened earlier
+                // (closed by the server meanwhile, a restart, an idle timeout on the way) is
+                // sent once more, on a new connection. A new connection that fails is the
+                // database's state: unavailable.
+                Err(e) if retry && !fresh && connection_lost(&e) => {
+                    retry = false;
+                    slot.retire(&conn);
+                }
+                Err(e) => return Err(into_sqlx(e)),
+            }
+        }
+    }
+
+    /// The first slot with fewer than `depth` reads in flight, else the least busy.
+    fn pick(&self) -> &Slot {
+        let mut least = &self.slots[0];
+        for slot in &self.slots {
+            let n = slot.in_flight.load(Ordering::Relaxed);
+            if n < self.depth {
+                return slot;
+            }
+            if n < least.in_flight.load(Ordering::Relaxed) {
+                least = slot;
+            }
+        }
+        least
+    }
+
+    /// The slot's connection, opened (again) if it has none, failed or grew old; and whether it
+    /// was opened by this call.
+    async fn connection(&self, slot: &Slot) -> Result<(Arc<Connection>, bool), sqlx::Error> {
+        if let Some(conn) = self.usable(slot) {
+            return Ok((conn, false));
+        }
+        let _opening = slot.opening.lock().await;
+        if let Some(conn) = self.usable(slot) {
+            return Ok((conn, false));
+        }
+        let (client, connection) = tokio::time::timeout(
+            self.connect_timeout,
+            self.config.connect(tokio_postgres::NoTls),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)?
+        .map_err(into_sqlx)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a pipelined read connection closed");
+            }
+        });
+        let conn = Arc::new(Connection {
+            client,
+            opened: Instant::now(),
+            statements: Mutex::default(),
+        });
+        *lock(&slot.current) = Some(conn.clone());
+        Ok((conn, true))
+    }
+
+    fn usable(&self, slot: &Slot) -> Option<Arc<Connection>> {
+        lock(&slot.current)
+            .as_ref()
+            .filter(|c| !c.client.is_closed() && c.opened.elapsed() < self.max_lifetime)
+            .cloned()
+    }
+}
+
+impl Slot {
+    /// Forgets `conn` (if it is still this slot's): the next read opens another.
+    fn retire(&self, conn: &Arc<Connection>) {
+        let mut current = lock(&self.current);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            *current = None;
+        }
+    }
+}
+
+impl Connection {
+    /// Runs `sql` (prepared here once) with `params` of `types`.
+    async fn run(
+        &self,
+        sql: &str,
+        types: &[Type],
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql, types).await?;
+        self.client
+            .query(&statement, params)
+            .await
+            .inspect_err(|e| {
+                // A plan the schema invalidated (a migration by a newer replica) is prepared again
+                // on the next read.
+                if e.as_db_error().is_some() {
+                    lock(&self.statements).remove(sql);
+                }
+            })
+    }
+
+    /// `sql` prepared on this connection with parameters of `types`.
+    async fn statement(
+        &self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = lock(&self.statements).get(sql)
+            && statement.params() == types
+        {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare_typed(sql, types).await?;
+        let mut statements = lock(&self.statements);
+        if statements.len() >= STATEMENTS_PER_CONNECTION {
+            statements.clear();
+        }
+        statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// Whether `e` lost the connection rather than the statement being refused: anything but a
+/// database error, and the database's own "connection is going away" answers (SQLSTATE class 08,
+/// 57P01–57P03: an administrator or a shutdown ended the session).
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The type a parameter is declared with, as sqlx declares it.
+fn parameter_type(arg: &Arg) -> Type {
+    match arg {
+        Arg::Text(_) | Arg::OptText(_) => Type::TEXT,
+        Arg::Int(_) => Type::INT8,
+        Arg::Float(_) => Type::FLOAT8,
+        Arg::TextArray(_) => Type::TEXT_ARRAY,
+    }
+}
+
+fn parameter(arg: &Arg) -> &(dyn ToSql + Sync) {
+    match arg {
+        Arg::Text(s) => s,
+        Arg::OptText(s) => s,
+        Arg::Int(i) => i,
+        Arg::Float(f) => f,
+        Arg::TextArray(v) => v,
+    }
+}
+
+/// The client's settings from sqlx's: host or socket directory, port, user, database,
+/// application name and options; the password from the URL (percent-decoded) or `PGPASSWORD`,
+/// as sqlx takes it (a password only in a `.pgpass` file is not read here).
+fn client_config(options: &PgConnectOptions, url: &str) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    match options.get_socket() {
+        Some(dir) => config.host_path(dir),
+        None => config.host(options.get_host()),
+    };
+    config
+        .port(options.get_port())
+        .user(options.get_username())
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    if let Some(database) = options.get_database() {
+        config.dbname(database);
+    }
+    if let Some(name) = options.get_application_name() {
+        config.application_name(name);
+    }
+    if let Some(extra) = options.get_options() {
+        config.options(extra);
+    }
+    let from_url = url::Url::parse(url).ok().and_then(|u| {
+        u.password().map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    });
+    if let Some(password) = from_url.or_else(|| std::env::var("PGPASSWORD").ok()) {
+        config.password(password);
+    }
+    config
+}
+
+/// A database's refusal, kept with its SQLSTATE so that [`super::classify`] reads it as it
+/// reads sqlx's.
+#[derive(Debug)]
+struct Refused {
+    message: String,
+    code: String,
+    source: tokio_postgres::Error,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl sqlx::error::DatabaseError for Refused {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(&self.code))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match self.code.as_str() {
+            "23505" => sqlx::error::ErrorKind::UniqueViolation,
+            "23503" => sqlx::error::ErrorKind::ForeignKeyViolation,
+            "23502" => sqlx::error::ErrorKind::NotNullViolation,
+            "23514" => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
+/// A refusal keeps its SQLSTATE; anything else (closed, I/O, a reply that does not parse) is the
+/// connection's failure.
+fn into_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
+    match e.as_db_error() {
+        Some(db) => sqlx::Error::Database(Box::new(Refused {
+            message: db.message().to_owned(),
+            code: db.code().code().to_owned(),
+            source: e,
+        })),
+        None => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            e,
+        )),
+    }
+}
