@@ -420,3 +420,38 @@ fn into_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use tokio_postgres::config::Host;
+
+    fn config_of(url: &str) -> tokio_postgres::Config {
+        client_config(&PgConnectOptions::from_str(url).unwrap(), url)
+    }
+
+    #[test]
+    fn the_client_takes_sqlx_settings_and_the_urls_password_decoded() {
+        let config = config_of(
+            "postgres://scim:p%40ss%2Fword@db.example:6543/idm?application_name=replica-2",
+        );
+        assert_eq!(config.get_hosts(), [Host::Tcp("db.example".into())]);
+        assert_eq!(config.get_ports(), [6543]);
+        assert_eq!(config.get_user(), Some("scim"));
+        assert_eq!(config.get_password(), Some(&b"p@ss/word"[..]));
+        assert_eq!(config.get_dbname(), Some("idm"));
+        assert_eq!(config.get_application_name(), Some("replica-2"));
+    }
+
+    #[test]
+    fn a_socket_directory_in_the_url_is_the_clients_host() {
+        let config = config_of("postgres://scim@localhost/idm?host=/var/run/postgresql");
+        assert_eq!(
+            config.get_hosts(),
+            [Host::Unix("/var/run/postgresql".into())]
+        );
+        assert_eq!(config.get_ports(), [5432]);
+        assert_eq!(config.get_user(), Some("scim"));
+    }
+}
