@@ -19,6 +19,8 @@ pub const DB_UP: &str = "scim_database_up";
 pub const DB_POOL_SIZE: &str = "scim_database_pool_connections";
 /// Database connections idle.
 pub const DB_POOL_IDLE: &str = "scim_database_pool_idle_connections";
+/// PostgreSQL: the hot reads' shared connections open (apart from the pool's).
+pub const DB_READ_CONNECTIONS: &str = "scim_database_read_connections";
 /// Changes in the outbox not yet taken up by the Graph bridge, by tenant.
 pub const OUTBOX_LAG: &str = "scim_outbox_lag";
 /// Users with pending Graph bridge work.
@@ -60,6 +62,9 @@ pub fn record_pool(store: &dyn Store) {
     if let Some(pool) = store.pool_status() {
         metrics::gauge!(DB_POOL_SIZE).set(f64::from(pool.size));
         metrics::gauge!(DB_POOL_IDLE).set(f64::from(pool.idle));
+        if let Some(reads) = pool.reads {
+            metrics::gauge!(DB_READ_CONNECTIONS).set(f64::from(reads));
+        }
     }
 }
 

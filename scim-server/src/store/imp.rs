@@ -575,6 +575,7 @@ macro_rules! impl_sql_store {
                 Some($crate::store::PoolStatus {
                     size,
                     idle: idle.min(size),
+                    reads: self.read_connections_open(),
                 })
             }
 

@@ -413,6 +413,9 @@ pub struct PoolStatus {
     pub size: u32,
     /// Connections idle.
     pub idle: u32,
+    /// PostgreSQL: the hot reads' shared connections open (`store/pipelined_reads.rs`), apart
+    /// from `size`; `None` on SQLite.
+    pub reads: Option<u32>,
 }
 
 /// How the store's connection pool is sized (`[database]` in the configuration); `None` takes

@@ -120,8 +120,8 @@ impl PostgresStore {
     }
 
     /// The hot reads' connections open now (for tests and diagnostics).
-    pub fn read_connections_open(&self) -> usize {
-        self.reads.open_connections()
+    pub fn read_connections_open(&self) -> Option<u32> {
+        Some(u32::try_from(self.reads.open_connections()).unwrap_or(u32::MAX))
     }
 
     /// The connection pool (for tests and diagnostics).

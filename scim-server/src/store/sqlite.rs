@@ -729,6 +729,11 @@ impl SqliteStore {
             })
     }
 
+    /// The hot reads run in process or on the pool: no connections apart.
+    fn read_connections_open(&self) -> Option<u32> {
+        None
+    }
+
     /// The connection pool (for tests and diagnostics).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
