@@ -44,6 +44,7 @@ mod inline_reads;
 mod pipelined_reads;
 pub mod postgres;
 mod read_pool;
+mod refusal;
 pub mod row;
 pub mod seal;
 pub mod side_pool;

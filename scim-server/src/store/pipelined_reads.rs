@@ -21,9 +21,9 @@
 //!
 //! Writes stay on sqlx's pool: a transaction needs a connection to itself.
 
+use super::refusal::Refusal;
 use super::sql::Arg;
 use sqlx::postgres::PgConnectOptions;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,6 @@ pub(crate) const STATEMENTS_PER_CONNECTION: usize = 256;
 pub(crate) struct PipelinedReads {
     config: tokio_postgres::Config,
     slots: Vec<Slot>,
-    depth: usize,
     connect_timeout: Duration,
     max_lifetime: Duration,
 }
@@ -107,7 +106,6 @@ impl PipelinedReads {
         Self {
             config: client_config(options, url),
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
-            depth: PIPELINE_DEPTH,
             connect_timeout,
             max_lifetime,
         }
@@ -166,12 +164,12 @@ impl PipelinedReads {
         }
     }
 
-    /// The first slot with fewer than `depth` reads in flight, else the least busy.
+    /// The first slot with fewer than [`PIPELINE_DEPTH`] reads in flight, else the least busy.
     fn pick(&self) -> &Slot {
         let mut least = &self.slots[0];
         for slot in &self.slots {
             let n = slot.in_flight.load(Ordering::Relaxed);
-            if n < self.depth {
+            if n < PIPELINE_DEPTH {
                 return slot;
             }
             if n < least.in_flight.load(Ordering::Relaxed) {
@@ -352,72 +350,31 @@ fn client_config(options: &PgConnectOptions, url: &str) -> tokio_postgres::Confi
     config
 }
 
-/// A database's refusal, kept with its SQLSTATE so that [`super::classify`] reads it as it
-/// reads sqlx's.
-#[derive(Debug)]
-struct Refused {
-    message: String,
-    code: String,
-    source: tokio_postgres::Error,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (SQLSTATE {})", self.message, self.code)
-    }
-}
-
-impl std::error::Error for Refused {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-impl sqlx::error::DatabaseError for Refused {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.code))
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        match self.code.as_str() {
-            "23505" => sqlx::error::ErrorKind::UniqueViolation,
-            "23503" => sqlx::error::ErrorKind::ForeignKeyViolation,
-            "23502" => sqlx::error::ErrorKind::NotNullViolation,
-            "23514" => sqlx::error::ErrorKind::CheckViolation,
-            _ => sqlx::error::ErrorKind::Other,
-        }
-    }
-}
-
 /// A refusal keeps its SQLSTATE; anything else (closed, I/O, a reply that does not parse) is the
 /// connection's failure.
 fn into_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
     match e.as_db_error() {
-        Some(db) => sqlx::Error::Database(Box::new(Refused {
-            message: db.message().to_owned(),
+        Some(db) => Refusal {
             code: db.code().code().to_owned(),
-            source: e,
-        })),
+            message: db.message().to_owned(),
+            kind_of: postgres_kind,
+        }
+        .into_sqlx(),
         None => sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
             e,
         )),
+    }
+}
+
+/// As sqlx's PostgreSQL driver classifies SQLSTATEs.
+fn postgres_kind(code: &str) -> sqlx::error::ErrorKind {
+    match code {
+        "23505" => sqlx::error::ErrorKind::UniqueViolation,
+        "23503" => sqlx::error::ErrorKind::ForeignKeyViolation,
+        "23502" => sqlx::error::ErrorKind::NotNullViolation,
+        "23514" => sqlx::error::ErrorKind::CheckViolation,
+        _ => sqlx::error::ErrorKind::Other,
     }
 }
 

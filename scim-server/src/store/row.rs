@@ -285,23 +285,6 @@ impl ResourceRow {
         })
     }
 
-    /// The row as PostgreSQL's pipelined reads get it (`store/pipelined_reads.rs`): the same
-    /// columns by name, `groups_json` when selected.
-    pub(crate) fn from_pipelined(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            resource_type: row.try_get("resource_type")?,
-            id: row.try_get("id")?,
-            version: row.try_get("version")?,
-            created_ns: row.try_get("created_ns")?,
-            last_modified_ns: row.try_get("last_modified_ns")?,
-            attributes: row.try_get("attributes")?,
-            groups_json: match row.columns().iter().position(|c| c.name() == "groups_json") {
-                Some(i) => row.try_get(i)?,
-                None => None,
-            },
-        })
-    }
-
     /// The resource the row stores.
     pub fn into_resource(self) -> Result<Resource> {
         let attributes: Value = serde_json::from_str(&self.attributes)
@@ -460,9 +443,22 @@ pub(crate) fn as_uniqueness_error(
     }
 }
 
+/// The row as PostgreSQL's pipelined reads get it (`store/pipelined_reads.rs`): the same
+/// columns by name as sqlx's `FromRow` takes them, `groups_json` when selected.
 impl super::pipelined_reads::DecodeRow for ResourceRow {
     fn decode(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
-        Self::from_pipelined(row)
+        Ok(Self {
+            resource_type: row.try_get("resource_type")?,
+            id: row.try_get("id")?,
+            version: row.try_get("version")?,
+            created_ns: row.try_get("created_ns")?,
+            last_modified_ns: row.try_get("last_modified_ns")?,
+            attributes: row.try_get("attributes")?,
+            groups_json: match row.columns().iter().position(|c| c.name() == "groups_json") {
+                Some(i) => row.try_get(i)?,
+                None => None,
+            },
+        })
     }
 }
 

@@ -22,11 +22,11 @@ use super::{
     queue_job, record_tenants, write_error,
 };
 use crate::store::inline_reads;
+use crate::store::refusal::Refusal;
 use crate::store::row::version_from_db;
 use crate::store::sql::Arg;
 use crate::store::{Result, StoreError, chain};
 use rusqlite::{Connection, OpenFlags};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -416,70 +416,33 @@ fn split_statements(sql: &str) -> Vec<&str> {
 /// its extended result code as the code, so the store reads it as it reads sqlx's (a
 /// uniqueness conflict, a full disk: `store::classify`, `store::unique_violation`).
 fn database_error(e: rusqlite::Error) -> sqlx::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(failure, message) => {
-            sqlx::Error::Database(Box::new(WriterError {
-                code: failure.extended_code,
-                message: message.unwrap_or_else(|| failure.to_string()),
-            }))
+    let (code, message) = match e {
+        rusqlite::Error::SqliteFailure(failure, message) => (
+            failure.extended_code,
+            message.unwrap_or_else(|| failure.to_string()),
+        ),
+        // SQLITE_ERROR: a statement the store built wrongly (a bug), not the client's.
+        other => (1, other.to_string()),
+    };
+    Refusal {
+        code: code.to_string(),
+        message,
+        kind_of: sqlite_kind,
+    }
+    .into_sqlx()
+}
+
+/// As sqlx's SQLite driver classifies the extended result codes.
+fn sqlite_kind(code: &str) -> sqlx::error::ErrorKind {
+    use rusqlite::ffi;
+    match code.parse() {
+        Ok(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            sqlx::error::ErrorKind::UniqueViolation
         }
-        other => sqlx::Error::Database(Box::new(WriterError {
-            // SQLITE_ERROR: a statement the store built wrongly (a bug), not the client's.
-            code: 1,
-            message: other.to_string(),
-        })),
-    }
-}
-
-/// An error of the writer thread's connection (see [`database_error`]).
-#[derive(Debug)]
-struct WriterError {
-    /// SQLite's extended result code.
-    code: i32,
-    message: String,
-}
-
-impl std::fmt::Display for WriterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "(code: {}) {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for WriterError {}
-
-impl sqlx::error::DatabaseError for WriterError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-
-    fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Owned(self.code.to_string()))
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    /// As sqlx's SQLite driver classifies the extended codes.
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        use rusqlite::ffi;
-        match self.code {
-            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                sqlx::error::ErrorKind::UniqueViolation
-            }
-            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => sqlx::error::ErrorKind::ForeignKeyViolation,
-            ffi::SQLITE_CONSTRAINT_NOTNULL => sqlx::error::ErrorKind::NotNullViolation,
-            ffi::SQLITE_CONSTRAINT_CHECK => sqlx::error::ErrorKind::CheckViolation,
-            _ => sqlx::error::ErrorKind::Other,
-        }
+        Ok(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => sqlx::error::ErrorKind::ForeignKeyViolation,
+        Ok(ffi::SQLITE_CONSTRAINT_NOTNULL) => sqlx::error::ErrorKind::NotNullViolation,
+        Ok(ffi::SQLITE_CONSTRAINT_CHECK) => sqlx::error::ErrorKind::CheckViolation,
+        _ => sqlx::error::ErrorKind::Other,
     }
 }
 
