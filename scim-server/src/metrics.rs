@@ -21,6 +21,8 @@ pub const DB_POOL_SIZE: &str = "scim_database_pool_connections";
 pub const DB_POOL_IDLE: &str = "scim_database_pool_idle_connections";
 /// PostgreSQL: the hot reads' shared connections open (apart from the pool's).
 pub const DB_READ_CONNECTIONS: &str = "scim_database_read_connections";
+/// PostgreSQL: the one-statement writes' shared connections open (apart from the pool's).
+pub const DB_WRITE_CONNECTIONS: &str = "scim_database_write_connections";
 /// Changes in the outbox not yet taken up by the Graph bridge, by tenant.
 pub const OUTBOX_LAG: &str = "scim_outbox_lag";
 /// Users with pending Graph bridge work.
@@ -64,6 +66,9 @@ pub fn record_pool(store: &dyn Store) {
         metrics::gauge!(DB_POOL_IDLE).set(f64::from(pool.idle));
         if let Some(reads) = pool.reads {
             metrics::gauge!(DB_READ_CONNECTIONS).set(f64::from(reads));
+        }
+        if let Some(writes) = pool.writes {
+            metrics::gauge!(DB_WRITE_CONNECTIONS).set(f64::from(writes));
         }
     }
 }

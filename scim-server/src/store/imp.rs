@@ -39,7 +39,7 @@ macro_rules! impl_sql_store {
             ) -> $crate::store::Result<Vec<T>>
             where
                 T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row>
-                    + $crate::store::pipelined_reads::DecodeRow
+                    + $crate::store::pg_clients::DecodeRow
                     + Send
                     + Unpin,
             {
@@ -576,6 +576,7 @@ macro_rules! impl_sql_store {
                     size,
                     idle: idle.min(size),
                     reads: self.read_connections_open(),
+                    writes: self.write_connections_open(),
                 })
             }
 

@@ -41,7 +41,7 @@ pub mod chain;
 pub mod change_log;
 mod imp;
 mod inline_reads;
-mod pipelined_reads;
+mod pg_clients;
 pub mod postgres;
 mod read_pool;
 mod refusal;
@@ -414,9 +414,12 @@ pub struct PoolStatus {
     pub size: u32,
     /// Connections idle.
     pub idle: u32,
-    /// PostgreSQL: the hot reads' shared connections open (`store/pipelined_reads.rs`), apart
+    /// PostgreSQL: the hot reads' shared connections open (`store/pg_clients.rs`), apart
     /// from `size`; `None` on SQLite.
     pub reads: Option<u32>,
+    /// PostgreSQL: the one-statement writes' shared connections open (`store/pg_clients.rs`),
+    /// apart from `size`; `None` on SQLite.
+    pub writes: Option<u32>,
 }
 
 /// How the store's connection pool is sized (`[database]` in the configuration); `None` takes

@@ -5,9 +5,14 @@
 //! sealer at a time (across replicas) numbers and chains after commit ([`super::seal`]), so
 //! readers see sequence numbers gap-free and never filled in later. A resource write (its row,
 //! its value rows, its members and its change record) is one statement, sent at commit
-//! (`WriteTx`, `one_statement_write`).
+//! (`WriteTx`, `one_statement_write`) on a connection the writes share (`pg_clients.rs`).
+//!
+//! Connections, of `database.max_connections` (N): the one-statement writes' shared
+//! connections, N less a quarter; sqlx's pool, a quarter (at least 2), for transactions (a
+//! write that must read inside one, sealing, the change log, statistics, everything else); the
+//! hot reads' shared connections, half of N again (rounded up), opened as they are needed.
 
-use super::pipelined_reads::{DecodeRow, PipelinedReads};
+use super::pg_clients::{DecodeRow, PgClients, WriteFailure};
 use super::seal::Sealer;
 use super::sql::{Arg, Dialect};
 use super::{Result, StoreError, WriteContext};
@@ -29,7 +34,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 pub struct PostgresStore {
     pool: PgPool,
     /// The hot reads' shared connections (`GET`, list pages).
-    reads: Arc<PipelinedReads>,
+    reads: Arc<PgClients>,
+    /// The one-statement writes' shared connections.
+    writes: Arc<PgClients>,
     /// This process's change-log sealer (see [`super::seal`]).
     sealer: Arc<Sealer>,
 }
@@ -83,24 +90,36 @@ impl PostgresStore {
     /// [`PostgresStore::connect`] with a configured pool.
     pub async fn connect_with(url: &str, settings: super::PoolSettings) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        // The configured number serves writes, the change log and sealing; the hot reads
-        // may open half as many (rounded up) of their own, and use one until it is busy
-        // (`pipelined_reads`). Writes need them all: PostgreSQL commits concurrent
-        // transactions together, and W3 halved with 8 of 16 taken away.
+        // The configured number serves writes (most of them one statement each, on connections
+        // of their own) and everything else; the hot reads may open half as many (rounded
+        // up) of their own, and use one until it is busy (`pg_clients`). Writes need the
+        // most: PostgreSQL commits concurrent writes together, and W3 halved with 8 of 16
+        // connections taken away.
         let total = settings
             .max_connections
             .unwrap_or(super::POSTGRES_MAX_CONNECTIONS)
             .max(1);
+        let shares = ConnectionShares::of(total);
         let acquire_timeout = settings.acquire_timeout.unwrap_or(Duration::from_secs(10));
-        let reads = PipelinedReads::new(
+        let lifetime = Duration::from_secs(1800);
+        let reads = PgClients::new(
             &options,
             url,
-            total.div_ceil(2) as usize,
+            shares.reads,
+            super::pg_clients::PIPELINE_DEPTH,
             acquire_timeout,
-            Duration::from_secs(1800),
+            lifetime,
+        );
+        let writes = PgClients::new(
+            &options,
+            url,
+            shares.writes,
+            super::pg_clients::WRITE_DEPTH,
+            acquire_timeout,
+            lifetime,
         );
         let pool = PgPoolOptions::new()
-            .max_connections(total)
+            .max_connections(shares.pool)
             .acquire_timeout(acquire_timeout)
             // sqlx's ping before lending stays here: it is what lets a write during an outage
             // answer "nothing was changed" instead of "may or may not have been stored"
@@ -111,6 +130,7 @@ impl PostgresStore {
             .await?;
         let store = Self {
             reads: Arc::new(reads),
+            writes: Arc::new(writes),
             pool,
             sealer: Arc::default(),
         };
@@ -122,6 +142,11 @@ impl PostgresStore {
     /// The hot reads' connections open now (for tests and diagnostics).
     pub fn read_connections_open(&self) -> Option<u32> {
         Some(u32::try_from(self.reads.open_connections()).unwrap_or(u32::MAX))
+    }
+
+    /// The one-statement writes' connections open now (for tests and diagnostics).
+    pub fn write_connections_open(&self) -> Option<u32> {
+        Some(u32::try_from(self.writes.open_connections()).unwrap_or(u32::MAX))
     }
 
     /// The connection pool (for tests and diagnostics).
@@ -277,7 +302,7 @@ impl PostgresStore {
     async fn commit_write(&self, w: WriteTx) -> Result<()> {
         match w.state {
             WriteState::Deferred(items) if items.is_empty() => return Ok(()),
-            WriteState::Deferred(items) => one_statement_write(&self.pool, items).await?,
+            WriteState::Deferred(items) => one_statement_write(&self.writes, items).await?,
             WriteState::Open(tx) => super::commit(tx).await?,
         }
         self.sealer.seal_soon(&self.pool);
@@ -287,6 +312,28 @@ impl PostgresStore {
     /// A hot read, pipelined with the others in flight on one of the shared connections.
     async fn pooled_read<T: DecodeRow>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>> {
         Ok(self.reads.query(sql, args).await?)
+    }
+}
+
+/// How `database.max_connections` (`total`) is shared out (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConnectionShares {
+    /// The one-statement writes' shared connections.
+    writes: usize,
+    /// sqlx's pool.
+    pool: u32,
+    /// The hot reads' shared connections, apart from `total`.
+    reads: usize,
+}
+
+impl ConnectionShares {
+    fn of(total: u32) -> Self {
+        let pool = total / 4;
+        Self {
+            writes: (total - pool).max(1) as usize,
+            pool: pool.max(2),
+            reads: total.div_ceil(2) as usize,
+        }
     }
 }
 
@@ -395,10 +442,10 @@ async fn run(tx: &mut sqlx::PgConnection, sql: &str, args: &[Arg]) -> Result<u64
 /// id; a `clear` keeps the ids it re-adds). Foreign keys are checked when the statement ends,
 /// when the rows of its other queries are there. A compare-and-swap locks its row, and waits
 /// for a concurrent writer of it, as it would in a transaction.
-async fn one_statement_write(pool: &PgPool, items: Vec<Deferred>) -> Result<()> {
+async fn one_statement_write(writes: &PgClients, items: Vec<Deferred>) -> Result<()> {
     use std::fmt::Write;
     let mut sql = String::from("WITH ");
-    let mut args = PgArguments::default();
+    let mut args = Vec::new();
     let mut numbered = 0;
     let mut checks = Vec::new();
     // What the next change record selects from: the compare-and-swap, then each record.
@@ -434,9 +481,7 @@ async fn one_statement_write(pool: &PgPool, items: Vec<Deferred>) -> Result<()> 
         }
         sql.push(')');
         numbered += item.args.len();
-        for arg in item.args {
-            add_argument(&mut args, arg)?;
-        }
+        args.extend(item.args);
     }
     sql.push_str(" SELECT ");
     if checks.is_empty() {
@@ -444,17 +489,16 @@ async fn one_statement_write(pool: &PgPool, items: Vec<Deferred>) -> Result<()> 
     } else {
         sql.push_str(&checks.join(", "));
     }
-    let mut conn = pool.acquire().await?;
-    match sqlx::query_with(&sql, args).execute(&mut *conn).await {
+    match writes.execute_once(&sql, &args).await {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(CAS_LOST) => {
+        Err(WriteFailure::Refused(sqlx::Error::Database(db)))
+            if db.code().as_deref() == Some(CAS_LOST) =>
+        {
             Err(StoreError::CompareAndSwapLost)
         }
         // Sent, and the connection failed: the statement may have committed.
-        Err(e) if super::classify(&e) == super::Fault::Unavailable => {
-            Err(StoreError::OutcomeUnknown(e))
-        }
-        Err(e) => Err(StoreError::Database(e)),
+        Err(WriteFailure::Lost(e)) => Err(StoreError::OutcomeUnknown(e)),
+        Err(WriteFailure::Unsent(e) | WriteFailure::Refused(e)) => Err(StoreError::Database(e)),
     }
 }
 

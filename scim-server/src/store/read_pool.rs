@@ -9,7 +9,7 @@
 //! borrower saw it fail ([`Lent::keep`]).
 //!
 //! PostgreSQL's hot reads no longer come here: they share pipelined connections
-//! (`pipelined_reads.rs`), which cost its backends a wake-up per batch instead of per statement.
+//! (`pg_clients.rs`), which cost its backends a wake-up per batch instead of per statement.
 //!
 //! An in-memory SQLite database lives in its one connection, so there the reads share the
 //! store's sqlx pool ([`ReadPool::shared`]).

@@ -1,5 +1,5 @@
 //! A database's refusal reported by a driver other than sqlx's (the SQLite writer thread's
-//! rusqlite connection, PostgreSQL's pipelined reads), carried as [`sqlx::Error::Database`] so
+//! rusqlite connection, PostgreSQL's shared connections), carried as [`sqlx::Error::Database`] so
 //! that the store reads it as it reads sqlx's ([`super::classify`], [`super::unique_violation`]).
 
 use sqlx::error::ErrorKind;
@@ -10,6 +10,8 @@ pub(crate) struct Refusal {
     /// The database's code: SQLite's extended result code as a number, or PostgreSQL's SQLSTATE.
     pub code: String,
     pub message: String,
+    /// The constraint a PostgreSQL refusal names (a unique key's, say); SQLite names none.
+    pub constraint: Option<String>,
     /// The kind of refusal `code` is, by the driver's codes.
     pub kind_of: fn(&str) -> ErrorKind,
 }
@@ -47,6 +49,10 @@ impl sqlx::error::DatabaseError for Refusal {
 
     fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
         self
+    }
+
+    fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
     }
 
     fn kind(&self) -> ErrorKind {

@@ -443,9 +443,9 @@ pub(crate) fn as_uniqueness_error(
     }
 }
 
-/// The row as PostgreSQL's pipelined reads get it (`store/pipelined_reads.rs`): the same
+/// The row as PostgreSQL's hot reads get it (`store/pg_clients.rs`): the same
 /// columns by name as sqlx's `FromRow` takes them, `groups_json` when selected.
-impl super::pipelined_reads::DecodeRow for ResourceRow {
+impl super::pg_clients::DecodeRow for ResourceRow {
     fn decode(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             resource_type: row.try_get("resource_type")?,

@@ -15,7 +15,9 @@
 //! - one sealer runs at a time across replicas (a transaction-level advisory lock); each write
 //!   asks for a round after its commit without waiting for it ([`Sealer::seal_soon`]), and
 //!   within a process [`Sealer`] lets the writes that committed while a round was running share
-//!   the next round instead of running one each (a group commit of the chain).
+//!   the next round instead of running one each (a group commit of the chain); such a round
+//!   starts no sooner than [`ROUND_PACE`] after the last one began, so that under load each
+//!   round seals many records (readers that seal first do not wait for the pace).
 //!
 //! Why this keeps the guarantees the Graph bridge and `audit verify` rely on: numbers are given
 //! at sealing, to committed records only, each one more than the last, so a reader never sees a
@@ -55,6 +57,14 @@ const SEAL_LOCK: i64 = 0x7363_696d_7365_616c;
 
 /// Records sealed per transaction.
 const BATCH: i64 = 1000;
+
+/// The least time between the starts of two rounds asked for by writes
+/// ([`Sealer::seal_soon`]). A round costs the same four round trips and a commit whether it
+/// seals one record or a hundred; back to back under load, each sealed the few records
+/// committed while the last one ran. Paced, a round seals what 10 ms of writes committed, and
+/// the Graph bridge sees a change at most that much later (`docs/benchmarks.md`, "Writes
+/// without a ping").
+pub const ROUND_PACE: Duration = Duration::from_millis(10);
 
 /// How long [`Sealer::sequence_of`] waits for its record (sealed by the first round after its
 /// commit, unless that round fails).
@@ -101,21 +111,38 @@ pub async fn insert_pending(conn: &mut PgConnection, record: &Unsealed) -> Resul
 pub struct Sealer {
     /// Rounds begun; a round increments it before it reads the pending records.
     rounds: AtomicU64,
-    running: Mutex<()>,
+    /// Held by the running round; when the last round began.
+    running: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Sealer {
     /// Seals every sealable record, as seen after the caller's last commit; returns the number
     /// sealed by this call (0 when a round that began after that commit has already run).
     pub async fn seal(&self, pool: &PgPool) -> Result<u64> {
+        self.round(pool, None).await
+    }
+
+    /// Rounds begun so far by this sealer (for tests and diagnostics).
+    pub fn rounds_begun(&self) -> u64 {
+        self.rounds.load(Ordering::Acquire)
+    }
+
+    /// [`Sealer::seal`], starting a round no sooner than `pace` after the last one began.
+    async fn round(&self, pool: &PgPool, pace: Option<Duration>) -> Result<u64> {
         let seen = self.rounds.load(Ordering::Acquire);
-        let _running = self.running.lock().await;
+        let mut last_start = self.running.lock().await;
         if self.rounds.load(Ordering::Acquire) != seen {
             // A round began after the caller's commit (it incremented the counter after the
             // caller read it) and has finished: it saw everything the caller committed.
             return Ok(0);
         }
+        if let (Some(pace), Some(last)) = (pace, *last_start) {
+            // Writes that commit meanwhile read the counter before this round increments it:
+            // they find it changed once this round is done, and share it.
+            tokio::time::sleep_until(last + pace).await;
+        }
         self.rounds.fetch_add(1, Ordering::AcqRel);
+        *last_start = Some(tokio::time::Instant::now());
         seal_round(pool).await
     }
 
@@ -133,7 +160,7 @@ impl Sealer {
     pub fn seal_soon(self: &Arc<Self>, pool: &PgPool) {
         let (sealer, pool) = (Arc::clone(self), pool.clone());
         tokio::spawn(async move {
-            if let Err(e) = sealer.seal(&pool).await {
+            if let Err(e) = sealer.round(&pool, Some(ROUND_PACE)).await {
                 tracing::warn!(error = %e, "sealing the change log after a write failed; the sweep retries");
             }
         });

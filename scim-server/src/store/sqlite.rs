@@ -734,6 +734,11 @@ impl SqliteStore {
         None
     }
 
+    /// Writes go to the writer thread or the pool: no connections apart.
+    fn write_connections_open(&self) -> Option<u32> {
+        None
+    }
+
     /// The connection pool (for tests and diagnostics).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool

@@ -17,6 +17,7 @@ use scim_server::store::{
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 const ACME_URN: &str = "urn:example:params:scim:schemas:extension:acme:2.0:User";
@@ -325,10 +326,14 @@ async fn tenants_and_tokens(db: Arc<TestDb>) {
         status = s.pool_status().expect("pool status");
     }
     assert!(status.size > status.idle, "{status:?}");
-    // PostgreSQL's hot reads have connections apart (one opened at start); SQLite's none.
+    // PostgreSQL's hot reads have connections apart (one opened at start), and so do its
+    // one-statement writes (none written here); SQLite's none.
     match &db.raw {
-        Raw::Sqlite(..) => assert_eq!(status.reads, None),
-        Raw::Postgres(..) => assert!(status.reads >= Some(1), "{status:?}"),
+        Raw::Sqlite(..) => assert_eq!((status.reads, status.writes), (None, None)),
+        Raw::Postgres(..) => {
+            assert!(status.reads >= Some(1), "{status:?}");
+            assert!(status.writes.is_some(), "{status:?}");
+        }
     }
 }
 
@@ -2877,11 +2882,13 @@ async fn sqlite_wal_starts_over_once_large() {
 }
 
 /// A connection the server closed (as a restart or an idle timeout on the way would) must not
-/// fail a read: PostgreSQL's hot reads share long-lived connections (`store/pipelined_reads.rs`),
-/// and a read lost with one is sent again on a new one; writes take sqlx's pool, which pings
-/// before lending. Here the server closes every connection of the store, and reads follow at
-/// once, five times over (whether the client has seen the close by then is up to timing, so one
-/// round alone would check the resend only sometimes).
+/// fail a read or a write: PostgreSQL's hot reads and one-statement writes share long-lived
+/// connections (`store/pg_clients.rs`). A read lost with one is sent again on a new one; a write
+/// is sent only on a connection still open, and one the client saw closed is replaced first (a
+/// write is never sent twice). Here the server closes every connection of the store, and reads
+/// follow at once, five times over (whether the client has seen the close by then is up to
+/// timing, so one round alone would check the resend only sometimes); then, once the client has
+/// seen the close (as it does within moments of a restart), a write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_connections_closed_while_idle_are_replaced() {
     let db = TestDb::postgres().await;
@@ -2921,11 +2928,139 @@ async fn postgres_connections_closed_while_idle_are_replaced() {
             .await
             .unwrap();
         assert_eq!(page.total, 1, "round {round}");
+        let Raw::Postgres(store, _, _) = &db.raw else {
+            unreachable!()
+        };
+        let started = std::time::Instant::now();
+        while store.write_connections_open() != Some(0) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "round {round}: the write connection still looks open"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let id = format!("w{round}");
+        create(
+            db.store.as_ref(),
+            "t1",
+            &user(&id, &format!("writer{round}")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(store.write_connections_open(), Some(1), "round {round}");
     }
     create(db.store.as_ref(), "t1", &user("u2", "bob"))
         .await
         .unwrap();
-    assert!(last_seq(db.store.as_ref(), "t1").await >= 2);
+    assert_eq!(last_seq(db.store.as_ref(), "t1").await, 7);
+    db.cleanup().await;
+}
+
+/// PostgreSQL's one-statement writes go out on connections of their own, one write in flight on
+/// each while one is free: 40 creates at once open several (at most three quarters of the
+/// configured 16) and leave sqlx's pool at its quarter; every write is stored, each with its
+/// change record, numbered without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_share_connections_of_their_own() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(store, _, _) = &db.raw else {
+        unreachable!()
+    };
+    assert_eq!(store.pool().options().get_max_connections(), 4);
+    let creates = (0..40).map(|i| {
+        let store = db.store.clone();
+        async move {
+            create(
+                store.as_ref(),
+                "t1",
+                &user(&format!("u{i}"), &format!("user{i}")),
+            )
+            .await
+        }
+    });
+    for created in futures::future::join_all(creates).await {
+        created.unwrap();
+    }
+    let open = store.write_connections_open().unwrap();
+    assert!((2..=12).contains(&open), "{open} write connections open");
+    assert!(store.pool().size() <= 4, "{}", store.pool().size());
+    assert_eq!(last_seq(db.store.as_ref(), "t1").await, 40);
+    for i in 0..40 {
+        let found = db
+            .store
+            .get("t1", users(), &format!("u{i}"), Load::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.attributes["userName"], json!(format!("user{i}")));
+    }
+    // A write the database refuses changes nothing and leaves its connection usable.
+    let err = create(db.store.as_ref(), "t1", &user("u40", "USER0"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Uniqueness { .. }), "{err:?}");
+    create(db.store.as_ref(), "t1", &user("u41", "user41"))
+        .await
+        .unwrap();
+    assert_eq!(last_seq(db.store.as_ref(), "t1").await, 41);
+    db.cleanup().await;
+}
+
+/// Writes ask for a sealing round each after commit ([`Sealer::seal_soon`]); a round starts no
+/// sooner than `ROUND_PACE` after the last one began, so records committed in quick succession
+/// share rounds instead of each running one, and every record is still sealed, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sealing_rounds_asked_for_by_writes_are_paced() {
+    use scim_server::store::seal::{ROUND_PACE, Sealer, insert_pending};
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(store, _, _) = &db.raw else {
+        unreachable!()
+    };
+    let pool = store.pool();
+    let sealer = Arc::new(Sealer::default());
+    const RECORDS: u64 = 30;
+    let started = std::time::Instant::now();
+    for i in 0..RECORDS {
+        let r = user(&format!("u{i}"), &format!("user{i}"));
+        let record = scim_server::store::chain::Unsealed::new(
+            &ctx("t1"),
+            scim_server::store::chain::RecordBody::write(
+                "User",
+                &r.id,
+                &change(&r, Operation::Create),
+            )
+            .unwrap(),
+        );
+        let mut tx = pool.begin().await.unwrap();
+        insert_pending(&mut tx, &record).await.unwrap();
+        tx.commit().await.unwrap();
+        sealer.seal_soon(pool);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let writing = started.elapsed();
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM scim_changes_pending")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{pending} left unsealed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rounds = sealer.rounds_begun();
+    let paced = u64::try_from(writing.as_millis() / ROUND_PACE.as_millis().max(1)).unwrap() + 2;
+    assert!(
+        rounds <= paced.min(RECORDS / 2),
+        "{rounds} rounds for {RECORDS} records written in {writing:?}"
+    );
+    assert_eq!(last_seq(db.store.as_ref(), "t1").await, RECORDS);
+    let report = db.store.verify_chain("t1").await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     db.cleanup().await;
 }
 

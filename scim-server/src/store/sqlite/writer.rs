@@ -427,6 +427,7 @@ fn database_error(e: rusqlite::Error) -> sqlx::Error {
     Refusal {
         code: code.to_string(),
         message,
+        constraint: None,
         kind_of: sqlite_kind,
     }
     .into_sqlx()

@@ -1,25 +1,41 @@
-//! PostgreSQL's hot reads (`GET` by id, list pages, members, existence checks) on a few
-//! connections that every request shares, concurrent reads pipelined on each.
+//! PostgreSQL connections that every request shares: `tokio_postgres` clients, each with a
+//! task of its own reading the socket all the time, for the store's hot reads and its
+//! one-statement writes. A request never checks one out, and nothing pings one before use.
 //!
-//! Why not a connection per read, as sqlx lends them: on a machine whose cores the database
-//! shares, most of a lookup's cost is not the lookup but the hand-off. Each statement sent to an
-//! idle backend wakes that process (the sending thread pays for the wake-up inside `send`), and
-//! each answer wakes ours. `perf` over `GET /Users/{id}` on PostgreSQL (issue 14,
-//! `docs/benchmarks.md`, 2026-12-05) put 14 % of the server's samples inside the `send` to
-//! PostgreSQL, most of them waking the backend; `pgbench` replaying the same statement spent 68–80
-//! µs of PostgreSQL's CPU per statement sent one per round trip and 32–35 µs sent eight to a
-//! pipeline (its own CPU 23–25 against 4–5 µs). A backend with a queue of statements never sleeps
-//! between them, and replies arrive together.
+//! **Reads** (`GET` by id, list pages, members, existence checks), pipelined. On a machine
+//! whose cores the database shares, most of a lookup's cost is not the lookup but the hand-off.
+//! Each statement sent to an idle backend wakes that process (the sending thread pays for the
+//! wake-up inside `send`), and each answer wakes ours. `perf` over `GET /Users/{id}` on
+//! PostgreSQL (issue 14, `docs/benchmarks.md`, 2026-12-05) put 14 % of the server's samples
+//! inside the `send` to PostgreSQL, most of them waking the backend; `pgbench` replaying the same
+//! statement spent 68–80 µs of PostgreSQL's CPU per statement sent one per round trip and 32–35
+//! µs sent eight to a pipeline (its own CPU 23–25 against 4–5 µs). A backend with a queue of
+//! statements never sleeps between them, and replies arrive together. So the reads issued on a
+//! connection while earlier ones are in flight go out in the same write and are answered in
+//! order; the next connection takes the overflow past [`PIPELINE_DEPTH`]. A read lost with a
+//! connection opened earlier is sent once more on a new one (a read changes nothing).
 //!
-//! So each connection here is a `tokio_postgres` client: the reads issued on it while earlier
-//! ones are in flight go out in the same write and are answered in order. Reads are spread over
-//! the connections in turn. A connection that failed (or is older than `max_lifetime`) is replaced
-//! by the next read that picks it; the reads in flight on it fail as unavailable (503), as they
-//! did on a lent connection. Statements are prepared once per connection with the parameter
-//! types the arguments have (as sqlx declares them), and kept until a connection holds
-//! [`STATEMENTS_PER_CONNECTION`] of them (list filters compile to many texts).
+//! **Writes** that are one statement committing on its own (`postgres.rs`,
+//! `one_statement_write`): one in flight per connection while a connection is free (a backend
+//! commits one statement at a time, and concurrent commits on different backends share a WAL
+//! flush). Why not sqlx's pool: it pings a connection before lending it, a round trip (and a
+//! wake-up of the backend) per write before the write's own (issue 14, `docs/benchmarks.md`,
+//! "Writes without a ping"); without the ping a write could not tell a connection that had
+//! closed while idle (a restart, an outage) from one lost after the write was sent. Here the
+//! client's task sees a close when it happens, so a write is sent only on a connection open at
+//! that moment; a write that finds none opens one, and if that fails nothing was sent
+//! ("unavailable"). A write that was sent and then lost its connection is never sent again:
+//! its outcome is unknown ([`WriteFailure::Lost`]). (A close still on its way when a write is
+//! sent is the same as a close after: the write's outcome is unknown.)
 //!
-//! Writes stay on sqlx's pool: a transaction needs a connection to itself.
+//! A connection that failed (or is older than `max_lifetime`) is replaced by the next statement
+//! that picks it. Statements are prepared once per connection with the parameter types the
+//! arguments have (as sqlx declares them), and kept until a connection holds
+//! [`STATEMENTS_PER_CONNECTION`] of them (list filters compile to many texts); preparing changes
+//! nothing, so a write whose connection is lost while preparing goes to a new one.
+//!
+//! Transactions (a write that must read inside it, the change log's sealing) stay on sqlx's
+//! pool: they need a connection to themselves.
 
 use super::refusal::Refusal;
 use super::sql::Arg;
@@ -38,25 +54,32 @@ use tokio_postgres::{Client, Row, Statement};
 /// 8 → 8,914, 60 µs; 4 → 8,190, 70 µs.
 pub(crate) const PIPELINE_DEPTH: usize = 16;
 
+/// Writes in flight on a connection before the next one goes to another: one. A backend
+/// commits its statements one after another, each waiting for its WAL flush; spread over
+/// backends, concurrent commits share one.
+pub(crate) const WRITE_DEPTH: usize = 1;
+
 /// Prepared statements a connection keeps before it starts over (each holds a plan in the
 /// backend; a filter's text depends on its shape, so their number is not bounded otherwise).
 pub(crate) const STATEMENTS_PER_CONNECTION: usize = 256;
 
-/// The shared connections of one store.
-pub(crate) struct PipelinedReads {
+/// A set of shared connections of one store (its reads, or its one-statement writes).
+pub(crate) struct PgClients {
     config: tokio_postgres::Config,
     slots: Vec<Slot>,
+    /// Statements in flight on a connection before the next statement goes to another one.
+    depth: usize,
     connect_timeout: Duration,
     max_lifetime: Duration,
 }
 
-/// One connection's place: the connection while it is usable, and a lock that lets one read at
-/// a time open its replacement.
+/// One connection's place: the connection while it is usable, and a lock that lets one
+/// statement at a time open its replacement.
 #[derive(Default)]
 struct Slot {
     current: Mutex<Option<Arc<Connection>>>,
     opening: tokio::sync::Mutex<()>,
-    /// Reads sent on this slot and not yet answered.
+    /// Statements sent on this slot and not yet answered.
     in_flight: AtomicUsize,
 }
 
@@ -66,10 +89,23 @@ struct Connection {
     statements: Mutex<HashMap<String, Statement>>,
 }
 
-impl std::fmt::Debug for PipelinedReads {
+/// Why a write failed, by whether it reached the database.
+#[derive(Debug)]
+pub(crate) enum WriteFailure {
+    /// No connection could be opened: nothing was sent (the database is unavailable).
+    Unsent(sqlx::Error),
+    /// The database refused the statement (a constraint, a failed compare-and-swap, an
+    /// invalid plan): it changed nothing. Carries the SQLSTATE.
+    Refused(sqlx::Error),
+    /// Sent, and the connection failed before the answer: the statement may have committed.
+    Lost(sqlx::Error),
+}
+
+impl std::fmt::Debug for PgClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PipelinedReads")
+        f.debug_struct("PgClients")
             .field("connections", &self.slots.len())
+            .field("depth", &self.depth)
             .field("open", &self.open_connections())
             .finish()
     }
@@ -93,26 +129,30 @@ decode_tuple!(A 0);
 decode_tuple!(A 0, B 1, C 2);
 decode_tuple!(A 0, B 1, C 2, D 3);
 
-impl PipelinedReads {
-    /// Reads over `connections` connections (at least one) opened with `options`; `url` is the
-    /// one `options` came from (sqlx keeps the password to itself).
+impl PgClients {
+    /// Up to `connections` connections (at least one) opened with `options`, `depth`
+    /// statements in flight on each before the next goes elsewhere ([`PIPELINE_DEPTH`] for
+    /// reads, [`WRITE_DEPTH`] for writes); `url` is the one `options` came from (sqlx keeps the
+    /// password to itself).
     pub(crate) fn new(
         options: &PgConnectOptions,
         url: &str,
         connections: usize,
+        depth: usize,
         connect_timeout: Duration,
         max_lifetime: Duration,
     ) -> Self {
         Self {
             config: client_config(options, url),
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            depth: depth.max(1),
             connect_timeout,
             max_lifetime,
         }
     }
 
     /// Opens the first connection, so that settings only these connections use (the password,
-    /// see [`client_config`]) fail the start instead of every read.
+    /// see [`client_config`]) fail the start instead of every statement.
     pub(crate) async fn open(&self) -> Result<(), sqlx::Error> {
         self.connection(&self.slots[0]).await.map(|_| ())
     }
@@ -129,7 +169,7 @@ impl PipelinedReads {
             .count()
     }
 
-    /// Runs `sql` with `args` and decodes every row. Connection failures are
+    /// Runs the read `sql` with `args` and decodes every row. Connection failures are
     /// [`sqlx::Error::Io`] (unavailable); the database's refusals keep their SQLSTATE.
     pub(crate) async fn query<T: DecodeRow>(
         &self,
@@ -144,7 +184,11 @@ impl PipelinedReads {
         let mut retry = true;
         loop {
             let (conn, fresh) = self.connection(slot).await?;
-            match conn.run(sql, &types, &params).await {
+            let outcome = match conn.statement(sql, &types).await {
+                Ok(statement) => conn.run(sql, conn.client.query(&statement, &params)).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok(rows) => {
                     return rows
                         .iter()
@@ -164,12 +208,58 @@ impl PipelinedReads {
         }
     }
 
-    /// The first slot with fewer than [`PIPELINE_DEPTH`] reads in flight, else the least busy.
+    /// Runs the statement `sql` (one that changes data and commits on its own) with `args`,
+    /// sending it at most once; the rows it returned or changed.
+    pub(crate) async fn execute_once(&self, sql: &str, args: &[Arg]) -> Result<u64, WriteFailure> {
+        let slot = self.pick();
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _sent = InFlight(&slot.in_flight);
+        let types: Vec<Type> = args.iter().map(parameter_type).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(parameter).collect();
+        let mut retry = true;
+        loop {
+            let (conn, fresh) = self.connection(slot).await.map_err(WriteFailure::Unsent)?;
+            // Preparing executes nothing: a connection lost meanwhile is replaced (once, as a
+            // read's), and a refusal is the statement's.
+            let statement = match conn.statement(sql, &types).await {
+                Ok(statement) => statement,
+                Err(e) if retry && !fresh && connection_lost(&e) => {
+                    retry = false;
+                    slot.retire(&conn);
+                    continue;
+                }
+                Err(e) if connection_lost(&e) => return Err(WriteFailure::Unsent(into_sqlx(e))),
+                Err(e) => return Err(WriteFailure::Refused(into_sqlx(e))),
+            };
+            if conn.client.is_closed() {
+                // Closed since it was picked: nothing was sent on it.
+                if !retry {
+                    return Err(WriteFailure::Unsent(closed_before_sending()));
+                }
+                retry = false;
+                slot.retire(&conn);
+                continue;
+            }
+            return match conn
+                .run(sql, conn.client.execute(&statement, &params))
+                .await
+            {
+                Ok(n) => Ok(n),
+                Err(e) if connection_lost(&e) => {
+                    slot.retire(&conn);
+                    Err(WriteFailure::Lost(into_sqlx(e)))
+                }
+                Err(e) => Err(WriteFailure::Refused(into_sqlx(e))),
+            };
+        }
+    }
+
+    /// The first slot with fewer than `depth` statements in flight, else the least busy.
     fn pick(&self) -> &Slot {
         let mut least = &self.slots[0];
         for slot in &self.slots {
             let n = slot.in_flight.load(Ordering::Relaxed);
-            if n < PIPELINE_DEPTH {
+            if n < self.depth {
                 return slot;
             }
             if n < least.in_flight.load(Ordering::Relaxed) {
@@ -198,7 +288,7 @@ impl PipelinedReads {
         .map_err(into_sqlx)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a pipelined read connection closed");
+                tracing::debug!(error = %e, "a shared PostgreSQL connection closed");
             }
         });
         let conn = Arc::new(Connection {
@@ -229,24 +319,19 @@ impl Slot {
 }
 
 impl Connection {
-    /// Runs `sql` (prepared here once) with `params` of `types`.
-    async fn run(
+    /// Awaits `sent`, a statement sent with `sql`'s prepared statement: a refusal forgets the
+    /// statement, in case a migration by a newer replica invalidated its plan (prepared again
+    /// by the next use).
+    async fn run<T>(
         &self,
         sql: &str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql, types).await?;
-        self.client
-            .query(&statement, params)
-            .await
-            .inspect_err(|e| {
-                // A plan the schema invalidated (a migration by a newer replica) is prepared again
-                // on the next read.
-                if e.as_db_error().is_some() {
-                    lock(&self.statements).remove(sql);
-                }
-            })
+        sent: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, tokio_postgres::Error> {
+        sent.await.inspect_err(|e| {
+            if e.as_db_error().is_some() {
+                lock(&self.statements).remove(sql);
+            }
+        })
     }
 
     /// `sql` prepared on this connection with parameters of `types`.
@@ -357,6 +442,7 @@ fn into_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
         Some(db) => Refusal {
             code: db.code().code().to_owned(),
             message: db.message().to_owned(),
+            constraint: db.constraint().map(str::to_owned),
             kind_of: postgres_kind,
         }
         .into_sqlx(),
@@ -365,6 +451,14 @@ fn into_sqlx(e: tokio_postgres::Error) -> sqlx::Error {
             e,
         )),
     }
+}
+
+/// A write's connection that closed between its choice and the sending (nothing sent).
+fn closed_before_sending() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the connection closed before the statement was sent",
+    ))
 }
 
 /// As sqlx's PostgreSQL driver classifies SQLSTATEs.
