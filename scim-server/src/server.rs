@@ -120,7 +120,7 @@ pub async fn check_credential_tenants(config: &Config, store: &dyn Store) -> any
 }
 
 /// The server's background upkeep: probes the database for `/readyz` every
-/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every 5 seconds
+/// [`DbHealth::PROBE_INTERVAL`](crate::http::ops::DbHealth::PROBE_INTERVAL), every second
 /// gives the planner statistics where they are missing or stale (PostgreSQL; see
 /// `Store::refresh_statistics`), every second seals change records a crash or a caller's own
 /// transaction left unsealed (PostgreSQL; see `store::seal`), and every ten minutes deletes OAuth access tokens expired for
@@ -136,9 +136,13 @@ pub fn spawn_upkeep(state: &AppState) -> tokio::task::JoinHandle<()> {
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purge = tokio::time::interval(Duration::from_secs(600));
         purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Every 5 s: the check is one catalogue read, and an initial sync must not run its
-        // lookups for long on statistics taken when the tables were empty.
-        let mut statistics = tokio::time::interval(Duration::from_secs(5));
+        // Every second: the check is one catalogue read, and an initial sync must not run
+        // its lookups for long without statistics. Until a table has some, PostgreSQL's
+        // planner may take an index that matches only the tenant for a `userName` lookup
+        // and read the tenant's users one by one: at 5 s, Entra's cycle at 5,000 users ran
+        // its whole users phase that way (issue 14, `docs/benchmarks.md`, "Writes without a
+        // ping").
+        let mut statistics = tokio::time::interval(Duration::from_secs(1));
         statistics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seal = tokio::time::interval(Duration::from_secs(1));
         seal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1881,7 +1881,7 @@ async fn matching_filters_use_indexes(db: Arc<TestDb>) {
     // autovacuum off) an index matching only the tenant costs the planner about what the exact
     // lookup costs at this size, so its choice between them is a coin toss; what the product
     // guarantees there is statistics, from `Store::refresh_statistics`, which `serve` runs at
-    // start and every 5 seconds. Then after a full ANALYZE; on PostgreSQL also as generic
+    // start and every second. Then after a full ANALYZE; on PostgreSQL also as generic
     // plans, which prepared statements switch to after a few executions.
     if let Raw::Postgres(store, _, _) = &db.raw {
         let analysed = db.store.refresh_statistics().await.unwrap();
