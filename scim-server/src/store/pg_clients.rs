@@ -176,11 +176,12 @@ impl PgClients {
         sql: &str,
         args: &[Arg],
     ) -> Result<Vec<T>, sqlx::Error> {
-        let slot = self.pick();
-        slot.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _sent = InFlight(&slot.in_flight);
-        let types: Vec<Type> = args.iter().map(parameter_type).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(parameter).collect();
+        let Outgoing {
+            slot,
+            types,
+            params,
+            _in_flight,
+        } = self.outgoing(args);
         let mut retry = true;
         loop {
             let (conn, fresh) = self.connection(slot).await?;
@@ -211,11 +212,12 @@ impl PgClients {
     /// Runs the statement `sql` (one that changes data and commits on its own) with `args`,
     /// sending it at most once; the rows it returned or changed.
     pub(crate) async fn execute_once(&self, sql: &str, args: &[Arg]) -> Result<u64, WriteFailure> {
-        let slot = self.pick();
-        slot.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _sent = InFlight(&slot.in_flight);
-        let types: Vec<Type> = args.iter().map(parameter_type).collect();
-        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(parameter).collect();
+        let Outgoing {
+            slot,
+            types,
+            params,
+            _in_flight,
+        } = self.outgoing(args);
         let mut retry = true;
         loop {
             let (conn, fresh) = self.connection(slot).await.map_err(WriteFailure::Unsent)?;
@@ -251,6 +253,19 @@ impl PgClients {
                 }
                 Err(e) => Err(WriteFailure::Refused(into_sqlx(e))),
             };
+        }
+    }
+
+    /// A statement's slot (counted as in flight until the statement is answered) and its
+    /// parameters with their types.
+    fn outgoing<'a>(&'a self, args: &'a [Arg]) -> Outgoing<'a> {
+        let slot = self.pick();
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Outgoing {
+            slot,
+            types: args.iter().map(parameter_type).collect(),
+            params: args.iter().map(parameter).collect(),
+            _in_flight: InFlight(&slot.in_flight),
         }
     }
 
@@ -366,6 +381,14 @@ fn connection_lost(e: &tokio_postgres::Error) -> bool {
             code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
         }
     }
+}
+
+/// A statement on its way: see [`PgClients::outgoing`].
+struct Outgoing<'a> {
+    slot: &'a Slot,
+    types: Vec<Type>,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+    _in_flight: InFlight<'a>,
 }
 
 struct InFlight<'a>(&'a AtomicUsize);
