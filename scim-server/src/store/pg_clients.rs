@@ -41,7 +41,7 @@ use super::refusal::Refusal;
 use super::sql::Arg;
 use sqlx::postgres::PgConnectOptions;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
@@ -71,6 +71,8 @@ pub(crate) struct PgClients {
     depth: usize,
     connect_timeout: Duration,
     max_lifetime: Duration,
+    /// The zero of the slots' `last_used`.
+    epoch: Instant,
 }
 
 /// One connection's place: the connection while it is usable, and a lock that lets one
@@ -81,6 +83,8 @@ struct Slot {
     opening: tokio::sync::Mutex<()>,
     /// Statements sent on this slot and not yet answered.
     in_flight: AtomicUsize,
+    /// When a statement last picked this slot, in milliseconds since the set's `epoch`.
+    last_used: AtomicU64,
 }
 
 struct Connection {
@@ -148,6 +152,7 @@ impl PgClients {
             depth: depth.max(1),
             connect_timeout,
             max_lifetime,
+            epoch: Instant::now(),
         }
     }
 
@@ -261,12 +266,42 @@ impl PgClients {
     fn outgoing<'a>(&'a self, args: &'a [Arg]) -> Outgoing<'a> {
         let slot = self.pick();
         slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        slot.last_used
+            .store(self.millis_since_epoch(), Ordering::Relaxed);
         Outgoing {
             slot,
             types: args.iter().map(parameter_type).collect(),
             params: args.iter().map(parameter).collect(),
             _in_flight: InFlight(&slot.in_flight),
         }
+    }
+
+    /// Closes the connections no statement has picked for `idle` or longer (none is in
+    /// flight on them); returns how many. The next statement that picks such a slot opens a
+    /// new connection. Why: a slot beyond the first is used only while the others are busy,
+    /// so after a burst its connection would stay open, holding a backend, until its
+    /// lifetime ran out (sqlx's pool closes connections idle for 10 minutes; the store calls
+    /// this with the same).
+    pub(crate) fn close_idle(&self, idle: Duration) -> usize {
+        let now = self.millis_since_epoch();
+        let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let mut closed = 0;
+        for slot in &self.slots {
+            if slot.in_flight.load(Ordering::Relaxed) > 0
+                || now.saturating_sub(slot.last_used.load(Ordering::Relaxed)) < idle
+            {
+                continue;
+            }
+            // Dropping the last handle of a client ends its connection.
+            if lock(&slot.current).take().is_some() {
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    fn millis_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The first slot with fewer than `depth` statements in flight, else the least busy.

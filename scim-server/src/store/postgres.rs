@@ -125,7 +125,7 @@ impl PostgresStore {
             // answer "nothing was changed" instead of "may or may not have been stored"
             // (`reliability::outage`); skipping it for connections idle under a second made
             // Entra's PATCH 11–24 % faster but failed that test (`docs/benchmarks.md`).
-            .idle_timeout(Some(Duration::from_secs(600)))
+            .idle_timeout(Some(SHARED_IDLE_TIMEOUT))
             .connect_with(options)
             .await?;
         let store = Self {
@@ -142,6 +142,13 @@ impl PostgresStore {
     /// The hot reads' connections open now (for tests and diagnostics).
     pub fn read_connections_open(&self) -> Option<u32> {
         Some(u32::try_from(self.reads.open_connections()).unwrap_or(u32::MAX))
+    }
+
+    /// Closes the reads' and the writes' shared connections that no statement has used for
+    /// `idle` or longer; returns how many. The server's sweep calls it every second with
+    /// 10 minutes (as long as sqlx's pool keeps an idle connection).
+    pub fn close_idle_connections(&self, idle: Duration) -> usize {
+        self.reads.close_idle(idle) + self.writes.close_idle(idle)
     }
 
     /// The one-statement writes' connections open now (for tests and diagnostics).
@@ -240,10 +247,12 @@ impl PostgresStore {
         self.sealer.seal(&self.pool).await
     }
 
-    /// The server's sweep: seals what a crash or a caller's own transaction left pending, and
-    /// vacuums the pending table once many sealed rows have left dead tuples in it (its index is
-    /// read from the oldest entry on; where autovacuum is off, nothing else would clean it).
+    /// The server's sweep: closes the shared connections unused for 10 minutes, seals what a
+    /// crash or a caller's own transaction left pending, and vacuums the pending table once
+    /// many sealed rows have left dead tuples in it (its index is read from the oldest entry
+    /// on; where autovacuum is off, nothing else would clean it).
     async fn sweep_changes(&self) -> Result<u64> {
+        self.close_idle_connections(SHARED_IDLE_TIMEOUT);
         let sealed = self.seal_pending().await?;
         let dead: Option<i64> = sqlx::query_scalar(
             "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'scim_changes_pending'",
@@ -314,6 +323,10 @@ impl PostgresStore {
         Ok(self.reads.query(sql, args).await?)
     }
 }
+
+/// How long a shared connection may stay unused before the sweep closes it (sqlx's pool's
+/// `idle_timeout` below is the same).
+const SHARED_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How `database.max_connections` (`total`) is shared out (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

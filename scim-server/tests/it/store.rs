@@ -3006,6 +3006,67 @@ async fn postgres_writes_share_connections_of_their_own() {
     db.cleanup().await;
 }
 
+/// The shared connections of reads and writes that no statement has used for a while are
+/// closed (the server's sweep does it after 10 minutes, as sqlx's pool does with its own), and
+/// the next statement opens a new one; those in use stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shared_connections_unused_for_long_are_closed() {
+    let db = TestDb::postgres().await;
+    let Raw::Postgres(store, _, name) = &db.raw else {
+        unreachable!()
+    };
+    let backends = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        n
+    };
+    create(db.store.as_ref(), "t1", &user("u1", "alice"))
+        .await
+        .unwrap();
+    assert!(
+        db.store
+            .get("t1", users(), "u1", Load::default())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.write_connections_open(), Some(1));
+    assert_eq!(store.read_connections_open(), Some(1));
+    assert_eq!(store.close_idle_connections(Duration::from_secs(600)), 0);
+    assert_eq!(store.write_connections_open(), Some(1));
+    let before = backends().await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(store.close_idle_connections(Duration::from_millis(20)), 2);
+    assert_eq!(store.write_connections_open(), Some(0));
+    assert_eq!(store.read_connections_open(), Some(0));
+    // PostgreSQL sees both backends go.
+    let started = std::time::Instant::now();
+    while backends().await > before - 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the closed connections' backends are still there"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    create(db.store.as_ref(), "t1", &user("u2", "bob"))
+        .await
+        .unwrap();
+    let found = db
+        .store
+        .get("t1", users(), "u2", Load::default())
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().attributes["userName"], json!("bob"));
+    assert_eq!(store.write_connections_open(), Some(1));
+    assert_eq!(last_seq(db.store.as_ref(), "t1").await, 2);
+    db.cleanup().await;
+}
+
 /// Writes ask for a sealing round each after commit ([`Sealer::seal_soon`]); a round starts no
 /// sooner than `ROUND_PACE` after the last one began, so records committed in quick succession
 /// share rounds instead of each running one, and every record is still sealed, in order.
