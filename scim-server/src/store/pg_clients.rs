@@ -181,17 +181,13 @@ impl PgClients {
         sql: &str,
         args: &[Arg],
     ) -> Result<Vec<T>, sqlx::Error> {
-        let Outgoing {
-            slot,
-            types,
-            params,
-            _in_flight,
-        } = self.outgoing(args);
+        let out = self.outgoing(args);
+        let (slot, types, params) = (out.slot, &out.types, &out.params);
         let mut retry = true;
         loop {
             let (conn, fresh) = self.connection(slot).await?;
-            let outcome = match conn.statement(sql, &types).await {
-                Ok(statement) => conn.run(sql, conn.client.query(&statement, &params)).await,
+            let outcome = match conn.statement(sql, types).await {
+                Ok(statement) => conn.run(sql, conn.client.query(&statement, params)).await,
                 Err(e) => Err(e),
             };
             match outcome {
@@ -217,18 +213,14 @@ impl PgClients {
     /// Runs the statement `sql` (one that changes data and commits on its own) with `args`,
     /// sending it at most once; the rows it returned or changed.
     pub(crate) async fn execute_once(&self, sql: &str, args: &[Arg]) -> Result<u64, WriteFailure> {
-        let Outgoing {
-            slot,
-            types,
-            params,
-            _in_flight,
-        } = self.outgoing(args);
+        let out = self.outgoing(args);
+        let (slot, types, params) = (out.slot, &out.types, &out.params);
         let mut retry = true;
         loop {
             let (conn, fresh) = self.connection(slot).await.map_err(WriteFailure::Unsent)?;
             // Preparing executes nothing: a connection lost meanwhile is replaced (once, as a
             // read's), and a refusal is the statement's.
-            let statement = match conn.statement(sql, &types).await {
+            let statement = match conn.statement(sql, types).await {
                 Ok(statement) => statement,
                 Err(e) if retry && !fresh && connection_lost(&e) => {
                     retry = false;
@@ -247,10 +239,7 @@ impl PgClients {
                 slot.retire(&conn);
                 continue;
             }
-            return match conn
-                .run(sql, conn.client.execute(&statement, &params))
-                .await
-            {
+            return match conn.run(sql, conn.client.execute(&statement, params)).await {
                 Ok(n) => Ok(n),
                 Err(e) if connection_lost(&e) => {
                     slot.retire(&conn);
