@@ -29,8 +29,8 @@ macro_rules! impl_sql_store {
         impl $store {
             /// Runs a hot read: on SQLite first on the calling thread (`map` takes its rows,
             /// see `inline_reads.rs`), else, and whenever that hands it back, by the store's
-            /// `pooled_read` (SQLite: sqlx's `FromRow` takes the rows; PostgreSQL: the
-            /// pipelined reads' `DecodeRow`).
+            /// `pooled_read` (SQLite: sqlx's `FromRow` takes the rows; PostgreSQL: the shared
+            /// connections' `DecodeRow`, `pg_clients.rs`).
             async fn hot_read<T>(
                 &self,
                 sql: &str,

@@ -576,7 +576,8 @@ pub trait ChangeLogStore: Send + Sync {
 
     /// The sweep: seals change records that committed without being sealed (a crash between a
     /// write's commit and its sealing, an event appended in a caller's own transaction) and
-    /// returns how many. PostgreSQL only (see [`seal`]); SQLite seals in the write's transaction.
+    /// returns how many. PostgreSQL only (see [`seal`]; its sweep also closes the shared
+    /// connections unused for 10 minutes); SQLite seals in the write's transaction.
     async fn seal(&self) -> Result<u64> {
         Ok(0)
     }

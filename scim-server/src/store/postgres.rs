@@ -121,10 +121,11 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(shares.pool)
             .acquire_timeout(acquire_timeout)
-            // sqlx's ping before lending stays here: it is what lets a write during an outage
-            // answer "nothing was changed" instead of "may or may not have been stored"
-            // (`reliability::outage`); skipping it for connections idle under a second made
-            // Entra's PATCH 11–24 % faster but failed that test (`docs/benchmarks.md`).
+            // sqlx's ping before lending stays for this pool's transactions (a delete, an
+            // event's append, sealing): it is what lets them answer "nothing was changed"
+            // during an outage instead of "may or may not have been stored"
+            // (`reliability::outage`). The one-statement writes need none: their connections'
+            // clients see a close when it happens (`pg_clients.rs`).
             .idle_timeout(Some(SHARED_IDLE_TIMEOUT))
             .connect_with(options)
             .await?;

@@ -15,9 +15,10 @@
 //! - one sealer runs at a time across replicas (a transaction-level advisory lock); each write
 //!   asks for a round after its commit without waiting for it ([`Sealer::seal_soon`]), and
 //!   within a process [`Sealer`] lets the writes that committed while a round was running share
-//!   the next round instead of running one each (a group commit of the chain); such a round
-//!   starts no sooner than [`ROUND_PACE`] after the last one began, so that under load each
-//!   round seals many records (readers that seal first do not wait for the pace).
+//!   the next round instead of running one each (a group commit of the chain): at most one
+//!   round asked for by writes is queued, and it starts no sooner than [`ROUND_PACE`] after
+//!   the last one began, so that under load each round seals many records (readers that seal
+//!   first do not wait for the pace).
 //!
 //! Why this keeps the guarantees the Graph bridge and `audit verify` rely on: numbers are given
 //! at sealing, to committed records only, each one more than the last, so a reader never sees a
@@ -48,7 +49,7 @@ use super::{Result, StoreError};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -113,22 +114,15 @@ pub struct Sealer {
     rounds: AtomicU64,
     /// Held by the running round; when the last round began.
     running: Mutex<Option<tokio::time::Instant>>,
+    /// A round asked for by a write is queued and has not yet read the pending records: a
+    /// write that commits now is sealed by it and need not ask for another.
+    asked: AtomicBool,
 }
 
 impl Sealer {
     /// Seals every sealable record, as seen after the caller's last commit; returns the number
     /// sealed by this call (0 when a round that began after that commit has already run).
     pub async fn seal(&self, pool: &PgPool) -> Result<u64> {
-        self.round(pool, None).await
-    }
-
-    /// Rounds begun so far by this sealer (for tests and diagnostics).
-    pub fn rounds_begun(&self) -> u64 {
-        self.rounds.load(Ordering::Acquire)
-    }
-
-    /// [`Sealer::seal`], starting a round no sooner than `pace` after the last one began.
-    async fn round(&self, pool: &PgPool, pace: Option<Duration>) -> Result<u64> {
         let seen = self.rounds.load(Ordering::Acquire);
         let mut last_start = self.running.lock().await;
         if self.rounds.load(Ordering::Acquire) != seen {
@@ -136,19 +130,20 @@ impl Sealer {
             // caller read it) and has finished: it saw everything the caller committed.
             return Ok(0);
         }
-        if let (Some(pace), Some(last)) = (pace, *last_start) {
-            // Writes that commit meanwhile read the counter before this round increments it:
-            // they find it changed once this round is done, and share it.
-            tokio::time::sleep_until(last + pace).await;
-        }
-        self.rounds.fetch_add(1, Ordering::AcqRel);
-        *last_start = Some(tokio::time::Instant::now());
+        self.begin_round(&mut last_start);
         seal_round(pool).await
+    }
+
+    /// Rounds begun so far by this sealer (for tests and diagnostics).
+    pub fn rounds_begun(&self) -> u64 {
+        self.rounds.load(Ordering::Acquire)
     }
 
     /// Seals after a write's commit, in a task of its own: the writer does not wait for it. A
     /// failure is logged, not returned: the write has committed, and its record waits for the
-    /// next round or the sweep.
+    /// next round or the sweep. At most one such round is queued at a time: a write that finds
+    /// one queued (not yet reading) is sealed by it, and asks for nothing. The queued round
+    /// starts no sooner than [`ROUND_PACE`] after the last one began.
     ///
     /// Why the writer does not wait: rounds run one at a time, and a record committed while a
     /// round runs is sealed by the next one, so a writer that waited for its record waited for
@@ -158,12 +153,30 @@ impl Sealer {
     /// sequence number; every reader of the log seals first or, like the Graph bridge's reader,
     /// reads on until it has caught up; the sweep seals anything left.
     pub fn seal_soon(self: &Arc<Self>, pool: &PgPool) {
+        // Sequentially consistent with the round's clearing: a write that saw the flag set
+        // committed before the queued round clears it, and so before that round reads.
+        if self.asked.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let (sealer, pool) = (Arc::clone(self), pool.clone());
         tokio::spawn(async move {
-            if let Err(e) = sealer.round(&pool, Some(ROUND_PACE)).await {
+            let mut last_start = sealer.running.lock().await;
+            if let Some(last) = *last_start {
+                tokio::time::sleep_until(last + ROUND_PACE).await;
+            }
+            sealer.begin_round(&mut last_start);
+            if let Err(e) = seal_round(&pool).await {
                 tracing::warn!(error = %e, "sealing the change log after a write failed; the sweep retries");
             }
         });
+    }
+
+    /// Marks a round as begun, just before it reads the pending records (the caller holds
+    /// `running`): writes that commit from now on ask for the next round.
+    fn begin_round(&self, last_start: &mut Option<tokio::time::Instant>) {
+        self.asked.store(false, Ordering::SeqCst);
+        self.rounds.fetch_add(1, Ordering::AcqRel);
+        *last_start = Some(tokio::time::Instant::now());
     }
 
     /// The sequence number of the record that was pending as `change_id` (about `resource_id` of
