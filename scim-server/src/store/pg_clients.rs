@@ -96,7 +96,8 @@ struct Connection {
 /// Why a write failed, by whether it reached the database.
 #[derive(Debug)]
 pub(crate) enum WriteFailure {
-    /// No connection could be opened: nothing was sent (the database is unavailable).
+    /// Nothing was sent: no connection could be opened (the database is unavailable), or
+    /// the one there was lost before the statement went out.
     Unsent(sqlx::Error),
     /// The database refused the statement (a constraint, a failed compare-and-swap, an
     /// invalid plan): it changed nothing. Carries the SQLSTATE.
